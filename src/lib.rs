@@ -1,0 +1,8 @@
+//! Dreamroll: a MIDI generator with a learned piano-roll decoder.
+//!
+//! Data flows one way: MIDI files become piano rolls ([`roll`]), rolls are judged by
+//! [`metrics`], and folders of files are gathered by [`corpus`].
+
+pub mod corpus;
+pub mod metrics;
+pub mod roll;

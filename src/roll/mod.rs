@@ -1,0 +1,13 @@
+//! Piano rolls and their conversion from and to MIDI.
+
+mod export;
+mod import;
+mod midi_file;
+mod piano_roll;
+mod representation;
+
+pub use export::{roll_to_midi, ticks_per_quarter_for};
+pub use import::{score_to_piece, ImportReport, ImportedPiece, TrackAssignment};
+pub use midi_file::{read_midi, write_midi, MidiError, Score, ScoreNote, TrackToWrite, MAX_QUARTERS};
+pub use piano_roll::{GridNote, PlaceError, Roll};
+pub use representation::{Meter, Representation, RepresentationError, TrackSpec, DRUM_CHANNEL, MAX_BEATS_PER_BAR, MAX_STEPS_PER_BEAT};

@@ -1,0 +1,222 @@
+//! The piano roll: tracks x steps x pitches.
+//!
+//! Two planes rather than one, because a single "is sounding" plane cannot tell two repeated
+//! eighth notes from one quarter note: `onsets` marks where notes start (holding their
+//! velocity, so velocities survive without a third plane to keep in step), `sustain` marks
+//! every step a note sounds, its onset step included.
+
+use super::representation::Representation;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// A note on the grid, in roll terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GridNote {
+    pub track: usize,
+    pub start: usize,
+    pub pitch: u8,
+    /// In steps, at least 1.
+    pub length: usize,
+    /// 1..=127.
+    pub velocity: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Roll {
+    representation: Arc<Representation>,
+    steps: usize,
+    onsets: Vec<u8>,
+    sustain: Vec<bool>,
+}
+
+/// Why a note could not be placed in a roll.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceError {
+    #[error("pitch {pitch} lies outside the roll's window {low}..{high}")]
+    OutsideWindow { pitch: u8, low: u8, high: u16 },
+    #[error("a note at step {start} lasting {length} steps does not fit a roll of {steps} steps")]
+    OutsideRoll { start: usize, length: usize, steps: usize },
+    #[error("track {track} does not exist in a roll of {tracks} tracks")]
+    NoSuchTrack { track: usize, tracks: usize },
+    #[error("velocity must be 1..=127, not {0}")]
+    Velocity(u8),
+}
+
+impl Roll {
+    /// An empty roll. The representation is assumed valid (see [`Representation::validate`]).
+    pub fn new(representation: Arc<Representation>, steps: usize) -> Roll {
+        let cells = representation.track_count() * steps * representation.pitch_count();
+        Roll { representation, steps, onsets: vec![0; cells], sustain: vec![false; cells] }
+    }
+
+    pub fn representation(&self) -> &Arc<Representation> {
+        &self.representation
+    }
+
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    pub fn track_count(&self) -> usize {
+        self.representation.track_count()
+    }
+
+    pub fn pitch_count(&self) -> usize {
+        self.representation.pitch_count()
+    }
+
+    /// Whole bars in this roll (a trailing partial bar is not counted).
+    pub fn bar_count(&self) -> usize {
+        self.steps / self.representation.steps_per_bar()
+    }
+
+    fn cell(&self, track: usize, step: usize, row: usize) -> usize {
+        (track * self.steps + step) * self.pitch_count() + row
+    }
+
+    /// Velocity of the note starting at this cell, 0 where none starts.
+    pub fn onset(&self, track: usize, step: usize, row: usize) -> u8 {
+        self.onsets[self.cell(track, step, row)]
+    }
+
+    pub fn is_sounding(&self, track: usize, step: usize, row: usize) -> bool {
+        self.sustain[self.cell(track, step, row)]
+    }
+
+    /// The rows sounding at one step of one track, as a slice indexed by row.
+    pub fn sounding_at(&self, track: usize, step: usize) -> &[bool] {
+        let start = self.cell(track, step, 0);
+        &self.sustain[start..start + self.pitch_count()]
+    }
+
+    /// The onset velocities at one step of one track, indexed by row.
+    pub fn onsets_at(&self, track: usize, step: usize) -> &[u8] {
+        let start = self.cell(track, step, 0);
+        &self.onsets[start..start + self.pitch_count()]
+    }
+
+    /// Places a note. A note placed over a sounding one of the same pitch cuts it there,
+    /// as a repeated key does on a keyboard.
+    pub fn place(&mut self, note: GridNote) -> Result<(), PlaceError> {
+        let representation = &self.representation;
+        if note.track >= representation.track_count() {
+            return Err(PlaceError::NoSuchTrack { track: note.track, tracks: representation.track_count() });
+        }
+        let row = representation.pitch_row(note.pitch).ok_or(PlaceError::OutsideWindow {
+            pitch: note.pitch,
+            low: representation.lowest_pitch,
+            high: u16::from(representation.lowest_pitch) + u16::from(representation.pitch_count),
+        })?;
+        if note.length == 0 || note.start.checked_add(note.length).is_none_or(|end| end > self.steps) {
+            return Err(PlaceError::OutsideRoll { start: note.start, length: note.length, steps: self.steps });
+        }
+        if note.velocity == 0 || note.velocity > 127 {
+            return Err(PlaceError::Velocity(note.velocity));
+        }
+        let onset = self.cell(note.track, note.start, row);
+        self.onsets[onset] = note.velocity;
+        for step in note.start..note.start + note.length {
+            let cell = self.cell(note.track, step, row);
+            self.sustain[cell] = true;
+        }
+        Ok(())
+    }
+
+    /// Marks a note that began before this roll and sounds into it for `length` steps: it
+    /// sounds, but has no onset here. Cutting pieces into bars makes such notes.
+    pub fn place_tied_in(&mut self, track: usize, pitch: u8, length: usize) {
+        let Some(row) = self.representation.pitch_row(pitch) else { return };
+        for step in 0..length.min(self.steps) {
+            let cell = self.cell(track, step, row);
+            if step > 0 && self.onsets[cell] > 0 {
+                break;
+            }
+            self.sustain[cell] = true;
+        }
+    }
+
+    /// The notes that start in this roll, sorted by track, start, pitch. A note lasts from its
+    /// onset while the pitch keeps sounding and no new onset of it comes; sounding cells with
+    /// no onset before them (notes tied in from before the roll) start no note.
+    pub fn notes(&self) -> Vec<GridNote> {
+        let mut notes = Vec::new();
+        for track in 0..self.track_count() {
+            for start in 0..self.steps {
+                for (row, &velocity) in self.onsets_at(track, start).iter().enumerate() {
+                    if velocity == 0 {
+                        continue;
+                    }
+                    let mut end = start + 1;
+                    while end < self.steps && self.is_sounding(track, end, row) && self.onset(track, end, row) == 0 {
+                        end += 1;
+                    }
+                    notes.push(GridNote {
+                        track,
+                        start,
+                        pitch: self.representation.pitch_of_row(row),
+                        length: end - start,
+                        velocity,
+                    });
+                }
+            }
+        }
+        notes
+    }
+
+    /// A copy of the steps in `range`, with notes crossing its start kept as tied-in sound.
+    pub fn slice(&self, range: Range<usize>) -> Roll {
+        assert!(range.start <= range.end && range.end <= self.steps, "slice {range:?} of {} steps", self.steps);
+        let mut part = Roll::new(self.representation.clone(), range.len());
+        for track in 0..self.track_count() {
+            let from = self.cell(track, range.start, 0);
+            let to = part.cell(track, 0, 0);
+            let cells = range.len() * self.pitch_count();
+            part.onsets[to..to + cells].copy_from_slice(&self.onsets[from..from + cells]);
+            part.sustain[to..to + cells].copy_from_slice(&self.sustain[from..from + cells]);
+        }
+        part
+    }
+
+    /// Consecutive `bars`-bar pieces of this roll, starting every `hop` bars; a remainder
+    /// shorter than `bars` is left out.
+    pub fn phrases(&self, bars: usize, hop: usize) -> Vec<Roll> {
+        let bar = self.representation.steps_per_bar();
+        let (length, hop) = (bars * bar, hop.max(1) * bar);
+        (0..)
+            .map(|k| k * hop)
+            .take_while(|start| start + length <= self.steps)
+            .map(|start| self.slice(start..start + length))
+            .collect()
+    }
+
+    /// The roll moved by `semitones`, or `None` when a sounding note would leave the window
+    /// (augmentation should skip such a shift rather than mangle the music).
+    pub fn transposed(&self, semitones: i32) -> Option<Roll> {
+        let pitches = self.pitch_count() as i64;
+        let shift = i64::from(semitones);
+        let mut moved = Roll::new(self.representation.clone(), self.steps);
+        for track in 0..self.track_count() {
+            for step in 0..self.steps {
+                for row in 0..self.pitch_count() {
+                    let from = self.cell(track, step, row);
+                    if !self.sustain[from] {
+                        continue;
+                    }
+                    let target = row as i64 + shift;
+                    if !(0..pitches).contains(&target) {
+                        return None;
+                    }
+                    let to = moved.cell(track, step, target as usize);
+                    moved.sustain[to] = true;
+                    moved.onsets[to] = self.onsets[from];
+                }
+            }
+        }
+        Some(moved)
+    }
+
+    /// True when no note sounds in `steps` of `track`.
+    pub fn is_silent(&self, track: usize, steps: Range<usize>) -> bool {
+        steps.into_iter().all(|step| !self.sounding_at(track, step).contains(&true))
+    }
+}

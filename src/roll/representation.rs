@@ -1,0 +1,219 @@
+//! The grid that every roll lives on.
+//!
+//! A roll's cells mean nothing without the grid they were cut on, so the grid travels with
+//! every roll (and, later, with every model card) and is validated once, where it enters.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A time signature. The *beat* of a representation is the denominator's note value, so
+/// 6/8 has six eighth-note beats per bar and 4/4 four quarter-note beats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Meter {
+    pub numerator: u8,
+    pub denominator: u8,
+}
+
+impl Meter {
+    pub const COMMON: Meter = Meter { numerator: 4, denominator: 4 };
+
+    pub fn new(numerator: u8, denominator: u8) -> Result<Meter, RepresentationError> {
+        let meter = Meter { numerator, denominator };
+        meter.validate()?;
+        Ok(meter)
+    }
+
+    /// Any meter a MIDI file can state. Free-metre folk songs notate bars of 116/4, so the
+    /// numerator is not bounded here; a representation bounds it (see [`MAX_BEATS_PER_BAR`]).
+    fn validate(self) -> Result<(), RepresentationError> {
+        if self.numerator == 0 {
+            return Err(RepresentationError::new(format!("meter {self}: a bar needs at least one beat")));
+        }
+        if !self.denominator.is_power_of_two() || self.denominator > 64 {
+            return Err(RepresentationError::new(format!(
+                "meter {self}: the beat unit must be a power of two up to 64"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Meter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.numerator, self.denominator)
+    }
+}
+
+impl std::str::FromStr for Meter {
+    type Err = RepresentationError;
+
+    fn from_str(text: &str) -> Result<Meter, RepresentationError> {
+        let bad = || RepresentationError::new(format!("`{text}` is not a meter like 4/4 or 6/8"));
+        let (numerator, denominator) = text.split_once('/').ok_or_else(bad)?;
+        let numerator = numerator.trim().parse().map_err(|_| bad())?;
+        let denominator = denominator.trim().parse().map_err(|_| bad())?;
+        Meter::new(numerator, denominator)
+    }
+}
+
+/// One roll track: which instrument part it holds and where its MIDI goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackSpec {
+    pub name: String,
+    /// MIDI channel, 0-based (0..=15).
+    pub channel: u8,
+    /// Drum tracks take the notes of the General MIDI percussion channel and are exempt
+    /// from pitch metrics that only make sense for pitched parts.
+    #[serde(default)]
+    pub is_drum: bool,
+}
+
+impl TrackSpec {
+    pub fn new(name: impl Into<String>, channel: u8) -> TrackSpec {
+        TrackSpec { name: name.into(), channel, is_drum: false }
+    }
+}
+
+/// General MIDI's percussion channel (channel 10, 0-based 9).
+pub const DRUM_CHANNEL: u8 = 9;
+
+/// The shape of a piano roll.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Representation {
+    /// Grid steps per beat (the meter's denominator note).
+    pub steps_per_beat: u16,
+    pub meter: Meter,
+    /// How many bars a model sees at once.
+    pub bars_per_phrase: u16,
+    /// MIDI pitch of the roll's first pitch row.
+    pub lowest_pitch: u8,
+    /// Pitch rows; a narrow window fitted to the corpus keeps models small.
+    pub pitch_count: u8,
+    pub tracks: Vec<TrackSpec>,
+}
+
+/// Refuses a grid that cannot be rolled or written back to MIDI.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid representation: {0}")]
+pub struct RepresentationError(String);
+
+impl RepresentationError {
+    fn new(message: String) -> RepresentationError {
+        RepresentationError(message)
+    }
+}
+
+/// The finest grid supported: MuseGAN's 24 steps per quarter note, times four, is enough for
+/// any tuplet a bar of real music uses, and keeps MIDI export at whole ticks.
+pub const MAX_STEPS_PER_BEAT: u16 = 96;
+
+/// The longest bar a roll holds; longer "bars" are free-metre notation, not a grid to learn.
+pub const MAX_BEATS_PER_BAR: u8 = 32;
+
+impl Representation {
+    /// Checks every field, so that code downstream can index without checks of its own.
+    pub fn validate(&self) -> Result<(), RepresentationError> {
+        if self.steps_per_beat == 0 || self.steps_per_beat > MAX_STEPS_PER_BEAT {
+            return Err(RepresentationError::new(format!(
+                "steps per beat is {}; it must be 1..={MAX_STEPS_PER_BEAT}",
+                self.steps_per_beat
+            )));
+        }
+        self.meter.validate()?;
+        if self.meter.numerator > MAX_BEATS_PER_BAR || self.meter.denominator > 32 {
+            return Err(RepresentationError::new(format!(
+                "meter {}: a roll's bar has at most {MAX_BEATS_PER_BAR} beats of at least a 32nd note",
+                self.meter
+            )));
+        }
+        if self.bars_per_phrase == 0 || self.bars_per_phrase > 64 {
+            return Err(RepresentationError::new(format!(
+                "bars per phrase is {}; it must be 1..=64",
+                self.bars_per_phrase
+            )));
+        }
+        if self.pitch_count == 0 || u16::from(self.lowest_pitch) + u16::from(self.pitch_count) > 128 {
+            return Err(RepresentationError::new(format!(
+                "pitch window {}..{} is not inside MIDI's 0..128",
+                self.lowest_pitch,
+                u16::from(self.lowest_pitch) + u16::from(self.pitch_count)
+            )));
+        }
+        if self.tracks.is_empty() || self.tracks.len() > 16 {
+            return Err(RepresentationError::new(format!(
+                "{} tracks; a roll has 1..=16",
+                self.tracks.len()
+            )));
+        }
+        for (index, track) in self.tracks.iter().enumerate() {
+            if track.name.trim().is_empty() {
+                return Err(RepresentationError::new(format!("track {index} has no name")));
+            }
+            if track.channel > 15 {
+                return Err(RepresentationError::new(format!(
+                    "track `{}` is on channel {}; channels are 0..=15",
+                    track.name, track.channel
+                )));
+            }
+            if track.is_drum != (track.channel == DRUM_CHANNEL) {
+                return Err(RepresentationError::new(format!(
+                    "track `{}`: drum tracks, and only they, use channel {DRUM_CHANNEL}",
+                    track.name
+                )));
+            }
+            if let Some(other) = self.tracks[..index].iter().find(|t| t.channel == track.channel) {
+                return Err(RepresentationError::new(format!(
+                    "tracks `{}` and `{}` share channel {}",
+                    other.name, track.name, track.channel
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn beats_per_bar(&self) -> usize {
+        usize::from(self.meter.numerator)
+    }
+
+    pub fn steps_per_beat(&self) -> usize {
+        usize::from(self.steps_per_beat)
+    }
+
+    pub fn steps_per_bar(&self) -> usize {
+        self.beats_per_bar() * self.steps_per_beat()
+    }
+
+    pub fn steps_per_phrase(&self) -> usize {
+        self.steps_per_bar() * usize::from(self.bars_per_phrase)
+    }
+
+    pub fn track_count(&self) -> usize {
+        self.tracks.len()
+    }
+
+    pub fn pitch_count(&self) -> usize {
+        usize::from(self.pitch_count)
+    }
+
+    /// The roll row of a MIDI pitch, or `None` outside the window.
+    pub fn pitch_row(&self, pitch: u8) -> Option<usize> {
+        let row = usize::from(pitch.checked_sub(self.lowest_pitch)?);
+        (row < self.pitch_count()).then_some(row)
+    }
+
+    pub fn pitch_of_row(&self, row: usize) -> u8 {
+        self.lowest_pitch + row as u8
+    }
+
+    /// Steps per quarter note as a fraction (numerator, denominator), since in 6/8 at an odd
+    /// number of steps per beat it is not whole.
+    pub fn steps_per_quarter(&self) -> (u64, u64) {
+        (u64::from(self.steps_per_beat) * u64::from(self.meter.denominator), 4)
+    }
+
+    /// A step's length in quarter notes, for metrics defined by duration.
+    pub fn quarters_per_step(&self) -> f64 {
+        let (num, den) = self.steps_per_quarter();
+        den as f64 / num as f64
+    }
+}

@@ -1,0 +1,31 @@
+//! Developer tasks for Dreamroll: `cargo xtask <task>`.
+//!
+//! Tasks live here rather than in shell scripts so that they run the same on every machine
+//! and share the library's own code (the corpus loader and the metrics).
+
+mod corpus;
+mod eval;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Dreamroll developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Rebuild the training corpus (Bach chorales and folk melodies) from the music21 package.
+    Corpus(corpus::CorpusArgs),
+    /// Compute the objective metrics over a folder of MIDI files.
+    Eval(eval::EvalArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Corpus(args) => corpus::run(args),
+        Task::Eval(args) => eval::run(args),
+    }
+}
