@@ -3,7 +3,9 @@
 //! A user's folder always holds some broken files. Each is skipped with its reason, the rest
 //! is read, and the summary says what happened to every file and every note.
 
-use crate::roll::{read_midi, score_to_piece, ImportReport, ImportedPiece, MidiError, Representation, Score, TrackAssignment};
+use crate::roll::{
+    read_midi, score_to_piece, ImportReport, ImportedPiece, MidiError, Representation, Score, TrackAssignment, TrackSpec, DRUM_CHANNEL,
+};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,9 @@ impl FileError {
 fn short_reason(error: &MidiError) -> String {
     match error {
         MidiError::Malformed(detail) => format!("damaged ({detail})"),
+        MidiError::Truncated { .. } => "truncated".into(),
+        MidiError::BadChunk { .. } => "damaged (bad chunk type)".into(),
+        MidiError::TrackCount { .. } => "damaged (wrong track count)".into(),
         MidiError::SequentialFormat => "format 2".into(),
         MidiError::SmpteTiming { .. } => "SMPTE time division".into(),
         MidiError::ZeroTicksPerQuarter => "0 ticks per quarter".into(),
@@ -116,6 +121,24 @@ pub struct Corpus {
 }
 
 impl ScoreFolder {
+    /// One track per MIDI channel in use, named after the first MIDI track seen on it: the
+    /// layout of a folder whose parts nobody described.
+    pub fn tracks_by_channel(&self) -> Vec<TrackSpec> {
+        let mut names: BTreeMap<u8, String> = BTreeMap::new();
+        for (_, score) in &self.scores {
+            for note in &score.notes {
+                names.entry(note.channel).or_insert_with(|| match score.track_names[note.track].as_str() {
+                    "" => format!("Channel {}", note.channel + 1),
+                    name => name.to_string(),
+                });
+            }
+        }
+        names
+            .into_iter()
+            .map(|(channel, name)| TrackSpec { name, channel, is_drum: channel == DRUM_CHANNEL })
+            .collect()
+    }
+
     pub fn into_corpus(self, representation: &Arc<Representation>, assignment: TrackAssignment) -> Corpus {
         let mut report = ImportReport::default();
         let pieces = self

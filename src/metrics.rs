@@ -390,3 +390,182 @@ pub struct MetricsSummary {
     pub tonal_distance: Option<f64>,
     pub tonal_distance_pairs: Vec<TonalDistancePair>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roll::{GridNote, Meter, Representation, TrackSpec};
+    use std::sync::Arc;
+
+    /// A roll at `steps_per_beat` in 4/4 over the full MIDI range, with `(track, start, pitch,
+    /// length)` notes.
+    fn roll(steps_per_beat: u16, tracks: usize, bars: usize, notes: &[(usize, usize, u8, usize)]) -> Roll {
+        let representation = Arc::new(Representation {
+            steps_per_beat,
+            meter: Meter::COMMON,
+            bars_per_phrase: 1,
+            lowest_pitch: 0,
+            pitch_count: 128,
+            tracks: (0..tracks).map(|t| TrackSpec::new(format!("t{t}"), t as u8)).collect(),
+        });
+        let steps = bars * representation.steps_per_bar();
+        let mut roll = Roll::new(representation, steps);
+        for &(track, start, pitch, length) in notes {
+            roll.place(GridNote { track, start, pitch, length, velocity: 100 }).unwrap();
+        }
+        roll
+    }
+
+    fn close(actual: Option<f64>, expected: f64) -> bool {
+        actual.is_some_and(|a| (a - expected).abs() < 1e-9)
+    }
+
+    const C_MAJOR_SCALE: [u8; 8] = [60, 62, 64, 65, 67, 69, 71, 72];
+
+    fn c_major_scale_in_eighths() -> Roll {
+        let notes: Vec<_> = C_MAJOR_SCALE.iter().enumerate().map(|(i, &p)| (0, i * 2, p, 2)).collect();
+        roll(4, 1, 1, &notes)
+    }
+
+    #[test]
+    fn a_c_major_scale_uses_seven_pitch_classes() {
+        assert!(close(used_pitch_classes(&c_major_scale_in_eighths(), 0).mean(), 7.0));
+    }
+
+    #[test]
+    fn upc_counts_only_non_empty_bars() {
+        let two_bars = roll(4, 1, 3, &[(0, 0, 60, 4), (0, 4, 64, 4), (0, 32, 61, 16)]);
+        assert_eq!(used_pitch_classes(&two_bars, 0), Tally::of(3.0, 2.0));
+        assert!(used_pitch_classes(&roll(4, 1, 2, &[]), 0).mean().is_none());
+    }
+
+    #[test]
+    fn upc_folds_octaves_into_pitch_classes() {
+        let octaves = roll(4, 1, 1, &[(0, 0, 48, 4), (0, 4, 60, 4), (0, 8, 72, 4), (0, 12, 61, 4)]);
+        assert!(close(used_pitch_classes(&octaves, 0).mean(), 2.0));
+    }
+
+    #[test]
+    fn two_empty_beats_of_eight_give_a_quarter() {
+        // Two bars of 4/4; beats 3 and 6 are silent.
+        let notes = [(0, 0, 60, 8), (0, 12, 62, 8), (0, 24, 64, 8)];
+        let two_bars = roll(4, 1, 2, &notes);
+        assert!(close(empty_beats(&two_bars, &[0]).mean(), 0.25));
+    }
+
+    #[test]
+    fn empty_beats_over_tracks_need_all_of_them_silent() {
+        let notes = [(0, 0, 60, 4), (1, 4, 48, 4)];
+        let bar = roll(4, 2, 1, &notes);
+        assert!(close(empty_beats(&bar, &[0]).mean(), 0.75));
+        assert!(close(empty_beats(&bar, &[0, 1]).mean(), 0.5));
+    }
+
+    #[test]
+    fn sixteen_one_step_notes_at_24_steps_per_beat_qualify_none() {
+        let notes: Vec<_> = (0..16).map(|i| (0, i * 6, 60 + i as u8, 1)).collect();
+        assert!(close(qualified_notes(&roll(24, 1, 1, &notes), 0).mean(), 0.0));
+    }
+
+    #[test]
+    fn a_thirty_second_note_qualifies_at_any_resolution() {
+        let at_24 = roll(24, 1, 1, &[(0, 0, 60, 3), (0, 3, 62, 2)]);
+        assert!(close(qualified_notes(&at_24, 0).mean(), 0.5));
+        let at_8 = roll(8, 1, 1, &[(0, 0, 60, 1)]);
+        assert!(close(qualified_notes(&at_8, 0).mean(), 1.0), "one step at 8 per beat is a 32nd");
+        let at_16 = roll(16, 1, 1, &[(0, 0, 60, 1), (0, 1, 60, 2)]);
+        assert_eq!(qualified_notes(&at_16, 0), Tally::of(1.0, 2.0));
+    }
+
+    #[test]
+    fn empty_bars_per_track() {
+        let rolled = roll(4, 2, 4, &[(0, 0, 60, 16), (0, 20, 60, 16), (1, 60, 40, 4)]);
+        assert_eq!(empty_bars(&rolled, 0), Tally::of(1.0, 4.0), "bar 3 alone is empty; the tied note fills bar 2");
+        assert_eq!(empty_bars(&rolled, 1), Tally::of(3.0, 4.0));
+    }
+
+    #[test]
+    fn polyphony_needs_more_than_two_pitches_across_tracks() {
+        // Steps 0-3: a triad over two tracks; 4-7: two pitches; 8-11: unison counts once.
+        let notes = [(0, 0, 60, 4), (0, 0, 64, 4), (1, 0, 67, 4), (0, 4, 60, 4), (1, 4, 64, 4), (0, 8, 60, 4), (1, 8, 60, 4), (0, 8, 64, 4)];
+        let bar = roll(4, 2, 1, &notes);
+        assert!(close(polyphony(&bar).mean(), 4.0 / 16.0));
+    }
+
+    #[test]
+    fn pitch_class_entropy_runs_from_zero_to_log_twelve() {
+        let one_class = roll(4, 1, 1, &[(0, 0, 60, 4), (0, 4, 72, 4)]);
+        assert!(close(pitch_class_entropy(&one_class), 0.0));
+        let chromatic: Vec<_> = (0..12).map(|i| (0, i, 60 + i as u8, 1)).collect();
+        assert!(close(pitch_class_entropy(&roll(4, 1, 1, &chromatic)), 12f64.log2()));
+        let two_even = roll(4, 1, 1, &[(0, 0, 60, 1), (0, 1, 67, 1)]);
+        assert!(close(pitch_class_entropy(&two_even), 1.0));
+        assert!(pitch_class_entropy(&roll(4, 1, 1, &[])).is_none());
+    }
+
+    #[test]
+    fn scale_consistency_finds_the_best_scale() {
+        assert!(close(scale_consistency(&c_major_scale_in_eighths()), 1.0));
+        assert_eq!(best_scale(&c_major_scale_in_eighths()).map(|(_, tonic, major)| (tonic, major)), Some((0, true)));
+        let chromatic: Vec<_> = (0..12).map(|i| (0, i, 60 + i as u8, 1)).collect();
+        assert!(close(scale_consistency(&roll(4, 1, 1, &chromatic)), 7.0 / 12.0));
+        // A harmonic-minor A: G sharp is outside every major and natural-minor scale that holds the rest.
+        let a_harmonic_minor: Vec<_> = [57, 59, 60, 62, 64, 65, 68, 69].iter().enumerate().map(|(i, &p)| (0, i * 2, p, 2)).collect();
+        assert!(close(scale_consistency(&roll(4, 1, 1, &a_harmonic_minor)), 7.0 / 8.0));
+    }
+
+    #[test]
+    fn the_tonal_centroid_of_one_pitch_class_lies_on_all_three_circles() {
+        let mut chroma = [0.0; 12];
+        chroma[0] = 3.0;
+        let centroid = tonal_centroid(&chroma).unwrap();
+        let expected = [0.0, 1.0, 0.0, 1.0, 0.0, 0.5];
+        assert!(centroid.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-12), "{centroid:?}");
+        assert!(tonal_centroid(&[0.0; 12]).is_none());
+    }
+
+    #[test]
+    fn tonal_distance_is_zero_in_unison_and_known_for_a_fifth() {
+        let unison = roll(4, 2, 1, &[(0, 0, 60, 16), (1, 0, 48, 16)]);
+        assert!(close(tonal_distance(&unison, 0, 1).mean(), 0.0));
+        // G is pitch class 7: on each circle it lies 7 steps of that circle's angle from C, and
+        // two points at radius r an angle a apart are r * sqrt(2 (1 - cos a)) apart.
+        let fifth = roll(4, 2, 1, &[(0, 0, 67, 16), (1, 0, 60, 16)]);
+        let squared_chord = |r: f64, angle: f64| r * r * 2.0 * (1.0 - angle.cos());
+        let pi = std::f64::consts::PI;
+        let expected = (squared_chord(1.0, 7.0 * 7.0 * pi / 6.0)
+            + squared_chord(1.0, 7.0 * 3.0 * pi / 2.0)
+            + squared_chord(0.5, 7.0 * 2.0 * pi / 3.0))
+        .sqrt();
+        assert!(close(tonal_distance(&fifth, 0, 1).mean(), expected));
+        assert_eq!(tonal_distance(&fifth, 0, 1).count, 4.0, "four beats where both sound");
+    }
+
+    #[test]
+    fn tonal_distance_skips_beats_where_one_track_rests() {
+        let half = roll(4, 2, 1, &[(0, 0, 67, 16), (1, 0, 60, 8)]);
+        assert_eq!(tonal_distance(&half, 0, 1).count, 2.0);
+    }
+
+    #[test]
+    fn groove_consistency_compares_adjacent_bars() {
+        let same: Vec<_> = (0..2).flat_map(|bar| [(0, bar * 16, 60, 4), (0, bar * 16 + 8, 62, 4)]).collect();
+        assert!(close(groove_consistency(&roll(4, 1, 2, &same)).mean(), 1.0));
+        let shifted = roll(4, 1, 2, &[(0, 0, 60, 4), (0, 20, 60, 4)]);
+        assert!(close(groove_consistency(&shifted).mean(), 1.0 - 2.0 / 16.0));
+        assert!(groove_consistency(&roll(4, 1, 1, &[])).mean().is_none());
+    }
+
+    #[test]
+    fn the_accumulator_averages_over_bars_not_rolls() {
+        let mut metrics = MetricsAccumulator::default();
+        metrics.add(&roll(4, 2, 1, &[(0, 0, 60, 16)]));
+        metrics.add(&roll(4, 2, 3, &[(0, 0, 60, 48), (1, 0, 48, 48)]));
+        let summary = metrics.summary();
+        assert_eq!((summary.rolls, summary.bars), (2, 4));
+        assert!(close(summary.tracks[1].empty_bars, 0.25));
+        assert!(close(summary.empty_bars, 1.0 / 8.0));
+        assert_eq!(summary.tonal_distance_pairs.len(), 1);
+        assert!(close(summary.tonal_distance, 0.0));
+    }
+}

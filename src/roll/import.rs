@@ -109,11 +109,7 @@ pub fn score_to_piece(score: &Score, representation: &Arc<Representation>, assig
             continue;
         }
         let first_step = grid.step(span.start);
-        let steps = grid.step(span.end).saturating_sub(first_step).div_ceil(steps_per_bar) * steps_per_bar;
-        if steps == 0 {
-            continue;
-        }
-        let mut roll = Roll::new(representation.clone(), steps as usize);
+        let span_steps = grid.step(span.end).saturating_sub(first_step);
         let mut placed: Vec<GridNote> = Vec::new();
         for note in score.notes.iter().filter(in_span) {
             let Some(track) = track_of(note) else {
@@ -127,9 +123,9 @@ pub fn score_to_piece(score: &Score, representation: &Arc<Representation>, assig
             if !grid.is_on_grid(note.start) {
                 report.moved_to_grid += 1;
             }
-            // An onset just before the span's end can round onto it; it belongs to the last step.
-            let start = (grid.step(note.start) - first_step).min(steps - 1);
-            let end = (grid.step(note.end) - first_step).clamp(start + 1, steps);
+            let start = grid.step(note.start) - first_step;
+            // Every note lasts at least a step; none sounds past its span (into another meter).
+            let end = (grid.step(note.end) - first_step).min(span_steps).max(start + 1);
             placed.push(GridNote {
                 track,
                 start: start as usize,
@@ -138,6 +134,12 @@ pub fn score_to_piece(score: &Score, representation: &Arc<Representation>, assig
                 velocity: note.velocity,
             });
         }
+        let last_end = placed.iter().map(|note| (note.start + note.length) as u64).max().unwrap_or(0);
+        let steps = span_steps.max(last_end).div_ceil(steps_per_bar) * steps_per_bar;
+        if steps == 0 {
+            continue;
+        }
+        let mut roll = Roll::new(representation.clone(), steps as usize);
         report.merged += merge_collisions(&mut placed);
         for note in placed {
             roll.place(note).expect("notes were fitted to the roll above");
@@ -238,4 +240,157 @@ fn meter_spans(score: &Score) -> Vec<MeterSpan> {
         }
     }
     spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roll::TrackSpec;
+
+    const TPQ: u16 = 480;
+
+    fn representation(tracks: Vec<TrackSpec>) -> Arc<Representation> {
+        Arc::new(Representation {
+            steps_per_beat: 4,
+            meter: Meter::COMMON,
+            bars_per_phrase: 1,
+            lowest_pitch: 48,
+            pitch_count: 36,
+            tracks,
+        })
+    }
+
+    fn two_voices() -> Arc<Representation> {
+        representation(vec![TrackSpec::new("Upper", 0), TrackSpec::new("Lower", 1)])
+    }
+
+    fn note(track: usize, channel: u8, pitch: u8, start: u64, end: u64) -> ScoreNote {
+        ScoreNote { track, channel, pitch, velocity: 90, start, end }
+    }
+
+    fn score(notes: Vec<ScoreNote>, meters: Vec<(u64, Meter)>) -> Score {
+        let end = notes.iter().map(|n| n.end).max().unwrap_or(0);
+        Score {
+            ticks_per_quarter: TPQ,
+            tempos: vec![(0, 500_000)],
+            meters,
+            notes,
+            track_names: vec![String::new(); 4],
+            end,
+            unterminated_notes: 0,
+        }
+    }
+
+    fn grid(track: usize, start: usize, pitch: u8, length: usize) -> GridNote {
+        GridNote { track, start, pitch, length, velocity: 90 }
+    }
+
+    #[test]
+    fn notes_land_on_the_nearest_step_and_moves_are_counted() {
+        let piece = score_to_piece(
+            &score(vec![note(0, 0, 60, 0, 480), note(0, 0, 62, 470, 965), note(0, 0, 64, 160, 170)], vec![]),
+            &two_voices(),
+            TrackAssignment::ByChannel,
+        );
+        assert_eq!(piece.segments.len(), 1);
+        assert_eq!(piece.segments[0].steps(), 16, "the piece is padded to a whole bar");
+        assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 4), grid(0, 1, 64, 1), grid(0, 4, 62, 4)]);
+        assert_eq!(piece.report.moved_to_grid, 2);
+        assert_eq!(piece.report.notes_placed, 3);
+    }
+
+    #[test]
+    fn a_pickup_keeps_its_place_in_the_bar() {
+        // One-beat pickup, padded with three beats of silence as the corpus is.
+        let piece = score_to_piece(&score(vec![note(0, 0, 67, 1440, 1920), note(0, 0, 72, 1920, 3840)], vec![]), &two_voices(), TrackAssignment::ByChannel);
+        assert_eq!(piece.segments[0].notes(), vec![grid(0, 12, 67, 4), grid(0, 16, 72, 16)]);
+        assert_eq!(piece.bar_count(), 2);
+    }
+
+    #[test]
+    fn only_spans_in_the_wanted_meter_are_kept() {
+        let bar = 4 * u64::from(TPQ);
+        let three_four = 3 * u64::from(TPQ);
+        let meters = vec![(0, Meter::COMMON), (2 * bar, Meter::new(3, 4).unwrap()), (2 * bar + 2 * three_four, Meter::COMMON)];
+        let back = 2 * bar + 2 * three_four;
+        let notes = vec![
+            note(0, 0, 60, 0, bar),
+            note(0, 0, 62, 2 * bar, 2 * bar + three_four),
+            note(0, 0, 64, 2 * bar + three_four, back + 480),
+            note(0, 0, 65, back + 480, back + bar),
+        ];
+        let piece = score_to_piece(&score(notes, meters), &two_voices(), TrackAssignment::ByChannel);
+        assert_eq!(piece.segments.len(), 2);
+        assert_eq!(piece.segments[0].steps(), 32);
+        assert_eq!(piece.segments[1].steps(), 16);
+        assert_eq!(piece.report.other_meter, 2);
+        assert_eq!(piece.segments[1].notes(), vec![grid(0, 4, 65, 12)]);
+        assert!(piece.segments[1].is_sounding(0, 0, 64 - 48), "the note tied over the meter change is heard");
+        assert!(!piece.segments[1].is_sounding(0, 4, 64 - 48));
+    }
+
+    #[test]
+    fn meter_repeated_is_one_span() {
+        let bar = 4 * u64::from(TPQ);
+        let meters = vec![(0, Meter::COMMON), (bar, Meter::COMMON)];
+        let piece = score_to_piece(&score(vec![note(0, 0, 60, 0, 2 * bar)], meters), &two_voices(), TrackAssignment::ByChannel);
+        assert_eq!(piece.segments.len(), 1);
+        assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 32)]);
+    }
+
+    #[test]
+    fn channels_choose_tracks_and_strays_are_counted() {
+        let notes = vec![note(0, 1, 50, 0, 480), note(0, 0, 70, 0, 480), note(0, 5, 60, 0, 480), note(0, DRUM_CHANNEL, 36, 0, 120)];
+        let piece = score_to_piece(&score(notes, vec![]), &two_voices(), TrackAssignment::ByChannel);
+        assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 70, 4), grid(1, 0, 50, 4)]);
+        assert_eq!(piece.report.no_track, 2, "channel 6 and the drum note have nowhere to go");
+    }
+
+    #[test]
+    fn drums_go_to_the_drum_track() {
+        let mut drum = TrackSpec::new("Drums", DRUM_CHANNEL);
+        drum.is_drum = true;
+        let representation = representation(vec![TrackSpec::new("Keys", 0), drum]);
+        let notes = vec![note(0, DRUM_CHANNEL, 49, 0, 120), note(0, 0, 60, 0, 480)];
+        let piece = score_to_piece(&score(notes, vec![]), &representation, TrackAssignment::ByTrackOrder);
+        assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 4), grid(1, 0, 49, 1)]);
+    }
+
+    #[test]
+    fn track_order_ignores_channels() {
+        let notes = vec![note(1, 0, 72, 0, 480), note(3, 0, 48, 0, 480), note(5, 0, 60, 0, 480)];
+        let piece = score_to_piece(&score(notes, vec![]), &two_voices(), TrackAssignment::ByTrackOrder);
+        assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 72, 4), grid(1, 0, 48, 4)]);
+        assert_eq!(piece.report.no_track, 1, "a third part has no third track");
+    }
+
+    #[test]
+    fn pitches_outside_the_window_are_counted_not_hidden() {
+        let notes = vec![note(0, 0, 47, 0, 480), note(0, 0, 84, 0, 480), note(0, 0, 83, 0, 480)];
+        let piece = score_to_piece(&score(notes, vec![]), &two_voices(), TrackAssignment::ByChannel);
+        assert_eq!(piece.report.outside_window, 2);
+        assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 83, 4)]);
+    }
+
+    #[test]
+    fn notes_quantised_together_merge_into_the_louder_and_longer() {
+        let mut quiet = note(0, 0, 60, 0, 960);
+        quiet.velocity = 40;
+        let piece = score_to_piece(&score(vec![quiet, note(0, 0, 60, 10, 480)], vec![]), &two_voices(), TrackAssignment::ByChannel);
+        assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 8)]);
+        assert_eq!(piece.report.merged, 1);
+    }
+
+    #[test]
+    fn a_very_short_note_still_lasts_one_step() {
+        let piece = score_to_piece(&score(vec![note(0, 0, 60, 0, 5)], vec![]), &two_voices(), TrackAssignment::ByChannel);
+        assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 1)]);
+    }
+
+    #[test]
+    fn an_empty_score_gives_no_segments() {
+        let piece = score_to_piece(&score(vec![], vec![]), &two_voices(), TrackAssignment::ByChannel);
+        assert!(piece.segments.is_empty());
+        assert_eq!(piece.bar_count(), 0);
+    }
 }

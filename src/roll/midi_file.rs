@@ -42,6 +42,12 @@ pub struct Score {
 pub enum MidiError {
     #[error("not a standard MIDI file or damaged: {0}")]
     Malformed(String),
+    #[error("truncated: chunk {chunk} at byte {offset} declares {declared} bytes but only {remaining} remain")]
+    Truncated { chunk: usize, offset: usize, declared: u64, remaining: usize },
+    #[error("damaged: chunk {chunk} at byte {offset} has no valid chunk type ({id:02x?})")]
+    BadChunk { chunk: usize, offset: usize, id: [u8; 4] },
+    #[error("damaged: the header declares {declared} tracks but the file holds {found}")]
+    TrackCount { declared: u16, found: usize },
     #[error("format 2 (independent sequences) is not supported; save it as format 0 or 1")]
     SequentialFormat,
     #[error("the file times events in SMPTE frames ({fps} fps), not in beats; export it with a tempo-based time division")]
@@ -61,13 +67,53 @@ pub enum MidiError {
 pub const MAX_QUARTERS: u64 = 200_000;
 
 impl From<midly::Error> for MidiError {
+    /// midly keeps its chain of causes only in debug builds; all of it is worth showing.
     fn from(error: midly::Error) -> MidiError {
-        MidiError::Malformed(error.to_string())
+        let mut message = error.kind().to_string();
+        let mut cause = error.source();
+        while let Some(inner) = cause {
+            message += &format!(": {}", inner.kind());
+            cause = inner.source();
+        }
+        MidiError::Malformed(message)
     }
+}
+
+/// Walks the chunk structure before the events are parsed, because midly, past its first
+/// error, only says "invalid chunk": a user needs to hear "truncated" and where.
+fn check_chunks(bytes: &[u8]) -> Result<(), MidiError> {
+    if !bytes.starts_with(b"MThd") || bytes.len() < 14 {
+        // Not a bare SMF (an RMID wrapper, or not MIDI at all): midly names what it sees.
+        return Ok(());
+    }
+    let declared_tracks = u16::from_be_bytes([bytes[10], bytes[11]]);
+    let (mut offset, mut chunk, mut tracks) = (0usize, 0usize, 0usize);
+    while offset < bytes.len() {
+        let remaining = bytes.len() - offset;
+        if remaining < 8 {
+            return Err(MidiError::Truncated { chunk, offset, declared: 8, remaining });
+        }
+        let id: [u8; 4] = bytes[offset..offset + 4].try_into().expect("four bytes");
+        if !id.iter().all(u8::is_ascii_alphanumeric) {
+            return Err(MidiError::BadChunk { chunk, offset, id });
+        }
+        let declared = u64::from(u32::from_be_bytes(bytes[offset + 4..offset + 8].try_into().expect("four bytes")));
+        if declared > (remaining - 8) as u64 {
+            return Err(MidiError::Truncated { chunk, offset, declared, remaining: remaining - 8 });
+        }
+        tracks += usize::from(&id == b"MTrk");
+        offset += 8 + declared as usize;
+        chunk += 1;
+    }
+    if tracks != usize::from(declared_tracks) {
+        return Err(MidiError::TrackCount { declared: declared_tracks, found: tracks });
+    }
+    Ok(())
 }
 
 /// Reads a standard MIDI file (format 0 or 1).
 pub fn read_midi(bytes: &[u8]) -> Result<Score, MidiError> {
+    check_chunks(bytes)?;
     let smf = Smf::parse(bytes)?;
     let ticks_per_quarter = match smf.header.timing {
         Timing::Metrical(ticks) => ticks.as_int(),

@@ -220,3 +220,97 @@ impl Roll {
         steps.into_iter().all(|step| !self.sounding_at(track, step).contains(&true))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roll::{Meter, TrackSpec};
+
+    fn representation() -> Arc<Representation> {
+        Arc::new(Representation {
+            steps_per_beat: 4,
+            meter: Meter::COMMON,
+            bars_per_phrase: 2,
+            lowest_pitch: 60,
+            pitch_count: 12,
+            tracks: vec![TrackSpec::new("Lead", 0), TrackSpec::new("Bass", 1)],
+        })
+    }
+
+    fn note(track: usize, start: usize, pitch: u8, length: usize) -> GridNote {
+        GridNote { track, start, pitch, length, velocity: 80 }
+    }
+
+    #[test]
+    fn repeated_notes_of_one_pitch_stay_separate() {
+        let mut roll = Roll::new(representation(), 16);
+        roll.place(note(0, 0, 64, 2)).unwrap();
+        roll.place(note(0, 2, 64, 2)).unwrap();
+        roll.place(note(0, 4, 64, 4)).unwrap();
+        assert_eq!(roll.notes(), vec![note(0, 0, 64, 2), note(0, 2, 64, 2), note(0, 4, 64, 4)]);
+    }
+
+    #[test]
+    fn a_new_onset_cuts_the_sounding_note() {
+        let mut roll = Roll::new(representation(), 16);
+        roll.place(note(0, 0, 64, 8)).unwrap();
+        roll.place(note(0, 3, 64, 2)).unwrap();
+        assert_eq!(roll.notes(), vec![note(0, 0, 64, 3), note(0, 3, 64, 5)]);
+    }
+
+    #[test]
+    fn velocities_are_kept() {
+        let mut roll = Roll::new(representation(), 16);
+        roll.place(GridNote { velocity: 17, ..note(1, 5, 61, 1) }).unwrap();
+        assert_eq!(roll.notes()[0].velocity, 17);
+        assert_eq!(roll.onset(1, 5, 1), 17);
+    }
+
+    #[test]
+    fn placing_outside_the_roll_says_why() {
+        let mut roll = Roll::new(representation(), 16);
+        assert_eq!(
+            roll.place(note(0, 0, 72, 1)),
+            Err(PlaceError::OutsideWindow { pitch: 72, low: 60, high: 72 })
+        );
+        assert_eq!(roll.place(note(0, 15, 60, 2)), Err(PlaceError::OutsideRoll { start: 15, length: 2, steps: 16 }));
+        assert_eq!(roll.place(note(2, 0, 60, 1)), Err(PlaceError::NoSuchTrack { track: 2, tracks: 2 }));
+        assert_eq!(roll.place(GridNote { velocity: 0, ..note(0, 0, 60, 1) }), Err(PlaceError::Velocity(0)));
+        assert_eq!(roll.place(note(0, 0, 60, 0)), Err(PlaceError::OutsideRoll { start: 0, length: 0, steps: 16 }));
+        assert!(roll.notes().is_empty(), "a refused note leaves nothing behind");
+    }
+
+    #[test]
+    fn slicing_keeps_notes_that_cross_the_cut_as_sound_without_onsets() {
+        let mut roll = Roll::new(representation(), 32);
+        roll.place(note(0, 14, 62, 4)).unwrap();
+        roll.place(note(1, 16, 63, 1)).unwrap();
+        let second_bar = roll.slice(16..32);
+        assert!(second_bar.is_sounding(0, 0, 2) && second_bar.is_sounding(0, 1, 2));
+        assert!(!second_bar.is_sounding(0, 2, 2));
+        assert_eq!(second_bar.notes(), vec![note(1, 0, 63, 1)], "a tied-in note starts nothing");
+        assert!(!second_bar.is_silent(0, 0..16));
+    }
+
+    #[test]
+    fn phrases_are_whole_and_hop_by_bars() {
+        let roll = Roll::new(representation(), 16 * 5);
+        assert_eq!(roll.bar_count(), 5);
+        assert_eq!(roll.phrases(2, 2).len(), 2);
+        assert_eq!(roll.phrases(2, 1).len(), 4);
+        assert!(roll.phrases(2, 1).iter().all(|phrase| phrase.steps() == 32));
+        assert_eq!(roll.phrases(6, 1).len(), 0);
+    }
+
+    #[test]
+    fn transposing_moves_every_plane_or_refuses() {
+        let mut roll = Roll::new(representation(), 16);
+        roll.place(note(0, 0, 60, 2)).unwrap();
+        roll.place(GridNote { velocity: 99, ..note(1, 4, 65, 3) }).unwrap();
+        let up = roll.transposed(5).unwrap();
+        assert_eq!(up.notes(), vec![note(0, 0, 65, 2), GridNote { velocity: 99, ..note(1, 4, 70, 3) }]);
+        assert!(roll.transposed(7).is_none(), "70 + 7 leaves the window");
+        assert!(roll.transposed(-1).is_none(), "60 - 1 leaves the window");
+        assert_eq!(up.transposed(-5).unwrap(), roll);
+    }
+}

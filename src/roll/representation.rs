@@ -217,3 +217,79 @@ impl Representation {
         den as f64 / num as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn satb() -> Representation {
+        Representation {
+            steps_per_beat: 4,
+            meter: Meter::COMMON,
+            bars_per_phrase: 4,
+            lowest_pitch: 36,
+            pitch_count: 48,
+            tracks: ["Soprano", "Alto", "Tenor", "Bass"].iter().zip(0..).map(|(n, c)| TrackSpec::new(*n, c)).collect(),
+        }
+    }
+
+    fn refusal(change: impl FnOnce(&mut Representation)) -> String {
+        let mut representation = satb();
+        change(&mut representation);
+        representation.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_sound_grid_passes_and_measures_itself() {
+        let representation = satb();
+        representation.validate().unwrap();
+        assert_eq!(representation.steps_per_bar(), 16);
+        assert_eq!(representation.steps_per_phrase(), 64);
+        assert_eq!(representation.pitch_row(36), Some(0));
+        assert_eq!(representation.pitch_row(83), Some(47));
+        assert_eq!(representation.pitch_row(84), None);
+        assert_eq!(representation.pitch_row(35), None);
+        assert_eq!(representation.quarters_per_step(), 0.25);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert!(refusal(|r| r.steps_per_beat = 0).contains("steps per beat is 0"));
+        assert!(refusal(|r| r.steps_per_beat = 97).contains("steps per beat is 97"));
+        assert!(refusal(|r| r.meter = Meter { numerator: 4, denominator: 3 }).contains("power of two"));
+        assert!(refusal(|r| r.meter = Meter { numerator: 0, denominator: 4 }).contains("at least one beat"));
+        assert!(refusal(|r| r.meter = Meter { numerator: 33, denominator: 4 }).contains("at most 32 beats"));
+        assert!(refusal(|r| r.bars_per_phrase = 0).contains("bars per phrase"));
+        assert!(refusal(|r| r.lowest_pitch = 100).contains("not inside MIDI"));
+        assert!(refusal(|r| r.pitch_count = 0).contains("not inside MIDI"));
+        assert!(refusal(|r| r.tracks.clear()).contains("0 tracks"));
+        assert!(refusal(|r| r.tracks[1].name = " ".into()).contains("track 1 has no name"));
+        assert!(refusal(|r| r.tracks[1].channel = 16).contains("channel 16"));
+        assert!(refusal(|r| r.tracks[1].channel = 0).contains("share channel 0"));
+        assert!(refusal(|r| r.tracks[1].channel = DRUM_CHANNEL).contains("drum tracks"));
+        assert!(refusal(|r| r.tracks[1].is_drum = true).contains("drum tracks"));
+    }
+
+    #[test]
+    fn meters_parse_from_text() {
+        assert_eq!("6/8".parse::<Meter>().unwrap(), Meter { numerator: 6, denominator: 8 });
+        assert!("6-8".parse::<Meter>().unwrap_err().to_string().contains("not a meter"));
+        assert!("3/5".parse::<Meter>().is_err());
+        assert_eq!(Meter::new(7, 8).unwrap().to_string(), "7/8");
+    }
+
+    #[test]
+    fn six_eight_counts_eighth_note_beats() {
+        let representation = Representation { meter: Meter::new(6, 8).unwrap(), steps_per_beat: 3, ..satb() };
+        representation.validate().unwrap();
+        assert_eq!(representation.steps_per_bar(), 18);
+        assert_eq!(representation.steps_per_quarter(), (24, 4));
+        assert!((representation.quarters_per_step() - 1.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_card_form_round_trips_through_json() {
+        let json = serde_json::to_string(&satb()).unwrap();
+        assert_eq!(serde_json::from_str::<Representation>(&json).unwrap(), satb());
+    }
+}

@@ -57,7 +57,7 @@ FOLK_SOURCES = [
 # repeat a handful of Essen tunes (test1.abc is one tune four times), so they would
 # only add duplicates.
 ESSEN_TEST_FILES = re.compile(r"^test.*\.abc$")
-CHORALE_EXTENSIONS = (".mxl", ".xml", ".musicxml", ".krn")
+CHORALE_EXTENSIONS = (".mxl", ".musicxml", ".xml", ".krn")
 
 VOICES = ["Soprano", "Alto", "Tenor", "Bass"]
 # First word of a part name, lower-cased -> voice.  Bach scores name the voice first
@@ -84,23 +84,22 @@ def corpus_root():
 
 
 def chorale_tasks(root, limit):
-    bach = root / "bach"
-    files = sorted(
-        p for p in bach.iterdir() if p.is_file() and p.suffix.lower() in CHORALE_EXTENSIONS
-    )
-    tasks, seen = [], set()
-    for p in files:
-        ident = p.stem
-        if ident in seen:  # the same BWV number in two formats: keep both, apart
-            ident = f"{p.stem}-{p.suffix.lstrip('.').lower()}"
-        seen.add(ident)
-        tasks.append({
-            "kind": "chorale",
-            "id": ident,
-            "src": f"bach/{p.name}",
-            "path": str(p),
-            "file": f"chorales/{ident}.mid",
-        })
+    # The Humdrum (.krn) files in bach/ duplicate chorales that are also there as
+    # MusicXML, so each BWV number is taken once, in the first format of this list.
+    preference = {ext: i for i, ext in enumerate(CHORALE_EXTENSIONS)}
+    best = {}
+    for p in (root / "bach").iterdir():
+        ext = p.suffix.lower()
+        if p.is_file() and ext in preference:
+            if p.stem not in best or preference[ext] < preference[best[p.stem].suffix.lower()]:
+                best[p.stem] = p
+    tasks = [{
+        "kind": "chorale",
+        "id": stem,
+        "src": f"bach/{p.name}",
+        "path": str(p),
+        "file": f"chorales/{stem}.mid",
+    } for stem, p in sorted(best.items())]
     return tasks[:limit] if limit is not None else tasks
 
 
@@ -130,17 +129,53 @@ def split_abc(text):
         yield int(XLINE.match(chunk).group(1)), header + chunk
 
 
+VOICE_FIELD = re.compile(r"^V:\s*([^\s\]]+)")
+VOICE_INLINE = re.compile(r"^\[V:\s*([^\s\]]+)[^\]]*\]\s*(.*)$", re.DOTALL)
+
+
+def first_voice_only(tune):
+    """Drop every voice but the first from a tune written with V: fields.
+
+    music21 turns each V: block of an interleaved tune into a part of its own (ten
+    four-bar fragments instead of two voices), so the melody, which is the first
+    voice in these collections, is cut out of the text before parsing.
+    """
+    if not re.search(r"^\[?V:", tune, re.MULTILINE):
+        return tune
+    out, in_body, first, current = [], False, None, None
+    for line in tune.splitlines(keepends=True):
+        stripped = line.strip()
+        field = VOICE_FIELD.match(stripped)
+        inline = VOICE_INLINE.match(stripped)
+        if field or inline:
+            voice = (field or inline).group(1)
+            first = first or voice
+            if in_body:
+                current = voice
+            if inline and current == first and inline.group(2):
+                out.append(inline.group(2) + "\n")
+            continue
+        if re.match(r"^K:", stripped) and not in_body:
+            in_body = True
+            out.append(line)
+            continue
+        if not in_body or current is None or current == first:
+            out.append(line)
+    return "".join(out)
+
+
 def folk_tasks(root, source, folder, limit):
     tasks, seen = [], set()
     for p in sorted((root / folder).glob("*.abc")):
         if source == "essen" and ESSEN_TEST_FILES.match(p.name):
             continue
-        for x, tune in split_abc(read_text(p)):
-            ident = f"{p.stem}_{x:04d}"
-            n = 2
+        tunes = list(split_abc(read_text(p)))
+        for x, tune in tunes:
+            # A file that holds one tune (Ryan's Mammoth) is named after the tune.
+            base = p.stem if len(tunes) == 1 else f"{p.stem}_{x:04d}"
+            ident, n = base, 2
             while ident in seen:  # a repeated X: number in one file
-                ident = f"{p.stem}_{x:04d}-{n}"
-                n += 1
+                ident, n = f"{base}-{n}", n + 1
             seen.add(ident)
             tasks.append({
                 "kind": "folk",
@@ -148,7 +183,7 @@ def folk_tasks(root, source, folder, limit):
                 "id": ident,
                 "src": f"{folder}/{p.name}",
                 "X": x,
-                "abc": tune,
+                "abc": first_voice_only(tune),
                 "file": f"folk/{source}/{ident}.mid",
             })
             if limit is not None and len(tasks) >= limit:
@@ -240,11 +275,13 @@ def bar_grid(part):
                         den=new_ts.denominator, ratio=new_ts.ratioString)
 
     full_bars = Counter()
+    meters = {ts.ratioString}
     for i, m in enumerate(measures):
         offset = frac(m.offset) + shift
         length = frac(m.duration.quarterLength)
         if i > 0 and m.timeSignature is not None:
             ts = m.timeSignature
+            meters.add(ts.ratioString)
             downbeat(offset, ts)
         bar = frac(ts.barDuration.quarterLength)
         if length == bar:
@@ -254,6 +291,7 @@ def bar_grid(part):
     end = frac(measures[-1].offset) + frac(measures[-1].duration.quarterLength) + shift
     return shift, events, {
         "n_measures": len(measures),
+        "meters": len(meters),
         "full_bars_by_ts": dict(full_bars.most_common()),
         "irregular_bars": grid["short"],
         "off_grid_bars": grid["unfixable"],
@@ -464,7 +502,10 @@ def render(task, out_dir, score, voice_parts, row, analyse_key):
         "bytes": size,
         "shift_ql": ql_json(shift),
         "time_sigs": [[ql_json(o), r] for o, r in ts_events],
+        # single_ts: one time signature in the file, a uniform grid.  single_meter:
+        # one notated metre, though odd bars may have needed events of their own.
         "single_ts": len(ts_events) == 1,
+        "single_meter": grid["meters"] == 1,
         "key": kinfo,
         "n_measures": grid["n_measures"],
         "full_bars_by_ts": grid["full_bars_by_ts"],

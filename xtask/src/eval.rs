@@ -4,8 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use dreamroll::corpus::read_folder;
 use dreamroll::metrics::{MetricsAccumulator, MetricsSummary};
-use dreamroll::roll::{Meter, Representation, Score, TrackAssignment, TrackSpec, DRUM_CHANNEL};
-use std::collections::BTreeMap;
+use dreamroll::roll::{Meter, Representation, TrackAssignment};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -33,7 +32,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         bars_per_phrase: 1,
         lowest_pitch: 0,
         pitch_count: 128,
-        tracks: tracks_by_channel(folder.scores.iter().map(|(_, score)| score)),
+        tracks: folder.tracks_by_channel(),
     });
     representation.validate()?;
     let corpus = folder.into_corpus(&representation, TrackAssignment::ByChannel);
@@ -53,23 +52,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// One track per MIDI channel in use, named after the first MIDI track seen on it.
-fn tracks_by_channel<'a>(scores: impl Iterator<Item = &'a Score>) -> Vec<TrackSpec> {
-    let mut names: BTreeMap<u8, String> = BTreeMap::new();
-    for score in scores {
-        for note in &score.notes {
-            names.entry(note.channel).or_insert_with(|| {
-                let name = &score.track_names[note.track];
-                if name.is_empty() { format!("channel {}", note.channel + 1) } else { name.clone() }
-            });
-        }
-    }
-    names
-        .into_iter()
-        .map(|(channel, name)| TrackSpec { name, channel, is_drum: channel == DRUM_CHANNEL })
-        .collect()
 }
 
 fn cell(value: Option<f64>, percent: bool) -> String {

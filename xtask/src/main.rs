@@ -3,6 +3,7 @@
 //! Tasks live here rather than in shell scripts so that they run the same on every machine
 //! and share the library's own code (the corpus loader and the metrics).
 
+mod bench;
 mod corpus;
 mod eval;
 
@@ -21,11 +22,14 @@ enum Task {
     Corpus(corpus::CorpusArgs),
     /// Compute the objective metrics over a folder of MIDI files.
     Eval(eval::EvalArgs),
+    /// Run the criterion benchmarks.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Corpus(args) => corpus::run(args),
         Task::Eval(args) => eval::run(args),
+        Task::Bench(args) => bench::run(args),
     }
 }
