@@ -5,4 +5,5 @@
 
 pub mod corpus;
 pub mod metrics;
+pub mod model;
 pub mod roll;

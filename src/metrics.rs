@@ -249,6 +249,42 @@ pub fn groove_consistency(roll: &Roll) -> Tally {
     tally
 }
 
+/// A bar's notes with its lowest sounding pitch moved to row 0: equal keys mean equal bars
+/// up to transposition. `None` for a silent bar.
+fn transposition_free_key(bar: &Roll) -> Option<Vec<(u16, u16, u16, bool)>> {
+    let mut lowest = usize::MAX;
+    for track in 0..bar.track_count() {
+        for step in 0..bar.steps() {
+            if let Some(row) = bar.sounding_at(track, step).iter().position(|&on| on) {
+                lowest = lowest.min(row);
+            }
+        }
+    }
+    if lowest == usize::MAX {
+        return None;
+    }
+    let mut key = Vec::new();
+    for track in 0..bar.track_count() {
+        for step in 0..bar.steps() {
+            for (row, &on) in bar.sounding_at(track, step).iter().enumerate().filter(|(_, &on)| on) {
+                key.push((track as u16, step as u16, (row - lowest) as u16, on && bar.onset(track, step, row) > 0));
+            }
+        }
+    }
+    Some(key)
+}
+
+/// The copy rate: the share of generated non-silent bars that equal some training bar up to
+/// transposition (a model that memorises its corpus scores high).
+pub fn copy_rate(generated_bars: &[Roll], training_bars: &[Roll]) -> Tally {
+    let known: std::collections::HashSet<_> = training_bars.iter().filter_map(transposition_free_key).collect();
+    let mut tally = Tally::default();
+    for key in generated_bars.iter().filter_map(transposition_free_key) {
+        tally.add(Tally::of(f64::from(u8::from(known.contains(&key))), 1.0));
+    }
+    tally
+}
+
 /// Tallies of every metric over many rolls of one representation.
 #[derive(Clone, Debug, Default)]
 pub struct MetricsAccumulator {
@@ -554,6 +590,18 @@ mod tests {
         let shifted = roll(4, 1, 2, &[(0, 0, 60, 4), (0, 20, 60, 4)]);
         assert!(close(groove_consistency(&shifted).mean(), 1.0 - 2.0 / 16.0));
         assert!(groove_consistency(&roll(4, 1, 1, &[])).mean().is_none());
+    }
+
+    #[test]
+    fn copies_are_found_up_to_transposition_and_silence_is_no_copy() {
+        let training = [roll(4, 1, 1, &[(0, 0, 60, 4), (0, 4, 64, 12)]), roll(4, 1, 1, &[])];
+        let generated = [
+            roll(4, 1, 1, &[(0, 0, 65, 4), (0, 4, 69, 12)]),
+            roll(4, 1, 1, &[(0, 0, 65, 4), (0, 4, 69, 8)]),
+            roll(4, 1, 1, &[(0, 0, 60, 4), (0, 4, 64, 4), (0, 8, 64, 8)]),
+            roll(4, 1, 1, &[]),
+        ];
+        assert_eq!(copy_rate(&generated, &training), Tally::of(1.0, 3.0));
     }
 
     #[test]

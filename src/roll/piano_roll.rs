@@ -189,6 +189,25 @@ impl Roll {
             .collect()
     }
 
+    /// Rolls of one representation one after another, as one roll (phrases into a piece).
+    pub fn concat(rolls: &[Roll]) -> Option<Roll> {
+        let first = rolls.first()?;
+        let mut joined = Roll::new(first.representation.clone(), rolls.iter().map(Roll::steps).sum());
+        let mut offset = 0;
+        for roll in rolls {
+            assert_eq!(roll.representation, first.representation, "concatenated rolls share one grid");
+            for track in 0..roll.track_count() {
+                let from = roll.cell(track, 0, 0);
+                let to = joined.cell(track, offset, 0);
+                let cells = roll.steps * roll.pitch_count();
+                joined.onsets[to..to + cells].copy_from_slice(&roll.onsets[from..from + cells]);
+                joined.sustain[to..to + cells].copy_from_slice(&roll.sustain[from..from + cells]);
+            }
+            offset += roll.steps;
+        }
+        Some(joined)
+    }
+
     /// The roll moved by `semitones`, or `None` when a sounding note would leave the window
     /// (augmentation should skip such a shift rather than mangle the music).
     pub fn transposed(&self, semitones: i32) -> Option<Roll> {
@@ -300,6 +319,16 @@ mod tests {
         assert_eq!(roll.phrases(2, 1).len(), 4);
         assert!(roll.phrases(2, 1).iter().all(|phrase| phrase.steps() == 32));
         assert_eq!(roll.phrases(6, 1).len(), 0);
+    }
+
+    #[test]
+    fn concatenation_is_the_inverse_of_slicing() {
+        let mut roll = Roll::new(representation(), 48);
+        roll.place(note(0, 14, 62, 4)).unwrap();
+        roll.place(note(1, 40, 63, 8)).unwrap();
+        let parts = [roll.slice(0..16), roll.slice(16..32), roll.slice(32..48)];
+        assert_eq!(Roll::concat(&parts).unwrap(), roll);
+        assert!(Roll::concat(&[]).is_none());
     }
 
     #[test]

@@ -39,6 +39,9 @@ from collections import Counter, defaultdict
 from fractions import Fraction
 
 TPQ = 480
+# MIDI stores the denominator as a power of two; Dreamroll's reader takes up to 2^6 and
+# rejects a whole file over one larger time signature.
+MAX_DENOMINATOR = 64
 TEMPO_US_PER_QUARTER = 500_000  # 120 qpm
 DEFAULT_VELOCITY = 90
 # A piece normally takes well under a second; this only stops a pathological input
@@ -57,6 +60,9 @@ FOLK_SOURCES = [
 # repeat a handful of Essen tunes (test1.abc is one tune four times), so they would
 # only add duplicates.
 ESSEN_TEST_FILES = re.compile(r"^test.*\.abc$")
+# Collections with one tune per file, each file named after its tune: the file name
+# alone is the id there; the X: number is the tune's place in a book, not in the file.
+ONE_TUNE_PER_FILE = {"ryansMammoth"}
 CHORALE_EXTENSIONS = (".mxl", ".musicxml", ".xml", ".krn")
 
 VOICES = ["Soprano", "Alto", "Tenor", "Bass"]
@@ -164,6 +170,45 @@ def first_voice_only(tune):
     return "".join(out)
 
 
+HEADER_LINE = re.compile(r"^([A-Za-z+]:|%|\s*$)")
+
+
+def drop_malformed_header_lines(tune):
+    """Drop lines of a tune header that are neither fields nor comments.
+
+    A header holds only `F:` fields and comments, but a few transcriptions have a
+    typo such as `I (1) :| (2) ||` (no colon); music21 reads that as music before
+    the metre, and the whole tune loses its time signature.
+    """
+    lines = tune.splitlines(keepends=True)
+    out, in_header = [], True
+    for line in lines:
+        if in_header and not HEADER_LINE.match(line):
+            continue
+        if line.startswith("K:"):
+            in_header = False
+        out.append(line)
+    return "".join(out)
+
+
+GRACE_IN_TUPLET = re.compile(r"\((\d(?::\d*){0,2})(\{[^}]*\})")
+
+
+def grace_before_tuplet(tune):
+    """Rewrite `(3{a}gfg` as `{a}(3gfg`.
+
+    music21 counts a grace note right after a tuplet mark as one of the tuplet's
+    notes, so the last real note falls out of the triplet and the bar comes out a
+    sixth of a beat too long (and later bars off the grid).  Grace notes are
+    dropped anyway, so moving them out of the way loses nothing.
+    """
+    return GRACE_IN_TUPLET.sub(r"\2(\1", tune)
+
+
+def clean_tune(tune):
+    return first_voice_only(grace_before_tuplet(drop_malformed_header_lines(tune)))
+
+
 def folk_tasks(root, source, folder, limit):
     tasks, seen = [], set()
     for p in sorted((root / folder).glob("*.abc")):
@@ -171,8 +216,7 @@ def folk_tasks(root, source, folder, limit):
             continue
         tunes = list(split_abc(read_text(p)))
         for x, tune in tunes:
-            # A file that holds one tune (Ryan's Mammoth) is named after the tune.
-            base = p.stem if len(tunes) == 1 else f"{p.stem}_{x:04d}"
+            base = p.stem if source in ONE_TUNE_PER_FILE else f"{p.stem}_{x:04d}"
             ident, n = base, 2
             while ident in seen:  # a repeated X: number in one file
                 ident, n = f"{base}-{n}", n + 1
@@ -183,7 +227,7 @@ def folk_tasks(root, source, folder, limit):
                 "id": ident,
                 "src": f"{folder}/{p.name}",
                 "X": x,
-                "abc": first_voice_only(tune),
+                "abc": clean_tune(tune),
                 "file": f"folk/{source}/{ident}.mid",
             })
             if limit is not None and len(tasks) >= limit:
@@ -212,16 +256,21 @@ def ql_json(x):
 
 
 def ratio_for_length(length_ql, prefer_den):
-    """A time signature whose bar is `length_ql` quarters, or None if no power-of-two
-    denominator can express it (a bar shortened by a triplet, say)."""
+    """A time signature whose bar is `length_ql` quarters, or None if none that
+    Dreamroll reads can express it (a bar shortened by a triplet, say)."""
     whole = frac(length_ql) / 4
     den = prefer_den
-    while den <= 128:
+    while den <= MAX_DENOMINATOR:
         num = whole * den
-        if num.denominator == 1 and num.numerator > 0:
+        if num.denominator == 1 and 0 < num.numerator < 256:
             return f"{num.numerator}/{den}"
         den *= 2
     return None
+
+
+def midi_expressible(ts):
+    num, den = ts.numerator, ts.denominator
+    return 0 < num < 256 and 0 < den <= MAX_DENOMINATOR and den & (den - 1) == 0
 
 
 def bar_grid(part):
@@ -240,11 +289,18 @@ def bar_grid(part):
 
     measures = [m for m in part.getElementsByClass(stream.Measure)
                 if m.duration.quarterLength > 0]
-    if not measures:
-        raise Skip("no measures")
-    ts = measures[0].timeSignature or measures[0].getContextByClass(meter.TimeSignature)
+    ts = None
+    if measures:
+        ts = measures[0].timeSignature or measures[0].getContextByClass(meter.TimeSignature)
+    elif part.recurse().getElementsByClass(meter.TimeSignature).first() is not None:
+        # Barring the notes by the metre would have to guess where the first
+        # downbeat is, and a wrong guess puts the whole tune off its grid.
+        raise Skip("no bar lines", "notes without bar lines, so the downbeats are unknown")
     if ts is None:
         raise Skip("free metre", "no time signature (M:none), so no bar grid")
+
+    if not midi_expressible(ts):
+        raise Skip("odd metre", f"time signature {ts.ratioString} cannot be written to MIDI")
 
     first_len = frac(measures[0].duration.quarterLength)
     bar = frac(ts.barDuration.quarterLength)
@@ -260,6 +316,27 @@ def bar_grid(part):
         else:
             events.append([offset, ratio])
 
+    starts = []  # measure starts seen so far, in the padded timeline
+
+    def short_bar_at(phase, offset):
+        """Where the short bar of length `phase` goes, among the grid downbeats before
+        `offset`: where the most measure starts end up on downbeats.
+
+        A tune whose first ending is a beat short drifts by that beat, but only shows
+        it after the second ending and the next pickup; the short bar belongs to the
+        first ending, not to the bar just before the drift shows."""
+        origin, bar = grid["origin"], grid["bar"]
+        seen = [b for b in starts if origin <= b < offset]
+        best, best_score = None, -1
+        x = origin
+        while x + phase <= offset:
+            score = sum(1 for b in seen
+                        if ((b - origin) % bar == 0 if b <= x else (b - x - phase) % bar == 0))
+            if score >= best_score:  # ties: the latest place, the least rewritten
+                best, best_score = x, score
+            x += bar
+        return best
+
     def downbeat(offset, new_ts):
         phase = (offset - grid["origin"]) % grid["bar"]
         if phase:
@@ -267,9 +344,12 @@ def bar_grid(part):
             if short is None:  # e.g. a bar cut short by a triplet
                 grid["unfixable"] += 1
             else:
-                add(offset - phase, short)
+                x = short_bar_at(phase, offset)
+                add(x, short)
+                add(x + phase, grid["ratio"])
+                grid["origin"] = x + phase
                 grid["short"] += 1
-        if phase or new_ts.ratioString != grid["ratio"]:
+        if new_ts.ratioString != grid["ratio"]:
             add(offset, new_ts.ratioString)
             grid.update(origin=offset, bar=frac(new_ts.barDuration.quarterLength),
                         den=new_ts.denominator, ratio=new_ts.ratioString)
@@ -279,7 +359,11 @@ def bar_grid(part):
     for i, m in enumerate(measures):
         offset = frac(m.offset) + shift
         length = frac(m.duration.quarterLength)
-        if i > 0 and m.timeSignature is not None:
+        starts.append(offset if i > 0 else Fraction(0))
+        # music21 re-bars an overfull measure with a time signature of the overflow,
+        # which can be 1/24 after a misread tuplet; such a bar is left to downbeat(),
+        # as MIDI only knows power-of-two denominators.
+        if i > 0 and m.timeSignature is not None and midi_expressible(m.timeSignature):
             ts = m.timeSignature
             meters.add(ts.ratioString)
             downbeat(offset, ts)
@@ -288,13 +372,15 @@ def bar_grid(part):
             full_bars[ts.ratioString] += 1
             if i > 0:
                 downbeat(offset, ts)
+    if grid["unfixable"]:
+        raise Skip("off-grid bars", f"{grid['unfixable']} bar(s) of a length no time signature "
+                   "can express, so later downbeats would be off the grid")
     end = frac(measures[-1].offset) + frac(measures[-1].duration.quarterLength) + shift
     return shift, events, {
         "n_measures": len(measures),
         "meters": len(meters),
         "full_bars_by_ts": dict(full_bars.most_common()),
         "irregular_bars": grid["short"],
-        "off_grid_bars": grid["unfixable"],
         "end": end,
     }
 
@@ -337,15 +423,24 @@ def part_notes(part, shift, pick_low):
     raw.sort(key=lambda r: (r[0], r[2]))
 
     # Merged here rather than with Stream.stripTies, which only follows ties inside
-    # one voice and leaves stray tie marks alone; a tie continues a note only if the
-    # same pitch starts exactly where a tied note ends.
+    # one voice; a tie continues a note that ends exactly where the tied note starts.
     notes, open_ties = [], {}
     for onset, end, midi, vel, tie in raw:
-        held = open_ties.pop(midi, None)
-        if held is not None and tie in ("stop", "continue") and held[1] == onset:
+        held = None
+        if tie in ("stop", "continue"):
+            held = open_ties.pop(midi, None)
+            if held is None:
+                # A tie joins one notated pitch, but music21 drops an accidental at
+                # the bar line it crosses (ABC `=F6- | F2` gives F then F#): take the
+                # one tied note a semitone away, and keep its pitch.
+                near = [p for p in (midi - 1, midi + 1)
+                        if p in open_ties and open_ties[p][1] == onset]
+                if len(near) == 1:
+                    held = open_ties.pop(near[0])
+        if held is not None and held[1] == onset:
             held[1] = end
             if tie == "continue":
-                open_ties[midi] = held
+                open_ties[held[2]] = held
             continue
         note = [onset, end, midi, vel]
         notes.append(note)
@@ -441,8 +536,9 @@ def pick_satb(parts):
         how = f"{len(parts)} parts" if len(parts) == 4 else f"{len(parts)} parts, picked by name"
         return [by_voice[v] for v in VOICES], how
     if len(parts) == 4:
-        # Unnamed parts (the Humdrum files): order by average pitch, highest first,
-        # rather than trust spine order, which runs bass-first in kern.
+        # Four unnamed parts (music21 names none in a Humdrum file): order them by
+        # average pitch, highest first, rather than trust the source order, which
+        # runs bass-first in kern.
         def mean_pitch(p):
             ps = [n.pitch.ps for n in p.flatten().notes if hasattr(n, "pitch")]
             return sum(ps) / len(ps) if ps else 0.0
@@ -510,7 +606,6 @@ def render(task, out_dir, score, voice_parts, row, analyse_key):
         "n_measures": grid["n_measures"],
         "full_bars_by_ts": grid["full_bars_by_ts"],
         "irregular_bars": grid["irregular_bars"],
-        "grid_ok": grid["off_grid_bars"] == 0,
         "n_notes": len(all_notes),
         "pitch_range": [min(pitches), max(pitches)],
         "end_ql": ql_json(Fraction(end_tick, TPQ)),
@@ -666,7 +761,8 @@ def summarise(rows_by_kind, elapsed):
         by_kind = defaultdict(list)
         for r in failures:
             by_kind[r["error_kind"]].append(r)
-        for kind, rows in sorted(by_kind.items(), key=lambda kv: -len(kv[1])):
+        for kind, rows in sorted(by_kind.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            rows.sort(key=lambda r: (r["src"], r.get("X", 0)))
             print(f"  {len(rows):>5} x {kind}")
             for r in rows[:3]:
                 src = f"{r['src']} X:{r['X']}" if "X" in r else r["src"]
@@ -720,7 +816,7 @@ def main():
             done += 1
             failed += 0 if row["ok"] else 1
             now = time.perf_counter()
-            if now - last_report >= 5 or done == total:
+            if now - last_report >= 10 or done == total:
                 last_report = now
                 el = now - started
                 eta = el / done * (total - done)
@@ -744,4 +840,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        # The pool is torn down on the way out; say what state the folder is in.
+        print("\ninterrupted: the manifests were not rewritten, the output folder is partial",
+              file=sys.stderr)
+        sys.exit(130)

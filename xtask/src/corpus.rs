@@ -135,7 +135,10 @@ fn ensure_venv(base_python: &Path, venv: &Path) -> Result<PathBuf> {
         && (!runs_quietly(Command::new(&python).args(["-m", "pip", "--version"]))
             || check_python(&python).is_err())
     {
-        println!("corpus: the venv at {} is broken, recreating it", venv.display());
+        println!(
+            "corpus: the venv at {} is broken, recreating it",
+            venv.display()
+        );
         std::fs::remove_dir_all(venv)
             .with_context(|| format!("cannot remove the broken venv {}", venv.display()))?;
     }
@@ -174,14 +177,20 @@ fn ensure_venv(base_python: &Path, venv: &Path) -> Result<PathBuf> {
     match installed_music21(&python) {
         Some(v) if v == MUSIC21_VERSION => Ok(python),
         Some(v) => bail!("pip left music21 {v} in the venv, not {MUSIC21_VERSION}"),
-        None => bail!("music21 is still not importable from {} after pip install", python.display()),
+        None => bail!(
+            "music21 is still not importable from {} after pip install",
+            python.display()
+        ),
     }
 }
 
 /// Asks the package metadata rather than importing music21, which takes a second.
 fn installed_music21(python: &Path) -> Option<String> {
     let output = Command::new(python)
-        .args(["-c", "import importlib.metadata as m; print(m.version('music21'))"])
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('music21'))",
+        ])
         .stderr(Stdio::null())
         .output()
         .ok()?;
@@ -221,7 +230,10 @@ fn check_python(python: &Path) -> Result<()> {
         );
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    let version: Vec<u32> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let version: Vec<u32> = text
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
     match version[..] {
         [major, minor] if (major, minor) >= MIN_PYTHON => Ok(()),
         [major, minor] => bail!(
@@ -231,6 +243,39 @@ fn check_python(python: &Path) -> Result<()> {
             MIN_PYTHON.1,
             python.display()
         ),
-        _ => bail!("could not tell which Python version `{}` is", python.display()),
+        _ => bail!(
+            "could not tell which Python version `{}` is",
+            python.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_interpreter_is_named_with_the_way_out() {
+        let error = check_python(Path::new("/nonexistent/python3"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("/nonexistent/python3"), "{error}");
+        assert!(error.contains("--python"), "{error}");
+    }
+
+    #[test]
+    fn something_that_is_not_python_is_refused() {
+        // `true` runs and succeeds but prints no version: the check must not pass it.
+        if Path::new("/bin/true").exists() {
+            assert!(check_python(Path::new("/bin/true")).is_err());
+        }
+    }
+
+    #[test]
+    fn the_converter_script_is_where_run_looks() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join("music21_to_midi.py");
+        assert!(script.is_file(), "{} is missing", script.display());
     }
 }

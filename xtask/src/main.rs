@@ -6,6 +6,7 @@
 mod bench;
 mod corpus;
 mod eval;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,8 @@ enum Task {
     Corpus(corpus::CorpusArgs),
     /// Compute the objective metrics over a folder of MIDI files.
     Eval(eval::EvalArgs),
+    /// Train a decoder on a folder of MIDI files.
+    Train(train::TrainArgs),
     /// Run the criterion benchmarks.
     Bench(bench::BenchArgs),
 }
@@ -31,5 +34,6 @@ fn main() -> anyhow::Result<()> {
         Task::Corpus(args) => corpus::run(args),
         Task::Eval(args) => eval::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::Train(args) => train::run(args),
     }
 }

@@ -1,0 +1,384 @@
+//! The model card (`model.json`): everything needed to rebuild a decoder around its weights
+//! and to use it well, validated before a single weight is read.
+
+use crate::roll::{Representation, RepresentationError};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Bumped whenever a field changes meaning; an unknown version is refused rather than
+/// guessed at, since a misread card makes wrong music without any error.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The model family a decoder was trained as. All produce the same decoder interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    Vae,
+    Musegan,
+    Midinet,
+    CnnLstm,
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Preset::Vae => "vae",
+            Preset::Musegan => "musegan",
+            Preset::Midinet => "midinet",
+            Preset::CnnLstm => "cnn-lstm",
+        })
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Preset, String> {
+        match text {
+            "vae" => Ok(Preset::Vae),
+            "musegan" => Ok(Preset::Musegan),
+            "midinet" => Ok(Preset::Midinet),
+            "cnn-lstm" => Ok(Preset::CnnLstm),
+            other => Err(format!("unknown preset `{other}`; choose vae, musegan, midinet or cnn-lstm")),
+        }
+    }
+}
+
+/// How MuseGAN's generator shares its latent between tracks (Dong et al. 2018, section 3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrackLatents {
+    /// One generator per track, each with a private latent: players improvising apart.
+    Jamming,
+    /// One generator for all tracks from a shared latent: one composer writing the score.
+    Composer,
+    /// One generator per track from a shared and a private latent.
+    Hybrid,
+}
+
+/// Network sizes. `patch` is the side of the square convolution patches (steps x semitones)
+/// at the edge of the network; it must divide steps per bar and the pitch count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Architecture {
+    pub hidden: usize,
+    pub bar_hidden: usize,
+    pub channels: usize,
+    pub patch: usize,
+    /// MuseGAN only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_latents: Option<TrackLatents>,
+    /// MidiNet only: a 13-dimensional chord condition per bar (12 roots + minor flag).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chord_condition: bool,
+}
+
+/// How probabilities become notes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decoding {
+    /// Onset probability above which a note starts, calibrated after training so that
+    /// generated note density matches the training data's.
+    pub onset_threshold: f32,
+    /// Sustain probability above which a note keeps sounding.
+    pub sustain_threshold: f32,
+    /// Per track: at most one note at a time (each voice of a chorale, a folk melody),
+    /// decoded by taking the likeliest pitch rather than every pitch over the threshold.
+    pub monophonic: Vec<bool>,
+    pub default_velocity: u8,
+}
+
+/// One macro knob: a direction in latent space and the corpus spread along it, so that a
+/// knob at +2 means two standard deviations along the direction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MacroKnob {
+    pub name: String,
+    pub direction: Vec<f32>,
+    pub spread: f32,
+    /// Share of the latent variance this direction carries.
+    pub variance_share: f32,
+}
+
+/// Where a model came from and what it cost, for the people who pick or retrain it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingInfo {
+    pub data: String,
+    pub terms: String,
+    pub pieces: usize,
+    pub bars: usize,
+    pub epochs: usize,
+    pub steps: usize,
+    pub batch: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    pub wall_seconds: f64,
+    pub bars_per_second: f64,
+    pub device: String,
+    /// How the macro-knob directions were found.
+    pub knob_method: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    pub schema_version: u32,
+    pub name: String,
+    pub description: String,
+    pub preset: Preset,
+    pub representation: Representation,
+    pub latent_size: usize,
+    pub architecture: Architecture,
+    pub decoding: Decoding,
+    /// Mean of the latent codes of the training phrases: where the knobs' zero lies.
+    pub latent_center: Vec<f32>,
+    pub macro_knobs: Vec<MacroKnob>,
+    pub training: TrainingInfo,
+}
+
+/// What is wrong with a card, naming the field.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CardError {
+    #[error("model.json is not a valid model card: {0}")]
+    Json(String),
+    #[error("model.json has schema version {found}; this Dreamroll reads version {SCHEMA_VERSION} (update Dreamroll, or re-export the model)")]
+    SchemaVersion { found: u32 },
+    #[error("model.json: representation: {0}")]
+    Representation(#[from] RepresentationError),
+    #[error("model.json: {field}: {problem}")]
+    Field { field: String, problem: String },
+}
+
+fn field(field: impl Into<String>, problem: impl Into<String>) -> CardError {
+    CardError::Field { field: field.into(), problem: problem.into() }
+}
+
+impl ModelCard {
+    /// Parses and validates; the version is checked first so that a future card gets the
+    /// message about versions, not about some field it renamed.
+    pub fn from_json(text: &str) -> Result<ModelCard, CardError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            schema_version: Option<u32>,
+        }
+        let version: VersionOnly = serde_json::from_str(text).map_err(|e| CardError::Json(e.to_string()))?;
+        match version.schema_version {
+            None => return Err(field("schema_version", "missing")),
+            Some(SCHEMA_VERSION) => {}
+            Some(found) => return Err(CardError::SchemaVersion { found }),
+        }
+        let card: ModelCard = serde_json::from_str(text).map_err(|e| CardError::Json(e.to_string()))?;
+        card.validate()?;
+        Ok(card)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a card always serialises") + "\n"
+    }
+
+    pub fn validate(&self) -> Result<(), CardError> {
+        let representation = &self.representation;
+        representation.validate()?;
+        if self.name.trim().is_empty() {
+            return Err(field("name", "empty"));
+        }
+        if self.latent_size == 0 || self.latent_size > 4096 {
+            return Err(field("latent_size", format!("{} is not 1..=4096", self.latent_size)));
+        }
+        let arch = &self.architecture;
+        for (name, value) in [("hidden", arch.hidden), ("bar_hidden", arch.bar_hidden), ("channels", arch.channels)] {
+            if value == 0 || value > 8192 {
+                return Err(field(format!("architecture.{name}"), format!("{value} is not 1..=8192")));
+            }
+        }
+        if arch.patch == 0 || representation.steps_per_bar() % arch.patch != 0 || representation.pitch_count() % arch.patch != 0 {
+            return Err(field(
+                "architecture.patch",
+                format!(
+                    "{} must divide the steps per bar ({}) and the pitch count ({})",
+                    arch.patch,
+                    representation.steps_per_bar(),
+                    representation.pitch_count()
+                ),
+            ));
+        }
+        if (self.preset == Preset::Musegan) != arch.track_latents.is_some() {
+            return Err(field("architecture.track_latents", "set for the musegan preset, and only for it"));
+        }
+        if let Some(mode) = arch.track_latents {
+            let (shared, private) = crate::model::musegan::latent_split(mode, self.latent_size, representation.track_count());
+            if shared + private * representation.track_count() != self.latent_size || (mode != TrackLatents::Composer && private == 0) {
+                return Err(field(
+                    "latent_size",
+                    format!("{} does not split into {mode:?} latents for {} tracks", self.latent_size, representation.track_count()),
+                ));
+            }
+        }
+        if self.preset == Preset::Midinet && self.latent_size % usize::from(representation.bars_per_phrase) != 0 {
+            return Err(field(
+                "latent_size",
+                format!("{} is not a whole latent per bar for {} bars (midinet)", self.latent_size, representation.bars_per_phrase),
+            ));
+        }
+        if arch.chord_condition && self.preset != Preset::Midinet {
+            return Err(field("architecture.chord_condition", "only the midinet preset takes a chord condition"));
+        }
+        let decoding = &self.decoding;
+        for (name, value) in [("onset_threshold", decoding.onset_threshold), ("sustain_threshold", decoding.sustain_threshold)] {
+            if !(value > 0.0 && value < 1.0) {
+                return Err(field(format!("decoding.{name}"), format!("{value} is not a probability strictly between 0 and 1")));
+            }
+        }
+        if decoding.monophonic.len() != representation.track_count() {
+            return Err(field(
+                "decoding.monophonic",
+                format!("{} entries for {} tracks", decoding.monophonic.len(), representation.track_count()),
+            ));
+        }
+        if !(1..=127).contains(&decoding.default_velocity) {
+            return Err(field("decoding.default_velocity", format!("{} is not 1..=127", decoding.default_velocity)));
+        }
+        if self.latent_center.len() != self.latent_size {
+            return Err(field("latent_center", format!("{} values for a latent of {}", self.latent_center.len(), self.latent_size)));
+        }
+        if self.latent_center.iter().any(|v| !v.is_finite()) {
+            return Err(field("latent_center", "holds a value that is not a finite number"));
+        }
+        for (index, knob) in self.macro_knobs.iter().enumerate() {
+            let name = format!("macro_knobs[{index}]");
+            if knob.direction.len() != self.latent_size {
+                return Err(field(
+                    format!("{name}.direction"),
+                    format!("{} values for a latent of {}", knob.direction.len(), self.latent_size),
+                ));
+            }
+            let norm = knob.direction.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if !norm.is_finite() || (norm - 1.0).abs() > 1e-3 {
+                return Err(field(format!("{name}.direction"), format!("length {norm}, not a unit vector")));
+            }
+            if !(knob.spread.is_finite() && knob.spread >= 0.0) {
+                return Err(field(format!("{name}.spread"), format!("{} is not a finite spread", knob.spread)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ModelCard {
+    /// The card as a person reads it: what the model makes, from what, and its knobs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.representation;
+        writeln!(f, "{} ({} preset, card schema {})", self.name, self.preset, self.schema_version)?;
+        writeln!(f, "  {}", self.description)?;
+        let tracks: Vec<String> = r.tracks.iter().map(|t| format!("{} (channel {})", t.name, t.channel + 1)).collect();
+        writeln!(f, "  tracks: {}", tracks.join(", "))?;
+        writeln!(
+            f,
+            "  phrases of {} bars of {} at {} steps per beat, pitches {}..{}",
+            r.bars_per_phrase,
+            r.meter,
+            r.steps_per_beat,
+            r.lowest_pitch,
+            u16::from(r.lowest_pitch) + u16::from(r.pitch_count)
+        )?;
+        writeln!(
+            f,
+            "  latent {}; hidden {}, bar hidden {}, {} channels, {}x{} patches",
+            self.latent_size, self.architecture.hidden, self.architecture.bar_hidden, self.architecture.channels, self.architecture.patch, self.architecture.patch
+        )?;
+        writeln!(f, "  onset threshold {:.3}, sustain threshold {:.3}", self.decoding.onset_threshold, self.decoding.sustain_threshold)?;
+        for knob in &self.macro_knobs {
+            writeln!(f, "  {}: spread {:.3}, {:.1} % of the latent variance", knob.name, knob.spread, 100.0 * knob.variance_share)?;
+        }
+        let t = &self.training;
+        writeln!(f, "  trained on {} ({} pieces, {} bars): {} epochs, {} steps, {:.0} s, {:.0} bars/s on {}", t.data, t.pieces, t.bars, t.epochs, t.steps, t.wall_seconds, t.bars_per_second, t.device)?;
+        if !t.terms.is_empty() {
+            writeln!(f, "  terms: {}", t.terms)?;
+        }
+        Ok(())
+    }
+}
+
+/// A small valid card, for tests here and in the modules that build networks from cards.
+#[cfg(test)]
+pub(crate) fn test_card() -> ModelCard {
+    use crate::roll::{Meter, TrackSpec};
+    ModelCard {
+        schema_version: SCHEMA_VERSION,
+        name: "test".into(),
+        description: "a card for tests".into(),
+        preset: Preset::Vae,
+        representation: Representation {
+            steps_per_beat: 4,
+            meter: Meter::COMMON,
+            bars_per_phrase: 2,
+            lowest_pitch: 48,
+            pitch_count: 24,
+            tracks: vec![TrackSpec::new("Lead", 0), TrackSpec::new("Bass", 1)],
+        },
+        latent_size: 4,
+        architecture: Architecture { hidden: 8, bar_hidden: 6, channels: 3, patch: 4, track_latents: None, chord_condition: false },
+        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90 },
+        latent_center: vec![0.0; 4],
+        macro_knobs: vec![MacroKnob { name: "Macro 1".into(), direction: vec![0.0, 1.0, 0.0, 0.0], spread: 2.0, variance_share: 0.5 }],
+        training: TrainingInfo::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(change: impl FnOnce(&mut ModelCard)) -> String {
+        let mut card = test_card();
+        change(&mut card);
+        ModelCard::from_json(&card.to_json()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_card_round_trips_through_json() {
+        let card = test_card();
+        assert_eq!(ModelCard::from_json(&card.to_json()).unwrap(), card);
+        assert!(card.to_string().contains("Lead (channel 1), Bass (channel 2)"));
+    }
+
+    #[test]
+    fn versions_are_checked_first() {
+        let future = test_card().to_json().replace("\"schema_version\": 1", "\"schema_version\": 7").replace("\"name\"", "\"renamed\"");
+        assert_eq!(ModelCard::from_json(&future).unwrap_err(), CardError::SchemaVersion { found: 7 });
+        let unversioned = test_card().to_json().replace("\"schema_version\": 1,", "");
+        assert!(ModelCard::from_json(&unversioned).unwrap_err().to_string().contains("schema_version: missing"));
+        assert!(ModelCard::from_json("{ not json").unwrap_err().to_string().contains("not a valid model card"));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert!(refusal(|c| c.latent_size = 0).contains("latent_size: 0"));
+        assert!(refusal(|c| c.architecture.patch = 5).contains("architecture.patch: 5 must divide"));
+        assert!(refusal(|c| c.architecture.hidden = 0).contains("architecture.hidden"));
+        assert!(refusal(|c| c.architecture.track_latents = Some(TrackLatents::Hybrid)).contains("track_latents"));
+        assert!(refusal(|c| c.architecture.chord_condition = true).contains("chord_condition"));
+        assert!(refusal(|c| c.decoding.onset_threshold = 1.0).contains("decoding.onset_threshold"));
+        assert!(refusal(|c| c.decoding.monophonic.pop().map(drop).unwrap_or(())).contains("1 entries for 2 tracks"));
+        assert!(refusal(|c| c.decoding.default_velocity = 0).contains("default_velocity"));
+        assert!(refusal(|c| c.latent_center = vec![0.0; 3]).contains("latent_center: 3 values"));
+        assert!(refusal(|c| c.macro_knobs[0].direction = vec![0.0, 2.0, 0.0, 0.0]).contains("not a unit vector"));
+        assert!(refusal(|c| c.macro_knobs[0].direction.push(0.0)).contains("macro_knobs[0].direction: 5 values"));
+        assert!(refusal(|c| c.representation.pitch_count = 0).contains("representation"));
+        assert!(refusal(|c| c.name = " ".into()).contains("name: empty"));
+    }
+
+    #[test]
+    fn non_finite_numbers_are_refused() {
+        let mut card = test_card();
+        card.latent_center[1] = f32::NAN;
+        assert!(card.validate().unwrap_err().to_string().contains("latent_center"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_rather_than_ignored() {
+        let json = test_card().to_json().replace("\"latent_size\"", "\"latnet_size\"");
+        assert!(ModelCard::from_json(&json).unwrap_err().to_string().contains("latnet_size"));
+    }
+}

@@ -1,0 +1,276 @@
+//! A trained decoder ready to make phrases: its card, its network, its weights — loaded with
+//! every check, since a bad model file must cost the user an error message, not a crash.
+
+use super::card::{CardError, ModelCard, Preset};
+use super::rolls::{logits_to_roll, DecodeOptions};
+use super::midinet::{MidinetGenerator, CHORD_SIZE};
+use super::musegan::MuseganGenerator;
+use super::vae::{Decoder, Shape};
+use crate::roll::Roll;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The file names of a model folder.
+pub const CARD_FILE: &str = "model.json";
+pub const DECODER_FILE: &str = "decoder.safetensors";
+pub const ENCODER_FILE: &str = "encoder.safetensors";
+
+/// Largest weights file accepted; far above any model this product trains, far below what
+/// would hurt a host to read.
+pub const MAX_WEIGHTS_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: cannot read: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Card(#[from] CardError),
+    #[error("{path}: {bytes} bytes is more than a model file can be ({MAX_WEIGHTS_BYTES} bytes at most)")]
+    TooLarge { path: PathBuf, bytes: u64 },
+    #[error("weights: not a readable safetensors file: {0}")]
+    NotSafetensors(String),
+    #[error("weights: tensor `{name}` holds {count} values that are NaN or infinite")]
+    NotFinite { name: String, count: usize },
+    #[error("weights do not fit the card: {0}")]
+    Mismatch(String),
+}
+
+/// The network a preset decodes with.
+enum Network {
+    Phrase(Decoder),
+    Musegan(MuseganGenerator),
+    Midinet(MidinetGenerator),
+}
+
+pub struct Generator {
+    card: ModelCard,
+    network: Network,
+    device: Device,
+}
+
+impl Generator {
+    /// Builds the network around weights in `vb` (a trainer's `VarMap`, or loaded tensors).
+    pub fn build(card: ModelCard, vb: VarBuilder, device: &Device) -> Result<Generator, ModelError> {
+        let shape = Shape::of(&card);
+        let mismatch = |e: candle_core::Error| ModelError::Mismatch(e.to_string());
+        let vb = vb.pp("decoder");
+        let network = match (card.preset, card.architecture.track_latents) {
+            (Preset::Musegan, Some(mode)) => Network::Musegan(MuseganGenerator::new(shape, mode, vb).map_err(mismatch)?),
+            (Preset::Midinet, _) => {
+                let chords = if card.architecture.chord_condition { CHORD_SIZE } else { 0 };
+                Network::Midinet(MidinetGenerator::new(shape, chords, vb).map_err(mismatch)?)
+            }
+            _ => Network::Phrase(Decoder::new(shape, vb).map_err(mismatch)?),
+        };
+        Ok(Generator { card, network, device: device.clone() })
+    }
+
+    /// A generator from a card's JSON and a safetensors file's bytes, on the CPU.
+    pub fn from_bytes(card_json: &str, weights: &[u8]) -> Result<Generator, ModelError> {
+        let card = ModelCard::from_json(card_json)?;
+        let device = Device::Cpu;
+        let tensors = candle_core::safetensors::load_buffer(weights, &device).map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
+        for (name, tensor) in &tensors {
+            let values = tensor
+                .to_dtype(DType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| ModelError::Mismatch(format!("tensor `{name}`: {e}")))?;
+            let count = values.iter().filter(|v| !v.is_finite()).count();
+            if count > 0 {
+                return Err(ModelError::NotFinite { name: name.clone(), count });
+            }
+        }
+        Generator::build(card, VarBuilder::from_tensors(tensors, DType::F32, &device), &device)
+    }
+
+    /// A generator from a model folder (`model.json` + `decoder.safetensors`).
+    pub fn from_dir(dir: &Path) -> Result<Generator, ModelError> {
+        let card = read_limited(&dir.join(CARD_FILE), 1 << 20)?;
+        let card = String::from_utf8(card).map_err(|_| CardError::Json("model.json is not UTF-8 text".into()))?;
+        let weights = read_limited(&dir.join(DECODER_FILE), MAX_WEIGHTS_BYTES)?;
+        Generator::from_bytes(&card, &weights)
+    }
+
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Logits [batch, 2 * tracks, steps, pitches] for latents [batch, latent].
+    pub fn logits(&self, z: &Tensor) -> candle_core::Result<Tensor> {
+        self.logits_with_chords(z, None)
+    }
+
+    /// Logits with a chord per bar ([batch, bars, 13]) for a chord-conditioned MidiNet; other
+    /// presets have no chord input and ignore it.
+    pub fn logits_with_chords(&self, z: &Tensor, chords: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        match &self.network {
+            Network::Phrase(decoder) => decoder.forward(z),
+            Network::Musegan(generator) => generator.forward(z),
+            Network::Midinet(generator) => generator.forward(z, chords),
+        }
+    }
+
+    /// One phrase per latent.
+    pub fn generate(&self, latents: &[Vec<f32>], options: &DecodeOptions, rng: &mut impl Rng) -> candle_core::Result<Vec<Roll>> {
+        let size = self.card.latent_size;
+        let flat: Vec<f32> = latents.iter().flat_map(|z| z.iter().copied()).collect();
+        let z = Tensor::from_vec(flat, (latents.len(), size), &self.device)?;
+        let logits = self.logits(&z)?.to_dtype(DType::F32)?;
+        let representation = Arc::new(self.card.representation.clone());
+        let per_phrase = logits.elem_count() / latents.len().max(1);
+        let values = logits.flatten_all()?.to_vec1::<f32>()?;
+        Ok(values.chunks(per_phrase).map(|phrase| logits_to_roll(&representation, phrase, options, rng)).collect())
+    }
+}
+
+/// What to make: the same request gives the same notes, in the CLI and in the plugin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderRequest {
+    pub bars: usize,
+    pub seed: u64,
+    /// Macro-knob positions in standard deviations (missing knobs are 0).
+    pub knobs: Vec<f32>,
+    /// How far each phrase wanders from the one before (0 = strict loop).
+    pub variation: f32,
+    /// 0 decodes by threshold; above 0 samples around it.
+    pub temperature: f32,
+}
+
+impl Generator {
+    /// `bars` bars: phrases from the seed's latent walk, joined and cut to length.
+    pub fn render(&self, request: &RenderRequest) -> candle_core::Result<Roll> {
+        let bars_per_phrase = usize::from(self.card.representation.bars_per_phrase);
+        let phrases = request.bars.max(1).div_ceil(bars_per_phrase);
+        let latents = super::latent::phrase_latents(&self.card, request.seed, &request.knobs, request.variation, phrases);
+        let mut options = DecodeOptions::from_card(&self.card.decoding);
+        options.temperature = request.temperature;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(request.seed);
+        let rolls = self.generate(&latents, &options, &mut rng)?;
+        let joined = Roll::concat(&rolls).expect("at least one phrase");
+        Ok(joined.slice(0..request.bars.max(1) * self.card.representation.steps_per_bar()))
+    }
+}
+
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ModelError> {
+    let io = |source| ModelError::Io { path: path.to_path_buf(), source };
+    let bytes = std::fs::metadata(path).map_err(io)?.len();
+    if bytes > limit {
+        return Err(ModelError::TooLarge { path: path.to_path_buf(), bytes });
+    }
+    std::fs::read(path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::card::test_card;
+    use candle_nn::VarMap;
+    use std::collections::HashMap;
+
+    /// A randomly initialised model's card and weights, as a trainer would save them.
+    fn saved_model() -> (String, HashMap<String, Tensor>) {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        Generator::build(test_card(), vb, &Device::Cpu).unwrap();
+        let tensors = varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        (test_card().to_json(), tensors)
+    }
+
+    fn bytes(tensors: &HashMap<String, Tensor>) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        candle_core::safetensors::save(tensors, &path).unwrap();
+        std::fs::read(path).unwrap()
+    }
+
+    fn request(seed: u64) -> RenderRequest {
+        RenderRequest { bars: 5, seed, knobs: vec![], variation: 0.5, temperature: 0.0 }
+    }
+
+    #[test]
+    fn saved_weights_load_and_render_deterministically() {
+        let (card, tensors) = saved_model();
+        let generator = Generator::from_bytes(&card, &bytes(&tensors)).unwrap();
+        let roll = generator.render(&request(3)).unwrap();
+        assert_eq!(roll.steps(), 5 * 16, "cut to the bars asked for");
+        assert_eq!(roll, generator.render(&request(3)).unwrap());
+        let again = Generator::from_bytes(&card, &bytes(&tensors)).unwrap();
+        assert_eq!(roll, again.render(&request(3)).unwrap());
+    }
+
+    #[test]
+    fn without_variation_every_phrase_is_the_same() {
+        let (card, tensors) = saved_model();
+        let generator = Generator::from_bytes(&card, &bytes(&tensors)).unwrap();
+        let mut strict = request(9);
+        strict.variation = 0.0;
+        strict.bars = 6;
+        strict.temperature = 0.0;
+        let roll = generator.render(&strict).unwrap();
+        assert_eq!(roll.slice(0..32), roll.slice(32..64));
+    }
+
+    #[test]
+    fn a_missing_tensor_is_named() {
+        let (card, mut tensors) = saved_model();
+        tensors.remove("decoder.temporal.weight");
+        let error = Generator::from_bytes(&card, &bytes(&tensors)).err().unwrap().to_string();
+        assert!(error.contains("decoder.temporal.weight"), "{error}");
+    }
+
+    #[test]
+    fn a_wrong_shape_is_named() {
+        let (card, mut tensors) = saved_model();
+        tensors.insert("decoder.bar.weight".into(), Tensor::zeros((3, 3), DType::F32, &Device::Cpu).unwrap());
+        let error = Generator::from_bytes(&card, &bytes(&tensors)).err().unwrap().to_string();
+        assert!(error.contains("decoder.bar.weight") && error.contains("shape"), "{error}");
+    }
+
+    #[test]
+    fn nan_weights_are_named() {
+        let (card, mut tensors) = saved_model();
+        let poisoned = Tensor::new(&[1.0f32, f32::NAN, f32::INFINITY], &Device::Cpu).unwrap();
+        tensors.insert("decoder.latent.bias".into(), poisoned);
+        let error = Generator::from_bytes(&card, &bytes(&tensors)).err().unwrap();
+        assert!(matches!(&error, ModelError::NotFinite { name, count: 2 } if name == "decoder.latent.bias"), "{error}");
+    }
+
+    #[test]
+    fn garbage_weights_and_cards_are_refused_in_words() {
+        let (card, tensors) = saved_model();
+        let error = Generator::from_bytes(&card, b"\x08\0\0\0\0\0\0\0{garbage").err().unwrap();
+        assert!(error.to_string().starts_with("weights: not a readable safetensors file"), "{error}");
+        let mut truncated = bytes(&tensors);
+        truncated.truncate(truncated.len() / 2);
+        assert!(matches!(Generator::from_bytes(&card, &truncated), Err(ModelError::NotSafetensors(_))));
+        let error = Generator::from_bytes("{}", &bytes(&tensors)).err().unwrap();
+        assert!(error.to_string().contains("schema_version"), "{error}");
+    }
+
+    #[test]
+    fn folders_report_missing_and_enormous_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = Generator::from_dir(dir.path()).err().unwrap().to_string();
+        assert!(error.contains("model.json: cannot read"), "{error}");
+        let (card, _) = saved_model();
+        std::fs::write(dir.path().join(CARD_FILE), card).unwrap();
+        let huge = std::fs::File::create(dir.path().join(DECODER_FILE)).unwrap();
+        huge.set_len(MAX_WEIGHTS_BYTES + 1).unwrap();
+        let error = Generator::from_dir(dir.path()).err().unwrap();
+        assert!(matches!(error, ModelError::TooLarge { .. }), "{error}");
+    }
+
+    #[test]
+    fn the_embedded_default_model_loads() {
+        let generator = crate::model::default_generator().unwrap();
+        assert!(!generator.render(&request(1)).unwrap().notes().is_empty());
+    }
+}

@@ -1,0 +1,102 @@
+//! Latent vectors from seeds and knobs.
+
+use super::card::ModelCard;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Standard-normal noise for a seed. Box–Muller over ChaCha8 is written out here because the
+/// exact stream is part of the product's promise (same seed, same music, in every version),
+/// and a sampler inside a dependency may change between its releases.
+pub fn noise(seed: u64, size: usize) -> Vec<f32> {
+    noise_in_stream(seed, 0, size)
+}
+
+/// Noise from one of a seed's independent streams (one per phrase of a piece).
+pub fn noise_in_stream(seed: u64, stream: u64, size: usize) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    let mut values = Vec::with_capacity(size + 1);
+    while values.len() < size {
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random::<f64>();
+        let radius = (-2.0 * u1.ln()).sqrt();
+        let angle = std::f64::consts::TAU * u2;
+        values.push((radius * angle.cos()) as f32);
+        values.push((radius * angle.sin()) as f32);
+    }
+    values.truncate(size);
+    values
+}
+
+/// The latent for a seed's noise moved along the card's macro-knob directions: knob k at v
+/// adds v standard deviations (of the corpus along direction k). Knobs beyond the card's
+/// count are ignored; a card with fewer knobs simply has fewer directions.
+pub fn steer(card: &ModelCard, noise: &[f32], knobs: &[f32]) -> Vec<f32> {
+    let mut z = noise.to_vec();
+    for (knob, value) in card.macro_knobs.iter().zip(knobs) {
+        for (zi, di) in z.iter_mut().zip(&knob.direction) {
+            *zi += value * knob.spread * di;
+        }
+    }
+    z
+}
+
+/// Latents for `count` consecutive phrases. Each wanders from the one before by
+/// `variation` (0 repeats the first phrase's latent, a strict loop; 1 draws each afresh), as a
+/// random walk that stays on the prior: z_k = sqrt(1 - v^2) z_(k-1) + v e_k.
+pub fn phrase_latents(card: &ModelCard, seed: u64, knobs: &[f32], variation: f32, count: usize) -> Vec<Vec<f32>> {
+    let variation = variation.clamp(0.0, 1.0);
+    let keep = (1.0 - variation * variation).sqrt();
+    let mut current = noise_in_stream(seed, 0, card.latent_size);
+    let mut latents = Vec::with_capacity(count);
+    for k in 0..count {
+        if k > 0 {
+            let fresh = noise_in_stream(seed, k as u64, card.latent_size);
+            current = current.iter().zip(&fresh).map(|(z, e)| keep * z + variation * e).collect();
+        }
+        latents.push(steer(card, &current, knobs));
+    }
+    latents
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_is_standard_normal_and_fixed_per_seed() {
+        let a = noise(42, 20_001);
+        assert_eq!(a, noise(42, 20_001));
+        assert_ne!(a, noise(43, 20_001));
+        assert_eq!(&noise(42, 7)[..], &a[..7], "a longer draw extends a shorter one");
+        let mean = a.iter().sum::<f32>() / a.len() as f32;
+        let variance = a.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / a.len() as f32;
+        assert!(mean.abs() < 0.03, "mean {mean}");
+        assert!((variance - 1.0).abs() < 0.05, "variance {variance}");
+        assert_ne!(noise_in_stream(42, 1, 8), noise_in_stream(42, 0, 8), "streams are independent");
+    }
+}
+
+#[cfg(test)]
+mod steering_tests {
+    use super::*;
+    use crate::model::card::test_card;
+
+    #[test]
+    fn a_knob_moves_the_latent_by_its_spread_along_its_direction() {
+        let card = test_card();
+        let z = steer(&card, &[0.5, 0.5, 0.5, 0.5], &[1.5, 9.0]);
+        assert_eq!(z, vec![0.5, 0.5 + 1.5 * 2.0, 0.5, 0.5], "the second knob does not exist and is ignored");
+    }
+
+    #[test]
+    fn variation_walks_from_phrase_to_phrase() {
+        let card = test_card();
+        let strict = phrase_latents(&card, 5, &[], 0.0, 3);
+        assert!(strict.windows(2).all(|w| w[0] == w[1]));
+        let free = phrase_latents(&card, 5, &[], 1.0, 3);
+        assert_eq!(free[0], strict[0]);
+        assert_eq!(free[1], noise_in_stream(5, 1, 4));
+        assert_eq!(phrase_latents(&card, 5, &[1.0], 0.4, 3), phrase_latents(&card, 5, &[1.0], 0.4, 3));
+    }
+}

@@ -1,0 +1,101 @@
+//! Building blocks shared by every preset, so that weights are named the same way in all.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+/// Non-overlapping square patches (steps x semitones) to feature maps: a learned
+/// "look at a beat of a few semitones at a time", cheap enough for a CPU.
+pub struct PatchEmbed {
+    weight: Tensor,
+    bias: Tensor,
+    patch: usize,
+}
+
+impl PatchEmbed {
+    pub fn new(in_channels: usize, out_channels: usize, patch: usize, vb: VarBuilder) -> Result<PatchEmbed> {
+        let fan_in = (in_channels * patch * patch) as f64;
+        let bound = 1.0 / fan_in.sqrt();
+        let weight = vb.get_with_hints((out_channels, in_channels, patch, patch), "weight", Init::Uniform { lo: -bound, up: bound })?;
+        let bias = vb.get_with_hints(out_channels, "bias", Init::Uniform { lo: -bound, up: bound })?;
+        Ok(PatchEmbed { weight, bias, patch })
+    }
+}
+
+impl Module for PatchEmbed {
+    /// [batch, in, steps, pitches] -> [batch, out, steps / patch, pitches / patch]
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.conv2d(&self.weight, 0, self.patch, 1, 1)?;
+        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+    }
+}
+
+/// Feature maps back to full-resolution patches: the transpose of [`PatchEmbed`].
+pub struct PatchUnembed {
+    weight: Tensor,
+    bias: Tensor,
+    patch: usize,
+}
+
+impl PatchUnembed {
+    pub fn new(in_channels: usize, out_channels: usize, patch: usize, vb: VarBuilder) -> Result<PatchUnembed> {
+        let bound = 1.0 / (in_channels as f64).sqrt();
+        let weight = vb.get_with_hints((in_channels, out_channels, patch, patch), "weight", Init::Uniform { lo: -bound, up: bound })?;
+        let bias = vb.get_with_hints(out_channels, "bias", Init::Const(0.0))?;
+        Ok(PatchUnembed { weight, bias, patch })
+    }
+}
+
+impl Module for PatchUnembed {
+    /// [batch, in, steps / patch, pitches / patch] -> [batch, out, steps, pitches]
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.conv_transpose2d(&self.weight, 0, 0, self.patch, 1)?;
+        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+    }
+}
+
+/// Splits a phrase [batch, planes, bars * steps, pitches] into bars
+/// [batch * bars, planes, steps, pitches], so that one bar network serves every bar.
+pub fn phrase_to_bars(x: &Tensor, bars: usize) -> Result<Tensor> {
+    let (batch, planes, steps, pitches) = x.dims4()?;
+    x.reshape((batch, planes, bars, steps / bars, pitches))?
+        .permute((0, 2, 1, 3, 4))?
+        .reshape((batch * bars, planes, steps / bars, pitches))
+}
+
+/// The inverse of [`phrase_to_bars`].
+pub fn bars_to_phrase(x: &Tensor, bars: usize) -> Result<Tensor> {
+    let (batch_bars, planes, steps, pitches) = x.dims4()?;
+    x.reshape((batch_bars / bars, bars, planes, steps, pitches))?
+        .permute((0, 2, 1, 3, 4))?
+        .reshape((batch_bars / bars, planes, bars * steps, pitches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn bars_split_and_join_back() {
+        let x = Tensor::arange(0f32, 2.0 * 3.0 * 8.0 * 5.0, &Device::Cpu).unwrap().reshape((2, 3, 8, 5)).unwrap();
+        let bars = phrase_to_bars(&x, 4).unwrap();
+        assert_eq!(bars.dims(), &[8, 3, 2, 5]);
+        // Bar 1 of item 0, plane 2, step 0 is phrase step 2.
+        let expected = x.get(0).unwrap().get(2).unwrap().get(2).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(bars.get(1).unwrap().get(2).unwrap().get(0).unwrap().to_vec1::<f32>().unwrap(), expected);
+        let back = bars_to_phrase(&bars, 4).unwrap();
+        assert_eq!(back.flatten_all().unwrap().to_vec1::<f32>().unwrap(), x.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    }
+
+    #[test]
+    fn patches_keep_shapes() {
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let embed = PatchEmbed::new(2, 7, 4, vb.pp("in")).unwrap();
+        let unembed = PatchUnembed::new(7, 2, 4, vb.pp("out")).unwrap();
+        let x = Tensor::zeros((3, 2, 16, 48), DType::F32, &Device::Cpu).unwrap();
+        let features = embed.forward(&x).unwrap();
+        assert_eq!(features.dims(), &[3, 7, 4, 12]);
+        assert_eq!(unembed.forward(&features).unwrap().dims(), &[3, 2, 16, 48]);
+    }
+}

@@ -1,0 +1,129 @@
+//! Rolls to tensors for the networks, and network output back to rolls.
+
+use super::card::Decoding;
+use crate::roll::{GridNote, Representation, Roll};
+use candle_core::{Device, Result, Tensor};
+use rand::Rng;
+use std::sync::Arc;
+
+/// Phrases as a batch [batch, 2 * tracks, steps, pitches] of 0/1: every track's onset plane,
+/// then every track's sustain plane.
+pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Result<Tensor> {
+    let first = rolls.first().expect("a batch holds at least one roll");
+    let (tracks, steps, pitches) = (first.track_count(), first.steps(), first.pitch_count());
+    let plane = steps * pitches;
+    let mut cells = vec![0f32; rolls.len() * 2 * tracks * plane];
+    for (item, roll) in rolls.iter().enumerate() {
+        assert_eq!((roll.track_count(), roll.steps(), roll.pitch_count()), (tracks, steps, pitches), "one shape per batch");
+        for track in 0..tracks {
+            let onset_base = (item * 2 * tracks + track) * plane;
+            let sustain_base = (item * 2 * tracks + tracks + track) * plane;
+            for step in 0..steps {
+                for (row, (&velocity, &sounding)) in roll.onsets_at(track, step).iter().zip(roll.sounding_at(track, step)).enumerate() {
+                    cells[onset_base + step * pitches + row] = f32::from(u8::from(velocity > 0));
+                    cells[sustain_base + step * pitches + row] = f32::from(u8::from(sounding));
+                }
+            }
+        }
+    }
+    Tensor::from_vec(cells, (rolls.len(), 2 * tracks, steps, pitches), device)
+}
+
+/// How a phrase's logits become notes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodeOptions {
+    pub onset_threshold: f32,
+    pub sustain_threshold: f32,
+    /// 0 decodes by threshold alone (the same logits always give the same notes); above 0,
+    /// onsets are drawn at random around the threshold, more freely as it grows.
+    pub temperature: f32,
+    pub monophonic: Vec<bool>,
+    pub velocity: u8,
+}
+
+impl DecodeOptions {
+    pub fn from_card(decoding: &Decoding) -> DecodeOptions {
+        DecodeOptions {
+            onset_threshold: decoding.onset_threshold,
+            sustain_threshold: decoding.sustain_threshold,
+            temperature: 0.0,
+            monophonic: decoding.monophonic.clone(),
+            velocity: decoding.default_velocity,
+        }
+    }
+}
+
+fn logit(p: f32) -> f32 {
+    (p / (1.0 - p)).ln()
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Turns one phrase's logits, laid out [2 * tracks, steps, pitches] as
+/// [`rolls_to_tensor`] lays out its input, into a roll. Pure but for `rng`, which only
+/// temperature above 0 draws on.
+pub fn logits_to_roll(
+    representation: &Arc<Representation>,
+    logits: &[f32],
+    options: &DecodeOptions,
+    rng: &mut impl Rng,
+) -> Roll {
+    let (tracks, pitches) = (representation.track_count(), representation.pitch_count());
+    let steps = logits.len() / (2 * tracks * pitches);
+    let plane = steps * pitches;
+    let onset_bias = logit(options.onset_threshold.clamp(1e-6, 1.0 - 1e-6));
+    let sustain_bias = logit(options.sustain_threshold.clamp(1e-6, 1.0 - 1e-6));
+    let mut roll = Roll::new(representation.clone(), steps);
+    for track in 0..tracks {
+        let onsets = &logits[track * plane..(track + 1) * plane];
+        let sustains = &logits[(tracks + track) * plane..(tracks + track + 1) * plane];
+        let mut fires = |logit: f32| -> bool {
+            if options.temperature <= 0.0 {
+                logit >= onset_bias
+            } else {
+                rng.random::<f32>() < sigmoid((logit - onset_bias) / options.temperature)
+            }
+        };
+        // Notes still sounding: (pitch row, start step).
+        let mut open: Vec<(usize, usize)> = Vec::new();
+        let mut notes: Vec<GridNote> = Vec::new();
+        let close = |row: usize, start: usize, end: usize, notes: &mut Vec<GridNote>| {
+            notes.push(GridNote {
+                track,
+                start,
+                pitch: representation.pitch_of_row(row),
+                length: end - start,
+                velocity: options.velocity,
+            });
+        };
+        for step in 0..steps {
+            let at = |row: usize| step * pitches + row;
+            let firing: Vec<usize> = (0..pitches).filter(|&row| fires(onsets[at(row)])).collect();
+            let starting: Vec<usize> = if options.monophonic[track] {
+                firing.iter().copied().max_by(|&a, &b| onsets[at(a)].total_cmp(&onsets[at(b)])).into_iter().collect()
+            } else {
+                firing
+            };
+            let mut still_open = Vec::with_capacity(open.len());
+            for (row, start) in open.drain(..) {
+                let cut = starting.contains(&row) || (options.monophonic[track] && !starting.is_empty());
+                if cut || sustains[at(row)] < sustain_bias {
+                    close(row, start, step, &mut notes);
+                } else {
+                    still_open.push((row, start));
+                }
+            }
+            open = still_open;
+            open.extend(starting.into_iter().map(|row| (row, step)));
+        }
+        for (row, start) in open {
+            close(row, start, steps, &mut notes);
+        }
+        for note in notes {
+            roll.place(note).expect("decoded notes lie inside the roll");
+        }
+    }
+    roll
+}

@@ -1,0 +1,150 @@
+//! The phrase VAE: a convolutional encoder to (mu, log-variance), and a decoder from a phrase
+//! latent through per-bar latents (MuseGAN's temporal generator) to onset and sustain logits.
+//!
+//! The decoder is the generator of every preset but MidiNet: the GAN presets train the same
+//! network against a critic instead of an encoder, so the plugin has one decoder to run.
+
+use super::card::ModelCard;
+use super::layers::{bars_to_phrase, phrase_to_bars, PatchEmbed, PatchUnembed};
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{linear, Linear, VarBuilder};
+
+/// Planes per track: onset and sustain.
+pub const PLANES_PER_TRACK: usize = 2;
+
+/// Sizes read off a card, computed once.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub tracks: usize,
+    pub bars: usize,
+    pub steps_per_bar: usize,
+    pub beats_per_bar: usize,
+    pub pitches: usize,
+    pub latent: usize,
+    pub hidden: usize,
+    pub bar_hidden: usize,
+    pub channels: usize,
+    pub patch: usize,
+}
+
+impl Shape {
+    pub fn of(card: &ModelCard) -> Shape {
+        let r = &card.representation;
+        let a = &card.architecture;
+        Shape {
+            tracks: r.track_count(),
+            bars: usize::from(r.bars_per_phrase),
+            steps_per_bar: r.steps_per_bar(),
+            beats_per_bar: r.beats_per_bar(),
+            pitches: r.pitch_count(),
+            latent: card.latent_size,
+            hidden: a.hidden,
+            bar_hidden: a.bar_hidden,
+            channels: a.channels,
+            patch: a.patch,
+        }
+    }
+
+    pub fn planes(&self) -> usize {
+        PLANES_PER_TRACK * self.tracks
+    }
+
+    /// Cells of one bar's patch-feature map.
+    pub fn patch_features(&self) -> usize {
+        self.channels * (self.steps_per_bar / self.patch) * (self.pitches / self.patch)
+    }
+}
+
+/// Phrase -> (mu, log-variance).
+pub struct Encoder {
+    shape: Shape,
+    patches: PatchEmbed,
+    bar: Linear,
+    phrase: Linear,
+    mean: Linear,
+    log_variance: Linear,
+}
+
+impl Encoder {
+    pub fn new(shape: Shape, vb: VarBuilder) -> Result<Encoder> {
+        Ok(Encoder {
+            shape,
+            patches: PatchEmbed::new(shape.planes(), shape.channels, shape.patch, vb.pp("patches"))?,
+            bar: linear(shape.patch_features(), shape.bar_hidden, vb.pp("bar"))?,
+            phrase: linear(shape.bars * shape.bar_hidden, shape.hidden, vb.pp("phrase"))?,
+            mean: linear(shape.hidden, shape.latent, vb.pp("mean"))?,
+            log_variance: linear(shape.hidden, shape.latent, vb.pp("log_variance"))?,
+        })
+    }
+
+    /// `phrase`: [batch, planes, steps, pitches] of 0/1 -> ([batch, latent], [batch, latent]).
+    pub fn forward(&self, phrase: &Tensor) -> Result<(Tensor, Tensor)> {
+        let batch = phrase.dim(0)?;
+        let bars = phrase_to_bars(phrase, self.shape.bars)?;
+        let features = self.patches.forward(&bars)?.relu()?.flatten_from(1)?;
+        let bar_codes = self.bar.forward(&features)?.relu()?.reshape((batch, ()))?;
+        let hidden = self.phrase.forward(&bar_codes)?.relu()?;
+        Ok((self.mean.forward(&hidden)?, self.log_variance.forward(&hidden)?))
+    }
+}
+
+/// Phrase latent -> per-bar latents -> bars of onset and sustain logits.
+pub struct Decoder {
+    shape: Shape,
+    latent: Linear,
+    temporal: Linear,
+    bar: Linear,
+    features: Linear,
+    patches: PatchUnembed,
+}
+
+impl Decoder {
+    pub fn new(shape: Shape, vb: VarBuilder) -> Result<Decoder> {
+        Ok(Decoder {
+            shape,
+            latent: linear(shape.latent, shape.hidden, vb.pp("latent"))?,
+            temporal: linear(shape.hidden, shape.bars * shape.bar_hidden, vb.pp("temporal"))?,
+            bar: linear(shape.bar_hidden, shape.hidden, vb.pp("bar"))?,
+            features: linear(shape.hidden, shape.patch_features(), vb.pp("features"))?,
+            patches: PatchUnembed::new(shape.channels, shape.planes(), shape.patch, vb.pp("patches"))?,
+        })
+    }
+
+    /// `z`: [batch, latent] -> logits [batch, planes, steps, pitches]; planes are the onset
+    /// plane of every track, then the sustain plane of every track.
+    pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
+        let s = self.shape;
+        let batch = z.dim(0)?;
+        let hidden = self.latent.forward(z)?.relu()?;
+        let bar_latents = self.temporal.forward(&hidden)?.relu()?.reshape((batch * s.bars, s.bar_hidden))?;
+        let bar_hidden = self.bar.forward(&bar_latents)?.relu()?;
+        let features = self.features.forward(&bar_hidden)?.relu()?.reshape((
+            batch * s.bars,
+            s.channels,
+            s.steps_per_bar / s.patch,
+            s.pitches / s.patch,
+        ))?;
+        bars_to_phrase(&self.patches.forward(&features)?, s.bars)
+    }
+}
+
+/// Reparameterised sample: mu + sigma * eps, with eps given so that training is reproducible.
+pub fn reparameterise(mean: &Tensor, log_variance: &Tensor, eps: &Tensor) -> Result<Tensor> {
+    mean + (log_variance * 0.5)?.exp()?.mul(eps)?
+}
+
+/// KL(q(z|x) || N(0, I)) per latent dimension, averaged over the batch: [latent].
+pub fn kl_per_dimension(mean: &Tensor, log_variance: &Tensor) -> Result<Tensor> {
+    let terms = ((mean.sqr()? + log_variance.exp()?)? - log_variance)? - 1.0;
+    (terms? * 0.5)?.mean(0)
+}
+
+/// Binary cross-entropy from logits in the stable form relu(x) - x t + log(1 + exp(-|x|)),
+/// summed over cells and averaged over the batch (candle-nn's version overflows for large
+/// logits).
+pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let softplus_neg_abs = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    let loss = ((logits.relu()? - logits.mul(targets)?)? + softplus_neg_abs)?;
+    let batch = logits.dim(0)? as f64;
+    loss.flatten_from(1)?.sum(D::Minus1)?.sum_all()? / batch
+}

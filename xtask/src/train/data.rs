@@ -1,0 +1,195 @@
+//! Training phrases: a folder of MIDI cut into phrases on the model's grid, split into
+//! training and validation by piece (never by bar, or neighbouring bars of one piece would
+//! sit on both sides and flatter the validation loss).
+
+use anyhow::{bail, Context};
+use dreamroll::corpus::read_folder;
+use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment, TrackSpec};
+use rand::Rng;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct GridChoice {
+    pub steps_per_beat: u16,
+    pub meter: Meter,
+    pub bars: u16,
+    /// Pitch rows are a multiple of this (the network's patch size).
+    pub pitch_multiple: usize,
+    /// Fixed window (lowest, count), or fitted to the corpus when `None`.
+    pub pitch_window: Option<(u8, u8)>,
+    pub tracks: Option<Vec<TrackSpec>>,
+    pub validation_share: f64,
+    pub seed: u64,
+}
+
+pub struct TrainingData {
+    pub representation: Arc<Representation>,
+    pub train: Vec<Roll>,
+    pub validation: Vec<Roll>,
+    pub pieces: usize,
+    pub bars: usize,
+    /// Per track: at most one note at a time in (nearly) every step of the corpus.
+    pub monophonic: Vec<bool>,
+    /// Note onsets per track per step in the training phrases: the density to decode at.
+    pub onset_rate: Vec<f64>,
+    pub summary: String,
+}
+
+/// The window covering the 0.5th to 99.5th percentile of the corpus's pitches plus a margin
+/// for transposition, rounded to a whole number of patches.
+fn fit_pitch_window(pitches: &mut [u8], multiple: usize, margin: u8) -> (u8, u8) {
+    pitches.sort_unstable();
+    let at = |q: f64| pitches[((pitches.len() - 1) as f64 * q).round() as usize];
+    let low = at(0.005).saturating_sub(margin);
+    let high = at(0.995).saturating_add(margin).min(127);
+    let count = (usize::from(high - low) + 1).div_ceil(multiple) * multiple;
+    let low = low.min((128 - count) as u8);
+    (low, count as u8)
+}
+
+impl TrainingData {
+    pub fn load(folder: &Path, choice: &GridChoice) -> anyhow::Result<TrainingData> {
+        let scores = read_folder(folder).with_context(|| format!("reading training data from {}", folder.display()))?;
+        if scores.scores.is_empty() {
+            bail!("{}: none of its {} MIDI files could be read", folder.display(), scores.skipped.len());
+        }
+        let tracks = choice.tracks.clone().unwrap_or_else(|| scores.tracks_by_channel());
+        let (lowest_pitch, pitch_count) = match choice.pitch_window {
+            Some(window) => window,
+            None => {
+                let mut pitches: Vec<u8> = scores
+                    .scores
+                    .iter()
+                    .flat_map(|(_, score)| score.notes.iter().filter(|n| tracks.iter().any(|t| t.channel == n.channel)).map(|n| n.pitch))
+                    .collect();
+                if pitches.is_empty() {
+                    bail!("{}: the files hold no notes on the chosen tracks' channels", folder.display());
+                }
+                fit_pitch_window(&mut pitches, choice.pitch_multiple, 3)
+            }
+        };
+        let representation = Arc::new(Representation {
+            steps_per_beat: choice.steps_per_beat,
+            meter: choice.meter,
+            bars_per_phrase: choice.bars,
+            lowest_pitch,
+            pitch_count,
+            tracks,
+        });
+        representation.validate()?;
+        let corpus = scores.into_corpus(&representation, TrackAssignment::ByChannel);
+        let summary = corpus.to_string();
+        let bars = usize::from(choice.bars);
+        let (mut train, mut validation) = (Vec::new(), Vec::new());
+        for (path, piece) in &corpus.pieces {
+            let in_validation = piece_hash(path, choice.seed) % 10_000 < (choice.validation_share * 10_000.0) as u64;
+            // Training phrases start at every bar (four times the data of disjoint phrases);
+            // validation phrases are disjoint, so each bar is judged once.
+            let phrases = if in_validation { piece.phrases(bars, bars) } else { piece.phrases(bars, 1) };
+            let audible = phrases.into_iter().filter(|p| (0..p.track_count()).any(|t| !p.is_silent(t, 0..p.steps())));
+            if in_validation {
+                validation.extend(audible);
+            } else {
+                train.extend(audible);
+            }
+        }
+        if train.is_empty() {
+            bail!(
+                "{}: no usable {}-bar phrases in {} (the files hold {} bars in that meter)",
+                folder.display(),
+                bars,
+                representation.meter,
+                corpus.bar_count()
+            );
+        }
+        let monophonic = (0..representation.track_count()).map(|t| polyphonic_share(&train, t) < 0.02).collect();
+        let onset_rate = (0..representation.track_count()).map(|t| onset_rate(&train, t)).collect();
+        Ok(TrainingData {
+            pieces: corpus.pieces.len(),
+            bars: corpus.bar_count(),
+            representation,
+            train,
+            validation,
+            monophonic,
+            onset_rate,
+            summary,
+        })
+    }
+}
+
+/// A stable hash (FNV-1a over the file name and the seed), so that the split is the same on
+/// every machine and every run with that seed.
+fn piece_hash(path: &Path, seed: u64) -> u64 {
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    path.file_name().unwrap_or_default().to_string_lossy().hash(&mut hasher);
+    seed.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn polyphonic_share(phrases: &[Roll], track: usize) -> f64 {
+    let (mut sounding_steps, mut polyphonic_steps) = (0usize, 0usize);
+    for phrase in phrases {
+        for step in 0..phrase.steps() {
+            let count = phrase.sounding_at(track, step).iter().filter(|&&on| on).count();
+            sounding_steps += usize::from(count > 0);
+            polyphonic_steps += usize::from(count > 1);
+        }
+    }
+    polyphonic_steps as f64 / sounding_steps.max(1) as f64
+}
+
+fn onset_rate(phrases: &[Roll], track: usize) -> f64 {
+    let onsets: usize = phrases
+        .iter()
+        .map(|p| (0..p.steps()).map(|s| p.onsets_at(track, s).iter().filter(|&&v| v > 0).count()).sum::<usize>())
+        .sum();
+    onsets as f64 / phrases.iter().map(Roll::steps).sum::<usize>().max(1) as f64
+}
+
+/// A random transposition within ±`range` semitones that keeps every note in the window;
+/// the phrase as it is when three draws all fall outside.
+pub fn augment(phrase: &Roll, range: i32, rng: &mut impl Rng) -> Roll {
+    if range > 0 {
+        for _ in 0..3 {
+            if let Some(moved) = phrase.transposed(rng.random_range(-range..=range)) {
+                return moved;
+            }
+        }
+    }
+    phrase.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_covers_the_bulk_with_a_margin_in_whole_patches() {
+        let mut pitches: Vec<u8> = (0..1000).map(|i| 50 + (i % 30) as u8).collect();
+        pitches.push(10);
+        pitches.push(120);
+        let (low, count) = fit_pitch_window(&mut pitches, 4, 3);
+        assert_eq!(low, 47);
+        assert_eq!(count % 4, 0);
+        assert!(u16::from(low) + u16::from(count) > 82);
+    }
+
+    #[test]
+    fn the_split_is_stable() {
+        let a = piece_hash(Path::new("/x/bwv1.6.mid"), 3);
+        assert_eq!(a, piece_hash(Path::new("/elsewhere/bwv1.6.mid"), 3));
+        assert_ne!(a, piece_hash(Path::new("/x/bwv1.6.mid"), 4));
+    }
+}

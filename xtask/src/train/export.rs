@@ -1,0 +1,258 @@
+//! From a trained objective to a model folder: the calibrated card, macro knobs, weights
+//! and samples.
+
+use super::data::TrainingData;
+use super::objective::Objective;
+use super::{checkpoint, logits_of, plot, prior_latents, representation_of, LoopState, RunConfig};
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use dreamroll::model::generator::{CARD_FILE, DECODER_FILE, ENCODER_FILE};
+use dreamroll::model::rolls::{logits_to_roll, rolls_to_tensor, DecodeOptions};
+use dreamroll::model::{Architecture, Decoding, MacroKnob, ModelCard, Preset, TrainingInfo, SCHEMA_VERSION};
+use dreamroll::roll::{roll_to_midi, Roll};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::path::Path;
+
+pub const MACRO_KNOBS: usize = 8;
+
+pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyhow::Result<ModelCard> {
+    let shape = &config.shape;
+    let name = shape.name.clone().unwrap_or_else(|| out.file_name().unwrap_or_default().to_string_lossy().into_owned());
+    let card = ModelCard {
+        schema_version: SCHEMA_VERSION,
+        description: format!("{} decoder of {}-bar phrases trained on {}", config.preset, shape.bars, config.data.display()),
+        name,
+        preset: config.preset,
+        representation: (*data.representation).clone(),
+        latent_size: shape.latent,
+        architecture: Architecture {
+            hidden: shape.hidden,
+            bar_hidden: shape.bar_hidden,
+            channels: shape.channels,
+            patch: shape.patch,
+            track_latents: (config.preset == Preset::Musegan).then(|| shape.track_latents()).transpose()?,
+            chord_condition: shape.chord_condition,
+        },
+        decoding: Decoding {
+            onset_threshold: 0.5,
+            sustain_threshold: 0.5,
+            monophonic: data.monophonic.clone(),
+            default_velocity: 90,
+        },
+        latent_center: vec![0.0; shape.latent],
+        macro_knobs: Vec::new(),
+        training: TrainingInfo {
+            data: config.data.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            terms: shape.data_terms.clone(),
+            pieces: data.pieces,
+            bars: data.bars,
+            batch: config.batch,
+            learning_rate: config.lr,
+            seed: config.seed,
+            ..TrainingInfo::default()
+        },
+    };
+    card.validate().context("the training options make an invalid model card")?;
+    Ok(card)
+}
+
+/// The onset threshold at which phrases from the prior start as many notes per step as the
+/// training phrases do: the k-th largest candidate onset logit, where a monophonic track
+/// offers its likeliest pitch per step and a polyphonic one every cell.
+pub fn calibrate_onset_threshold(card: &ModelCard, logits: &[Vec<f32>], onset_rate: &[f64]) -> f32 {
+    let (tracks, pitches) = (card.representation.track_count(), card.representation.pitch_count());
+    let mut candidates: Vec<f32> = Vec::new();
+    let mut wanted = 0.0;
+    for phrase in logits {
+        let plane = phrase.len() / (2 * tracks);
+        let steps = plane / pitches;
+        for track in 0..tracks {
+            let onsets = &phrase[track * plane..(track + 1) * plane];
+            wanted += onset_rate[track] * steps as f64;
+            for step in onsets.chunks(pitches) {
+                if card.decoding.monophonic[track] {
+                    candidates.push(step.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+                } else {
+                    candidates.extend_from_slice(step);
+                }
+            }
+        }
+    }
+    candidates.sort_by(|a, b| b.total_cmp(a));
+    let k = (wanted.round() as usize).clamp(1, candidates.len().max(1)) - 1;
+    let threshold_logit = candidates.get(k).copied().unwrap_or(0.0);
+    (1.0 / (1.0 + (-threshold_logit).exp())).clamp(0.001, 0.999)
+}
+
+/// The top principal directions of the latent codes, by power iteration with deflation
+/// (the latent is small, so this is exact enough and needs no linear-algebra crate).
+pub fn principal_directions(codes: &[Vec<f32>], count: usize) -> (Vec<f32>, Vec<MacroKnob>) {
+    let n = codes.len().max(1) as f64;
+    let size = codes.first().map_or(0, Vec::len);
+    let mut mean = vec![0f64; size];
+    codes.iter().for_each(|c| c.iter().enumerate().for_each(|(i, &v)| mean[i] += f64::from(v) / n));
+    let mut covariance = vec![vec![0f64; size]; size];
+    for code in codes {
+        let centred: Vec<f64> = code.iter().zip(&mean).map(|(&v, m)| f64::from(v) - m).collect();
+        for i in 0..size {
+            for j in 0..size {
+                covariance[i][j] += centred[i] * centred[j] / n;
+            }
+        }
+    }
+    let trace: f64 = (0..size).map(|i| covariance[i][i]).sum();
+    let mut knobs = Vec::new();
+    for k in 0..count.min(size) {
+        let mut v: Vec<f64> = (0..size).map(|i| if i == k { 1.0 } else { 0.1 }).collect();
+        let mut eigenvalue = 0.0;
+        for _ in 0..500 {
+            let w: Vec<f64> = (0..size).map(|i| (0..size).map(|j| covariance[i][j] * v[j]).sum()).collect();
+            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm < 1e-12 {
+                break;
+            }
+            eigenvalue = norm;
+            v = w.into_iter().map(|x| x / norm).collect();
+        }
+        // A sign convention, so that retraining does not flip knobs at random.
+        let largest = v.iter().copied().fold(0.0f64, |a, b| if b.abs() > a.abs() { b } else { a });
+        if largest < 0.0 {
+            v.iter_mut().for_each(|x| *x = -*x);
+        }
+        for i in 0..size {
+            for j in 0..size {
+                covariance[i][j] -= eigenvalue * v[i] * v[j];
+            }
+        }
+        knobs.push(MacroKnob {
+            name: format!("Macro {}", k + 1),
+            direction: v.iter().map(|&x| x as f32).collect(),
+            spread: eigenvalue.max(0.0).sqrt() as f32,
+            variance_share: if trace > 0.0 { (eigenvalue / trace) as f32 } else { 0.0 },
+        });
+    }
+    (mean.iter().map(|&m| m as f32).collect(), knobs)
+}
+
+/// Phrases from the prior at the current state, decoded at a threshold calibrated on them.
+fn sample_phrases(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, count: usize, device: &Device) -> anyhow::Result<(Vec<Roll>, f32)> {
+    let latents = prior_latents(256.max(count), card.latent_size, 1_000_000);
+    let logits = logits_of(objective, &latents, device)?;
+    let threshold = calibrate_onset_threshold(card, &logits, &data.onset_rate);
+    let mut options = DecodeOptions::from_card(&card.decoding);
+    options.onset_threshold = threshold;
+    let representation = representation_of(card);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    Ok((logits.iter().take(count).map(|l| logits_to_roll(&representation, l, &options, &mut rng)).collect(), threshold))
+}
+
+fn write_samples(folder: &Path, stem: &str, phrases: &[Roll]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(folder)?;
+    let joined = Roll::concat(phrases).context("no phrases to write")?;
+    std::fs::write(folder.join(format!("{stem}.mid")), roll_to_midi(&joined, 100.0))?;
+    plot::piano_rolls(&folder.join(format!("{stem}.png")), phrases)
+}
+
+/// Four phrases at a checkpoint, so a person can watch a run learn.
+pub fn progress_samples(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, folder: &Path, step: u64, device: &Device) -> anyhow::Result<()> {
+    let (phrases, _) = sample_phrases(objective, data, card, 4, device)?;
+    write_samples(folder, &format!("step-{step:06}"), &phrases)
+}
+
+fn save_weights(path: &Path, weights: Vec<(String, Tensor)>) -> anyhow::Result<()> {
+    checkpoint::write_atomically(path, &weights, HashMap::new())
+}
+
+/// Writes the model folder: calibrated `model.json` with macro knobs, weights, samples.
+pub fn finish(
+    objective: &dyn Objective,
+    data: &TrainingData,
+    config: &RunConfig,
+    state: &LoopState,
+    card: &ModelCard,
+    out: &Path,
+    device: &Device,
+) -> anyhow::Result<()> {
+    let mut card = card.clone();
+    let (phrases, threshold) = sample_phrases(objective, data, &card, 8, device)?;
+    card.decoding.onset_threshold = threshold;
+    let mut codes: Vec<Vec<f32>> = Vec::new();
+    for chunk in data.train.chunks(256) {
+        let batch = rolls_to_tensor(&chunk.iter().collect::<Vec<_>>(), device)?;
+        match objective.encode(&batch)? {
+            Some(means) => codes.extend(means.to_dtype(DType::F32)?.to_vec2::<f32>()?),
+            None => break,
+        }
+    }
+    let (center, knobs, method) = if codes.is_empty() {
+        // A GAN's prior is isotropic: every orthonormal basis carries equal variance, so the
+        // knobs are the first latent axes (the shared latent first), one prior sigma each.
+        let knobs = (0..MACRO_KNOBS.min(card.latent_size))
+            .map(|k| MacroKnob {
+                name: format!("Macro {}", k + 1),
+                direction: (0..card.latent_size).map(|i| f32::from(u8::from(i == k))).collect(),
+                spread: 1.0,
+                variance_share: 1.0 / card.latent_size as f32,
+            })
+            .collect();
+        (vec![0.0; card.latent_size], knobs, "first latent axes of the isotropic prior (no encoder)".to_string())
+    } else {
+        let (center, knobs) = principal_directions(&codes, MACRO_KNOBS);
+        (center, knobs, format!("principal components of the encoder means of {} training phrases", codes.len()))
+    };
+    card.latent_center = center;
+    card.macro_knobs = knobs;
+    card.training.epochs = state.epoch;
+    card.training.steps = state.step as usize;
+    card.training.wall_seconds = (state.elapsed_seconds * 10.0).round() / 10.0;
+    card.training.bars_per_second = ((state.bars_seen as f64 / state.elapsed_seconds.max(1e-9)) * 10.0).round() / 10.0;
+    card.training.device = format!("{:?}", device.location());
+    card.training.knob_method = method;
+    card.validate()?;
+    save_weights(&out.join(DECODER_FILE), objective.weights("decoder."))?;
+    let encoder = objective.weights("encoder.");
+    if !encoder.is_empty() {
+        save_weights(&out.join(ENCODER_FILE), encoder)?;
+    }
+    checkpoint::write_file_atomically(&out.join(CARD_FILE), card.to_json().as_bytes())?;
+    write_samples(&out.join("samples"), "prior", &phrases)?;
+    for (index, phrase) in phrases.iter().enumerate().take(3) {
+        std::fs::write(out.join("samples").join(format!("phrase-{}.mid", index + 1)), roll_to_midi(phrase, 100.0))?;
+    }
+    println!(
+        "wrote {} (onset threshold {:.3}; {} macro knobs; run config: {} epochs, batch {}, lr {})",
+        out.display(),
+        threshold,
+        card.macro_knobs.len(),
+        config.epochs,
+        config.batch,
+        config.lr
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principal_directions_find_the_widest_axis_first() {
+        // Spread 3 along (1, 1)/sqrt 2, spread 1 along (1, -1)/sqrt 2.
+        let codes: Vec<Vec<f32>> = (0..400)
+            .map(|i| {
+                let a = if i % 2 == 0 { 3.0 } else { -3.0 };
+                let b = if (i / 2) % 2 == 0 { 1.0 } else { -1.0 };
+                let s = std::f32::consts::FRAC_1_SQRT_2;
+                vec![(a + b) * s + 5.0, (a - b) * s]
+            })
+            .collect();
+        let (center, knobs) = principal_directions(&codes, 2);
+        assert!((center[0] - 5.0).abs() < 1e-4 && center[1].abs() < 1e-4);
+        assert!((knobs[0].spread - 3.0).abs() < 1e-3, "{}", knobs[0].spread);
+        assert!((knobs[1].spread - 1.0).abs() < 1e-3);
+        assert!((knobs[0].direction[0] - knobs[0].direction[1]).abs() < 1e-3);
+        assert!((knobs[0].variance_share - 0.9).abs() < 1e-3);
+    }
+}

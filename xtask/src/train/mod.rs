@@ -1,0 +1,471 @@
+//! `cargo xtask train`: learns a decoder from a folder of MIDI files.
+//!
+//! The loop here is the same for every preset: epochs of shuffled, transposed batches,
+//! a CSV log, atomic checkpoints that a `--resume` continues from exactly (weights,
+//! optimiser moments, batch order and random state), Ctrl-C that saves before it exits,
+//! and a NaN loss that stops with the last good checkpoint kept. What a step computes is
+//! the preset's [`Objective`].
+
+mod adam;
+pub mod checkpoint;
+mod data;
+mod export;
+mod objective;
+pub mod plot;
+mod seeded;
+
+use anyhow::{bail, Context};
+use candle_core::{DType, Device, Tensor};
+use clap::{Args, ValueEnum};
+use data::{augment, GridChoice, TrainingData};
+use dreamroll::model::rolls::rolls_to_tensor;
+use dreamroll::model::{Preset, TrackLatents};
+use dreamroll::roll::{Meter, Roll};
+use indicatif::{ProgressBar, ProgressStyle};
+use objective::Objective;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum DeviceChoice {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Args, Clone)]
+pub struct TrainArgs {
+    /// Model family: vae, musegan, midinet or cnn-lstm.
+    #[arg(long, default_value = "vae")]
+    pub preset: Preset,
+    /// Folder of MIDI files to learn from (searched recursively).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Model folder to write (`models/<name>`); checkpoints go there too.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Learning rate [default: 1e-3 for vae, 1e-4 for the GAN presets].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Continue the run in `--out` from its last checkpoint, exactly where it stopped.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+    /// Stop (with a checkpoint) after this many steps in all, before the epochs are done.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: u64,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+}
+
+/// Everything that fixes what is trained; stored in the checkpoint, so a resumed run is the
+/// same run even if the command line forgot a flag.
+#[derive(Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShapeArgs {
+    #[arg(long, default_value_t = 4)]
+    pub steps_per_beat: u16,
+    #[arg(long, default_value = "4/4")]
+    pub meter: Meter,
+    /// Bars per phrase.
+    #[arg(long, default_value_t = 4)]
+    pub bars: u16,
+    #[arg(long, default_value_t = 32)]
+    pub latent: usize,
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 128)]
+    pub bar_hidden: usize,
+    #[arg(long, default_value_t = 16)]
+    pub channels: usize,
+    #[arg(long, default_value_t = 4)]
+    pub patch: usize,
+    /// Random transposition of each training phrase, up to this many semitones either way.
+    #[arg(long, default_value_t = 6)]
+    pub transpose: i32,
+    #[arg(long, default_value_t = 0.1)]
+    pub validation_share: f64,
+    /// VAE: weight of the KL term once warmed up.
+    #[arg(long, default_value_t = 1.0)]
+    pub beta: f64,
+    /// VAE: steps over which the KL weight rises from 0 to beta.
+    #[arg(long, default_value_t = 2000)]
+    pub kl_warmup: u64,
+    /// VAE: nats per latent dimension below which KL is not penalised (free bits).
+    #[arg(long, default_value_t = 0.1)]
+    pub free_bits: f64,
+    /// MuseGAN: how tracks share the latent.
+    #[arg(long, default_value = "hybrid")]
+    pub track_latents: String,
+    /// MidiNet: condition each bar on its chord (12 roots + minor), estimated from the data.
+    #[arg(long)]
+    pub chord_condition: bool,
+    /// Name in the model card (default: the output folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// What the data is and under which terms it may be used, for the model card.
+    #[arg(long, default_value = "")]
+    pub data_terms: String,
+}
+
+impl ShapeArgs {
+    pub fn track_latents(&self) -> anyhow::Result<TrackLatents> {
+        Ok(match self.track_latents.as_str() {
+            "jamming" => TrackLatents::Jamming,
+            "composer" => TrackLatents::Composer,
+            "hybrid" => TrackLatents::Hybrid,
+            other => bail!("--track-latents {other}: choose jamming, composer or hybrid"),
+        })
+    }
+}
+
+/// The configuration a checkpoint carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub preset: Preset,
+    pub data: PathBuf,
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub seed: u64,
+    pub shape: ShapeArgs,
+}
+
+/// Where the loop is; saved with every checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    pub step: u64,
+    pub epoch: usize,
+    pub batch_in_epoch: usize,
+    /// ChaCha8's position in its stream, as text (JSON numbers stop at 2^53).
+    pub rng_word_pos: String,
+    pub elapsed_seconds: f64,
+    pub bars_seen: u64,
+}
+
+pub fn device(choice: DeviceChoice) -> anyhow::Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda => Device::new_cuda(0).context(
+            "no CUDA device: build with `--features cuda` on a machine with an NVIDIA GPU and its driver, or use --device cpu",
+        ),
+    }
+}
+
+/// Set by Ctrl-C; the loop saves a checkpoint and leaves at the next step.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    let device = device(args.device)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let checkpoint_path = args.out.join(checkpoint::CHECKPOINT_FILE);
+    let (config, resumed) = if args.resume {
+        let loaded = checkpoint::read(&checkpoint_path, &device).with_context(|| "--resume needs a checkpoint from an earlier run in --out")?;
+        let mut config: RunConfig = serde_json::from_str(loaded.metadata.get("config").context("checkpoint has no configuration")?)?;
+        config.epochs = args.epochs.max(config.epochs);
+        (config, Some(loaded))
+    } else {
+        if checkpoint_path.exists() {
+            bail!("{} already holds a run; pass --resume to continue it, or choose another --out", args.out.display());
+        }
+        let lr = args.lr.unwrap_or(if args.preset == Preset::Vae { 1e-3 } else { 1e-4 });
+        (RunConfig { preset: args.preset, data: args.data.clone(), epochs: args.epochs, batch: args.batch, lr, seed: args.seed, shape: args.shape.clone() }, None)
+    };
+    if config.preset != Preset::Vae {
+        // The gradient penalty differentiates a gradient; candle keeps the graph of its
+        // backward pass only when told to before the thread's first backward pass.
+        std::env::set_var("CANDLE_GRAD_DO_NOT_DETACH", "1");
+    }
+    if config.batch == 0 || !(config.lr > 0.0) {
+        bail!("--batch must be at least 1 and --lr above 0");
+    }
+    let data = TrainingData::load(
+        &config.data,
+        &GridChoice {
+            steps_per_beat: config.shape.steps_per_beat,
+            meter: config.shape.meter,
+            bars: config.shape.bars,
+            pitch_multiple: config.shape.patch,
+            pitch_window: resumed.as_ref().and_then(|c| c.metadata.get("pitch_window")).and_then(|w| serde_json::from_str(w).ok()),
+            tracks: None,
+            validation_share: config.shape.validation_share,
+            seed: config.seed,
+        },
+    )?;
+    println!("{}", data.summary);
+    println!(
+        "{} training and {} validation phrases of {} bars; pitches {}..{}; tracks: {}",
+        data.train.len(),
+        data.validation.len(),
+        config.shape.bars,
+        data.representation.lowest_pitch,
+        u16::from(data.representation.lowest_pitch) + u16::from(data.representation.pitch_count),
+        data.representation.tracks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    let card = export::initial_card(&config, &data, &args.out)?;
+    let mut objective = objective::build(&config, &card, &device)?;
+    let mut state = LoopState::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut order: Vec<u32> = Vec::new();
+    if let Some(loaded) = &resumed {
+        objective.restore(&loaded.tensors)?;
+        state = serde_json::from_str(loaded.metadata.get("state").context("checkpoint has no loop state")?)?;
+        rng.set_word_pos(state.rng_word_pos.parse().context("checkpoint's random state is damaged")?);
+        order = loaded.tensors.get("trainer.order").context("checkpoint has no batch order")?.to_vec1::<u32>()?;
+        println!("resuming at step {} (epoch {}, batch {})", state.step, state.epoch + 1, state.batch_in_epoch);
+    }
+    let log = Log::open(&args.out, state.step, objective.loss_names())?;
+    let run = Run { config, data, args: &args, device, checkpoint_path };
+    run.train(objective.as_mut(), &mut state, &mut rng, &mut order, log, &card)
+}
+
+struct Run<'a> {
+    config: RunConfig,
+    data: TrainingData,
+    args: &'a TrainArgs,
+    device: Device,
+    checkpoint_path: PathBuf,
+}
+
+/// Why the loop stopped.
+#[derive(PartialEq)]
+enum Stop {
+    Finished,
+    MaxSteps,
+    Interrupted,
+}
+
+impl Run<'_> {
+    fn batches_per_epoch(&self) -> usize {
+        self.data.train.len().div_ceil(self.config.batch)
+    }
+
+    fn train(
+        &self,
+        objective: &mut dyn Objective,
+        state: &mut LoopState,
+        rng: &mut ChaCha8Rng,
+        order: &mut Vec<u32>,
+        mut log: Log,
+        card: &dreamroll::model::ModelCard,
+    ) -> anyhow::Result<()> {
+        let per_epoch = self.batches_per_epoch();
+        let total = (self.config.epochs * per_epoch) as u64;
+        let limit = self.args.max_steps.map_or(total, |m| m.min(total));
+        let progress = ProgressBar::new(limit).with_position(state.step.min(limit));
+        progress.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps, {per_sec}, ETA {eta} | {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        let started = Instant::now();
+        let elapsed_before = state.elapsed_seconds;
+        let bars_per_phrase = u64::from(self.config.shape.bars);
+        let mut stop = Stop::Finished;
+        'epochs: while state.epoch < self.config.epochs {
+            if state.batch_in_epoch == 0 {
+                *order = (0..self.data.train.len() as u32).collect();
+                order.shuffle(rng);
+            }
+            while state.batch_in_epoch < per_epoch {
+                if state.step >= limit {
+                    stop = Stop::MaxSteps;
+                    break 'epochs;
+                }
+                if INTERRUPTED.load(Ordering::SeqCst) {
+                    stop = Stop::Interrupted;
+                    break 'epochs;
+                }
+                let chosen = &order[state.batch_in_epoch * self.config.batch..((state.batch_in_epoch + 1) * self.config.batch).min(order.len())];
+                let phrases: Vec<Roll> =
+                    chosen.iter().map(|&i| augment(&self.data.train[i as usize], self.config.shape.transpose, rng)).collect();
+                let batch = rolls_to_tensor(&phrases.iter().collect::<Vec<_>>(), &self.device)?;
+                let losses = objective.train_step(&batch, state.step, rng)?;
+                if losses.iter().any(|v| !v.is_finite()) {
+                    progress.abandon();
+                    bail!(
+                        "the loss became {:?} at step {}; training stopped. The last good checkpoint is kept in {} \
+                         (resume from it with a lower --lr)",
+                        losses[0],
+                        state.step,
+                        self.checkpoint_path.display()
+                    );
+                }
+                state.step += 1;
+                state.batch_in_epoch += 1;
+                state.bars_seen += phrases.len() as u64 * bars_per_phrase;
+                state.elapsed_seconds = elapsed_before + started.elapsed().as_secs_f64();
+                log.train(state, &losses)?;
+                progress.set_position(state.step);
+                progress.set_message(format!("epoch {} loss {:.3}", state.epoch + 1, losses[0]));
+                if state.step % self.args.checkpoint_every == 0 {
+                    self.checkpoint(objective, state, rng, order, &mut log, card)?;
+                }
+            }
+            state.epoch += 1;
+            state.batch_in_epoch = 0;
+        }
+        progress.finish();
+        self.checkpoint(objective, state, rng, order, &mut log, card)?;
+        match stop {
+            Stop::Interrupted => println!("interrupted: checkpoint saved at step {}; continue with --resume", state.step),
+            Stop::MaxSteps => println!("stopped at step {} as asked; continue with --resume", state.step),
+            Stop::Finished => {
+                let bars_per_second = state.bars_seen as f64 / state.elapsed_seconds.max(1e-9);
+                println!("trained {} steps in {:.0} s ({bars_per_second:.1} bars/s)", state.step, state.elapsed_seconds);
+                export::finish(objective, &self.data, &self.config, state, card, &self.args.out, &self.device)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint(
+        &self,
+        objective: &mut dyn Objective,
+        state: &mut LoopState,
+        rng: &ChaCha8Rng,
+        order: &[u32],
+        log: &mut Log,
+        card: &dreamroll::model::ModelCard,
+    ) -> anyhow::Result<()> {
+        let validation = self.validate(objective)?;
+        log.validation(state, &validation)?;
+        state.rng_word_pos = rng.get_word_pos().to_string();
+        let mut tensors = objective.tensors();
+        tensors.push(("trainer.order".into(), Tensor::from_vec(order.to_vec(), order.len(), &Device::Cpu)?));
+        let window = (card.representation.lowest_pitch, card.representation.pitch_count);
+        let metadata = HashMap::from([
+            ("config".to_string(), serde_json::to_string(&self.config)?),
+            ("state".to_string(), serde_json::to_string(state)?),
+            ("pitch_window".to_string(), serde_json::to_string(&window)?),
+        ]);
+        checkpoint::write_atomically(&self.checkpoint_path, &tensors, metadata)?;
+        log.plot(&self.args.out.join("loss.png"))?;
+        export::progress_samples(objective, &self.data, card, &self.args.out.join("progress"), state.step, &self.device)
+    }
+
+    /// Mean validation losses over the validation phrases (weighted by batch size).
+    fn validate(&self, objective: &dyn Objective) -> anyhow::Result<Vec<f64>> {
+        let mut sums = vec![0.0; objective.loss_names().len()];
+        let mut count = 0usize;
+        for chunk in self.data.validation.chunks(self.config.batch.max(1)) {
+            let batch = rolls_to_tensor(&chunk.iter().collect::<Vec<_>>(), &self.device)?;
+            for (sum, value) in sums.iter_mut().zip(objective.validation_losses(&batch)?) {
+                *sum += value * chunk.len() as f64;
+            }
+            count += chunk.len();
+        }
+        Ok(sums.into_iter().map(|s| if count > 0 { s / count as f64 } else { f64::NAN }).collect())
+    }
+}
+
+/// `train.csv`: one row per step (training losses) and per checkpoint (validation losses).
+struct Log {
+    path: PathBuf,
+    names: Vec<&'static str>,
+    rows: Vec<(u64, &'static str, Vec<f64>, f64)>,
+}
+
+impl Log {
+    /// Opens the log, keeping only rows up to `step`: a resumed run rewrites what came after
+    /// its checkpoint, so the log matches the weights.
+    fn open(folder: &Path, step: u64, names: Vec<&'static str>) -> anyhow::Result<Log> {
+        let path = folder.join("train.csv");
+        let mut rows = Vec::new();
+        if step > 0 {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                for line in text.lines().skip(1) {
+                    let fields: Vec<&str> = line.split(',').collect();
+                    let Some(row_step) = fields.first().and_then(|s| s.parse::<u64>().ok()) else { continue };
+                    if row_step > step {
+                        continue;
+                    }
+                    let split = if fields.get(1) == Some(&"validation") { "validation" } else { "train" };
+                    let values = fields[3..].iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect();
+                    rows.push((row_step, split, values, fields.get(2).and_then(|s| s.parse().ok()).unwrap_or(0.0)));
+                }
+            }
+        }
+        let log = Log { path, names, rows };
+        log.write_all()?;
+        Ok(log)
+    }
+
+    fn header(&self) -> String {
+        format!("step,split,seconds,{}\n", self.names.join(","))
+    }
+
+    fn write_all(&self) -> anyhow::Result<()> {
+        let mut text = self.header();
+        for (step, split, values, seconds) in &self.rows {
+            text += &format!("{step},{split},{seconds:.1},{}\n", values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(","));
+        }
+        checkpoint::write_file_atomically(&self.path, text.as_bytes())
+    }
+
+    fn append(&mut self, step: u64, split: &'static str, values: &[f64], seconds: f64) -> anyhow::Result<()> {
+        self.rows.push((step, split, values.to_vec(), seconds));
+        let mut file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+        writeln!(file, "{step},{split},{seconds:.1},{}", values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(","))?;
+        Ok(())
+    }
+
+    fn train(&mut self, state: &LoopState, losses: &[f64]) -> anyhow::Result<()> {
+        self.append(state.step, "train", losses, state.elapsed_seconds)
+    }
+
+    fn validation(&mut self, state: &LoopState, losses: &[f64]) -> anyhow::Result<()> {
+        self.append(state.step, "validation", losses, state.elapsed_seconds)
+    }
+
+    /// Training loss smoothed over 50 steps, and validation loss.
+    fn plot(&self, path: &Path) -> anyhow::Result<()> {
+        let series = |split: &str| -> Vec<(f64, f64)> {
+            self.rows.iter().filter(|r| r.1 == split).map(|r| (r.0 as f64, r.2[0])).collect()
+        };
+        let train = series("train");
+        let smoothed: Vec<(f64, f64)> = train
+            .iter()
+            .enumerate()
+            .map(|(i, &(x, _))| {
+                let window = &train[i.saturating_sub(49)..=i];
+                (x, window.iter().map(|p| p.1).sum::<f64>() / window.len() as f64)
+            })
+            .collect();
+        plot::loss_chart(path, "training loss", &[("train (mean of 50 steps)", smoothed), ("validation", series("validation"))])
+    }
+}
+
+/// Batch of latents from the generator's prior, for samples and calibration.
+pub fn prior_latents(count: usize, size: usize, first_seed: u64) -> Vec<Vec<f32>> {
+    (0..count as u64).map(|i| dreamroll::model::latent::noise(first_seed + i, size)).collect()
+}
+
+/// Logits as host data, [batch][values].
+pub fn logits_of(objective: &dyn Objective, latents: &[Vec<f32>], device: &Device) -> anyhow::Result<Vec<Vec<f32>>> {
+    let size = latents[0].len();
+    let z = Tensor::from_vec(latents.iter().flatten().copied().collect::<Vec<f32>>(), (latents.len(), size), device)?;
+    let logits = objective.generator().logits(&z)?.to_dtype(DType::F32)?;
+    let per = logits.elem_count() / latents.len();
+    Ok(logits.flatten_all()?.to_vec1::<f32>()?.chunks(per).map(<[f32]>::to_vec).collect())
+}
+
+pub fn representation_of(card: &dreamroll::model::ModelCard) -> Arc<dreamroll::roll::Representation> {
+    Arc::new(card.representation.clone())
+}
