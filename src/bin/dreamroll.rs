@@ -32,9 +32,9 @@ enum Command {
         /// How far each phrase wanders from the one before: 0 repeats, 1 is unrelated.
         #[arg(long, default_value_t = 0.3)]
         variation: f32,
-        /// 0 plays the likeliest notes; higher values sample more freely.
-        #[arg(long, default_value_t = 0.0)]
-        temperature: f32,
+        /// 0 plays the likeliest notes, higher values sample more freely [default: the model's].
+        #[arg(long)]
+        temperature: Option<f32>,
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -68,6 +68,9 @@ fn main() -> anyhow::Result<()> {
             };
             if bars == 0 || bars > 1024 {
                 bail!("--bars must be 1..=1024");
+            }
+            if temperature.is_some_and(|t| !(0.0..=4.0).contains(&t)) {
+                bail!("--temperature must be 0..=4");
             }
             if !(bpm > 0.0 && bpm <= 1000.0) {
                 bail!("--bpm must be above 0 and at most 1000");

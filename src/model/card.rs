@@ -86,6 +86,11 @@ pub struct Decoding {
     /// decoded by taking the likeliest pitch rather than every pitch over the threshold.
     pub monophonic: Vec<bool>,
     pub default_velocity: u8,
+    /// Default sampling temperature (0 decodes by threshold alone). Sampling is how a model of
+    /// per-cell probabilities is meant to be played; the threshold alone keeps to the likeliest
+    /// pitch and repeats itself.
+    #[serde(default)]
+    pub temperature: f32,
 }
 
 /// One macro knob: a direction in latent space and the corpus spread along it, so that a
@@ -236,6 +241,9 @@ impl ModelCard {
                 format!("{} entries for {} tracks", decoding.monophonic.len(), representation.track_count()),
             ));
         }
+        if !(decoding.temperature.is_finite() && (0.0..=4.0).contains(&decoding.temperature)) {
+            return Err(field("decoding.temperature", format!("{} is not 0..=4", decoding.temperature)));
+        }
         if !(1..=127).contains(&decoding.default_velocity) {
             return Err(field("decoding.default_velocity", format!("{} is not 1..=127", decoding.default_velocity)));
         }
@@ -287,7 +295,8 @@ impl fmt::Display for ModelCard {
             "  latent {}; hidden {}, bar hidden {}, {} channels, {}x{} patches",
             self.latent_size, self.architecture.hidden, self.architecture.bar_hidden, self.architecture.channels, self.architecture.patch, self.architecture.patch
         )?;
-        writeln!(f, "  onset threshold {:.3}, sustain threshold {:.3}", self.decoding.onset_threshold, self.decoding.sustain_threshold)?;
+        let d = &self.decoding;
+        writeln!(f, "  onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}", d.onset_threshold, d.sustain_threshold, d.temperature)?;
         for knob in &self.macro_knobs {
             writeln!(f, "  {}: spread {:.3}, {:.1} % of the latent variance", knob.name, knob.spread, 100.0 * knob.variance_share)?;
         }
@@ -319,7 +328,7 @@ pub(crate) fn test_card() -> ModelCard {
         },
         latent_size: 4,
         architecture: Architecture { hidden: 8, bar_hidden: 6, channels: 3, patch: 4, track_latents: None, chord_condition: false },
-        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90 },
+        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0 },
         latent_center: vec![0.0; 4],
         macro_knobs: vec![MacroKnob { name: "Macro 1".into(), direction: vec![0.0, 1.0, 0.0, 0.0], spread: 2.0, variance_share: 0.5 }],
         training: TrainingInfo::default(),

@@ -70,7 +70,11 @@ impl Generator {
 
     /// A generator from a card's JSON and a safetensors file's bytes, on the CPU.
     pub fn from_bytes(card_json: &str, weights: &[u8]) -> Result<Generator, ModelError> {
-        let card = ModelCard::from_json(card_json)?;
+        Generator::from_card(ModelCard::from_json(card_json)?, weights)
+    }
+
+    /// A generator from a validated card and a safetensors file's bytes, on the CPU.
+    pub fn from_card(card: ModelCard, weights: &[u8]) -> Result<Generator, ModelError> {
         let device = Device::Cpu;
         let tensors = candle_core::safetensors::load_buffer(weights, &device).map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
         for (name, tensor) in &tensors {
@@ -91,8 +95,10 @@ impl Generator {
     pub fn from_dir(dir: &Path) -> Result<Generator, ModelError> {
         let card = read_limited(&dir.join(CARD_FILE), 1 << 20)?;
         let card = String::from_utf8(card).map_err(|_| CardError::Json("model.json is not UTF-8 text".into()))?;
+        // The card first: a card from a newer Dreamroll should say so, whatever else is there.
+        let card = ModelCard::from_json(&card)?;
         let weights = read_limited(&dir.join(DECODER_FILE), MAX_WEIGHTS_BYTES)?;
-        Generator::from_bytes(&card, &weights)
+        Generator::from_card(card, &weights)
     }
 
     pub fn card(&self) -> &ModelCard {
@@ -140,8 +146,8 @@ pub struct RenderRequest {
     pub knobs: Vec<f32>,
     /// How far each phrase wanders from the one before (0 = strict loop).
     pub variation: f32,
-    /// 0 decodes by threshold; above 0 samples around it.
-    pub temperature: f32,
+    /// 0 decodes by threshold; above 0 samples around it; `None` plays the card's default.
+    pub temperature: Option<f32>,
 }
 
 impl Generator {
@@ -151,7 +157,9 @@ impl Generator {
         let phrases = request.bars.max(1).div_ceil(bars_per_phrase);
         let latents = super::latent::phrase_latents(&self.card, request.seed, &request.knobs, request.variation, phrases);
         let mut options = DecodeOptions::from_card(&self.card.decoding);
-        options.temperature = request.temperature;
+        if let Some(temperature) = request.temperature {
+            options.temperature = temperature;
+        }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(request.seed);
         let rolls = self.generate(&latents, &options, &mut rng)?;
         let joined = Roll::concat(&rolls).expect("at least one phrase");
@@ -192,7 +200,7 @@ mod tests {
     }
 
     fn request(seed: u64) -> RenderRequest {
-        RenderRequest { bars: 5, seed, knobs: vec![], variation: 0.5, temperature: 0.0 }
+        RenderRequest { bars: 5, seed, knobs: vec![], variation: 0.5, temperature: Some(0.0) }
     }
 
     #[test]
@@ -213,7 +221,6 @@ mod tests {
         let mut strict = request(9);
         strict.variation = 0.0;
         strict.bars = 6;
-        strict.temperature = 0.0;
         let roll = generator.render(&strict).unwrap();
         assert_eq!(roll.slice(0..32), roll.slice(32..64));
     }

@@ -46,7 +46,7 @@ impl DecodeOptions {
         DecodeOptions {
             onset_threshold: decoding.onset_threshold,
             sustain_threshold: decoding.sustain_threshold,
-            temperature: 0.0,
+            temperature: decoding.temperature,
             monophonic: decoding.monophonic.clone(),
             velocity: decoding.default_velocity,
         }
@@ -64,12 +64,7 @@ fn sigmoid(x: f32) -> f32 {
 /// Turns one phrase's logits, laid out [2 * tracks, steps, pitches] as
 /// [`rolls_to_tensor`] lays out its input, into a roll. Pure but for `rng`, which only
 /// temperature above 0 draws on.
-pub fn logits_to_roll(
-    representation: &Arc<Representation>,
-    logits: &[f32],
-    options: &DecodeOptions,
-    rng: &mut impl Rng,
-) -> Roll {
+pub fn logits_to_roll<R: Rng>(representation: &Arc<Representation>, logits: &[f32], options: &DecodeOptions, rng: &mut R) -> Roll {
     let (tracks, pitches) = (representation.track_count(), representation.pitch_count());
     let steps = logits.len() / (2 * tracks * pitches);
     let plane = steps * pitches;
@@ -79,7 +74,7 @@ pub fn logits_to_roll(
     for track in 0..tracks {
         let onsets = &logits[track * plane..(track + 1) * plane];
         let sustains = &logits[(tracks + track) * plane..(tracks + track + 1) * plane];
-        let mut fires = |logit: f32| -> bool {
+        let fires = |logit: f32, rng: &mut R| -> bool {
             if options.temperature <= 0.0 {
                 logit >= onset_bias
             } else {
@@ -100,11 +95,21 @@ pub fn logits_to_roll(
         };
         for step in 0..steps {
             let at = |row: usize| step * pitches + row;
-            let firing: Vec<usize> = (0..pitches).filter(|&row| fires(onsets[at(row)])).collect();
-            let starting: Vec<usize> = if options.monophonic[track] {
+            let firing: Vec<usize> = (0..pitches).filter(|&row| fires(onsets[at(row)], rng)).collect();
+            let starting: Vec<usize> = if !options.monophonic[track] || firing.len() < 2 {
+                firing
+            } else if options.temperature <= 0.0 {
                 firing.iter().copied().max_by(|&a, &b| onsets[at(a)].total_cmp(&onsets[at(b)])).into_iter().collect()
             } else {
-                firing
+                // One voice, several candidates: drawn by their softened probabilities, so that
+                // sampling varies the melody and not only the rhythm.
+                let weights: Vec<f32> = firing.iter().map(|&row| (onsets[at(row)] / options.temperature).exp()).collect();
+                let mut pick = rng.random::<f32>() * weights.iter().sum::<f32>();
+                let chosen = firing.iter().zip(&weights).find(|(_, &w)| {
+                    pick -= w;
+                    pick <= 0.0
+                });
+                vec![*chosen.map_or(firing.last().expect("two candidates or more"), |(row, _)| row)]
             };
             let mut still_open = Vec::with_capacity(open.len());
             for (row, start) in open.drain(..) {

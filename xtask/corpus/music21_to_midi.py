@@ -419,22 +419,25 @@ def part_notes(part, shift, pick_low):
             continue
         onset = frac(n.offset) + shift
         raw.append([onset, onset + frac(n.duration.quarterLength), midi,
-                    vel if vel else DEFAULT_VELOCITY, tie.type if tie else None])
+                    vel if vel else DEFAULT_VELOCITY, tie.type if tie else None,
+                    (sel.pitch.step, sel.pitch.octave)])
     raw.sort(key=lambda r: (r[0], r[2]))
 
     # Merged here rather than with Stream.stripTies, which only follows ties inside
     # one voice; a tie continues a note that ends exactly where the tied note starts.
-    notes, open_ties = [], {}
-    for onset, end, midi, vel, tie in raw:
+    # Some transcriptions (O'Neill's) write `G3-A`, a "tie" between two pitches: that
+    # is two notes, and stays two.
+    notes, open_ties, steps = [], {}, {}
+    for onset, end, midi, vel, tie, step in raw:
         held = None
         if tie in ("stop", "continue"):
             held = open_ties.pop(midi, None)
             if held is None:
                 # A tie joins one notated pitch, but music21 drops an accidental at
                 # the bar line it crosses (ABC `=F6- | F2` gives F then F#): take the
-                # one tied note a semitone away, and keep its pitch.
+                # tied note on the same staff step, and keep its pitch.
                 near = [p for p in (midi - 1, midi + 1)
-                        if p in open_ties and open_ties[p][1] == onset]
+                        if p in open_ties and open_ties[p][1] == onset and steps[p] == step]
                 if len(near) == 1:
                     held = open_ties.pop(near[0])
         if held is not None and held[1] == onset:
@@ -446,6 +449,7 @@ def part_notes(part, shift, pick_low):
         notes.append(note)
         if tie in ("start", "continue"):
             open_ties[midi] = note
+            steps[midi] = step
     return notes
 
 

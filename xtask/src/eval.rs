@@ -31,6 +31,9 @@ pub struct EvalArgs {
     bars: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Decoding temperature for --model (0 decodes by threshold) [default: the card's].
+    #[arg(long)]
+    temperature: Option<f32>,
     /// Grid resolution for --midi; MuseGAN's metrics are defined at 24 steps per quarter note.
     #[arg(long, default_value_t = 24)]
     steps_per_beat: u16,
@@ -115,7 +118,10 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let training_bars: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(1, 1)).collect();
 
     let phrases = args.bars.div_ceil(bars_per_phrase);
-    let options = DecodeOptions::from_card(&card.decoding);
+    let mut options = DecodeOptions::from_card(&card.decoding);
+    if let Some(temperature) = args.temperature {
+        options.temperature = temperature;
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut generated = Vec::with_capacity(phrases);
     for first in (0..phrases).step_by(256) {

@@ -33,6 +33,10 @@ pub struct TrainingData {
     pub monophonic: Vec<bool>,
     /// Note onsets per track per step in the training phrases: the density to decode at.
     pub onset_rate: Vec<f64>,
+    /// Share of steps at which each track sounds: how long notes are held, to decode at.
+    pub sounding_rate: Vec<f64>,
+    /// UPC of the training phrases: the pitch variety to decode at.
+    pub used_pitch_classes: f64,
     pub summary: String,
 }
 
@@ -105,6 +109,10 @@ impl TrainingData {
         }
         let monophonic = (0..representation.track_count()).map(|t| polyphonic_share(&train, t) < 0.02).collect();
         let onset_rate = (0..representation.track_count()).map(|t| onset_rate(&train, t)).collect();
+        let sounding_rate = (0..representation.track_count()).map(|t| sounding_rate(&train, t)).collect();
+        let mut metrics = dreamroll::metrics::MetricsAccumulator::default();
+        train.iter().step_by(4).for_each(|phrase| metrics.add(phrase));
+        let used_pitch_classes = metrics.summary().used_pitch_classes.unwrap_or(0.0);
         Ok(TrainingData {
             pieces: corpus.pieces.len(),
             bars: corpus.bar_count(),
@@ -113,6 +121,8 @@ impl TrainingData {
             validation,
             monophonic,
             onset_rate,
+            sounding_rate,
+            used_pitch_classes,
             summary,
         })
     }
@@ -156,6 +166,11 @@ fn onset_rate(phrases: &[Roll], track: usize) -> f64 {
         .map(|p| (0..p.steps()).map(|s| p.onsets_at(track, s).iter().filter(|&&v| v > 0).count()).sum::<usize>())
         .sum();
     onsets as f64 / phrases.iter().map(Roll::steps).sum::<usize>().max(1) as f64
+}
+
+fn sounding_rate(phrases: &[Roll], track: usize) -> f64 {
+    let sounding: usize = phrases.iter().map(|p| (0..p.steps()).filter(|&s| p.sounding_at(track, s).contains(&true)).count()).sum();
+    sounding as f64 / phrases.iter().map(Roll::steps).sum::<usize>().max(1) as f64
 }
 
 /// A random transposition within ±`range` semitones that keeps every note in the window;

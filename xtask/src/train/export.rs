@@ -40,6 +40,7 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             sustain_threshold: 0.5,
             monophonic: data.monophonic.clone(),
             default_velocity: 90,
+            temperature: 0.0,
         },
         latent_center: vec![0.0; shape.latent],
         macro_knobs: Vec::new(),
@@ -84,6 +85,61 @@ pub fn calibrate_onset_threshold(card: &ModelCard, logits: &[Vec<f32>], onset_ra
     let k = (wanted.round() as usize).clamp(1, candidates.len().max(1)) - 1;
     let threshold_logit = candidates.get(k).copied().unwrap_or(0.0);
     (1.0 / (1.0 + (-threshold_logit).exp())).clamp(0.001, 0.999)
+}
+
+/// The sustain threshold at which decoded phrases sound for as many steps as the training
+/// phrases do, by bisection (sounding time falls as the threshold rises).
+pub fn calibrate_sustain_threshold(card: &ModelCard, logits: &[Vec<f32>], onset_threshold: f32, sounding_rate: &[f64]) -> f32 {
+    let representation = representation_of(card);
+    let target = sounding_rate.iter().sum::<f64>() / sounding_rate.len().max(1) as f64;
+    let mut options = DecodeOptions::from_card(&card.decoding);
+    options.onset_threshold = onset_threshold;
+    let (mut low, mut high) = (0.01f32, 0.99f32);
+    for _ in 0..14 {
+        options.sustain_threshold = 0.5 * (low + high);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let (mut sounding, mut cells) = (0usize, 0usize);
+        for phrase in logits.iter().take(128) {
+            let roll = logits_to_roll(&representation, phrase, &options, &mut rng);
+            for track in 0..roll.track_count() {
+                sounding += (0..roll.steps()).filter(|&s| roll.sounding_at(track, s).contains(&true)).count();
+                cells += roll.steps();
+            }
+        }
+        if (sounding as f64 / cells.max(1) as f64) > target {
+            low = options.sustain_threshold;
+        } else {
+            high = options.sustain_threshold;
+        }
+    }
+    0.5 * (low + high)
+}
+
+/// The temperature at which decoded phrases use as many pitch classes per bar as the
+/// training phrases (UPC), by bisection over 0..=1.5: sampling adds variety that threshold
+/// decoding lacks, and this finds how much the corpus has.
+pub fn calibrate_temperature(card: &ModelCard, logits: &[Vec<f32>], options: &DecodeOptions, training_upc: f64) -> f32 {
+    let representation = representation_of(card);
+    let upc_at = |temperature: f32| {
+        let options = DecodeOptions { temperature, ..options.clone() };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut metrics = dreamroll::metrics::MetricsAccumulator::default();
+        logits.iter().take(128).for_each(|phrase| metrics.add(&logits_to_roll(&representation, phrase, &options, &mut rng)));
+        metrics.summary().used_pitch_classes.unwrap_or(0.0)
+    };
+    if upc_at(0.0) >= training_upc {
+        return 0.0;
+    }
+    let (mut low, mut high) = (0.0f32, 1.5f32);
+    for _ in 0..10 {
+        let middle = 0.5 * (low + high);
+        if upc_at(middle) < training_upc {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    0.5 * (low + high)
 }
 
 /// The top principal directions of the latent codes, by power iteration with deflation
@@ -136,16 +192,18 @@ pub fn principal_directions(codes: &[Vec<f32>], count: usize) -> (Vec<f32>, Vec<
     (mean.iter().map(|&m| m as f32).collect(), knobs)
 }
 
-/// Phrases from the prior at the current state, decoded at a threshold calibrated on them.
-fn sample_phrases(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, count: usize, device: &Device) -> anyhow::Result<(Vec<Roll>, f32)> {
+/// Phrases from the prior at the current state, decoded as calibrated on them (onset
+/// density, then sounding time, then pitch variety), with the decoding settings found.
+fn sample_phrases(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, count: usize, device: &Device) -> anyhow::Result<(Vec<Roll>, DecodeOptions)> {
     let latents = prior_latents(256.max(count), card.latent_size, 1_000_000);
     let logits = logits_of(objective, &latents, device)?;
-    let threshold = calibrate_onset_threshold(card, &logits, &data.onset_rate);
     let mut options = DecodeOptions::from_card(&card.decoding);
-    options.onset_threshold = threshold;
+    options.onset_threshold = calibrate_onset_threshold(card, &logits, &data.onset_rate);
+    options.sustain_threshold = calibrate_sustain_threshold(card, &logits, options.onset_threshold, &data.sounding_rate);
+    options.temperature = calibrate_temperature(card, &logits, &options, data.used_pitch_classes);
     let representation = representation_of(card);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    Ok((logits.iter().take(count).map(|l| logits_to_roll(&representation, l, &options, &mut rng)).collect(), threshold))
+    Ok((logits.iter().take(count).map(|l| logits_to_roll(&representation, l, &options, &mut rng)).collect(), options))
 }
 
 fn write_samples(folder: &Path, stem: &str, phrases: &[Roll]) -> anyhow::Result<()> {
@@ -176,8 +234,10 @@ pub fn finish(
     device: &Device,
 ) -> anyhow::Result<()> {
     let mut card = card.clone();
-    let (phrases, threshold) = sample_phrases(objective, data, &card, 8, device)?;
-    card.decoding.onset_threshold = threshold;
+    let (phrases, options) = sample_phrases(objective, data, &card, 8, device)?;
+    card.decoding.onset_threshold = options.onset_threshold;
+    card.decoding.sustain_threshold = options.sustain_threshold;
+    card.decoding.temperature = options.temperature;
     let mut codes: Vec<Vec<f32>> = Vec::new();
     for chunk in data.train.chunks(256) {
         let batch = rolls_to_tensor(&chunk.iter().collect::<Vec<_>>(), device)?;
@@ -222,9 +282,11 @@ pub fn finish(
         std::fs::write(out.join("samples").join(format!("phrase-{}.mid", index + 1)), roll_to_midi(phrase, 100.0))?;
     }
     println!(
-        "wrote {} (onset threshold {:.3}; {} macro knobs; run config: {} epochs, batch {}, lr {})",
+        "wrote {} (onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}; {} macro knobs; run config: {} epochs, batch {}, lr {})",
         out.display(),
-        threshold,
+        options.onset_threshold,
+        options.sustain_threshold,
+        options.temperature,
         card.macro_knobs.len(),
         config.epochs,
         config.batch,

@@ -114,6 +114,7 @@ pub struct ShapeArgs {
     pub track_latents: String,
     /// MidiNet: condition each bar on its chord (12 roots + minor), estimated from the data.
     #[arg(long)]
+    #[serde(default)]
     pub chord_condition: bool,
     /// Name in the model card (default: the output folder's name).
     #[arg(long)]
