@@ -22,7 +22,14 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
     let name = shape.name.clone().unwrap_or_else(|| out.file_name().unwrap_or_default().to_string_lossy().into_owned());
     let card = ModelCard {
         schema_version: SCHEMA_VERSION,
-        description: format!("{} decoder of {}-bar phrases trained on {}", config.preset, shape.bars, config.data.display()),
+        description: format!(
+            "a {} decoder of {}-bar phrases at {} steps per beat, trained on `{}` in {}",
+            config.preset,
+            shape.bars,
+            shape.steps_per_beat,
+            config.data.file_name().unwrap_or_default().to_string_lossy(),
+            shape.meter
+        ),
         name,
         preset: config.preset,
         representation: (*data.representation).clone(),
