@@ -1,7 +1,7 @@
 //! Critics for the GAN presets: they score phrases (real 0/1 rolls, or a generator's
 //! probabilities) and are only needed while training.
 
-use super::layers::{phrase_to_bars, PatchEmbed};
+use super::layers::PhraseReader;
 use super::vae::Shape;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::rnn::{LSTMConfig, LSTM, RNN};
@@ -15,34 +15,20 @@ pub fn leaky_relu(x: &Tensor) -> Result<Tensor> {
 
 /// MuseGAN's kind of critic: convolutional over each bar, then over the phrase.
 pub struct ConvCritic {
-    shape: Shape,
-    patches: PatchEmbed,
-    bar: Linear,
-    phrase: Linear,
+    reader: PhraseReader,
     score: Linear,
 }
 
 impl ConvCritic {
     pub fn new(shape: Shape, vb: VarBuilder) -> Result<ConvCritic> {
-        Ok(ConvCritic {
-            shape,
-            patches: PatchEmbed::new(shape.planes(), shape.channels, shape.patch, vb.pp("patches"))?,
-            bar: linear(shape.patch_features(), shape.bar_hidden, vb.pp("bar"))?,
-            phrase: linear(shape.bars * shape.bar_hidden, shape.hidden, vb.pp("phrase"))?,
-            score: linear(shape.hidden, 1, vb.pp("score"))?,
-        })
+        Ok(ConvCritic { reader: PhraseReader::new(shape, vb.clone())?, score: linear(shape.hidden, 1, vb.pp("score"))? })
     }
 }
 
 impl Module for ConvCritic {
     /// [batch, planes, steps, pitches] -> [batch]
     fn forward(&self, phrase: &Tensor) -> Result<Tensor> {
-        let batch = phrase.dim(0)?;
-        let bars = phrase_to_bars(phrase, self.shape.bars)?;
-        let features = leaky_relu(&self.patches.forward(&bars)?)?.flatten_from(1)?;
-        let codes = leaky_relu(&self.bar.forward(&features)?)?.reshape((batch, ()))?;
-        let hidden = leaky_relu(&self.phrase.forward(&codes)?)?;
-        self.score.forward(&hidden)?.squeeze(1)
+        self.score.forward(&self.reader.forward(phrase, leaky_relu)?)?.squeeze(1)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Building blocks shared by every preset, so that weights are named the same way in all.
 
+use super::vae::Shape;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Init, VarBuilder};
+use candle_nn::{linear, Init, Linear, VarBuilder};
 
 /// Non-overlapping square patches (steps x semitones) to feature maps: a learned
 /// "look at a beat of a few semitones at a time", cheap enough for a CPU.
@@ -50,6 +51,35 @@ impl Module for PatchUnembed {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = x.conv_transpose2d(&self.weight, 0, 0, self.patch, 1)?;
         y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+    }
+}
+
+/// Patches, then a code per bar, then one for the phrase: what the VAE's encoder and the
+/// GAN critic both read a phrase with (the weights are named under the caller's path).
+pub struct PhraseReader {
+    bars: usize,
+    patches: PatchEmbed,
+    bar: Linear,
+    phrase: Linear,
+}
+
+impl PhraseReader {
+    pub fn new(shape: Shape, vb: VarBuilder) -> Result<PhraseReader> {
+        Ok(PhraseReader {
+            bars: shape.bars,
+            patches: PatchEmbed::new(shape.planes(), shape.channels, shape.patch, vb.pp("patches"))?,
+            bar: linear(shape.patch_features(), shape.bar_hidden, vb.pp("bar"))?,
+            phrase: linear(shape.bars * shape.bar_hidden, shape.hidden, vb.pp("phrase"))?,
+        })
+    }
+
+    /// [batch, planes, steps, pitches] -> [batch, hidden], with `activation` after each layer.
+    pub fn forward(&self, phrase: &Tensor, activation: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+        let batch = phrase.dim(0)?;
+        let bars = phrase_to_bars(phrase, self.bars)?;
+        let features = activation(&self.patches.forward(&bars)?)?.flatten_from(1)?;
+        let codes = activation(&self.bar.forward(&features)?)?.reshape((batch, ()))?;
+        activation(&self.phrase.forward(&codes)?)
     }
 }
 

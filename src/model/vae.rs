@@ -5,7 +5,7 @@
 //! network against a critic instead of an encoder, so the plugin has one decoder to run.
 
 use super::card::ModelCard;
-use super::layers::{bars_to_phrase, phrase_to_bars, PatchEmbed, PatchUnembed};
+use super::layers::{bars_to_phrase, PatchUnembed, PhraseReader};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
 
@@ -57,10 +57,7 @@ impl Shape {
 
 /// Phrase -> (mu, log-variance).
 pub struct Encoder {
-    shape: Shape,
-    patches: PatchEmbed,
-    bar: Linear,
-    phrase: Linear,
+    reader: PhraseReader,
     mean: Linear,
     log_variance: Linear,
 }
@@ -68,10 +65,7 @@ pub struct Encoder {
 impl Encoder {
     pub fn new(shape: Shape, vb: VarBuilder) -> Result<Encoder> {
         Ok(Encoder {
-            shape,
-            patches: PatchEmbed::new(shape.planes(), shape.channels, shape.patch, vb.pp("patches"))?,
-            bar: linear(shape.patch_features(), shape.bar_hidden, vb.pp("bar"))?,
-            phrase: linear(shape.bars * shape.bar_hidden, shape.hidden, vb.pp("phrase"))?,
+            reader: PhraseReader::new(shape, vb.clone())?,
             mean: linear(shape.hidden, shape.latent, vb.pp("mean"))?,
             log_variance: linear(shape.hidden, shape.latent, vb.pp("log_variance"))?,
         })
@@ -79,11 +73,7 @@ impl Encoder {
 
     /// `phrase`: [batch, planes, steps, pitches] of 0/1 -> ([batch, latent], [batch, latent]).
     pub fn forward(&self, phrase: &Tensor) -> Result<(Tensor, Tensor)> {
-        let batch = phrase.dim(0)?;
-        let bars = phrase_to_bars(phrase, self.shape.bars)?;
-        let features = self.patches.forward(&bars)?.relu()?.flatten_from(1)?;
-        let bar_codes = self.bar.forward(&features)?.relu()?.reshape((batch, ()))?;
-        let hidden = self.phrase.forward(&bar_codes)?.relu()?;
+        let hidden = self.reader.forward(phrase, Tensor::relu)?;
         Ok((self.mean.forward(&hidden)?, self.log_variance.forward(&hidden)?))
     }
 }

@@ -33,6 +33,15 @@ fn write_corpus(folder: &Path) {
     }
 }
 
+/// A temporary folder holding the synthetic corpus in `data/`.
+fn corpus_folder() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_corpus(&data);
+    (dir, data)
+}
+
 const TINY: [&str; 14] = [
     "--latent", "8", "--hidden", "32", "--bar-hidden", "16", "--channels", "4", "--batch", "8", "--bars", "2", "--kl-warmup", "20",
 ];
@@ -77,10 +86,8 @@ fn checkpoint_tensors(folder: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn a_short_run_learns_and_writes_a_loadable_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, out) = (dir.path().join("data"), dir.path().join("model"));
-    std::fs::create_dir(&data).unwrap();
-    write_corpus(&data);
+    let (dir, data) = corpus_folder();
+    let out = dir.path().join("model");
     ok(&train(&data, &out, &["--epochs", "8", "--checkpoint-every", "40", "--lr", "0.003"]));
     let losses = losses(&out);
     let mean = |part: &[(u64, f64)]| part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64;
@@ -96,10 +103,7 @@ fn a_short_run_learns_and_writes_a_loadable_model() {
 
 #[test]
 fn a_resumed_run_equals_an_uninterrupted_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_corpus(&data);
+    let (dir, data) = corpus_folder();
     let (whole, halves) = (dir.path().join("whole"), dir.path().join("halves"));
     ok(&train(&data, &whole, &["--epochs", "5", "--max-steps", "24", "--checkpoint-every", "100"]));
     ok(&train(&data, &halves, &["--epochs", "5", "--max-steps", "11", "--checkpoint-every", "100"]));
@@ -114,10 +118,7 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
 
 #[test]
 fn resuming_without_a_run_or_starting_over_one_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_corpus(&data);
+    let (dir, data) = corpus_folder();
     let out = dir.path().join("model");
     let output = train(&data, &out, &["--resume"]);
     assert!(!output.status.success());
@@ -155,10 +156,7 @@ fn folders_without_music_get_errors_in_words() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_corpus(&data);
+    let (dir, data) = corpus_folder();
     let out = dir.path().join("model");
     let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("train")
@@ -195,10 +193,7 @@ fn losses_or_empty(folder: &Path) -> Vec<(u64, f64)> {
 
 #[test]
 fn every_gan_preset_trains_and_exports_a_loadable_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_corpus(&data);
+    let (dir, data) = corpus_folder();
     for (preset, extra) in [("musegan", &["--track-latents", "hybrid"][..]), ("midinet", &["--chord-condition"][..]), ("cnn-lstm", &[][..])] {
         let out = dir.path().join(preset);
         ok(&train(&data, &out, &[&["--preset", preset, "--epochs", "1", "--checkpoint-every", "5"], extra].concat()));
