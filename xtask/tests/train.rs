@@ -204,3 +204,18 @@ fn every_gan_preset_trains_and_exports_a_loadable_model() {
         assert!(!names.is_empty(), "{preset} logged no steps");
     }
 }
+
+#[test]
+fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let (dir, data) = corpus_folder();
+    let out = dir.path().join("model");
+    ok(&train(&data, &out, &["--max-steps", "4", "--checkpoint-every", "2"]));
+    let good = checkpoint_tensors(&out);
+    let output = train(&data, &out, &["--resume", "--lr", "1e30", "--checkpoint-every", "2", "--epochs", "3"]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("became NaN") || message.contains("diverged"), "{message}");
+    assert!(message.contains("the last good checkpoint is kept"), "{message}");
+    assert!(checkpoint_tensors(&out) == good, "the good checkpoint was overwritten");
+    ok(&train(&data, &out, &["--resume", "--lr", "0.001", "--max-steps", "6", "--checkpoint-every", "2"]));
+}

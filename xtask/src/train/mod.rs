@@ -179,7 +179,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let (config, resumed) = if args.resume {
         let loaded = checkpoint::read(&checkpoint_path, &device).with_context(|| "--resume needs a checkpoint from an earlier run in --out")?;
         let mut config: RunConfig = serde_json::from_str(loaded.metadata.get("config").context("checkpoint has no configuration")?)?;
+        // A resumed run may go on longer, or more gently after a NaN; nothing else changes.
         config.epochs = args.epochs.max(config.epochs);
+        config.lr = args.lr.unwrap_or(config.lr);
         (config, Some(loaded))
     } else {
         if checkpoint_path.exists() {
@@ -300,13 +302,12 @@ impl Run<'_> {
                 let losses = objective.train_step(&batch, state.step, rng)?;
                 if losses.iter().any(|v| !v.is_finite()) {
                     progress.abandon();
-                    bail!(
-                        "the loss became {:?} at step {}; training stopped. The last good checkpoint is kept in {} \
-                         (resume from it with a lower --lr)",
-                        losses[0],
-                        state.step,
-                        self.checkpoint_path.display()
-                    );
+                    let kept = if self.checkpoint_path.exists() {
+                        format!("the last good checkpoint is kept in {} (continue with --resume and a lower --lr)", self.checkpoint_path.display())
+                    } else {
+                        "no checkpoint had been written yet (start again with a lower --lr)".to_string()
+                    };
+                    bail!("the loss became {} at step {}; training stopped, and {kept}", losses[0], state.step + 1);
                 }
                 state.step += 1;
                 state.batch_in_epoch += 1;
@@ -346,6 +347,14 @@ impl Run<'_> {
         card: &dreamroll::model::ModelCard,
     ) -> anyhow::Result<()> {
         let validation = self.validate(objective)?;
+        if validation.iter().any(|v| !v.is_finite()) {
+            let kept = if self.checkpoint_path.exists() {
+                format!("the last good checkpoint is kept in {} (continue with --resume and a lower --lr)", self.checkpoint_path.display())
+            } else {
+                "no checkpoint had been written yet (start again with a lower --lr)".to_string()
+            };
+            bail!("the weights diverged by step {} (validation loss {}); training stopped, and {kept}", state.step, validation[0]);
+        }
         log.validation(state, &validation)?;
         state.rng_word_pos = rng.get_word_pos().to_string();
         let mut tensors = objective.tensors();
@@ -372,7 +381,8 @@ impl Run<'_> {
             }
             count += chunk.len();
         }
-        Ok(sums.into_iter().map(|s| if count > 0 { s / count as f64 } else { f64::NAN }).collect())
+        // No validation pieces (a tiny folder) is no failure: the losses read 0.
+        Ok(sums.into_iter().map(|s| s / count.max(1) as f64).collect())
     }
 }
 
