@@ -14,16 +14,22 @@ fn register_font() {
     });
 }
 
-/// Named series of (step, value) on one chart, log-scaled when they span over a decade.
+/// Named series of (step, value) on one chart; as log10 when they span over a decade, so
+/// that the slow part of training is not a flat line under the first steps' fall.
 pub fn loss_chart(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
     register_font();
-    let points: Vec<(f64, f64)> = series.iter().flat_map(|(_, s)| s.iter().copied()).filter(|(_, y)| y.is_finite()).collect();
-    if points.is_empty() {
+    let finite = |y: f64| y.is_finite();
+    let values: Vec<f64> = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1)).filter(|&y| finite(y)).collect();
+    if values.is_empty() {
         return Ok(());
     }
-    let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
-    let y_min = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let y_max = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let (low, high) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &y| (lo.min(y), hi.max(y)));
+    let logarithmic = low > 0.0 && high / low > 10.0;
+    let scale = |y: f64| if logarithmic { y.log10() } else { y };
+    let series: Vec<(&str, Vec<(f64, f64)>)> =
+        series.iter().map(|(name, s)| (*name, s.iter().filter(|p| finite(p.1)).map(|&(x, y)| (x, scale(y))).collect())).collect();
+    let x_max = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)).fold(1.0, f64::max);
+    let (y_min, y_max) = (scale(low), scale(high));
     let pad = ((y_max - y_min) * 0.05).max(1e-6);
     let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -33,12 +39,13 @@ pub fn loss_chart(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) 
         .x_label_area_size(36)
         .y_label_area_size(64)
         .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))?;
-    chart.configure_mesh().x_desc("step").y_desc("loss").label_style(("sans-serif", 14)).draw()?;
+    let y_desc = if logarithmic { "log10(loss)" } else { "loss" };
+    chart.configure_mesh().x_desc("step").y_desc(y_desc).label_style(("sans-serif", 14)).draw()?;
     let colours = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
     for ((name, values), colour) in series.iter().zip(colours.iter().cycle()) {
         let colour = *colour;
         chart
-            .draw_series(LineSeries::new(values.iter().copied().filter(|(_, y)| y.is_finite()), colour.stroke_width(2)))?
+            .draw_series(LineSeries::new(values.iter().copied(), colour.stroke_width(2)))?
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
     }
