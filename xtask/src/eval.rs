@@ -97,6 +97,11 @@ struct ModelMetrics {
     generated_bars: usize,
     training_bars: usize,
     copy_rate: Option<f64>,
+    /// The same measure between real pieces (the odd-numbered pieces' bars against the
+    /// even-numbered ones'): how often new music of this corpus repeats a known bar anyway.
+    corpus_copy_rate: Option<f64>,
+    /// Generated whole phrases equal to a corpus phrase (starting at any bar) up to transposition.
+    phrase_copy_rate: Option<f64>,
     generated: MetricsSummary,
     training: MetricsSummary,
 }
@@ -116,6 +121,9 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     println!("training data: {corpus}");
     let training_phrases: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(bars_per_phrase, bars_per_phrase)).collect();
     let training_bars: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(1, 1)).collect();
+    let half_bars = |parity: usize| -> Vec<Roll> {
+        corpus.pieces.iter().enumerate().filter(|(i, _)| i % 2 == parity).flat_map(|(_, (_, piece))| piece.phrases(1, 1)).collect()
+    };
 
     let phrases = args.bars.div_ceil(bars_per_phrase);
     let mut options = DecodeOptions::from_card(&card.decoding);
@@ -135,6 +143,8 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         generated_bars: generated_bars.len(),
         training_bars: training_bars.len(),
         copy_rate: copy_rate(&generated_bars, &training_bars).mean(),
+        corpus_copy_rate: copy_rate(&half_bars(1), &half_bars(0)).mean(),
+        phrase_copy_rate: copy_rate(&generated, &corpus.pieces.iter().flat_map(|(_, p)| p.phrases(bars_per_phrase, 1)).collect::<Vec<_>>()).mean(),
         generated: measure(&generated),
         training: measure(&training_phrases),
     };
@@ -161,6 +171,7 @@ fn side_by_side(report: &ModelMetrics) -> String {
     );
     let mut row = |name: String, generated: Option<f64>, training: Option<f64>, percent: bool| {
         let difference = match (generated, training) {
+            (Some(a), Some(b)) if (a - b).abs() < 5e-4 => "±0".to_string(),
             (Some(a), Some(b)) if percent => format!("{:+.1} points", 100.0 * (a - b)),
             (Some(a), Some(b)) if b != 0.0 => format!("{:+.1} %", 100.0 * (a - b) / b),
             _ => "-".into(),
@@ -180,7 +191,12 @@ fn side_by_side(report: &ModelMetrics) -> String {
     row("scale consistency".into(), g.scale_consistency, t.scale_consistency, false);
     row("groove consistency".into(), g.groove_consistency, t.groove_consistency, false);
     row("TD (mean of pairs)".into(), g.tonal_distance, t.tonal_distance, false);
-    out += &format!("\ncopy rate: {}\n", cell(report.copy_rate, true));
+    out += &format!(
+        "\ncopy rate: {} of generated bars equal a corpus bar up to transposition (between the corpus's own pieces: {})\n",
+        cell(report.copy_rate, true),
+        cell(report.corpus_copy_rate, true)
+    );
+    out += &format!("phrase copy rate: {} of generated phrases equal a corpus phrase up to transposition\n", cell(report.phrase_copy_rate, true));
     out
 }
 
