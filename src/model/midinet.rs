@@ -33,7 +33,7 @@ impl MidinetGenerator {
             chords,
             conditioner: PatchEmbed::new(shape.planes(), shape.channels, shape.patch, vb.pp("conditioner"))?,
             condition_code: linear(shape.patch_features(), condition, vb.pp("condition_code"))?,
-            latent: linear(bar_latent + chords, shape.hidden, vb.pp("latent"))?,
+            latent: linear(bar_latent + chords + condition, shape.hidden, vb.pp("latent"))?,
             hidden: linear(shape.hidden + condition, shape.hidden, vb.pp("hidden"))?,
             features: linear(shape.hidden + condition, shape.patch_features(), vb.pp("features"))?,
             // The previous bar's feature maps join the last layer channel-wise.
@@ -48,9 +48,9 @@ impl MidinetGenerator {
         let seen = self.conditioner.forward(previous)?.relu()?;
         let code = self.condition_code.forward(&seen.flatten_from(1)?)?.relu()?;
         let input = match chord {
-            Some(chord) => Tensor::cat(&[z, chord], 1)?,
-            None if self.chords > 0 => Tensor::cat(&[z, &Tensor::zeros((batch, self.chords), DType::F32, z.device())?], 1)?,
-            None => z.clone(),
+            Some(chord) => Tensor::cat(&[z, chord, &code], 1)?,
+            None if self.chords > 0 => Tensor::cat(&[z, &Tensor::zeros((batch, self.chords), DType::F32, z.device())?, &code], 1)?,
+            None => Tensor::cat(&[z, &code], 1)?,
         };
         let h = self.latent.forward(&input)?.relu()?;
         let h = self.hidden.forward(&Tensor::cat(&[&h, &code], 1)?)?.relu()?;
