@@ -121,8 +121,43 @@ pub struct Corpus {
 }
 
 impl ScoreFolder {
-    /// One track per MIDI channel in use, named after the first MIDI track seen on it: the
-    /// layout of a folder whose parts nobody described.
+    /// The parts of a folder nobody described, as `assignment` finds them.
+    pub fn tracks(&self, assignment: TrackAssignment) -> Vec<TrackSpec> {
+        match assignment {
+            TrackAssignment::ByChannel => self.tracks_by_channel(),
+            TrackAssignment::ByTrackOrder => self.tracks_by_order(),
+        }
+    }
+
+    /// As many parts as the file with the most MIDI tracks of pitched notes has, named after
+    /// that file's tracks and put on channels 1, 2, … (skipping percussion), plus a drum track
+    /// if any file plays drums.
+    fn tracks_by_order(&self) -> Vec<TrackSpec> {
+        let pitched_tracks = |score: &Score| -> Vec<usize> {
+            let mut tracks: Vec<usize> = score.notes.iter().filter(|n| n.channel != DRUM_CHANNEL).map(|n| n.track).collect();
+            tracks.sort_unstable();
+            tracks.dedup();
+            tracks
+        };
+        let widest = self.scores.iter().map(|(_, score)| (pitched_tracks(score), score)).max_by_key(|(tracks, _)| tracks.len());
+        let mut specs: Vec<TrackSpec> = Vec::new();
+        if let Some((tracks, score)) = widest {
+            let channels = (0u8..16).filter(|&c| c != DRUM_CHANNEL);
+            for (index, (track, channel)) in tracks.iter().zip(channels).enumerate() {
+                let name = match score.track_names[*track].as_str() {
+                    "" => format!("Part {}", index + 1),
+                    name => name.to_string(),
+                };
+                specs.push(TrackSpec::new(name, channel));
+            }
+        }
+        if self.scores.iter().any(|(_, score)| score.notes.iter().any(|n| n.channel == DRUM_CHANNEL)) {
+            specs.push(TrackSpec { name: "Drums".into(), channel: DRUM_CHANNEL, is_drum: true });
+        }
+        specs
+    }
+
+    /// One track per MIDI channel in use, named after the first MIDI track seen on it.
     pub fn tracks_by_channel(&self) -> Vec<TrackSpec> {
         let mut names: BTreeMap<u8, String> = BTreeMap::new();
         for (_, score) in &self.scores {

@@ -48,3 +48,35 @@ fn a_folder_of_known_music_gives_known_metrics() {
     let fifth_or_more = summary.tonal_distance.unwrap();
     assert!(fifth_or_more > 0.0 && fifth_or_more < 3.0);
 }
+
+#[test]
+fn parts_on_one_channel_are_found_by_track_order() {
+    let folder = tempfile::tempdir().unwrap();
+    let part = |pitch: u8| vec![note_on(0, 0, pitch, 90), note_off(1920, 0, pitch)];
+    let mut named = |name: &'static str, pitch: u8| {
+        let mut events = part(pitch);
+        events.push((0, midly::TrackEventKind::Meta(midly::MetaMessage::TrackName(name.as_bytes()))));
+        events
+    };
+    let three = smf(Format::Parallel, 480, vec![vec![tempo(0, 500_000)], named("Flute", 79), named("Viola", 62), named("Cello", 45)]);
+    std::fs::write(folder.path().join("trio.mid"), three).unwrap();
+    std::fs::write(folder.path().join("duo.mid"), smf(Format::Parallel, 480, vec![part(72), part(48)])).unwrap();
+    let scores = read_folder(folder.path()).unwrap();
+    let tracks = scores.tracks(TrackAssignment::ByTrackOrder);
+    assert_eq!(tracks.iter().map(|t| (t.name.as_str(), t.channel)).collect::<Vec<_>>(), vec![("Flute", 0), ("Viola", 1), ("Cello", 2)]);
+    assert_eq!(scores.tracks(TrackAssignment::ByChannel).len(), 1, "by channel they are one part");
+    let representation = Arc::new(Representation {
+        steps_per_beat: 4,
+        meter: Meter::COMMON,
+        bars_per_phrase: 1,
+        lowest_pitch: 0,
+        pitch_count: 128,
+        tracks,
+    });
+    let corpus = scores.into_corpus(&representation, TrackAssignment::ByTrackOrder);
+    let trio = &corpus.pieces.iter().find(|(p, _)| p.ends_with("trio.mid")).unwrap().1;
+    let notes: Vec<(usize, u8)> = trio.segments[0].notes().iter().map(|n| (n.track, n.pitch)).collect();
+    assert_eq!(notes, vec![(0, 79), (1, 62), (2, 45)]);
+    assert_eq!("track".parse::<TrackAssignment>().unwrap(), TrackAssignment::ByTrackOrder);
+    assert!("voice".parse::<TrackAssignment>().is_err());
+}

@@ -123,6 +123,9 @@ pub struct TrainingInfo {
     pub device: String,
     /// How the macro-knob directions were found.
     pub knob_method: String,
+    /// How the training files' notes were given to tracks; evaluation reads them the same way.
+    #[serde(default)]
+    pub track_assignment: crate::roll::TrackAssignment,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -6,14 +6,28 @@ use super::representation::{Meter, Representation, DRUM_CHANNEL};
 use std::sync::Arc;
 
 /// How a file's notes find their roll track.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TrackAssignment {
     /// A note goes to the track on its MIDI channel (format 0 files, and most exports).
+    #[default]
     ByChannel,
     /// The n-th MIDI track that holds pitched notes goes to roll track n, whatever its channel
     /// (files whose parts all share one channel). Percussion-channel notes still go to the
     /// drum track.
     ByTrackOrder,
+}
+
+impl std::str::FromStr for TrackAssignment {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<TrackAssignment, String> {
+        match text {
+            "channel" => Ok(TrackAssignment::ByChannel),
+            "track" => Ok(TrackAssignment::ByTrackOrder),
+            other => Err(format!("`{other}`: parts are found by `channel` or by `track` order")),
+        }
+    }
 }
 
 /// What the import did with every note that did not land in a roll as it was, so that

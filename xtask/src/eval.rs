@@ -40,6 +40,9 @@ pub struct EvalArgs {
     /// Only spans in this meter are measured (--midi).
     #[arg(long, default_value = "4/4")]
     meter: Meter,
+    /// How notes find their part in --midi files: by `channel` or by `track` order.
+    #[arg(long, default_value = "channel")]
+    parts: TrackAssignment,
     /// Also write the metrics as JSON here (with --model: default <model>/metrics.json).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -61,10 +64,10 @@ fn eval_folder(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         bars_per_phrase: 1,
         lowest_pitch: 0,
         pitch_count: 128,
-        tracks: scores.tracks_by_channel(),
+        tracks: scores.tracks(args.parts),
     });
     representation.validate()?;
-    let corpus = scores.into_corpus(&representation, TrackAssignment::ByChannel);
+    let corpus = scores.into_corpus(&representation, args.parts);
     println!("{corpus}");
     for error in corpus.skipped.iter().take(10) {
         println!("  skipped {error}");
@@ -117,7 +120,7 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let bars_per_phrase = usize::from(representation.bars_per_phrase);
     let corpus = read_folder(&data)
         .with_context(|| format!("reading the training data (pass --data DIR; `cargo xtask corpus` makes {})", data.display()))?
-        .into_corpus(&representation, TrackAssignment::ByChannel);
+        .into_corpus(&representation, card.training.track_assignment);
     println!("training data: {corpus}");
     let training_phrases: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(bars_per_phrase, bars_per_phrase)).collect();
     let training_bars: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(1, 1)).collect();

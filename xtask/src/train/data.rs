@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context};
 use dreamroll::corpus::read_folder;
-use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment, TrackSpec};
+use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment, TrackSpec, DRUM_CHANNEL};
 use rand::Rng;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -19,6 +19,7 @@ pub struct GridChoice {
     /// Fixed window (lowest, count), or fitted to the corpus when `None`.
     pub pitch_window: Option<(u8, u8)>,
     pub tracks: Option<Vec<TrackSpec>>,
+    pub assignment: TrackAssignment,
     pub validation_share: f64,
     pub seed: u64,
 }
@@ -58,14 +59,14 @@ impl TrainingData {
         if scores.scores.is_empty() {
             bail!("{}: none of its {} MIDI files could be read", folder.display(), scores.skipped.len());
         }
-        let tracks = choice.tracks.clone().unwrap_or_else(|| scores.tracks_by_channel());
+        let tracks = choice.tracks.clone().unwrap_or_else(|| scores.tracks(choice.assignment));
         let (lowest_pitch, pitch_count) = match choice.pitch_window {
             Some(window) => window,
             None => {
                 let mut pitches: Vec<u8> = scores
                     .scores
                     .iter()
-                    .flat_map(|(_, score)| score.notes.iter().filter(|n| tracks.iter().any(|t| t.channel == n.channel)).map(|n| n.pitch))
+                    .flat_map(|(_, score)| score.notes.iter().filter(|n| n.channel != DRUM_CHANNEL).map(|n| n.pitch))
                     .collect();
                 if pitches.is_empty() {
                     bail!("{}: the files hold no notes on the chosen tracks' channels", folder.display());
@@ -82,7 +83,7 @@ impl TrainingData {
             tracks,
         });
         representation.validate()?;
-        let corpus = scores.into_corpus(&representation, TrackAssignment::ByChannel);
+        let corpus = scores.into_corpus(&representation, choice.assignment);
         let summary = corpus.to_string();
         let bars = usize::from(choice.bars);
         let (mut train, mut validation) = (Vec::new(), Vec::new());

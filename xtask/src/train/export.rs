@@ -59,6 +59,7 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             batch: config.batch,
             learning_rate: config.lr,
             seed: config.seed,
+            track_assignment: shape.parts,
             ..TrainingInfo::default()
         },
     };

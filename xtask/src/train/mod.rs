@@ -20,7 +20,7 @@ use clap::{Args, ValueEnum};
 use data::{augment, GridChoice, TrainingData};
 use dreamroll::model::rolls::rolls_to_tensor;
 use dreamroll::model::{Preset, TrackLatents};
-use dreamroll::roll::{Meter, Roll};
+use dreamroll::roll::{Meter, Roll, TrackAssignment};
 use indicatif::{ProgressBar, ProgressStyle};
 use objective::Objective;
 use rand::seq::SliceRandom;
@@ -116,6 +116,11 @@ pub struct ShapeArgs {
     #[arg(long)]
     #[serde(default)]
     pub chord_condition: bool,
+    /// How notes find their part: by MIDI `channel`, or by `track` order (files whose parts
+    /// share one channel).
+    #[arg(long, default_value = "channel")]
+    #[serde(default)]
+    pub parts: TrackAssignment,
     /// Name in the model card (default: the output folder's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -207,6 +212,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             pitch_multiple: config.shape.patch,
             pitch_window: resumed.as_ref().and_then(|c| c.metadata.get("pitch_window")).and_then(|w| serde_json::from_str(w).ok()),
             tracks: None,
+            assignment: config.shape.parts,
             validation_share: config.shape.validation_share,
             seed: config.seed,
         },
