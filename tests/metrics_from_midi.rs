@@ -53,7 +53,7 @@ fn a_folder_of_known_music_gives_known_metrics() {
 fn parts_on_one_channel_are_found_by_track_order() {
     let folder = tempfile::tempdir().unwrap();
     let part = |pitch: u8| vec![note_on(0, 0, pitch, 90), note_off(1920, 0, pitch)];
-    let mut named = |name: &'static str, pitch: u8| {
+    let named = |name: &'static str, pitch: u8| {
         let mut events = part(pitch);
         events.push((0, midly::TrackEventKind::Meta(midly::MetaMessage::TrackName(name.as_bytes()))));
         events
