@@ -7,3 +7,4 @@ pub mod corpus;
 pub mod metrics;
 pub mod model;
 pub mod roll;
+pub mod schedule;
