@@ -4,6 +4,7 @@
 //! [`metrics`], and folders of files are gathered by [`corpus`].
 
 pub mod corpus;
+pub mod engine;
 pub mod metrics;
 pub mod model;
 pub mod roll;

@@ -1,0 +1,3 @@
+//! The worker side: turning decoded rolls into the patterns the audio thread plays.
+
+pub mod pattern;
