@@ -1,3 +1,4 @@
 //! The worker side: turning decoded rolls into the patterns the audio thread plays.
 
 pub mod pattern;
+pub mod worker;
