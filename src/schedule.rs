@@ -124,7 +124,15 @@ pub fn notes_starting<'a>(pattern: &'a Pattern, window: &Window, from: f64, to: 
         let host_bar_start = bar_start + (host_bar - bar_number) as f64 * bar_quarters;
         let pattern_bar = host_bar.rem_euclid(loop_bars) as u32;
         let (first_step, last_step) = (pattern_bar * steps_per_bar, (pattern_bar + 1) * steps_per_bar);
-        pattern.notes.iter().filter(move |n| n.start >= first_step && n.start < last_step).filter_map(move |note| {
+        // Only the steps the window can reach (a step either side for rounding), found by
+        // bisection in the sorted notes: a one-sample block looks at a note or two, not all.
+        let step_at = |quarters: f64| ((quarters - host_bar_start) / step).floor();
+        let low = first_step + step_at(from).clamp(0.0, f64::from(steps_per_bar)) as u32;
+        let high = first_step + (step_at(to) + 2.0).clamp(0.0, f64::from(steps_per_bar)) as u32;
+        let (low, high) = (low.saturating_sub(1).max(first_step), high.min(last_step));
+        let begin = pattern.notes.partition_point(|n| n.start < low);
+        let end = pattern.notes.partition_point(|n| n.start < high).max(begin);
+        pattern.notes[begin..end].iter().filter_map(move |note| {
             let within = f64::from(note.start - first_step) * step;
             if !same_meter && within >= bar_quarters - 1e-9 {
                 return None;
