@@ -91,9 +91,21 @@ fn run(
 ) {
     let mut latest: Option<Settings> = None;
     let mut generation = 0u64;
+    // A finished pattern the audio thread has no room for yet (it is not processing); a newer
+    // one replaces it, so the newest always arrives.
+    let mut pending: Option<Box<PatternUpdate>> = None;
     loop {
         // Patterns the audio thread is done with are freed here, off the audio thread.
         while used.pop().is_ok() {}
+        if let Some(update) = pending.take() {
+            let (generation, notes) = (update.generation, update.pattern.notes.len());
+            match patterns.push(update) {
+                Ok(()) => {
+                    let _ = status.send(Status::Rendered { generation, notes });
+                }
+                Err(rtrb::PushError::Full(update)) => pending = Some(update),
+            }
+        }
         let first = match inbox.recv_timeout(Duration::from_millis(20)) {
             Ok(command) => command,
             Err(RecvTimeoutError::Timeout) => continue,
@@ -123,12 +135,13 @@ fn run(
         match generator.render(&settings.request) {
             Ok(roll) => {
                 generation += 1;
-                let pattern = build_pattern(&roll, &settings.voicing);
-                let notes = pattern.notes.len();
-                // A full ring means the audio thread is not taking patterns (not processing):
-                // the newest is what matters, so this one waits for the next settings.
-                if patterns.push(Box::new(PatternUpdate { generation, pattern })).is_ok() {
-                    let _ = status.send(Status::Rendered { generation, notes });
+                let update = Box::new(PatternUpdate { generation, pattern: build_pattern(&roll, &settings.voicing) });
+                let notes = update.pattern.notes.len();
+                match patterns.push(update) {
+                    Ok(()) => {
+                        let _ = status.send(Status::Rendered { generation, notes });
+                    }
+                    Err(rtrb::PushError::Full(update)) => pending = Some(update),
                 }
             }
             Err(error) => {
@@ -187,13 +200,22 @@ mod tests {
         let (engine, mut audio) = Engine::spawn(default_generator().unwrap());
         for seed in 0..20 {
             engine.send(Command::Settings(settings(seed)));
+            // Some renders between commands, so that the ring fills before anyone reads it.
+            std::thread::sleep(Duration::from_millis(if seed % 2 == 0 { 30 } else { 0 }));
         }
-        let mut last = next_pattern(&mut audio);
-        std::thread::sleep(Duration::from_millis(200));
-        while let Ok(update) = audio.patterns.pop() {
-            last = update;
-        }
+        std::thread::sleep(Duration::from_millis(300));
         let expected = build_pattern(&default_generator().unwrap().render(&settings(19).request).unwrap(), &settings(19).voicing);
+        // Reading frees room; the engine then delivers what it held back, the newest last.
+        let mut last = next_pattern(&mut audio);
+        for _ in 0..500 {
+            while let Ok(update) = audio.patterns.pop() {
+                last = update;
+            }
+            if last.pattern == expected {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(last.pattern, expected);
         engine.send(Command::Settings(settings(19)));
         std::thread::sleep(Duration::from_millis(200));
