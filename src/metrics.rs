@@ -68,25 +68,13 @@ pub fn empty_bars(roll: &Roll, track: usize) -> Tally {
     Tally::of(empty as f64, bars as f64)
 }
 
-/// The pitch classes (bit set over 12) sounding in `steps` of `track`.
-fn pitch_classes_sounding(roll: &Roll, track: usize, steps: std::ops::Range<usize>) -> u16 {
-    let lowest = usize::from(roll.representation().lowest_pitch);
-    let mut classes = 0u16;
-    for step in steps {
-        for (row, _) in roll.sounding_at(track, step).iter().enumerate().filter(|(_, &on)| on) {
-            classes |= 1 << ((lowest + row) % 12);
-        }
-    }
-    classes
-}
-
 /// UPC of one track: pitch classes per non-empty bar.
 pub fn used_pitch_classes(roll: &Roll, track: usize) -> Tally {
     let mut tally = Tally::default();
     for bar in 0..roll.bar_count() {
-        let classes = pitch_classes_sounding(roll, track, bar_steps(roll, bar));
-        if classes != 0 {
-            tally.add(Tally::of(f64::from(classes.count_ones()), 1.0));
+        let classes = chroma(roll, track, bar_steps(roll, bar)).iter().filter(|&&steps| steps > 0.0).count();
+        if classes > 0 {
+            tally.add(Tally::of(classes as f64, 1.0));
         }
     }
     tally

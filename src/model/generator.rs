@@ -124,16 +124,19 @@ impl Generator {
         }
     }
 
+    /// One phrase's logits per latent, as host data laid out as [`logits_to_roll`] reads them.
+    pub fn phrase_logits(&self, latents: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let flat: Vec<f32> = latents.iter().flat_map(|z| z.iter().copied()).collect();
+        let z = Tensor::from_vec(flat, (latents.len(), self.card.latent_size), &self.device)?;
+        let logits = self.logits(&z)?.to_dtype(DType::F32)?;
+        let per_phrase = logits.elem_count() / latents.len().max(1);
+        Ok(logits.flatten_all()?.to_vec1::<f32>()?.chunks(per_phrase).map(<[f32]>::to_vec).collect())
+    }
+
     /// One phrase per latent.
     pub fn generate(&self, latents: &[Vec<f32>], options: &DecodeOptions, rng: &mut impl Rng) -> candle_core::Result<Vec<Roll>> {
-        let size = self.card.latent_size;
-        let flat: Vec<f32> = latents.iter().flat_map(|z| z.iter().copied()).collect();
-        let z = Tensor::from_vec(flat, (latents.len(), size), &self.device)?;
-        let logits = self.logits(&z)?.to_dtype(DType::F32)?;
         let representation = Arc::new(self.card.representation.clone());
-        let per_phrase = logits.elem_count() / latents.len().max(1);
-        let values = logits.flatten_all()?.to_vec1::<f32>()?;
-        Ok(values.chunks(per_phrase).map(|phrase| logits_to_roll(&representation, phrase, options, rng)).collect())
+        Ok(self.phrase_logits(latents)?.iter().map(|phrase| logits_to_roll(&representation, phrase, options, rng)).collect())
     }
 }
 

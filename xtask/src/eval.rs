@@ -123,10 +123,10 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         .into_corpus(&representation, card.training.track_assignment);
     println!("training data: {corpus}");
     let training_phrases: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(bars_per_phrase, bars_per_phrase)).collect();
-    let training_bars: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(1, 1)).collect();
-    let half_bars = |parity: usize| -> Vec<Roll> {
-        corpus.pieces.iter().enumerate().filter(|(i, _)| i % 2 == parity).flat_map(|(_, (_, piece))| piece.phrases(1, 1)).collect()
-    };
+    // Bars are cut once; the corpus-against-itself copy rate splits them by piece.
+    let bars_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(1, 1)).collect();
+    let training_bars: Vec<Roll> = bars_by_piece.iter().flatten().cloned().collect();
+    let half_bars = |parity: usize| -> Vec<Roll> { bars_by_piece.iter().skip(parity).step_by(2).flatten().cloned().collect() };
 
     let phrases = args.bars.div_ceil(bars_per_phrase);
     let mut options = DecodeOptions::from_card(&card.decoding);

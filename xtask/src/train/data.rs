@@ -2,11 +2,11 @@
 //! training and validation by piece (never by bar, or neighbouring bars of one piece would
 //! sit on both sides and flatter the validation loss).
 
+use super::seeded::fnv1a;
 use anyhow::{bail, Context};
 use dreamroll::corpus::read_folder;
 use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment, TrackSpec, DRUM_CHANNEL};
 use rand::Rng;
-use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -129,24 +129,12 @@ impl TrainingData {
     }
 }
 
-/// A stable hash (FNV-1a over the file name and the seed), so that the split is the same on
-/// every machine and every run with that seed.
+/// A stable hash of the file name and the seed, so that the split is the same on every
+/// machine and every run with that seed. (The bytes are those `Hash` fed the hasher when the
+/// committed models were trained: the name, a 0xff terminator, the seed.)
 fn piece_hash(path: &Path, seed: u64) -> u64 {
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for &b in bytes {
-                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-    }
-    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
-    path.file_name().unwrap_or_default().to_string_lossy().hash(&mut hasher);
-    seed.hash(&mut hasher);
-    hasher.finish()
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    fnv1a(name.bytes().chain([0xff]).chain(seed.to_ne_bytes()))
 }
 
 fn polyphonic_share(phrases: &[Roll], track: usize) -> f64 {

@@ -3,7 +3,7 @@
 
 use super::data::TrainingData;
 use super::objective::Objective;
-use super::{checkpoint, logits_of, plot, prior_latents, representation_of, LoopState, RunConfig};
+use super::{checkpoint, plot, prior_latents, representation_of, LoopState, RunConfig};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use dreamroll::model::generator::{CARD_FILE, DECODER_FILE, ENCODER_FILE};
@@ -100,11 +100,9 @@ pub fn calibrate_onset_threshold(card: &ModelCard, logits: &[Vec<f32>], onset_ra
 pub fn calibrate_sustain_threshold(card: &ModelCard, logits: &[Vec<f32>], onset_threshold: f32, sounding_rate: &[f64]) -> f32 {
     let representation = representation_of(card);
     let target = sounding_rate.iter().sum::<f64>() / sounding_rate.len().max(1) as f64;
-    let mut options = DecodeOptions::from_card(&card.decoding);
-    options.onset_threshold = onset_threshold;
-    let (mut low, mut high) = (0.01f32, 0.99f32);
-    for _ in 0..14 {
-        options.sustain_threshold = 0.5 * (low + high);
+    let base = DecodeOptions { onset_threshold, ..DecodeOptions::from_card(&card.decoding) };
+    let sounds_too_long = |sustain_threshold: f32| {
+        let options = DecodeOptions { sustain_threshold, ..base.clone() };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let (mut sounding, mut cells) = (0usize, 0usize);
         for phrase in logits.iter().take(128) {
@@ -114,10 +112,19 @@ pub fn calibrate_sustain_threshold(card: &ModelCard, logits: &[Vec<f32>], onset_
                 cells += roll.steps();
             }
         }
-        if (sounding as f64 / cells.max(1) as f64) > target {
-            low = options.sustain_threshold;
+        sounding as f64 / cells.max(1) as f64 > target
+    };
+    bisect(0.01, 0.99, 14, sounds_too_long)
+}
+
+/// The point in `low..high` where `below` (true under the point, false over it) turns.
+fn bisect(mut low: f32, mut high: f32, iterations: usize, below: impl Fn(f32) -> bool) -> f32 {
+    for _ in 0..iterations {
+        let middle = 0.5 * (low + high);
+        if below(middle) {
+            low = middle;
         } else {
-            high = options.sustain_threshold;
+            high = middle;
         }
     }
     0.5 * (low + high)
@@ -138,16 +145,7 @@ pub fn calibrate_temperature(card: &ModelCard, logits: &[Vec<f32>], options: &De
     if upc_at(0.0) >= training_upc {
         return 0.0;
     }
-    let (mut low, mut high) = (0.0f32, 1.5f32);
-    for _ in 0..10 {
-        let middle = 0.5 * (low + high);
-        if upc_at(middle) < training_upc {
-            low = middle;
-        } else {
-            high = middle;
-        }
-    }
-    0.5 * (low + high)
+    bisect(0.0, 1.5, 10, |temperature| upc_at(temperature) < training_upc)
 }
 
 /// The top principal directions of the latent codes, by power iteration with deflation
@@ -202,9 +200,9 @@ pub fn principal_directions(codes: &[Vec<f32>], count: usize) -> (Vec<f32>, Vec<
 
 /// Phrases from the prior at the current state, decoded as calibrated on them (onset
 /// density, then sounding time, then pitch variety), with the decoding settings found.
-fn sample_phrases(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, count: usize, device: &Device) -> anyhow::Result<(Vec<Roll>, DecodeOptions)> {
+fn sample_phrases(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, count: usize) -> anyhow::Result<(Vec<Roll>, DecodeOptions)> {
     let latents = prior_latents(256.max(count), card.latent_size, 1_000_000);
-    let logits = logits_of(objective, &latents, device)?;
+    let logits = objective.generator().phrase_logits(&latents)?;
     let mut options = DecodeOptions::from_card(&card.decoding);
     options.onset_threshold = calibrate_onset_threshold(card, &logits, &data.onset_rate);
     options.sustain_threshold = calibrate_sustain_threshold(card, &logits, options.onset_threshold, &data.sounding_rate);
@@ -222,8 +220,8 @@ fn write_samples(folder: &Path, stem: &str, phrases: &[Roll]) -> anyhow::Result<
 }
 
 /// Four phrases at a checkpoint, so a person can watch a run learn.
-pub fn progress_samples(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, folder: &Path, step: u64, device: &Device) -> anyhow::Result<()> {
-    let (phrases, _) = sample_phrases(objective, data, card, 4, device)?;
+pub fn progress_samples(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, folder: &Path, step: u64) -> anyhow::Result<()> {
+    let (phrases, _) = sample_phrases(objective, data, card, 4)?;
     write_samples(folder, &format!("step-{step:06}"), &phrases)
 }
 
@@ -242,7 +240,7 @@ pub fn finish(
     device: &Device,
 ) -> anyhow::Result<()> {
     let mut card = card.clone();
-    let (phrases, options) = sample_phrases(objective, data, &card, 8, device)?;
+    let (phrases, options) = sample_phrases(objective, data, &card, 8)?;
     card.decoding.onset_threshold = options.onset_threshold;
     card.decoding.sustain_threshold = options.sustain_threshold;
     card.decoding.temperature = options.temperature;

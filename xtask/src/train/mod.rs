@@ -15,7 +15,7 @@ pub mod plot;
 mod seeded;
 
 use anyhow::{bail, Context};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use clap::{Args, ValueEnum};
 use data::{augment, GridChoice, TrainingData};
 use dreamroll::model::rolls::rolls_to_tensor;
@@ -261,6 +261,15 @@ enum Stop {
 }
 
 impl Run<'_> {
+    /// What a stopped run leaves for the user to go on from.
+    fn what_is_kept(&self) -> String {
+        if self.checkpoint_path.exists() {
+            format!("the last good checkpoint is kept in {} (continue with --resume and a lower --lr)", self.checkpoint_path.display())
+        } else {
+            "no checkpoint had been written yet (start again with a lower --lr)".to_string()
+        }
+    }
+
     fn batches_per_epoch(&self) -> usize {
         self.data.train.len().div_ceil(self.config.batch)
     }
@@ -308,12 +317,7 @@ impl Run<'_> {
                 let losses = objective.train_step(&batch, state.step, rng)?;
                 if losses.iter().any(|v| !v.is_finite()) {
                     progress.abandon();
-                    let kept = if self.checkpoint_path.exists() {
-                        format!("the last good checkpoint is kept in {} (continue with --resume and a lower --lr)", self.checkpoint_path.display())
-                    } else {
-                        "no checkpoint had been written yet (start again with a lower --lr)".to_string()
-                    };
-                    bail!("the loss became {} at step {}; training stopped, and {kept}", losses[0], state.step + 1);
+                    bail!("the loss became {} at step {}; training stopped, and {}", losses[0], state.step + 1, self.what_is_kept());
                 }
                 state.step += 1;
                 state.batch_in_epoch += 1;
@@ -354,12 +358,7 @@ impl Run<'_> {
     ) -> anyhow::Result<()> {
         let validation = self.validate(objective)?;
         if validation.iter().any(|v| !v.is_finite()) {
-            let kept = if self.checkpoint_path.exists() {
-                format!("the last good checkpoint is kept in {} (continue with --resume and a lower --lr)", self.checkpoint_path.display())
-            } else {
-                "no checkpoint had been written yet (start again with a lower --lr)".to_string()
-            };
-            bail!("the weights diverged by step {} (validation loss {}); training stopped, and {kept}", state.step, validation[0]);
+            bail!("the weights diverged by step {} (validation loss {}); training stopped, and {}", state.step, validation[0], self.what_is_kept());
         }
         log.validation(state, &validation)?;
         state.rng_word_pos = rng.get_word_pos().to_string();
@@ -373,7 +372,7 @@ impl Run<'_> {
         ]);
         checkpoint::write_atomically(&self.checkpoint_path, &tensors, metadata)?;
         log.plot(&self.args.out.join("loss.png"))?;
-        export::progress_samples(objective, &self.data, card, &self.args.out.join("progress"), state.step, &self.device)
+        export::progress_samples(objective, &self.data, card, &self.args.out.join("progress"), state.step)
     }
 
     /// Mean validation losses over the validation phrases (weighted by batch size).
@@ -472,15 +471,6 @@ impl Log {
 /// Batch of latents from the generator's prior, for samples and calibration.
 pub fn prior_latents(count: usize, size: usize, first_seed: u64) -> Vec<Vec<f32>> {
     (0..count as u64).map(|i| dreamroll::model::latent::noise(first_seed + i, size)).collect()
-}
-
-/// Logits as host data, [batch][values].
-pub fn logits_of(objective: &dyn Objective, latents: &[Vec<f32>], device: &Device) -> anyhow::Result<Vec<Vec<f32>>> {
-    let size = latents[0].len();
-    let z = Tensor::from_vec(latents.iter().flatten().copied().collect::<Vec<f32>>(), (latents.len(), size), device)?;
-    let logits = objective.generator().logits(&z)?.to_dtype(DType::F32)?;
-    let per = logits.elem_count() / latents.len();
-    Ok(logits.flatten_all()?.to_vec1::<f32>()?.chunks(per).map(<[f32]>::to_vec).collect())
 }
 
 pub fn representation_of(card: &dreamroll::model::ModelCard) -> Arc<dreamroll::roll::Representation> {

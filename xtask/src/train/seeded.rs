@@ -16,13 +16,15 @@ pub struct SeededVarMap {
     pub seed: u64,
 }
 
-fn stream_of(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3))
+/// FNV-1a: a stable hash (std's hashers may change between Rust releases, and the streams
+/// and the validation split must not).
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3))
 }
 
 fn draw(init: Init, shape: &Shape, seed: u64, name: &str) -> Vec<f32> {
     let count = shape.elem_count();
-    let stream = stream_of(name);
+    let stream = fnv1a(name.bytes());
     let uniform = |lo: f64, up: f64| -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(stream);
