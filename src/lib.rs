@@ -1,11 +1,17 @@
 //! Dreamroll: a MIDI generator with a learned piano-roll decoder.
 //!
 //! Data flows one way: MIDI files become piano rolls ([`roll`]), rolls are judged by
-//! [`metrics`], and folders of files are gathered by [`corpus`].
+//! [`metrics`], and folders of files are gathered by [`corpus`]. Decoders ([`model`]) make rolls
+//! on the [`engine`] thread; the [`plugin`] plays them through the [`schedule`]r in time with a
+//! host, audible through the [`synth`], and the [`editor`] shows them.
 
 pub mod corpus;
 pub mod engine;
+pub mod hash;
 pub mod metrics;
 pub mod model;
 pub mod roll;
 pub mod schedule;
+pub mod synth;
+pub mod plugin;
+pub mod editor;

@@ -3,7 +3,8 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use dreamroll::model::generator::{Generator, RenderRequest};
-use dreamroll::roll::roll_to_midi;
+use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
+use dreamroll::roll::pattern_to_midi;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -35,6 +36,25 @@ enum Command {
         /// 0 plays the likeliest notes, higher values sample more freely [default: the model's].
         #[arg(long)]
         temperature: Option<f32>,
+        /// Fewer (-1) or more (1) notes than the model's calibrated threshold gives (0).
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+        density: f32,
+        /// Lock to this key's scale (C, C#, Db, … B); with --scale.
+        #[arg(long, default_value = "C")]
+        key: String,
+        /// chromatic (no lock), major, minor, dorian, mixolydian, harmonic-minor,
+        /// major-pentatonic or minor-pentatonic. Out-of-scale notes are moved, not dropped.
+        #[arg(long, default_value = "chromatic")]
+        scale: String,
+        /// Semitones, -24..24.
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        transpose: i8,
+        /// Velocity of an unaccented note, 1..127 (downbeats get 8 more).
+        #[arg(long, default_value_t = 90)]
+        velocity: u8,
+        /// 0..1: how much velocity and timing vary, drawn from the seed.
+        #[arg(long, default_value_t = 0.0)]
+        humanise: f32,
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -59,9 +79,18 @@ fn parse_knobs(specs: &[String], available: usize) -> anyhow::Result<Vec<f32>> {
     Ok(knobs)
 }
 
+/// A key name as musicians write it: C, C#, Db, … B.
+fn parse_key(name: &str) -> anyhow::Result<u8> {
+    const NAMES: [(&str, u8); 17] = [
+        ("C", 0), ("C#", 1), ("Db", 1), ("D", 2), ("D#", 3), ("Eb", 3), ("E", 4), ("F", 5), ("F#", 6),
+        ("Gb", 6), ("G", 7), ("G#", 8), ("Ab", 8), ("A", 9), ("A#", 10), ("Bb", 10), ("B", 11),
+    ];
+    NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.trim())).map(|&(_, k)| k).with_context(|| format!("--key {name}: write a key as C, C#, Db, … B"))
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Render { model, bars, seed, bpm, knobs, variation, temperature, output } => {
+        Command::Render { model, bars, seed, bpm, knobs, variation, temperature, density, key, scale, transpose, velocity, humanise, output } => {
             let generator = match &model {
                 Some(dir) => Generator::from_dir(dir).with_context(|| format!("loading the model in {}", dir.display()))?,
                 None => dreamroll::model::default_generator()?,
@@ -72,6 +101,9 @@ fn main() -> anyhow::Result<()> {
             if temperature.is_some_and(|t| !(0.0..=4.0).contains(&t)) {
                 bail!("--temperature must be 0..=4");
             }
+            if !(-1.0..=1.0).contains(&density) {
+                bail!("--density must be -1..=1");
+            }
             if !(bpm > 0.0 && bpm <= 1000.0) {
                 bail!("--bpm must be above 0 and at most 1000");
             }
@@ -81,10 +113,27 @@ fn main() -> anyhow::Result<()> {
                 knobs: parse_knobs(&knobs, generator.card().macro_knobs.len())?,
                 variation,
                 temperature,
+                density,
             };
-            let roll = generator.render(&request)?;
-            std::fs::write(&output, roll_to_midi(&roll, bpm)).with_context(|| format!("writing {}", output.display()))?;
-            println!("{}: {} bars, {} notes, model {}", output.display(), bars, roll.notes().len(), generator.card().name);
+            let tracks = &generator.card().representation.tracks;
+            let voicing = PatternOptions {
+                key: parse_key(&key)?,
+                scale: Scale::from_id(&scale).with_context(|| format!("--scale {scale}: not one of {}", Scale::ALL.map(Scale::id).join(", ")))?,
+                transpose,
+                velocity,
+                humanise,
+                seed,
+                channels: tracks.iter().map(|t| t.channel).collect(),
+                muted: vec![false; tracks.len()],
+            };
+            if !(-24..=24).contains(&transpose) || !(1..=127).contains(&velocity) || !(0.0..=1.0).contains(&humanise) {
+                bail!("--transpose must be -24..=24, --velocity 1..=127 and --humanise 0..=1");
+            }
+            // The very path the plugin plays: decode, then voice.
+            let pattern = build_pattern(&generator.render(&request)?, &voicing);
+            let names: Vec<(u8, String)> = tracks.iter().map(|t| (t.channel, t.name.clone())).collect();
+            std::fs::write(&output, pattern_to_midi(&pattern, bpm, &names)).with_context(|| format!("writing {}", output.display()))?;
+            println!("{}: {} bars, {} notes, model {}", output.display(), bars, pattern.notes.len(), generator.card().name);
         }
         Command::Inspect { model } => {
             let generator = Generator::from_dir(&model).with_context(|| format!("loading the model in {}", model.display()))?;

@@ -2,12 +2,12 @@
 //! channels. Pure, and run off the audio thread.
 
 use crate::roll::Roll;
-use crate::schedule::{Pattern, PatternNote};
+use crate::schedule::{Pattern, PatternNote, MAX_DELAY};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Scales a pattern can be locked to, as pitch classes above the key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Scale {
     Chromatic,
     Major,
@@ -44,7 +44,25 @@ impl Scale {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    /// The stable name projects and the command line use.
+    pub const fn id(self) -> &'static str {
+        match self {
+            Scale::Chromatic => "chromatic",
+            Scale::Major => "major",
+            Scale::Minor => "minor",
+            Scale::Dorian => "dorian",
+            Scale::Mixolydian => "mixolydian",
+            Scale::HarmonicMinor => "harmonic-minor",
+            Scale::MajorPentatonic => "major-pentatonic",
+            Scale::MinorPentatonic => "minor-pentatonic",
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<Scale> {
+        Scale::ALL.into_iter().find(|s| s.id().eq_ignore_ascii_case(id.trim()))
+    }
+
+    pub const fn name(self) -> &'static str {
         match self {
             Scale::Chromatic => "Chromatic",
             Scale::Major => "Major",
@@ -72,14 +90,16 @@ pub fn snap_to_scale(pitch: u8, key: u8, scale: Scale) -> u8 {
 }
 
 /// How a roll becomes a pattern.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PatternOptions {
     pub key: u8,
     pub scale: Scale,
     pub transpose: i8,
     /// Velocity of an unaccented note, 1..=127.
     pub velocity: u8,
-    /// 0..=1: how much velocities vary, drawn from the seed so that recall is exact.
+    /// 0..=1: how much velocities and timing vary, drawn from the seed so that recall is
+    /// exact. Timing only ever lags (up to a quarter step at 1), so no note leaves its step
+    /// and none is heard before the bar line a new pattern starts on.
     pub humanise: f32,
     pub seed: u64,
     /// Per roll track: its MIDI channel (0-based) and whether it is muted.
@@ -97,6 +117,7 @@ pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
     for note in roll.notes() {
         // One draw per note whether or not it plays, so muting a track changes no other velocity.
         let spread: f32 = rng.random::<f32>() * 2.0 - 1.0;
+        let lag: f32 = rng.random::<f32>();
         if options.muted.get(note.track).copied().unwrap_or(false) {
             continue;
         }
@@ -104,13 +125,15 @@ pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
         let pitch = snap_to_scale(moved, options.key % 12, options.scale);
         let downbeat = note.start % steps_per_bar == 0;
         let accent = if downbeat { 8.0 } else { 0.0 };
-        let velocity = (f32::from(options.velocity) + accent + options.humanise.clamp(0.0, 1.0) * 24.0 * spread).round().clamp(1.0, 127.0) as u8;
+        let humanise = options.humanise.clamp(0.0, 1.0);
+        let velocity = (f32::from(options.velocity) + accent + humanise * 24.0 * spread).round().clamp(1.0, 127.0) as u8;
         notes.push(PatternNote {
             start: note.start as u32,
             length: note.length as u32,
             channel: options.channels.get(note.track).copied().unwrap_or(representation.tracks[note.track].channel),
             pitch,
             velocity,
+            delay: (humanise * lag * f32::from(MAX_DELAY)).round() as u8,
         });
     }
     notes.sort_by_key(|n| (n.start, n.channel, n.pitch));
@@ -199,6 +222,20 @@ mod tests {
         assert_eq!(lead_only.notes.len(), 2);
         let lead: Vec<_> = all.notes.iter().filter(|n| n.channel == 0).copied().collect();
         assert_eq!(lead_only.notes, lead);
+    }
+
+    #[test]
+    fn humanised_timing_only_lags_within_a_quarter_step_and_is_fixed_by_the_seed() {
+        let notes = roll(&(0..16).map(|i| (i % 2, i * 2, 60 + i as u8)).collect::<Vec<_>>());
+        assert!(build_pattern(&notes, &options()).notes.iter().all(|n| n.delay == 0), "no humanise, on the grid");
+        let mut o = options();
+        o.humanise = 1.0;
+        let humanised = build_pattern(&notes, &o);
+        assert!(humanised.notes.iter().all(|n| n.delay <= MAX_DELAY));
+        assert!(humanised.notes.iter().filter(|n| n.delay > 8).count() >= 8, "most notes move: {:?}", humanised.notes);
+        assert_eq!(humanised, build_pattern(&notes, &o));
+        o.humanise = 0.5;
+        assert!(build_pattern(&notes, &o).notes.iter().all(|n| n.delay <= MAX_DELAY / 2));
     }
 
     #[test]

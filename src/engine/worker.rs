@@ -1,17 +1,27 @@
 //! The engine thread: it owns the decoder, takes commands over a channel, and hands finished
 //! patterns to the audio thread through a wait-free ring. The audio thread never runs the
 //! model, never waits, and never frees memory: it sends patterns it is done with back here.
+//!
+//! A pattern always answers one (model, settings) pair; the engine renders whenever the pair
+//! the user is asking for differs from the one the newest pattern answers. That single rule
+//! covers knob moves, model changes and restored projects (whose saved pattern answers the
+//! restored settings, so reopening plays it rather than re-rendering).
 
+use super::models::{scan_models, ModelEntry, ModelSource};
 use super::pattern::{build_pattern, PatternOptions};
+use crate::model::card::ModelCard;
 use crate::model::generator::{Generator, RenderRequest};
 use crate::schedule::Pattern;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the pattern should be: the render request and how to voice it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub request: RenderRequest,
     pub voicing: PatternOptions,
@@ -20,57 +30,131 @@ pub struct Settings {
 pub enum Command {
     /// New settings; only the latest of a burst (a knob being turned) is rendered.
     Settings(Settings),
-    /// Load a model folder; a model that fails leaves the current one playing.
-    LoadModel(PathBuf),
+    /// Switch models; one that fails to load leaves the current one playing.
+    LoadModel(ModelSource),
+    /// A saved project: play its pattern at once, as the answer to its settings, and use its
+    /// model if that model can still be loaded.
+    Restore { source: ModelSource, settings: Settings, pattern: Pattern },
+    /// List the built-in model and the folders in this models directory.
+    ScanModels(Option<PathBuf>),
     Shutdown,
 }
 
-/// A finished pattern and the settings generation it answers.
+/// A finished pattern for the audio thread.
 pub struct PatternUpdate {
     pub generation: u64,
     pub pattern: Pattern,
+    /// Play it from the next block rather than the next bar line: a restored project's
+    /// pattern, which should be heard from the first note.
+    pub immediate: bool,
 }
 
-/// What the engine tells the editor.
+/// The model in use, for the editor.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Status {
-    Rendered { generation: u64, notes: usize },
-    ModelLoaded { name: String },
-    Error(String),
+pub struct ModelInfo {
+    pub source: ModelSource,
+    pub name: String,
+    pub tracks: Vec<String>,
+    pub steps_per_beat: u32,
+}
+
+/// What the engine tells the editor and the state saver; the audio thread never reads it.
+#[derive(Clone, Debug, Default)]
+pub struct Published {
+    pub model: Option<ModelInfo>,
+    /// The newest pattern handed to the audio thread, and what it answers.
+    pub pattern: Option<Arc<Pattern>>,
+    pub settings: Option<Settings>,
+    pub generation: u64,
+    /// How long the newest pattern took to make.
+    pub render_time: Duration,
+    /// What the engine did last (a render, a model load).
+    pub message: String,
+    /// What went wrong, shown until it is mended: a model that did not load stays reported
+    /// until one does; a failed render until a render succeeds.
+    pub problem: Option<String>,
+    pub models: Vec<ModelEntry>,
 }
 
 /// The audio thread's ends: new patterns in, used ones out.
 pub struct AudioSide {
     pub patterns: rtrb::Consumer<Box<PatternUpdate>>,
     pub used: rtrb::Producer<Box<PatternUpdate>>,
+    /// The watch fingerprint the engine has answered: its pattern (if it needed a new one)
+    /// is in `patterns` before this is stored.
+    pub answered: Arc<AtomicU64>,
 }
+
+/// Reads the user's current settings for a model: the plugin's parameters, polled on the
+/// engine thread so that neither the audio thread nor a parameter callback ever sends. With
+/// the settings comes a fingerprint of the parameter values they came from, which the audio
+/// thread can compute too: an offline bounce waits until the engine has answered it.
+pub type Watch = Box<dyn FnMut(&ModelCard) -> (Settings, u64) + Send>;
 
 pub struct Engine {
     commands: Sender<Command>,
-    pub status: Receiver<Status>,
+    published: Arc<Mutex<Published>>,
     thread: Option<JoinHandle<()>>,
 }
 
 /// Patterns waiting for the audio thread; a few, since only the newest matters.
 const RING: usize = 8;
+/// How often a watch is polled: well under a bar at any tempo, and cheap (a few atomic loads).
+const POLL: Duration = Duration::from_millis(5);
 
 impl Engine {
-    pub fn spawn(generator: Generator) -> (Engine, AudioSide) {
+    pub fn spawn(generator: Generator, source: ModelSource, watch: Option<Watch>) -> (Engine, AudioSide) {
         let (commands, inbox) = crossbeam_channel::unbounded();
-        let (status_out, status) = crossbeam_channel::unbounded();
         let (patterns_in, patterns) = rtrb::RingBuffer::new(RING);
         let (used, used_out) = rtrb::RingBuffer::new(RING * 2);
+        let published = Arc::new(Mutex::new(Published { model: Some(model_info(&generator, &source)), ..Published::default() }));
+        let answered = Arc::new(AtomicU64::new(0));
+        let worker = Worker {
+            generator,
+            source,
+            watch,
+            answered_fingerprint: answered.clone(),
+            published: published.clone(),
+            patterns: patterns_in,
+            used: used_out,
+            pending: None,
+            latest: None,
+            answered: None,
+            generation: 0,
+            render_failed: false,
+            restored: Restored::No,
+        };
         let thread = std::thread::Builder::new()
             .name("dreamroll-engine".into())
-            .spawn(move || run(generator, inbox, status_out, patterns_in, used_out))
+            .spawn(move || worker.run(inbox))
             .expect("the engine thread starts");
-        (Engine { commands, status, thread: Some(thread) }, AudioSide { patterns, used })
+        (Engine { commands, published, thread: Some(thread) }, AudioSide { patterns, used, answered })
     }
 
     pub fn send(&self, command: Command) {
         // A closed channel means the engine is shutting down; there is no one left to tell.
         let _ = self.commands.send(command);
     }
+
+    /// A sender of commands, for the editor and the state loader.
+    pub fn commander(&self) -> Sender<Command> {
+        self.commands.clone()
+    }
+
+    /// What the engine has published; hold it briefly (the engine waits for it).
+    pub fn published(&self) -> MutexGuard<'_, Published> {
+        lock(&self.published)
+    }
+
+    /// The same, for holders that outlive the engine handle (the editor, the state saver).
+    pub fn published_handle(&self) -> Arc<Mutex<Published>> {
+        self.published.clone()
+    }
+}
+
+/// A poisoned lock only means a panic elsewhere; the data is plain and still usable.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for Engine {
@@ -82,71 +166,189 @@ impl Drop for Engine {
     }
 }
 
-fn run(
-    mut generator: Generator,
-    inbox: Receiver<Command>,
-    status: Sender<Status>,
-    mut patterns: rtrb::Producer<Box<PatternUpdate>>,
-    mut used: rtrb::Consumer<Box<PatternUpdate>>,
-) {
-    let mut latest: Option<Settings> = None;
-    let mut generation = 0u64;
-    // A finished pattern the audio thread has no room for yet (it is not processing); a newer
-    // one replaces it, so the newest always arrives.
-    let mut pending: Option<Box<PatternUpdate>> = None;
-    loop {
-        // Patterns the audio thread is done with are freed here, off the audio thread.
-        while used.pop().is_ok() {}
-        if let Some(update) = pending.take() {
-            let (generation, notes) = (update.generation, update.pattern.notes.len());
-            match patterns.push(update) {
-                Ok(()) => {
-                    let _ = status.send(Status::Rendered { generation, notes });
+fn model_info(generator: &Generator, source: &ModelSource) -> ModelInfo {
+    let card = generator.card();
+    ModelInfo {
+        source: source.clone(),
+        name: card.name.clone(),
+        tracks: card.representation.tracks.iter().map(|t| t.name.clone()).collect(),
+        steps_per_beat: u32::from(card.representation.steps_per_beat),
+    }
+}
+
+struct Worker {
+    generator: Generator,
+    source: ModelSource,
+    watch: Option<Watch>,
+    answered_fingerprint: Arc<AtomicU64>,
+    published: Arc<Mutex<Published>>,
+    patterns: rtrb::Producer<Box<PatternUpdate>>,
+    used: rtrb::Consumer<Box<PatternUpdate>>,
+    /// A finished pattern the audio thread has no room for yet (it is not processing); a
+    /// newer one replaces it, so the newest always arrives.
+    pending: Option<Box<PatternUpdate>>,
+    /// What the user asks for now.
+    latest: Option<Settings>,
+    /// The model and settings the newest pattern answers.
+    answered: Option<(ModelSource, Settings)>,
+    generation: u64,
+    /// The last render failed; the next that succeeds clears the problem it reported.
+    render_failed: bool,
+    restored: Restored,
+}
+
+/// Whether a restored project's pattern still stands.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Restored {
+    No,
+    /// Until the watch has read the restored parameters once.
+    AwaitingParameters,
+    /// Until the parameters differ from these.
+    KeepWhile(u64),
+}
+
+impl Worker {
+    fn run(mut self, inbox: Receiver<Command>) {
+        loop {
+            // Patterns the audio thread is done with are freed here, off the audio thread.
+            while self.used.pop().is_ok() {}
+            if let Some(update) = self.pending.take() {
+                self.deliver(update);
+            }
+            match inbox.recv_timeout(POLL) {
+                Ok(first) => {
+                    for command in std::iter::once(first).chain(inbox.try_iter()) {
+                        if !self.handle(command) {
+                            return;
+                        }
+                    }
                 }
-                Err(rtrb::PushError::Full(update)) => pending = Some(update),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let mut fingerprint = None;
+            if let Some(watch) = self.watch.as_mut() {
+                let (settings, print) = watch(self.generator.card());
+                self.latest = Some(settings);
+                fingerprint = Some(print);
+            }
+            let Some(settings) = self.latest.clone() else { continue };
+            let keep = match (self.restored, fingerprint) {
+                // The parameters a project was restored with: its pattern stands, even where
+                // the model in use would read them differently (its own model is missing).
+                (Restored::AwaitingParameters, Some(print)) => {
+                    self.restored = Restored::KeepWhile(print);
+                    true
+                }
+                (Restored::KeepWhile(kept), Some(print)) if kept == print => true,
+                _ => {
+                    self.restored = Restored::No;
+                    false
+                }
+            };
+            let answered = self.answered.as_ref().is_some_and(|(source, answered)| *source == self.source && *answered == settings);
+            if !keep && !answered {
+                self.render(settings);
+            }
+            // Only once a pattern is in the ring (or held for it), so a waiting reader finds it.
+            if let Some(print) = fingerprint.filter(|_| self.pending.is_none()) {
+                self.answered_fingerprint.store(print, Ordering::Release);
             }
         }
-        let first = match inbox.recv_timeout(Duration::from_millis(20)) {
-            Ok(command) => command,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let mut render = false;
-        for command in std::iter::once(first).chain(inbox.try_iter()) {
-            match command {
-                Command::Shutdown => return,
-                Command::Settings(settings) => {
-                    render |= latest.as_ref() != Some(&settings);
-                    latest = Some(settings);
+    }
+
+    /// False for shutdown.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Shutdown => return false,
+            Command::Settings(settings) => self.latest = Some(settings),
+            Command::LoadModel(source) => {
+                self.switch_model(source);
+            }
+            Command::Restore { source, settings, pattern } => {
+                let missing = source != self.source && !self.switch_model(source.clone());
+                // The saved pattern answers the restored settings with whatever model is now in
+                // use, so nothing replaces it until the user changes something.
+                self.latest = Some(settings.clone());
+                self.answered = Some((self.source.clone(), settings.clone()));
+                self.restored = if self.watch.is_some() { Restored::AwaitingParameters } else { Restored::No };
+                self.generation += 1;
+                let update = Box::new(PatternUpdate { generation: self.generation, pattern, immediate: true });
+                self.publish_pattern(&update, settings, Duration::ZERO);
+                self.deliver(update);
+                if missing {
+                    let mut published = lock(&self.published);
+                    let reason = published.problem.take().unwrap_or_default();
+                    published.problem = Some(format!("the project's model cannot be used, so its saved pattern plays and changes use the current model: {reason}"));
                 }
-                Command::LoadModel(path) => match Generator::from_dir(&path) {
-                    Ok(loaded) => {
-                        let _ = status.send(Status::ModelLoaded { name: loaded.card().name.clone() });
-                        generator = loaded;
-                        render = true;
-                    }
-                    Err(error) => {
-                        let _ = status.send(Status::Error(format!("{}: {error}; the current model keeps playing", path.display())));
-                    }
-                },
+            }
+            Command::ScanModels(dir) => {
+                let models = scan_models(dir.as_deref());
+                lock(&self.published).models = models;
             }
         }
-        let Some(settings) = latest.as_ref().filter(|_| render) else { continue };
-        match generator.render(&settings.request) {
-            Ok(roll) => {
-                generation += 1;
-                let update = Box::new(PatternUpdate { generation, pattern: build_pattern(&roll, &settings.voicing) });
-                let notes = update.pattern.notes.len();
-                match patterns.push(update) {
-                    Ok(()) => {
-                        let _ = status.send(Status::Rendered { generation, notes });
-                    }
-                    Err(rtrb::PushError::Full(update)) => pending = Some(update),
-                }
+        true
+    }
+
+    /// True when the model loaded.
+    fn switch_model(&mut self, source: ModelSource) -> bool {
+        match source.load() {
+            Ok(loaded) => {
+                let info = model_info(&loaded, &source);
+                self.generator = loaded;
+                self.source = source;
+                let mut published = lock(&self.published);
+                published.message = format!("loaded model {}", info.name);
+                published.problem = None;
+                published.model = Some(info);
+                true
             }
             Err(error) => {
-                let _ = status.send(Status::Error(format!("the model failed to render: {error}")));
+                lock(&self.published).problem = Some(format!("{}: {error}; the current model keeps playing", source.describe()));
+                false
             }
+        }
+    }
+
+    fn render(&mut self, settings: Settings) {
+        let started = Instant::now();
+        // Whatever happens, this pair has been answered: a failing render is not retried in
+        // a loop, only when the user changes something.
+        self.answered = Some((self.source.clone(), settings.clone()));
+        match self.generator.render(&settings.request) {
+            Ok(roll) => {
+                self.generation += 1;
+                let pattern = build_pattern(&roll, &settings.voicing);
+                let update = Box::new(PatternUpdate { generation: self.generation, pattern, immediate: false });
+                self.publish_pattern(&update, settings, started.elapsed());
+                if std::mem::take(&mut self.render_failed) {
+                    lock(&self.published).problem = None;
+                }
+                self.deliver(update);
+            }
+            Err(error) => {
+                self.render_failed = true;
+                lock(&self.published).problem = Some(format!("the model failed to render: {error}"));
+            }
+        }
+    }
+
+    fn publish_pattern(&mut self, update: &PatternUpdate, settings: Settings, render_time: Duration) {
+        let mut published = lock(&self.published);
+        published.pattern = Some(Arc::new(update.pattern.clone()));
+        published.settings = Some(settings);
+        published.generation = update.generation;
+        published.render_time = render_time;
+        published.message = if update.immediate {
+            format!("the project's pattern: {} notes in {} bars", update.pattern.notes.len(), update.pattern.bars)
+        } else {
+            format!("{} notes in {} bars, made in {} ms", update.pattern.notes.len(), update.pattern.bars, render_time.as_millis())
+        };
+    }
+
+    fn deliver(&mut self, update: Box<PatternUpdate>) {
+        if let Err(rtrb::PushError::Full(update)) = self.patterns.push(update) {
+            self.pending = Some(update);
         }
     }
 }
@@ -161,7 +363,7 @@ mod tests {
         let generator = default_generator().unwrap();
         let tracks = generator.card().representation.tracks.len();
         Settings {
-            request: RenderRequest { bars: 4, seed, knobs: vec![], variation: 0.2, temperature: None },
+            request: RenderRequest { bars: 4, seed, knobs: vec![], variation: 0.2, temperature: None, density: 0.0 },
             voicing: PatternOptions {
                 key: 0,
                 scale: Scale::Major,
@@ -175,6 +377,10 @@ mod tests {
         }
     }
 
+    fn spawn() -> (Engine, AudioSide) {
+        Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, None)
+    }
+
     fn next_pattern(audio: &mut AudioSide) -> Box<PatternUpdate> {
         for _ in 0..500 {
             if let Ok(update) = audio.patterns.pop() {
@@ -185,38 +391,42 @@ mod tests {
         panic!("no pattern within 5 s");
     }
 
+    fn expected(seed: u64) -> Pattern {
+        build_pattern(&default_generator().unwrap().render(&settings(seed).request).unwrap(), &settings(seed).voicing)
+    }
+
     #[test]
     fn settings_become_the_pattern_render_would_make() {
-        let (engine, mut audio) = Engine::spawn(default_generator().unwrap());
+        let (engine, mut audio) = spawn();
         engine.send(Command::Settings(settings(3)));
         let update = next_pattern(&mut audio);
-        let expected = build_pattern(&default_generator().unwrap().render(&settings(3).request).unwrap(), &settings(3).voicing);
-        assert_eq!(update.pattern, expected);
+        assert_eq!(update.pattern, expected(3));
+        assert!(!update.immediate, "a new pattern waits for its bar line");
+        assert_eq!(engine.published().pattern.as_deref(), Some(&expected(3)));
         assert!(audio.used.push(update).is_ok(), "used patterns go back to be freed");
     }
 
     #[test]
     fn a_burst_of_settings_renders_the_last_and_repeats_render_nothing() {
-        let (engine, mut audio) = Engine::spawn(default_generator().unwrap());
+        let (engine, mut audio) = spawn();
         for seed in 0..20 {
             engine.send(Command::Settings(settings(seed)));
             // Some renders between commands, so that the ring fills before anyone reads it.
             std::thread::sleep(Duration::from_millis(if seed % 2 == 0 { 30 } else { 0 }));
         }
         std::thread::sleep(Duration::from_millis(300));
-        let expected = build_pattern(&default_generator().unwrap().render(&settings(19).request).unwrap(), &settings(19).voicing);
         // Reading frees room; the engine then delivers what it held back, the newest last.
         let mut last = next_pattern(&mut audio);
         for _ in 0..500 {
             while let Ok(update) = audio.patterns.pop() {
                 last = update;
             }
-            if last.pattern == expected {
+            if last.pattern == expected(19) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(last.pattern, expected);
+        assert_eq!(last.pattern, expected(19));
         engine.send(Command::Settings(settings(19)));
         std::thread::sleep(Duration::from_millis(200));
         assert!(audio.patterns.pop().is_err(), "the same settings again render nothing");
@@ -224,13 +434,74 @@ mod tests {
 
     #[test]
     fn a_broken_model_is_reported_and_the_current_one_keeps_playing() {
-        let (engine, mut audio) = Engine::spawn(default_generator().unwrap());
+        let (engine, mut audio) = spawn();
         let folder = tempfile::tempdir().unwrap();
         std::fs::write(folder.path().join("model.json"), "{\"schema_version\": 1}").unwrap();
-        engine.send(Command::LoadModel(folder.path().to_path_buf()));
-        let status = engine.status.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert!(matches!(&status, Status::Error(message) if message.contains("the current model keeps playing")), "{status:?}");
+        engine.send(Command::LoadModel(ModelSource::Folder(folder.path().to_path_buf())));
         engine.send(Command::Settings(settings(5)));
-        assert!(!next_pattern(&mut audio).pattern.notes.is_empty());
+        assert_eq!(next_pattern(&mut audio).pattern, expected(5), "rendered with the built-in model");
+        let published = engine.published();
+        let problem = published.problem.as_deref().unwrap_or_default();
+        assert!(problem.contains("the current model keeps playing"), "{problem}");
+        assert_eq!(published.model.as_ref().unwrap().source, ModelSource::Embedded);
+    }
+
+    #[test]
+    fn a_watch_is_followed_without_commands() {
+        let knob = Arc::new(Mutex::new(0.0f32));
+        let read = knob.clone();
+        let watch: Watch = Box::new(move |_card: &ModelCard| {
+            let mut s = settings(8);
+            let knob = *lock(&read);
+            s.request.knobs = vec![knob];
+            (s, knob.to_bits().into())
+        });
+        let (engine, mut audio) = Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, Some(watch));
+        let first = next_pattern(&mut audio);
+        *lock(&knob) = 2.5;
+        let second = next_pattern(&mut audio);
+        assert_ne!(first.pattern, second.pattern, "turning the knob made a new pattern");
+        assert_eq!(audio.answered.load(Ordering::Acquire), u64::from(2.5f32.to_bits()), "and answered its fingerprint");
+        assert_eq!(engine.published().settings.as_ref().unwrap().request.knobs, vec![2.5]);
+    }
+
+    #[test]
+    fn a_restored_pattern_plays_at_once_and_is_not_re_rendered() {
+        let (engine, mut audio) = spawn();
+        // A pattern no model would make, so that a re-render would show.
+        let mut saved = expected(4);
+        saved.notes.truncate(3);
+        let missing = ModelSource::Folder("/no/such/model".into());
+        engine.send(Command::Restore { source: missing, settings: settings(4), pattern: saved.clone() });
+        let update = next_pattern(&mut audio);
+        assert!(update.immediate);
+        assert_eq!(update.pattern, saved);
+        engine.send(Command::Settings(settings(4)));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(audio.patterns.pop().is_err(), "the restored settings are already answered");
+        let problem = engine.published().problem.clone().unwrap_or_default();
+        assert!(problem.contains("saved pattern plays") && problem.contains("/no/such/model"), "the missing model is reported: {problem}");
+        engine.send(Command::Settings(settings(6)));
+        assert_eq!(next_pattern(&mut audio).pattern, expected(6), "a change renders with the model in use");
+    }
+
+    #[test]
+    fn a_restored_project_keeps_its_pattern_until_its_parameters_change() {
+        let print = Arc::new(AtomicU64::new(7));
+        let read = print.clone();
+        let watch: Watch = Box::new(move |_card: &ModelCard| (settings(1), read.load(Ordering::Acquire)));
+        let (engine, mut audio) = Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, Some(watch));
+        assert_eq!(next_pattern(&mut audio).pattern, expected(1));
+        let mut saved = expected(2);
+        saved.notes.truncate(2);
+        // Settings as another model (one track, on channel 6) would have them.
+        let mut theirs = settings(2);
+        theirs.voicing.channels = vec![5];
+        engine.send(Command::Restore { source: ModelSource::Folder("/gone".into()), settings: theirs, pattern: saved.clone() });
+        assert_eq!(next_pattern(&mut audio).pattern, saved);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(audio.patterns.pop().is_err(), "the restored parameters keep the saved pattern");
+        print.store(8, Ordering::Release);
+        assert_eq!(next_pattern(&mut audio).pattern, expected(1), "a change renders with the model in use");
     }
 }

@@ -30,6 +30,8 @@ pub enum ModelError {
     Card(#[from] CardError),
     #[error("{path}: {bytes} bytes is more than a model file can be ({MAX_WEIGHTS_BYTES} bytes at most)")]
     TooLarge { path: PathBuf, bytes: u64 },
+    #[error("{path}: {source}")]
+    InFile { path: PathBuf, source: Box<ModelError> },
     #[error("weights: not a readable safetensors file: {0}")]
     NotSafetensors(String),
     #[error("weights: tensor `{name}` holds {count} values that are NaN or infinite")]
@@ -97,8 +99,9 @@ impl Generator {
         let card = String::from_utf8(card).map_err(|_| CardError::Json("model.json is not UTF-8 text".into()))?;
         // The card first: a card from a newer Dreamroll should say so, whatever else is there.
         let card = ModelCard::from_json(&card)?;
-        let weights = read_limited(&dir.join(DECODER_FILE), MAX_WEIGHTS_BYTES)?;
-        Generator::from_card(card, &weights)
+        let path = dir.join(DECODER_FILE);
+        let weights = read_limited(&path, MAX_WEIGHTS_BYTES)?;
+        Generator::from_card(card, &weights).map_err(|source| ModelError::InFile { path, source: Box::new(source) })
     }
 
     pub fn card(&self) -> &ModelCard {
@@ -141,7 +144,7 @@ impl Generator {
 }
 
 /// What to make: the same request gives the same notes, in the CLI and in the plugin.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RenderRequest {
     pub bars: usize,
     pub seed: u64,
@@ -151,6 +154,8 @@ pub struct RenderRequest {
     pub variation: f32,
     /// 0 decodes by threshold; above 0 samples around it; `None` plays the card's default.
     pub temperature: Option<f32>,
+    /// −1…1: fewer or more notes than the calibrated onset threshold gives (0).
+    pub density: f32,
 }
 
 impl Generator {
@@ -159,7 +164,7 @@ impl Generator {
         let bars_per_phrase = usize::from(self.card.representation.bars_per_phrase);
         let phrases = request.bars.max(1).div_ceil(bars_per_phrase);
         let latents = super::latent::phrase_latents(&self.card, request.seed, &request.knobs, request.variation, phrases);
-        let mut options = DecodeOptions::from_card(&self.card.decoding);
+        let mut options = DecodeOptions::from_card(&self.card.decoding).with_density(request.density);
         if let Some(temperature) = request.temperature {
             options.temperature = temperature;
         }
@@ -203,7 +208,7 @@ mod tests {
     }
 
     fn request(seed: u64) -> RenderRequest {
-        RenderRequest { bars: 5, seed, knobs: vec![], variation: 0.5, temperature: Some(0.0) }
+        RenderRequest { bars: 5, seed, knobs: vec![], variation: 0.5, temperature: Some(0.0), density: 0.0 }
     }
 
     #[test]
@@ -215,6 +220,15 @@ mod tests {
         assert_eq!(roll, generator.render(&request(3)).unwrap());
         let again = Generator::from_bytes(&card, &bytes(&tensors)).unwrap();
         assert_eq!(roll, again.render(&request(3)).unwrap());
+    }
+
+    #[test]
+    fn density_thins_and_fills_the_same_music() {
+        let (card, tensors) = saved_model();
+        let generator = Generator::from_bytes(&card, &bytes(&tensors)).unwrap();
+        let notes = |density: f32| generator.render(&RenderRequest { density, ..request(4) }).unwrap().notes().len();
+        let (sparse, plain, busy) = (notes(-1.0), notes(0.0), notes(1.0));
+        assert!(sparse < plain && plain < busy, "{sparse} < {plain} < {busy}");
     }
 
     #[test]

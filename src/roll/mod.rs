@@ -6,7 +6,7 @@ mod midi_file;
 mod piano_roll;
 mod representation;
 
-pub use export::{roll_to_midi, ticks_per_quarter_for};
+pub use export::{pattern_to_midi, roll_to_midi, ticks_per_quarter_for};
 pub use import::{score_to_piece, ImportReport, ImportedPiece, TrackAssignment};
 pub use midi_file::{read_midi, write_midi, MidiError, Score, ScoreNote, TrackToWrite, MAX_QUARTERS};
 pub use piano_roll::{GridNote, PlaceError, Roll};

@@ -6,6 +6,7 @@
 mod bench;
 mod corpus;
 mod eval;
+mod install;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,15 @@ enum Task {
     Train(train::TrainArgs),
     /// Run the criterion benchmarks.
     Bench(bench::BenchArgs),
+    /// Build and bundle the plugin: `bundle dreamroll --release` writes
+    /// target/bundled/dreamroll.clap and dreamroll.vst3 (nice-plug-xtask does the work).
+    #[command(disable_help_flag = true)]
+    Bundle {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Bundle the plugin in release and copy it where hosts look (~/.clap and ~/.vst3 on Linux).
+    Install(install::InstallArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +45,7 @@ fn main() -> anyhow::Result<()> {
         Task::Eval(args) => eval::run(args),
         Task::Bench(args) => bench::run(args),
         Task::Train(args) => train::run(args),
+        Task::Bundle { args } => nice_plug_xtask::main_with_args("cargo xtask", std::iter::once("bundle".to_string()).chain(args)),
+        Task::Install(args) => install::run(args),
     }
 }

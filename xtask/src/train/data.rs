@@ -2,7 +2,7 @@
 //! training and validation by piece (never by bar, or neighbouring bars of one piece would
 //! sit on both sides and flatter the validation loss).
 
-use super::seeded::fnv1a;
+use dreamroll::hash::fnv1a;
 use anyhow::{bail, Context};
 use dreamroll::corpus::read_folder;
 use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment, TrackSpec, DRUM_CHANNEL};

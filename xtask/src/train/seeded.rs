@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Result, Shape, Tensor, Var};
 use candle_nn::init::{Init, NormalOrUniform};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarMap;
+use dreamroll::hash::fnv1a;
 use dreamroll::model::latent::noise_in_stream;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,10 +19,6 @@ pub struct SeededVarMap {
 
 /// FNV-1a: a stable hash (std's hashers may change between Rust releases, and the streams
 /// and the validation split must not).
-pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3))
-}
-
 fn draw(init: Init, shape: &Shape, seed: u64, name: &str) -> Vec<f32> {
     let count = shape.elem_count();
     let stream = fnv1a(name.bytes());

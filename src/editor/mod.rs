@@ -1,0 +1,222 @@
+//! The egui editor: the loop as a piano roll with a moving playhead, the knobs, the model
+//! picker, a status line that says what went wrong, and "Export .mid".
+//!
+//! It reads what the engine published (a brief lock, never held by the audio thread) and the
+//! playhead atomics; it writes only through the host's parameter setter and engine commands.
+
+mod piano_roll;
+mod widgets;
+
+use crate::engine::models::{user_models_dir, ModelSource};
+use crate::engine::worker::{lock, Command, Published};
+use crate::plugin::params::{DreamrollParams, KNOBS};
+use crate::plugin::Playhead;
+use crate::roll::pattern_to_midi;
+use crossbeam_channel::Sender;
+use nice_plug::context::gui::GuiContext;
+use egui::{self, Color32, RichText};
+use nice_plug_egui::widgets::ParamSlider;
+use nice_plug_egui::{create_egui_editor, EguiEditor, EguiNiceSettings, NiceEguiApp, RepaintNotifier};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Track colours, in order; chosen to stay distinct for the colour-blind and on a dark ground.
+pub const TRACK_COLOURS: [Color32; 8] = [
+    Color32::from_rgb(86, 180, 233),
+    Color32::from_rgb(230, 159, 0),
+    Color32::from_rgb(0, 158, 115),
+    Color32::from_rgb(204, 121, 167),
+    Color32::from_rgb(240, 228, 66),
+    Color32::from_rgb(213, 94, 0),
+    Color32::from_rgb(0, 114, 178),
+    Color32::from_rgb(200, 200, 200),
+];
+
+/// Exports carry 120 BPM: the notes are on the grid, and a DAW places them at its own tempo
+/// when the file is dropped on a track.
+const EXPORT_BPM: f64 = 120.0;
+
+const BACKGROUND: Color32 = Color32::from_rgb(24, 26, 31);
+
+pub struct DreamrollEditor {
+    params: Arc<DreamrollParams>,
+    playhead: Arc<Playhead>,
+    published: Arc<Mutex<Published>>,
+    commands: Sender<Command>,
+    gui: Option<GuiContext>,
+    /// The folder typed into "Load folder".
+    model_path: String,
+    /// Where "Export .mid" writes, and what happened last time.
+    export_path: String,
+    export_result: Option<Result<String, String>>,
+}
+
+pub fn create(params: Arc<DreamrollParams>, playhead: Arc<Playhead>, engine: Option<(Arc<Mutex<Published>>, Sender<Command>)>) -> Option<EguiEditor<DreamrollEditor>> {
+    let (published, commands) = engine?;
+    let export_path = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join("dreamroll-loop.mid");
+    let editor = DreamrollEditor {
+        params: params.clone(),
+        playhead,
+        published,
+        commands,
+        gui: None,
+        model_path: String::new(),
+        export_path: export_path.display().to_string(),
+        export_result: None,
+    };
+    create_egui_editor(params.editor_state.clone(), RepaintNotifier::new(), EguiNiceSettings::new().with_tile("Dreamroll"), editor)
+}
+
+impl NiceEguiApp for DreamrollEditor {
+    fn build(&mut self, egui_ctx: egui::Context, gui: GuiContext, frame: &mut nice_plug_egui::Frame) -> Result<(), nice_plug_egui::baseview::HandlerError> {
+        frame.set_clear_color(BACKGROUND.into());
+        egui_ctx.set_visuals(egui::Visuals::dark());
+        self.gui = Some(gui);
+        let _ = self.commands.send(Command::ScanModels(user_models_dir()));
+        Ok(())
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut nice_plug_egui::Frame) {
+        let Some(gui) = self.gui.clone() else { return };
+        let setter = gui.param_setter();
+        let published = lock(&self.published).clone();
+        // The playhead moves while the host plays; otherwise repaint only on input.
+        if self.playhead.playing.load(std::sync::atomic::Ordering::Relaxed) {
+            ui.ctx().request_repaint();
+        }
+        egui::Frame::new().fill(BACKGROUND).inner_margin(10.0).show(ui, |ui| {
+            self.header(ui, &published);
+            ui.add_space(6.0);
+            let roll_height = 230.0;
+            let tracks = published.model.as_ref().map(|m| m.tracks.clone()).unwrap_or_default();
+            let channels = published.settings.as_ref().map(|s| s.voicing.channels.clone()).unwrap_or_default();
+            piano_roll::show(ui, published.pattern.as_deref(), &channels, &self.playhead, roll_height);
+            ui.add_space(8.0);
+            ui.horizontal_top(|ui| {
+                ui.vertical(|ui| {
+                    ui.set_width(300.0);
+                    ui.label(RichText::new("Macro knobs").strong());
+                    for knob in self.params.knobs.iter().take(KNOBS) {
+                        widgets::row(ui, &knob.value, &setter);
+                    }
+                });
+                ui.separator();
+                ui.vertical(|ui| {
+                    ui.set_width(270.0);
+                    ui.label(RichText::new("Pattern").strong());
+                    ui.horizontal(|ui| {
+                        widgets::row(ui, &self.params.seed, &setter);
+                        if ui.button("New seed").on_hover_text("The next take of this seed").clicked() {
+                            widgets::trigger(&self.params.new_seed, &setter);
+                        }
+                    });
+                    let takes = self.params.takes.load(std::sync::atomic::Ordering::Acquire);
+                    if takes > 0 {
+                        ui.label(RichText::new(format!("take {takes}")).weak());
+                    }
+                    widgets::row(ui, &self.params.variation, &setter);
+                    widgets::row(ui, &self.params.loop_bars, &setter);
+                    widgets::row(ui, &self.params.density, &setter);
+                    widgets::row(ui, &self.params.temperature, &setter);
+                    widgets::row(ui, &self.params.switch_at, &setter);
+                    widgets::toggle(ui, &self.params.hold, &setter);
+                });
+                ui.separator();
+                ui.vertical(|ui| {
+                    ui.label(RichText::new("Voicing").strong());
+                    widgets::row(ui, &self.params.key, &setter);
+                    widgets::row(ui, &self.params.scale, &setter);
+                    widgets::row(ui, &self.params.transpose, &setter);
+                    widgets::row(ui, &self.params.velocity, &setter);
+                    widgets::row(ui, &self.params.humanise, &setter);
+                    ui.horizontal(|ui| {
+                        widgets::toggle(ui, &self.params.preview, &setter);
+                        ui.add(ParamSlider::for_param(&self.params.preview_volume, &setter).with_width(90.0));
+                    });
+                    for (index, name) in tracks.iter().enumerate().take(self.params.tracks.len()) {
+                        let slot = &self.params.tracks[index];
+                        ui.horizontal(|ui| {
+                            ui.label(RichText::new("■").color(TRACK_COLOURS[index % TRACK_COLOURS.len()]));
+                            ui.label(name);
+                            widgets::toggle(ui, &slot.mute, &setter);
+                            ui.add(ParamSlider::for_param(&slot.channel, &setter).with_width(60.0));
+                        });
+                    }
+                });
+            });
+            ui.add_space(6.0);
+            self.status_line(ui, &published);
+        });
+    }
+}
+
+impl DreamrollEditor {
+    fn header(&mut self, ui: &mut egui::Ui, published: &Published) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Dreamroll").size(20.0).strong().color(TRACK_COLOURS[0]));
+            ui.add_space(12.0);
+            let current = published.model.as_ref().map_or("—".to_string(), |m| m.name.clone());
+            egui::ComboBox::from_id_salt("model").selected_text(format!("Model: {current}")).width(230.0).show_ui(ui, |ui| {
+                for entry in &published.models {
+                    match &entry.status {
+                        Ok(name) => {
+                            let label = match &entry.source {
+                                ModelSource::Embedded => format!("{name} (built in)"),
+                                ModelSource::Folder(_) => name.clone(),
+                            };
+                            let chosen = published.model.as_ref().is_some_and(|m| m.source == entry.source);
+                            if ui.selectable_label(chosen, label).clicked() {
+                                let _ = self.commands.send(Command::LoadModel(entry.source.clone()));
+                            }
+                        }
+                        Err(reason) => {
+                            ui.label(RichText::new(format!("✖ {}: {reason}", entry.source.describe())).color(Color32::LIGHT_RED));
+                        }
+                    }
+                }
+                if ui.button("Rescan models folder").clicked() {
+                    let _ = self.commands.send(Command::ScanModels(user_models_dir()));
+                }
+            });
+            ui.add(egui::TextEdit::singleline(&mut self.model_path).hint_text("model folder").desired_width(180.0));
+            if ui.button("Load folder").clicked() && !self.model_path.trim().is_empty() {
+                let _ = self.commands.send(Command::LoadModel(ModelSource::Folder(PathBuf::from(self.model_path.trim()))));
+            }
+            ui.add(egui::TextEdit::singleline(&mut self.export_path).desired_width(150.0));
+            if ui.button("Export .mid").clicked() {
+                self.export_result = Some(self.export(published));
+            }
+        });
+    }
+
+    fn export(&self, published: &Published) -> Result<String, String> {
+        let pattern = published.pattern.as_ref().ok_or("there is no pattern yet")?;
+        let names: Vec<(u8, String)> = match (&published.model, &published.settings) {
+            (Some(model), Some(settings)) => settings.voicing.channels.iter().copied().zip(model.tracks.iter().cloned()).collect(),
+            _ => Vec::new(),
+        };
+        let tempo = EXPORT_BPM;
+        let path = PathBuf::from(self.export_path.trim());
+        std::fs::write(&path, pattern_to_midi(pattern, tempo, &names)).map_err(|e| format!("could not write {}: {e}", path.display()))?;
+        Ok(format!("wrote {} ({} notes at {tempo:.0} BPM)", path.display(), pattern.notes.len()))
+    }
+
+    fn status_line(&self, ui: &mut egui::Ui, published: &Published) {
+        ui.label(RichText::new(&published.message).color(Color32::GRAY));
+        if let Some(problem) = &published.problem {
+            ui.label(RichText::new(problem).color(Color32::LIGHT_RED));
+        }
+        if let Some(problem) = self.params.session.problem() {
+            ui.label(RichText::new(problem).color(Color32::LIGHT_RED));
+        }
+        match &self.export_result {
+            Some(Ok(message)) => {
+                ui.label(RichText::new(message).color(Color32::GRAY));
+            }
+            Some(Err(message)) => {
+                ui.label(RichText::new(message).color(Color32::LIGHT_RED));
+            }
+            None => {}
+        }
+    }
+}

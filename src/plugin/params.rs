@@ -1,0 +1,366 @@
+//! The plugin's parameters. IDs are stable forever: hosts store automation and projects by
+//! them. Everything the engine needs is read from here by [`settings_for`], on the engine
+//! thread, so a parameter change costs the audio thread nothing.
+
+use super::session::SessionField;
+use crate::engine::pattern::{PatternOptions, Scale};
+use crate::engine::worker::Settings;
+use crate::model::card::ModelCard;
+use crate::model::generator::RenderRequest;
+use nice_plug::prelude::*;
+use nice_plug_egui::EguiEditorState;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Macro knobs every model offers (cards carry their directions).
+pub const KNOBS: usize = 8;
+/// Tracks with their own mute and channel; a model with more plays the rest unmutable on
+/// their card's channels.
+pub const TRACK_SLOTS: usize = 8;
+/// Most seeds the seed parameter can name; large enough never to repeat by hand, small
+/// enough that a host's normalised value lands on each integer exactly.
+pub const MAX_SEED: i32 = 99_999;
+
+#[derive(Params)]
+pub struct DreamrollParams {
+    /// Editor size and whether it is open.
+    pub editor_state: Arc<EguiEditorState>,
+    /// The pattern playing, its settings and model: what makes a project reopen identically.
+    #[persist = "session"]
+    pub session: SessionField,
+
+    #[nested(array, group = "Macro knobs")]
+    pub knobs: [KnobParams; KNOBS],
+    #[id = "seed"]
+    pub seed: IntParam,
+    /// A trigger: each press draws the next pattern of the same seed ("take"), so a user can
+    /// audition many without losing the seed they liked.
+    #[id = "new-seed"]
+    pub new_seed: BoolParam,
+    #[id = "variation"]
+    pub variation: FloatParam,
+    #[id = "loop-bars"]
+    pub loop_bars: EnumParam<LoopBars>,
+    #[id = "density"]
+    pub density: FloatParam,
+    #[id = "temperature"]
+    pub temperature: FloatParam,
+    #[id = "key"]
+    pub key: EnumParam<Tonic>,
+    #[id = "scale"]
+    pub scale: EnumParam<Scale>,
+    #[id = "transpose"]
+    pub transpose: IntParam,
+    #[id = "velocity"]
+    pub velocity: IntParam,
+    #[id = "humanise"]
+    pub humanise: FloatParam,
+    /// Freeze: the playing pattern stays whatever the knobs do.
+    #[id = "hold"]
+    pub hold: BoolParam,
+    #[id = "switch-at"]
+    pub switch_at: EnumParam<SwitchAt>,
+    #[id = "preview"]
+    pub preview: BoolParam,
+    #[id = "preview-volume"]
+    pub preview_volume: FloatParam,
+    #[id = "bypass"]
+    pub bypass: BoolParam,
+    #[nested(array, group = "Tracks")]
+    pub tracks: [TrackParams; TRACK_SLOTS],
+
+    /// Presses of "new seed" so far; saved in the session.
+    pub takes: Arc<AtomicU32>,
+}
+
+#[derive(Params)]
+pub struct KnobParams {
+    #[id = "knob"]
+    pub value: FloatParam,
+}
+
+#[derive(Params)]
+pub struct TrackParams {
+    #[id = "mute"]
+    pub mute: BoolParam,
+    #[id = "channel"]
+    pub channel: IntParam,
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopBars {
+    #[id = "1"]
+    #[name = "1 bar"]
+    One,
+    #[id = "2"]
+    #[name = "2 bars"]
+    Two,
+    #[id = "4"]
+    #[name = "4 bars"]
+    Four,
+    #[id = "8"]
+    #[name = "8 bars"]
+    Eight,
+}
+
+impl LoopBars {
+    pub fn bars(self) -> usize {
+        match self {
+            LoopBars::One => 1,
+            LoopBars::Two => 2,
+            LoopBars::Four => 4,
+            LoopBars::Eight => 8,
+        }
+    }
+}
+
+/// When a new pattern takes over from the playing one.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchAt {
+    #[id = "bar"]
+    #[name = "Next bar"]
+    NextBar,
+    #[id = "step"]
+    #[name = "Next step"]
+    NextStep,
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tonic {
+    C,
+    #[name = "C#"]
+    CSharp,
+    D,
+    #[name = "Eb"]
+    EFlat,
+    E,
+    F,
+    #[name = "F#"]
+    FSharp,
+    G,
+    #[name = "Ab"]
+    AFlat,
+    A,
+    #[name = "Bb"]
+    BFlat,
+    B,
+}
+
+/// Scales are stored by stable IDs, so reordering the list never changes a saved project.
+impl Enum for Scale {
+    fn variants() -> &'static [&'static str] {
+        const NAMES: [&str; 8] = [Scale::ALL[0].name(), Scale::ALL[1].name(), Scale::ALL[2].name(), Scale::ALL[3].name(), Scale::ALL[4].name(), Scale::ALL[5].name(), Scale::ALL[6].name(), Scale::ALL[7].name()];
+        &NAMES
+    }
+
+    fn ids() -> Option<&'static [&'static str]> {
+        const IDS: [&str; 8] = [Scale::ALL[0].id(), Scale::ALL[1].id(), Scale::ALL[2].id(), Scale::ALL[3].id(), Scale::ALL[4].id(), Scale::ALL[5].id(), Scale::ALL[6].id(), Scale::ALL[7].id()];
+        Some(&IDS)
+    }
+
+    fn to_index(self) -> usize {
+        Scale::ALL.iter().position(|&s| s == self).expect("every scale is listed")
+    }
+
+    fn from_index(index: usize) -> Self {
+        Scale::ALL[index.min(Scale::ALL.len() - 1)]
+    }
+}
+
+impl KnobParams {
+    fn new(index: usize) -> KnobParams {
+        KnobParams {
+            value: FloatParam::new(format!("Knob {}", index + 1), 0.0, FloatRange::Linear { min: -3.0, max: 3.0 })
+                .with_step_size(0.01)
+                .with_unit(" σ")
+                .with_value_to_string(formatters::v2s_f32_rounded(2)),
+        }
+    }
+}
+
+impl TrackParams {
+    fn new(index: usize) -> TrackParams {
+        TrackParams {
+            mute: BoolParam::new(format!("Track {} mute", index + 1), false),
+            channel: IntParam::new(format!("Track {} channel", index + 1), 0, IntRange::Linear { min: 0, max: 16 })
+                .with_value_to_string(Arc::new(|c| if c == 0 { "Model's".to_string() } else { c.to_string() }))
+                .with_string_to_value(Arc::new(|s| {
+                    let s = s.trim();
+                    if s.eq_ignore_ascii_case("model's") || s.eq_ignore_ascii_case("model") { Some(0) } else { s.parse().ok().filter(|c| (1..=16).contains(c)) }
+                })),
+        }
+    }
+}
+
+impl Default for DreamrollParams {
+    fn default() -> Self {
+        let takes = Arc::new(AtomicU32::new(0));
+        // The trigger counts rising edges wherever they come from (GUI, automation, a
+        // controller); a callback is an atomic add, safe on the audio thread.
+        let pressed = Arc::new(AtomicBool::new(false));
+        let on_new_seed = {
+            let takes = takes.clone();
+            Arc::new(move |on: bool| {
+                if on && !pressed.swap(true, Ordering::AcqRel) {
+                    takes.fetch_add(1, Ordering::AcqRel);
+                } else if !on {
+                    pressed.store(false, Ordering::Release);
+                }
+            })
+        };
+        DreamrollParams {
+            editor_state: EguiEditorState::from_size(nice_plug::editor::dpi::LogicalSize::new(900.0, 580.0), 1.0),
+            session: SessionField::default(),
+            knobs: std::array::from_fn(KnobParams::new),
+            seed: IntParam::new("Seed", 42, IntRange::Linear { min: 0, max: MAX_SEED }),
+            new_seed: BoolParam::new("New seed", false).with_callback(on_new_seed),
+            variation: FloatParam::new("Variation", 0.3, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_unit(" %")
+                .with_value_to_string(formatters::v2s_f32_percentage(0))
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            loop_bars: EnumParam::new("Loop length", LoopBars::Eight),
+            density: FloatParam::new("Density", 0.0, FloatRange::Linear { min: -1.0, max: 1.0 })
+                .with_step_size(0.01)
+                .with_value_to_string(Arc::new(|d| format!("{:+.0} %", d * 100.0)))
+                .with_string_to_value(Arc::new(|s| s.trim().trim_end_matches('%').trim().parse::<f32>().ok().map(|p| p / 100.0))),
+            temperature: FloatParam::new("Temperature", 1.0, FloatRange::Linear { min: 0.0, max: 3.0 })
+                .with_step_size(0.01)
+                .with_value_to_string(Arc::new(|t| if t == 0.0 { "Strict".to_string() } else { format!("×{t:.2}") }))
+                .with_string_to_value(Arc::new(|s| {
+                    let s = s.trim();
+                    if s.eq_ignore_ascii_case("strict") { Some(0.0) } else { s.trim_start_matches('×').trim_start_matches('x').parse().ok() }
+                })),
+            key: EnumParam::new("Key", Tonic::C),
+            scale: EnumParam::new("Scale", Scale::Chromatic),
+            transpose: IntParam::new("Transpose", 0, IntRange::Linear { min: -24, max: 24 }).with_unit(" st"),
+            velocity: IntParam::new("Velocity", 90, IntRange::Linear { min: 1, max: 127 }),
+            humanise: FloatParam::new("Humanise", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_unit(" %")
+                .with_value_to_string(formatters::v2s_f32_percentage(0))
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            hold: BoolParam::new("Hold", false),
+            switch_at: EnumParam::new("Switch at", SwitchAt::NextBar),
+            preview: BoolParam::new("Preview synth", false),
+            preview_volume: FloatParam::new(
+                "Preview volume",
+                util::db_to_gain(-6.0),
+                FloatRange::Skewed { min: util::db_to_gain(-48.0), max: util::db_to_gain(6.0), factor: FloatRange::gain_skew_factor(-48.0, 6.0) },
+            )
+            .with_unit(" dB")
+            .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
+            .with_string_to_value(formatters::s2v_f32_gain_to_db()),
+            bypass: BoolParam::new("Bypass", false).make_bypass(),
+            tracks: std::array::from_fn(TrackParams::new),
+            takes,
+        }
+    }
+}
+
+/// The seed a render uses: the seed parameter, then which take of it.
+pub fn render_seed(seed: i32, takes: u32) -> u64 {
+    u64::from(seed.max(0) as u32) | (u64::from(takes) << 32)
+}
+
+/// A fingerprint of every parameter value that shapes the pattern (not the preview, hold,
+/// switch point or bypass), computed alike on the audio thread and the engine thread:
+/// atomic loads and arithmetic, no allocation.
+pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
+    let float = |p: &FloatParam| u64::from(p.value().to_bits());
+    let int = |v: i32| v as u32 as u64;
+    let mut values = [0u64; KNOBS + 11 + 2 * TRACK_SLOTS];
+    for (slot, knob) in values.iter_mut().zip(&params.knobs) {
+        *slot = float(&knob.value);
+    }
+    let scalars = [
+        int(params.seed.value()),
+        u64::from(params.takes.load(Ordering::Acquire)),
+        float(&params.variation),
+        params.loop_bars.value().to_index() as u64,
+        float(&params.density),
+        float(&params.temperature),
+        params.key.value().to_index() as u64,
+        params.scale.value().to_index() as u64,
+        int(params.transpose.value()),
+        int(params.velocity.value()),
+        float(&params.humanise),
+    ];
+    values[KNOBS..KNOBS + scalars.len()].copy_from_slice(&scalars);
+    for (i, track) in params.tracks.iter().enumerate() {
+        values[KNOBS + scalars.len() + 2 * i] = u64::from(track.mute.value());
+        values[KNOBS + scalars.len() + 2 * i + 1] = int(track.channel.value());
+    }
+    crate::hash::fnv1a(values.iter().flat_map(|v| v.to_le_bytes()))
+}
+
+/// The settings the parameters ask of `card`'s model. Pure but for atomic loads.
+pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
+    let tracks = &card.representation.tracks;
+    let seed = render_seed(params.seed.value(), params.takes.load(Ordering::Acquire));
+    let slot = |track: usize| params.tracks.get(track);
+    Settings {
+        request: RenderRequest {
+            bars: params.loop_bars.value().bars(),
+            seed,
+            knobs: params.knobs.iter().take(card.macro_knobs.len()).map(|k| k.value.value()).collect(),
+            variation: params.variation.value(),
+            temperature: Some(card.decoding.temperature * params.temperature.value()),
+            density: params.density.value(),
+        },
+        voicing: PatternOptions {
+            key: params.key.value().to_index() as u8,
+            scale: params.scale.value(),
+            transpose: params.transpose.value() as i8,
+            velocity: params.velocity.value() as u8,
+            humanise: params.humanise.value(),
+            seed,
+            channels: tracks
+                .iter()
+                .enumerate()
+                .map(|(i, track)| match slot(i).map(|s| s.channel.value()) {
+                    Some(channel @ 1..=16) => (channel - 1) as u8,
+                    _ => track.channel,
+                })
+                .collect(),
+            muted: (0..tracks.len()).map(|i| slot(i).is_some_and(|s| s.mute.value())).collect(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::default_generator;
+
+    #[test]
+    fn default_parameters_ask_for_what_render_makes_by_default() {
+        let generator = default_generator().unwrap();
+        let card = generator.card();
+        let settings = settings_for(&DreamrollParams::default(), card);
+        assert_eq!(settings.request.seed, 42);
+        assert_eq!(settings.request.bars, 8);
+        assert_eq!(settings.request.knobs, vec![0.0; card.macro_knobs.len()]);
+        assert_eq!(settings.request.temperature, Some(card.decoding.temperature), "×1 is the model's own");
+        assert_eq!(settings.voicing.channels, card.representation.tracks.iter().map(|t| t.channel).collect::<Vec<_>>());
+        assert_eq!(settings.voicing.velocity, 90);
+    }
+
+    #[test]
+    fn takes_change_the_seed_and_the_fingerprint_but_the_preview_does_not() {
+        let params = DreamrollParams::default();
+        let before = pattern_fingerprint(&params);
+        params.takes.store(1, Ordering::Release);
+        assert_ne!(pattern_fingerprint(&params), before);
+        assert_eq!(render_seed(42, 1), 42 + (1 << 32));
+        params.takes.store(0, Ordering::Release);
+        assert_eq!(pattern_fingerprint(&params), before, "a pure function of the values");
+    }
+
+    #[test]
+    fn scales_keep_their_saved_ids() {
+        assert_eq!(Scale::ids().unwrap()[Scale::Dorian.to_index()], "dorian");
+        for (index, scale) in Scale::ALL.into_iter().enumerate() {
+            assert_eq!(Scale::from_index(index), scale);
+            assert_eq!(Scale::variants()[index], scale.name());
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! What a project saves beyond parameter values: the pattern that is playing, the settings
+//! and model it answers, and the seed's take. With it a project reopens playing exactly the
+//! notes it was saved with, even if the model folder has gone since.
+//!
+//! The blob carries its own schema version. A blob that is garbage, truncated, or from a newer
+//! Dreamroll is refused with a reason the editor shows; the plugin then plays what its
+//! parameters ask for, and nothing reaches the audio thread unchecked.
+
+use crate::engine::models::ModelSource;
+use crate::engine::worker::{lock, Command, Published, Settings};
+use crate::roll::{MAX_BEATS_PER_BAR, MAX_STEPS_PER_BEAT};
+use crate::schedule::{Pattern, MAX_DELAY};
+use crossbeam_channel::Sender;
+use nice_plug::params::persist::PersistentField;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub const SESSION_VERSION: u32 = 1;
+
+/// Longest loop a session may hold, and most notes: far past anything the plugin makes, and a
+/// bound on what a hostile blob can make the audio thread walk.
+const MAX_BARS: u32 = 1024;
+const MAX_NOTES: usize = 200_000;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub schema_version: u32,
+    pub model: ModelSource,
+    pub settings: Settings,
+    pub takes: u32,
+    pub pattern: Pattern,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("the saved session is not readable JSON ({0})")]
+    NotJson(serde_json::Error),
+    #[error("the saved session has no schema version")]
+    NoVersion,
+    #[error("the saved session is from a newer Dreamroll (schema {found}; this one reads up to {SESSION_VERSION})")]
+    FromTheFuture { found: u64 },
+    #[error("the saved session is damaged: {0}")]
+    Damaged(String),
+}
+
+/// Reads a saved session, checking the version before anything else and every number the
+/// scheduler will trust.
+pub fn parse_session(text: &str) -> Result<Session, SessionError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(SessionError::NotJson)?;
+    let version = value.get("schema_version").and_then(serde_json::Value::as_u64).ok_or(SessionError::NoVersion)?;
+    if version > u64::from(SESSION_VERSION) {
+        return Err(SessionError::FromTheFuture { found: version });
+    }
+    let mut session: Session = serde_json::from_value(value).map_err(|e| SessionError::Damaged(e.to_string()))?;
+    check_pattern(&mut session.pattern).map_err(SessionError::Damaged)?;
+    Ok(session)
+}
+
+fn check_pattern(pattern: &mut Pattern) -> Result<(), String> {
+    let meter = pattern.meter;
+    if pattern.steps_per_beat == 0 || pattern.steps_per_beat > u32::from(MAX_STEPS_PER_BEAT) {
+        return Err(format!("{} steps per beat", pattern.steps_per_beat));
+    }
+    if meter.numerator == 0 || u32::from(meter.numerator) > u32::from(MAX_BEATS_PER_BAR) || !matches!(meter.denominator, 1 | 2 | 4 | 8 | 16 | 32) {
+        return Err(format!("a meter of {}/{}", meter.numerator, meter.denominator));
+    }
+    if pattern.bars == 0 || pattern.bars > MAX_BARS {
+        return Err(format!("a loop of {} bars", pattern.bars));
+    }
+    if pattern.notes.len() > MAX_NOTES {
+        return Err(format!("{} notes", pattern.notes.len()));
+    }
+    let steps = pattern.bars * pattern.steps_per_bar();
+    for note in &pattern.notes {
+        let fits = note.start < steps && note.length >= 1 && note.length <= steps && note.channel < 16 && note.pitch < 128;
+        if !fits || !(1..=127).contains(&note.velocity) || note.delay > MAX_DELAY {
+            return Err(format!("an impossible note {note:?}"));
+        }
+    }
+    pattern.notes.sort_by_key(|n| (n.start, n.channel, n.pitch));
+    Ok(())
+}
+
+/// The session as a persisted field: saving reads what the engine published, loading parses
+/// and hands the result to the engine.
+#[derive(Default)]
+pub struct SessionField {
+    inner: Mutex<Link>,
+}
+
+#[derive(Default)]
+struct Link {
+    published: Option<Arc<Mutex<Published>>>,
+    commands: Option<Sender<Command>>,
+    takes: Option<Arc<AtomicU32>>,
+    /// A loaded session the engine has not started for yet; kept whole so that saving again
+    /// before activation loses nothing.
+    waiting: Option<Session>,
+    /// Why the last loaded session was refused.
+    problem: Option<String>,
+}
+
+impl SessionField {
+    /// Connects the field to a running engine; a session loaded before it started goes to it now.
+    pub fn connect(&self, published: Arc<Mutex<Published>>, commands: Sender<Command>, takes: Arc<AtomicU32>) {
+        let mut link = lock(&self.inner);
+        if let Some(session) = link.waiting.take() {
+            takes.store(session.takes, Ordering::Release);
+            let _ = commands.send(Command::Restore { source: session.model, settings: session.settings, pattern: session.pattern });
+        }
+        link.published = Some(published);
+        link.commands = Some(commands);
+        link.takes = Some(takes);
+    }
+
+    pub fn disconnect(&self) {
+        let mut link = lock(&self.inner);
+        link.commands = None;
+    }
+
+    /// Why the project's session could not be used, for the editor.
+    pub fn problem(&self) -> Option<String> {
+        lock(&self.inner).problem.clone()
+    }
+
+    /// The session to save now: the newest pattern and what it answers.
+    pub fn current(&self) -> Option<Session> {
+        let link = lock(&self.inner);
+        if let Some(waiting) = &link.waiting {
+            return Some(waiting.clone());
+        }
+        let published = lock(link.published.as_ref()?);
+        Some(Session {
+            schema_version: SESSION_VERSION,
+            model: published.model.as_ref()?.source.clone(),
+            settings: published.settings.clone()?,
+            takes: link.takes.as_ref().map_or(0, |t| t.load(Ordering::Acquire)),
+            pattern: Pattern::clone(published.pattern.as_ref()?),
+        })
+    }
+
+    /// Takes a saved session (from the host or a test).
+    pub fn load(&self, text: &str) {
+        let mut link = lock(&self.inner);
+        match parse_session(text) {
+            Ok(session) => {
+                link.problem = None;
+                match (&link.commands, &link.takes) {
+                    (Some(commands), Some(takes)) => {
+                        takes.store(session.takes, Ordering::Release);
+                        let _ = commands.send(Command::Restore { source: session.model, settings: session.settings, pattern: session.pattern });
+                    }
+                    _ => link.waiting = Some(session),
+                }
+            }
+            Err(error) => link.problem = Some(format!("{error}; starting from the project's parameter values")),
+        }
+    }
+}
+
+/// The host stores the session as a JSON string inside its own JSON.
+impl<'a> PersistentField<'a, String> for SessionField {
+    fn set(&self, new_value: String) {
+        self.load(&new_value);
+    }
+
+    fn map<F, R>(&self, f: F) -> R
+    where
+        F: Fn(&String) -> R,
+    {
+        let text = self.current().and_then(|session| serde_json::to_string(&session).ok()).unwrap_or_default();
+        f(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::pattern::{PatternOptions, Scale};
+    use crate::model::generator::RenderRequest;
+    use crate::roll::Meter;
+    use crate::schedule::PatternNote;
+
+    fn session() -> Session {
+        Session {
+            schema_version: SESSION_VERSION,
+            model: ModelSource::Embedded,
+            settings: Settings {
+                request: RenderRequest { bars: 1, seed: 1, knobs: vec![0.5], variation: 0.0, temperature: None, density: 0.0 },
+                voicing: PatternOptions { key: 0, scale: Scale::Major, transpose: 0, velocity: 90, humanise: 0.0, seed: 1, channels: vec![0], muted: vec![false] },
+            },
+            takes: 2,
+            pattern: Pattern {
+                steps_per_beat: 4,
+                meter: Meter::COMMON,
+                bars: 1,
+                notes: vec![PatternNote { start: 4, length: 2, channel: 0, pitch: 60, velocity: 90, delay: 0 }],
+            },
+        }
+    }
+
+    #[test]
+    fn a_session_survives_a_round_trip() {
+        let text = serde_json::to_string(&session()).unwrap();
+        assert_eq!(parse_session(&text).unwrap(), session());
+    }
+
+    #[test]
+    fn bad_blobs_are_refused_in_words() {
+        let reason = |text: &str| parse_session(text).unwrap_err().to_string();
+        assert!(reason("\u{0}\u{1}garbage").contains("not readable JSON"));
+        let text = serde_json::to_string(&session()).unwrap();
+        assert!(reason(&text[..text.len() / 2]).contains("not readable JSON"), "truncated");
+        assert!(reason("{\"pattern\": []}").contains("no schema version"));
+        let future = text.replace("\"schema_version\":1", "\"schema_version\":7");
+        assert!(reason(&future).contains("newer Dreamroll (schema 7"), "{}", reason(&future));
+        let wrong_type = text.replace("\"takes\":2", "\"takes\":\"two\"");
+        assert!(reason(&wrong_type).contains("damaged"));
+    }
+
+    #[test]
+    fn impossible_patterns_never_reach_the_scheduler() {
+        let broken = |edit: fn(&mut Session)| {
+            let mut s = session();
+            edit(&mut s);
+            parse_session(&serde_json::to_string(&s).unwrap()).unwrap_err().to_string()
+        };
+        assert!(broken(|s| s.pattern.steps_per_beat = 0).contains("0 steps per beat"));
+        assert!(broken(|s| s.pattern.bars = 0).contains("0 bars"));
+        assert!(broken(|s| s.pattern.meter.denominator = 3).contains("meter of 4/3"));
+        assert!(broken(|s| s.pattern.notes[0].start = 16).contains("impossible note"), "past the loop's end");
+        assert!(broken(|s| s.pattern.notes[0].pitch = 200).contains("impossible note"));
+        assert!(broken(|s| s.pattern.notes[0].velocity = 0).contains("impossible note"));
+    }
+
+    #[test]
+    fn notes_out_of_order_are_sorted_for_the_scheduler() {
+        let mut s = session();
+        s.pattern.notes.insert(0, PatternNote { start: 8, length: 1, channel: 0, pitch: 62, velocity: 80, delay: 0 });
+        let parsed = parse_session(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert!(parsed.pattern.notes.windows(2).all(|w| w[0].start <= w[1].start));
+    }
+
+    #[test]
+    fn a_session_loaded_before_the_engine_is_kept_whole_and_saved_again() {
+        let field = SessionField::default();
+        field.load(&serde_json::to_string(&session()).unwrap());
+        assert_eq!(field.current(), Some(session()));
+        field.load("{\"schema_version\": 99}");
+        assert!(field.problem().unwrap().contains("newer Dreamroll"));
+        assert_eq!(field.current(), Some(session()), "a refused blob loses nothing");
+    }
+}

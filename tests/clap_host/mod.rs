@@ -1,0 +1,382 @@
+//! A CLAP host for the tests: loads a built `dreamroll.clap`, drives its transport block by
+//! block, sends parameter changes at sample offsets, and records every note it plays with its
+//! absolute sample time. Written against the C ABI (clap-sys) so that it sees the plugin the way
+//! any DAW does, through the exported `clap_entry` alone.
+
+#![allow(dead_code)] // each test binary uses part of the host
+
+use clap_sys::audio_buffer::clap_audio_buffer;
+use clap_sys::entry::clap_plugin_entry;
+use clap_sys::events::*;
+use clap_sys::ext::params::{clap_param_info, clap_plugin_params, CLAP_EXT_PARAMS};
+use clap_sys::ext::state::{clap_plugin_state, CLAP_EXT_STATE};
+use clap_sys::factory::plugin_factory::{clap_plugin_factory, CLAP_PLUGIN_FACTORY_ID};
+use clap_sys::fixedpoint::{CLAP_BEATTIME_FACTOR, CLAP_SECTIME_FACTOR};
+use clap_sys::host::clap_host;
+use clap_sys::plugin::clap_plugin;
+use clap_sys::process::clap_process;
+use clap_sys::stream::{clap_istream, clap_ostream};
+use clap_sys::version::CLAP_VERSION;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The transport a block is played under.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transport {
+    pub playing: bool,
+    pub tempo: f64,
+    /// Quarter notes from the song's start.
+    pub beats: f64,
+    pub bar_start: f64,
+    pub bar_number: i32,
+    pub numerator: u16,
+    pub denominator: u16,
+    pub loop_range: Option<(f64, f64)>,
+}
+
+/// A note event the plugin sent, at an absolute sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Played {
+    pub sample: u64,
+    pub on: bool,
+    pub channel: u8,
+    pub key: u8,
+    pub velocity: u8,
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamInfo {
+    pub id: u32,
+    pub name: String,
+    pub min: f64,
+    pub max: f64,
+    pub default: f64,
+}
+
+struct HostData {
+    callback_requested: AtomicBool,
+}
+
+unsafe extern "C" fn get_extension(_host: *const clap_host, _id: *const c_char) -> *const c_void {
+    std::ptr::null()
+}
+unsafe extern "C" fn request_nothing(_host: *const clap_host) {}
+unsafe extern "C" fn request_callback(host: *const clap_host) {
+    unsafe { (*((*host).host_data as *const HostData)).callback_requested.store(true, Ordering::Release) };
+}
+
+/// Event lists: what the host sends in, and what the plugin sends out.
+struct InEvents {
+    events: Vec<clap_event_param_value>,
+}
+unsafe extern "C" fn in_size(list: *const clap_input_events) -> u32 {
+    unsafe { (*((*list).ctx as *const InEvents)).events.len() as u32 }
+}
+unsafe extern "C" fn in_get(list: *const clap_input_events, index: u32) -> *const clap_event_header {
+    unsafe {
+        let events = &(*((*list).ctx as *const InEvents)).events;
+        events.get(index as usize).map_or(std::ptr::null(), |e| &e.header as *const clap_event_header)
+    }
+}
+struct OutEvents {
+    notes: Vec<(u32, bool, clap_event_note)>,
+    other: usize,
+}
+unsafe extern "C" fn out_push(list: *const clap_output_events, event: *const clap_event_header) -> bool {
+    unsafe {
+        let out = &mut *((*list).ctx as *mut OutEvents);
+        let header = &*event;
+        if header.space_id == CLAP_CORE_EVENT_SPACE_ID && (header.type_ == CLAP_EVENT_NOTE_ON || header.type_ == CLAP_EVENT_NOTE_OFF) {
+            let note = *(event as *const clap_event_note);
+            out.notes.push((header.time, header.type_ == CLAP_EVENT_NOTE_ON, note));
+        } else {
+            out.other += 1;
+        }
+        true
+    }
+}
+
+unsafe extern "C" fn write_vec(stream: *const clap_ostream, buffer: *const c_void, size: u64) -> i64 {
+    unsafe {
+        let out = &mut *((*stream).ctx as *mut Vec<u8>);
+        out.extend_from_slice(std::slice::from_raw_parts(buffer as *const u8, size as usize));
+        size as i64
+    }
+}
+unsafe extern "C" fn read_slice(stream: *const clap_istream, buffer: *mut c_void, size: u64) -> i64 {
+    unsafe {
+        let source = &mut *((*stream).ctx as *mut &[u8]);
+        let n = (size as usize).min(source.len());
+        std::ptr::copy_nonoverlapping(source.as_ptr(), buffer as *mut u8, n);
+        *source = &source[n..];
+        n as i64
+    }
+}
+
+pub struct ClapInstance {
+    plugin: *const clap_plugin,
+    params: *const clap_plugin_params,
+    state: *const clap_plugin_state,
+    host: Box<clap_host>,
+    host_data: Box<HostData>,
+    _names: [CString; 4],
+    entry: *const clap_plugin_entry,
+    _library: libloading::Library,
+    sample_rate: f64,
+    /// Absolute sample of the next block, for stamping what the plugin plays.
+    pub position: u64,
+    active: bool,
+    processing: bool,
+    left: Vec<f32>,
+    right: Vec<f32>,
+    /// Events the plugin sent that were neither note-ons nor note-offs.
+    pub other_events: usize,
+}
+
+impl ClapInstance {
+    /// Loads the plugin from a `.clap` file (or any library exporting `clap_entry`).
+    pub fn load(path: &Path) -> ClapInstance {
+        unsafe {
+            let library = libloading::Library::new(path).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
+            let entry = *library.get::<*const clap_plugin_entry>(b"clap_entry\0").expect("the library exports clap_entry");
+            let path_c = CString::new(path.to_str().unwrap()).unwrap();
+            assert!(((*entry).init.unwrap())(path_c.as_ptr()), "clap_entry.init failed");
+            let factory = ((*entry).get_factory.unwrap())(CLAP_PLUGIN_FACTORY_ID.as_ptr()) as *const clap_plugin_factory;
+            assert!(!factory.is_null(), "no plugin factory");
+            assert_eq!(((*factory).get_plugin_count.unwrap())(factory), 1, "one plugin in the bundle");
+            let descriptor = ((*factory).get_plugin_descriptor.unwrap())(factory, 0);
+            let names = [c"dreamroll-test-host".to_owned(), c"Dreamroll tests".to_owned(), c"".to_owned(), c"1.0".to_owned()];
+            let host_data = Box::new(HostData { callback_requested: AtomicBool::new(false) });
+            let host = Box::new(clap_host {
+                clap_version: CLAP_VERSION,
+                host_data: &*host_data as *const HostData as *mut c_void,
+                name: names[0].as_ptr(),
+                vendor: names[1].as_ptr(),
+                url: names[2].as_ptr(),
+                version: names[3].as_ptr(),
+                get_extension: Some(get_extension),
+                request_restart: Some(request_nothing),
+                request_process: Some(request_nothing),
+                request_callback: Some(request_callback),
+            });
+            let plugin = ((*factory).create_plugin.unwrap())(factory, &*host, (*descriptor).id);
+            assert!(!plugin.is_null(), "create_plugin failed");
+            assert!(((*plugin).init.unwrap())(plugin), "plugin init failed");
+            let params = ((*plugin).get_extension.unwrap())(plugin, CLAP_EXT_PARAMS.as_ptr()) as *const clap_plugin_params;
+            let state = ((*plugin).get_extension.unwrap())(plugin, CLAP_EXT_STATE.as_ptr()) as *const clap_plugin_state;
+            assert!(!params.is_null() && !state.is_null(), "params and state extensions");
+            ClapInstance {
+                plugin,
+                params,
+                state,
+                host,
+                host_data,
+                _names: names,
+                entry,
+                _library: library,
+                sample_rate: 0.0,
+                position: 0,
+                active: false,
+                processing: false,
+                left: Vec::new(),
+                right: Vec::new(),
+                other_events: 0,
+            }
+        }
+    }
+
+    /// Runs what the plugin asked the main thread to do (parameter rescans and the like).
+    pub fn pump_main_thread(&mut self) {
+        if self.host_data.callback_requested.swap(false, Ordering::AcqRel) {
+            unsafe { ((*self.plugin).on_main_thread.unwrap())(self.plugin) };
+        }
+    }
+
+    pub fn params(&self) -> Vec<ParamInfo> {
+        unsafe {
+            let count = ((*self.params).count.unwrap())(self.plugin);
+            (0..count)
+                .map(|index| {
+                    let mut info: clap_param_info = std::mem::zeroed();
+                    assert!(((*self.params).get_info.unwrap())(self.plugin, index, &mut info));
+                    ParamInfo {
+                        id: info.id,
+                        name: CStr::from_ptr(info.name.as_ptr()).to_string_lossy().into_owned(),
+                        min: info.min_value,
+                        max: info.max_value,
+                        default: info.default_value,
+                    }
+                })
+                .collect()
+        }
+    }
+
+    pub fn param_id(&self, name: &str) -> u32 {
+        self.params().into_iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no parameter {name}")).id
+    }
+
+    pub fn param_value(&self, id: u32) -> f64 {
+        let mut value = 0.0;
+        unsafe { assert!(((*self.params).get_value.unwrap())(self.plugin, id, &mut value)) };
+        value
+    }
+
+    /// The host value of a parameter shown as `text` (the plugin parses it, as a DAW's text
+    /// entry would).
+    pub fn value_from_text(&self, id: u32, text: &str) -> f64 {
+        let text_c = CString::new(text).unwrap();
+        let mut value = 0.0;
+        unsafe { assert!(((*self.params).text_to_value.unwrap())(self.plugin, id, text_c.as_ptr(), &mut value), "the plugin cannot read {text:?}") };
+        value
+    }
+
+    /// A parameter change for `name` set to the display text `text`.
+    pub fn change(&self, name: &str, text: &str) -> (u32, f64) {
+        let id = self.param_id(name);
+        (id, self.value_from_text(id, text))
+    }
+
+    /// Sets parameters outside processing, as a host does from its main thread.
+    pub fn flush_params(&mut self, changes: &[(u32, f64)]) {
+        let mut events = InEvents { events: changes.iter().map(|&(id, value)| param_event(0, id, value)).collect() };
+        let input = clap_input_events { ctx: &mut events as *mut InEvents as *mut c_void, size: Some(in_size), get: Some(in_get) };
+        let mut sink = OutEvents { notes: Vec::new(), other: 0 };
+        let output = clap_output_events { ctx: &mut sink as *mut OutEvents as *mut c_void, try_push: Some(out_push) };
+        unsafe { ((*self.params).flush.unwrap())(self.plugin, &input, &output) };
+        self.pump_main_thread();
+    }
+
+    pub fn activate(&mut self, sample_rate: f64, max_frames: u32) {
+        assert!(!self.active);
+        unsafe { assert!(((*self.plugin).activate.unwrap())(self.plugin, sample_rate, 1, max_frames), "activate failed") };
+        self.sample_rate = sample_rate;
+        self.left = vec![0.0; max_frames as usize];
+        self.right = vec![0.0; max_frames as usize];
+        unsafe { assert!(((*self.plugin).start_processing.unwrap())(self.plugin)) };
+        self.active = true;
+        self.processing = true;
+    }
+
+    pub fn deactivate(&mut self) {
+        if self.active {
+            unsafe {
+                ((*self.plugin).stop_processing.unwrap())(self.plugin);
+                ((*self.plugin).deactivate.unwrap())(self.plugin);
+            }
+            self.active = false;
+            self.processing = false;
+        }
+        self.pump_main_thread();
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Plays one block under `transport`, with parameter changes at offsets inside it. Returns
+    /// the notes played, stamped with absolute samples, and the peak of the audio.
+    pub fn process(&mut self, frames: u32, transport: &Transport, changes: &[(u32, u32, f64)]) -> (Vec<Played>, f32) {
+        assert!(self.active && frames as usize <= self.left.len());
+        let mut flags = CLAP_TRANSPORT_HAS_TEMPO | CLAP_TRANSPORT_HAS_BEATS_TIMELINE | CLAP_TRANSPORT_HAS_SECONDS_TIMELINE | CLAP_TRANSPORT_HAS_TIME_SIGNATURE;
+        if transport.playing {
+            flags |= CLAP_TRANSPORT_IS_PLAYING;
+        }
+        let (loop_start, loop_end) = transport.loop_range.unwrap_or((0.0, 0.0));
+        if transport.loop_range.is_some() {
+            flags |= CLAP_TRANSPORT_IS_LOOP_ACTIVE;
+        }
+        let beats = |b: f64| (b * CLAP_BEATTIME_FACTOR as f64).round() as i64;
+        let seconds = |b: f64| (b * 60.0 / transport.tempo * CLAP_SECTIME_FACTOR as f64).round() as i64;
+        let clap_transport = clap_event_transport {
+            header: clap_event_header { size: size_of::<clap_event_transport>() as u32, time: 0, space_id: CLAP_CORE_EVENT_SPACE_ID, type_: CLAP_EVENT_TRANSPORT, flags: 0 },
+            flags,
+            song_pos_beats: beats(transport.beats),
+            song_pos_seconds: seconds(transport.beats),
+            tempo: transport.tempo,
+            tempo_inc: 0.0,
+            loop_start_beats: beats(loop_start),
+            loop_end_beats: beats(loop_end),
+            loop_start_seconds: seconds(loop_start),
+            loop_end_seconds: seconds(loop_end),
+            bar_start: beats(transport.bar_start),
+            bar_number: transport.bar_number,
+            tsig_num: transport.numerator,
+            tsig_denom: transport.denominator,
+        };
+        let mut events = InEvents { events: changes.iter().map(|&(offset, id, value)| param_event(offset, id, value)).collect() };
+        events.events.sort_by_key(|e| e.header.time);
+        let input = clap_input_events { ctx: &mut events as *mut InEvents as *mut c_void, size: Some(in_size), get: Some(in_get) };
+        let mut sink = OutEvents { notes: Vec::with_capacity(256), other: 0 };
+        let output = clap_output_events { ctx: &mut sink as *mut OutEvents as *mut c_void, try_push: Some(out_push) };
+        self.left[..frames as usize].fill(f32::NAN);
+        self.right[..frames as usize].fill(f32::NAN);
+        let mut channels = [self.left.as_mut_ptr(), self.right.as_mut_ptr()];
+        let mut audio = clap_audio_buffer { data32: channels.as_mut_ptr(), data64: std::ptr::null_mut(), channel_count: 2, latency: 0, constant_mask: 0 };
+        let process = clap_process {
+            steady_time: self.position as i64,
+            frames_count: frames,
+            transport: &clap_transport,
+            audio_inputs: std::ptr::null(),
+            audio_outputs: &mut audio,
+            audio_inputs_count: 0,
+            audio_outputs_count: 1,
+            in_events: &input,
+            out_events: &output,
+        };
+        let status = unsafe { ((*self.plugin).process.unwrap())(self.plugin, &process) };
+        assert_ne!(status, clap_sys::process::CLAP_PROCESS_ERROR, "process() failed");
+        self.other_events += sink.other;
+        let played = sink
+            .notes
+            .iter()
+            .map(|&(time, on, note)| {
+                assert!(time < frames, "an event at {time} in a block of {frames}");
+                Played { sample: self.position + u64::from(time), on, channel: note.channel as u8, key: note.key as u8, velocity: (note.velocity * 127.0).round() as u8 }
+            })
+            .collect();
+        let peak = self.left[..frames as usize].iter().chain(&self.right[..frames as usize]).fold(0.0f32, |m, s| if s.is_nan() { f32::NAN } else { m.max(s.abs()) });
+        self.position += u64::from(frames);
+        self.pump_main_thread();
+        (played, peak)
+    }
+
+    pub fn save_state(&mut self) -> Vec<u8> {
+        let mut bytes: Vec<u8> = Vec::new();
+        let stream = clap_ostream { ctx: &mut bytes as *mut Vec<u8> as *mut c_void, write: Some(write_vec) };
+        unsafe { assert!(((*self.state).save.unwrap())(self.plugin, &stream), "state save failed") };
+        bytes
+    }
+
+    /// Whether the plugin accepted the state.
+    pub fn load_state(&mut self, bytes: &[u8]) -> bool {
+        let mut source: &[u8] = bytes;
+        let stream = clap_istream { ctx: &mut source as *mut &[u8] as *mut c_void, read: Some(read_slice) };
+        let accepted = unsafe { ((*self.state).load.unwrap())(self.plugin, &stream) };
+        self.pump_main_thread();
+        accepted
+    }
+}
+
+fn param_event(offset: u32, id: u32, value: f64) -> clap_event_param_value {
+    clap_event_param_value {
+        header: clap_event_header { size: size_of::<clap_event_param_value>() as u32, time: offset, space_id: CLAP_CORE_EVENT_SPACE_ID, type_: CLAP_EVENT_PARAM_VALUE, flags: 0 },
+        param_id: id,
+        cookie: std::ptr::null_mut(),
+        note_id: -1,
+        port_index: -1,
+        channel: -1,
+        key: -1,
+        value,
+    }
+}
+
+impl Drop for ClapInstance {
+    fn drop(&mut self) {
+        self.deactivate();
+        unsafe {
+            ((*self.plugin).destroy.unwrap())(self.plugin);
+            ((*self.entry).deinit.unwrap())();
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The built CLAP plugin under our own test host (tests/clap_host): what it plays equals what
+//! `dreamroll render` writes, and a long session of automation, seeks, stops, model changes and
+//! re-activations never allocates on the audio thread and never leaves a note hanging.
+
+mod clap_host;
+mod hosts;
+
+use clap_host::{ClapInstance, Played, Transport};
+use std::collections::BTreeSet;
+
+fn transport_at(beats: f64, tempo: f64, playing: bool) -> Transport {
+    Transport { playing, tempo, beats, bar_start: (beats / 4.0).floor() * 4.0, bar_number: (beats / 4.0).floor() as i32, numerator: 4, denominator: 4, loop_range: None }
+}
+
+/// Plays from the song's start for `samples`, in blocks cycling through `sizes`.
+fn play(plugin: &mut ClapInstance, rate: f64, tempo: f64, samples: u64, sizes: &[u32]) -> Vec<Played> {
+    let start = plugin.position;
+    let mut played = Vec::new();
+    for &size in sizes.iter().cycle() {
+        let done = plugin.position - start;
+        if done >= samples {
+            break;
+        }
+        let frames = size.min((samples - done) as u32);
+        let beats = done as f64 * tempo / 60.0 / rate;
+        played.extend(plugin.process(frames, &transport_at(beats, tempo, true), &[]).0);
+    }
+    played.iter().map(|p| Played { sample: p.sample - start, ..*p }).collect()
+}
+
+#[test]
+fn the_clap_plugin_plays_what_render_writes_sample_for_sample() {
+    let (clap, _) = hosts::bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let midi = hosts::render_file(dir.path(), &["--bars", "8", "--seed", "42", "--bpm", "97", "--knob", "1=1.5", "--knob", "3=-2", "--key", "D", "--scale", "dorian", "--transpose", "-3", "--velocity", "70", "--density", "0.4"]);
+    let rate = 48_000u32;
+    let expected: Vec<Played> = hosts::events_of_file(&midi, rate, 97.0)
+        .into_iter()
+        .map(|e| Played { sample: u64::from(e.offset), on: e.is_on(), channel: e.channel, key: e.pitch, velocity: e.velocity })
+        .collect();
+
+    let mut plugin = ClapInstance::load(clap);
+    let changes = [
+        plugin.change("Knob 1", "1.5"),
+        plugin.change("Knob 3", "-2"),
+        plugin.change("Key", "D"),
+        plugin.change("Scale", "Dorian"),
+        plugin.change("Transpose", "-3"),
+        plugin.change("Velocity", "70"),
+        plugin.change("Density", "40"),
+    ];
+    plugin.flush_params(&changes);
+    plugin.activate(f64::from(rate), 8192);
+    let eight_bars = (8.0 * 4.0 * 60.0 / 97.0 * f64::from(rate)).round() as u64;
+    let played = play(&mut plugin, f64::from(rate), 97.0, eight_bars, &[1, 64, 511, 512, 4096, 33, 8192, 2]);
+    let ons = |events: &[Played]| events.iter().filter(|e| e.on).copied().collect::<Vec<_>>();
+    assert!(!ons(&expected).is_empty());
+    assert_eq!(ons(&played), ons(&expected), "note-ons: sample, channel, key and velocity");
+    // Note-offs due inside the eight bars; the last notes end on the loop's last sample.
+    let offs_before = |events: &[Played]| events.iter().filter(|e| !e.on && e.sample < eight_bars).map(|p| (p.sample, p.channel, p.key)).collect::<BTreeSet<_>>();
+    assert_eq!(offs_before(&played), offs_before(&expected), "note-offs: sample, channel and key");
+}
+
+/// Xorshift: a repeatable stream of choices for a session, printed with its seed on failure.
+struct Dice(u64);
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A long, hostile session against the allocation-checked build: any allocation inside
+/// process() aborts the test. Every block's notes are also checked for balance.
+#[test]
+fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging() {
+    let mut plugin = ClapInstance::load(hosts::alloc_checked_plugin());
+    let knobs: Vec<u32> = (1..=8).map(|k| plugin.param_id(&format!("Knob {k}"))).collect();
+    let [new_seed, hold, preview, bypass, switch_at] = ["New seed", "Hold", "Preview synth", "Bypass", "Switch at"].map(|name| plugin.param_id(name));
+    let seeds: Vec<(u32, f64)> = (0..20).map(|s| plugin.change("Seed", &(s * 997).to_string())).collect();
+    let loops: Vec<(u32, f64)> = ["1 bar", "2 bars", "4 bars", "8 bars"].iter().map(|l| plugin.change("Loop length", l)).collect();
+    let temperatures: Vec<(u32, f64)> = ["Strict", "1", "2.5"].iter().map(|t| plugin.change("Temperature", t)).collect();
+    let folk = concat!(env!("CARGO_MANIFEST_DIR"), "/models/folk-melody");
+    let session_for_folk = format!(
+        r#"{{"schema_version":1,"model":{{"folder":"{folk}"}},"settings":{{"request":{{"bars":1,"seed":1,"knobs":[],"variation":0.0,"temperature":null,"density":0.0}},"voicing":{{"key":0,"scale":"Major","transpose":0,"velocity":90,"humanise":0.0,"seed":1,"channels":[0],"muted":[false]}}}},"takes":0,"pattern":{{"steps_per_beat":4,"meter":{{"numerator":4,"denominator":4}},"bars":1,"notes":[{{"start":0,"length":4,"channel":0,"pitch":60,"velocity":90}}]}}}}"#
+    );
+    let mut dice = Dice(0x5eed_cafe);
+    let mut sounding: BTreeSet<(u8, u8)> = BTreeSet::new();
+    let (mut rate, mut beats, mut tempo, mut playing) = (44_100.0, 0.0f64, 120.0, true);
+    plugin.activate(rate, 8192);
+    let mut notes = 0usize;
+    let mut model_changes = 0usize;
+    let started = std::time::Instant::now();
+    for block in 0..20_000u32 {
+        let frames = [1, 7, 64, 128, 256, 512, 1000, 2048, 4096, 8192][dice.below(10) as usize];
+        let mut changes = Vec::new();
+        match dice.below(40) {
+            0 => beats = dice.below(64) as f64 + 0.25 * dice.below(4) as f64, // seek
+            1 => playing = !playing,
+            2 => tempo = [60.0, 97.0, 120.0, 174.0, 240.0][dice.below(5) as usize],
+            3..=8 => changes.push((dice.below(u64::from(frames)) as u32, knobs[dice.below(8) as usize], dice.below(1001) as f64 / 1000.0)),
+            9 => {
+                let (id, value) = seeds[dice.below(20) as usize];
+                changes.push((0, id, value));
+            }
+            10 => changes.push((0, new_seed, (block % 2) as f64)),
+            11 => changes.push((0, hold, dice.below(2) as f64)),
+            12 => changes.push((0, preview, dice.below(2) as f64)),
+            13 => changes.push((0, bypass, dice.below(2) as f64)),
+            14 => changes.push((0, switch_at, dice.below(2) as f64)),
+            15 => {
+                let (id, value) = loops[dice.below(4) as usize];
+                changes.push((0, id, value));
+            }
+            16 => {
+                let (id, value) = temperatures[dice.below(3) as usize];
+                changes.push((0, id, value));
+            }
+            17 if dice.below(4) == 0 => {
+                // Deactivate (owing nothing afterwards) and come back at another rate.
+                plugin.deactivate();
+                sounding.clear();
+                rate = [22_050.0, 44_100.0, 48_000.0, 96_000.0, 192_000.0][dice.below(5) as usize];
+                plugin.activate(rate, 8192);
+            }
+            18 if dice.below(8) == 0 => {
+                // A model change, the way a host makes one: loading a project that uses another model.
+                // nice-plug's CLAP state: a little-endian length, then the JSON.
+                let saved = plugin.save_state();
+                let mut state: serde_json::Value = serde_json::from_slice(&saved[8..]).unwrap();
+                state["fields"]["session"] = serde_json::Value::String(session_for_folk.clone());
+                let json = serde_json::to_vec(&state).unwrap();
+                let blob: Vec<u8> = (json.len() as u64).to_le_bytes().into_iter().chain(json).collect();
+                assert!(plugin.load_state(&blob));
+                model_changes += 1;
+            }
+            _ => {}
+        }
+        let transport = Transport { playing, ..transport_at(beats, tempo, playing) };
+        let (played, peak) = plugin.process(frames, &transport, &changes);
+        assert!(!peak.is_nan(), "block {block}: the plugin left its audio output unwritten");
+        for event in played {
+            if event.on {
+                assert!(sounding.insert((event.channel, event.key)), "block {block}: {event:?} struck while sounding");
+                notes += 1;
+            } else {
+                assert!(sounding.remove(&(event.channel, event.key)), "block {block}: {event:?} released while silent");
+            }
+        }
+        if playing {
+            beats += f64::from(frames) * tempo / 60.0 / rate;
+        }
+    }
+    // Stopping releases everything still owed.
+    let (played, _) = plugin.process(64, &transport_at(beats, tempo, false), &[]);
+    for event in played {
+        assert!(!event.on && sounding.remove(&(event.channel, event.key)));
+    }
+    assert!(sounding.is_empty(), "notes left hanging: {sounding:?}");
+    assert!(notes > 1_000, "the session played {notes} notes");
+    assert!(model_changes > 0, "the session changed models");
+    eprintln!("20 000 blocks, {notes} notes, {model_changes} model changes in {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(plugin.other_events, 0);
+}
+
+/// Eight bars from the song's start at 48 kHz in 512-sample blocks.
+fn eight_bars(plugin: &mut ClapInstance) -> Vec<Played> {
+    let samples = (8.0 * 4.0 * 60.0 / 120.0 * 48_000.0) as u64;
+    play(plugin, 48_000.0, 120.0, samples, &[512])
+}
+
+#[test]
+fn a_saved_project_reopens_playing_the_same_notes_even_without_its_model_folder() {
+    let (clap, _) = hosts::bundles();
+    let models = tempfile::tempdir().unwrap();
+    let folder = models.path().join("folk-copy");
+    std::fs::create_dir(&folder).unwrap();
+    for file in ["model.json", "decoder.safetensors"] {
+        std::fs::copy(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/folk-melody").join(file), folder.join(file)).unwrap();
+    }
+
+    // A project that uses the copied model: switch to it the way a host restores a project,
+    // then move knobs, take a new seed and humanise, and play.
+    let mut original = ClapInstance::load(clap);
+    let saved = original.save_state();
+    let mut state: serde_json::Value = serde_json::from_slice(&saved[8..]).unwrap();
+    let session: serde_json::Value = serde_json::json!({
+        "schema_version": 1, "model": {"folder": folder}, "takes": 0,
+        "settings": {"request": {"bars": 1, "seed": 1, "knobs": [], "variation": 0.0, "temperature": null, "density": 0.0},
+                     "voicing": {"key": 0, "scale": "Major", "transpose": 0, "velocity": 90, "humanise": 0.0, "seed": 1, "channels": [0], "muted": [false]}},
+        "pattern": {"steps_per_beat": 4, "meter": {"numerator": 4, "denominator": 4}, "bars": 1, "notes": []}
+    });
+    state["fields"]["session"] = serde_json::Value::String(session.to_string());
+    let json = serde_json::to_vec(&state).unwrap();
+    assert!(original.load_state(&(json.len() as u64).to_le_bytes().into_iter().chain(json).collect::<Vec<u8>>()));
+    let changes = [original.change("Knob 2", "-1.25"), original.change("Humanise", "60"), original.change("Loop length", "4 bars"), original.change("New seed", "On")];
+    original.flush_params(&changes);
+    original.activate(48_000.0, 512);
+    let played = eight_bars(&mut original);
+    assert!(played.iter().filter(|p| p.on).count() > 20, "the folk model plays a tune");
+    let project = original.save_state();
+    drop(original);
+
+    // The model folder is gone when the project is reopened.
+    std::fs::remove_dir_all(&folder).unwrap();
+    let mut reopened = ClapInstance::load(clap);
+    assert!(reopened.load_state(&project));
+    reopened.activate(48_000.0, 512);
+    assert_eq!(eight_bars(&mut reopened), played, "the reopened project plays the saved notes");
+}
+
+#[test]
+fn garbage_future_and_truncated_states_start_from_defaults_without_harm() {
+    let (clap, _) = hosts::bundles();
+    let mut fresh = ClapInstance::load(clap);
+    fresh.activate(48_000.0, 512);
+    let defaults = eight_bars(&mut fresh);
+    let good = fresh.save_state();
+
+    let mut future: serde_json::Value = serde_json::from_slice(&good[8..]).unwrap();
+    future["fields"]["session"] = serde_json::Value::String(r#"{"schema_version": 99, "what": "next year's format"}"#.into());
+    let future = serde_json::to_vec(&future).unwrap();
+    let blobs: Vec<Vec<u8>> = vec![
+        b"\x07\x00\x00\x00\x00\x00\x00\x00garbage".to_vec(),
+        good[..good.len() / 2].to_vec(),
+        (future.len() as u64).to_le_bytes().into_iter().chain(future).collect(),
+        Vec::new(),
+    ];
+    for blob in blobs {
+        let mut plugin = ClapInstance::load(clap);
+        let _accepted = plugin.load_state(&blob);
+        plugin.activate(48_000.0, 512);
+        assert_eq!(eight_bars(&mut plugin), defaults, "a bad state ({} bytes) leaves the defaults playing", blob.len());
+    }
+}
