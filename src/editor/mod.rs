@@ -87,14 +87,15 @@ impl NiceEguiApp for DreamrollEditor {
         egui::Frame::new().fill(BACKGROUND).inner_margin(10.0).show(ui, |ui| {
             self.header(ui, &published);
             ui.add_space(6.0);
-            let roll_height = 230.0;
+            let roll_height = 210.0;
             let tracks = published.model.as_ref().map(|m| m.tracks.clone()).unwrap_or_default();
             let channels = published.settings.as_ref().map(|s| s.voicing.channels.clone()).unwrap_or_default();
             piano_roll::show(ui, published.pattern.as_deref(), &channels, &self.playhead, roll_height);
-            ui.add_space(8.0);
+            self.status_line(ui, &published);
+            ui.add_space(6.0);
             ui.horizontal_top(|ui| {
                 ui.vertical(|ui| {
-                    ui.set_width(300.0);
+                    ui.set_width(250.0);
                     ui.label(RichText::new("Macro knobs").strong());
                     for knob in self.params.knobs.iter().take(KNOBS) {
                         widgets::row(ui, &knob.value, &setter);
@@ -102,18 +103,16 @@ impl NiceEguiApp for DreamrollEditor {
                 });
                 ui.separator();
                 ui.vertical(|ui| {
-                    ui.set_width(270.0);
+                    ui.set_width(300.0);
                     ui.label(RichText::new("Pattern").strong());
                     ui.horizontal(|ui| {
                         widgets::row(ui, &self.params.seed, &setter);
-                        if ui.button("New seed").on_hover_text("The next take of this seed").clicked() {
+                        let takes = self.params.takes.load(std::sync::atomic::Ordering::Acquire);
+                        let label = if takes > 0 { format!("New seed ({takes})") } else { "New seed".to_string() };
+                        if ui.button(label).on_hover_text("The next take of this seed; the number is the take playing").clicked() {
                             widgets::trigger(&self.params.new_seed, &setter);
                         }
                     });
-                    let takes = self.params.takes.load(std::sync::atomic::Ordering::Acquire);
-                    if takes > 0 {
-                        ui.label(RichText::new(format!("take {takes}")).weak());
-                    }
                     widgets::row(ui, &self.params.variation, &setter);
                     widgets::row(ui, &self.params.loop_bars, &setter);
                     widgets::row(ui, &self.params.density, &setter);
@@ -131,21 +130,21 @@ impl NiceEguiApp for DreamrollEditor {
                     widgets::row(ui, &self.params.humanise, &setter);
                     ui.horizontal(|ui| {
                         widgets::toggle(ui, &self.params.preview, &setter);
-                        ui.add(ParamSlider::for_param(&self.params.preview_volume, &setter).with_width(90.0));
+                        ui.add(ParamSlider::for_param(&self.params.preview_volume, &setter).with_width(80.0));
                     });
+                    ui.add_space(4.0);
+                    ui.label(RichText::new("Tracks: mute, MIDI channel").strong());
                     for (index, name) in tracks.iter().enumerate().take(self.params.tracks.len()) {
                         let slot = &self.params.tracks[index];
                         ui.horizontal(|ui| {
-                            ui.label(RichText::new("■").color(TRACK_COLOURS[index % TRACK_COLOURS.len()]));
-                            ui.label(name);
-                            widgets::toggle(ui, &slot.mute, &setter);
+                            let colour = TRACK_COLOURS[index % TRACK_COLOURS.len()];
+                            ui.add_sized([72.0, 18.0], egui::Label::new(RichText::new(name).color(colour)).truncate());
+                            widgets::toggle_labelled(ui, &slot.mute, "Mute", &setter);
                             ui.add(ParamSlider::for_param(&slot.channel, &setter).with_width(60.0));
                         });
                     }
                 });
             });
-            ui.add_space(6.0);
-            self.status_line(ui, &published);
         });
     }
 }

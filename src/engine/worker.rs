@@ -304,7 +304,7 @@ impl Worker {
                 true
             }
             Err(error) => {
-                lock(&self.published).problem = Some(format!("{}: {error}; the current model keeps playing", source.describe()));
+                lock(&self.published).problem = Some(format!("{error}; the current model keeps playing"));
                 false
             }
         }

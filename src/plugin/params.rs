@@ -209,7 +209,7 @@ impl Default for DreamrollParams {
             })
         };
         DreamrollParams {
-            editor_state: EguiEditorState::from_size(nice_plug::editor::dpi::LogicalSize::new(900.0, 580.0), 1.0),
+            editor_state: EguiEditorState::from_size(nice_plug::editor::dpi::LogicalSize::new(940.0, 600.0), 1.0),
             session: SessionField::default(),
             knobs: std::array::from_fn(KnobParams::new),
             seed: IntParam::new("Seed", 42, IntRange::Linear { min: 0, max: MAX_SEED }),
