@@ -238,3 +238,20 @@ fn garbage_future_and_truncated_states_start_from_defaults_without_harm() {
         assert_eq!(eight_bars(&mut plugin), defaults, "a bad state ({} bytes) leaves the defaults playing", blob.len());
     }
 }
+
+#[test]
+fn notes_played_into_the_plugin_pass_through_on_their_samples() {
+    let (clap, _) = hosts::bundles();
+    let mut plugin = ClapInstance::load(clap);
+    let mute_all: Vec<(u32, f64)> = (1..=4).map(|t| plugin.change(&format!("Track {t} mute"), "On")).collect();
+    plugin.flush_params(&mute_all);
+    plugin.activate(48_000.0, 512);
+    let played_in = [
+        Played { sample: 10, on: true, channel: 9, key: 36, velocity: 100 },
+        Played { sample: 300, on: false, channel: 9, key: 36, velocity: 0 },
+    ];
+    let (out, _) = plugin.process_with_notes(512, &transport_at(0.0, 120.0, true), &[], &played_in);
+    let got: Vec<(u64, bool, u8, u8)> = out.iter().map(|p| (p.sample, p.on, p.channel, p.key)).collect();
+    assert_eq!(got, vec![(10, true, 9, 36), (300, false, 9, 36)], "with every track muted, only what was played in comes out");
+    assert_eq!(out[0].velocity, 100);
+}

@@ -67,8 +67,20 @@ unsafe extern "C" fn request_callback(host: *const clap_host) {
 }
 
 /// Event lists: what the host sends in, and what the plugin sends out.
+enum InEvent {
+    Param(clap_event_param_value),
+    Note(clap_event_note),
+}
+impl InEvent {
+    fn header(&self) -> &clap_event_header {
+        match self {
+            InEvent::Param(e) => &e.header,
+            InEvent::Note(e) => &e.header,
+        }
+    }
+}
 struct InEvents {
-    events: Vec<clap_event_param_value>,
+    events: Vec<InEvent>,
 }
 unsafe extern "C" fn in_size(list: *const clap_input_events) -> u32 {
     unsafe { (*((*list).ctx as *const InEvents)).events.len() as u32 }
@@ -76,7 +88,7 @@ unsafe extern "C" fn in_size(list: *const clap_input_events) -> u32 {
 unsafe extern "C" fn in_get(list: *const clap_input_events, index: u32) -> *const clap_event_header {
     unsafe {
         let events = &(*((*list).ctx as *const InEvents)).events;
-        events.get(index as usize).map_or(std::ptr::null(), |e| &e.header as *const clap_event_header)
+        events.get(index as usize).map_or(std::ptr::null(), |e| e.header() as *const clap_event_header)
     }
 }
 struct OutEvents {
@@ -239,7 +251,7 @@ impl ClapInstance {
 
     /// Sets parameters outside processing, as a host does from its main thread.
     pub fn flush_params(&mut self, changes: &[(u32, f64)]) {
-        let mut events = InEvents { events: changes.iter().map(|&(id, value)| param_event(0, id, value)).collect() };
+        let mut events = InEvents { events: changes.iter().map(|&(id, value)| InEvent::Param(param_event(0, id, value))).collect() };
         let input = clap_input_events { ctx: &mut events as *mut InEvents as *mut c_void, size: Some(in_size), get: Some(in_get) };
         let mut sink = OutEvents { notes: Vec::new(), other: 0 };
         let output = clap_output_events { ctx: &mut sink as *mut OutEvents as *mut c_void, try_push: Some(out_push) };
@@ -277,6 +289,11 @@ impl ClapInstance {
     /// Plays one block under `transport`, with parameter changes at offsets inside it. Returns
     /// the notes played, stamped with absolute samples, and the peak of the audio.
     pub fn process(&mut self, frames: u32, transport: &Transport, changes: &[(u32, u32, f64)]) -> (Vec<Played>, f32) {
+        self.process_with_notes(frames, transport, changes, &[])
+    }
+
+    /// The same, with notes played into the plugin (`sample` relative to the block).
+    pub fn process_with_notes(&mut self, frames: u32, transport: &Transport, changes: &[(u32, u32, f64)], notes: &[Played]) -> (Vec<Played>, f32) {
         assert!(self.active && frames as usize <= self.left.len());
         let mut flags = CLAP_TRANSPORT_HAS_TEMPO | CLAP_TRANSPORT_HAS_BEATS_TIMELINE | CLAP_TRANSPORT_HAS_SECONDS_TIMELINE | CLAP_TRANSPORT_HAS_TIME_SIGNATURE;
         if transport.playing {
@@ -304,8 +321,19 @@ impl ClapInstance {
             tsig_num: transport.numerator,
             tsig_denom: transport.denominator,
         };
-        let mut events = InEvents { events: changes.iter().map(|&(offset, id, value)| param_event(offset, id, value)).collect() };
-        events.events.sort_by_key(|e| e.header.time);
+        let note_events = notes.iter().map(|n| {
+            let type_ = if n.on { CLAP_EVENT_NOTE_ON } else { CLAP_EVENT_NOTE_OFF };
+            InEvent::Note(clap_event_note {
+                header: clap_event_header { size: size_of::<clap_event_note>() as u32, time: n.sample as u32, space_id: CLAP_CORE_EVENT_SPACE_ID, type_, flags: 0 },
+                note_id: -1,
+                port_index: 0,
+                channel: i16::from(n.channel),
+                key: i16::from(n.key),
+                velocity: f64::from(n.velocity) / 127.0,
+            })
+        });
+        let mut events = InEvents { events: changes.iter().map(|&(offset, id, value)| InEvent::Param(param_event(offset, id, value))).chain(note_events).collect() };
+        events.events.sort_by_key(|e| e.header().time);
         let input = clap_input_events { ctx: &mut events as *mut InEvents as *mut c_void, size: Some(in_size), get: Some(in_get) };
         let mut sink = OutEvents { notes: Vec::with_capacity(256), other: 0 };
         let output = clap_output_events { ctx: &mut sink as *mut OutEvents as *mut c_void, try_push: Some(out_push) };
