@@ -7,6 +7,7 @@
 
 pub mod corpus;
 pub mod engine;
+pub mod fuzzing;
 pub mod hash;
 pub mod metrics;
 pub mod model;

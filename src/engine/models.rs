@@ -109,6 +109,41 @@ mod tests {
     }
 
     #[test]
+    fn hostile_model_folders_are_listed_as_broken_with_their_reasons() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = |model: &str, file: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(model).join(file);
+        let make = |name: &str, card: PathBuf, weights: &dyn Fn(&Path)| {
+            let folder = dir.path().join(name);
+            std::fs::create_dir(&folder).unwrap();
+            std::fs::copy(card, folder.join("model.json")).unwrap();
+            weights(&folder.join("decoder.safetensors"));
+        };
+        // A folk card with chorale weights: every tensor is there, in the wrong shape.
+        make("mismatched", shipped("folk-melody", "model.json"), &|to| {
+            std::fs::copy(shipped("chorales-satb", "decoder.safetensors"), to).unwrap();
+        });
+        // The right weights with one tensor poisoned.
+        make("nan-filled", shipped("folk-melody", "model.json"), &|to| {
+            let device = candle_core::Device::Cpu;
+            let mut tensors = candle_core::safetensors::load(shipped("folk-melody", "decoder.safetensors"), &device).unwrap();
+            let name = tensors.keys().min().unwrap().clone();
+            let poisoned = (tensors[&name].ones_like().unwrap() * f64::NAN).unwrap();
+            tensors.insert(name, poisoned);
+            candle_core::safetensors::save(&tensors, to).unwrap();
+        });
+        // Far larger than any model: refused from its size, without being read.
+        make("enormous", shipped("folk-melody", "model.json"), &|to| {
+            std::fs::File::create(to).unwrap().set_len(300 << 20).unwrap();
+        });
+        let entries = scan_models(Some(dir.path()));
+        let reason = |name: &str| entries.iter().find(|e| e.source == ModelSource::Folder(dir.path().join(name))).unwrap().status.clone().unwrap_err();
+        assert!(reason("mismatched").contains("do not fit the card"), "{}", reason("mismatched"));
+        assert!(reason("nan-filled").contains("NaN or infinite"), "{}", reason("nan-filled"));
+        assert!(reason("enormous").contains("more than a model file can be"), "{}", reason("enormous"));
+        assert!(entries[0].status.is_ok(), "the built-in model is still there to play");
+    }
+
+    #[test]
     fn a_missing_models_folder_lists_only_the_built_in_model() {
         let entries = scan_models(Some(Path::new("/no/such/folder")));
         assert_eq!(entries.len(), 1);

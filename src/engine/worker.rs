@@ -271,7 +271,10 @@ impl Worker {
                 // use, so nothing replaces it until the user changes something.
                 self.latest = Some(settings.clone());
                 self.answered = Some((self.source.clone(), settings.clone()));
-                self.restored = if self.watch.is_some() { Restored::AwaitingParameters } else { Restored::No };
+                // With its own model, the restored settings are what the parameters ask for and
+                // the usual comparison keeps the pattern; without it, the current model reads the
+                // parameters differently, so the pattern is kept until they change.
+                self.restored = if missing && self.watch.is_some() { Restored::AwaitingParameters } else { Restored::No };
                 self.generation += 1;
                 let update = Box::new(PatternUpdate { generation: self.generation, pattern, immediate: true });
                 self.publish_pattern(&update, settings, Duration::ZERO);

@@ -300,10 +300,13 @@ impl Plugin for Dreamroll {
         }
         // The first block should play what the parameters ask for (hosts often set them just
         // before activating, and bounce at once): wait here, off the audio thread, until the
-        // engine has answered them, a few tens of milliseconds, and start on that pattern.
-        self.wait_until_answered();
-        self.collect_patterns();
-        self.promote_incoming();
+        // engine has answered them, a few tens of milliseconds, and start on that pattern;
+        // unless the user holds the one that is playing.
+        if self.playing.is_none() || !self.params.hold.value() {
+            self.wait_until_answered();
+            self.collect_patterns();
+            self.promote_incoming();
+        }
         true
     }
 

@@ -408,3 +408,19 @@ impl Drop for ClapInstance {
         }
     }
 }
+
+/// nice-plug's saved state: a little-endian length, then JSON whose `fields` hold each
+/// persisted field as JSON text. These read and replace Dreamroll's session in it.
+pub fn session_in_state(state: &[u8]) -> serde_json::Value {
+    let outer: serde_json::Value = serde_json::from_slice(&state[8..]).expect("nice-plug's state is JSON after its length");
+    let field = outer["fields"]["session"].as_str().unwrap_or_else(|| panic!("no session saved in {outer}"));
+    let text: String = serde_json::from_str(field).expect("the field holds the session as a JSON string");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("the session {text:?} is not JSON: {e}"))
+}
+
+pub fn state_with_session(state: &[u8], session: &str) -> Vec<u8> {
+    let mut outer: serde_json::Value = serde_json::from_slice(&state[8..]).expect("nice-plug's state is JSON after its length");
+    outer["fields"]["session"] = serde_json::Value::String(serde_json::to_string(session).unwrap());
+    let json = serde_json::to_vec(&outer).unwrap();
+    (json.len() as u64).to_le_bytes().into_iter().chain(json).collect()
+}

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The host packages, pinned so that a test run means the same thing every time.
-const HOST_PACKAGES: [&str; 2] = ["dawdreamer==0.9.0", "numpy==2.4.6"];
+const HOST_PACKAGES: [&str; 3] = ["dawdreamer==0.9.0", "numpy==2.4.6", "pedalboard==0.9.26"];
 
 /// `target/` of this build, found from the test binary (`target/<profile>/deps/<test>`).
 pub fn target_dir() -> PathBuf {

@@ -219,3 +219,64 @@ fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
     assert!(checkpoint_tensors(&out) == good, "the good checkpoint was overwritten");
     ok(&train(&data, &out, &["--resume", "--lr", "0.001", "--max-steps", "6", "--checkpoint-every", "2"]));
 }
+
+/// Kills the trainer with SIGKILL at moments drawn from a fixed seed (in the middle of steps,
+/// evaluations and checkpoint writes alike), checks after each kill that the checkpoint on disk
+/// is whole, resumes, and at the end compares with a run that was never interrupted.
+#[cfg(unix)]
+#[test]
+fn sigkill_at_random_moments_never_leaves_a_broken_checkpoint_and_resume_continues_exactly() {
+    let (dir, data) = corpus_folder();
+    let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
+    let run = ["--epochs", "40", "--max-steps", "60", "--checkpoint-every", "3"];
+    ok(&train(&data, &whole, &run));
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut trials = 0;
+    let mut resumed_from = Vec::new();
+    for trial in 0..6 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let resume = killed.join("checkpoint.safetensors").is_file();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command.arg("train").arg("--data").arg(&data).arg("--out").arg(&killed).args(TINY).args(run);
+        if resume {
+            command.arg("--resume");
+        }
+        let mut child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        // Let it get going, then kill it somewhere inside the next stretch of work.
+        let rows_before = losses_or_empty(&killed).len();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while losses_or_empty(&killed).len() < rows_before + 1 + (state % 4) as usize {
+            assert!(std::time::Instant::now() < deadline, "trial {trial}: the trainer never got going");
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(state % 40_000));
+        if child.try_wait().unwrap().is_none() {
+            Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+            trials += 1;
+        }
+        child.wait().unwrap();
+        // Whatever moment the kill hit, the checkpoint that is there reads back whole.
+        let checkpoint = killed.join("checkpoint.safetensors");
+        if checkpoint.is_file() {
+            let bytes = std::fs::read(&checkpoint).unwrap();
+            let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("trial {trial}: a broken checkpoint on disk: {e}"));
+            assert!(tensors.len() > 10, "trial {trial}: {} tensors", tensors.len());
+            let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+            let state: serde_json::Value = metadata.metadata().as_ref().and_then(|m| m.get("state")).map(|s| serde_json::from_str(s).unwrap()).unwrap();
+            resumed_from.push(state["step"].as_u64().unwrap());
+        }
+    }
+    assert!(trials >= 5, "only {trials} kills landed while training");
+    ok(&train(&data, &killed, &[&run[..], &["--resume"]].concat()));
+    let (a, b) = (checkpoint_tensors(&whole), checkpoint_tensors(&killed));
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "tensor {name} differs after {trials} kills and resumes");
+    }
+    assert_eq!(losses(&whole), losses(&killed), "the log matches an uninterrupted run");
+    eprintln!("{trials} kills; the checkpoints on disk after them were at steps {resumed_from:?}");
+}
