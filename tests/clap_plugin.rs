@@ -258,3 +258,35 @@ fn notes_played_into_the_plugin_pass_through_on_their_samples() {
     assert_eq!(got, vec![(10, true, 9, 36), (300, false, 9, 36)], "with every track muted, only what was played in comes out");
     assert_eq!(out[0].velocity, 100);
 }
+
+#[test]
+fn an_offline_bounce_switches_to_a_turned_knob_exactly_at_the_next_bar_line() {
+    // Offline, the plugin waits for the engine at a switch point rather than playing on with
+    // the old pattern: a knob turned at bar 3's first block is heard from that bar line on.
+    let (clap, _) = hosts::bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let ons = |midi: &[u8]| -> Vec<Played> {
+        hosts::events_of_file(midi, 48_000, 120.0)
+            .into_iter()
+            .filter(|e| e.is_on())
+            .map(|e| Played { sample: u64::from(e.offset), on: true, channel: e.channel, key: e.pitch, velocity: e.velocity })
+            .collect()
+    };
+    let before = ons(&hosts::render_file(dir.path(), &["--bars", "8", "--seed", "42", "--bpm", "120"]));
+    let after = ons(&hosts::render_file(dir.path(), &["--bars", "8", "--seed", "42", "--bpm", "120", "--knob", "1=2"]));
+    let bar_three = 2 * 96_000u64;
+    let expected: Vec<Played> = before.iter().filter(|p| p.sample < bar_three).chain(after.iter().filter(|p| p.sample >= bar_three)).copied().collect();
+
+    let mut plugin = ClapInstance::load(clap);
+    plugin.set_offline();
+    plugin.activate(48_000.0, 512);
+    let knob = plugin.change("Knob 1", "2");
+    let mut played = Vec::new();
+    for block in 0..1500u64 {
+        let beats = block as f64 * 512.0 * 2.0 / 48_000.0;
+        let changes = if block * 512 == bar_three { vec![(0, knob.0, knob.1)] } else { Vec::new() };
+        played.extend(plugin.process(512, &transport_at(beats, 120.0, true), &changes).0.into_iter().filter(|p| p.on));
+    }
+    assert_ne!(before, after, "the knob changes the music");
+    assert_eq!(played, expected);
+}

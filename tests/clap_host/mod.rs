@@ -259,6 +259,16 @@ impl ClapInstance {
         self.pump_main_thread();
     }
 
+    /// Asks for offline rendering (a bounce), through the render extension.
+    pub fn set_offline(&mut self) {
+        use clap_sys::ext::render::{clap_plugin_render, CLAP_EXT_RENDER, CLAP_RENDER_OFFLINE};
+        unsafe {
+            let render = ((*self.plugin).get_extension.unwrap())(self.plugin, CLAP_EXT_RENDER.as_ptr()) as *const clap_plugin_render;
+            assert!(!render.is_null(), "the render extension");
+            assert!(((*render).set.unwrap())(self.plugin, CLAP_RENDER_OFFLINE), "offline rendering refused");
+        }
+    }
+
     pub fn activate(&mut self, sample_rate: f64, max_frames: u32) {
         assert!(!self.active);
         unsafe { assert!(((*self.plugin).activate.unwrap())(self.plugin, sample_rate, 1, max_frames), "activate failed") };
