@@ -43,7 +43,7 @@ pub fn plugin_state(data: &[u8]) {
     let Ok(session) = parse_session(&String::from_utf8_lossy(data)) else { return };
     let pattern = session.pattern;
     let mut scheduler = Scheduler::new();
-    let bar_quarters = f64::from(pattern.meter.numerator) * 4.0 / f64::from(pattern.meter.denominator);
+    let bar_quarters = pattern.meter.quarters_per_bar();
     let loop_quarters = f64::from(pattern.bars) * bar_quarters;
     let blocks = 64;
     for block in 0..blocks {

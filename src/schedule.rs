@@ -46,7 +46,7 @@ impl Pattern {
     }
 
     /// A step's length in quarter notes.
-    fn quarters_per_step(&self) -> f64 {
+    pub fn quarters_per_step(&self) -> f64 {
         4.0 / (f64::from(self.meter.denominator) * f64::from(self.steps_per_beat))
     }
 }
@@ -79,7 +79,7 @@ impl Window {
     }
 
     fn bar_quarters(&self) -> f64 {
-        f64::from(self.meter.numerator) * 4.0 / f64::from(self.meter.denominator)
+        self.meter.quarters_per_bar()
     }
 
     /// The block-relative sample of a position: one rule for every block, so that an event

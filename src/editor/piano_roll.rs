@@ -37,8 +37,7 @@ pub fn show(ui: &mut egui::Ui, pattern: Option<&Pattern>, channels: &[u8], playh
         let colour = TRACK_COLOURS[track % TRACK_COLOURS.len()].gamma_multiply(0.45 + 0.55 * f32::from(note.velocity) / 127.0);
         painter.rect_filled(cell, 1.5, colour);
     }
-    let quarters_per_step = 4.0 / (f64::from(pattern.meter.denominator) * f64::from(pattern.steps_per_beat));
-    let x = x_of((playhead.position() / quarters_per_step) as f32);
+    let x = x_of((playhead.position() / pattern.quarters_per_step()) as f32);
     painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(2.0, Color32::WHITE));
     painter.rect_stroke(rect, 4.0, Stroke::new(1.0, BAR_LINE), StrokeKind::Inside);
 }

@@ -44,35 +44,25 @@ impl Scale {
         }
     }
 
-    /// The stable name projects and the command line use.
-    pub const fn id(self) -> &'static str {
-        match self {
-            Scale::Chromatic => "chromatic",
-            Scale::Major => "major",
-            Scale::Minor => "minor",
-            Scale::Dorian => "dorian",
-            Scale::Mixolydian => "mixolydian",
-            Scale::HarmonicMinor => "harmonic-minor",
-            Scale::MajorPentatonic => "major-pentatonic",
-            Scale::MinorPentatonic => "minor-pentatonic",
-        }
+    /// Display names, in the order of [`Scale::ALL`].
+    pub const NAMES: [&'static str; 8] = ["Chromatic", "Major", "Minor", "Dorian", "Mixolydian", "Harmonic minor", "Major pentatonic", "Minor pentatonic"];
+    /// The stable names projects and the command line use, in the same order.
+    pub const IDS: [&'static str; 8] = ["chromatic", "major", "minor", "dorian", "mixolydian", "harmonic-minor", "major-pentatonic", "minor-pentatonic"];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn id(self) -> &'static str {
+        Scale::IDS[self.index()]
     }
 
     pub fn from_id(id: &str) -> Option<Scale> {
         Scale::ALL.into_iter().find(|s| s.id().eq_ignore_ascii_case(id.trim()))
     }
 
-    pub const fn name(self) -> &'static str {
-        match self {
-            Scale::Chromatic => "Chromatic",
-            Scale::Major => "Major",
-            Scale::Minor => "Minor",
-            Scale::Dorian => "Dorian",
-            Scale::Mixolydian => "Mixolydian",
-            Scale::HarmonicMinor => "Harmonic minor",
-            Scale::MajorPentatonic => "Major pentatonic",
-            Scale::MinorPentatonic => "Minor pentatonic",
-        }
+    pub fn name(self) -> &'static str {
+        Scale::NAMES[self.index()]
     }
 }
 

@@ -27,8 +27,6 @@ pub struct Playhead {
     /// Position inside the playing loop, in quarter notes, as `f64` bits.
     position: AtomicU64,
     pub playing: AtomicBool,
-    /// Generation of the pattern being played.
-    pub generation: AtomicU64,
 }
 
 impl Playhead {
@@ -102,7 +100,7 @@ pub fn window_from(transport: &Transport, samples: u32) -> Window {
         .or_else(|| transport.pos_seconds().map(|s| s * tempo / 60.0))
         .filter(|b| b.is_finite())
         .unwrap_or(0.0);
-    let bar_quarters = f64::from(meter.numerator) * 4.0 / f64::from(meter.denominator);
+    let bar_quarters = meter.quarters_per_bar();
     let (bar_start, bar_number) = match (transport.bar_start_pos_beats(), transport.bar_number()) {
         (Some(bar_start), Some(bar_number)) if bar_start.is_finite() && bar_start <= start + 1e-9 && start - bar_start < bar_quarters + 1e-9 => {
             (bar_start, i64::from(bar_number))
@@ -119,8 +117,8 @@ pub fn window_from(transport: &Transport, samples: u32) -> Window {
 /// bar line, or the next step of the playing pattern. `None` when it falls past the block.
 pub fn switch_offset(window: &Window, playing: &Pattern, at: SwitchAt) -> Option<u32> {
     let unit = match at {
-        SwitchAt::NextBar => f64::from(window.meter.numerator) * 4.0 / f64::from(window.meter.denominator),
-        SwitchAt::NextStep => 4.0 / (f64::from(playing.meter.denominator) * f64::from(playing.steps_per_beat)),
+        SwitchAt::NextBar => window.meter.quarters_per_bar(),
+        SwitchAt::NextStep => playing.quarters_per_step(),
     };
     let boundary = window.bar_start + ((window.start - window.bar_start) / unit - 1e-9).ceil() * unit;
     let offset = ((boundary - window.start) * window.sample_rate * 60.0 / window.tempo).round().max(0.0);
@@ -131,7 +129,7 @@ pub fn switch_offset(window: &Window, playing: &Pattern, at: SwitchAt) -> Option
 pub fn window_tail(window: &Window, offset: u32) -> Window {
     let quarters = f64::from(offset) * window.tempo / (60.0 * window.sample_rate);
     let start = window.start + quarters;
-    let bar_quarters = f64::from(window.meter.numerator) * 4.0 / f64::from(window.meter.denominator);
+    let bar_quarters = window.meter.quarters_per_bar();
     let bars_on = ((start - window.bar_start) / bar_quarters + 1e-9).floor();
     Window {
         start,
@@ -210,7 +208,6 @@ impl Dreamroll {
     fn promote_incoming(&mut self) -> bool {
         let Some(incoming) = self.incoming.take() else { return false };
         let changed = self.playing.as_ref().is_none_or(|p| p.pattern != incoming.pattern);
-        self.playhead.generation.store(incoming.generation, Ordering::Relaxed);
         if let (Some(old), Some(audio)) = (self.playing.replace(incoming), self.audio.as_mut()) {
             Self::retire(audio, old);
         }
@@ -390,8 +387,8 @@ impl Plugin for Dreamroll {
         }
         self.was_bypassed = bypassed;
         if let Some(playing) = &self.playing {
-            let loop_quarters = f64::from(playing.pattern.bars) * f64::from(playing.pattern.meter.numerator) * 4.0 / f64::from(playing.pattern.meter.denominator);
-            let bar_quarters = f64::from(window.meter.numerator) * 4.0 / f64::from(window.meter.denominator);
+            let loop_quarters = f64::from(playing.pattern.bars) * playing.pattern.meter.quarters_per_bar();
+            let bar_quarters = window.meter.quarters_per_bar();
             let loop_bar = window.bar_number.rem_euclid(i64::from(playing.pattern.bars.max(1)));
             let position = (loop_bar as f64 * bar_quarters + (window.start - window.bar_start)).rem_euclid(loop_quarters.max(1e-9));
             self.playhead.position.store(position.to_bits(), Ordering::Relaxed);

@@ -149,17 +149,15 @@ pub enum Tonic {
 /// Scales are stored by stable IDs, so reordering the list never changes a saved project.
 impl Enum for Scale {
     fn variants() -> &'static [&'static str] {
-        const NAMES: [&str; 8] = [Scale::ALL[0].name(), Scale::ALL[1].name(), Scale::ALL[2].name(), Scale::ALL[3].name(), Scale::ALL[4].name(), Scale::ALL[5].name(), Scale::ALL[6].name(), Scale::ALL[7].name()];
-        &NAMES
+        &Scale::NAMES
     }
 
     fn ids() -> Option<&'static [&'static str]> {
-        const IDS: [&str; 8] = [Scale::ALL[0].id(), Scale::ALL[1].id(), Scale::ALL[2].id(), Scale::ALL[3].id(), Scale::ALL[4].id(), Scale::ALL[5].id(), Scale::ALL[6].id(), Scale::ALL[7].id()];
-        Some(&IDS)
+        Some(&Scale::IDS)
     }
 
     fn to_index(self) -> usize {
-        Scale::ALL.iter().position(|&s| s == self).expect("every scale is listed")
+        self.index()
     }
 
     fn from_index(index: usize) -> Self {

@@ -115,11 +115,6 @@ impl SessionField {
         link.takes = Some(takes);
     }
 
-    pub fn disconnect(&self) {
-        let mut link = lock(&self.inner);
-        link.commands = None;
-    }
-
     /// Why the project's session could not be used, for the editor.
     pub fn problem(&self) -> Option<String> {
         lock(&self.inner).problem.clone()

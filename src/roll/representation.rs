@@ -25,6 +25,11 @@ impl Meter {
 
     /// Any meter a MIDI file can state. Free-metre folk songs notate bars of 116/4, so the
     /// numerator is not bounded here; a representation bounds it (see [`MAX_BEATS_PER_BAR`]).
+    /// A bar's length in quarter notes (6/8 is three).
+    pub fn quarters_per_bar(self) -> f64 {
+        f64::from(self.numerator) * 4.0 / f64::from(self.denominator)
+    }
+
     fn validate(self) -> Result<(), RepresentationError> {
         if self.numerator == 0 {
             return Err(RepresentationError::new(format!("meter {self}: a bar needs at least one beat")));
