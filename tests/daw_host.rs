@@ -103,3 +103,17 @@ fn pedalboard_loads_the_plugin_and_lists_its_parameters() {
     }
     assert!(parameters.len() >= 40, "{} parameters", parameters.len());
 }
+
+#[test]
+fn a_dawdreamer_project_saved_right_after_it_is_opened_keeps_its_session() {
+    let (_, vst3) = hosts::bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.bin");
+    dawdreamer_render(vst3, &dir.path().join("take.f32"), r#"{"Seed": 9, "Knob 4": 2, "Humanise": 30}"#, None, Some(&state));
+    let rounds = 1000.to_string();
+    let printed = hosts::run_host_script("dawdreamer_state.py", &[vst3.to_str().unwrap(), state.to_str().unwrap(), &rounds, dir.path().to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_str(printed.trim()).expect("dawdreamer_state.py prints JSON");
+    eprintln!("DawDreamer, VST3, load then save at once: {report}");
+    assert!(report["session_length"].as_u64().unwrap() > 1000, "the project holds a session: {report}");
+    assert_eq!(report["lost"], 0, "{report}");
+}

@@ -33,8 +33,9 @@ pub enum Command {
     /// Switch models; one that fails to load leaves the current one playing.
     LoadModel(ModelSource),
     /// A saved project: play its pattern at once, as the answer to its settings, and use its
-    /// model if that model can still be loaded.
-    Restore { source: ModelSource, settings: Settings, pattern: Pattern },
+    /// model if that model can still be loaded. `serial` numbers the loads, so that the state
+    /// saver can tell when the engine has taken this one (see [`Published::restored`]).
+    Restore { source: ModelSource, settings: Settings, pattern: Pattern, serial: u64 },
     /// List the built-in model and the folders in this models directory.
     ScanModels(Option<PathBuf>),
     Shutdown,
@@ -74,6 +75,16 @@ pub struct Published {
     /// until one does; a failed render until a render succeeds.
     pub problem: Option<String>,
     pub models: Vec<ModelEntry>,
+    /// The newest saved project the engine has restored: its load's serial, and the pattern
+    /// generation that restoring it made. While `generation` is still that one, nothing the
+    /// user did has changed the project since it was loaded.
+    pub restored: Option<RestoreMark>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestoreMark {
+    pub serial: u64,
+    pub generation: u64,
 }
 
 /// The audio thread's ends: new patterns in, used ones out.
@@ -265,7 +276,7 @@ impl Worker {
             Command::LoadModel(source) => {
                 self.switch_model(source);
             }
-            Command::Restore { source, settings, pattern } => {
+            Command::Restore { source, settings, pattern, serial } => {
                 let missing = source != self.source && !self.switch_model(source.clone());
                 // The saved pattern answers the restored settings with whatever model is now in
                 // use, so nothing replaces it until the user changes something.
@@ -278,6 +289,7 @@ impl Worker {
                 self.generation += 1;
                 let update = Box::new(PatternUpdate { generation: self.generation, pattern, immediate: true });
                 self.publish_pattern(&update, settings, Duration::ZERO);
+                lock(&self.published).restored = Some(RestoreMark { serial, generation: self.generation });
                 self.deliver(update);
                 if missing {
                     let mut published = lock(&self.published);
@@ -475,7 +487,7 @@ mod tests {
         let mut saved = expected(4);
         saved.notes.truncate(3);
         let missing = ModelSource::Folder("/no/such/model".into());
-        engine.send(Command::Restore { source: missing, settings: settings(4), pattern: saved.clone() });
+        engine.send(Command::Restore { source: missing, settings: settings(4), pattern: saved.clone(), serial: 1 });
         let update = next_pattern(&mut audio);
         assert!(update.immediate);
         assert_eq!(update.pattern, saved);
@@ -500,7 +512,7 @@ mod tests {
         // Settings as another model (one track, on channel 6) would have them.
         let mut theirs = settings(2);
         theirs.voicing.channels = vec![5];
-        engine.send(Command::Restore { source: ModelSource::Folder("/gone".into()), settings: theirs, pattern: saved.clone() });
+        engine.send(Command::Restore { source: ModelSource::Folder("/gone".into()), settings: theirs, pattern: saved.clone(), serial: 1 });
         assert_eq!(next_pattern(&mut audio).pattern, saved);
         std::thread::sleep(Duration::from_millis(200));
         assert!(audio.patterns.pop().is_err(), "the restored parameters keep the saved pattern");

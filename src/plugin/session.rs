@@ -83,8 +83,9 @@ fn check_pattern(pattern: &mut Pattern) -> Result<(), String> {
     Ok(())
 }
 
-/// The session as a persisted field: saving reads what the engine published, loading parses
-/// and hands the result to the engine.
+/// The session as a persisted field: loading parses and hands the result to the engine;
+/// saving gives back what was loaded until the user changes something, and from then on
+/// what the engine published.
 #[derive(Default)]
 pub struct SessionField {
     inner: Mutex<Link>,
@@ -95,20 +96,34 @@ struct Link {
     published: Option<Arc<Mutex<Published>>>,
     commands: Option<Sender<Command>>,
     takes: Option<Arc<AtomicU32>>,
-    /// A loaded session the engine has not started for yet; kept whole so that saving again
-    /// before activation loses nothing.
-    waiting: Option<Session>,
+    /// The session the host loaded last, as its exact text. Hosts save right after loading
+    /// (a project opened on a frozen track, an undo snapshot, a duplicated track) before the
+    /// engine has run, and must get back exactly what they gave.
+    loaded: Option<Loaded>,
+    /// A loaded session the engine has not been connected for yet.
+    waiting: Option<(Session, u64)>,
+    /// Loads so far, numbering the engine's restores.
+    loads: u64,
     /// Why the last loaded session was refused.
     problem: Option<String>,
+}
+
+struct Loaded {
+    text: String,
+    serial: u64,
+}
+
+fn restore(commands: &Sender<Command>, takes: &AtomicU32, session: Session, serial: u64) {
+    takes.store(session.takes, Ordering::Release);
+    let _ = commands.send(Command::Restore { source: session.model, settings: session.settings, pattern: session.pattern, serial });
 }
 
 impl SessionField {
     /// Connects the field to a running engine; a session loaded before it started goes to it now.
     pub fn connect(&self, published: Arc<Mutex<Published>>, commands: Sender<Command>, takes: Arc<AtomicU32>) {
         let mut link = lock(&self.inner);
-        if let Some(session) = link.waiting.take() {
-            takes.store(session.takes, Ordering::Release);
-            let _ = commands.send(Command::Restore { source: session.model, settings: session.settings, pattern: session.pattern });
+        if let Some((session, serial)) = link.waiting.take() {
+            restore(&commands, &takes, session, serial);
         }
         link.published = Some(published);
         link.commands = Some(commands);
@@ -120,20 +135,31 @@ impl SessionField {
         lock(&self.inner).problem.clone()
     }
 
-    /// The session to save now: the newest pattern and what it answers.
-    pub fn current(&self) -> Option<Session> {
+    /// The session to save now, as text: the loaded one while the engine has made nothing
+    /// since restoring it (or has not restored it yet), else the newest pattern and what it
+    /// answers; empty before there is either.
+    pub fn saved_text(&self) -> String {
         let link = lock(&self.inner);
-        if let Some(waiting) = &link.waiting {
-            return Some(waiting.clone());
+        let Some(published) = link.published.as_ref() else {
+            return link.loaded.as_ref().map(|l| l.text.clone()).unwrap_or_default();
+        };
+        let published = lock(published);
+        if let Some(loaded) = &link.loaded {
+            let changed_since = published.restored.is_some_and(|mark| mark.serial == loaded.serial && published.generation != mark.generation);
+            if !changed_since {
+                return loaded.text.clone();
+            }
         }
-        let published = lock(link.published.as_ref()?);
-        Some(Session {
-            schema_version: SESSION_VERSION,
-            model: published.model.as_ref()?.source.clone(),
-            settings: published.settings.clone()?,
-            takes: link.takes.as_ref().map_or(0, |t| t.load(Ordering::Acquire)),
-            pattern: Pattern::clone(published.pattern.as_ref()?),
-        })
+        let session = (|| {
+            Some(Session {
+                schema_version: SESSION_VERSION,
+                model: published.model.as_ref()?.source.clone(),
+                settings: published.settings.clone()?,
+                takes: link.takes.as_ref().map_or(0, |t| t.load(Ordering::Acquire)),
+                pattern: Pattern::clone(published.pattern.as_ref()?),
+            })
+        })();
+        session.and_then(|s| serde_json::to_string(&s).ok()).unwrap_or_default()
     }
 
     /// Takes a saved session (from the host or a test).
@@ -142,12 +168,12 @@ impl SessionField {
         match parse_session(text) {
             Ok(session) => {
                 link.problem = None;
+                link.loads += 1;
+                let serial = link.loads;
+                link.loaded = Some(Loaded { text: text.to_string(), serial });
                 match (&link.commands, &link.takes) {
-                    (Some(commands), Some(takes)) => {
-                        takes.store(session.takes, Ordering::Release);
-                        let _ = commands.send(Command::Restore { source: session.model, settings: session.settings, pattern: session.pattern });
-                    }
-                    _ => link.waiting = Some(session),
+                    (Some(commands), Some(takes)) => restore(commands, takes, session, serial),
+                    _ => link.waiting = Some((session, serial)),
                 }
             }
             Err(error) => link.problem = Some(format!("{error}; starting from the project's parameter values")),
@@ -165,8 +191,7 @@ impl<'a> PersistentField<'a, String> for SessionField {
     where
         F: Fn(&String) -> R,
     {
-        let text = self.current().and_then(|session| serde_json::to_string(&session).ok()).unwrap_or_default();
-        f(&text)
+        f(&self.saved_text())
     }
 }
 
@@ -241,10 +266,43 @@ mod tests {
     #[test]
     fn a_session_loaded_before_the_engine_is_kept_whole_and_saved_again() {
         let field = SessionField::default();
-        field.load(&serde_json::to_string(&session()).unwrap());
-        assert_eq!(field.current(), Some(session()));
+        let text = serde_json::to_string(&session()).unwrap();
+        field.load(&text);
+        assert_eq!(field.saved_text(), text);
         field.load("{\"schema_version\": 99}");
         assert!(field.problem().unwrap().contains("newer Dreamroll"));
-        assert_eq!(field.current(), Some(session()), "a refused blob loses nothing");
+        assert_eq!(field.saved_text(), text, "a refused blob loses nothing");
+    }
+
+    #[test]
+    fn the_loaded_text_is_saved_until_the_engine_makes_something_new() {
+        use crate::engine::worker::RestoreMark;
+        let field = SessionField::default();
+        let published = Arc::new(Mutex::new(Published::default()));
+        let (commands, inbox) = crossbeam_channel::unbounded();
+        field.connect(published.clone(), commands, Arc::new(AtomicU32::new(0)));
+        // Spaces the engine would never write: the text itself is kept, not a re-encoding.
+        let text = serde_json::to_string_pretty(&session()).unwrap();
+        field.load(&text);
+        assert!(matches!(inbox.try_recv(), Ok(Command::Restore { serial: 1, .. })));
+        assert_eq!(field.saved_text(), text, "before the engine has restored it");
+        lock(&published).restored = Some(RestoreMark { serial: 1, generation: 4 });
+        lock(&published).generation = 4;
+        assert_eq!(field.saved_text(), text, "restored, nothing changed since");
+        let mut newer = session();
+        newer.pattern.notes[0].pitch = 67;
+        {
+            let mut p = lock(&published);
+            p.generation = 5;
+            p.pattern = Some(Arc::new(newer.pattern.clone()));
+            p.settings = Some(newer.settings.clone());
+            p.model = Some(crate::engine::worker::ModelInfo { source: ModelSource::Embedded, name: "m".into(), tracks: vec![], steps_per_beat: 4 });
+        }
+        let saved = parse_session(&field.saved_text()).unwrap();
+        assert_eq!(saved.pattern, newer.pattern, "a new pattern since the restore is what is saved");
+        // A second load, not yet restored, is saved as loaded.
+        let second = serde_json::to_string(&newer).unwrap();
+        field.load(&second);
+        assert_eq!(field.saved_text(), second);
     }
 }

@@ -1,0 +1,134 @@
+//! What the host loaded is what the host gets back: a project saved right after it is opened
+//! (on a frozen or disabled track, or by a host that snapshots state for undo or for
+//! duplicating a track) keeps Dreamroll's session byte for byte, whether or not the engine
+//! thread has run, the instance was activated, or anything was played.
+
+mod clap_host;
+mod hosts;
+
+use clap_host::{ClapInstance, Transport};
+use serde_json::Value;
+
+fn transport_at(beats: f64) -> Transport {
+    Transport { playing: true, tempo: 120.0, beats, bar_start: (beats / 4.0).floor() * 4.0, bar_number: (beats / 4.0).floor() as i32, numerator: 4, denominator: 4, loop_range: None }
+}
+
+/// Plays two bars at 120 BPM, 48 kHz, so that the engine's patterns have been heard.
+fn play_two_bars(plugin: &mut ClapInstance) {
+    for block in 0..375u32 {
+        plugin.process(512, &transport_at(f64::from(block) * 512.0 * 2.0 / 48_000.0), &[]);
+    }
+}
+
+/// A project as a user leaves it: knobs turned, a new take of a seed, played, then saved once
+/// the engine has answered (the plugin is then deactivated and destroyed).
+fn project(seed: &str, knob: &str) -> Vec<u8> {
+    let (clap, _) = hosts::bundles();
+    let mut plugin = ClapInstance::load(clap);
+    let changes = [plugin.change("Seed", seed), plugin.change("Knob 2", knob), plugin.change("New seed", "On"), plugin.change("Humanise", "40")];
+    plugin.flush_params(&changes);
+    plugin.activate(48_000.0, 512);
+    play_two_bars(&mut plugin);
+    let state = plugin.save_state();
+    assert!(clap_host::session_in_state(&state)["pattern"]["notes"].as_array().is_some_and(|n| !n.is_empty()), "the project has a pattern");
+    state
+}
+
+/// The state's parameter values (parsed, since the host's map has no fixed order) and the
+/// session field's exact text.
+fn contents(state: &[u8]) -> (Value, String) {
+    let outer: Value = serde_json::from_slice(&state[8..]).expect("nice-plug's state is JSON after its length");
+    let session = outer["fields"]["session"].as_str().unwrap_or_default().to_string();
+    (outer["params"].clone(), session)
+}
+
+/// Rounds in which a fresh instance, given `project`, saved something else; with the first
+/// difference seen.
+fn rounds_that_lose_the_session(project: &[u8], rounds: usize, before_save: impl Fn(&mut ClapInstance)) -> (usize, Option<String>) {
+    let (clap, _) = hosts::bundles();
+    let expected = contents(project);
+    let mut lost = 0;
+    let mut first = None;
+    for round in 0..rounds {
+        let mut plugin = ClapInstance::load(clap);
+        assert!(plugin.load_state(project));
+        before_save(&mut plugin);
+        let saved = contents(&plugin.save_state());
+        if saved != expected {
+            lost += 1;
+            first.get_or_insert_with(|| format!("round {round}: saved session {:?}", saved.1.chars().take(120).collect::<String>()));
+        }
+    }
+    (lost, first)
+}
+
+#[test]
+fn a_project_saved_right_after_it_is_opened_keeps_its_session_every_time() {
+    let project = project("1234", "1.5");
+    let (lost, first) = rounds_that_lose_the_session(&project, 1000, |_| {});
+    eprintln!("load then save at once: {lost} of 1000 rounds lost the session");
+    assert_eq!(lost, 0, "{}", first.unwrap_or_default());
+    // Saving again and again changes nothing either.
+    let (lost, first) = rounds_that_lose_the_session(&project, 50, |plugin| {
+        for _ in 0..5 {
+            plugin.save_state();
+        }
+    });
+    assert_eq!(lost, 0, "{}", first.unwrap_or_default());
+}
+
+#[test]
+fn the_second_of_two_loads_is_what_is_saved() {
+    let (a, b) = (project("11", "-1"), project("22", "2"));
+    assert_ne!(contents(&a).1, contents(&b).1);
+    let (lost, first) = rounds_that_lose_the_session(&b, 200, |plugin| assert!(plugin.load_state(&a) && plugin.load_state(&b)));
+    assert_eq!(lost, 0, "{}", first.unwrap_or_default());
+}
+
+#[test]
+fn a_deactivated_instance_gives_back_what_it_was_given() {
+    let project = project("77", "0.5");
+    let (lost, first) = rounds_that_lose_the_session(&project, 100, |plugin| {
+        plugin.activate(48_000.0, 512);
+        plugin.deactivate();
+    });
+    assert_eq!(lost, 0, "{}", first.unwrap_or_default());
+    // Loaded into an instance that has played and been deactivated, then saved at once.
+    let (clap, _) = hosts::bundles();
+    for _ in 0..100 {
+        let mut plugin = ClapInstance::load(clap);
+        plugin.activate(48_000.0, 512);
+        play_two_bars(&mut plugin);
+        plugin.deactivate();
+        assert!(plugin.load_state(&project));
+        assert_eq!(contents(&plugin.save_state()), contents(&project));
+    }
+}
+
+#[test]
+fn a_save_while_the_engine_renders_a_turned_knob_is_never_empty_and_then_follows_the_knob() {
+    let (clap, _) = hosts::bundles();
+    let project = project("5", "0");
+    let loaded = contents(&project).1;
+    for _ in 0..100 {
+        let mut plugin = ClapInstance::load(clap);
+        assert!(plugin.load_state(&project));
+        let knob = plugin.change("Knob 1", "2.5");
+        plugin.flush_params(&[knob]);
+        // The engine may or may not have answered the knob yet: either way the session is
+        // whole, and it is the loaded one until the new pattern exists.
+        let state = plugin.save_state();
+        let session = clap_host::session_in_state(&state);
+        let answers_knob = session["settings"]["request"]["knobs"][0].as_f64().is_some_and(|k| (k - 2.5).abs() < 1e-6);
+        assert!(answers_knob || contents(&state).1 == loaded, "neither the loaded session nor the knob's: {session}");
+        assert!(session["pattern"]["notes"].as_array().is_some_and(|n| !n.is_empty()));
+    }
+    // Once the engine has answered, the saved project is the turned knob's.
+    let mut plugin = ClapInstance::load(clap);
+    assert!(plugin.load_state(&project));
+    let knob = plugin.change("Knob 1", "2.5");
+    plugin.flush_params(&[knob]);
+    plugin.activate(48_000.0, 512);
+    let session = clap_host::session_in_state(&plugin.save_state());
+    assert!((session["settings"]["request"]["knobs"][0].as_f64().unwrap() - 2.5).abs() < 1e-6, "{session}");
+}
