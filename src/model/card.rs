@@ -17,6 +17,9 @@ pub enum Preset {
     Musegan,
     Midinet,
     CnnLstm,
+    /// One categorical choice per voice and step, written step by step under a latent
+    /// conductor (see [`crate::model::voices`]).
+    Voices,
 }
 
 impl fmt::Display for Preset {
@@ -26,6 +29,7 @@ impl fmt::Display for Preset {
             Preset::Musegan => "musegan",
             Preset::Midinet => "midinet",
             Preset::CnnLstm => "cnn-lstm",
+            Preset::Voices => "voices",
         })
     }
 }
@@ -39,7 +43,8 @@ impl std::str::FromStr for Preset {
             "musegan" => Ok(Preset::Musegan),
             "midinet" => Ok(Preset::Midinet),
             "cnn-lstm" => Ok(Preset::CnnLstm),
-            other => Err(format!("unknown preset `{other}`; choose vae, musegan, midinet or cnn-lstm")),
+            "voices" => Ok(Preset::Voices),
+            other => Err(format!("unknown preset `{other}`; choose voices, vae, musegan, midinet or cnn-lstm")),
         }
     }
 }
@@ -71,6 +76,25 @@ pub struct Architecture {
     /// MidiNet only: a 13-dimensional chord condition per bar (12 roots + minor flag).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub chord_condition: bool,
+    /// The voice decoder's own sizes (`voices` only; `hidden` is its GRU state and
+    /// `bar_hidden` its conductor's embedding per bar, and the encoder uses the rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceArchitecture>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceArchitecture {
+    /// A pitch's embedding.
+    pub embed: usize,
+    /// How long a note has sounded, embedded.
+    pub age_embed: usize,
+    /// The step's position in its bar, embedded.
+    pub position_embed: usize,
+    /// Channels of the reader of given voices and bars.
+    pub context: usize,
+    /// Each voice's output layer.
+    pub head: usize,
 }
 
 /// How probabilities become notes.
@@ -232,6 +256,16 @@ impl ModelCard {
         if arch.chord_condition && self.preset != Preset::Midinet {
             return Err(field("architecture.chord_condition", "only the midinet preset takes a chord condition"));
         }
+        if (self.preset == Preset::Voices) != arch.voice.is_some() {
+            return Err(field("architecture.voice", "set for the voices preset, and only for it"));
+        }
+        if let Some(voice) = &arch.voice {
+            for (name, value) in [("embed", voice.embed), ("age_embed", voice.age_embed), ("position_embed", voice.position_embed), ("context", voice.context), ("head", voice.head)] {
+                if value == 0 || value > 8192 {
+                    return Err(field(format!("architecture.voice.{name}"), format!("{value} is not 1..=8192")));
+                }
+            }
+        }
         let decoding = &self.decoding;
         for (name, value) in [("onset_threshold", decoding.onset_threshold), ("sustain_threshold", decoding.sustain_threshold)] {
             if !(value > 0.0 && value < 1.0) {
@@ -312,6 +346,16 @@ impl fmt::Display for ModelCard {
     }
 }
 
+/// A small valid card of the voices preset.
+#[cfg(test)]
+pub(crate) fn test_voice_card() -> ModelCard {
+    let mut card = test_card();
+    card.preset = Preset::Voices;
+    card.decoding.monophonic = vec![true, true];
+    card.architecture.voice = Some(VoiceArchitecture { embed: 5, age_embed: 3, position_embed: 2, context: 4, head: 7 });
+    card
+}
+
 /// A small valid card, for tests here and in the modules that build networks from cards.
 #[cfg(test)]
 pub(crate) fn test_card() -> ModelCard {
@@ -330,7 +374,7 @@ pub(crate) fn test_card() -> ModelCard {
             tracks: vec![TrackSpec::new("Lead", 0), TrackSpec::new("Bass", 1)],
         },
         latent_size: 4,
-        architecture: Architecture { hidden: 8, bar_hidden: 6, channels: 3, patch: 4, track_latents: None, chord_condition: false },
+        architecture: Architecture { hidden: 8, bar_hidden: 6, channels: 3, patch: 4, track_latents: None, chord_condition: false, voice: None },
         decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0 },
         latent_center: vec![0.0; 4],
         macro_knobs: vec![MacroKnob { name: "Macro 1".into(), direction: vec![0.0, 1.0, 0.0, 0.0], spread: 2.0, variance_share: 0.5 }],
@@ -371,6 +415,7 @@ mod tests {
         assert!(refusal(|c| c.architecture.hidden = 0).contains("architecture.hidden"));
         assert!(refusal(|c| c.architecture.track_latents = Some(TrackLatents::Hybrid)).contains("track_latents"));
         assert!(refusal(|c| c.architecture.chord_condition = true).contains("chord_condition"));
+        assert!(refusal(|c| c.preset = Preset::Voices).contains("architecture.voice: set for the voices preset"));
         assert!(refusal(|c| c.decoding.onset_threshold = 1.0).contains("decoding.onset_threshold"));
         assert!(refusal(|c| c.decoding.monophonic.pop().map(drop).unwrap_or(())).contains("1 entries for 2 tracks"));
         assert!(refusal(|c| c.decoding.default_velocity = 0).contains("default_velocity"));

@@ -6,6 +6,9 @@ use super::rolls::{logits_to_roll, DecodeOptions};
 use super::midinet::{MidinetGenerator, CHORD_SIZE};
 use super::musegan::MuseganGenerator;
 use super::vae::{Decoder, Shape};
+use super::voices::network::{VoiceNetwork, VoiceShape};
+use super::voices::sampler::Sampling;
+use super::voices::{VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
 use crate::roll::Roll;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -45,6 +48,7 @@ enum Network {
     Phrase(Decoder),
     Musegan(MuseganGenerator),
     Midinet(MidinetGenerator),
+    Voices(VoiceDecoder),
 }
 
 pub struct Generator {
@@ -60,6 +64,10 @@ impl Generator {
         let mismatch = |e: candle_core::Error| ModelError::Mismatch(e.to_string());
         let vb = vb.pp("decoder");
         let network = match (card.preset, card.architecture.track_latents) {
+            (Preset::Voices, _) => {
+                let shape = VoiceShape::of(&card).ok_or_else(|| ModelError::Mismatch("a voices card without voice sizes".into()))?;
+                Network::Voices(VoiceDecoder::new(shape, vb).map_err(mismatch)?)
+            }
             (Preset::Musegan, Some(mode)) => Network::Musegan(MuseganGenerator::new(shape, mode, vb).map_err(mismatch)?),
             (Preset::Midinet, _) => {
                 let chords = if card.architecture.chord_condition { CHORD_SIZE } else { 0 };
@@ -118,12 +126,30 @@ impl Generator {
     }
 
     /// Logits with a chord per bar ([batch, bars, 13]) for a chord-conditioned MidiNet; other
-    /// presets have no chord input and ignore it.
+    /// presets have no chord input and ignore it. The voice decoder has no per-cell logits:
+    /// its choices depend on each other, so it only samples.
     pub fn logits_with_chords(&self, z: &Tensor, chords: Option<&Tensor>) -> candle_core::Result<Tensor> {
         match &self.network {
             Network::Phrase(decoder) => decoder.forward(z),
             Network::Musegan(generator) => generator.forward(z),
             Network::Midinet(generator) => generator.forward(z, chords),
+            Network::Voices(_) => Err(candle_core::Error::Msg("the voices preset has no per-cell logits; it samples choice by choice".into())),
+        }
+    }
+
+    /// The voice network, for the trainer (`voices` preset only).
+    pub fn voice_network(&self) -> Option<&VoiceNetwork> {
+        match &self.network {
+            Network::Voices(decoder) => Some(&decoder.network),
+            _ => None,
+        }
+    }
+
+    /// Makes sampling follow weights the trainer has changed in place.
+    pub fn refresh(&mut self) -> candle_core::Result<()> {
+        match &mut self.network {
+            Network::Voices(decoder) => decoder.refresh(),
+            _ => Ok(()),
         }
     }
 
@@ -139,8 +165,17 @@ impl Generator {
     /// One phrase per latent.
     pub fn generate(&self, latents: &[Vec<f32>], options: &DecodeOptions, rng: &mut impl Rng) -> candle_core::Result<Vec<Roll>> {
         let representation = Arc::new(self.card.representation.clone());
+        if let Network::Voices(decoder) = &self.network {
+            return decoder.phrases(&representation, latents, &[], voice_sampling(options), options.velocity, rng);
+        }
         Ok(self.phrase_logits(latents)?.iter().map(|phrase| logits_to_roll(&representation, phrase, options, rng)).collect())
     }
+}
+
+/// The voice decoder reads the decoding options' temperature and density (as a bias on new
+/// notes); thresholds are for models of independent cells.
+fn voice_sampling(options: &DecodeOptions) -> Sampling {
+    Sampling { temperature: options.temperature, new_note_bias: options.density * VOICE_DENSITY_LOGITS }
 }
 
 /// What to make: the same request gives the same notes, in the CLI and in the plugin.
@@ -169,8 +204,14 @@ impl Generator {
             options.temperature = temperature;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(request.seed);
-        let rolls = self.generate(&latents, &options, &mut rng)?;
-        let joined = Roll::concat(&rolls).expect("at least one phrase");
+        let joined = match &self.network {
+            // Voices carry on across phrases, as a player's line does.
+            Network::Voices(decoder) => {
+                let representation = Arc::new(self.card.representation.clone());
+                decoder.piece(&representation, &latents, &[], voice_sampling(&options), options.velocity, &mut rng)?
+            }
+            _ => Roll::concat(&self.generate(&latents, &options, &mut rng)?).expect("at least one phrase"),
+        };
         Ok(joined.slice(0..request.bars.max(1) * self.card.representation.steps_per_bar()))
     }
 }

@@ -12,8 +12,9 @@ pub mod midinet;
 pub mod musegan;
 pub mod rolls;
 pub mod vae;
+pub mod voices;
 
-pub use card::{Architecture, CardError, Decoding, MacroKnob, ModelCard, Preset, TrackLatents, TrainingInfo, SCHEMA_VERSION};
+pub use card::{Architecture, CardError, Decoding, MacroKnob, ModelCard, Preset, TrackLatents, TrainingInfo, VoiceArchitecture, SCHEMA_VERSION};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/default_model.rs"));

@@ -39,6 +39,9 @@ pub struct DecodeOptions {
     pub temperature: f32,
     pub monophonic: Vec<bool>,
     pub velocity: u8,
+    /// −1…1, as the density control asks: already in `onset_threshold` for models of
+    /// independent cells; the voice decoder reads it as a bias towards new notes.
+    pub density: f32,
 }
 
 impl DecodeOptions {
@@ -49,6 +52,7 @@ impl DecodeOptions {
             temperature: decoding.temperature,
             monophonic: decoding.monophonic.clone(),
             velocity: decoding.default_velocity,
+            density: 0.0,
         }
     }
 }
@@ -63,7 +67,8 @@ impl DecodeOptions {
     /// threshold, above 0 gives more notes).
     pub fn with_density(mut self, density: f32) -> DecodeOptions {
         let threshold = self.onset_threshold.clamp(1e-6, 1.0 - 1e-6);
-        self.onset_threshold = sigmoid(logit(threshold) - DENSITY_LOGITS * density.clamp(-1.0, 1.0));
+        self.density = density.clamp(-1.0, 1.0);
+        self.onset_threshold = sigmoid(logit(threshold) - DENSITY_LOGITS * self.density);
         self
     }
 }

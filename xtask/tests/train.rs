@@ -101,6 +101,52 @@ fn a_short_run_learns_and_writes_a_loadable_model() {
     assert_eq!(generator.card().decoding.monophonic, vec![true, true]);
 }
 
+/// The voice decoder's sizes for a tiny run.
+const TINY_VOICES: [&str; 12] = ["--preset", "voices", "--embed", "6", "--age-embed", "3", "--position-embed", "3", "--context", "8", "--head", "16"];
+
+#[test]
+fn the_voice_decoder_learns_and_writes_a_model_that_renders_voices() {
+    let (dir, data) = corpus_folder();
+    let out = dir.path().join("voices");
+    ok(&train(&data, &out, &[&TINY_VOICES[..], &["--epochs", "8", "--checkpoint-every", "40", "--lr", "0.003"]].concat()));
+    let losses = losses(&out);
+    let mean = |part: &[(u64, f64)]| part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64;
+    let (first, last) = (mean(&losses[..5]), mean(&losses[losses.len() - 5..]));
+    assert!(last < 0.5 * first, "loss fell only from {first} to {last}");
+    let generator = Generator::from_dir(&out).unwrap();
+    assert_eq!(generator.card().preset.to_string(), "voices");
+    assert_eq!(generator.card().macro_knobs.len(), 8, "knobs from the encoder's means");
+    let request = dreamroll::model::generator::RenderRequest { bars: 6, seed: 4, knobs: vec![1.0], variation: 0.3, temperature: None, density: 0.0 };
+    let roll = generator.render(&request).unwrap();
+    assert_eq!(roll.steps(), 6 * 16);
+    assert_eq!(roll, generator.render(&request).unwrap(), "the same request gives the same notes");
+    // Each voice sounds one pitch at a time.
+    for track in 0..roll.track_count() {
+        assert!((0..roll.steps()).all(|step| roll.sounding_at(track, step).iter().filter(|&&s| s).count() <= 1));
+    }
+    assert!(roll.notes().len() > 10, "it plays: {} notes", roll.notes().len());
+}
+
+#[test]
+fn a_voice_run_resumes_exactly_and_a_time_budget_ends_it_with_a_model() {
+    let (dir, data) = corpus_folder();
+    let (whole, halves) = (dir.path().join("whole"), dir.path().join("halves"));
+    let run = |out: &Path, steps: &str, extra: &[&str]| ok(&train(&data, out, &[&TINY_VOICES[..], &["--epochs", "5", "--max-steps", steps, "--checkpoint-every", "100"], extra].concat()));
+    run(&whole, "16", &[]);
+    run(&halves, "7", &[]);
+    run(&halves, "16", &["--resume"]);
+    let (a, b) = (checkpoint_tensors(&whole), checkpoint_tensors(&halves));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "tensor {name} differs after resuming");
+    }
+    let budget = dir.path().join("budget");
+    let output = train(&data, &budget, &[&TINY_VOICES[..], &["--epochs", "1000", "--time-budget", "0"]].concat());
+    ok(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("time budget is spent"));
+    assert!(Generator::from_dir(&budget).is_ok(), "the model is written when the budget is spent");
+}
+
 #[test]
 fn a_resumed_run_equals_an_uninterrupted_one() {
     let (dir, data) = corpus_folder();

@@ -8,7 +8,7 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use dreamroll::model::generator::{CARD_FILE, DECODER_FILE, ENCODER_FILE};
 use dreamroll::model::rolls::{logits_to_roll, rolls_to_tensor, DecodeOptions};
-use dreamroll::model::{Architecture, Decoding, MacroKnob, ModelCard, Preset, TrainingInfo, SCHEMA_VERSION};
+use dreamroll::model::{Architecture, Decoding, MacroKnob, ModelCard, Preset, TrainingInfo, VoiceArchitecture, SCHEMA_VERSION};
 use dreamroll::roll::{roll_to_midi, Roll};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -41,13 +41,22 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             patch: shape.patch,
             track_latents: (config.preset == Preset::Musegan).then(|| shape.track_latents()).transpose()?,
             chord_condition: shape.chord_condition,
+            voice: (config.preset == Preset::Voices).then(|| VoiceArchitecture {
+                embed: shape.embed,
+                age_embed: shape.age_embed,
+                position_embed: shape.position_embed,
+                context: shape.context,
+                head: shape.head,
+            }),
         },
         decoding: Decoding {
             onset_threshold: 0.5,
             sustain_threshold: 0.5,
             monophonic: data.monophonic.clone(),
             default_velocity: 90,
-            temperature: 0.0,
+            // The voice decoder's choices are drawn from what it learned; the others start
+            // from threshold decoding and are calibrated at the end.
+            temperature: if config.preset == Preset::Voices { 1.0 } else { 0.0 },
         },
         latent_center: vec![0.0; shape.latent],
         macro_knobs: Vec::new(),
@@ -202,6 +211,12 @@ pub fn principal_directions(codes: &[Vec<f32>], count: usize) -> (Vec<f32>, Vec<
 /// density, then sounding time, then pitch variety), with the decoding settings found.
 fn sample_phrases(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, count: usize) -> anyhow::Result<(Vec<Roll>, DecodeOptions)> {
     let latents = prior_latents(256.max(count), card.latent_size, 1_000_000);
+    if card.preset == Preset::Voices {
+        // Choices drawn from the learned distribution need no thresholds to calibrate.
+        let options = DecodeOptions::from_card(&card.decoding);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        return Ok((objective.generator().generate(&latents[..count], &options, &mut rng)?, options));
+    }
     let logits = objective.generator().phrase_logits(&latents)?;
     let mut options = DecodeOptions::from_card(&card.decoding);
     options.onset_threshold = calibrate_onset_threshold(card, &logits, &data.onset_rate);

@@ -13,6 +13,7 @@ mod export;
 mod objective;
 pub mod plot;
 mod seeded;
+mod voices;
 
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
@@ -42,7 +43,7 @@ pub enum DeviceChoice {
 
 #[derive(Args, Clone)]
 pub struct TrainArgs {
-    /// Model family: vae, musegan, midinet or cnn-lstm.
+    /// Model family: voices, vae, musegan, midinet or cnn-lstm.
     #[arg(long, default_value = "vae")]
     pub preset: Preset,
     /// Folder of MIDI files to learn from (searched recursively).
@@ -70,6 +71,10 @@ pub struct TrainArgs {
     pub max_steps: Option<u64>,
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: u64,
+    /// Train for at most this many minutes in all (resumed time counts), then write the
+    /// model as if the epochs were done: "an hour of training" on any machine.
+    #[arg(long)]
+    pub time_budget: Option<f64>,
     #[command(flatten)]
     pub shape: ShapeArgs,
 }
@@ -109,6 +114,26 @@ pub struct ShapeArgs {
     /// VAE: nats per latent dimension below which KL is not penalised (free bits).
     #[arg(long, default_value_t = 0.1)]
     pub free_bits: f64,
+    /// voices: a pitch's embedding.
+    #[arg(long, default_value_t = 24)]
+    #[serde(default = "defaults::embed")]
+    pub embed: usize,
+    /// voices: the embedding of how long a note has sounded.
+    #[arg(long, default_value_t = 8)]
+    #[serde(default = "defaults::age_embed")]
+    pub age_embed: usize,
+    /// voices: the embedding of a step's place in its bar.
+    #[arg(long, default_value_t = 8)]
+    #[serde(default = "defaults::position_embed")]
+    pub position_embed: usize,
+    /// voices: channels of the reader of given voices and bars.
+    #[arg(long, default_value_t = 64)]
+    #[serde(default = "defaults::context")]
+    pub context: usize,
+    /// voices: each voice's output layer.
+    #[arg(long, default_value_t = 128)]
+    #[serde(default = "defaults::head")]
+    pub head: usize,
     /// MuseGAN: how tracks share the latent.
     #[arg(long, default_value = "hybrid")]
     pub track_latents: String,
@@ -127,6 +152,25 @@ pub struct ShapeArgs {
     /// What the data is and under which terms it may be used, for the model card.
     #[arg(long, default_value = "")]
     pub data_terms: String,
+}
+
+/// What checkpoints written before the voices preset existed read as its sizes.
+mod defaults {
+    pub fn embed() -> usize {
+        24
+    }
+    pub fn age_embed() -> usize {
+        8
+    }
+    pub fn position_embed() -> usize {
+        8
+    }
+    pub fn context() -> usize {
+        64
+    }
+    pub fn head() -> usize {
+        128
+    }
 }
 
 impl ShapeArgs {
@@ -192,7 +236,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         if checkpoint_path.exists() {
             bail!("{} already holds a run; pass --resume to continue it, or choose another --out", args.out.display());
         }
-        let lr = args.lr.unwrap_or(if args.preset == Preset::Vae { 1e-3 } else { 1e-4 });
+        let lr = args.lr.unwrap_or(if matches!(args.preset, Preset::Vae | Preset::Voices) { 1e-3 } else { 1e-4 });
         (RunConfig { preset: args.preset, data: args.data.clone(), epochs: args.epochs, batch: args.batch, lr, seed: args.seed, shape: args.shape.clone() }, None)
     };
     if config.preset != Preset::Vae {
@@ -310,11 +354,15 @@ impl Run<'_> {
                     stop = Stop::Interrupted;
                     break 'epochs;
                 }
+                if self.args.time_budget.is_some_and(|minutes| state.elapsed_seconds >= 60.0 * minutes) {
+                    println!("the time budget is spent after {} steps ({:.0} s)", state.step, state.elapsed_seconds);
+                    break 'epochs;
+                }
                 let chosen = &order[state.batch_in_epoch * self.config.batch..((state.batch_in_epoch + 1) * self.config.batch).min(order.len())];
                 let phrases: Vec<Roll> =
                     chosen.iter().map(|&i| augment(&self.data.train[i as usize], self.config.shape.transpose, rng)).collect();
                 let batch = rolls_to_tensor(&phrases.iter().collect::<Vec<_>>(), &self.device)?;
-                let losses = objective.train_step(&batch, state.step, rng)?;
+                let losses = objective.train_step(&batch, &phrases, state.step, rng)?;
                 if losses.iter().any(|v| !v.is_finite()) {
                     progress.abandon();
                     bail!("the loss became {} at step {}; training stopped, and {}", losses[0], state.step + 1, self.what_is_kept());
@@ -381,7 +429,7 @@ impl Run<'_> {
         let mut count = 0usize;
         for chunk in self.data.validation.chunks(self.config.batch.max(1)) {
             let batch = rolls_to_tensor(&chunk.iter().collect::<Vec<_>>(), &self.device)?;
-            for (sum, value) in sums.iter_mut().zip(objective.validation_losses(&batch)?) {
+            for (sum, value) in sums.iter_mut().zip(objective.validation_losses(&batch, chunk)?) {
                 *sum += value * chunk.len() as f64;
             }
             count += chunk.len();

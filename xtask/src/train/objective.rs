@@ -13,6 +13,7 @@ use super::seeded::SeededVarMap;
 use dreamroll::model::latent::noise;
 use dreamroll::model::vae::{bce_with_logits, kl_per_dimension, reparameterise, Encoder, Shape};
 use dreamroll::model::{ModelCard, Preset};
+use dreamroll::roll::Roll;
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -20,8 +21,9 @@ use std::collections::HashMap;
 pub trait Objective {
     /// Names of the numbers `train_step` returns; the first is the one minimised.
     fn loss_names(&self) -> Vec<&'static str>;
-    fn train_step(&mut self, batch: &Tensor, step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>>;
-    fn validation_losses(&self, batch: &Tensor) -> anyhow::Result<Vec<f64>>;
+    /// `batch` is `phrases` as the roll tensor the encoders and critics read.
+    fn train_step(&mut self, batch: &Tensor, phrases: &[Roll], step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>>;
+    fn validation_losses(&self, batch: &Tensor, phrases: &[Roll]) -> anyhow::Result<Vec<f64>>;
     /// Weights and optimiser state, for a checkpoint.
     fn tensors(&self) -> Vec<(String, Tensor)>;
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()>;
@@ -36,10 +38,11 @@ pub fn build(config: &RunConfig, card: &ModelCard, device: &Device) -> anyhow::R
     match config.preset {
         Preset::Vae => Ok(Box::new(Vae::new(config, card, device)?)),
         Preset::Musegan | Preset::Midinet | Preset::CnnLstm => Ok(Box::new(Gan::new(config, card, device)?)),
+        Preset::Voices => Ok(Box::new(super::voices::Voices::new(config, card, device)?)),
     }
 }
 
-fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
+pub fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
     named_vars_under(varmap, "")
 }
 
@@ -51,18 +54,18 @@ fn named_vars_under(varmap: &VarMap, prefix: &str) -> Vec<(String, candle_core::
 }
 
 /// A builder of fresh weights drawn from the run's seed, into `varmap`.
-fn seeded_builder<'a>(varmap: &VarMap, seed: u64, device: &Device) -> VarBuilder<'a> {
+pub fn seeded_builder<'a>(varmap: &VarMap, seed: u64, device: &Device) -> VarBuilder<'a> {
     VarBuilder::from_backend(Box::new(SeededVarMap { varmap: varmap.clone(), seed }), DType::F32, device.clone())
 }
 
-fn restore_vars(varmap: &VarMap, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
+pub fn restore_vars(varmap: &VarMap, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
     for (name, var) in named_vars(varmap) {
         var.set(tensors.get(&name).with_context(|| format!("checkpoint lacks weight `{name}`"))?)?;
     }
     Ok(())
 }
 
-fn scalar(t: &Tensor) -> anyhow::Result<f64> {
+pub fn scalar(t: &Tensor) -> anyhow::Result<f64> {
     Ok(f64::from(t.to_dtype(DType::F32)?.to_scalar::<f32>()?))
 }
 
@@ -119,7 +122,7 @@ impl Objective for Vae {
         vec!["loss", "reconstruction", "kl"]
     }
 
-    fn train_step(&mut self, batch: &Tensor, step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>> {
+    fn train_step(&mut self, batch: &Tensor, _phrases: &[Roll], step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>> {
         let eps = gaussian(rng, batch.dim(0)?, self.latent, batch.device())?;
         let beta = self.beta * (step as f64 / self.warmup.max(1) as f64).min(1.0);
         let (loss, reconstruction, kl) = self.losses(batch, &eps, beta)?;
@@ -130,7 +133,7 @@ impl Objective for Vae {
         Ok(values)
     }
 
-    fn validation_losses(&self, batch: &Tensor) -> anyhow::Result<Vec<f64>> {
+    fn validation_losses(&self, batch: &Tensor, _phrases: &[Roll]) -> anyhow::Result<Vec<f64>> {
         let eps = Tensor::zeros((batch.dim(0)?, self.latent), DType::F32, batch.device())?;
         let (loss, reconstruction, kl) = self.losses(batch, &eps, self.beta)?;
         Ok(vec![scalar(&loss)?, scalar(&reconstruction)?, scalar(&kl)?])
@@ -247,7 +250,7 @@ impl Objective for Gan {
         vec!["critic", "wasserstein", "gradient_penalty", "generator"]
     }
 
-    fn train_step(&mut self, real: &Tensor, step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>> {
+    fn train_step(&mut self, real: &Tensor, _phrases: &[Roll], step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>> {
         let batch = real.dim(0)?;
         let chords = self.chords(real, rng)?;
         let z = gaussian(rng, batch, self.latent, real.device())?;
@@ -271,7 +274,7 @@ impl Objective for Gan {
         Ok(vec![values[0], values[1], values[2], self.last_generator_loss])
     }
 
-    fn validation_losses(&self, real: &Tensor) -> anyhow::Result<Vec<f64>> {
+    fn validation_losses(&self, real: &Tensor, _phrases: &[Roll]) -> anyhow::Result<Vec<f64>> {
         let batch = real.dim(0)?;
         let z = Tensor::from_vec(noise(7, batch * self.latent), (batch, self.latent), real.device())?;
         let real_score = scalar(&self.critic.forward(real)?.mean_all()?)?;

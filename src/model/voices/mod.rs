@@ -1,0 +1,103 @@
+//! The voice decoder (`voices` preset): each voice, at each step, makes one categorical
+//! choice — rest, hold, or a new note at one pitch — seeing the steps before it and the
+//! voices above it in the same step, under a latent conductor (MusicVAE's hierarchical
+//! decoder, with DeepBach's per-voice choices). Unlike a roll of independent cells, a voice
+//! can only sound one pitch, holding is a decision, and a step's voices are chosen together,
+//! so the lines move by step, hold instead of re-striking, and avoid parallels the way the
+//! music it learned does.
+//!
+//! It can also complete what it is given: any voices or steps the caller fixes are read by a
+//! context reader that looks both ways in time, and kept, while the rest is written around
+//! them (harmonising a melody, continuing a clip). The trainer teaches that by hiding random
+//! voices and spans of each training phrase.
+
+pub mod network;
+pub mod sampler;
+pub mod tokens;
+
+use super::card::ModelCard;
+use crate::roll::{Representation, Roll};
+use std::sync::Arc;
+use candle_core::Result;
+use candle_nn::VarBuilder;
+use network::{VoiceNetwork, VoiceShape};
+use rand::Rng;
+use sampler::{Given, Sampling, VoiceSampler};
+use tokens::{tokens_to_roll, VoiceState};
+
+/// How far the density control moves new-note scores at its ends, in logits.
+pub const DENSITY_LOGITS: f32 = 1.5;
+
+impl VoiceShape {
+    /// The voice network's sizes for a card; `None` for a card of another preset.
+    pub fn of(card: &ModelCard) -> Option<VoiceShape> {
+        let voice = card.architecture.voice.as_ref()?;
+        let r = &card.representation;
+        Some(VoiceShape {
+            voices: r.track_count(),
+            bars: usize::from(r.bars_per_phrase),
+            steps_per_bar: r.steps_per_bar(),
+            pitches: r.pitch_count(),
+            latent: card.latent_size,
+            hidden: card.architecture.hidden,
+            conductor: card.architecture.bar_hidden,
+            embed: voice.embed,
+            age_embed: voice.age_embed,
+            position_embed: voice.position_embed,
+            context: voice.context,
+            head: voice.head,
+        })
+    }
+}
+
+/// The network and its step-by-step sampler, built once when a model loads.
+pub struct VoiceDecoder {
+    pub network: VoiceNetwork,
+    sampler: VoiceSampler,
+}
+
+impl VoiceDecoder {
+    pub fn new(shape: VoiceShape, vb: VarBuilder) -> Result<VoiceDecoder> {
+        let network = VoiceNetwork::new(shape, vb)?;
+        let sampler = VoiceSampler::new(&network)?;
+        Ok(VoiceDecoder { network, sampler })
+    }
+
+    /// The sampler reads tabulated weights: after the trainer changes them, tabulate again.
+    pub fn refresh(&mut self) -> Result<()> {
+        self.sampler = VoiceSampler::new(&self.network)?;
+        Ok(())
+    }
+
+    /// One phrase per latent, each from silence. `given[phrase]` fixes choices in that
+    /// phrase (see [`VoiceSampler::phrase`]).
+    pub fn phrases(&self, representation: &Arc<Representation>, latents: &[Vec<f32>], given: &[&Given], sampling: Sampling, velocity: u8, rng: &mut impl Rng) -> Result<Vec<Roll>> {
+        latents
+            .iter()
+            .enumerate()
+            .map(|(index, z)| {
+                let tokens = self.tokens(z, given.get(index).copied().unwrap_or(&[]), &mut self.silence(), sampling, rng)?;
+                Ok(tokens_to_roll(representation, &tokens, velocity))
+            })
+            .collect()
+    }
+
+    /// The phrases of `latents` one after another as one piece, each continuing the voices
+    /// where the one before left them (a note may be held across the join).
+    pub fn piece(&self, representation: &Arc<Representation>, latents: &[Vec<f32>], given: &[&Given], sampling: Sampling, velocity: u8, rng: &mut impl Rng) -> Result<Roll> {
+        let mut states = self.silence();
+        let mut tokens = Vec::new();
+        for (index, z) in latents.iter().enumerate() {
+            tokens.extend(self.tokens(z, given.get(index).copied().unwrap_or(&[]), &mut states, sampling, rng)?);
+        }
+        Ok(tokens_to_roll(representation, &tokens, velocity))
+    }
+
+    fn silence(&self) -> Vec<VoiceState> {
+        vec![VoiceState::SILENT; self.network.shape.voices]
+    }
+
+    fn tokens(&self, z: &[f32], given: &Given, states: &mut [VoiceState], sampling: Sampling, rng: &mut impl Rng) -> Result<Vec<Vec<u32>>> {
+        self.sampler.phrase(&self.network, z, given, states, sampling, rng, None)
+    }
+}

@@ -1,0 +1,313 @@
+//! The voice decoder's network, as the trainer runs it: every step of every voice scored at
+//! once under teacher forcing. The sampler in [`super::sampler`] runs the same weights one
+//! step at a time.
+//!
+//! A phrase latent goes through a *conductor* to one embedding per bar (MusicVAE's
+//! hierarchy). Each bar is then written step by step by a GRU that starts afresh from its
+//! bar's embedding — so what a bar plays has to come from the latent, which keeps the knobs
+//! meaningful — and reads the voices' state at the step before (pitch and how long it has
+//! sounded), the position in the bar, the bar's embedding, and a *context*: a
+//! non-causal reading of whatever the caller gives (voices or bars to keep). At each step the
+//! voices choose in turn, top voice first, each seeing the choices of the voices above it, so
+//! a chord is built the way a part-writer builds one.
+
+use super::tokens::classes;
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
+
+/// Dilations of the context reader's layers: together they see 31 steps around each step,
+/// about two bars at four steps per beat.
+pub const CONTEXT_DILATIONS: [usize; 4] = [1, 2, 4, 8];
+
+/// Sizes read off a card.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VoiceShape {
+    pub voices: usize,
+    pub bars: usize,
+    pub steps_per_bar: usize,
+    pub pitches: usize,
+    pub latent: usize,
+    /// The GRU's state.
+    pub hidden: usize,
+    /// One bar's embedding from the conductor.
+    pub conductor: usize,
+    /// A pitch's embedding.
+    pub embed: usize,
+    /// A note age's embedding.
+    pub age_embed: usize,
+    pub position_embed: usize,
+    pub context: usize,
+    /// Each voice's output layer.
+    pub head: usize,
+}
+
+impl VoiceShape {
+    pub fn steps(&self) -> usize {
+        self.bars * self.steps_per_bar
+    }
+
+    /// Ages are clipped at a bar: longer notes all read alike.
+    pub fn max_age(&self) -> u32 {
+        self.steps_per_bar as u32
+    }
+
+    pub fn classes(&self) -> usize {
+        classes(self.pitches)
+    }
+
+    /// What the network reads of one voice at one step.
+    pub fn voice_features(&self) -> usize {
+        self.embed + self.age_embed
+    }
+
+    /// The GRU's input: every voice's state, the position, the bar's embedding, the context.
+    pub fn step_input(&self) -> usize {
+        self.voices * self.voice_features() + self.position_embed + self.conductor + self.context
+    }
+}
+
+/// A batch of phrases as the network reads them; every tensor is u32 [batch, steps, voices]
+/// but `given`, f32.
+pub struct VoiceBatch {
+    /// Each voice's state after each step (sounding row + 1, or 0; and age).
+    pub sounding: Tensor,
+    pub age: Tensor,
+    /// 1 where the caller gives the voice's choice at that step (it is not to be generated).
+    pub given: Tensor,
+}
+
+/// Latent -> one embedding per bar.
+pub struct Conductor {
+    first: Linear,
+    bars: Linear,
+    shape: VoiceShape,
+}
+
+impl Conductor {
+    fn new(shape: VoiceShape, vb: VarBuilder) -> Result<Conductor> {
+        Ok(Conductor {
+            first: linear(shape.latent, shape.hidden, vb.pp("first"))?,
+            bars: linear(shape.hidden, shape.bars * shape.conductor, vb.pp("bars"))?,
+            shape,
+        })
+    }
+
+    /// [batch, latent] -> [batch, bars, conductor]
+    pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
+        let batch = z.dim(0)?;
+        self.bars.forward(&self.first.forward(z)?.relu()?)?.tanh()?.reshape((batch, self.shape.bars, self.shape.conductor))
+    }
+}
+
+/// Reads what is given, looking both ways in time: [batch, steps, context].
+pub struct ContextReader {
+    input: Linear,
+    layers: Vec<Linear>,
+}
+
+impl ContextReader {
+    fn new(shape: VoiceShape, vb: VarBuilder) -> Result<ContextReader> {
+        let input = linear(shape.voices * (shape.voice_features() + 1), shape.context, vb.pp("input"))?;
+        let layers = (0..CONTEXT_DILATIONS.len()).map(|i| linear(3 * shape.context, shape.context, vb.pp(format!("layer{i}")))).collect::<Result<_>>()?;
+        Ok(ContextReader { input, layers })
+    }
+
+    /// `features`: [batch, steps, voices, voice features] of the given states (zeros where
+    /// nothing is given); `given`: [batch, steps, voices].
+    pub fn forward(&self, features: &Tensor, given: &Tensor) -> Result<Tensor> {
+        let (batch, steps, voices, _) = features.dims4()?;
+        let masked = features.broadcast_mul(&given.unsqueeze(D::Minus1)?)?;
+        let input = Tensor::cat(&[masked, given.unsqueeze(D::Minus1)?], D::Minus1)?.reshape((batch, steps, ()))?;
+        let mut x = self.input.forward(&input)?.relu()?;
+        debug_assert_eq!(voices, given.dim(2)?);
+        for (layer, &dilation) in self.layers.iter().zip(&CONTEXT_DILATIONS) {
+            // A dilated convolution of width 3 as one matrix product over the step before,
+            // the step, and the step after (zeros past the edges).
+            let windows = Tensor::cat(&[shift(&x, dilation as isize)?, x.clone(), shift(&x, -(dilation as isize))?], D::Minus1)?;
+            x = (&x + layer.forward(&windows)?.relu()?)?;
+        }
+        Ok(x)
+    }
+}
+
+/// `x` [batch, steps, channels] moved `by` steps later in time (earlier for negative), with
+/// zeros where nothing moves in.
+fn shift(x: &Tensor, by: isize) -> Result<Tensor> {
+    let (batch, steps, channels) = x.dims3()?;
+    let by_abs = by.unsigned_abs().min(steps);
+    if by_abs == 0 {
+        return Ok(x.clone());
+    }
+    let zeros = Tensor::zeros((batch, by_abs, channels), x.dtype(), x.device())?;
+    let kept = steps - by_abs;
+    if by > 0 {
+        Tensor::cat(&[zeros, x.narrow(1, 0, kept)?], 1)
+    } else {
+        Tensor::cat(&[x.narrow(1, by_abs, kept)?, zeros], 1)
+    }
+}
+
+/// PyTorch's GRU cell, weights named as PyTorch names them, so that a twin can load them.
+pub struct GruWeights {
+    pub weight_ih: Tensor,
+    pub weight_hh: Tensor,
+    pub bias_ih: Tensor,
+    pub bias_hh: Tensor,
+}
+
+impl GruWeights {
+    fn new(input: usize, hidden: usize, vb: VarBuilder) -> Result<GruWeights> {
+        let bound = 1.0 / (hidden as f64).sqrt();
+        let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
+        Ok(GruWeights {
+            weight_ih: vb.get_with_hints((3 * hidden, input), "weight_ih_l0", init)?,
+            weight_hh: vb.get_with_hints((3 * hidden, hidden), "weight_hh_l0", init)?,
+            bias_ih: vb.get_with_hints(3 * hidden, "bias_ih_l0", init)?,
+            bias_hh: vb.get_with_hints(3 * hidden, "bias_hh_l0", init)?,
+        })
+    }
+
+    /// One step from the input's projection `gates_in` [rows, 3H] (W_ih x + b_ih) and the state.
+    pub fn step(&self, gates_in: &Tensor, state: &Tensor) -> Result<Tensor> {
+        let hidden = state.dim(1)?;
+        let gates_state = state.matmul(&self.weight_hh.t()?)?.broadcast_add(&self.bias_hh)?;
+        let reset = candle_nn::ops::sigmoid(&(gates_in.narrow(1, 0, hidden)? + gates_state.narrow(1, 0, hidden)?)?)?;
+        let update = candle_nn::ops::sigmoid(&(gates_in.narrow(1, hidden, hidden)? + gates_state.narrow(1, hidden, hidden)?)?)?;
+        let candidate = (gates_in.narrow(1, 2 * hidden, hidden)? + reset.mul(&gates_state.narrow(1, 2 * hidden, hidden)?)?)?.tanh()?;
+        // (1 - u) n + u h, written as n + u (h - n).
+        &candidate + update.mul(&(state - &candidate)?)?
+    }
+}
+
+/// One voice's choice from the step's state and the choices of the voices above it.
+pub struct VoiceHead {
+    pub hidden: Linear,
+    pub out: Linear,
+}
+
+pub struct VoiceNetwork {
+    pub shape: VoiceShape,
+    pub conductor: Conductor,
+    pub context: ContextReader,
+    pub pitch: Embedding,
+    pub age: Embedding,
+    pub position: Embedding,
+    pub gru: GruWeights,
+    pub initial: Linear,
+    pub heads: Vec<VoiceHead>,
+}
+
+impl VoiceNetwork {
+    pub fn new(shape: VoiceShape, vb: VarBuilder) -> Result<VoiceNetwork> {
+        let features = shape.voice_features();
+        let heads = (0..shape.voices)
+            .map(|v| {
+                let vb = vb.pp(format!("head{v}"));
+                Ok(VoiceHead { hidden: linear(shape.hidden + v * features, shape.head, vb.pp("hidden"))?, out: linear(shape.head, shape.classes(), vb.pp("out"))? })
+            })
+            .collect::<Result<_>>()?;
+        Ok(VoiceNetwork {
+            shape,
+            conductor: Conductor::new(shape, vb.pp("conductor"))?,
+            context: ContextReader::new(shape, vb.pp("context"))?,
+            pitch: embedding(shape.pitches + 1, shape.embed, vb.pp("pitch"))?,
+            age: embedding(shape.max_age() as usize + 1, shape.age_embed, vb.pp("age"))?,
+            position: embedding(shape.steps_per_bar, shape.position_embed, vb.pp("position"))?,
+            gru: GruWeights::new(shape.step_input(), shape.hidden, vb.pp("gru"))?,
+            initial: linear(shape.conductor, shape.hidden, vb.pp("initial"))?,
+            heads,
+        })
+    }
+
+    /// [batch, steps, voices] of states -> [batch, steps, voices, voice features]
+    pub fn features(&self, sounding: &Tensor, age: &Tensor) -> Result<Tensor> {
+        Tensor::cat(&[self.pitch.forward(sounding)?, self.age.forward(age)?], D::Minus1)
+    }
+
+    /// Each bar's starting GRU state: [rows, conductor] -> [rows, hidden].
+    pub fn initial_state(&self, bar_embeddings: &Tensor) -> Result<Tensor> {
+        self.initial.forward(bar_embeddings)?.tanh()
+    }
+
+    /// Per step, what the GRU reads besides the voices' states: the position's embedding, the
+    /// bar's embedding and the context, as [batch, steps, position + conductor + context].
+    pub fn step_conditions(&self, bar_embeddings: &Tensor, context: &Tensor) -> Result<Tensor> {
+        let s = self.shape;
+        let batch = bar_embeddings.dim(0)?;
+        let positions = Tensor::arange(0u32, s.steps_per_bar as u32, bar_embeddings.device())?;
+        let position = self.position.forward(&positions)?.unsqueeze(0)?.repeat((batch, s.bars, 1))?;
+        let per_step = bar_embeddings.unsqueeze(2)?.repeat((1, 1, s.steps_per_bar, 1))?.reshape((batch, s.steps(), s.conductor))?;
+        Tensor::cat(&[position, per_step, context.clone()], D::Minus1)
+    }
+
+    /// Scores of every choice of every voice at every step, each given the true choices
+    /// before it (teacher forcing): [batch, steps, voices, classes]. Hold is not yet masked.
+    pub fn forward(&self, z: &Tensor, batch: &VoiceBatch) -> Result<Tensor> {
+        let s = self.shape;
+        let items = z.dim(0)?;
+        let current = self.features(&batch.sounding, &batch.age)?;
+        let context = self.context.forward(&current, &batch.given)?;
+        let bar_embeddings = self.conductor.forward(z)?;
+        // The states before each step: silence before the first.
+        let silent = Tensor::zeros((items, 1, s.voices), DType::U32, z.device())?;
+        let silence = self.features(&silent, &silent)?;
+        let before = Tensor::cat(&[silence, current.narrow(1, 0, s.steps() - 1)?], 1)?.reshape((items, s.steps(), ()))?;
+        let inputs = Tensor::cat(&[before, self.step_conditions(&bar_embeddings, &context)?], D::Minus1)?;
+        // Bars are written independently given their embeddings and the step before, so the
+        // recurrence runs over one bar's steps with every bar of the batch side by side.
+        let rows = items * s.bars;
+        let gates_in = inputs.reshape((rows * s.steps_per_bar, s.step_input()))?.matmul(&self.gru.weight_ih.t()?)?.broadcast_add(&self.gru.bias_ih)?;
+        let gates_in = gates_in.reshape((rows, s.steps_per_bar, 3 * s.hidden))?;
+        let mut state = self.initial_state(&bar_embeddings.reshape((rows, s.conductor))?)?;
+        let mut states = Vec::with_capacity(s.steps_per_bar);
+        for step in 0..s.steps_per_bar {
+            state = self.gru.step(&gates_in.narrow(1, step, 1)?.squeeze(1)?, &state)?;
+            states.push(state.clone());
+        }
+        let states = Tensor::stack(&states, 1)?.reshape((items, s.steps(), s.hidden))?;
+        let mut scores = Vec::with_capacity(s.voices);
+        for (v, head) in self.heads.iter().enumerate() {
+            let input = if v == 0 { states.clone() } else { Tensor::cat(&[states.clone(), current.narrow(2, 0, v)?.reshape((items, s.steps(), ()))?], D::Minus1)? };
+            scores.push(head.out.forward(&head.hidden.forward(&input)?.relu()?)?);
+        }
+        Tensor::stack(&scores, 2)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use candle_core::Device;
+    use candle_nn::VarMap;
+
+    pub fn small_shape() -> VoiceShape {
+        VoiceShape { voices: 2, bars: 2, steps_per_bar: 4, pitches: 5, latent: 3, hidden: 6, conductor: 4, embed: 3, age_embed: 2, position_embed: 2, context: 4, head: 5 }
+    }
+
+    #[test]
+    fn a_choice_depends_on_the_past_and_on_the_voices_above_but_not_on_itself_or_later() {
+        let varmap = VarMap::new();
+        let shape = small_shape();
+        let network = VoiceNetwork::new(shape, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        let z = Tensor::new(&[[0.3f32, -1.0, 0.5]], &Device::Cpu).unwrap();
+        let scores = |sounding: &[u32]| {
+            let ages: Vec<u32> = sounding.iter().map(|&s| u32::from(s > 0)).collect();
+            let batch = VoiceBatch {
+                sounding: Tensor::from_vec(sounding.to_vec(), (1, 8, 2), &Device::Cpu).unwrap(),
+                age: Tensor::from_vec(ages, (1, 8, 2), &Device::Cpu).unwrap(),
+                given: Tensor::zeros((1, 8, 2), DType::F32, &Device::Cpu).unwrap(),
+            };
+            network.forward(&z, &batch).unwrap().squeeze(0).unwrap().to_vec3::<f32>().unwrap()
+        };
+        let base = vec![1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1];
+        let before = scores(&base);
+        // Change the top voice at step 5 (index 10): step 5's top voice does not see it...
+        let mut changed = base.clone();
+        changed[10] = 0;
+        let after = scores(&changed);
+        assert_eq!(before[5][0], after[5][0], "a voice's own choice is not an input to its score");
+        assert_ne!(before[5][1], after[5][1], "the voice below sees the choice above it");
+        assert_ne!(before[6][0], after[6][0], "the next step sees it");
+        assert!((0..5).all(|step| before[step] == after[step]), "earlier steps do not see the future");
+    }
+}

@@ -1,0 +1,350 @@
+//! Writing phrases with the voice network, one step and one voice at a time.
+//!
+//! Sampling is sequential by nature — each choice sees the ones before it — so running it as
+//! a graph of small tensor operations would spend its time dispatching them. Everything the
+//! network computes from the choices is a sum of embedding products, so those are tabulated
+//! once when the model loads; what is left per step is the GRU's recurrent product and the
+//! voices' heads, done here in plain loops over the same weights. The per-phrase parts (the
+//! conductor, the context, the GRU's other inputs) run on the tensors of
+//! [`super::network`], so both paths share every weight; a test holds them equal.
+
+use super::network::{VoiceBatch, VoiceNetwork, VoiceShape};
+use super::tokens::{VoiceState, HOLD, NEW_NOTE};
+use candle_core::{DType, Device, Result, Tensor};
+use rand::Rng;
+
+/// A matrix [rows, columns], row-major.
+#[derive(Clone, Debug)]
+struct Matrix {
+    columns: usize,
+    values: Vec<f32>,
+}
+
+impl Matrix {
+    fn from_tensor(tensor: &Tensor) -> Result<Matrix> {
+        let (_, columns) = tensor.dims2()?;
+        Ok(Matrix { columns, values: tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1()? })
+    }
+
+    fn row(&self, row: usize) -> &[f32] {
+        &self.values[row * self.columns..(row + 1) * self.columns]
+    }
+
+    /// `out += self · x`.
+    fn multiply_add(&self, x: &[f32], out: &mut [f32]) {
+        for (row, value) in out.iter_mut().enumerate() {
+            *value += dot(self.row(row), x);
+        }
+    }
+}
+
+/// A dot product in eight lanes, which the compiler turns into vector instructions.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..8 {
+            lanes[lane] += x[lane] * y[lane];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+fn add(out: &mut [f32], x: &[f32]) {
+    out.iter_mut().zip(x).for_each(|(o, v)| *o += v);
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// A linear layer's contribution from one input block (an embedding) for every value the
+/// block can take: `W[:, block] · E[value]`, as rows of a matrix.
+fn tabulate(weight: &Tensor, first_column: usize, embedding: &Tensor) -> Result<Matrix> {
+    let width = embedding.dim(1)?;
+    Matrix::from_tensor(&embedding.matmul(&weight.narrow(1, first_column, width)?.t()?)?)
+}
+
+struct HeadTables {
+    /// [head, hidden] part of the hidden layer, applied to the GRU state.
+    from_state: Matrix,
+    bias: Vec<f32>,
+    /// For each voice above: contributions of its pitch and its age.
+    above: Vec<(Matrix, Matrix)>,
+    out: Matrix,
+    out_bias: Vec<f32>,
+}
+
+/// How choices are drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling {
+    /// 0 takes the likeliest choice; 1 draws from the model's distribution.
+    pub temperature: f32,
+    /// Added to every new-note score (in logits): more or fewer notes.
+    pub new_note_bias: f32,
+}
+
+pub struct VoiceSampler {
+    shape: VoiceShape,
+    /// Per voice: the GRU input's contributions of its pitch and its age.
+    input_pitch: Vec<Matrix>,
+    input_age: Vec<Matrix>,
+    weight_hh: Matrix,
+    bias_hh: Vec<f32>,
+    heads: Vec<HeadTables>,
+}
+
+/// The voices' states and the given choices, as the network reads a phrase.
+pub type Given = [Vec<Option<u32>>];
+
+impl VoiceSampler {
+    pub fn new(network: &VoiceNetwork) -> Result<VoiceSampler> {
+        let s = network.shape;
+        let features = s.voice_features();
+        let (pitch, age) = (network.pitch.embeddings(), network.age.embeddings());
+        let mut input_pitch = Vec::with_capacity(s.voices);
+        let mut input_age = Vec::with_capacity(s.voices);
+        for v in 0..s.voices {
+            input_pitch.push(tabulate(&network.gru.weight_ih, v * features, pitch)?);
+            input_age.push(tabulate(&network.gru.weight_ih, v * features + s.embed, age)?);
+        }
+        let mut heads = Vec::with_capacity(s.voices);
+        for (v, head) in network.heads.iter().enumerate() {
+            let weight = head.hidden.weight();
+            let above = (0..v)
+                .map(|u| Ok((tabulate(weight, s.hidden + u * features, pitch)?, tabulate(weight, s.hidden + u * features + s.embed, age)?)))
+                .collect::<Result<_>>()?;
+            heads.push(HeadTables {
+                from_state: Matrix::from_tensor(&weight.narrow(1, 0, s.hidden)?)?,
+                bias: bias_of(head.hidden.bias(), s.head)?,
+                above,
+                out: Matrix::from_tensor(head.out.weight())?,
+                out_bias: bias_of(head.out.bias(), s.classes())?,
+            });
+        }
+        Ok(VoiceSampler {
+            shape: s,
+            input_pitch,
+            input_age,
+            weight_hh: Matrix::from_tensor(&network.gru.weight_hh)?,
+            bias_hh: network.gru.bias_hh.to_dtype(DType::F32)?.to_vec1()?,
+            heads,
+        })
+    }
+
+    /// Per step of one phrase, the GRU input's part that does not depend on the choices
+    /// (W_ih · [0, position, bar, context] + b_ih), and each bar's first state.
+    fn phrase_constants(&self, network: &VoiceNetwork, z: &[f32], given: &Given) -> Result<(Matrix, Matrix)> {
+        let s = self.shape;
+        let device = Device::Cpu;
+        let z = Tensor::from_slice(z, (1, s.latent), &device)?;
+        let bar_embeddings = network.conductor.forward(&z)?;
+        let mut sounding = vec![0u32; s.steps() * s.voices];
+        let mut age = vec![0u32; s.steps() * s.voices];
+        let mut mask = vec![0f32; s.steps() * s.voices];
+        let mut states = vec![VoiceState::SILENT; s.voices];
+        for (step, choices) in given.iter().enumerate().take(s.steps()) {
+            for (v, choice) in choices.iter().enumerate() {
+                states[v] = choice.map_or(VoiceState::SILENT, |token| states[v].after(token, s.max_age()));
+                if choice.is_some() {
+                    let cell = step * s.voices + v;
+                    (sounding[cell], age[cell], mask[cell]) = (states[v].sounding, states[v].age, 1.0);
+                }
+            }
+        }
+        let shape = (1, s.steps(), s.voices);
+        let batch = VoiceBatch {
+            sounding: Tensor::from_vec(sounding, shape, &device)?,
+            age: Tensor::from_vec(age, shape, &device)?,
+            given: Tensor::from_vec(mask, shape, &device)?,
+        };
+        let context = network.context.forward(&network.features(&batch.sounding, &batch.age)?, &batch.given)?;
+        let conditions = network.step_conditions(&bar_embeddings, &context)?.squeeze(0)?;
+        let gru = &network.gru;
+        let choice_columns = s.voices * s.voice_features();
+        let conditioning_weight = gru.weight_ih.narrow(1, choice_columns, s.step_input() - choice_columns)?;
+        let constants = conditions.matmul(&conditioning_weight.t()?)?.broadcast_add(&gru.bias_ih)?;
+        let initial = network.initial_state(&bar_embeddings.squeeze(0)?)?;
+        Ok((Matrix::from_tensor(&constants)?, Matrix::from_tensor(&initial)?))
+    }
+
+    /// Writes one phrase from latent `z`, continuing from `states` (the voices as the step
+    /// before left them; silence at a piece's start). `given[step][voice]` forces a choice
+    /// there; missing steps or `None` are the model's to choose. Returns the tokens
+    /// [steps][voices], and leaves `states` as the phrase ends.
+    #[allow(clippy::too_many_arguments)]
+    pub fn phrase(
+        &self,
+        network: &VoiceNetwork,
+        z: &[f32],
+        given: &Given,
+        states: &mut [VoiceState],
+        sampling: Sampling,
+        rng: &mut impl Rng,
+        mut scores_seen: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<Vec<Vec<u32>>> {
+        let s = self.shape;
+        let (constants, initial) = self.phrase_constants(network, z, given)?;
+        let hidden = s.hidden;
+        let mut state = vec![0f32; hidden];
+        let mut gates_in = vec![0f32; 3 * hidden];
+        let mut gates_state = vec![0f32; 3 * hidden];
+        let mut head_hidden = vec![0f32; s.head];
+        let mut scores = vec![0f32; s.classes()];
+        let mut tokens = Vec::with_capacity(s.steps());
+        for step in 0..s.steps() {
+            if step % s.steps_per_bar == 0 {
+                state.copy_from_slice(initial.row(step / s.steps_per_bar));
+            }
+            gates_in.copy_from_slice(constants.row(step));
+            for (v, voice) in states.iter().enumerate() {
+                add(&mut gates_in, self.input_pitch[v].row(voice.sounding as usize));
+                add(&mut gates_in, self.input_age[v].row(voice.age as usize));
+            }
+            gates_state.copy_from_slice(&self.bias_hh);
+            self.weight_hh.multiply_add(&state, &mut gates_state);
+            for i in 0..hidden {
+                let reset = sigmoid(gates_in[i] + gates_state[i]);
+                let update = sigmoid(gates_in[hidden + i] + gates_state[hidden + i]);
+                let candidate = (gates_in[2 * hidden + i] + reset * gates_state[2 * hidden + i]).tanh();
+                state[i] = candidate + update * (state[i] - candidate);
+            }
+            let mut chosen = vec![0u32; s.voices];
+            let forced = given.get(step);
+            for (v, head) in self.heads.iter().enumerate() {
+                head_hidden.copy_from_slice(&head.bias);
+                head.from_state.multiply_add(&state, &mut head_hidden);
+                for (u, (pitch, age)) in head.above.iter().enumerate() {
+                    add(&mut head_hidden, pitch.row(states[u].sounding as usize));
+                    add(&mut head_hidden, age.row(states[u].age as usize));
+                }
+                head_hidden.iter_mut().for_each(|x| *x = x.max(0.0));
+                scores.copy_from_slice(&head.out_bias);
+                head.out.multiply_add(&head_hidden, &mut scores);
+                if let Some(seen) = scores_seen.as_deref_mut() {
+                    seen.push(scores.clone());
+                }
+                let token = match forced.and_then(|f| f.get(v).copied().flatten()) {
+                    Some(token) => token,
+                    None => choose(&mut scores, states[v], sampling, rng),
+                };
+                chosen[v] = token;
+                // The voices below see this voice as it now is.
+                states[v] = states[v].after(token, s.max_age());
+            }
+            tokens.push(chosen);
+        }
+        Ok(tokens)
+    }
+}
+
+fn bias_of(bias: Option<&Tensor>, size: usize) -> Result<Vec<f32>> {
+    match bias {
+        Some(bias) => bias.to_dtype(DType::F32)?.to_vec1(),
+        None => Ok(vec![0.0; size]),
+    }
+}
+
+/// A choice from one voice's scores: hold is barred for a silent voice; new notes are
+/// favoured by `new_note_bias`; then the likeliest, or a draw at the temperature.
+fn choose(scores: &mut [f32], voice: VoiceState, sampling: Sampling, rng: &mut impl Rng) -> u32 {
+    if !voice.may_hold() {
+        scores[HOLD as usize] = f32::NEG_INFINITY;
+    }
+    scores[NEW_NOTE as usize..].iter_mut().for_each(|x| *x += sampling.new_note_bias);
+    let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+    if sampling.temperature <= 0.0 {
+        return best as u32;
+    }
+    let top = scores[best];
+    let mut total = 0.0f32;
+    for x in scores.iter_mut() {
+        *x = ((*x - top) / sampling.temperature).exp();
+        total += *x;
+    }
+    let mut pick = rng.random::<f32>() * total;
+    for (i, weight) in scores.iter().enumerate() {
+        pick -= weight;
+        if pick <= 0.0 && *weight > 0.0 {
+            return i as u32;
+        }
+    }
+    best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::network::tests::small_shape;
+    use super::*;
+    use candle_nn::{VarBuilder, VarMap};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn the_sampler_scores_as_the_network_does() {
+        let varmap = VarMap::new();
+        let shape = small_shape();
+        let network = VoiceNetwork::new(shape, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        let sampler = VoiceSampler::new(&network).unwrap();
+        let z = [0.4f32, -0.2, 1.1];
+        // Let the sampler write a phrase, recording its scores, then score the same choices
+        // with the network under teacher forcing.
+        let mut states = vec![VoiceState::SILENT; shape.voices];
+        let mut seen = Vec::new();
+        let sampling = Sampling { temperature: 1.0, new_note_bias: 0.0 };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let tokens = sampler.phrase(&network, &z, &[], &mut states, sampling, &mut rng, Some(&mut seen)).unwrap();
+        let mut replay = vec![VoiceState::SILENT; shape.voices];
+        let (mut sounding, mut age) = (Vec::new(), Vec::new());
+        for step in &tokens {
+            for (v, &token) in step.iter().enumerate() {
+                replay[v] = replay[v].after(token, shape.max_age());
+                sounding.push(replay[v].sounding);
+                age.push(replay[v].age);
+            }
+        }
+        let dims = (1, shape.steps(), shape.voices);
+        let batch = VoiceBatch {
+            sounding: Tensor::from_vec(sounding, dims, &Device::Cpu).unwrap(),
+            age: Tensor::from_vec(age, dims, &Device::Cpu).unwrap(),
+            given: Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap(),
+        };
+        let zt = Tensor::from_slice(&z, (1, 3), &Device::Cpu).unwrap();
+        let expected = network.forward(&zt, &batch).unwrap().flatten_to(2).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(seen.len(), expected.len());
+        for (index, (got, want)) in seen.iter().zip(&expected).enumerate() {
+            for (a, b) in got.iter().zip(want) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "score {index}: {got:?} vs {want:?}");
+            }
+        }
+        assert!(tokens.iter().flatten().any(|&t| t >= NEW_NOTE), "an untrained network still plays something");
+    }
+
+    #[test]
+    fn given_choices_are_kept_and_the_likeliest_choice_is_repeatable() {
+        let varmap = VarMap::new();
+        let shape = small_shape();
+        let network = VoiceNetwork::new(shape, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        let sampler = VoiceSampler::new(&network).unwrap();
+        let given: Vec<Vec<Option<u32>>> = (0..shape.steps()).map(|step| vec![Some(if step % 2 == 0 { NEW_NOTE + 3 } else { HOLD }), None]).collect();
+        let strict = Sampling { temperature: 0.0, new_note_bias: 0.0 };
+        let write = |seed: u64| {
+            let mut states = vec![VoiceState::SILENT; shape.voices];
+            sampler.phrase(&network, &[0.1, 0.2, 0.3], &given, &mut states, strict, &mut ChaCha8Rng::seed_from_u64(seed), None).unwrap()
+        };
+        let tokens = write(1);
+        assert!(tokens.iter().zip(&given).all(|(t, g)| Some(t[0]) == g[0]), "the given voice is kept");
+        assert_eq!(tokens, write(2), "at temperature 0 the seed does not matter");
+    }
+
+    #[test]
+    fn a_silent_voice_never_holds() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for _ in 0..100 {
+            let mut scores = vec![0.0, 50.0, 0.0, 0.0];
+            let token = choose(&mut scores, VoiceState::SILENT, Sampling { temperature: 1.0, new_note_bias: 0.0 }, &mut rng);
+            assert_ne!(token, HOLD);
+        }
+    }
+}
