@@ -1,14 +1,19 @@
 //! `cargo xtask eval`: the objective metrics of a folder of MIDI files (`--midi`), or of a
-//! trained model's phrases beside its training data's (`--model`).
+//! trained model's phrases beside its training data's (`--model`), with a classifier
+//! two-sample test of phrases and its control between two halves of the corpus.
 
+use crate::train::{augment, DEFAULT_TRANSPOSE};
 use anyhow::{bail, Context};
 use clap::Args;
 use dreamroll::corpus::read_folder;
+use dreamroll::metrics::two_sample::classifier_accuracy;
+use dreamroll::metrics::voices::{VoiceStatistics, VoiceSummary};
 use dreamroll::metrics::{copy_rate, MetricsAccumulator, MetricsSummary};
 use dreamroll::model::generator::Generator;
 use dreamroll::model::latent::noise;
 use dreamroll::model::rolls::DecodeOptions;
 use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment};
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -43,10 +48,16 @@ pub struct EvalArgs {
     /// How notes find their part in --midi files: by `channel` or by `track` order.
     #[arg(long, default_value = "channel")]
     parts: TrackAssignment,
+    /// Phrases a side for the classifier two-sample test (fewer when the corpus has fewer).
+    #[arg(long, default_value_t = 2000)]
+    test_phrases: usize,
     /// Also write the metrics as JSON here (with --model: default <model>/metrics.json).
     #[arg(long)]
     json: Option<PathBuf>,
 }
+
+/// Bars per phrase of the two-sample test for --midi (a model's tests use its phrase length).
+const TEST_BARS: usize = 4;
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     match (&args.midi, &args.model) {
@@ -74,8 +85,11 @@ fn eval_folder(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     }
     let summary = measure(corpus.pieces.iter().flat_map(|(_, piece)| &piece.segments));
     print!("{}", table(&summary));
+    let phrases_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(TEST_BARS, TEST_BARS)).collect();
+    let control = half_corpus_control(&phrases_by_piece, args);
+    println!("\n{control}");
     if let Some(path) = &args.json {
-        write_json(path, &summary)?;
+        write_json(path, &FolderMetrics { metrics: summary, half_corpus_control: control })?;
     }
     Ok(())
 }
@@ -90,6 +104,103 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(value)? + "\n").with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+/// A folder's metrics as JSON: the summary's fields, then the control.
+#[derive(Serialize)]
+struct FolderMetrics {
+    #[serde(flatten)]
+    metrics: MetricsSummary,
+    half_corpus_control: TwoSampleTest,
+}
+
+/// How well a classifier tells two sets of phrases apart (see
+/// [`dreamroll::metrics::two_sample`]).
+#[derive(Serialize)]
+struct TwoSampleTest {
+    sets: [String; 2],
+    phrases_per_side: usize,
+    bars_per_phrase: usize,
+    /// Cross-validated accuracy: 0.5 when the sets look alike, 1.0 when they differ plainly.
+    accuracy: f64,
+    /// How the real phrases' keys were spread.
+    transposition: String,
+}
+
+impl std::fmt::Display for TwoSampleTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "classifier two-sample test, {} vs {}: {:.1} % accuracy ({} {}-bar phrases a side, {})",
+            self.sets[0],
+            self.sets[1],
+            100.0 * self.accuracy,
+            self.phrases_per_side,
+            self.bars_per_phrase,
+            self.transposition
+        )
+    }
+}
+
+/// One side of a two-sample test: its name, its phrases in groups that the test keeps
+/// together (a piece's phrases; a generated phrase alone), and whether to move each phrase as
+/// the trainer does, so that real phrases are in the keys a model learnt.
+struct Side<'a> {
+    name: &'a str,
+    groups: Vec<Vec<&'a Roll>>,
+    transpose: bool,
+}
+
+/// The test on as many phrases a side as the smaller side holds (at most --test-phrases):
+/// whole groups in a random order, the last one cut to fit.
+fn two_sample_test(sides: [Side; 2], args: &EvalArgs) -> TwoSampleTest {
+    let available = |side: &Side| side.groups.iter().map(Vec::len).sum::<usize>();
+    let count = sides.iter().map(available).min().unwrap_or(0).min(args.test_phrases);
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let [first, second] = sides.each_ref().map(|side| {
+        let mut order: Vec<&Vec<&Roll>> = side.groups.iter().collect();
+        order.shuffle(&mut rng);
+        let moved = |phrase: &Roll, rng: &mut ChaCha8Rng| if side.transpose { augment(phrase, DEFAULT_TRANSPOSE, rng) } else { phrase.clone() };
+        let mut drawn: Vec<Vec<Roll>> = Vec::new();
+        let mut left = count;
+        for group in order {
+            if left == 0 {
+                break;
+            }
+            let taken = group.len().min(left);
+            left -= taken;
+            drawn.push(group[..taken].iter().map(|phrase| moved(phrase, &mut rng)).collect());
+        }
+        drawn
+    });
+    let transposed: Vec<&str> = sides.iter().filter(|side| side.transpose).map(|side| side.name).collect();
+    TwoSampleTest {
+        sets: sides.map(|side| side.name.to_string()),
+        phrases_per_side: count,
+        bars_per_phrase: first.iter().flatten().next().map_or(0, Roll::bar_count),
+        accuracy: classifier_accuracy(&first, &second, args.seed),
+        transposition: format!(
+            "the {} phrases each moved by a random transposition within ±{DEFAULT_TRANSPOSE} semitones, as the trainer augments; folds keep a piece's phrases together",
+            transposed.join(" and ")
+        ),
+    }
+}
+
+/// A corpus's phrases, a group per piece.
+fn by_piece(phrases_by_piece: &[Vec<Roll>]) -> Vec<Vec<&Roll>> {
+    phrases_by_piece.iter().map(|piece| piece.iter().collect()).collect()
+}
+
+/// The test between the odd- and the even-numbered pieces' phrases, both moved alike: two sets
+/// of real music, which should score about 0.5; more would mean the test sees something other
+/// than the difference between real and generated music.
+fn half_corpus_control(phrases_by_piece: &[Vec<Roll>], args: &EvalArgs) -> TwoSampleTest {
+    let pieces = by_piece(phrases_by_piece);
+    let half = |parity: usize| -> Vec<Vec<&Roll>> { pieces.iter().skip(parity).step_by(2).cloned().collect() };
+    two_sample_test(
+        [Side { name: "odd pieces", groups: half(0), transpose: true }, Side { name: "even pieces", groups: half(1), transpose: true }],
+        args,
+    )
 }
 
 /// Generated and training metrics side by side, and how often the model copies.
@@ -107,6 +218,8 @@ struct ModelMetrics {
     phrase_copy_rate: Option<f64>,
     generated: MetricsSummary,
     training: MetricsSummary,
+    two_sample_test: TwoSampleTest,
+    half_corpus_control: TwoSampleTest,
 }
 
 fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
@@ -122,13 +235,16 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading the training data (pass --data DIR; `cargo xtask corpus` makes {})", data.display()))?
         .into_corpus(&representation, card.training.track_assignment);
     println!("training data: {corpus}");
-    let training_phrases: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(bars_per_phrase, bars_per_phrase)).collect();
+    let phrases_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(bars_per_phrase, bars_per_phrase)).collect();
+    let training_phrases: Vec<Roll> = phrases_by_piece.iter().flatten().cloned().collect();
     // Bars are cut once; the corpus-against-itself copy rate splits them by piece.
     let bars_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(1, 1)).collect();
     let training_bars: Vec<Roll> = bars_by_piece.iter().flatten().cloned().collect();
     let half_bars = |parity: usize| -> Vec<Roll> { bars_by_piece.iter().skip(parity).step_by(2).flatten().cloned().collect() };
 
-    let phrases = args.bars.div_ceil(bars_per_phrase);
+    // The test may want more phrases than the metrics; the first phrases are the same either way.
+    let measured_phrases = args.bars.div_ceil(bars_per_phrase);
+    let phrases = measured_phrases.max(args.test_phrases.min(training_phrases.len()));
     let mut options = DecodeOptions::from_card(&card.decoding);
     if let Some(temperature) = args.temperature {
         options.temperature = temperature;
@@ -139,6 +255,14 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         let latents: Vec<Vec<f32>> = (first..(first + 256).min(phrases)).map(|i| noise(args.seed.wrapping_mul(1 << 32) + i as u64, card.latent_size)).collect();
         generated.extend(generator.generate(&latents, &options, &mut rng)?);
     }
+    let two_sample_test = two_sample_test(
+        [
+            Side { name: "generated", groups: generated.iter().map(|phrase| vec![phrase]).collect(), transpose: false },
+            Side { name: "training", groups: by_piece(&phrases_by_piece), transpose: true },
+        ],
+        args,
+    );
+    generated.truncate(measured_phrases);
     let generated_bars: Vec<Roll> = generated.iter().flat_map(|p| p.phrases(1, 1)).collect();
     let report = ModelMetrics {
         model: card.name.clone(),
@@ -150,6 +274,8 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         phrase_copy_rate: copy_rate(&generated, &corpus.pieces.iter().flat_map(|(_, p)| p.phrases(bars_per_phrase, 1)).collect::<Vec<_>>()).mean(),
         generated: measure(&generated),
         training: measure(&training_phrases),
+        two_sample_test,
+        half_corpus_control: half_corpus_control(&phrases_by_piece, args),
     };
     let markdown = side_by_side(&report);
     print!("{markdown}");
@@ -194,6 +320,36 @@ fn side_by_side(report: &ModelMetrics) -> String {
     row("scale consistency".into(), g.scale_consistency, t.scale_consistency, false);
     row("groove consistency".into(), g.groove_consistency, t.groove_consistency, false);
     row("TD (mean of pairs)".into(), g.tonal_distance, t.tonal_distance, false);
+    let (gv, tv) = (&g.voices.mean, &t.voices.mean);
+    for (name, pick, percent) in VOICE_COLUMNS {
+        row(format!("{name}, mean of voices"), pick(gv), pick(tv), percent);
+    }
+    if !g.voices.pairs.is_empty() {
+        row("voice crossings (all pairs)".into(), g.voices.crossings, t.voices.crossings, true);
+        row("parallel 5ths/8ves per move (all pairs)".into(), g.voices.parallels, t.voices.parallels, true);
+    }
+    out += "\nper voice, generated / training:\n";
+    out += &voice_header();
+    for (gt, tt) in g.voices.tracks.iter().zip(&t.voices.tracks) {
+        out += &voice_row(&gt.name, &[(gt.notes, &gt.statistics), (tt.notes, &tt.statistics)]);
+    }
+    if !g.voices.pairs.is_empty() {
+        out += "\n| voice pair | crossings | parallels per move |\n|---|---|---|\n";
+        for (gp, tp) in g.voices.pairs.iter().zip(&t.voices.pairs) {
+            out += &format!(
+                "| {} / {} | {} / {} | {} / {} |\n",
+                gp.voices[0],
+                gp.voices[1],
+                cell(gp.crossings, true),
+                cell(tp.crossings, true),
+                cell(gp.parallels, true),
+                cell(tp.parallels, true)
+            );
+        }
+    }
+    out += &overlap_note(&g.voices, "generated ");
+    out += &overlap_note(&t.voices, "training ");
+    out += &format!("\n{}\n{}\n", report.two_sample_test, report.half_corpus_control);
     out += &format!(
         "\ncopy rate: {} of generated bars equal a corpus bar up to transposition (between the corpus's own pieces: {})\n",
         cell(report.copy_rate, true),
@@ -239,5 +395,121 @@ pub fn table(summary: &MetricsSummary) -> String {
             out += &format!("| {} / {} | {} |\n", pair.tracks[0], pair.tracks[1], cell(pair.distance, false));
         }
     }
-    out
+    out + &voice_table(&summary.voices)
+}
+
+/// The per-voice statistics as table columns: heading, value, shown as a percentage.
+type VoiceColumn = (&'static str, fn(&VoiceStatistics) -> Option<f64>, bool);
+
+const VOICE_COLUMNS: [VoiceColumn; 6] = [
+    ("note length (16ths)", |s| s.note_length_sixteenths, false),
+    ("notes ≤ a 16th", |s| s.short_notes, true),
+    ("rests", |s| s.rests, true),
+    ("repeated pitch", |s| s.repeated_pitches, true),
+    ("stepwise", |s| s.stepwise_motion, true),
+    ("leaps > a 5th", |s| s.leaps, true),
+];
+
+fn voice_header() -> String {
+    let names: Vec<&str> = VOICE_COLUMNS.iter().map(|column| column.0).collect();
+    format!("\n| voice | notes | {} |\n|---|---|{}\n", names.join(" | "), "---|".repeat(names.len()))
+}
+
+/// One voice's row; with several sets of statistics, their cells joined by " / ".
+fn voice_row(name: &str, sets: &[(usize, &VoiceStatistics)]) -> String {
+    let joined = |cells: Vec<String>| cells.join(" / ");
+    let mut out = format!("| {name} | {} |", joined(sets.iter().map(|(notes, _)| notes.to_string()).collect()));
+    for (_, pick, percent) in VOICE_COLUMNS {
+        out += &format!(" {} |", joined(sets.iter().map(|(_, statistics)| cell(pick(statistics), percent)).collect()));
+    }
+    out + "\n"
+}
+
+/// How many notes the highest-note reading of chords touched, when any; `set` names whose
+/// notes they are ("generated ", or nothing).
+fn overlap_note(voices: &VoiceSummary, set: &str) -> String {
+    match voices.overlapping_notes {
+        0 => String::new(),
+        overlapping => format!(
+            "\n{overlapping} of {} {set}notes sound together with another of their own track; such a track's voice is its highest note\n",
+            voices.notes
+        ),
+    }
+}
+
+/// The voice statistics: per voice and their mean, then per pair of voices.
+fn voice_table(voices: &VoiceSummary) -> String {
+    let mut out = voice_header();
+    for track in &voices.tracks {
+        out += &voice_row(&track.name, &[(track.notes, &track.statistics)]);
+    }
+    if voices.tracks.len() > 1 {
+        out += &voice_row("mean of voices", &[(voices.notes, &voices.mean)]);
+        out += "\n| voice pair | crossings | parallels per move | moves |\n|---|---|---|---|\n";
+        for pair in &voices.pairs {
+            let moves = pair.moves;
+            out += &format!("| {} / {} | {} | {} | {moves} |\n", pair.voices[0], pair.voices[1], cell(pair.crossings, true), cell(pair.parallels, true));
+        }
+        let moves: usize = voices.pairs.iter().map(|pair| pair.moves).sum();
+        out += &format!("| all pairs | {} | {} | {moves} |\n", cell(voices.crossings, true), cell(voices.parallels, true));
+    }
+    out + &overlap_note(voices, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use dreamroll::roll::{GridNote, TrackSpec};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        eval: EvalArgs,
+    }
+
+    fn args(extra: &[&str]) -> EvalArgs {
+        Cli::parse_from(["eval", "--midi", "unused"].iter().chain(extra)).eval
+    }
+
+    /// One-bar phrases, each holding `pitch` for the whole bar.
+    fn phrases(pitch: u8, count: usize) -> Vec<Roll> {
+        let representation = Arc::new(Representation {
+            steps_per_beat: 4,
+            meter: Meter::COMMON,
+            bars_per_phrase: 1,
+            lowest_pitch: 36,
+            pitch_count: 60,
+            tracks: vec![TrackSpec::new("Melody", 0)],
+        });
+        (0..count)
+            .map(|_| {
+                let mut roll = Roll::new(representation.clone(), 16);
+                roll.place(GridNote { track: 0, start: 0, pitch, length: 16, velocity: 90 }).unwrap();
+                roll
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_test_draws_equal_sides_in_whole_groups_and_says_how_keys_were_spread() {
+        let (low, high) = (phrases(48, 30), phrases(84, 12));
+        let low_pieces: Vec<Vec<&Roll>> = low.chunks(3).map(|piece| piece.iter().collect()).collect();
+        let sides = [
+            Side { name: "low", groups: low_pieces, transpose: true },
+            Side { name: "high", groups: high.iter().map(|phrase| vec![phrase]).collect(), transpose: false },
+        ];
+        let test = two_sample_test(sides, &args(&[]));
+        assert_eq!((test.phrases_per_side, test.bars_per_phrase), (12, 1));
+        assert_eq!(test.accuracy, 1.0, "two octaves and more apart, whatever the transposition");
+        assert!(test.transposition.starts_with("the low phrases each moved"), "{}", test.transposition);
+        let capped = two_sample_test(
+            [
+                Side { name: "a", groups: vec![low.iter().collect()], transpose: true },
+                Side { name: "b", groups: vec![high.iter().collect()], transpose: true },
+            ],
+            &args(&["--test-phrases", "5"]),
+        );
+        assert_eq!(capped.phrases_per_side, 5);
+    }
 }

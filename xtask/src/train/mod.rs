@@ -18,7 +18,8 @@ mod voices;
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
 use clap::{Args, ValueEnum};
-use data::{augment, GridChoice, TrainingData};
+pub(crate) use data::augment;
+use data::{GridChoice, TrainingData};
 use dreamroll::model::rolls::rolls_to_tensor;
 use dreamroll::model::{Preset, TrackLatents};
 use dreamroll::roll::{Meter, Roll, TrackAssignment};
@@ -34,6 +35,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Semitones either way of the random transposition of training phrases, unless told
+/// otherwise; the evaluator moves real phrases the same way to compare keys like for like.
+pub const DEFAULT_TRANSPOSE: i32 = 6;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum DeviceChoice {
@@ -101,7 +106,7 @@ pub struct ShapeArgs {
     #[arg(long, default_value_t = 4)]
     pub patch: usize,
     /// Random transposition of each training phrase, up to this many semitones either way.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = DEFAULT_TRANSPOSE)]
     pub transpose: i32,
     #[arg(long, default_value_t = 0.1)]
     pub validation_share: f64,

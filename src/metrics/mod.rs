@@ -19,9 +19,16 @@
 //!   adjacent bars, as a share of the bar's steps.
 //!
 //! Drum tracks are left out of every pitch-based metric.
+//!
+//! [`voices`] measures how each part moves and how parts move together, and [`two_sample`]
+//! asks whether a classifier can tell two sets of phrases apart.
+
+pub mod two_sample;
+pub mod voices;
 
 use crate::roll::Roll;
 use serde::{Deserialize, Serialize};
+use voices::{VoiceAccumulator, VoiceSummary};
 
 /// A sum over some count of items (bars, beats, notes); its mean is the metric.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -283,6 +290,7 @@ pub struct MetricsAccumulator {
     scale_consistency: Tally,
     groove_consistency: Tally,
     tonal_distance: Vec<((usize, usize), Tally)>,
+    voices: VoiceAccumulator,
     rolls: usize,
 }
 
@@ -329,6 +337,7 @@ impl MetricsAccumulator {
         for ((a, b), tally) in &mut self.tonal_distance {
             tally.add(tonal_distance(roll, *a, *b));
         }
+        self.voices.add(roll);
         self.rolls += 1;
     }
 
@@ -371,6 +380,7 @@ impl MetricsAccumulator {
             groove_consistency: self.groove_consistency.mean(),
             tonal_distance: (!distances.is_empty()).then(|| distances.iter().sum::<f64>() / distances.len() as f64),
             tonal_distance_pairs: pairs,
+            voices: self.voices.summary(),
         }
     }
 }
@@ -413,17 +423,19 @@ pub struct MetricsSummary {
     /// Mean over the track pairs.
     pub tonal_distance: Option<f64>,
     pub tonal_distance_pairs: Vec<TonalDistancePair>,
+    #[serde(default)]
+    pub voices: VoiceSummary,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::roll::{GridNote, Meter, Representation, TrackSpec};
     use std::sync::Arc;
 
     /// A roll at `steps_per_beat` in 4/4 over the full MIDI range, with `(track, start, pitch,
     /// length)` notes.
-    fn roll(steps_per_beat: u16, tracks: usize, bars: usize, notes: &[(usize, usize, u8, usize)]) -> Roll {
+    pub(crate) fn roll(steps_per_beat: u16, tracks: usize, bars: usize, notes: &[(usize, usize, u8, usize)]) -> Roll {
         let representation = Arc::new(Representation {
             steps_per_beat,
             meter: Meter::COMMON,
