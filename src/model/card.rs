@@ -333,7 +333,13 @@ impl fmt::Display for ModelCard {
             self.latent_size, self.architecture.hidden, self.architecture.bar_hidden, self.architecture.channels, self.architecture.patch, self.architecture.patch
         )?;
         let d = &self.decoding;
-        writeln!(f, "  onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}", d.onset_threshold, d.sustain_threshold, d.temperature)?;
+        match &self.architecture.voice {
+            Some(v) => {
+                writeln!(f, "  voices: pitch embedding {}, age {}, position {}, context {}, heads {}", v.embed, v.age_embed, v.position_embed, v.context, v.head)?;
+                writeln!(f, "  temperature {:.2}", d.temperature)?;
+            }
+            None => writeln!(f, "  onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}", d.onset_threshold, d.sustain_threshold, d.temperature)?,
+        }
         for knob in &self.macro_knobs {
             writeln!(f, "  {}: spread {:.3}, {:.1} % of the latent variance", knob.name, knob.spread, 100.0 * knob.variance_share)?;
         }

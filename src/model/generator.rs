@@ -187,9 +187,12 @@ pub struct RenderRequest {
     pub knobs: Vec<f32>,
     /// How far each phrase wanders from the one before (0 = strict loop).
     pub variation: f32,
-    /// 0 decodes by threshold; above 0 samples around it; `None` plays the card's default.
+    /// 0 decodes by threshold (the voices preset: takes the likeliest choice); above 0
+    /// samples around it (the voices preset: the softmax temperature); `None` plays the
+    /// card's default.
     pub temperature: Option<f32>,
-    /// −1…1: fewer or more notes than the calibrated onset threshold gives (0).
+    /// −1…1: fewer or more notes than the calibrated onset threshold gives (0); the voices
+    /// preset reads it as a bias towards new notes.
     pub density: f32,
 }
 
@@ -331,6 +334,26 @@ mod tests {
         huge.set_len(MAX_WEIGHTS_BYTES + 1).unwrap();
         let error = Generator::from_dir(dir.path()).err().unwrap();
         assert!(matches!(error, ModelError::TooLarge { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_voices_model_renders_one_note_at_a_time_per_voice_and_repeatably() {
+        let varmap = VarMap::new();
+        let card = crate::model::card::test_voice_card();
+        Generator::build(card.clone(), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
+        let tensors: HashMap<String, Tensor> = varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let generator = Generator::from_bytes(&card.to_json(), &bytes(&tensors)).unwrap();
+        let sampled = RenderRequest { temperature: Some(1.0), ..request(6) };
+        let roll = generator.render(&sampled).unwrap();
+        assert_eq!(roll.steps(), 5 * 16);
+        assert_eq!(roll, generator.render(&sampled).unwrap(), "the same request, the same notes");
+        for track in 0..roll.track_count() {
+            assert!((0..roll.steps()).all(|step| roll.sounding_at(track, step).iter().filter(|&&s| s).count() <= 1), "track {track} is one voice");
+        }
+        assert!(generator.logits(&Tensor::zeros((1, 4), DType::F32, &Device::Cpu).unwrap()).is_err(), "no per-cell logits to misread");
+        let busy = generator.render(&RenderRequest { density: 1.0, ..sampled.clone() }).unwrap().notes().len();
+        let sparse = generator.render(&RenderRequest { density: -1.0, ..sampled }).unwrap().notes().len();
+        assert!(sparse < busy, "density favours new notes: {sparse} < {busy}");
     }
 
     #[test]

@@ -66,14 +66,22 @@ impl VoiceShape {
     }
 }
 
-/// A batch of phrases as the network reads them; every tensor is u32 [batch, steps, voices]
-/// but `given`, f32.
+/// A batch of phrases as the network reads them; every tensor is [batch, steps, voices].
 pub struct VoiceBatch {
-    /// Each voice's state after each step (sounding row + 1, or 0; and age).
+    /// Each voice's state after each step (sounding row + 1, or 0; and age), u32: what
+    /// teacher forcing feeds the steps after and the voices below.
     pub sounding: Tensor,
     pub age: Tensor,
-    /// 1 where the caller gives the voice's choice at that step (it is not to be generated).
-    pub given: Tensor,
+    pub given: GivenView,
+}
+
+/// What the context reader sees of the given choices (see
+/// [`super::tokens::given_view`]): states as the given choices alone make them (u32), and
+/// `mask`, 1.0 where a choice is given (f32).
+pub struct GivenView {
+    pub sounding: Tensor,
+    pub age: Tensor,
+    pub mask: Tensor,
 }
 
 /// Latent -> one embedding per bar.
@@ -112,14 +120,14 @@ impl ContextReader {
         Ok(ContextReader { input, layers })
     }
 
-    /// `features`: [batch, steps, voices, voice features] of the given states (zeros where
-    /// nothing is given); `given`: [batch, steps, voices].
+    /// `features`: [batch, steps, voices, voice features] of the given view's states;
+    /// `given`: [batch, steps, voices], 1.0 where given. Cells not given are zeroed here, so
+    /// the reader sees only the mask there.
     pub fn forward(&self, features: &Tensor, given: &Tensor) -> Result<Tensor> {
-        let (batch, steps, voices, _) = features.dims4()?;
+        let (batch, steps, _, _) = features.dims4()?;
         let masked = features.broadcast_mul(&given.unsqueeze(D::Minus1)?)?;
         let input = Tensor::cat(&[masked, given.unsqueeze(D::Minus1)?], D::Minus1)?.reshape((batch, steps, ()))?;
         let mut x = self.input.forward(&input)?.relu()?;
-        debug_assert_eq!(voices, given.dim(2)?);
         for (layer, &dilation) in self.layers.iter().zip(&CONTEXT_DILATIONS) {
             // A dilated convolution of width 3 as one matrix product over the step before,
             // the step, and the step after (zeros past the edges).
@@ -224,6 +232,11 @@ impl VoiceNetwork {
         Tensor::cat(&[self.pitch.forward(sounding)?, self.age.forward(age)?], D::Minus1)
     }
 
+    /// The context of what is given: [batch, steps, context].
+    pub fn context_of(&self, given: &GivenView) -> Result<Tensor> {
+        self.context.forward(&self.features(&given.sounding, &given.age)?, &given.mask)
+    }
+
     /// Each bar's starting GRU state: [rows, conductor] -> [rows, hidden].
     pub fn initial_state(&self, bar_embeddings: &Tensor) -> Result<Tensor> {
         self.initial.forward(bar_embeddings)?.tanh()
@@ -246,7 +259,7 @@ impl VoiceNetwork {
         let s = self.shape;
         let items = z.dim(0)?;
         let current = self.features(&batch.sounding, &batch.age)?;
-        let context = self.context.forward(&current, &batch.given)?;
+        let context = self.context_of(&batch.given)?;
         let bar_embeddings = self.conductor.forward(z)?;
         // The states before each step: silence before the first.
         let silent = Tensor::zeros((items, 1, s.voices), DType::U32, z.device())?;
@@ -280,6 +293,11 @@ pub(crate) mod tests {
     use candle_core::Device;
     use candle_nn::VarMap;
 
+    pub fn nothing_given(batch: usize, steps: usize, voices: usize) -> GivenView {
+        let zeros = || Tensor::zeros((batch, steps, voices), DType::U32, &Device::Cpu).unwrap();
+        GivenView { sounding: zeros(), age: zeros(), mask: Tensor::zeros((batch, steps, voices), DType::F32, &Device::Cpu).unwrap() }
+    }
+
     pub fn small_shape() -> VoiceShape {
         VoiceShape { voices: 2, bars: 2, steps_per_bar: 4, pitches: 5, latent: 3, hidden: 6, conductor: 4, embed: 3, age_embed: 2, position_embed: 2, context: 4, head: 5 }
     }
@@ -295,7 +313,7 @@ pub(crate) mod tests {
             let batch = VoiceBatch {
                 sounding: Tensor::from_vec(sounding.to_vec(), (1, 8, 2), &Device::Cpu).unwrap(),
                 age: Tensor::from_vec(ages, (1, 8, 2), &Device::Cpu).unwrap(),
-                given: Tensor::zeros((1, 8, 2), DType::F32, &Device::Cpu).unwrap(),
+                given: nothing_given(1, 8, 2),
             };
             network.forward(&z, &batch).unwrap().squeeze(0).unwrap().to_vec3::<f32>().unwrap()
         };

@@ -8,8 +8,8 @@
 //! conductor, the context, the GRU's other inputs) run on the tensors of
 //! [`super::network`], so both paths share every weight; a test holds them equal.
 
-use super::network::{VoiceBatch, VoiceNetwork, VoiceShape};
-use super::tokens::{VoiceState, HOLD, NEW_NOTE};
+use super::network::{GivenView, VoiceNetwork, VoiceShape};
+use super::tokens::{given_view, VoiceState, HOLD, NEW_NOTE};
 use candle_core::{DType, Device, Result, Tensor};
 use rand::Rng;
 
@@ -23,7 +23,7 @@ struct Matrix {
 impl Matrix {
     fn from_tensor(tensor: &Tensor) -> Result<Matrix> {
         let (_, columns) = tensor.dims2()?;
-        Ok(Matrix { columns, values: tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1()? })
+        Ok(Matrix { columns, values: tensor.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1()? })
     }
 
     fn row(&self, row: usize) -> &[f32] {
@@ -63,7 +63,7 @@ fn sigmoid(x: f32) -> f32 {
 /// block can take: `W[:, block] · E[value]`, as rows of a matrix.
 fn tabulate(weight: &Tensor, first_column: usize, embedding: &Tensor) -> Result<Matrix> {
     let width = embedding.dim(1)?;
-    Matrix::from_tensor(&embedding.matmul(&weight.narrow(1, first_column, width)?.t()?)?)
+    Matrix::from_tensor(&embedding.matmul(&weight.narrow(1, first_column, width)?.t()?.contiguous()?)?)
 }
 
 struct HeadTables {
@@ -95,7 +95,8 @@ pub struct VoiceSampler {
     heads: Vec<HeadTables>,
 }
 
-/// The voices' states and the given choices, as the network reads a phrase.
+/// Choices a caller fixes, [step][voice]: `None` (or a missing step or voice) is the
+/// model's to make.
 pub type Given = [Vec<Option<u32>>];
 
 impl VoiceSampler {
@@ -137,34 +138,22 @@ impl VoiceSampler {
     /// (W_ih · [0, position, bar, context] + b_ih), and each bar's first state.
     fn phrase_constants(&self, network: &VoiceNetwork, z: &[f32], given: &Given) -> Result<(Matrix, Matrix)> {
         let s = self.shape;
-        let device = Device::Cpu;
-        let z = Tensor::from_slice(z, (1, s.latent), &device)?;
+        // The network's own device (a trainer's GPU, say); only the tables live on the host.
+        let device = network.gru.weight_ih.device();
+        let z = Tensor::from_slice(z, (1, s.latent), device)?;
         let bar_embeddings = network.conductor.forward(&z)?;
-        let mut sounding = vec![0u32; s.steps() * s.voices];
-        let mut age = vec![0u32; s.steps() * s.voices];
-        let mut mask = vec![0f32; s.steps() * s.voices];
-        let mut states = vec![VoiceState::SILENT; s.voices];
-        for (step, choices) in given.iter().enumerate().take(s.steps()) {
-            for (v, choice) in choices.iter().enumerate() {
-                states[v] = choice.map_or(VoiceState::SILENT, |token| states[v].after(token, s.max_age()));
-                if choice.is_some() {
-                    let cell = step * s.voices + v;
-                    (sounding[cell], age[cell], mask[cell]) = (states[v].sounding, states[v].age, 1.0);
-                }
-            }
-        }
+        let (sounding, age, mask) = given_view(given, s.steps(), s.voices, s.max_age());
         let shape = (1, s.steps(), s.voices);
-        let batch = VoiceBatch {
-            sounding: Tensor::from_vec(sounding, shape, &device)?,
-            age: Tensor::from_vec(age, shape, &device)?,
-            given: Tensor::from_vec(mask, shape, &device)?,
+        let view = GivenView {
+            sounding: Tensor::from_vec(sounding, shape, device)?,
+            age: Tensor::from_vec(age, shape, device)?,
+            mask: Tensor::from_vec(mask, shape, device)?,
         };
-        let context = network.context.forward(&network.features(&batch.sounding, &batch.age)?, &batch.given)?;
-        let conditions = network.step_conditions(&bar_embeddings, &context)?.squeeze(0)?;
+        let conditions = network.step_conditions(&bar_embeddings, &network.context_of(&view)?)?.squeeze(0)?;
         let gru = &network.gru;
         let choice_columns = s.voices * s.voice_features();
-        let conditioning_weight = gru.weight_ih.narrow(1, choice_columns, s.step_input() - choice_columns)?;
-        let constants = conditions.matmul(&conditioning_weight.t()?)?.broadcast_add(&gru.bias_ih)?;
+        let conditioning_weight = gru.weight_ih.narrow(1, choice_columns, s.step_input() - choice_columns)?.t()?.contiguous()?;
+        let constants = conditions.matmul(&conditioning_weight)?.broadcast_add(&gru.bias_ih)?;
         let initial = network.initial_state(&bar_embeddings.squeeze(0)?)?;
         Ok((Matrix::from_tensor(&constants)?, Matrix::from_tensor(&initial)?))
     }
@@ -185,6 +174,9 @@ impl VoiceSampler {
         mut scores_seen: Option<&mut Vec<Vec<f32>>>,
     ) -> Result<Vec<Vec<u32>>> {
         let s = self.shape;
+        if let Some(token) = given.iter().flatten().flatten().find(|&&t| t as usize >= s.classes()) {
+            candle_core::bail!("a given choice {token} lies outside the model's {} choices", s.classes());
+        }
         let (constants, initial) = self.phrase_constants(network, z, given)?;
         let hidden = s.hidden;
         let mut state = vec![0f32; hidden];
@@ -275,7 +267,8 @@ fn choose(scores: &mut [f32], voice: VoiceState, sampling: Sampling, rng: &mut i
 
 #[cfg(test)]
 mod tests {
-    use super::super::network::tests::small_shape;
+    use super::super::network::tests::{nothing_given, small_shape};
+    use super::super::network::VoiceBatch;
     use super::*;
     use candle_nn::{VarBuilder, VarMap};
     use rand::SeedableRng;
@@ -308,7 +301,7 @@ mod tests {
         let batch = VoiceBatch {
             sounding: Tensor::from_vec(sounding, dims, &Device::Cpu).unwrap(),
             age: Tensor::from_vec(age, dims, &Device::Cpu).unwrap(),
-            given: Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap(),
+            given: nothing_given(1, shape.steps(), shape.voices),
         };
         let zt = Tensor::from_slice(&z, (1, 3), &Device::Cpu).unwrap();
         let expected = network.forward(&zt, &batch).unwrap().flatten_to(2).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();

@@ -45,6 +45,32 @@ impl VoiceState {
     }
 }
 
+/// What the context reader is shown of the choices a caller gives, cell by cell ([steps x
+/// voices], row-major): each voice's state as the given choices alone make it, and whether
+/// the cell is given. A voice's state is built from given choices only — a given hold after
+/// a choice that is not given reads as silence — so that nothing of what is to be written
+/// reaches the reader, in training as in use.
+pub fn given_view(given: &[Vec<Option<u32>>], steps: usize, voices: usize, max_age: u32) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
+    let mut sounding = vec![0u32; steps * voices];
+    let mut age = vec![0u32; steps * voices];
+    let mut mask = vec![0f32; steps * voices];
+    let mut states = vec![VoiceState::SILENT; voices];
+    for (step, choices) in given.iter().enumerate().take(steps) {
+        for (v, state) in states.iter_mut().enumerate() {
+            *state = match choices.get(v).copied().flatten() {
+                Some(token) => {
+                    let after = state.after(token, max_age);
+                    let cell = step * voices + v;
+                    (sounding[cell], age[cell], mask[cell]) = (after.sounding, after.age, 1.0);
+                    after
+                }
+                None => VoiceState::SILENT,
+            };
+        }
+    }
+    (sounding, age, mask)
+}
+
 /// One roll as tokens [steps][tracks], and how many notes could not be kept because a
 /// track held more than one voice at a time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +81,9 @@ pub struct VoiceTokens {
 
 /// A roll's tracks as voices. Where a track sounds several pitches at once (a divisi in a
 /// chorale part), the voice follows the newest note, and of notes starting together the
-/// highest: the line a listener follows, and the rest counted as dropped.
+/// highest: the line a listener follows. Notes struck and not followed are counted as
+/// dropped; a note the voice left and comes back to while it still sounds is struck again
+/// (and the shortening of the note it left is not counted).
 pub fn roll_to_tokens(roll: &Roll) -> VoiceTokens {
     let (tracks, steps) = (roll.track_count(), roll.steps());
     let mut tokens = vec![vec![REST; tracks]; steps];
@@ -167,6 +195,17 @@ mod tests {
         let tokens = roll_to_tokens(&tail);
         assert_eq!(tokens.tokens.iter().map(|t| t[0]).collect::<Vec<_>>(), vec![NEW_NOTE + 2, HOLD, REST, REST]);
         assert_eq!(tokens.dropped_notes, 0);
+    }
+
+    #[test]
+    fn the_given_view_shows_only_what_is_given() {
+        // Voice 0: a note struck at step 0 (not given) and held through step 2 (given); voice 1
+        // given throughout; a short row leaves voice 1 out at step 3.
+        let given = vec![vec![None, Some(NEW_NOTE + 1)], vec![None, Some(HOLD)], vec![Some(HOLD), Some(REST)], vec![Some(NEW_NOTE + 5)]];
+        let (sounding, age, mask) = given_view(&given, 4, 2, 8);
+        assert_eq!(mask, vec![0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+        assert_eq!(sounding, vec![0, 2, 0, 2, 0, 0, 6, 0], "the given hold after an unseen strike reads as silence");
+        assert_eq!(age, vec![0, 1, 0, 2, 0, 0, 1, 0]);
     }
 
     #[test]

@@ -276,6 +276,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         u16::from(data.representation.lowest_pitch) + u16::from(data.representation.pitch_count),
         data.representation.tracks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
     );
+    if config.preset == Preset::Voices {
+        println!("{}", voices::chords_within_parts(&data.train));
+    }
     let card = export::initial_card(&config, &data, &args.out)?;
     let mut objective = objective::build(&config, &card, &device)?;
     let mut state = LoopState::default();

@@ -74,6 +74,28 @@ pub fn gaussian(rng: &mut ChaCha8Rng, rows: usize, columns: usize, device: &Devi
     Ok(Tensor::from_vec(noise(rng.next_u64(), rows * columns), (rows, columns), device)?)
 }
 
+/// (loss, reconstruction, KL) of a VAE: the reconstruction plus beta times the KL, where a
+/// latent dimension's KL below `free_bits` nats costs nothing (so that the decoder keeps a
+/// use for the latent rather than ignoring it).
+pub fn with_latent_cost(reconstruction: Tensor, mean: &Tensor, log_variance: &Tensor, free_bits: f64, beta: f64) -> anyhow::Result<(Tensor, Tensor, Tensor)> {
+    let kl = kl_per_dimension(mean, log_variance)?;
+    let penalised = kl.maximum(free_bits)?.sum_all()?;
+    let loss = (&reconstruction + (penalised * beta)?)?;
+    Ok((loss, reconstruction, kl.sum_all()?))
+}
+
+/// The weights and optimiser moments of a run with one optimiser, for a checkpoint.
+pub fn tensors_with_optimiser(varmap: &VarMap, adam: &AdamW) -> Vec<(String, Tensor)> {
+    let mut tensors: Vec<_> = named_vars(varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+    tensors.extend(adam.state("adam"));
+    tensors
+}
+
+/// The weights under `prefix`, for export.
+pub fn weights_under(varmap: &VarMap, prefix: &str) -> Vec<(String, Tensor)> {
+    named_vars_under(varmap, prefix).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect()
+}
+
 /// beta-VAE with KL warm-up and free bits.
 struct Vae {
     varmap: VarMap,
@@ -110,10 +132,7 @@ impl Vae {
         let (mean, log_variance) = self.encoder.forward(batch)?;
         let z = reparameterise(&mean, &log_variance, eps)?;
         let reconstruction = bce_with_logits(&self.generator.logits(&z)?, batch)?;
-        let kl = kl_per_dimension(&mean, &log_variance)?;
-        let penalised = kl.maximum(self.free_bits)?.sum_all()?;
-        let loss = (&reconstruction + (penalised * beta)?)?;
-        Ok((loss, reconstruction, kl.sum_all()?))
+        with_latent_cost(reconstruction, &mean, &log_variance, self.free_bits, beta)
     }
 }
 
@@ -140,9 +159,7 @@ impl Objective for Vae {
     }
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut tensors: Vec<_> = named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-        tensors.extend(self.adam.state("adam"));
-        tensors
+        tensors_with_optimiser(&self.varmap, &self.adam)
     }
 
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
@@ -156,7 +173,7 @@ impl Objective for Vae {
     }
 
     fn weights(&self, prefix: &str) -> Vec<(String, Tensor)> {
-        named_vars(&self.varmap).into_iter().filter(|(n, _)| n.starts_with(prefix)).map(|(n, v)| (n, v.as_tensor().clone())).collect()
+        weights_under(&self.varmap, prefix)
     }
 
     fn encode(&self, batch: &Tensor) -> anyhow::Result<Option<Tensor>> {
@@ -305,7 +322,7 @@ impl Objective for Gan {
     }
 
     fn weights(&self, prefix: &str) -> Vec<(String, Tensor)> {
-        named_vars_under(&self.varmap, prefix).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect()
+        weights_under(&self.varmap, prefix)
     }
 
     fn encode(&self, _batch: &Tensor) -> anyhow::Result<Option<Tensor>> {

@@ -4,14 +4,14 @@
 //! the same model learns to complete what a user gives it, not only to dream.
 
 use super::adam::AdamW;
-use super::objective::{gaussian, named_vars, restore_vars, scalar, seeded_builder, Objective};
+use super::objective::{gaussian, named_vars, restore_vars, scalar, seeded_builder, tensors_with_optimiser, weights_under, with_latent_cost, Objective};
 use super::RunConfig;
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
 use dreamroll::model::generator::Generator;
-use dreamroll::model::vae::{kl_per_dimension, reparameterise, Encoder, Shape};
-use dreamroll::model::voices::network::{VoiceBatch, VoiceShape};
-use dreamroll::model::voices::tokens::{roll_to_tokens, VoiceState, HOLD};
+use dreamroll::model::vae::{reparameterise, Encoder, Shape};
+use dreamroll::model::voices::network::{GivenView, VoiceBatch, VoiceShape};
+use dreamroll::model::voices::tokens::{given_view, roll_to_tokens, VoiceState, HOLD};
 use dreamroll::model::ModelCard;
 use dreamroll::roll::Roll;
 use rand::RngCore;
@@ -36,7 +36,8 @@ pub struct Voices {
 struct Targets {
     batch: VoiceBatch,
     tokens: Tensor,
-    /// 1 where the network must choose (not given), [batch, steps, voices].
+    /// 1 where the network must choose (not given), [batch, steps, voices]. Training scores
+    /// only these, validation every cell, so the two reconstructions differ in scale.
     scored: Tensor,
     /// `BARRED` on hold where the voice was silent the step before, [batch, steps, voices, classes].
     barred: Tensor,
@@ -53,15 +54,18 @@ impl Voices {
         Ok(Voices { varmap, encoder, generator, adam, shape, beta: config.shape.beta, warmup: config.shape.kl_warmup, free_bits: config.shape.free_bits })
     }
 
-    fn targets(&self, phrases: &[Roll], given: impl Fn(usize) -> Vec<bool>, device: &Device) -> anyhow::Result<Targets> {
+    fn targets(&self, phrases: &[Roll], masks: &[Vec<bool>], device: &Device) -> anyhow::Result<Targets> {
         let s = self.shape;
         let cells = s.steps() * s.voices;
-        let (mut sounding, mut age, mut given_cells, mut tokens) = (Vec::with_capacity(phrases.len() * cells), Vec::new(), Vec::new(), Vec::new());
+        let mut sounding = Vec::with_capacity(phrases.len() * cells);
+        let mut age = Vec::with_capacity(phrases.len() * cells);
+        let mut tokens = Vec::with_capacity(phrases.len() * cells);
+        let (mut given_sounding, mut given_age, mut given_mask) = (Vec::new(), Vec::new(), Vec::new());
         let mut barred = vec![0f32; phrases.len() * cells * s.classes()];
-        for (item, phrase) in phrases.iter().enumerate() {
+        for (item, (phrase, mask)) in phrases.iter().zip(masks).enumerate() {
             let voice_tokens = roll_to_tokens(phrase);
-            let mask = given(item);
             let mut states = vec![VoiceState::SILENT; s.voices];
+            let mut given: Vec<Vec<Option<u32>>> = Vec::with_capacity(s.steps());
             for (step, choices) in voice_tokens.tokens.iter().enumerate() {
                 for (v, &token) in choices.iter().enumerate() {
                     let cell = item * cells + step * s.voices + v;
@@ -72,15 +76,23 @@ impl Voices {
                     sounding.push(states[v].sounding);
                     age.push(states[v].age);
                     tokens.push(token);
-                    given_cells.push(f32::from(u8::from(mask[step * s.voices + v])));
                 }
+                given.push(choices.iter().enumerate().map(|(v, &token)| mask[step * s.voices + v].then_some(token)).collect());
             }
+            let (view_sounding, view_age, view_mask) = given_view(&given, s.steps(), s.voices, s.max_age());
+            given_sounding.extend(view_sounding);
+            given_age.extend(view_age);
+            given_mask.extend(view_mask);
         }
         let dims = (phrases.len(), s.steps(), s.voices);
-        let given = Tensor::from_vec(given_cells, dims, device)?;
+        let mask = Tensor::from_vec(given_mask, dims, device)?;
         Ok(Targets {
-            scored: (1.0 - &given)?,
-            batch: VoiceBatch { sounding: Tensor::from_vec(sounding, dims, device)?, age: Tensor::from_vec(age, dims, device)?, given },
+            scored: (1.0 - &mask)?,
+            batch: VoiceBatch {
+                sounding: Tensor::from_vec(sounding, dims, device)?,
+                age: Tensor::from_vec(age, dims, device)?,
+                given: GivenView { sounding: Tensor::from_vec(given_sounding, dims, device)?, age: Tensor::from_vec(given_age, dims, device)?, mask },
+            },
             tokens: Tensor::from_vec(tokens, dims, device)?,
             barred: Tensor::from_vec(barred, (phrases.len(), s.steps(), s.voices, s.classes()), device)?,
         })
@@ -97,11 +109,18 @@ impl Voices {
         let chosen = log_probabilities.gather(&targets.tokens.unsqueeze(D::Minus1)?, D::Minus1)?.squeeze(D::Minus1)?;
         let items = rolls.dim(0)? as f64;
         let reconstruction = (chosen.mul(&targets.scored)?.sum_all()?.neg()? / items)?;
-        let kl = kl_per_dimension(&mean, &log_variance)?;
-        let penalised = kl.maximum(self.free_bits)?.sum_all()?;
-        let loss = (&reconstruction + (penalised * beta)?)?;
-        Ok((loss, reconstruction, kl.sum_all()?))
+        with_latent_cost(reconstruction, &mean, &log_variance, self.free_bits, beta)
     }
+}
+
+/// A voice sounds one note at a time; what a part holds beyond that (a divisi, a chordal
+/// piano part) is not learned, and the user is told how much, with the preset that would.
+pub fn chords_within_parts(phrases: &[Roll]) -> String {
+    let dropped: usize = phrases.iter().map(|p| roll_to_tokens(p).dropped_notes).sum();
+    let notes: usize = phrases.iter().map(|p| p.notes().len()).sum();
+    let share = 100.0 * dropped as f64 / notes.max(1) as f64;
+    let advice = if share > 5.0 { "; for chordal parts, --preset vae learns every note" } else { "" };
+    format!("voices: {dropped} of {notes} notes ({share:.2} %) sound beside another of their part and are not learned (each part is one voice){advice}")
 }
 
 /// What a training phrase gives the decoder, per step and voice (true = given): nothing
@@ -111,11 +130,9 @@ pub fn given_mask(rng: &mut ChaCha8Rng, shape: &VoiceShape) -> Vec<bool> {
     let (steps, voices, bar) = (shape.steps(), shape.voices, shape.steps_per_bar);
     let mut mask = vec![false; steps * voices];
     let mut set = |step: usize, voice: usize| mask[step * voices + voice] = true;
-    let draw = rng.next_u32() % 10;
-    let by_voice = draw < 6 && voices > 1;
-    match draw {
+    match rng.next_u32() % 10 {
         0..=3 => {}
-        4 | 5 if by_voice => {
+        4 | 5 if voices > 1 => {
             // A proper, non-empty subset of the voices.
             let subset = 1 + rng.next_u32() as usize % ((1usize << voices) - 2);
             for voice in (0..voices).filter(|v| subset >> v & 1 == 1) {
@@ -127,9 +144,12 @@ pub fn given_mask(rng: &mut ChaCha8Rng, shape: &VoiceShape) -> Vec<bool> {
             (0..bars * bar).for_each(|step| (0..voices).for_each(|voice| set(step, voice)));
         }
         _ => {
-            let length = bar + rng.next_u32() as usize % (steps / 2).saturating_sub(bar).max(1);
-            let start = rng.next_u32() as usize % (steps - length.min(steps) + 1);
-            (start..(start + length).min(steps)).for_each(|step| (0..voices).for_each(|voice| set(step, voice)));
+            // A bar up to half the phrase, never the whole of it.
+            let longest = (steps / 2).max(1);
+            let shortest = bar.min(longest);
+            let length = shortest + rng.next_u32() as usize % (longest - shortest + 1);
+            let start = rng.next_u32() as usize % (steps - length + 1);
+            (start..start + length).for_each(|step| (0..voices).for_each(|voice| set(step, voice)));
         }
     }
     mask
@@ -142,7 +162,7 @@ impl Objective for Voices {
 
     fn train_step(&mut self, batch: &Tensor, phrases: &[Roll], step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>> {
         let masks: Vec<Vec<bool>> = phrases.iter().map(|_| given_mask(rng, &self.shape)).collect();
-        let targets = self.targets(phrases, |item| masks[item].clone(), batch.device())?;
+        let targets = self.targets(phrases, &masks, batch.device())?;
         let eps = gaussian(rng, batch.dim(0)?, self.shape.latent, batch.device())?;
         let beta = self.beta * (step as f64 / self.warmup.max(1) as f64).min(1.0);
         let (loss, reconstruction, kl) = self.losses(batch, &targets, &eps, beta)?;
@@ -155,17 +175,15 @@ impl Objective for Voices {
     }
 
     fn validation_losses(&self, batch: &Tensor, phrases: &[Roll]) -> anyhow::Result<Vec<f64>> {
-        let cells = self.shape.steps() * self.shape.voices;
-        let targets = self.targets(phrases, |_| vec![false; cells], batch.device())?;
+        let nothing_given = vec![vec![false; self.shape.steps() * self.shape.voices]; phrases.len()];
+        let targets = self.targets(phrases, &nothing_given, batch.device())?;
         let eps = Tensor::zeros((batch.dim(0)?, self.shape.latent), DType::F32, batch.device())?;
         let (loss, reconstruction, kl) = self.losses(batch, &targets, &eps, self.beta)?;
         Ok(vec![scalar(&loss)?, scalar(&reconstruction)?, scalar(&kl)?])
     }
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut tensors: Vec<_> = named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-        tensors.extend(self.adam.state("adam"));
-        tensors
+        tensors_with_optimiser(&self.varmap, &self.adam)
     }
 
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
@@ -180,7 +198,7 @@ impl Objective for Voices {
     }
 
     fn weights(&self, prefix: &str) -> Vec<(String, Tensor)> {
-        named_vars(&self.varmap).into_iter().filter(|(n, _)| n.starts_with(prefix)).map(|(n, v)| (n, v.as_tensor().clone())).collect()
+        weights_under(&self.varmap, prefix)
     }
 
     fn encode(&self, batch: &Tensor) -> anyhow::Result<Option<Tensor>> {
@@ -214,5 +232,12 @@ mod tests {
             }
         }
         assert!(nothing > 700 && voices > 300 && leading_bars > 100 && spans > 100, "{nothing} {voices} {leading_bars} {spans}");
+        for (voices, bars) in [(1, 1), (1, 4), (4, 1), (2, 2)] {
+            let shape = VoiceShape { voices, bars, ..shape };
+            for _ in 0..500 {
+                let mask = given_mask(&mut rng, &shape);
+                assert!(mask.iter().any(|&g| !g), "{voices} voices, {bars} bars: something is left to write");
+            }
+        }
     }
 }
