@@ -207,14 +207,24 @@ impl Generator {
             options.temperature = temperature;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(request.seed);
-        let joined = match &self.network {
-            // Voices carry on across phrases, as a player's line does.
+        let phrases = match &self.network {
+            // Each phrase draws from a stream named by the seed and its own latent, so that the
+            // same latent plays the same phrase: with no variation the loop repeats exactly, at
+            // any temperature. Phrases start from silence, as the decoder learnt them.
             Network::Voices(decoder) => {
                 let representation = Arc::new(self.card.representation.clone());
-                decoder.piece(&representation, &latents, &[], voice_sampling(&options), options.velocity, &mut rng)?
+                let sampling = voice_sampling(&options);
+                let mut phrases = Vec::with_capacity(latents.len());
+                for z in &latents {
+                    let stream = crate::hash::fnv1a(request.seed.to_le_bytes().into_iter().chain(z.iter().flat_map(|v| v.to_le_bytes())));
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(stream);
+                    phrases.extend(decoder.phrases(&representation, std::slice::from_ref(z), &[], sampling, options.velocity, &mut rng)?);
+                }
+                phrases
             }
-            _ => Roll::concat(&self.generate(&latents, &options, &mut rng)?).expect("at least one phrase"),
+            _ => self.generate(&latents, &options, &mut rng)?,
         };
+        let joined = Roll::concat(&phrases).expect("at least one phrase");
         Ok(joined.slice(0..request.bars.max(1) * self.card.representation.steps_per_bar()))
     }
 }
@@ -351,6 +361,8 @@ mod tests {
             assert!((0..roll.steps()).all(|step| roll.sounding_at(track, step).iter().filter(|&&s| s).count() <= 1), "track {track} is one voice");
         }
         assert!(generator.logits(&Tensor::zeros((1, 4), DType::F32, &Device::Cpu).unwrap()).is_err(), "no per-cell logits to misread");
+        let strict = generator.render(&RenderRequest { variation: 0.0, bars: 6, ..sampled.clone() }).unwrap();
+        assert_eq!(strict.slice(0..32), strict.slice(32..64), "with no variation the loop repeats, even when sampling");
         let busy = generator.render(&RenderRequest { density: 1.0, ..sampled.clone() }).unwrap().notes().len();
         let sparse = generator.render(&RenderRequest { density: -1.0, ..sampled }).unwrap().notes().len();
         assert!(sparse < busy, "density favours new notes: {sparse} < {busy}");

@@ -76,28 +76,11 @@ impl VoiceDecoder {
             .iter()
             .enumerate()
             .map(|(index, z)| {
-                let tokens = self.tokens(z, given.get(index).copied().unwrap_or(&[]), &mut self.silence(), sampling, rng)?;
+                let mut states = vec![VoiceState::SILENT; self.network.shape.voices];
+                let fixed = given.get(index).copied().unwrap_or(&[]);
+                let tokens = self.sampler.phrase(&self.network, z, fixed, &mut states, sampling, rng, None)?;
                 Ok(tokens_to_roll(representation, &tokens, velocity))
             })
             .collect()
-    }
-
-    /// The phrases of `latents` one after another as one piece, each continuing the voices
-    /// where the one before left them (a note may be held across the join).
-    pub fn piece(&self, representation: &Arc<Representation>, latents: &[Vec<f32>], given: &[&Given], sampling: Sampling, velocity: u8, rng: &mut impl Rng) -> Result<Roll> {
-        let mut states = self.silence();
-        let mut tokens = Vec::new();
-        for (index, z) in latents.iter().enumerate() {
-            tokens.extend(self.tokens(z, given.get(index).copied().unwrap_or(&[]), &mut states, sampling, rng)?);
-        }
-        Ok(tokens_to_roll(representation, &tokens, velocity))
-    }
-
-    fn silence(&self) -> Vec<VoiceState> {
-        vec![VoiceState::SILENT; self.network.shape.voices]
-    }
-
-    fn tokens(&self, z: &[f32], given: &Given, states: &mut [VoiceState], sampling: Sampling, rng: &mut impl Rng) -> Result<Vec<Vec<u32>>> {
-        self.sampler.phrase(&self.network, z, given, states, sampling, rng, None)
     }
 }
