@@ -48,7 +48,8 @@ enum Network {
     Phrase(Decoder),
     Musegan(MuseganGenerator),
     Midinet(MidinetGenerator),
-    Voices(VoiceDecoder),
+    /// Boxed: its sampler's tables make it far larger than the others.
+    Voices(Box<VoiceDecoder>),
 }
 
 pub struct Generator {
@@ -66,7 +67,7 @@ impl Generator {
         let network = match (card.preset, card.architecture.track_latents) {
             (Preset::Voices, _) => {
                 let shape = VoiceShape::of(&card).ok_or_else(|| ModelError::Mismatch("a voices card without voice sizes".into()))?;
-                Network::Voices(VoiceDecoder::new(shape, vb).map_err(mismatch)?)
+                Network::Voices(Box::new(VoiceDecoder::new(shape, vb).map_err(mismatch)?))
             }
             (Preset::Musegan, Some(mode)) => Network::Musegan(MuseganGenerator::new(shape, mode, vb).map_err(mismatch)?),
             (Preset::Midinet, _) => {

@@ -41,7 +41,7 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             patch: shape.patch,
             track_latents: (config.preset == Preset::Musegan).then(|| shape.track_latents()).transpose()?,
             chord_condition: shape.chord_condition,
-            voice: (config.preset == Preset::Voices).then(|| VoiceArchitecture {
+            voice: (config.preset == Preset::Voices).then_some(VoiceArchitecture {
                 embed: shape.embed,
                 age_embed: shape.age_embed,
                 position_embed: shape.position_embed,
