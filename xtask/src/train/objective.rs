@@ -36,9 +36,9 @@ pub trait Objective {
 
 pub fn build(config: &RunConfig, card: &ModelCard, device: &Device) -> anyhow::Result<Box<dyn Objective>> {
     match config.preset {
-        Preset::Vae => Ok(Box::new(Vae::new(config, card, device)?)),
+        Preset::Vae => Ok(Box::new(Vae::new(config, card, device, Cells)?)),
         Preset::Musegan | Preset::Midinet | Preset::CnnLstm => Ok(Box::new(Gan::new(config, card, device)?)),
-        Preset::Voices => Ok(Box::new(super::voices::Voices::new(config, card, device)?)),
+        Preset::Voices => Ok(Box::new(Vae::new(config, card, device, super::voices::Choices::of(card))?)),
     }
 }
 
@@ -74,30 +74,30 @@ pub fn gaussian(rng: &mut ChaCha8Rng, rows: usize, columns: usize, device: &Devi
     Ok(Tensor::from_vec(noise(rng.next_u64(), rows * columns), (rows, columns), device)?)
 }
 
-/// (loss, reconstruction, KL) of a VAE: the reconstruction plus beta times the KL, where a
-/// latent dimension's KL below `free_bits` nats costs nothing (so that the decoder keeps a
-/// use for the latent rather than ignoring it).
-pub fn with_latent_cost(reconstruction: Tensor, mean: &Tensor, log_variance: &Tensor, free_bits: f64, beta: f64) -> anyhow::Result<(Tensor, Tensor, Tensor)> {
-    let kl = kl_per_dimension(mean, log_variance)?;
-    let penalised = kl.maximum(free_bits)?.sum_all()?;
-    let loss = (&reconstruction + (penalised * beta)?)?;
-    Ok((loss, reconstruction, kl.sum_all()?))
-}
-
-/// The weights and optimiser moments of a run with one optimiser, for a checkpoint.
-pub fn tensors_with_optimiser(varmap: &VarMap, adam: &AdamW) -> Vec<(String, Tensor)> {
-    let mut tensors: Vec<_> = named_vars(varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-    tensors.extend(adam.state("adam"));
-    tensors
-}
-
 /// The weights under `prefix`, for export.
 pub fn weights_under(varmap: &VarMap, prefix: &str) -> Vec<(String, Tensor)> {
     named_vars_under(varmap, prefix).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect()
 }
 
-/// beta-VAE with KL warm-up and free bits.
-struct Vae {
+/// How a VAE scores its decoder: the one thing its presets do differently.
+pub trait Reconstruction {
+    /// The loss of decoding `batch` (the roll tensor of `phrases`) from latents `z`, summed
+    /// over a phrase and averaged over the batch. `rng` comes in training, for whatever the
+    /// preset varies from step to step; validation passes `None`.
+    fn reconstruction(&self, generator: &Generator, z: &Tensor, batch: &Tensor, phrases: &[Roll], rng: Option<&mut ChaCha8Rng>) -> anyhow::Result<Tensor>;
+}
+
+/// Independent onset and sustain cells, scored by binary cross-entropy (the `vae` preset).
+struct Cells;
+
+impl Reconstruction for Cells {
+    fn reconstruction(&self, generator: &Generator, z: &Tensor, batch: &Tensor, _phrases: &[Roll], _rng: Option<&mut ChaCha8Rng>) -> anyhow::Result<Tensor> {
+        Ok(bce_with_logits(&generator.logits(z)?, batch)?)
+    }
+}
+
+/// beta-VAE with KL warm-up and free bits, around any decoder.
+pub struct Vae<R> {
     varmap: VarMap,
     encoder: Encoder,
     generator: Generator,
@@ -106,10 +106,11 @@ struct Vae {
     beta: f64,
     warmup: u64,
     free_bits: f64,
+    reconstruction: R,
 }
 
-impl Vae {
-    fn new(config: &RunConfig, card: &ModelCard, device: &Device) -> anyhow::Result<Vae> {
+impl<R: Reconstruction> Vae<R> {
+    pub fn new(config: &RunConfig, card: &ModelCard, device: &Device, reconstruction: R) -> anyhow::Result<Vae<R>> {
         let varmap = VarMap::new();
         let vb = seeded_builder(&varmap, config.seed, device);
         let encoder = Encoder::new(Shape::of(card), vb.pp("encoder"))?;
@@ -124,47 +125,56 @@ impl Vae {
             beta: config.shape.beta,
             warmup: config.shape.kl_warmup,
             free_bits: config.shape.free_bits,
+            reconstruction,
         })
     }
 
-    /// (loss, reconstruction, KL) for `z = mean + sigma * eps`.
-    fn losses(&self, batch: &Tensor, eps: &Tensor, beta: f64) -> anyhow::Result<(Tensor, Tensor, Tensor)> {
+    /// (loss, reconstruction, KL) for `z = mean + sigma * eps`; a latent dimension's KL below
+    /// `free_bits` nats costs nothing, so that the decoder keeps a use for the latent.
+    fn losses(&self, batch: &Tensor, phrases: &[Roll], eps: &Tensor, beta: f64, rng: Option<&mut ChaCha8Rng>) -> anyhow::Result<(Tensor, Tensor, Tensor)> {
         let (mean, log_variance) = self.encoder.forward(batch)?;
         let z = reparameterise(&mean, &log_variance, eps)?;
-        let reconstruction = bce_with_logits(&self.generator.logits(&z)?, batch)?;
-        with_latent_cost(reconstruction, &mean, &log_variance, self.free_bits, beta)
+        let reconstruction = self.reconstruction.reconstruction(&self.generator, &z, batch, phrases, rng)?;
+        let kl = kl_per_dimension(&mean, &log_variance)?;
+        let penalised = kl.maximum(self.free_bits)?.sum_all()?;
+        let loss = (&reconstruction + (penalised * beta)?)?;
+        Ok((loss, reconstruction, kl.sum_all()?))
     }
 }
 
-impl Objective for Vae {
+impl<R: Reconstruction> Objective for Vae<R> {
     fn loss_names(&self) -> Vec<&'static str> {
         vec!["loss", "reconstruction", "kl"]
     }
 
-    fn train_step(&mut self, batch: &Tensor, _phrases: &[Roll], step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>> {
+    fn train_step(&mut self, batch: &Tensor, phrases: &[Roll], step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>> {
         let eps = gaussian(rng, batch.dim(0)?, self.latent, batch.device())?;
         let beta = self.beta * (step as f64 / self.warmup.max(1) as f64).min(1.0);
-        let (loss, reconstruction, kl) = self.losses(batch, &eps, beta)?;
+        let (loss, reconstruction, kl) = self.losses(batch, phrases, &eps, beta, Some(rng))?;
         let values = vec![scalar(&loss)?, scalar(&reconstruction)?, scalar(&kl)?];
         if values.iter().all(|v| v.is_finite()) {
             self.adam.backward_step(&loss)?;
+            self.generator.refresh()?;
         }
         Ok(values)
     }
 
-    fn validation_losses(&self, batch: &Tensor, _phrases: &[Roll]) -> anyhow::Result<Vec<f64>> {
+    fn validation_losses(&self, batch: &Tensor, phrases: &[Roll]) -> anyhow::Result<Vec<f64>> {
         let eps = Tensor::zeros((batch.dim(0)?, self.latent), DType::F32, batch.device())?;
-        let (loss, reconstruction, kl) = self.losses(batch, &eps, self.beta)?;
+        let (loss, reconstruction, kl) = self.losses(batch, phrases, &eps, self.beta, None)?;
         Ok(vec![scalar(&loss)?, scalar(&reconstruction)?, scalar(&kl)?])
     }
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
-        tensors_with_optimiser(&self.varmap, &self.adam)
+        let mut tensors: Vec<_> = named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+        tensors.extend(self.adam.state("adam"));
+        tensors
     }
 
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
         restore_vars(&self.varmap, tensors)?;
         self.adam.restore("adam", tensors)?;
+        self.generator.refresh()?;
         Ok(())
     }
 

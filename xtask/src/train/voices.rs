@@ -1,35 +1,26 @@
-//! The `voices` preset's training step: a VAE whose decoder makes one categorical choice per
-//! voice and step, scored by cross-entropy under teacher forcing. Parts of each training
-//! phrase are handed to the decoder as given (whole voices, the first bars, a span), so that
-//! the same model learns to complete what a user gives it, not only to dream.
+//! The `voices` preset's training: a VAE ([`super::objective::Vae`]) whose decoder makes one
+//! categorical choice per voice and step, scored by cross-entropy under teacher forcing.
+//! Parts of each training phrase are handed to the decoder as given (whole voices, the first
+//! bars, a span), so that the same model learns to complete what a user gives it, not only
+//! to dream.
 
-use super::adam::AdamW;
-use super::objective::{gaussian, named_vars, restore_vars, scalar, seeded_builder, tensors_with_optimiser, weights_under, with_latent_cost, Objective};
-use super::RunConfig;
-use candle_core::{DType, Device, Tensor, D};
-use candle_nn::VarMap;
+use super::objective::Reconstruction;
+use candle_core::{Device, Tensor, D};
 use dreamroll::model::generator::Generator;
-use dreamroll::model::vae::{reparameterise, Encoder, Shape};
 use dreamroll::model::voices::network::{GivenView, VoiceBatch, VoiceShape};
 use dreamroll::model::voices::tokens::{given_view, roll_to_tokens, VoiceState, HOLD};
 use dreamroll::model::ModelCard;
 use dreamroll::roll::Roll;
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
 
 /// A score low enough that a choice never wins, and finite so that no NaN arises.
 const BARRED: f32 = -1e4;
 
-pub struct Voices {
-    varmap: VarMap,
-    encoder: Encoder,
-    generator: Generator,
-    adam: AdamW,
+/// The voices preset's reconstruction: the negative log-likelihood of each choice that was
+/// not given, under teacher forcing.
+pub struct Choices {
     shape: VoiceShape,
-    beta: f64,
-    warmup: u64,
-    free_bits: f64,
 }
 
 /// One batch's targets and what the network reads, on the host.
@@ -43,15 +34,9 @@ struct Targets {
     barred: Tensor,
 }
 
-impl Voices {
-    pub fn new(config: &RunConfig, card: &ModelCard, device: &Device) -> anyhow::Result<Voices> {
-        let varmap = VarMap::new();
-        let vb = seeded_builder(&varmap, config.seed, device);
-        let encoder = Encoder::new(Shape::of(card), vb.pp("encoder"))?;
-        let generator = Generator::build(card.clone(), vb, device)?;
-        let shape = VoiceShape::of(card).expect("a voices card");
-        let adam = AdamW::new(named_vars(&varmap), config.lr, 0.9, 0.999, 0.0)?;
-        Ok(Voices { varmap, encoder, generator, adam, shape, beta: config.shape.beta, warmup: config.shape.kl_warmup, free_bits: config.shape.free_bits })
+impl Choices {
+    pub fn of(card: &ModelCard) -> Choices {
+        Choices { shape: VoiceShape::of(card).expect("a voices card has voice sizes (the card validates it)") }
     }
 
     fn targets(&self, phrases: &[Roll], masks: &[Vec<bool>], device: &Device) -> anyhow::Result<Targets> {
@@ -98,18 +83,20 @@ impl Voices {
         })
     }
 
-    /// (loss, reconstruction, KL): reconstruction is the negative log-likelihood of the
-    /// choices that were not given, per phrase.
-    fn losses(&self, rolls: &Tensor, targets: &Targets, eps: &Tensor, beta: f64) -> anyhow::Result<(Tensor, Tensor, Tensor)> {
-        let (mean, log_variance) = self.encoder.forward(rolls)?;
-        let z = reparameterise(&mean, &log_variance, eps)?;
-        let network = self.generator.voice_network().expect("a voices generator");
-        let scores = (network.forward(&z, &targets.batch)? + &targets.barred)?;
+}
+
+impl Reconstruction for Choices {
+    fn reconstruction(&self, generator: &Generator, z: &Tensor, _batch: &Tensor, phrases: &[Roll], rng: Option<&mut ChaCha8Rng>) -> anyhow::Result<Tensor> {
+        let masks: Vec<Vec<bool>> = match rng {
+            Some(rng) => phrases.iter().map(|_| given_mask(rng, &self.shape)).collect(),
+            None => vec![vec![false; self.shape.steps() * self.shape.voices]; phrases.len()],
+        };
+        let targets = self.targets(phrases, &masks, z.device())?;
+        let network = generator.voice_network().expect("a voices generator");
+        let scores = (network.forward(z, &targets.batch)? + &targets.barred)?;
         let log_probabilities = candle_nn::ops::log_softmax(&scores, D::Minus1)?;
         let chosen = log_probabilities.gather(&targets.tokens.unsqueeze(D::Minus1)?, D::Minus1)?.squeeze(D::Minus1)?;
-        let items = rolls.dim(0)? as f64;
-        let reconstruction = (chosen.mul(&targets.scored)?.sum_all()?.neg()? / items)?;
-        with_latent_cost(reconstruction, &mean, &log_variance, self.free_bits, beta)
+        Ok((chosen.mul(&targets.scored)?.sum_all()?.neg()? / phrases.len() as f64)?)
     }
 }
 
@@ -153,57 +140,6 @@ pub fn given_mask(rng: &mut ChaCha8Rng, shape: &VoiceShape) -> Vec<bool> {
         }
     }
     mask
-}
-
-impl Objective for Voices {
-    fn loss_names(&self) -> Vec<&'static str> {
-        vec!["loss", "reconstruction", "kl"]
-    }
-
-    fn train_step(&mut self, batch: &Tensor, phrases: &[Roll], step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>> {
-        let masks: Vec<Vec<bool>> = phrases.iter().map(|_| given_mask(rng, &self.shape)).collect();
-        let targets = self.targets(phrases, &masks, batch.device())?;
-        let eps = gaussian(rng, batch.dim(0)?, self.shape.latent, batch.device())?;
-        let beta = self.beta * (step as f64 / self.warmup.max(1) as f64).min(1.0);
-        let (loss, reconstruction, kl) = self.losses(batch, &targets, &eps, beta)?;
-        let values = vec![scalar(&loss)?, scalar(&reconstruction)?, scalar(&kl)?];
-        if values.iter().all(|v| v.is_finite()) {
-            self.adam.backward_step(&loss)?;
-            self.generator.refresh()?;
-        }
-        Ok(values)
-    }
-
-    fn validation_losses(&self, batch: &Tensor, phrases: &[Roll]) -> anyhow::Result<Vec<f64>> {
-        let nothing_given = vec![vec![false; self.shape.steps() * self.shape.voices]; phrases.len()];
-        let targets = self.targets(phrases, &nothing_given, batch.device())?;
-        let eps = Tensor::zeros((batch.dim(0)?, self.shape.latent), DType::F32, batch.device())?;
-        let (loss, reconstruction, kl) = self.losses(batch, &targets, &eps, self.beta)?;
-        Ok(vec![scalar(&loss)?, scalar(&reconstruction)?, scalar(&kl)?])
-    }
-
-    fn tensors(&self) -> Vec<(String, Tensor)> {
-        tensors_with_optimiser(&self.varmap, &self.adam)
-    }
-
-    fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
-        restore_vars(&self.varmap, tensors)?;
-        self.adam.restore("adam", tensors)?;
-        self.generator.refresh()?;
-        Ok(())
-    }
-
-    fn generator(&self) -> &Generator {
-        &self.generator
-    }
-
-    fn weights(&self, prefix: &str) -> Vec<(String, Tensor)> {
-        weights_under(&self.varmap, prefix)
-    }
-
-    fn encode(&self, batch: &Tensor) -> anyhow::Result<Option<Tensor>> {
-        Ok(Some(self.encoder.forward(batch)?.0))
-    }
 }
 
 #[cfg(test)]
