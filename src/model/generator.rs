@@ -167,7 +167,7 @@ impl Generator {
     pub fn generate(&self, latents: &[Vec<f32>], options: &DecodeOptions, rng: &mut impl Rng) -> candle_core::Result<Vec<Roll>> {
         let representation = Arc::new(self.card.representation.clone());
         if let Network::Voices(decoder) = &self.network {
-            return decoder.phrases(&representation, latents, &[], voice_sampling(options), options.velocity, rng);
+            return decoder.phrases(&representation, latents, voice_sampling(options), options.velocity, rng);
         }
         Ok(self.phrase_logits(latents)?.iter().map(|phrase| logits_to_roll(&representation, phrase, options, rng)).collect())
     }
@@ -219,7 +219,7 @@ impl Generator {
                 for z in &latents {
                     let stream = crate::hash::fnv1a(request.seed.to_le_bytes().into_iter().chain(z.iter().flat_map(|v| v.to_le_bytes())));
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(stream);
-                    phrases.extend(decoder.phrases(&representation, std::slice::from_ref(z), &[], sampling, options.velocity, &mut rng)?);
+                    phrases.extend(decoder.phrases(&representation, std::slice::from_ref(z), sampling, options.velocity, &mut rng)?);
                 }
                 phrases
             }

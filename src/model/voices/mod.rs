@@ -22,8 +22,8 @@ use candle_core::Result;
 use candle_nn::VarBuilder;
 use network::{VoiceNetwork, VoiceShape};
 use rand::Rng;
-use sampler::{Given, Sampling, VoiceSampler};
-use tokens::{tokens_to_roll, VoiceState};
+use sampler::{Sampling, VoiceSampler};
+use tokens::tokens_to_roll;
 
 /// How far the density control moves new-note scores at its ends, in logits.
 pub const DENSITY_LOGITS: f32 = 1.5;
@@ -69,18 +69,8 @@ impl VoiceDecoder {
         Ok(())
     }
 
-    /// One phrase per latent, each from silence. `given[phrase]` fixes choices in that
-    /// phrase (see [`VoiceSampler::phrase`]).
-    pub fn phrases(&self, representation: &Arc<Representation>, latents: &[Vec<f32>], given: &[&Given], sampling: Sampling, velocity: u8, rng: &mut impl Rng) -> Result<Vec<Roll>> {
-        latents
-            .iter()
-            .enumerate()
-            .map(|(index, z)| {
-                let mut states = vec![VoiceState::SILENT; self.network.shape.voices];
-                let fixed = given.get(index).copied().unwrap_or(&[]);
-                let tokens = self.sampler.phrase(&self.network, z, fixed, &mut states, sampling, rng, None)?;
-                Ok(tokens_to_roll(representation, &tokens, velocity))
-            })
-            .collect()
+    /// One phrase per latent, each from silence.
+    pub fn phrases(&self, representation: &Arc<Representation>, latents: &[Vec<f32>], sampling: Sampling, velocity: u8, rng: &mut impl Rng) -> Result<Vec<Roll>> {
+        latents.iter().map(|z| Ok(tokens_to_roll(representation, &self.sampler.phrase(&self.network, z, &[], sampling, rng, None)?, velocity))).collect()
     }
 }

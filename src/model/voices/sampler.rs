@@ -158,22 +158,13 @@ impl VoiceSampler {
         Ok((Matrix::from_tensor(&constants)?, Matrix::from_tensor(&initial)?))
     }
 
-    /// Writes one phrase from latent `z`, continuing from `states` (the voices as the step
-    /// before left them; silence at a piece's start). `given[step][voice]` forces a choice
-    /// there; missing steps or `None` are the model's to choose. Returns the tokens
-    /// [steps][voices], and leaves `states` as the phrase ends.
-    #[allow(clippy::too_many_arguments)]
-    pub fn phrase(
-        &self,
-        network: &VoiceNetwork,
-        z: &[f32],
-        given: &Given,
-        states: &mut [VoiceState],
-        sampling: Sampling,
-        rng: &mut impl Rng,
-        mut scores_seen: Option<&mut Vec<Vec<f32>>>,
-    ) -> Result<Vec<Vec<u32>>> {
+    /// Writes one phrase from latent `z`, from silence, as the decoder learnt its phrases.
+    /// `given[step][voice]` forces a choice there; missing steps or `None` are the model's to
+    /// choose. Returns the tokens [steps][voices]; `scores_seen` collects every voice's
+    /// scores before its choice, for checking them against the network.
+    pub fn phrase(&self, network: &VoiceNetwork, z: &[f32], given: &Given, sampling: Sampling, rng: &mut impl Rng, mut scores_seen: Option<&mut Vec<Vec<f32>>>) -> Result<Vec<Vec<u32>>> {
         let s = self.shape;
+        let mut states = vec![VoiceState::SILENT; s.voices];
         if let Some(token) = given.iter().flatten().flatten().find(|&&t| t as usize >= s.classes()) {
             candle_core::bail!("a given choice {token} lies outside the model's {} choices", s.classes());
         }
@@ -269,34 +260,33 @@ fn choose(scores: &mut [f32], voice: VoiceState, sampling: Sampling, rng: &mut i
 mod tests {
     use super::super::network::tests::{nothing_given, small_shape};
     use super::super::network::VoiceBatch;
+    use super::super::tokens::states_after;
     use super::*;
     use candle_nn::{VarBuilder, VarMap};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
+    /// A small network with its initial weights, and its sampler.
+    fn untrained() -> (VoiceShape, VoiceNetwork, VoiceSampler) {
+        let shape = small_shape();
+        let network = VoiceNetwork::new(shape, VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu)).unwrap();
+        let sampler = VoiceSampler::new(&network).unwrap();
+        (shape, network, sampler)
+    }
+
     #[test]
     fn the_sampler_scores_as_the_network_does() {
-        let varmap = VarMap::new();
-        let shape = small_shape();
-        let network = VoiceNetwork::new(shape, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
-        let sampler = VoiceSampler::new(&network).unwrap();
+        let (shape, network, sampler) = untrained();
         let z = [0.4f32, -0.2, 1.1];
         // Let the sampler write a phrase, recording its scores, then score the same choices
         // with the network under teacher forcing.
-        let mut states = vec![VoiceState::SILENT; shape.voices];
         let mut seen = Vec::new();
         let sampling = Sampling { temperature: 1.0, new_note_bias: 0.0 };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let tokens = sampler.phrase(&network, &z, &[], &mut states, sampling, &mut rng, Some(&mut seen)).unwrap();
-        let mut replay = vec![VoiceState::SILENT; shape.voices];
-        let (mut sounding, mut age) = (Vec::new(), Vec::new());
-        for step in &tokens {
-            for (v, &token) in step.iter().enumerate() {
-                replay[v] = replay[v].after(token, shape.max_age());
-                sounding.push(replay[v].sounding);
-                age.push(replay[v].age);
-            }
-        }
+        let tokens = sampler.phrase(&network, &z, &[], sampling, &mut rng, Some(&mut seen)).unwrap();
+        let replay: Vec<VoiceState> = states_after(&tokens, shape.max_age()).into_iter().flatten().collect();
+        let sounding: Vec<u32> = replay.iter().map(|state| state.sounding).collect();
+        let age: Vec<u32> = replay.iter().map(|state| state.age).collect();
         let dims = (1, shape.steps(), shape.voices);
         let batch = VoiceBatch {
             sounding: Tensor::from_vec(sounding, dims, &Device::Cpu).unwrap(),
@@ -316,15 +306,11 @@ mod tests {
 
     #[test]
     fn given_choices_are_kept_and_the_likeliest_choice_is_repeatable() {
-        let varmap = VarMap::new();
-        let shape = small_shape();
-        let network = VoiceNetwork::new(shape, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
-        let sampler = VoiceSampler::new(&network).unwrap();
+        let (shape, network, sampler) = untrained();
         let given: Vec<Vec<Option<u32>>> = (0..shape.steps()).map(|step| vec![Some(if step % 2 == 0 { NEW_NOTE + 3 } else { HOLD }), None]).collect();
         let strict = Sampling { temperature: 0.0, new_note_bias: 0.0 };
         let write = |seed: u64| {
-            let mut states = vec![VoiceState::SILENT; shape.voices];
-            sampler.phrase(&network, &[0.1, 0.2, 0.3], &given, &mut states, strict, &mut ChaCha8Rng::seed_from_u64(seed), None).unwrap()
+            sampler.phrase(&network, &[0.1, 0.2, 0.3], &given, strict, &mut ChaCha8Rng::seed_from_u64(seed), None).unwrap()
         };
         let tokens = write(1);
         assert!(tokens.iter().zip(&given).all(|(t, g)| Some(t[0]) == g[0]), "the given voice is kept");

@@ -45,6 +45,19 @@ impl VoiceState {
     }
 }
 
+/// Each voice's state after each step of `tokens` [steps][voices], from silence: what
+/// teacher forcing feeds the network.
+pub fn states_after(tokens: &[Vec<u32>], max_age: u32) -> Vec<Vec<VoiceState>> {
+    let mut states = vec![VoiceState::SILENT; tokens.first().map_or(0, Vec::len)];
+    tokens
+        .iter()
+        .map(|choices| {
+            states.iter_mut().zip(choices).for_each(|(state, &token)| *state = state.after(token, max_age));
+            states.clone()
+        })
+        .collect()
+}
+
 /// What the context reader is shown of the choices a caller gives, cell by cell ([steps x
 /// voices], row-major): each voice's state as the given choices alone make it, and whether
 /// the cell is given. A voice's state is built from given choices only — a given hold after
@@ -206,6 +219,14 @@ mod tests {
         assert_eq!(mask, vec![0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
         assert_eq!(sounding, vec![0, 2, 0, 2, 0, 0, 6, 0], "the given hold after an unseen strike reads as silence");
         assert_eq!(age, vec![0, 1, 0, 2, 0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn states_after_each_step_follow_the_line() {
+        let line = vec![vec![NEW_NOTE + 2, REST], vec![HOLD, NEW_NOTE], vec![REST, HOLD]];
+        let states = states_after(&line, 8);
+        assert_eq!(states[1], vec![VoiceState { sounding: 3, age: 2 }, VoiceState { sounding: 1, age: 1 }]);
+        assert_eq!(states[2], vec![VoiceState::SILENT, VoiceState { sounding: 1, age: 2 }]);
     }
 
     #[test]

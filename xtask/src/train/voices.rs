@@ -8,7 +8,7 @@ use super::objective::Reconstruction;
 use candle_core::{Device, Tensor, D};
 use dreamroll::model::generator::Generator;
 use dreamroll::model::voices::network::{GivenView, VoiceBatch, VoiceShape};
-use dreamroll::model::voices::tokens::{given_view, roll_to_tokens, VoiceState, HOLD};
+use dreamroll::model::voices::tokens::{given_view, roll_to_tokens, states_after, VoiceState, HOLD};
 use dreamroll::model::ModelCard;
 use dreamroll::roll::Roll;
 use rand::RngCore;
@@ -49,17 +49,17 @@ impl Choices {
         let mut barred = vec![0f32; phrases.len() * cells * s.classes()];
         for (item, (phrase, mask)) in phrases.iter().zip(masks).enumerate() {
             let voice_tokens = roll_to_tokens(phrase);
-            let mut states = vec![VoiceState::SILENT; s.voices];
+            let after = states_after(&voice_tokens.tokens, s.max_age());
             let mut given: Vec<Vec<Option<u32>>> = Vec::with_capacity(s.steps());
             for (step, choices) in voice_tokens.tokens.iter().enumerate() {
                 for (v, &token) in choices.iter().enumerate() {
                     let cell = item * cells + step * s.voices + v;
-                    if !states[v].may_hold() {
+                    let before = if step == 0 { VoiceState::SILENT } else { after[step - 1][v] };
+                    if !before.may_hold() {
                         barred[cell * s.classes() + HOLD as usize] = BARRED;
                     }
-                    states[v] = states[v].after(token, s.max_age());
-                    sounding.push(states[v].sounding);
-                    age.push(states[v].age);
+                    sounding.push(after[step][v].sounding);
+                    age.push(after[step][v].age);
                     tokens.push(token);
                 }
                 given.push(choices.iter().enumerate().map(|(v, &token)| mask[step * s.voices + v].then_some(token)).collect());
