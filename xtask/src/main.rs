@@ -26,8 +26,11 @@ enum Task {
     Eval(eval::EvalArgs),
     /// Train a decoder on a folder of MIDI files.
     Train(train::TrainArgs),
-    /// Run the criterion benchmarks.
+    /// Run the criterion benchmarks, or (--vs-pytorch) compare with a PyTorch twin.
     Bench(bench::BenchArgs),
+    /// One side of `bench --vs-pytorch`, in a process of its own.
+    #[command(hide = true)]
+    BenchWorker(bench::candle_side::WorkerArgs),
     /// Build and bundle the plugin: `bundle dreamroll --release` writes
     /// target/bundled/dreamroll.clap and dreamroll.vst3 (nice-plug-xtask does the work).
     #[command(disable_help_flag = true)]
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Task::Corpus(args) => corpus::run(args),
         Task::Eval(args) => eval::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::BenchWorker(args) => bench::candle_side::worker(args),
         Task::Train(args) => train::run(args),
         Task::Bundle { args } => nice_plug_xtask::main_with_args("cargo xtask", std::iter::once("bundle".to_string()).chain(args)),
         Task::Install(args) => install::run(args),

@@ -10,10 +10,10 @@ mod adam;
 pub mod checkpoint;
 mod data;
 mod export;
-mod objective;
+pub(crate) mod objective;
 pub mod plot;
 mod seeded;
-mod voices;
+pub(crate) mod voices;
 
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};

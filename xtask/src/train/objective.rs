@@ -27,6 +27,9 @@ pub trait Objective {
     /// Weights and optimiser state, for a checkpoint.
     fn tensors(&self) -> Vec<(String, Tensor)>;
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()>;
+    /// Only the weights (a trained model's, to measure or compare it), leaving the optimiser
+    /// as it is.
+    fn load_weights(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()>;
     fn generator(&self) -> &Generator;
     /// The weights whose names start with `prefix` (`decoder.`, `encoder.`), for export.
     fn weights(&self, prefix: &str) -> Vec<(String, Tensor)>;
@@ -46,7 +49,7 @@ pub fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
     named_vars_under(varmap, "")
 }
 
-fn named_vars_under(varmap: &VarMap, prefix: &str) -> Vec<(String, candle_core::Var)> {
+pub fn named_vars_under(varmap: &VarMap, prefix: &str) -> Vec<(String, candle_core::Var)> {
     let data = varmap.data().lock().expect("the trainer holds the only lock");
     let mut vars: Vec<_> = data.iter().filter(|(name, _)| name.starts_with(prefix)).map(|(name, var)| (name.clone(), var.clone())).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -60,7 +63,7 @@ pub fn seeded_builder<'a>(varmap: &VarMap, seed: u64, device: &Device) -> VarBui
 
 pub fn restore_vars(varmap: &VarMap, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
     for (name, var) in named_vars(varmap) {
-        var.set(tensors.get(&name).with_context(|| format!("checkpoint lacks weight `{name}`"))?)?;
+        var.set(tensors.get(&name).with_context(|| format!("no weight `{name}` in what was loaded"))?)?;
     }
     Ok(())
 }
@@ -129,17 +132,22 @@ impl<R: Reconstruction> Vae<R> {
         })
     }
 
-    /// (loss, reconstruction, KL) for `z = mean + sigma * eps`; a latent dimension's KL below
-    /// `free_bits` nats costs nothing, so that the decoder keeps a use for the latent.
+    /// (loss, reconstruction, KL) for `z = mean + sigma * eps`.
     fn losses(&self, batch: &Tensor, phrases: &[Roll], eps: &Tensor, beta: f64, rng: Option<&mut ChaCha8Rng>) -> anyhow::Result<(Tensor, Tensor, Tensor)> {
         let (mean, log_variance) = self.encoder.forward(batch)?;
         let z = reparameterise(&mean, &log_variance, eps)?;
         let reconstruction = self.reconstruction.reconstruction(&self.generator, &z, batch, phrases, rng)?;
-        let kl = kl_per_dimension(&mean, &log_variance)?;
-        let penalised = kl.maximum(self.free_bits)?.sum_all()?;
-        let loss = (&reconstruction + (penalised * beta)?)?;
-        Ok((loss, reconstruction, kl.sum_all()?))
+        let (loss, kl) = vae_loss(&reconstruction, &mean, &log_variance, self.free_bits, beta)?;
+        Ok((loss, reconstruction, kl))
     }
+}
+
+/// (loss, KL) of a VAE: a latent dimension's KL below `free_bits` nats costs nothing, so that
+/// the decoder keeps a use for the latent.
+pub fn vae_loss(reconstruction: &Tensor, mean: &Tensor, log_variance: &Tensor, free_bits: f64, beta: f64) -> candle_core::Result<(Tensor, Tensor)> {
+    let kl = kl_per_dimension(mean, log_variance)?;
+    let penalised = kl.maximum(free_bits)?.sum_all()?;
+    Ok(((reconstruction + (penalised * beta)?)?, kl.sum_all()?))
 }
 
 impl<R: Reconstruction> Objective for Vae<R> {
@@ -172,8 +180,12 @@ impl<R: Reconstruction> Objective for Vae<R> {
     }
 
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
+        self.load_weights(tensors)?;
+        self.adam.restore("adam", tensors)
+    }
+
+    fn load_weights(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
         restore_vars(&self.varmap, tensors)?;
-        self.adam.restore("adam", tensors)?;
         self.generator.refresh()?;
         Ok(())
     }
@@ -317,8 +329,12 @@ impl Objective for Gan {
         tensors
     }
 
+    fn load_weights(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
+        restore_vars(&self.varmap, tensors)
+    }
+
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
-        restore_vars(&self.varmap, tensors)?;
+        self.load_weights(tensors)?;
         self.critic_adam.restore("adam_critic", tensors)?;
         self.generator_adam.restore("adam_generator", tensors)?;
         if let Some(loss) = tensors.get("trainer.generator_loss") {

@@ -14,9 +14,14 @@ fn register_font() {
     });
 }
 
-/// Named series of (step, value) on one chart; as log10 when they span over a decade, so
-/// that the slow part of training is not a flat line under the first steps' fall.
+/// Named series of (step, loss) on one chart.
 pub fn loss_chart(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
+    line_chart(path, title, "step", "loss", series)
+}
+
+/// Named series of (x, y) on one chart; y as log10 when it spans over a decade, so that the
+/// slow part of training is not a flat line under the first steps' fall.
+pub fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
     register_font();
     let finite = |y: f64| y.is_finite();
     let values: Vec<f64> = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1)).filter(|&y| finite(y)).collect();
@@ -39,8 +44,8 @@ pub fn loss_chart(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) 
         .x_label_area_size(36)
         .y_label_area_size(64)
         .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))?;
-    let y_desc = if logarithmic { "log10(loss)" } else { "loss" };
-    chart.configure_mesh().x_desc("step").y_desc(y_desc).label_style(("sans-serif", 14)).draw()?;
+    let y_desc = if logarithmic { format!("log10({y_desc})") } else { y_desc.to_string() };
+    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).label_style(("sans-serif", 14)).draw()?;
     let colours = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
     for ((name, values), colour) in series.iter().zip(colours.iter().cycle()) {
         let colour = *colour;

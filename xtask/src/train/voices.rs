@@ -24,14 +24,14 @@ pub struct Choices {
 }
 
 /// One batch's targets and what the network reads, on the host.
-struct Targets {
-    batch: VoiceBatch,
-    tokens: Tensor,
+pub struct Targets {
+    pub batch: VoiceBatch,
+    pub tokens: Tensor,
     /// 1 where the network must choose (not given), [batch, steps, voices]. Training scores
     /// only these, validation every cell, so the two reconstructions differ in scale.
-    scored: Tensor,
+    pub scored: Tensor,
     /// `BARRED` on hold where the voice was silent the step before, [batch, steps, voices, classes].
-    barred: Tensor,
+    pub barred: Tensor,
 }
 
 impl Choices {
@@ -39,7 +39,12 @@ impl Choices {
         Choices { shape: VoiceShape::of(card).expect("a voices card has voice sizes (the card validates it)") }
     }
 
-    fn targets(&self, phrases: &[Roll], masks: &[Vec<bool>], device: &Device) -> anyhow::Result<Targets> {
+    pub fn shape(&self) -> &VoiceShape {
+        &self.shape
+    }
+
+    /// `masks[phrase][step * voices + voice]` is true where that choice is given.
+    pub fn targets(&self, phrases: &[Roll], masks: &[Vec<bool>], device: &Device) -> anyhow::Result<Targets> {
         let s = self.shape;
         let cells = s.steps() * s.voices;
         let mut sounding = Vec::with_capacity(phrases.len() * cells);
@@ -93,11 +98,16 @@ impl Reconstruction for Choices {
         };
         let targets = self.targets(phrases, &masks, z.device())?;
         let network = generator.voice_network().expect("a voices generator");
-        let scores = (network.forward(z, &targets.batch)? + &targets.barred)?;
-        let log_probabilities = candle_nn::ops::log_softmax(&scores, D::Minus1)?;
-        let chosen = log_probabilities.gather(&targets.tokens.unsqueeze(D::Minus1)?, D::Minus1)?.squeeze(D::Minus1)?;
-        Ok((chosen.mul(&targets.scored)?.sum_all()?.neg()? / phrases.len() as f64)?)
+        negative_log_likelihood(&network.forward(z, &targets.batch)?, &targets)
     }
+}
+
+/// The loss of the network's `scores` [batch, steps, voices, classes] on the choices it had
+/// to make, summed over a phrase and averaged over the batch.
+pub fn negative_log_likelihood(scores: &Tensor, targets: &Targets) -> anyhow::Result<Tensor> {
+    let log_probabilities = candle_nn::ops::log_softmax(&(scores + &targets.barred)?, D::Minus1)?;
+    let chosen = log_probabilities.gather(&targets.tokens.unsqueeze(D::Minus1)?, D::Minus1)?.squeeze(D::Minus1)?;
+    Ok((chosen.mul(&targets.scored)?.sum_all()?.neg()? / scores.dim(0)? as f64)?)
 }
 
 /// A voice sounds one note at a time; what a part holds beyond that (a divisi, a chordal
