@@ -25,6 +25,9 @@ impl PatchEmbed {
 impl Module for PatchEmbed {
     /// [batch, in, steps, pitches] -> [batch, out, steps / patch, pitches / patch]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            return crate::model::kernels::patches::patch_embed(x, &self.weight, &self.bias);
+        }
         let y = x.conv2d(&self.weight, 0, self.patch, 1, 1)?;
         y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
     }
@@ -49,6 +52,9 @@ impl PatchUnembed {
 impl Module for PatchUnembed {
     /// [batch, in, steps / patch, pitches / patch] -> [batch, out, steps, pitches]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            return crate::model::kernels::patches::patch_unembed(x, &self.weight, &self.bias);
+        }
         let y = x.conv_transpose2d(&self.weight, 0, 0, self.patch, 1)?;
         y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
     }
@@ -81,6 +87,21 @@ impl PhraseReader {
         let codes = activation(&self.bar.forward(&features)?)?.reshape((batch, ()))?;
         activation(&self.phrase.forward(&codes)?)
     }
+}
+
+/// `layer` over the last dimension of `x`, as one 2-D product. candle's `Linear` broadcasts
+/// its weight over any leading dimensions, and its backward then makes a weight gradient per
+/// leading index and sums them: far more work than the one product this is.
+pub fn linear_over_last(layer: &Linear, x: &Tensor) -> Result<Tensor> {
+    let dims = x.dims();
+    if dims.len() <= 2 {
+        return layer.forward(x);
+    }
+    let (leading, last) = dims.split_at(dims.len() - 1);
+    let y = layer.forward(&x.reshape((leading.iter().product::<usize>(), last[0]))?)?;
+    let mut shape = leading.to_vec();
+    shape.push(y.dim(1)?);
+    y.reshape(shape)
 }
 
 /// Splits a phrase [batch, planes, bars * steps, pitches] into bars

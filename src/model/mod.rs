@@ -6,6 +6,7 @@
 pub mod card;
 pub mod critic;
 pub mod generator;
+pub mod kernels;
 pub mod latent;
 pub mod layers;
 pub mod midinet;

@@ -131,8 +131,17 @@ pub fn kl_per_dimension(mean: &Tensor, log_variance: &Tensor) -> Result<Tensor> 
 
 /// Binary cross-entropy from logits in the stable form relu(x) - x t + log(1 + exp(-|x|)),
 /// summed over cells and averaged over the batch (candle-nn's version overflows for large
-/// logits).
+/// logits). Fused on the CPU.
 pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    if logits.device().is_cpu() {
+        return super::kernels::bce::bce_with_logits_sum(logits, targets);
+    }
+    composite_bce_with_logits(logits, targets)
+}
+
+/// [`bce_with_logits`] in candle's own ops: for devices without the fused kernel, and the
+/// reference it is tested against.
+pub fn composite_bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let softplus_neg_abs = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
     let loss = ((logits.relu()? - logits.mul(targets)?)? + softplus_neg_abs)?;
     let batch = logits.dim(0)? as f64;

@@ -12,6 +12,7 @@
 //! a chord is built the way a part-writer builds one.
 
 use super::tokens::classes;
+use crate::model::layers::linear_over_last;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 
@@ -127,12 +128,12 @@ impl ContextReader {
         let (batch, steps, _, _) = features.dims4()?;
         let masked = features.broadcast_mul(&given.unsqueeze(D::Minus1)?)?;
         let input = Tensor::cat(&[masked, given.unsqueeze(D::Minus1)?], D::Minus1)?.reshape((batch, steps, ()))?;
-        let mut x = self.input.forward(&input)?.relu()?;
+        let mut x = linear_over_last(&self.input, &input)?.relu()?;
         for (layer, &dilation) in self.layers.iter().zip(&CONTEXT_DILATIONS) {
             // A dilated convolution of width 3 as one matrix product over the step before,
             // the step, and the step after (zeros past the edges).
             let windows = Tensor::cat(&[shift(&x, dilation as isize)?, x.clone(), shift(&x, -(dilation as isize))?], D::Minus1)?;
-            x = (&x + layer.forward(&windows)?.relu()?)?;
+            x = (&x + linear_over_last(layer, &windows)?.relu()?)?;
         }
         Ok(x)
     }
@@ -175,8 +176,30 @@ impl GruWeights {
         })
     }
 
+    /// The states after each step [rows, steps, H], from the input's projection `gates_in`
+    /// [rows, steps, 3H] (W_ih x + b_ih) and the state before the first step [rows, H].
+    pub fn sequence(&self, gates_in: &Tensor, initial: &Tensor) -> Result<Tensor> {
+        if gates_in.device().is_cpu() {
+            let recurrent = Tensor::cat(&[&self.weight_hh, &self.bias_hh.unsqueeze(1)?], 1)?;
+            return crate::model::kernels::gru::gru_sequence(gates_in, initial, &recurrent);
+        }
+        self.composite_sequence(gates_in, initial)
+    }
+
+    /// [`Self::sequence`] in candle's own ops: where the fused kernel has no code (GPUs),
+    /// and the reference it is tested against.
+    pub fn composite_sequence(&self, gates_in: &Tensor, initial: &Tensor) -> Result<Tensor> {
+        let mut state = initial.clone();
+        let mut states = Vec::with_capacity(gates_in.dim(1)?);
+        for step in 0..gates_in.dim(1)? {
+            state = self.step(&gates_in.narrow(1, step, 1)?.squeeze(1)?, &state)?;
+            states.push(state.clone());
+        }
+        Tensor::stack(&states, 1)
+    }
+
     /// One step from the input's projection `gates_in` [rows, 3H] (W_ih x + b_ih) and the state.
-    pub fn step(&self, gates_in: &Tensor, state: &Tensor) -> Result<Tensor> {
+    fn step(&self, gates_in: &Tensor, state: &Tensor) -> Result<Tensor> {
         let hidden = state.dim(1)?;
         let gates_state = state.matmul(&self.weight_hh.t()?)?.broadcast_add(&self.bias_hh)?;
         let reset = candle_nn::ops::sigmoid(&(gates_in.narrow(1, 0, hidden)? + gates_state.narrow(1, 0, hidden)?)?)?;
@@ -271,17 +294,12 @@ impl VoiceNetwork {
         let rows = items * s.bars;
         let gates_in = inputs.reshape((rows * s.steps_per_bar, s.step_input()))?.matmul(&self.gru.weight_ih.t()?)?.broadcast_add(&self.gru.bias_ih)?;
         let gates_in = gates_in.reshape((rows, s.steps_per_bar, 3 * s.hidden))?;
-        let mut state = self.initial_state(&bar_embeddings.reshape((rows, s.conductor))?)?;
-        let mut states = Vec::with_capacity(s.steps_per_bar);
-        for step in 0..s.steps_per_bar {
-            state = self.gru.step(&gates_in.narrow(1, step, 1)?.squeeze(1)?, &state)?;
-            states.push(state.clone());
-        }
-        let states = Tensor::stack(&states, 1)?.reshape((items, s.steps(), s.hidden))?;
+        let initial = self.initial_state(&bar_embeddings.reshape((rows, s.conductor))?)?;
+        let states = self.gru.sequence(&gates_in, &initial)?.reshape((items, s.steps(), s.hidden))?;
         let mut scores = Vec::with_capacity(s.voices);
         for (v, head) in self.heads.iter().enumerate() {
             let input = if v == 0 { states.clone() } else { Tensor::cat(&[states.clone(), current.narrow(2, 0, v)?.reshape((items, s.steps(), ()))?], D::Minus1)? };
-            scores.push(head.out.forward(&head.hidden.forward(&input)?.relu()?)?);
+            scores.push(linear_over_last(&head.out, &linear_over_last(&head.hidden, &input)?.relu()?)?);
         }
         Tensor::stack(&scores, 2)
     }

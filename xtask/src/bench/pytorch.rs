@@ -157,8 +157,15 @@ struct ModelResult {
     parity: Option<Parity>,
     /// side -> measure -> samples
     samples: HashMap<String, HashMap<String, Samples>>,
-    /// (batch, bars) -> side -> median seconds of a training step
-    scaling: Vec<(usize, u16, HashMap<String, (f64, f64, f64)>)>,
+    scaling: Vec<ScalingPoint>,
+}
+
+/// A training step's time at one batch size and phrase length: side -> quartiles (seconds).
+#[derive(Serialize)]
+struct ScalingPoint {
+    batch: usize,
+    bars: u16,
+    quartiles: HashMap<String, (f64, f64, f64)>,
 }
 
 pub fn run_comparison(settings: VsPytorch) -> anyhow::Result<()> {
@@ -178,7 +185,7 @@ pub fn run_comparison(settings: VsPytorch) -> anyhow::Result<()> {
             run(sides.twin().arg("parity").arg("--model").arg(folder).arg("--fixture").arg(&parity_fixture), "the twin's parity check")?.lines().last().unwrap_or(""),
         )?;
         eprintln!("  {} tensors; largest relative difference {:.2e} ({})", parity.tensors, parity.max_relative, parity.worst);
-        if !(parity.max_relative <= PARITY_TOLERANCE) {
+        if parity.max_relative.is_nan() || parity.max_relative > PARITY_TOLERANCE {
             bail!("{name}: the PyTorch twin differs from candle by {:.2e} relative in {} (more than {PARITY_TOLERANCE:.0e}); fix the twin before timing it", parity.max_relative, parity.worst);
         }
         result.parity = Some(parity);
@@ -232,7 +239,7 @@ pub fn run_comparison(settings: VsPytorch) -> anyhow::Result<()> {
                 for (side, seconds) in pooled {
                     medians.insert(side, quartiles(&seconds));
                 }
-                result.scaling.push((batch, bars, medians));
+                result.scaling.push(ScalingPoint { batch, bars, quartiles: medians });
             }
         }
         results.push(result);
@@ -284,9 +291,9 @@ fn report(results: &[ModelResult]) -> String {
             let _ = writeln!(text, "\nTraining step by batch and phrase length (medians):\n");
             let _ = writeln!(text, "| batch | bars | candle | PyTorch | candle / PyTorch |");
             let _ = writeln!(text, "|---|---|---|---|---|");
-            for (batch, bars, medians) in &result.scaling {
-                let (c, p) = (medians["candle"].0, medians["pytorch"].0);
-                let _ = writeln!(text, "| {batch} | {bars} | {:.1} ms | {:.1} ms | {:.2}x |", c * 1e3, p * 1e3, c / p);
+            for point in &result.scaling {
+                let (c, p) = (point.quartiles["candle"].0, point.quartiles["pytorch"].0);
+                let _ = writeln!(text, "| {} | {} | {:.1} ms | {:.1} ms | {:.2}x |", point.batch, point.bars, c * 1e3, p * 1e3, c / p);
             }
         }
     }
@@ -299,8 +306,8 @@ fn plot_scaling(results: &[ModelResult], out: &Path) -> anyhow::Result<()> {
             let mut points = result
                 .scaling
                 .iter()
-                .filter(|(batch, bars, _)| if by_batch { usize::from(*bars) == result.bars_per_phrase } else { *batch == result.batch })
-                .map(|(batch, bars, medians)| (if by_batch { *batch as f64 } else { f64::from(*bars) }, medians[side].0 * 1e3))
+                .filter(|point| if by_batch { usize::from(point.bars) == result.bars_per_phrase } else { point.batch == result.batch })
+                .map(|point| (if by_batch { point.batch as f64 } else { f64::from(point.bars) }, point.quartiles[side].0 * 1e3))
                 .collect::<Vec<_>>();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             (side.to_string(), points)

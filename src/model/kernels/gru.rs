@@ -1,0 +1,262 @@
+//! A GRU's recurrence over a whole sequence as one op.
+//!
+//! Written with candle's own ops, a step is a dozen small tensors, and backward through
+//! time pads each step's slice of the inputs back to the size of the whole sequence before
+//! adding it up: most of a training step went to allocating and adding zeros. Here forward
+//! runs the steps in place, and backward recomputes the gates from the states it returned
+//! (one matrix product for every step at once) and walks back through time with one small
+//! product per step. PyTorch's gate order and formulas (reset, update, candidate).
+
+use super::{contiguous, host, matmul, Strided};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+/// The recurrence of a GRU layer for `rows` sequences side by side.
+///
+/// `gates_in` [rows, steps, 3H] is the input's projection (W_ih x + b_ih, for every step at
+/// once outside), `initial` [rows, H] the state before the first step, and `recurrent`
+/// [3H, H + 1] the recurrent weights W_hh with their bias b_hh as the last column (one
+/// tensor, because a custom op takes at most three). Returns the states after each step,
+/// [rows, steps, H].
+pub fn gru_sequence(gates_in: &Tensor, initial: &Tensor, recurrent: &Tensor) -> Result<Tensor> {
+    gates_in.contiguous()?.apply_op3(&initial.contiguous()?, &recurrent.contiguous()?, GruSequence)
+}
+
+struct GruSequence;
+
+/// The dimensions every part of the op agrees on.
+#[derive(Clone, Copy)]
+struct Sizes {
+    rows: usize,
+    steps: usize,
+    hidden: usize,
+}
+
+impl Sizes {
+    fn of(gates_in: &[usize], initial: &[usize], recurrent: &[usize]) -> Result<Sizes> {
+        let [rows, steps, gates] = gates_in else { candle_core::bail!("gru_sequence: gates_in must be [rows, steps, 3H], not {gates_in:?}") };
+        let hidden = gates / 3;
+        if gates % 3 != 0 || initial != [*rows, hidden] || recurrent != [3 * hidden, hidden + 1] {
+            candle_core::bail!("gru_sequence: shapes {gates_in:?}, {initial:?}, {recurrent:?} do not make one GRU (want [rows, steps, 3H], [rows, H], [3H, H + 1])");
+        }
+        Ok(Sizes { rows: *rows, steps: *steps, hidden })
+    }
+
+    /// W_hh^T [H, 3H] as a view of `recurrent`.
+    fn weight_transposed(&self) -> Strided {
+        self.weight().t()
+    }
+
+    /// W_hh [3H, H] as a view of `recurrent`.
+    fn weight(&self) -> Strided {
+        Strided { rows: 3 * self.hidden, cols: self.hidden, row_stride: self.hidden + 1, col_stride: 1 }
+    }
+
+    fn bias(&self, recurrent: &[f32], gate: usize) -> f32 {
+        recurrent[gate * (self.hidden + 1) + self.hidden]
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+
+/// The three gates of one unit at one step: (reset, update, candidate), from the input's and
+/// the state's projections.
+fn gates(sizes: Sizes, gates_in: &[f32], gates_state: &[f32], i: usize) -> (f32, f32, f32) {
+    let h = sizes.hidden;
+    let reset = sigmoid(gates_in[i] + gates_state[i]);
+    let update = sigmoid(gates_in[h + i] + gates_state[h + i]);
+    let candidate = (gates_in[2 * h + i] + reset * gates_state[2 * h + i]).tanh();
+    (reset, update, candidate)
+}
+
+impl CustomOp3 for GruSequence {
+    fn name(&self) -> &'static str {
+        "gru-sequence"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let sizes = Sizes::of(l1.dims(), l2.dims(), l3.dims())?;
+        let (gates_in, initial, recurrent) = (contiguous(s1, l1, "gru_sequence")?, contiguous(s2, l2, "gru_sequence")?, contiguous(s3, l3, "gru_sequence")?);
+        let Sizes { rows, steps, hidden: h } = sizes;
+        let mut states = vec![0f32; rows * steps * h];
+        let mut gates_state = vec![0f32; rows * 3 * h];
+        for t in 0..steps {
+            for row in gates_state.chunks_exact_mut(3 * h) {
+                row.iter_mut().enumerate().for_each(|(gate, x)| *x = sizes.bias(recurrent, gate));
+            }
+            let (previous, previous_view) = if t == 0 {
+                (initial, Strided::row_major(rows, h))
+            } else {
+                (&states[(t - 1) * h..], Strided { rows, cols: h, row_stride: steps * h, col_stride: 1 })
+            };
+            matmul(&mut gates_state, Strided::row_major(rows, 3 * h), previous, previous_view, recurrent, sizes.weight_transposed(), true);
+            for r in 0..rows {
+                let cell = r * steps + t;
+                let gi = &gates_in[cell * 3 * h..(cell + 1) * 3 * h];
+                let gs = &gates_state[r * 3 * h..(r + 1) * 3 * h];
+                for i in 0..h {
+                    let before = if t == 0 { initial[r * h + i] } else { states[(cell - 1) * h + i] };
+                    let (_, update, candidate) = gates(sizes, gi, gs, i);
+                    states[cell * h + i] = candidate + update * (before - candidate);
+                }
+            }
+        }
+        Ok((CpuStorage::F32(states), Shape::from((rows, steps, h))))
+    }
+
+    fn bwd(&self, gates_in: &Tensor, initial: &Tensor, recurrent: &Tensor, states: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let sizes = Sizes::of(gates_in.dims(), initial.dims(), recurrent.dims())?;
+        let Sizes { rows, steps, hidden: h } = sizes;
+        let (gi_all, initial_values, weights, state_values, grad_values) = (host(gates_in)?, host(initial)?, host(recurrent)?, host(states)?, host(grad)?);
+        let cells = rows * steps;
+        // The state before every step, and the state's projection at every step, at once.
+        let mut before = vec![0f32; cells * h];
+        for r in 0..rows {
+            before[r * steps * h..(r * steps + 1) * h].copy_from_slice(&initial_values[r * h..(r + 1) * h]);
+            before[(r * steps + 1) * h..(r + 1) * steps * h].copy_from_slice(&state_values[r * steps * h..((r + 1) * steps - 1) * h]);
+        }
+        let mut gs_all = vec![0f32; cells * 3 * h];
+        for row in gs_all.chunks_exact_mut(3 * h) {
+            row.iter_mut().enumerate().for_each(|(gate, x)| *x = sizes.bias(&weights, gate));
+        }
+        matmul(&mut gs_all, Strided::row_major(cells, 3 * h), &before, Strided::row_major(cells, h), &weights, sizes.weight_transposed(), true);
+
+        let mut d_gates_in = vec![0f32; cells * 3 * h];
+        let mut d_gates_state = vec![0f32; cells * 3 * h];
+        // The gradient reaching the state after step t from the steps after it.
+        let mut d_state = vec![0f32; rows * h];
+        for t in (0..steps).rev() {
+            for r in 0..rows {
+                let cell = r * steps + t;
+                let range = cell * 3 * h..(cell + 1) * 3 * h;
+                let (gi, gs) = (&gi_all[range.clone()], &gs_all[range.clone()]);
+                for i in 0..h {
+                    let (reset, update, candidate) = gates(sizes, gi, gs, i);
+                    let d_h = grad_values[cell * h + i] + d_state[r * h + i];
+                    let d_candidate = d_h * (1.0 - update) * (1.0 - candidate * candidate);
+                    let d_update = d_h * (before[cell * h + i] - candidate) * update * (1.0 - update);
+                    let d_reset = d_candidate * gs[2 * h + i] * reset * (1.0 - reset);
+                    let (dgi, dgs) = (&mut d_gates_in[range.clone()], &mut d_gates_state[range.clone()]);
+                    (dgi[i], dgi[h + i], dgi[2 * h + i]) = (d_reset, d_update, d_candidate);
+                    (dgs[i], dgs[h + i], dgs[2 * h + i]) = (d_reset, d_update, d_candidate * reset);
+                    d_state[r * h + i] = d_h * update;
+                }
+            }
+            let step_view = Strided { rows, cols: 3 * h, row_stride: steps * 3 * h, col_stride: 1 };
+            matmul(&mut d_state, Strided::row_major(rows, h), &d_gates_state[t * 3 * h..], step_view, &weights, sizes.weight(), true);
+        }
+        let device = gates_in.device();
+        let d_recurrent = if recurrent.track_op() {
+            let mut d_weights = vec![0f32; 3 * h * (h + 1)];
+            matmul(&mut d_weights, sizes.weight(), &d_gates_state, Strided::row_major(cells, 3 * h).t(), &before, Strided::row_major(cells, h), false);
+            for (gate, sum) in d_gates_state.chunks_exact(3 * h).fold(vec![0f32; 3 * h], |mut sum, row| {
+                sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+                sum
+            })
+            .into_iter()
+            .enumerate()
+            {
+                d_weights[gate * (h + 1) + h] = sum;
+            }
+            Some(Tensor::from_vec(d_weights, (3 * h, h + 1), device)?)
+        } else {
+            None
+        };
+        let d_gates_in = if gates_in.track_op() { Some(Tensor::from_vec(d_gates_in, (rows, steps, 3 * h), device)?) } else { None };
+        let d_initial = if initial.track_op() { Some(Tensor::from_vec(d_state, (rows, h), device)?) } else { None };
+        Ok((d_gates_in, d_initial, d_recurrent))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::voices::network::GruWeights;
+    use candle_core::{Device, Var};
+
+    /// The same recurrence in candle's own ops: the reference.
+    fn composite(gates_in: &Tensor, initial: &Tensor, recurrent: &Tensor) -> Result<Tensor> {
+        let h = initial.dim(1)?;
+        let unused = Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?;
+        let weights = GruWeights { weight_ih: unused.clone(), bias_ih: unused, weight_hh: recurrent.narrow(1, 0, h)?, bias_hh: recurrent.narrow(1, h, 1)?.squeeze(1)? };
+        weights.composite_sequence(gates_in, initial)
+    }
+
+    fn random(shape: &[usize], seed: u64, scale: f64) -> Var {
+        let values = crate::model::latent::noise(seed, shape.iter().product());
+        Var::from_tensor(&(Tensor::from_vec(values, shape, &Device::Cpu).unwrap() * scale).unwrap()).unwrap()
+    }
+
+    fn inputs(rows: usize, steps: usize, h: usize) -> (Var, Var, Var) {
+        (random(&[rows, steps, 3 * h], 1, 0.8), random(&[rows, h], 2, 0.5), random(&[3 * h, h + 1], 3, 0.4))
+    }
+
+    /// A loss that weighs every state differently, so that no gradient can hide.
+    fn loss(states: &Tensor) -> Tensor {
+        let weights = Tensor::arange(0f32, states.elem_count() as f32, &Device::Cpu).unwrap().reshape(states.shape()).unwrap();
+        (states.mul(&(weights * 0.01).unwrap().sin().unwrap()).unwrap()).sum_all().unwrap()
+    }
+
+    fn max_relative(a: &Tensor, b: &Tensor) -> f32 {
+        let difference = (a - b).unwrap().sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
+        difference / b.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap().max(1e-12)
+    }
+
+    #[test]
+    fn states_and_every_gradient_match_candles_own_ops() {
+        let (gates_in, initial, recurrent) = inputs(5, 7, 6);
+        let fused = gru_sequence(&gates_in, &initial, &recurrent).unwrap();
+        let reference = composite(&gates_in, &initial, &recurrent).unwrap();
+        assert!(max_relative(&fused, &reference) < 1e-6, "states differ by {}", max_relative(&fused, &reference));
+        let fused_grads = loss(&fused).backward().unwrap();
+        let reference_grads = loss(&reference).backward().unwrap();
+        for (name, var) in [("gates_in", &gates_in), ("initial", &initial), ("recurrent", &recurrent)] {
+            let (a, b) = (fused_grads.get(var).unwrap(), reference_grads.get(var).unwrap());
+            assert!(max_relative(a, b) < 1e-5, "{name}: gradients differ by {}", max_relative(a, b));
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (gates_in, initial, recurrent) = inputs(2, 4, 3);
+        let grads = loss(&gru_sequence(&gates_in, &initial, &recurrent).unwrap()).backward().unwrap();
+        for var in [&gates_in, &initial, &recurrent] {
+            let analytic = grads.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for index in (0..base.len()).step_by(5) {
+                let at = |delta: f32| {
+                    let mut moved = base.clone();
+                    moved[index] += delta;
+                    let moved = Tensor::from_vec(moved, var.shape(), &Device::Cpu).unwrap();
+                    let states = match var {
+                        v if std::ptr::eq(v, &gates_in) => gru_sequence(&moved, &initial, &recurrent),
+                        v if std::ptr::eq(v, &initial) => gru_sequence(&gates_in, &moved, &recurrent),
+                        _ => gru_sequence(&gates_in, &initial, &moved),
+                    };
+                    f64::from(loss(&states.unwrap()).to_scalar::<f32>().unwrap())
+                };
+                let numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
+                assert!((numeric - f64::from(analytic[index])).abs() < 2e-3 * (1.0 + numeric.abs()), "element {index}: numeric {numeric}, analytic {}", analytic[index]);
+            }
+        }
+    }
+
+    #[test]
+    fn constants_get_no_gradient() {
+        let (gates_in, initial, recurrent) = inputs(2, 3, 2);
+        let constant_input = gates_in.as_tensor().detach();
+        let grads = loss(&gru_sequence(&constant_input, &initial, &recurrent).unwrap()).backward().unwrap();
+        assert!(grads.get(&constant_input).is_none());
+        assert!(grads.get(&recurrent).is_some() && grads.get(&initial).is_some());
+    }
+
+    #[test]
+    fn mismatched_shapes_are_refused_in_words() {
+        let (gates_in, initial, _) = inputs(2, 3, 2);
+        let wrong = Tensor::zeros((6, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let error = gru_sequence(&gates_in, &initial, &wrong).unwrap_err().to_string();
+        assert!(error.contains("do not make one GRU"), "{error}");
+    }
+}

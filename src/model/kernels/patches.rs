@@ -1,0 +1,308 @@
+//! Non-overlapping patch convolutions (stride = kernel, no padding) as matrix products.
+//!
+//! candle runs these as direct convolutions, a dot product per output cell, and its
+//! backward also computes a gradient for the phrase batch that nothing needs. With no
+//! overlap, a patch convolution is only a rearrangement and one matrix product: patches
+//! [cells, C·p·p] times the kernel. The bias rides along in the same op, so that its
+//! gradient is one pass rather than a reduction over three dimensions.
+
+use super::{contiguous, host, matmul, Strided};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+/// [batch, in, H, W] -> [batch, out, H / p, W / p] with `weight` [out, in, p, p], `bias` [out].
+pub fn patch_embed(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, PatchEmbed)
+}
+
+/// [batch, in, h, w] -> [batch, out, h·p, w·p] with `weight` [in, out, p, p], `bias` [out]:
+/// the transpose of [`patch_embed`].
+pub fn patch_unembed(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, PatchUnembed)
+}
+
+/// The sizes of one patch convolution, named from the fine-grained side: `fine` channels at
+/// full resolution (H = h·p, W = w·p), `coarse` channels at patch resolution (h, w).
+#[derive(Clone, Copy, Debug)]
+struct Patches {
+    batch: usize,
+    fine: usize,
+    coarse: usize,
+    h: usize,
+    w: usize,
+    p: usize,
+}
+
+impl Patches {
+    /// Rows of the patch matrix: one per coarse cell.
+    fn cells(&self) -> usize {
+        self.batch * self.h * self.w
+    }
+
+    /// Columns of the patch matrix: one per fine channel and place in the patch.
+    fn patch_size(&self) -> usize {
+        self.fine * self.p * self.p
+    }
+
+    /// Index in the fine tensor [batch, fine, H, W] of (cell, column of the patch matrix).
+    fn fine_index(&self, cell: usize, column: usize) -> usize {
+        let (n, rest) = (cell / (self.h * self.w), cell % (self.h * self.w));
+        let (i, j) = (rest / self.w, rest % self.w);
+        let (c, rest) = (column / (self.p * self.p), column % (self.p * self.p));
+        let (a, b) = (rest / self.p, rest % self.p);
+        ((n * self.fine + c) * self.h * self.p + i * self.p + a) * self.w * self.p + j * self.p + b
+    }
+
+    /// Index in the coarse tensor [batch, coarse, h, w] of (cell, coarse channel).
+    fn coarse_index(&self, cell: usize, channel: usize) -> usize {
+        let (n, rest) = (cell / (self.h * self.w), cell % (self.h * self.w));
+        (n * self.coarse + channel) * self.h * self.w + rest
+    }
+
+    /// The fine tensor as the patch matrix [cells, fine·p·p].
+    fn gather_fine(&self, fine: &[f32]) -> Vec<f32> {
+        let columns = self.patch_size();
+        let mut matrix = vec![0f32; self.cells() * columns];
+        for (cell, row) in matrix.chunks_exact_mut(columns).enumerate() {
+            row.iter_mut().enumerate().for_each(|(column, x)| *x = fine[self.fine_index(cell, column)]);
+        }
+        matrix
+    }
+
+    /// The patch matrix back into the fine layout.
+    fn scatter_fine(&self, matrix: &[f32]) -> Vec<f32> {
+        let columns = self.patch_size();
+        let mut fine = vec![0f32; self.cells() * columns];
+        for (cell, row) in matrix.chunks_exact(columns).enumerate() {
+            row.iter().enumerate().for_each(|(column, &x)| fine[self.fine_index(cell, column)] = x);
+        }
+        fine
+    }
+
+    /// The coarse tensor as a matrix [cells, coarse].
+    fn gather_coarse(&self, coarse: &[f32]) -> Vec<f32> {
+        let mut matrix = vec![0f32; self.cells() * self.coarse];
+        for (cell, row) in matrix.chunks_exact_mut(self.coarse).enumerate() {
+            row.iter_mut().enumerate().for_each(|(channel, x)| *x = coarse[self.coarse_index(cell, channel)]);
+        }
+        matrix
+    }
+
+    fn scatter_coarse(&self, matrix: &[f32]) -> Vec<f32> {
+        let mut coarse = vec![0f32; self.cells() * self.coarse];
+        for (cell, row) in matrix.chunks_exact(self.coarse).enumerate() {
+            row.iter().enumerate().for_each(|(channel, &x)| coarse[self.coarse_index(cell, channel)] = x);
+        }
+        coarse
+    }
+
+    fn fine_shape(&self) -> Shape {
+        Shape::from((self.batch, self.fine, self.h * self.p, self.w * self.p))
+    }
+
+    fn coarse_shape(&self) -> Shape {
+        Shape::from((self.batch, self.coarse, self.h, self.w))
+    }
+}
+
+
+
+/// The bias gradient: the sum of each channel's gradient over every cell.
+fn bias_gradient(d_coarse_matrix: &[f32], channels: usize) -> Vec<f32> {
+    d_coarse_matrix.chunks_exact(channels).fold(vec![0f32; channels], |mut sum, row| {
+        sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+        sum
+    })
+}
+
+struct PatchEmbed;
+
+impl PatchEmbed {
+    fn sizes(x: &[usize], weight: &[usize], bias: &[usize]) -> Result<Patches> {
+        match (x, weight, bias) {
+            ([batch, fine, height, width], [coarse, fine_w, p, p2], [coarse_b]) if fine == fine_w && p == p2 && coarse == coarse_b && *p > 0 && height % p == 0 && width % p == 0 => {
+                Ok(Patches { batch: *batch, fine: *fine, coarse: *coarse, h: height / p, w: width / p, p: *p })
+            }
+            _ => candle_core::bail!("patch_embed: shapes {x:?}, {weight:?}, {bias:?} do not make a patch convolution (want [batch, in, H, W], [out, in, p, p], [out], p dividing H and W)"),
+        }
+    }
+}
+
+impl CustomOp3 for PatchEmbed {
+    fn name(&self) -> &'static str {
+        "patch-embed"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let sizes = PatchEmbed::sizes(l1.dims(), l2.dims(), l3.dims())?;
+        let (x, weight, bias) = (contiguous(s1, l1, "patch convolutions")?, contiguous(s2, l2, "patch convolutions")?, contiguous(s3, l3, "patch convolutions")?);
+        let patches = sizes.gather_fine(x);
+        let mut out = bias.repeat(sizes.cells());
+        // [cells, in·p·p] x [out, in·p·p]^T
+        matmul(&mut out, Strided::row_major(sizes.cells(), sizes.coarse), &patches, Strided::row_major(sizes.cells(), sizes.patch_size()), weight, Strided::row_major(sizes.coarse, sizes.patch_size()).t(), true);
+        Ok((CpuStorage::F32(sizes.scatter_coarse(&out)), sizes.coarse_shape()))
+    }
+
+    fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let sizes = PatchEmbed::sizes(x.dims(), weight.dims(), bias.dims())?;
+        let d_out = sizes.gather_coarse(&host(grad)?);
+        let (cells, columns) = (sizes.cells(), sizes.patch_size());
+        let device = x.device();
+        let d_x = if x.track_op() {
+            let mut d_patches = vec![0f32; cells * columns];
+            matmul(&mut d_patches, Strided::row_major(cells, columns), &d_out, Strided::row_major(cells, sizes.coarse), &host(weight)?, Strided::row_major(sizes.coarse, columns), false);
+            Some(Tensor::from_vec(sizes.scatter_fine(&d_patches), sizes.fine_shape(), device)?)
+        } else {
+            None
+        };
+        let d_weight = if weight.track_op() {
+            let patches = sizes.gather_fine(&host(x)?);
+            let mut d_weight = vec![0f32; sizes.coarse * columns];
+            matmul(&mut d_weight, Strided::row_major(sizes.coarse, columns), &d_out, Strided::row_major(cells, sizes.coarse).t(), &patches, Strided::row_major(cells, columns), false);
+            Some(Tensor::from_vec(d_weight, weight.shape(), device)?)
+        } else {
+            None
+        };
+        let d_bias = if bias.track_op() { Some(Tensor::from_vec(bias_gradient(&d_out, sizes.coarse), sizes.coarse, device)?) } else { None };
+        Ok((d_x, d_weight, d_bias))
+    }
+}
+
+struct PatchUnembed;
+
+impl PatchUnembed {
+    fn sizes(x: &[usize], weight: &[usize], bias: &[usize]) -> Result<Patches> {
+        match (x, weight, bias) {
+            ([batch, coarse, h, w], [coarse_w, fine, p, p2], [fine_b]) if coarse == coarse_w && p == p2 && fine == fine_b && *p > 0 => {
+                Ok(Patches { batch: *batch, fine: *fine, coarse: *coarse, h: *h, w: *w, p: *p })
+            }
+            _ => candle_core::bail!("patch_unembed: shapes {x:?}, {weight:?}, {bias:?} do not make a patch convolution (want [batch, in, h, w], [in, out, p, p], [out])"),
+        }
+    }
+}
+
+impl CustomOp3 for PatchUnembed {
+    fn name(&self) -> &'static str {
+        "patch-unembed"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let sizes = PatchUnembed::sizes(l1.dims(), l2.dims(), l3.dims())?;
+        let (x, weight, bias) = (contiguous(s1, l1, "patch convolutions")?, contiguous(s2, l2, "patch convolutions")?, contiguous(s3, l3, "patch convolutions")?);
+        let (cells, columns) = (sizes.cells(), sizes.patch_size());
+        let area = sizes.p * sizes.p;
+        let mut out: Vec<f32> = (0..cells).flat_map(|_| bias.iter().flat_map(|&b| std::iter::repeat_n(b, area))).collect();
+        // [cells, in] x [in, out·p·p]
+        matmul(&mut out, Strided::row_major(cells, columns), &sizes.gather_coarse(x), Strided::row_major(cells, sizes.coarse), weight, Strided::row_major(sizes.coarse, columns), true);
+        Ok((CpuStorage::F32(sizes.scatter_fine(&out)), sizes.fine_shape()))
+    }
+
+    fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let sizes = PatchUnembed::sizes(x.dims(), weight.dims(), bias.dims())?;
+        let (cells, columns) = (sizes.cells(), sizes.patch_size());
+        let d_out = sizes.gather_fine(&host(grad)?);
+        let device = x.device();
+        let d_x = if x.track_op() {
+            let mut d_matrix = vec![0f32; cells * sizes.coarse];
+            matmul(&mut d_matrix, Strided::row_major(cells, sizes.coarse), &d_out, Strided::row_major(cells, columns), &host(weight)?, Strided::row_major(sizes.coarse, columns).t(), false);
+            Some(Tensor::from_vec(sizes.scatter_coarse(&d_matrix), sizes.coarse_shape(), device)?)
+        } else {
+            None
+        };
+        let d_weight = if weight.track_op() {
+            let mut d_weight = vec![0f32; sizes.coarse * columns];
+            matmul(&mut d_weight, Strided::row_major(sizes.coarse, columns), &sizes.gather_coarse(&host(x)?), Strided::row_major(cells, sizes.coarse).t(), &d_out, Strided::row_major(cells, columns), false);
+            Some(Tensor::from_vec(d_weight, weight.shape(), device)?)
+        } else {
+            None
+        };
+        let d_bias = if bias.track_op() {
+            let per_column = bias_gradient(&d_out, columns);
+            Some(Tensor::from_vec(per_column.chunks_exact(sizes.p * sizes.p).map(|c| c.iter().sum()).collect::<Vec<f32>>(), sizes.fine, device)?)
+        } else {
+            None
+        };
+        Ok((d_x, d_weight, d_bias))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn random(shape: &[usize], seed: u64) -> Var {
+        let values = crate::model::latent::noise(seed, shape.iter().product());
+        Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu).unwrap()).unwrap()
+    }
+
+    fn loss(y: &Tensor) -> Tensor {
+        let weights = Tensor::arange(0f32, y.elem_count() as f32, &Device::Cpu).unwrap().reshape(y.shape()).unwrap();
+        y.mul(&(weights * 0.37).unwrap().cos().unwrap()).unwrap().sum_all().unwrap()
+    }
+
+    fn relative(a: &Tensor, b: &Tensor) -> f32 {
+        let norm = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
+        norm(&(a - b).unwrap()) / norm(b).max(1e-12)
+    }
+
+    /// Both ops against candle's convolutions, values and every gradient.
+    #[test]
+    fn patch_convolutions_match_candles_convolutions() {
+        let p = 2;
+        let (x, w, b) = (random(&[3, 4, 6, 8], 1), random(&[5, 4, p, p], 2), random(&[5], 3));
+        let fused = patch_embed(&x, &w, &b).unwrap();
+        let reference = x.conv2d(&w, 0, p, 1, 1).unwrap().broadcast_add(&b.reshape((1, 5, 1, 1)).unwrap()).unwrap();
+        assert!(relative(&fused, &reference) < 1e-6);
+        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+        for var in [&x, &w, &b] {
+            assert!(relative(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-5);
+        }
+
+        let (x, w, b) = (random(&[3, 5, 3, 4], 4), random(&[5, 4, p, p], 5), random(&[4], 6));
+        let fused = patch_unembed(&x, &w, &b).unwrap();
+        let reference = x.conv_transpose2d(&w, 0, 0, p, 1).unwrap().broadcast_add(&b.reshape((1, 4, 1, 1)).unwrap()).unwrap();
+        assert_eq!(fused.dims(), &[3, 4, 6, 8]);
+        assert!(relative(&fused, &reference) < 1e-6);
+        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+        for var in [&x, &w, &b] {
+            assert!(relative(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn a_constant_phrase_batch_gets_no_gradient() {
+        let x = random(&[2, 3, 4, 4], 1).as_tensor().detach();
+        let (w, b) = (random(&[2, 3, 2, 2], 2), random(&[2], 3));
+        let grads = loss(&patch_embed(&x, &w, &b).unwrap()).backward().unwrap();
+        assert!(grads.get(&x).is_none() && grads.get(&w).is_some() && grads.get(&b).is_some());
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (x, w, b) = (random(&[2, 3, 2, 2], 7), random(&[3, 2, 2, 2], 8), random(&[2], 9));
+        let grads = loss(&patch_unembed(&x, &w, &b).unwrap()).backward().unwrap();
+        for (which, var) in [&x, &w, &b].into_iter().enumerate() {
+            let analytic = grads.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for index in 0..base.len() {
+                let at = |delta: f32| {
+                    let mut moved = base.clone();
+                    moved[index] += delta;
+                    let moved = Tensor::from_vec(moved, var.shape(), &Device::Cpu).unwrap();
+                    let mut args = [x.as_tensor().clone(), w.as_tensor().clone(), b.as_tensor().clone()];
+                    args[which] = moved;
+                    f64::from(loss(&patch_unembed(&args[0], &args[1], &args[2]).unwrap()).to_scalar::<f32>().unwrap())
+                };
+                let numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
+                assert!((numeric - f64::from(analytic[index])).abs() < 1e-3 * (1.0 + numeric.abs()), "input {which}, element {index}: {numeric} vs {}", analytic[index]);
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_that_are_not_patch_convolutions_are_refused_in_words() {
+        let (x, w, b) = (random(&[1, 3, 5, 4], 1), random(&[2, 3, 2, 2], 2), random(&[2], 3));
+        let error = patch_embed(&x, &w, &b).unwrap_err().to_string();
+        assert!(error.contains("do not make a patch convolution"), "{error}");
+    }
+}
