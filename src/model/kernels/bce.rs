@@ -7,6 +7,7 @@
 
 use super::{contiguous, host};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use std::sync::Mutex;
 
 /// Σ over every cell of BCE(logits, targets), divided by `batch` (the first dimension), as
 /// a scalar tensor.
@@ -14,17 +15,19 @@ pub fn bce_with_logits_sum(logits: &Tensor, targets: &Tensor) -> Result<Tensor> 
     if logits.dims() != targets.dims() {
         candle_core::bail!("bce: logits {:?} and targets {:?} differ in shape", logits.dims(), targets.dims());
     }
-    logits.contiguous()?.apply_op2(&targets.contiguous()?, BceSum)
+    logits.contiguous()?.apply_op2(&targets.contiguous()?, BceSum::default())
 }
 
-struct BceSum;
+/// One use of the loss. Forward already has e^−|x| for every cell, from which σ(x) is a
+/// division, so it keeps the gradient (σ(x) − t) / batch for backward rather than have
+/// backward exponentiate every cell again.
+#[derive(Default)]
+struct BceSum {
+    gradient: Mutex<Option<Vec<f32>>>,
+}
 
 fn batch_of(dims: &[usize]) -> f64 {
     dims.first().copied().unwrap_or(1).max(1) as f64
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 impl CustomOp2 for BceSum {
@@ -34,20 +37,35 @@ impl CustomOp2 for BceSum {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (logits, targets) = (contiguous(s1, l1, "bce")?, contiguous(s2, l2, "bce")?);
+        let batch = batch_of(l1.dims());
+        let mut gradient = Vec::with_capacity(logits.len());
         // Summed in f64: a million cells in f32 would lose the small ones.
-        let total: f64 = logits.iter().zip(targets).map(|(&x, &t)| f64::from(x.max(0.0) - x * t + (-x.abs()).exp().ln_1p())).sum();
-        Ok((CpuStorage::F32(vec![(total / batch_of(l1.dims())) as f32]), Shape::from(())))
+        let mut total = 0f64;
+        for (&x, &t) in logits.iter().zip(targets) {
+            let e = (-x.abs()).exp();
+            total += f64::from(x.max(0.0) - x * t + e.ln_1p());
+            let sigmoid = if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+            gradient.push(((sigmoid - t) as f64 / batch) as f32);
+        }
+        *self.gradient.lock().map_err(|_| candle_core::Error::Msg("bce: a poisoned lock".into()))? = Some(gradient);
+        Ok((CpuStorage::F32(vec![(total / batch) as f32]), Shape::from(())))
     }
 
     fn bwd(&self, logits: &Tensor, targets: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let scale = grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()? / batch_of(logits.dims()) as f32;
-        let (x, t) = (host(logits)?, host(targets)?);
+        let scale = grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
         let d_logits = if logits.track_op() {
-            Some(Tensor::from_vec(x.iter().zip(&t).map(|(&x, &t)| scale * (sigmoid(x) - t)).collect::<Vec<_>>(), logits.shape(), logits.device())?)
+            let kept = self.gradient.lock().map_err(|_| candle_core::Error::Msg("bce: a poisoned lock".into()))?.clone();
+            let per_cell = kept.ok_or_else(|| candle_core::Error::Msg("bce: backward before forward".into()))?;
+            Some(Tensor::from_vec(per_cell.into_iter().map(|g| g * scale).collect::<Vec<_>>(), logits.shape(), logits.device())?)
         } else {
             None
         };
-        let d_targets = if targets.track_op() { Some(Tensor::from_vec(x.iter().map(|&x| -scale * x).collect::<Vec<_>>(), targets.shape(), targets.device())?) } else { None };
+        let d_targets = if targets.track_op() {
+            let scale = scale / batch_of(logits.dims()) as f32;
+            Some(Tensor::from_vec(host(logits)?.iter().map(|&x| -scale * x).collect::<Vec<_>>(), targets.shape(), targets.device())?)
+        } else {
+            None
+        };
         Ok((d_logits, d_targets))
     }
 }

@@ -43,39 +43,46 @@ impl Patches {
         self.fine * self.p * self.p
     }
 
-    /// Index in the fine tensor [batch, fine, H, W] of (cell, column of the patch matrix).
-    fn fine_index(&self, cell: usize, column: usize) -> usize {
-        let (n, rest) = (cell / (self.h * self.w), cell % (self.h * self.w));
-        let (i, j) = (rest / self.w, rest % self.w);
-        let (c, rest) = (column / (self.p * self.p), column % (self.p * self.p));
-        let (a, b) = (rest / self.p, rest % self.p);
-        ((n * self.fine + c) * self.h * self.p + i * self.p + a) * self.w * self.p + j * self.p + b
+    /// Calls `copy(patch_matrix_offset, fine_offset)` for every run of `p` elements that lie
+    /// together in both layouts: a patch's row in the fine tensor [batch, fine, H, W].
+    fn for_each_run(&self, mut copy: impl FnMut(usize, usize)) {
+        let (p, width) = (self.p, self.w * self.p);
+        let columns = self.patch_size();
+        for n in 0..self.batch {
+            for i in 0..self.h {
+                for j in 0..self.w {
+                    let row = ((n * self.h + i) * self.w + j) * columns;
+                    for c in 0..self.fine {
+                        for a in 0..p {
+                            let fine = ((n * self.fine + c) * self.h * p + i * p + a) * width + j * p;
+                            copy(row + (c * p + a) * p, fine);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The fine tensor as the patch matrix [cells, fine·p·p].
+    fn gather_fine(&self, fine: &[f32]) -> Vec<f32> {
+        let p = self.p;
+        let mut matrix = vec![0f32; self.cells() * self.patch_size()];
+        self.for_each_run(|to, from| copy_run(&mut matrix[to..to + p], &fine[from..from + p]));
+        matrix
+    }
+
+    /// The patch matrix back into the fine layout.
+    fn scatter_fine(&self, matrix: &[f32]) -> Vec<f32> {
+        let p = self.p;
+        let mut fine = vec![0f32; self.cells() * self.patch_size()];
+        self.for_each_run(|from, to| copy_run(&mut fine[to..to + p], &matrix[from..from + p]));
+        fine
     }
 
     /// Index in the coarse tensor [batch, coarse, h, w] of (cell, coarse channel).
     fn coarse_index(&self, cell: usize, channel: usize) -> usize {
         let (n, rest) = (cell / (self.h * self.w), cell % (self.h * self.w));
         (n * self.coarse + channel) * self.h * self.w + rest
-    }
-
-    /// The fine tensor as the patch matrix [cells, fine·p·p].
-    fn gather_fine(&self, fine: &[f32]) -> Vec<f32> {
-        let columns = self.patch_size();
-        let mut matrix = vec![0f32; self.cells() * columns];
-        for (cell, row) in matrix.chunks_exact_mut(columns).enumerate() {
-            row.iter_mut().enumerate().for_each(|(column, x)| *x = fine[self.fine_index(cell, column)]);
-        }
-        matrix
-    }
-
-    /// The patch matrix back into the fine layout.
-    fn scatter_fine(&self, matrix: &[f32]) -> Vec<f32> {
-        let columns = self.patch_size();
-        let mut fine = vec![0f32; self.cells() * columns];
-        for (cell, row) in matrix.chunks_exact(columns).enumerate() {
-            row.iter().enumerate().for_each(|(column, &x)| fine[self.fine_index(cell, column)] = x);
-        }
-        fine
     }
 
     /// The coarse tensor as a matrix [cells, coarse].
@@ -107,6 +114,15 @@ impl Patches {
 
 
 /// The bias gradient: the sum of each channel's gradient over every cell.
+/// A few elements: as plain moves for the usual patch sizes, where a call to memmove per
+/// run cost more than the matrix product.
+fn copy_run(to: &mut [f32], from: &[f32]) {
+    match (to.len(), <&mut [f32; 4]>::try_from(&mut *to), <&[f32; 4]>::try_from(from)) {
+        (4, Ok(to), Ok(from)) => *to = *from,
+        _ => to.copy_from_slice(from),
+    }
+}
+
 fn bias_gradient(d_coarse_matrix: &[f32], channels: usize) -> Vec<f32> {
     d_coarse_matrix.chunks_exact(channels).fold(vec![0f32; channels], |mut sum, row| {
         sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
