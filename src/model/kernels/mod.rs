@@ -3,6 +3,7 @@
 //! against finite differences. On other devices the networks use the composite ops.
 
 pub mod bce;
+pub mod choice_loss;
 pub mod gru;
 pub mod patches;
 

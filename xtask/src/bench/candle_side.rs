@@ -134,12 +134,12 @@ pub fn fixture(model: &TrainedModel, phrases: &[Roll], seed: u64) -> anyhow::Res
                 ("given_sounding", &given.sounding),
                 ("given_age", &given.age),
                 ("given_mask", &given.mask),
-                ("tokens", &targets.tokens),
-                ("scored", &targets.scored),
-                ("barred", &targets.barred),
             ] {
                 tensors.insert(format!("input.{name}"), tensor.clone());
             }
+            tensors.insert("input.tokens".into(), targets.tokens()?);
+            tensors.insert("input.scored".into(), targets.scored()?);
+            tensors.insert("input.barred".into(), targets.barred()?);
             (scores, reconstruction)
         }
         _ => {

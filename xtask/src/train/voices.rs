@@ -7,6 +7,7 @@
 use super::objective::Reconstruction;
 use candle_core::{Device, Tensor, D};
 use dreamroll::model::generator::Generator;
+use dreamroll::model::kernels::choice_loss::{choice_loss, ChoiceTargets};
 use dreamroll::model::voices::network::{GivenView, VoiceBatch, VoiceShape};
 use dreamroll::model::voices::tokens::{given_view, roll_to_tokens, states_after, VoiceState, HOLD};
 use dreamroll::model::ModelCard;
@@ -23,15 +24,42 @@ pub struct Choices {
     shape: VoiceShape,
 }
 
-/// One batch's targets and what the network reads, on the host.
+/// One batch's targets and what the network reads.
 pub struct Targets {
     pub batch: VoiceBatch,
-    pub tokens: Tensor,
-    /// 1 where the network must choose (not given), [batch, steps, voices]. Training scores
-    /// only these, validation every cell, so the two reconstructions differ in scale.
-    pub scored: Tensor,
-    /// `BARRED` on hold where the voice was silent the step before, [batch, steps, voices, classes].
-    pub barred: Tensor,
+    /// Per (phrase, step, voice): the choice made, whether the network is scored on it (not
+    /// when it was given; validation scores every cell, so the two reconstructions differ in
+    /// scale), and hold barred where the voice was silent the step before.
+    pub choices: ChoiceTargets,
+    classes: usize,
+}
+
+impl Targets {
+    fn dims(&self) -> (usize, usize, usize) {
+        self.batch.sounding.dims3().expect("[batch, steps, voices]")
+    }
+
+    /// The choices made, u32 [batch, steps, voices].
+    pub fn tokens(&self) -> candle_core::Result<Tensor> {
+        Tensor::from_vec(self.choices.chosen.clone(), self.dims(), self.batch.sounding.device())
+    }
+
+    /// 1.0 where a choice is scored, [batch, steps, voices].
+    pub fn scored(&self) -> candle_core::Result<Tensor> {
+        Tensor::from_vec(self.choices.weight.clone(), self.dims(), self.batch.sounding.device())
+    }
+
+    /// `BARRED` on each class not open to a cell, [batch, steps, voices, classes].
+    pub fn barred(&self) -> candle_core::Result<Tensor> {
+        let mut barred = vec![0f32; self.choices.barred.len() * self.classes];
+        for (cell, class) in self.choices.barred.iter().enumerate() {
+            if let Some(class) = class {
+                barred[cell * self.classes + *class as usize] = BARRED;
+            }
+        }
+        let (b, s, v) = self.dims();
+        Tensor::from_vec(barred, (b, s, v, self.classes), self.batch.sounding.device())
+    }
 }
 
 impl Choices {
@@ -51,18 +79,15 @@ impl Choices {
         let mut age = Vec::with_capacity(phrases.len() * cells);
         let mut tokens = Vec::with_capacity(phrases.len() * cells);
         let (mut given_sounding, mut given_age, mut given_mask) = (Vec::new(), Vec::new(), Vec::new());
-        let mut barred = vec![0f32; phrases.len() * cells * s.classes()];
-        for (item, (phrase, mask)) in phrases.iter().zip(masks).enumerate() {
+        let mut barred = Vec::with_capacity(phrases.len() * cells);
+        for (phrase, mask) in phrases.iter().zip(masks) {
             let voice_tokens = roll_to_tokens(phrase);
             let after = states_after(&voice_tokens.tokens, s.max_age());
             let mut given: Vec<Vec<Option<u32>>> = Vec::with_capacity(s.steps());
             for (step, choices) in voice_tokens.tokens.iter().enumerate() {
                 for (v, &token) in choices.iter().enumerate() {
-                    let cell = item * cells + step * s.voices + v;
                     let before = if step == 0 { VoiceState::SILENT } else { after[step - 1][v] };
-                    if !before.may_hold() {
-                        barred[cell * s.classes() + HOLD as usize] = BARRED;
-                    }
+                    barred.push((!before.may_hold()).then_some(HOLD));
                     sounding.push(after[step][v].sounding);
                     age.push(after[step][v].age);
                     tokens.push(token);
@@ -75,16 +100,15 @@ impl Choices {
             given_mask.extend(view_mask);
         }
         let dims = (phrases.len(), s.steps(), s.voices);
-        let mask = Tensor::from_vec(given_mask, dims, device)?;
+        let weight = given_mask.iter().map(|given| 1.0 - given).collect();
         Ok(Targets {
-            scored: (1.0 - &mask)?,
             batch: VoiceBatch {
                 sounding: Tensor::from_vec(sounding, dims, device)?,
                 age: Tensor::from_vec(age, dims, device)?,
-                given: GivenView { sounding: Tensor::from_vec(given_sounding, dims, device)?, age: Tensor::from_vec(given_age, dims, device)?, mask },
+                given: GivenView { sounding: Tensor::from_vec(given_sounding, dims, device)?, age: Tensor::from_vec(given_age, dims, device)?, mask: Tensor::from_vec(given_mask, dims, device)? },
             },
-            tokens: Tensor::from_vec(tokens, dims, device)?,
-            barred: Tensor::from_vec(barred, (phrases.len(), s.steps(), s.voices, s.classes()), device)?,
+            choices: ChoiceTargets { chosen: tokens, weight, barred, batch: phrases.len() },
+            classes: s.classes(),
         })
     }
 
@@ -104,10 +128,14 @@ impl Reconstruction for Choices {
 
 /// The loss of the network's `scores` [batch, steps, voices, classes] on the choices it had
 /// to make, summed over a phrase and averaged over the batch.
+/// Fused on the CPU.
 pub fn negative_log_likelihood(scores: &Tensor, targets: &Targets) -> anyhow::Result<Tensor> {
-    let log_probabilities = candle_nn::ops::log_softmax(&(scores + &targets.barred)?, D::Minus1)?;
-    let chosen = log_probabilities.gather(&targets.tokens.unsqueeze(D::Minus1)?, D::Minus1)?.squeeze(D::Minus1)?;
-    Ok((chosen.mul(&targets.scored)?.sum_all()?.neg()? / scores.dim(0)? as f64)?)
+    if scores.device().is_cpu() {
+        return Ok(choice_loss(scores, targets.choices.clone())?);
+    }
+    let log_probabilities = candle_nn::ops::log_softmax(&(scores + targets.barred()?)?, D::Minus1)?;
+    let chosen = log_probabilities.gather(&targets.tokens()?.unsqueeze(D::Minus1)?, D::Minus1)?.squeeze(D::Minus1)?;
+    Ok((chosen.mul(&targets.scored()?)?.sum_all()?.neg()? / scores.dim(0)? as f64)?)
 }
 
 /// A voice sounds one note at a time; what a part holds beyond that (a divisi, a chordal
