@@ -84,21 +84,24 @@ impl PhraseReader {
         let batch = phrase.dim(0)?;
         let bars = phrase_to_bars(phrase, self.bars)?;
         let features = activation(&self.patches.forward(&bars)?)?.flatten_from(1)?;
-        let codes = activation(&self.bar.forward(&features)?)?.reshape((batch, ()))?;
-        activation(&self.phrase.forward(&codes)?)
+        let codes = activation(&linear_over_last(&self.bar, &features)?)?.reshape((batch, ()))?;
+        activation(&linear_over_last(&self.phrase, &codes)?)
     }
 }
 
-/// `layer` over the last dimension of `x`, as one 2-D product. candle's `Linear` broadcasts
-/// its weight over any leading dimensions, and its backward then makes a weight gradient per
-/// leading index and sums them: far more work than the one product this is.
+/// `layer` over the last dimension of `x`, as one 2-D product (fused with its bias on the
+/// CPU). candle's `Linear` broadcasts its weight over any leading dimensions, and its
+/// backward then makes a weight gradient per leading index and sums them: far more work
+/// than the one product this is.
 pub fn linear_over_last(layer: &Linear, x: &Tensor) -> Result<Tensor> {
     let dims = x.dims();
-    if dims.len() <= 2 {
-        return layer.forward(x);
-    }
-    let (leading, last) = dims.split_at(dims.len() - 1);
-    let y = layer.forward(&x.reshape((leading.iter().product::<usize>(), last[0]))?)?;
+    let (leading, last) = dims.split_at(dims.len().saturating_sub(1));
+    let rows = leading.iter().product::<usize>();
+    let flat = x.reshape((rows, last.first().copied().unwrap_or(1)))?;
+    let y = match layer.bias() {
+        Some(bias) if x.device().is_cpu() => crate::model::kernels::linear::linear(&flat, layer.weight(), bias)?,
+        _ => layer.forward(&flat)?,
+    };
     let mut shape = leading.to_vec();
     shape.push(y.dim(1)?);
     y.reshape(shape)

@@ -9,6 +9,7 @@
 
 use super::{contiguous, host, matmul, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use std::sync::Mutex;
 
 /// The recurrence of a GRU layer for `rows` sequences side by side.
 ///
@@ -18,10 +19,23 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 /// tensor, because a custom op takes at most three). Returns the states after each step,
 /// [rows, steps, H].
 pub fn gru_sequence(gates_in: &Tensor, initial: &Tensor, recurrent: &Tensor) -> Result<Tensor> {
-    gates_in.contiguous()?.apply_op3(&initial.contiguous()?, &recurrent.contiguous()?, GruSequence)
+    gates_in.contiguous()?.apply_op3(&initial.contiguous()?, &recurrent.contiguous()?, GruSequence::default())
 }
 
-struct GruSequence;
+/// One use of the recurrence. Forward keeps every step's gates, so that backward need not
+/// recompute them (a matrix product and a tanh per unit and step).
+#[derive(Default)]
+struct GruSequence {
+    kept: Mutex<Option<Vec<f32>>>,
+}
+
+/// Per (row, step), what forward keeps: reset, update, candidate and the state's candidate
+/// projection (W_hn h + b_hn), H values each.
+const KEPT_PER_UNIT: usize = 4;
+
+fn poisoned<T>(_: T) -> candle_core::Error {
+    candle_core::Error::Msg("gru_sequence: a poisoned lock".into())
+}
 
 /// The dimensions every part of the op agrees on.
 #[derive(Clone, Copy)]
@@ -81,6 +95,7 @@ impl CustomOp3 for GruSequence {
         let (gates_in, initial, recurrent) = (contiguous(s1, l1, "gru_sequence")?, contiguous(s2, l2, "gru_sequence")?, contiguous(s3, l3, "gru_sequence")?);
         let Sizes { rows, steps, hidden: h } = sizes;
         let mut states = vec![0f32; rows * steps * h];
+        let mut kept = vec![0f32; rows * steps * KEPT_PER_UNIT * h];
         let mut gates_state = vec![0f32; rows * 3 * h];
         for t in 0..steps {
             for row in gates_state.chunks_exact_mut(3 * h) {
@@ -96,32 +111,32 @@ impl CustomOp3 for GruSequence {
                 let cell = r * steps + t;
                 let gi = &gates_in[cell * 3 * h..(cell + 1) * 3 * h];
                 let gs = &gates_state[r * 3 * h..(r + 1) * 3 * h];
+                let keep = &mut kept[cell * KEPT_PER_UNIT * h..(cell + 1) * KEPT_PER_UNIT * h];
                 for i in 0..h {
                     let before = if t == 0 { initial[r * h + i] } else { states[(cell - 1) * h + i] };
-                    let (_, update, candidate) = gates(sizes, gi, gs, i);
+                    let (reset, update, candidate) = gates(sizes, gi, gs, i);
+                    (keep[i], keep[h + i], keep[2 * h + i], keep[3 * h + i]) = (reset, update, candidate, gs[2 * h + i]);
                     states[cell * h + i] = candidate + update * (before - candidate);
                 }
             }
         }
+        *self.kept.lock().map_err(poisoned)? = Some(kept);
         Ok((CpuStorage::F32(states), Shape::from((rows, steps, h))))
     }
 
     fn bwd(&self, gates_in: &Tensor, initial: &Tensor, recurrent: &Tensor, states: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let sizes = Sizes::of(gates_in.dims(), initial.dims(), recurrent.dims())?;
         let Sizes { rows, steps, hidden: h } = sizes;
-        let (gi_all, initial_values, weights, state_values, grad_values) = (host(gates_in)?, host(initial)?, host(recurrent)?, host(states)?, host(grad)?);
+        let (initial_values, weights, state_values, grad_values) = (host(initial)?, host(recurrent)?, host(states)?, host(grad)?);
+        let guard = self.kept.lock().map_err(poisoned)?;
+        let kept = guard.as_ref().ok_or_else(|| candle_core::Error::Msg("gru_sequence: backward before forward".into()))?;
         let cells = rows * steps;
-        // The state before every step, and the state's projection at every step, at once.
+        // The state before every step.
         let mut before = vec![0f32; cells * h];
         for r in 0..rows {
             before[r * steps * h..(r * steps + 1) * h].copy_from_slice(&initial_values[r * h..(r + 1) * h]);
             before[(r * steps + 1) * h..(r + 1) * steps * h].copy_from_slice(&state_values[r * steps * h..((r + 1) * steps - 1) * h]);
         }
-        let mut gs_all = vec![0f32; cells * 3 * h];
-        for row in gs_all.chunks_exact_mut(3 * h) {
-            row.iter_mut().enumerate().for_each(|(gate, x)| *x = sizes.bias(&weights, gate));
-        }
-        matmul(&mut gs_all, Strided::row_major(cells, 3 * h), &before, Strided::row_major(cells, h), &weights, sizes.weight_transposed(), true);
 
         let mut d_gates_in = vec![0f32; cells * 3 * h];
         let mut d_gates_state = vec![0f32; cells * 3 * h];
@@ -131,13 +146,13 @@ impl CustomOp3 for GruSequence {
             for r in 0..rows {
                 let cell = r * steps + t;
                 let range = cell * 3 * h..(cell + 1) * 3 * h;
-                let (gi, gs) = (&gi_all[range.clone()], &gs_all[range.clone()]);
+                let keep = &kept[cell * KEPT_PER_UNIT * h..(cell + 1) * KEPT_PER_UNIT * h];
                 for i in 0..h {
-                    let (reset, update, candidate) = gates(sizes, gi, gs, i);
+                    let (reset, update, candidate, state_candidate) = (keep[i], keep[h + i], keep[2 * h + i], keep[3 * h + i]);
                     let d_h = grad_values[cell * h + i] + d_state[r * h + i];
                     let d_candidate = d_h * (1.0 - update) * (1.0 - candidate * candidate);
                     let d_update = d_h * (before[cell * h + i] - candidate) * update * (1.0 - update);
-                    let d_reset = d_candidate * gs[2 * h + i] * reset * (1.0 - reset);
+                    let d_reset = d_candidate * state_candidate * reset * (1.0 - reset);
                     let (dgi, dgs) = (&mut d_gates_in[range.clone()], &mut d_gates_state[range.clone()]);
                     (dgi[i], dgi[h + i], dgi[2 * h + i]) = (d_reset, d_update, d_candidate);
                     (dgs[i], dgs[h + i], dgs[2 * h + i]) = (d_reset, d_update, d_candidate * reset);

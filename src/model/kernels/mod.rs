@@ -5,6 +5,7 @@
 pub mod bce;
 pub mod choice_loss;
 pub mod gru;
+pub mod linear;
 pub mod patches;
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};

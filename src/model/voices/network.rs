@@ -104,7 +104,7 @@ impl Conductor {
     /// [batch, latent] -> [batch, bars, conductor]
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let batch = z.dim(0)?;
-        self.bars.forward(&self.first.forward(z)?.relu()?)?.tanh()?.reshape((batch, self.shape.bars, self.shape.conductor))
+        linear_over_last(&self.bars, &linear_over_last(&self.first, z)?.relu()?)?.tanh()?.reshape((batch, self.shape.bars, self.shape.conductor))
     }
 }
 
@@ -174,6 +174,14 @@ impl GruWeights {
             bias_ih: vb.get_with_hints(3 * hidden, "bias_ih_l0", init)?,
             bias_hh: vb.get_with_hints(3 * hidden, "bias_hh_l0", init)?,
         })
+    }
+
+    /// The input's projection W_ih x + b_ih, [rows, 3H], for every step at once.
+    pub fn input_gates(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            return crate::model::kernels::linear::linear(x, &self.weight_ih, &self.bias_ih);
+        }
+        x.matmul(&self.weight_ih.t()?)?.broadcast_add(&self.bias_ih)
     }
 
     /// The states after each step [rows, steps, H], from the input's projection `gates_in`
@@ -262,7 +270,7 @@ impl VoiceNetwork {
 
     /// Each bar's starting GRU state: [rows, conductor] -> [rows, hidden].
     pub fn initial_state(&self, bar_embeddings: &Tensor) -> Result<Tensor> {
-        self.initial.forward(bar_embeddings)?.tanh()
+        linear_over_last(&self.initial, bar_embeddings)?.tanh()
     }
 
     /// Per step, what the GRU reads besides the voices' states: the position's embedding, the
@@ -292,7 +300,7 @@ impl VoiceNetwork {
         // Bars are written independently given their embeddings and the step before, so the
         // recurrence runs over one bar's steps with every bar of the batch side by side.
         let rows = items * s.bars;
-        let gates_in = inputs.reshape((rows * s.steps_per_bar, s.step_input()))?.matmul(&self.gru.weight_ih.t()?)?.broadcast_add(&self.gru.bias_ih)?;
+        let gates_in = self.gru.input_gates(&inputs.reshape((rows * s.steps_per_bar, s.step_input()))?)?;
         let gates_in = gates_in.reshape((rows, s.steps_per_bar, 3 * s.hidden))?;
         let initial = self.initial_state(&bar_embeddings.reshape((rows, s.conductor))?)?;
         let states = self.gru.sequence(&gates_in, &initial)?.reshape((items, s.steps(), s.hidden))?;

@@ -1,0 +1,105 @@
+//! A linear layer, x·Wᵀ + b, as one op.
+//!
+//! candle's `Linear` is a product and then a broadcast add of the bias: a second full-size
+//! output forward, and backward a copy of the gradient for the product plus a reduction
+//! for the bias. Here the bias is where the product starts, and backward computes the three
+//! gradients directly — none for an input that needs none.
+
+use super::{contiguous, host, matmul, Strided};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+/// `x` [rows, in] · `weight` [out, in]ᵀ + `bias` [out] -> [rows, out].
+pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear)
+}
+
+struct Linear;
+
+fn sizes(x: &[usize], weight: &[usize], bias: &[usize]) -> Result<(usize, usize, usize)> {
+    match (x, weight, bias) {
+        ([rows, inputs], [outputs, inputs_w], [outputs_b]) if inputs == inputs_w && outputs == outputs_b => Ok((*rows, *inputs, *outputs)),
+        _ => candle_core::bail!("linear: shapes {x:?}, {weight:?}, {bias:?} do not make a layer (want [rows, in], [out, in], [out])"),
+    }
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (rows, inputs, outputs) = sizes(l1.dims(), l2.dims(), l3.dims())?;
+        let (x, weight, bias) = (contiguous(s1, l1, "linear")?, contiguous(s2, l2, "linear")?, contiguous(s3, l3, "linear")?);
+        let mut out = bias.repeat(rows);
+        matmul(&mut out, Strided::row_major(rows, outputs), x, Strided::row_major(rows, inputs), weight, Strided::row_major(outputs, inputs).t(), true);
+        Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
+    }
+
+    fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (rows, inputs, outputs) = sizes(x.dims(), weight.dims(), bias.dims())?;
+        let g = host(grad)?;
+        let device = x.device();
+        let d_x = if x.track_op() {
+            let mut d_x = vec![0f32; rows * inputs];
+            matmul(&mut d_x, Strided::row_major(rows, inputs), &g, Strided::row_major(rows, outputs), &host(weight)?, Strided::row_major(outputs, inputs), false);
+            Some(Tensor::from_vec(d_x, (rows, inputs), device)?)
+        } else {
+            None
+        };
+        let d_weight = if weight.track_op() {
+            let mut d_weight = vec![0f32; outputs * inputs];
+            matmul(&mut d_weight, Strided::row_major(outputs, inputs), &g, Strided::row_major(rows, outputs).t(), &host(x)?, Strided::row_major(rows, inputs), false);
+            Some(Tensor::from_vec(d_weight, (outputs, inputs), device)?)
+        } else {
+            None
+        };
+        let d_bias = if bias.track_op() {
+            let sums = g.chunks_exact(outputs.max(1)).fold(vec![0f32; outputs], |mut sum, row| {
+                sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+                sum
+            });
+            Some(Tensor::from_vec(sums, outputs, device)?)
+        } else {
+            None
+        };
+        Ok((d_x, d_weight, d_bias))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Module, Var};
+
+    fn random(shape: &[usize], seed: u64) -> Var {
+        Var::from_tensor(&Tensor::from_vec(crate::model::latent::noise(seed, shape.iter().product()), shape, &Device::Cpu).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn output_and_every_gradient_match_candles_linear() {
+        let (x, w, b) = (random(&[9, 5], 1), random(&[4, 5], 2), random(&[4], 3));
+        let fused = linear(&x, &w, &b).unwrap();
+        let reference = candle_nn::Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone())).forward(&x).unwrap();
+        let close = |a: &Tensor, b: &Tensor| {
+            let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5 * (1.0 + y.abs()))
+        };
+        assert!(close(&fused, &reference));
+        let weights = Tensor::arange(0f32, 36.0, &Device::Cpu).unwrap().reshape((9, 4)).unwrap().sin().unwrap();
+        let loss = |y: &Tensor| y.mul(&weights).unwrap().sum_all().unwrap();
+        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+        for var in [&x, &w, &b] {
+            assert!(close(g1.get(var).unwrap(), g2.get(var).unwrap()));
+        }
+    }
+
+    #[test]
+    fn a_constant_input_gets_no_gradient_and_bad_shapes_are_refused() {
+        let x = random(&[3, 2], 1).as_tensor().detach();
+        let (w, b) = (random(&[2, 2], 2), random(&[2], 3));
+        let grads = linear(&x, &w, &b).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(&x).is_none() && grads.get(&w).is_some());
+        let error = linear(&x, &random(&[2, 3], 4), &b).unwrap_err().to_string();
+        assert!(error.contains("do not make a layer"), "{error}");
+    }
+}
