@@ -176,12 +176,24 @@ impl GruWeights {
         })
     }
 
-    /// The input's projection W_ih x + b_ih, [rows, 3H], for every step at once.
-    pub fn input_gates(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() {
-            return crate::model::kernels::linear::linear(x, &self.weight_ih, &self.bias_ih);
-        }
-        x.matmul(&self.weight_ih.t()?)?.broadcast_add(&self.bias_ih)
+    /// The input's projection W_ih x + b_ih for every step of `bars` at once, [bars × steps,
+    /// 3H], where x is a step's inputs `step_inputs` [bars × steps, ..] with its bar's
+    /// embedding `bar_embeddings` [bars, conductor] inserted at column `at`. The bar's part
+    /// is the same at every step of the bar, so it is projected once per bar rather than
+    /// once per step: a fifth of a training step's multiply-adds saved.
+    pub fn input_gates_by_bar(&self, step_inputs: &Tensor, bar_embeddings: &Tensor, at: usize) -> Result<Tensor> {
+        let (bars, conductor) = bar_embeddings.dims2()?;
+        let steps = step_inputs.dim(0)? / bars.max(1);
+        let w = &self.weight_ih;
+        let per_step_weight = Tensor::cat(&[w.narrow(1, 0, at)?, w.narrow(1, at + conductor, w.dim(1)? - at - conductor)?], 1)?;
+        let per_bar = bar_embeddings.matmul(&w.narrow(1, at, conductor)?.t()?)?;
+        let per_step = if step_inputs.device().is_cpu() {
+            crate::model::kernels::linear::linear(step_inputs, &per_step_weight, &self.bias_ih)?
+        } else {
+            step_inputs.matmul(&per_step_weight.t()?)?.broadcast_add(&self.bias_ih)?
+        };
+        let gates = per_step.dim(1)?;
+        per_step.reshape((bars, steps, gates))?.broadcast_add(&per_bar.unsqueeze(1)?)?.reshape((bars * steps, gates))
     }
 
     /// The states after each step [rows, steps, H], from the input's projection `gates_in`
@@ -296,11 +308,13 @@ impl VoiceNetwork {
         let silent = Tensor::zeros((items, 1, s.voices), DType::U32, z.device())?;
         let silence = self.features(&silent, &silent)?;
         let before = Tensor::cat(&[silence, current.narrow(1, 0, s.steps() - 1)?], 1)?.reshape((items, s.steps(), ()))?;
-        let inputs = Tensor::cat(&[before, self.step_conditions(&bar_embeddings, &context)?], D::Minus1)?;
         // Bars are written independently given their embeddings and the step before, so the
         // recurrence runs over one bar's steps with every bar of the batch side by side.
         let rows = items * s.bars;
-        let gates_in = self.gru.input_gates(&inputs.reshape((rows * s.steps_per_bar, s.step_input()))?)?;
+        let positions = Tensor::arange(0u32, s.steps_per_bar as u32, z.device())?;
+        let position = self.position.forward(&positions)?.unsqueeze(0)?.repeat((items, s.bars, 1))?;
+        let step_inputs = Tensor::cat(&[before, position, context], D::Minus1)?;
+        let gates_in = self.gru.input_gates_by_bar(&step_inputs.reshape((rows * s.steps_per_bar, ()))?, &bar_embeddings.reshape((rows, s.conductor))?, s.voices * s.voice_features() + s.position_embed)?;
         let gates_in = gates_in.reshape((rows, s.steps_per_bar, 3 * s.hidden))?;
         let initial = self.initial_state(&bar_embeddings.reshape((rows, s.conductor))?)?;
         let states = self.gru.sequence(&gates_in, &initial)?.reshape((items, s.steps(), s.hidden))?;

@@ -254,3 +254,40 @@ fn peak_rss_mb() -> anyhow::Result<f64> {
         .context("no VmHWM line in /proc/self/status")?;
     Ok(kilobytes / 1024.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(name: &str) -> TrainedModel {
+        TrainedModel::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(name)).unwrap()
+    }
+
+    /// The twin is checked against these numbers, so every weight must have its gradient and
+    /// the inputs must be all the twin needs to recompute the loss.
+    #[test]
+    fn a_fixture_carries_every_gradient_and_input() {
+        for (name, inputs) in [("chorales-satb", &["batch", "eps", "sounding", "age", "given_sounding", "given_age", "given_mask", "tokens", "scored", "barred"][..]), ("chorales-satb-vae", &["batch", "eps"][..])] {
+            let model = shipped(name);
+            let phrases = model.phrases(3).unwrap();
+            let tensors = fixture(&model, &phrases, 5).unwrap();
+            for weight in model.weights.keys() {
+                let gradient = tensors.get(&format!("grad.{weight}")).unwrap_or_else(|| panic!("{name}: no gradient for {weight}"));
+                assert_eq!(gradient.dims(), model.weights[weight].dims());
+            }
+            for input in inputs {
+                assert!(tensors.contains_key(&format!("input.{input}")), "{name}: no input {input}");
+            }
+            let loss = tensors["output.loss"].to_scalar::<f32>().unwrap();
+            assert!(loss.is_finite() && loss > 0.0, "{name}: loss {loss}");
+        }
+    }
+
+    #[test]
+    fn longer_phrases_join_the_models_own() {
+        let model = shipped("chorales-satb").with_bars(8, 1).unwrap();
+        let phrases = model.phrases(2).unwrap();
+        assert_eq!(phrases[0].steps(), 8 * 16);
+        assert!(model.weights.keys().any(|k| k.starts_with("encoder.")) && model.weights.keys().any(|k| k.starts_with("decoder.")));
+    }
+}

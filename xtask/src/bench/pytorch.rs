@@ -325,3 +325,15 @@ fn plot_scaling(results: &[ModelResult], out: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quartiles_and_fixture_names() {
+        assert_eq!(quartiles(&[5.0, 1.0, 3.0, 2.0, 4.0]), (3.0, 2.0, 4.0));
+        assert_eq!(fixture_batch(Path::new("out/train-b64.safetensors")).unwrap(), 64);
+        assert!(fixture_batch(Path::new("out/train.safetensors")).is_err());
+    }
+}
