@@ -4,6 +4,7 @@
 
 pub mod bce;
 pub mod choice_loss;
+pub mod embedding_bag;
 pub mod gru;
 pub mod linear;
 pub mod patches;
