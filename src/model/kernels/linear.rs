@@ -5,7 +5,7 @@
 //! for the bias. Here the bias is where the product starts, and backward computes the three
 //! gradients directly — none for an input that needs none.
 
-use super::{contiguous, host, matmul, Strided};
+use super::{contiguous, cpu_values, matmul, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `x` [rows, in] · `weight` [out, in]ᵀ + `bias` [out] -> [rows, out].
@@ -37,18 +37,22 @@ impl CustomOp3 for Linear {
 
     fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (rows, inputs, outputs) = sizes(x.dims(), weight.dims(), bias.dims())?;
-        let g = host(grad)?;
+        let (grad, weight_values, x_values) = (grad.contiguous()?, weight.contiguous()?, x.contiguous()?);
+        let (grad_storage, grad_layout) = grad.storage_and_layout();
+        let g = cpu_values(&grad_storage, grad_layout, "linear")?;
         let device = x.device();
         let d_x = if x.track_op() {
+            let (storage, layout) = weight_values.storage_and_layout();
             let mut d_x = vec![0f32; rows * inputs];
-            matmul(&mut d_x, Strided::row_major(rows, inputs), &g, Strided::row_major(rows, outputs), &host(weight)?, Strided::row_major(outputs, inputs), false);
+            matmul(&mut d_x, Strided::row_major(rows, inputs), g, Strided::row_major(rows, outputs), cpu_values(&storage, layout, "linear")?, Strided::row_major(outputs, inputs), false);
             Some(Tensor::from_vec(d_x, (rows, inputs), device)?)
         } else {
             None
         };
         let d_weight = if weight.track_op() {
+            let (storage, layout) = x_values.storage_and_layout();
             let mut d_weight = vec![0f32; outputs * inputs];
-            matmul(&mut d_weight, Strided::row_major(outputs, inputs), &g, Strided::row_major(rows, outputs).t(), &host(x)?, Strided::row_major(rows, inputs), false);
+            matmul(&mut d_weight, Strided::row_major(outputs, inputs), g, Strided::row_major(rows, outputs).t(), cpu_values(&storage, layout, "linear")?, Strided::row_major(rows, inputs), false);
             Some(Tensor::from_vec(d_weight, (outputs, inputs), device)?)
         } else {
             None

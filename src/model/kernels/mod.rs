@@ -21,6 +21,15 @@ fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<
     }
 }
 
+/// A contiguous CPU tensor's values, borrowed from its storage (`storage_and_layout`), so that
+/// a backward pass reads its large inputs without copying them.
+fn cpu_values<'a>(storage: &'a candle_core::Storage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    match storage {
+        candle_core::Storage::Cpu(cpu) => contiguous(cpu, layout, op),
+        _ => candle_core::bail!("{op} runs on the CPU"),
+    }
+}
+
 /// A tensor's values on the host, in order, for a backward pass.
 fn host(t: &Tensor) -> Result<Vec<f32>> {
     t.contiguous()?.flatten_all()?.to_vec1::<f32>()
