@@ -94,14 +94,28 @@ impl PhraseReader {
 /// backward then makes a weight gradient per leading index and sums them: far more work
 /// than the one product this is.
 pub fn linear_over_last(layer: &Linear, x: &Tensor) -> Result<Tensor> {
+    over_last(layer, x, false)
+}
+
+/// relu of [`linear_over_last`], fused on the CPU.
+pub fn linear_relu_over_last(layer: &Linear, x: &Tensor) -> Result<Tensor> {
+    over_last(layer, x, true)
+}
+
+fn over_last(layer: &Linear, x: &Tensor, relu: bool) -> Result<Tensor> {
     let dims = x.dims();
     let (leading, last) = dims.split_at(dims.len().saturating_sub(1));
     let rows = leading.iter().product::<usize>();
-    let flat = x.reshape((rows, last.first().copied().unwrap_or(1)))?;
+    let flat = if dims.len() == 2 { x.clone() } else { x.reshape((rows, last.first().copied().unwrap_or(1)))? };
     let y = match layer.bias() {
+        Some(bias) if x.device().is_cpu() && relu => crate::model::kernels::linear::linear_relu(&flat, layer.weight(), bias)?,
         Some(bias) if x.device().is_cpu() => crate::model::kernels::linear::linear(&flat, layer.weight(), bias)?,
+        _ if relu => layer.forward(&flat)?.relu()?,
         _ => layer.forward(&flat)?,
     };
+    if dims.len() == 2 {
+        return Ok(y);
+    }
     let mut shape = leading.to_vec();
     shape.push(y.dim(1)?);
     y.reshape(shape)

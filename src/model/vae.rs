@@ -5,7 +5,7 @@
 //! network against a critic instead of an encoder, so the plugin has one decoder to run.
 
 use super::card::ModelCard;
-use super::layers::{bars_to_phrase, linear_over_last, PatchUnembed, PhraseReader};
+use super::layers::{bars_to_phrase, linear_over_last, linear_relu_over_last, PatchUnembed, PhraseReader};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
 
@@ -105,10 +105,10 @@ impl Decoder {
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let s = self.shape;
         let batch = z.dim(0)?;
-        let hidden = linear_over_last(&self.latent, z)?.relu()?;
-        let bar_latents = linear_over_last(&self.temporal, &hidden)?.relu()?.reshape((batch * s.bars, s.bar_hidden))?;
-        let bar_hidden = linear_over_last(&self.bar, &bar_latents)?.relu()?;
-        let features = linear_over_last(&self.features, &bar_hidden)?.relu()?.reshape((
+        let hidden = linear_relu_over_last(&self.latent, z)?;
+        let bar_latents = linear_relu_over_last(&self.temporal, &hidden)?.reshape((batch * s.bars, s.bar_hidden))?;
+        let bar_hidden = linear_relu_over_last(&self.bar, &bar_latents)?;
+        let features = linear_relu_over_last(&self.features, &bar_hidden)?.reshape((
             batch * s.bars,
             s.channels,
             s.steps_per_bar / s.patch,

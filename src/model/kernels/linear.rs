@@ -10,10 +10,19 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `x` [rows, in] · `weight` [out, in]ᵀ + `bias` [out] -> [rows, out].
 pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear)
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear { relu: false })
 }
 
-struct Linear;
+/// relu(`x` · `weight`ᵀ + `bias`): candle's relu is five full-size passes backward (a
+/// comparison with zeros, a cast, a product, the sum of gradients); fused, it is a mask
+/// read off the output.
+pub fn linear_relu(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear { relu: true })
+}
+
+struct Linear {
+    relu: bool,
+}
 
 fn sizes(x: &[usize], weight: &[usize], bias: &[usize]) -> Result<(usize, usize, usize)> {
     match (x, weight, bias) {
@@ -32,14 +41,27 @@ impl CustomOp3 for Linear {
         let (x, weight, bias) = (contiguous(s1, l1, "linear")?, contiguous(s2, l2, "linear")?, contiguous(s3, l3, "linear")?);
         let mut out = bias.repeat(rows);
         matmul(&mut out, Strided::row_major(rows, outputs), x, Strided::row_major(rows, inputs), weight, Strided::row_major(outputs, inputs).t(), true);
+        if self.relu {
+            out.iter_mut().for_each(|y| *y = y.max(0.0));
+        }
         Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
     }
 
-    fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, out: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (rows, inputs, outputs) = sizes(x.dims(), weight.dims(), bias.dims())?;
         let (grad, weight_values, x_values) = (grad.contiguous()?, weight.contiguous()?, x.contiguous()?);
         let (grad_storage, grad_layout) = grad.storage_and_layout();
-        let g = cpu_values(&grad_storage, grad_layout, "linear")?;
+        let passed: Vec<f32>;
+        let g = if self.relu {
+            // relu passes the gradient where its output is positive.
+            let out = out.contiguous()?;
+            let (out_storage, out_layout) = out.storage_and_layout();
+            let out_values = cpu_values(&out_storage, out_layout, "linear")?;
+            passed = cpu_values(&grad_storage, grad_layout, "linear")?.iter().zip(out_values).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect();
+            &passed[..]
+        } else {
+            cpu_values(&grad_storage, grad_layout, "linear")?
+        };
         let device = x.device();
         let d_x = if x.track_op() {
             let (storage, layout) = weight_values.storage_and_layout();
@@ -95,6 +117,21 @@ mod tests {
         for var in [&x, &w, &b] {
             assert!(close(g1.get(var).unwrap(), g2.get(var).unwrap()));
         }
+    }
+
+    #[test]
+    fn the_relu_layer_matches_candles_relu() {
+        let (x, w, b) = (random(&[7, 3], 4), random(&[5, 3], 5), random(&[5], 6));
+        let fused = linear_relu(&x, &w, &b).unwrap();
+        let reference = candle_nn::Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone())).forward(&x).unwrap().relu().unwrap();
+        let weights = Tensor::arange(0f32, 35.0, &Device::Cpu).unwrap().reshape((7, 5)).unwrap().cos().unwrap();
+        let loss = |y: &Tensor| y.mul(&weights).unwrap().sum_all().unwrap();
+        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+        for var in [&x, &w, &b] {
+            let (a, b) = (g1.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), g2.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5 * (1.0 + y.abs())));
+        }
+        assert!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().any(|&y| y == 0.0), "the test reaches relu's flat side");
     }
 
     #[test]

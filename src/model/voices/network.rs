@@ -12,7 +12,7 @@
 //! a chord is built the way a part-writer builds one.
 
 use super::tokens::classes;
-use crate::model::layers::linear_over_last;
+use crate::model::layers::{linear_over_last, linear_relu_over_last};
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 
@@ -104,7 +104,7 @@ impl Conductor {
     /// [batch, latent] -> [batch, bars, conductor]
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let batch = z.dim(0)?;
-        linear_over_last(&self.bars, &linear_over_last(&self.first, z)?.relu()?)?.tanh()?.reshape((batch, self.shape.bars, self.shape.conductor))
+        linear_over_last(&self.bars, &linear_relu_over_last(&self.first, z)?)?.tanh()?.reshape((batch, self.shape.bars, self.shape.conductor))
     }
 }
 
@@ -128,12 +128,12 @@ impl ContextReader {
         let (batch, steps, _, _) = features.dims4()?;
         let masked = features.broadcast_mul(&given.unsqueeze(D::Minus1)?)?;
         let input = Tensor::cat(&[masked, given.unsqueeze(D::Minus1)?], D::Minus1)?.reshape((batch, steps, ()))?;
-        let mut x = linear_over_last(&self.input, &input)?.relu()?;
+        let mut x = linear_relu_over_last(&self.input, &input)?;
         for (layer, &dilation) in self.layers.iter().zip(&CONTEXT_DILATIONS) {
             // A dilated convolution of width 3 as one matrix product over the step before,
             // the step, and the step after (zeros past the edges).
             let windows = Tensor::cat(&[shift(&x, dilation as isize)?, x.clone(), shift(&x, -(dilation as isize))?], D::Minus1)?;
-            x = (&x + linear_over_last(layer, &windows)?.relu()?)?;
+            x = (&x + linear_relu_over_last(layer, &windows)?)?;
         }
         Ok(x)
     }
@@ -360,13 +360,16 @@ impl VoiceNetwork {
         let gates_in = self.input_gates(batch, &current, &step_inputs, &bar_embeddings.reshape((rows, s.conductor))?)?;
         let gates_in = gates_in.reshape((rows, s.steps_per_bar, 3 * s.hidden))?;
         let initial = self.initial_state(&bar_embeddings.reshape((rows, s.conductor))?)?;
-        let states = self.gru.sequence(&gates_in, &initial)?.reshape((items, s.steps(), s.hidden))?;
+        // The heads work on one row per (phrase, step): every reshape is a copy in backward.
+        let cells = items * s.steps();
+        let states = self.gru.sequence(&gates_in, &initial)?.reshape((cells, s.hidden))?;
+        let current = current.reshape((cells, s.voices * s.voice_features()))?;
         let mut scores = Vec::with_capacity(s.voices);
         for (v, head) in self.heads.iter().enumerate() {
-            let input = if v == 0 { states.clone() } else { Tensor::cat(&[states.clone(), current.narrow(2, 0, v)?.reshape((items, s.steps(), ()))?], D::Minus1)? };
-            scores.push(linear_over_last(&head.out, &linear_over_last(&head.hidden, &input)?.relu()?)?);
+            let input = if v == 0 { states.clone() } else { Tensor::cat(&[&states, &current.narrow(1, 0, v * s.voice_features())?], 1)? };
+            scores.push(linear_over_last(&head.out, &linear_relu_over_last(&head.hidden, &input)?)?);
         }
-        Tensor::stack(&scores, 2)
+        Tensor::stack(&scores, 1)?.reshape((items, s.steps(), s.voices, s.classes()))
     }
 }
 
