@@ -7,7 +7,7 @@
 //! (one matrix product for every step at once) and walks back through time with one small
 //! product per step. PyTorch's gate order and formulas (reset, update, candidate).
 
-use super::{contiguous, cpu_values, host, matmul, Strided};
+use super::{column_sums, contiguous, cpu_values, host, matmul, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -181,13 +181,7 @@ impl CustomOp3 for GruSequence {
         let d_recurrent = if recurrent.track_op() {
             let mut d_weights = vec![0f32; 3 * h * (h + 1)];
             matmul(&mut d_weights, sizes.weight(), &d_gates_state, Strided::row_major(cells, 3 * h).t(), &before, Strided::row_major(cells, h), false);
-            for (gate, sum) in d_gates_state.chunks_exact(3 * h).fold(vec![0f32; 3 * h], |mut sum, row| {
-                sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
-                sum
-            })
-            .into_iter()
-            .enumerate()
-            {
+            for (gate, sum) in column_sums(&d_gates_state, 3 * h).into_iter().enumerate() {
                 d_weights[gate * (h + 1) + h] = sum;
             }
             Some(Tensor::from_vec(d_weights, (3 * h, h + 1), device)?)
@@ -215,8 +209,7 @@ mod tests {
     }
 
     fn random(shape: &[usize], seed: u64, scale: f64) -> Var {
-        let values = crate::model::latent::noise(seed, shape.iter().product());
-        Var::from_tensor(&(Tensor::from_vec(values, shape, &Device::Cpu).unwrap() * scale).unwrap()).unwrap()
+        super::super::random_var(shape, seed, scale)
     }
 
     fn inputs(rows: usize, steps: usize, h: usize) -> (Var, Var, Var) {

@@ -5,7 +5,7 @@
 //! for the bias. Here the bias is where the product starts, and backward computes the three
 //! gradients directly — none for an input that needs none.
 
-use super::{contiguous, cpu_values, matmul, Strided};
+use super::{column_sums, contiguous, cpu_values, matmul, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `x` [rows, in] · `weight` [out, in]ᵀ + `bias` [out] -> [rows, out].
@@ -80,11 +80,7 @@ impl CustomOp3 for Linear {
             None
         };
         let d_bias = if bias.track_op() {
-            let sums = g.chunks_exact(outputs.max(1)).fold(vec![0f32; outputs], |mut sum, row| {
-                sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
-                sum
-            });
-            Some(Tensor::from_vec(sums, outputs, device)?)
+            Some(Tensor::from_vec(column_sums(g, outputs), outputs, device)?)
         } else {
             None
         };
@@ -98,7 +94,7 @@ mod tests {
     use candle_core::{Device, Module, Var};
 
     fn random(shape: &[usize], seed: u64) -> Var {
-        Var::from_tensor(&Tensor::from_vec(crate::model::latent::noise(seed, shape.iter().product()), shape, &Device::Cpu).unwrap()).unwrap()
+        super::super::random_var(shape, seed, 1.0)
     }
 
     #[test]

@@ -30,6 +30,21 @@ fn cpu_values<'a>(storage: &'a candle_core::Storage, layout: &Layout, op: &str) 
     }
 }
 
+/// The sum of each column of a row-major matrix with `columns` columns: a bias's gradient.
+fn column_sums(matrix: &[f32], columns: usize) -> Vec<f32> {
+    matrix.chunks_exact(columns.max(1)).fold(vec![0f32; columns], |mut sum, row| {
+        sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+        sum
+    })
+}
+
+/// Test inputs: a variable of `shape` drawn from `seed`, times `scale`.
+#[cfg(test)]
+fn random_var(shape: &[usize], seed: u64, scale: f64) -> candle_core::Var {
+    let values = crate::model::latent::noise(seed, shape.iter().product());
+    candle_core::Var::from_tensor(&(Tensor::from_vec(values, shape, &candle_core::Device::Cpu).unwrap() * scale).unwrap()).unwrap()
+}
+
 /// A tensor's values on the host, in order, for a backward pass.
 fn host(t: &Tensor) -> Result<Vec<f32>> {
     t.contiguous()?.flatten_all()?.to_vec1::<f32>()

@@ -6,7 +6,7 @@
 //! [cells, C·p·p] times the kernel. The bias rides along in the same op, so that its
 //! gradient is one pass rather than a reduction over three dimensions.
 
-use super::{contiguous, host, matmul, Strided};
+use super::{column_sums, contiguous, host, matmul, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// [batch, in, H, W] -> [batch, out, H / p, W / p] with `weight` [out, in, p, p], `bias` [out].
@@ -123,13 +123,6 @@ fn copy_run(to: &mut [f32], from: &[f32]) {
     }
 }
 
-fn bias_gradient(d_coarse_matrix: &[f32], channels: usize) -> Vec<f32> {
-    d_coarse_matrix.chunks_exact(channels).fold(vec![0f32; channels], |mut sum, row| {
-        sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
-        sum
-    })
-}
-
 struct PatchEmbed;
 
 impl PatchEmbed {
@@ -178,7 +171,7 @@ impl CustomOp3 for PatchEmbed {
         } else {
             None
         };
-        let d_bias = if bias.track_op() { Some(Tensor::from_vec(bias_gradient(&d_out, sizes.coarse), sizes.coarse, device)?) } else { None };
+        let d_bias = if bias.track_op() { Some(Tensor::from_vec(column_sums(&d_out, sizes.coarse), sizes.coarse, device)?) } else { None };
         Ok((d_x, d_weight, d_bias))
     }
 }
@@ -232,7 +225,7 @@ impl CustomOp3 for PatchUnembed {
             None
         };
         let d_bias = if bias.track_op() {
-            let per_column = bias_gradient(&d_out, columns);
+            let per_column = column_sums(&d_out, columns);
             Some(Tensor::from_vec(per_column.chunks_exact(sizes.p * sizes.p).map(|c| c.iter().sum()).collect::<Vec<f32>>(), sizes.fine, device)?)
         } else {
             None
@@ -247,8 +240,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     fn random(shape: &[usize], seed: u64) -> Var {
-        let values = crate::model::latent::noise(seed, shape.iter().product());
-        Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu).unwrap()).unwrap()
+        super::super::random_var(shape, seed, 1.0)
     }
 
     fn loss(y: &Tensor) -> Tensor {
