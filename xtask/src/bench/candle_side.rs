@@ -73,8 +73,8 @@ impl TrainedModel {
     /// `count` phrases of the card's length, written by the model itself from the prior (so
     /// that the bench needs no corpus); longer phrases join shorter ones.
     pub fn phrases(&self, count: usize) -> anyhow::Result<Vec<Roll>> {
-        let generator = self.objective(count)?;
-        let generator = generator.generator();
+        let objective = self.objective(count)?;
+        let generator = objective.generator();
         let steps = self.card.representation.steps_per_phrase();
         let options = DecodeOptions::from_card(&self.card.decoding);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -198,7 +198,6 @@ pub struct Timings {
 }
 
 pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let model = TrainedModel::load(&args.model)?;
     let mut timings = Timings::default();
     let mut time = |name: &str, repeats: usize, warmup: usize, run: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<()> {
         for _ in 0..warmup {
@@ -215,11 +214,13 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     };
     match args.job {
         Job::Decode => {
-            let generator = Generator::from_card(model.card.clone(), &std::fs::read(args.model.join(DECODER_FILE))?)?;
-            let options = DecodeOptions::from_card(&model.card.decoding);
+            // What the plugin loads, and nothing more: this process's memory is an inference's.
+            let generator = Generator::from_dir(&args.model)?;
+            let card = generator.card();
+            let options = DecodeOptions::from_card(&card.decoding);
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             for batch in [1, 16] {
-                let latents = prior_latents(batch, model.card.latent_size, 7);
+                let latents = prior_latents(batch, card.latent_size, 7);
                 time(&format!("decode_{batch}"), args.repeats, args.warmup, &mut || {
                     std::hint::black_box(generator.generate(&latents, &options, &mut rng)?);
                     Ok(())
@@ -227,6 +228,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             }
         }
         Job::Train => {
+            let model = TrainedModel::load(&args.model)?;
             let phrases = model.phrases(args.batch)?;
             let batch = rolls_to_tensor(&phrases.iter().collect::<Vec<_>>(), &Device::Cpu)?;
             let mut objective = model.objective(args.batch)?;

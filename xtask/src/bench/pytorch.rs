@@ -191,13 +191,12 @@ pub fn run_comparison(settings: VsPytorch) -> anyhow::Result<()> {
         result.parity = Some(parity);
 
         let train_fixture = write_fixture(&model, &work.join(format!("train-b{}.safetensors", settings.batch)), settings.batch)?;
-        let decode_fixture = work.join("decode-b1.safetensors");
-        std::fs::copy(&parity_fixture, &decode_fixture)?;
         for round in 0..settings.rounds {
             let order = if round % 2 == 0 { [Side::Candle, Side::Pytorch] } else { [Side::Pytorch, Side::Candle] };
             for side in order {
                 eprintln!("{name}: round {} of {}, {side:?}", round + 1, settings.rounds);
-                for (job, fixture) in [(Job::Decode, &decode_fixture), (Job::Train, &train_fixture)] {
+                // Decoding reads no fixture; the worker's command line takes one all the same.
+                for (job, fixture) in [(Job::Decode, &parity_fixture), (Job::Train, &train_fixture)] {
                     let timings = sides.time(side, folder, fixture, job, settings.repeats)?;
                     let per_side = result.samples.entry(format!("{side:?}").to_lowercase()).or_default();
                     for (measure, seconds) in &timings.seconds {
@@ -215,18 +214,19 @@ pub fn run_comparison(settings: VsPytorch) -> anyhow::Result<()> {
             let other_lengths = SCALING_BARS.iter().filter(|&&bars| bars != card_bars).map(|&bars| (settings.batch, Some(bars)));
             let configurations = SCALING_BATCHES.iter().map(|&b| (b, None)).chain(other_lengths);
             for (batch, bars) in configurations {
+                let scaled;
                 let (folder, model) = match bars {
-                    None => (folder.clone(), TrainedModel::load(folder)?),
+                    None => (folder.clone(), &model),
                     Some(bars) => {
-                        let scaled = model.with_bars(bars, 1)?;
+                        scaled = model.with_bars(bars, 1)?;
                         let scaled_folder = work.join(format!("bars-{bars}"));
                         scaled.write(&scaled_folder)?;
-                        (scaled_folder, scaled)
+                        (scaled_folder, &scaled)
                     }
                 };
                 let bars = model.card.representation.bars_per_phrase;
                 eprintln!("{name}: scaling, batch {batch}, {bars} bars");
-                let fixture = write_fixture(&model, &work.join(format!("scaling-{bars}bars-b{batch}.safetensors")), batch)?;
+                let fixture = write_fixture(model, &work.join(format!("scaling-{bars}bars-b{batch}.safetensors")), batch)?;
                 let mut medians = HashMap::new();
                 let mut pooled: HashMap<String, Vec<f64>> = HashMap::new();
                 for round in 0..settings.rounds.div_ceil(2) {
