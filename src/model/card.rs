@@ -95,6 +95,10 @@ pub struct VoiceArchitecture {
     pub context: usize,
     /// Each voice's output layer.
     pub head: usize,
+    /// Voice-leading scores (`leading` in the decoder's weights); absent in models made
+    /// before them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leading: bool,
 }
 
 /// How probabilities become notes.
@@ -150,6 +154,18 @@ pub struct TrainingInfo {
     /// How the training files' notes were given to tracks; evaluation reads them the same way.
     #[serde(default)]
     pub track_assignment: crate::roll::TrackAssignment,
+    /// The trained model this run started from (`--warm-start`), whose training counts
+    /// towards this model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_from: Option<StartedFrom>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartedFrom {
+    pub model: String,
+    pub steps: usize,
+    pub wall_seconds: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -335,7 +351,8 @@ impl fmt::Display for ModelCard {
         let d = &self.decoding;
         match &self.architecture.voice {
             Some(v) => {
-                writeln!(f, "  voices: pitch embedding {}, age {}, position {}, context {}, heads {}", v.embed, v.age_embed, v.position_embed, v.context, v.head)?;
+                let leading = if v.leading { ", voice-leading scores" } else { "" };
+                writeln!(f, "  voices: pitch embedding {}, age {}, position {}, context {}, heads {}{leading}", v.embed, v.age_embed, v.position_embed, v.context, v.head)?;
                 writeln!(f, "  temperature {:.2}", d.temperature)?;
             }
             None => writeln!(f, "  onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}", d.onset_threshold, d.sustain_threshold, d.temperature)?,
@@ -358,7 +375,7 @@ pub(crate) fn test_voice_card() -> ModelCard {
     let mut card = test_card();
     card.preset = Preset::Voices;
     card.decoding.monophonic = vec![true, true];
-    card.architecture.voice = Some(VoiceArchitecture { embed: 5, age_embed: 3, position_embed: 2, context: 4, head: 7 });
+    card.architecture.voice = Some(VoiceArchitecture { embed: 5, age_embed: 3, position_embed: 2, context: 4, head: 7, leading: true });
     card
 }
 

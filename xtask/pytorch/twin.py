@@ -24,6 +24,12 @@ from safetensors.torch import load_file
 # The context reader's dilations; the Rust side's `CONTEXT_DILATIONS`.
 CONTEXT_DILATIONS = [1, 2, 4, 8]
 REST, HOLD, NEW_NOTE = 0, 1, 2
+# The voice-leading table's layout; the Rust side's `voices::leading`.
+MOTION_RANGE, SPACING_LOW, SPACING_HIGH = 24, -12, 36
+MOTION_ENTRIES = 2 + 2 * MOTION_RANGE + 1
+PARALLEL_ENTRIES = 13 * 12 * 3 * 3 + 1
+SPACING_ENTRIES = SPACING_HIGH - SPACING_LOW + 1 + 1
+PAIR_ENTRIES = PARALLEL_ENTRIES + SPACING_ENTRIES
 
 
 class Card:
@@ -56,6 +62,7 @@ class Card:
             self.position_embed = voice["position_embed"]
             self.context = voice["context"]
             self.head = voice["head"]
+            self.leading = voice.get("leading", False)
             self.voice_features = self.embed + self.age_embed
             self.max_age = self.steps_per_bar
             self.classes = self.pitches + NEW_NOTE
@@ -188,6 +195,33 @@ class VoiceDecoder(nn.Module):
         self.initial = nn.Linear(c.bar_hidden, c.hidden)
         for v in range(c.tracks):
             setattr(self, f"head{v}", Head(c.hidden + v * c.voice_features, c))
+        if c.leading:
+            self.leading = nn.Parameter(torch.zeros(c.tracks * MOTION_ENTRIES + c.tracks * (c.tracks - 1) // 2 * PAIR_ENTRIES, 1))
+
+    def leading_scores(self, before, now, v):
+        """Voice v's voice-leading scores [..., classes] from every voice's sounding value
+        (row + 1, 0 silent) at the step before and at this step [..., voices]."""
+        c = self.c
+        candidate = torch.arange(1 + c.pitches)
+        own_before = before[..., v : v + 1]
+        sounding = torch.where(candidate == 0, own_before, candidate)
+        interval = (sounding - own_before).clamp(-MOTION_RANGE, MOTION_RANGE) + MOTION_RANGE
+        motion = torch.where(candidate == 0, 1, torch.where(own_before == 0, 0, 2 + interval))
+        total = self.leading[v * MOTION_ENTRIES + motion, 0]
+        for u in range(v):
+            a, b, now_u = before[..., u : u + 1], own_before, now[..., u : u + 1]
+            both = (a > 0) & (b > 0)
+            interval_before = torch.where(both, torch.remainder(a - b, 12), 12)
+            upper_direction = torch.where(both, torch.sign(now_u - a) + 1, 1)
+            lower_direction = torch.where(both, torch.sign(sounding - b) + 1, 1)
+            parallel = ((interval_before * 12 + torch.remainder(now_u - sounding, 12)) * 3 + upper_direction) * 3 + lower_direction
+            spacing = (now_u - sounding).clamp(SPACING_LOW, SPACING_HIGH) - SPACING_LOW
+            silent = (now_u == 0) | (sounding == 0)
+            parallel = torch.where(silent, PARALLEL_ENTRIES - 1, parallel)
+            spacing = torch.where(silent, SPACING_ENTRIES - 1, spacing)
+            base = c.tracks * MOTION_ENTRIES + (v * (v - 1) // 2 + u) * PAIR_ENTRIES
+            total = total + self.leading[base + parallel, 0] + self.leading[base + PARALLEL_ENTRIES + spacing, 0]
+        return torch.cat([torch.zeros_like(total[..., :1]), total], -1)
 
     def features(self, sounding, age):
         return torch.cat([self.pitch(sounding), self.age(age)], -1)
@@ -207,10 +241,15 @@ class VoiceDecoder(nn.Module):
         initial = torch.tanh(self.initial(bar_embeddings.reshape(rows, c.bar_hidden)))
         states, _ = self.gru(inputs_per_step.reshape(rows, c.steps_per_bar, c.step_input), initial.unsqueeze(0))
         states = states.reshape(b, c.steps, c.hidden)
+        sounding = inputs["sounding"]
+        sounding_before = torch.cat([torch.zeros_like(sounding[:, :1]), sounding[:, :-1]], 1)
         scores = []
         for v in range(c.tracks):
             x = states if v == 0 else torch.cat([states, current[:, :, :v].reshape(b, c.steps, -1)], -1)
-            scores.append(getattr(self, f"head{v}")(x))
+            voice_scores = getattr(self, f"head{v}")(x)
+            if c.leading:
+                voice_scores = voice_scores + self.leading_scores(sounding_before, sounding, v)
+            scores.append(voice_scores)
         return torch.stack(scores, 2)
 
     def loss(self, z, inputs):
@@ -237,9 +276,12 @@ class VoiceDecoder(nn.Module):
                 state = initial[:, bar]
             x = torch.cat([self.features(sounding, age).reshape(b, -1), self.position.weight[position].expand(b, -1), bar_embeddings[:, bar], context[:, step]], -1)
             state = torch.gru_cell(x, state, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+            sounding_before = sounding.clone()
             for v in range(c.tracks):
                 x = state if v == 0 else torch.cat([state, self.features(sounding[:, :v], age[:, :v]).reshape(b, -1)], -1)
                 scores = getattr(self, f"head{v}")(x)
+                if c.leading:
+                    scores = scores + self.leading_scores(sounding_before, sounding, v)
                 scores[:, HOLD] = torch.where(sounding[:, v] > 0, scores[:, HOLD], torch.full_like(scores[:, HOLD], -math.inf))
                 token = torch.multinomial(F.softmax(scores / max(c.temperature, 1e-3), -1), 1, generator=generator).squeeze(1)
                 tokens[:, step, v] = token

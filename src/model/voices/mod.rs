@@ -11,6 +11,7 @@
 //! them (harmonising a melody, continuing a clip). The trainer teaches that by hiding random
 //! voices and spans of each training phrase.
 
+pub mod leading;
 pub mod network;
 pub mod sampler;
 pub mod tokens;
@@ -46,6 +47,7 @@ impl VoiceShape {
             position_embed: voice.position_embed,
             context: voice.context,
             head: voice.head,
+            leading: voice.leading,
         })
     }
 }

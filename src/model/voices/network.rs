@@ -11,6 +11,7 @@
 //! voices choose in turn, top voice first, each seeing the choices of the voices above it, so
 //! a chord is built the way a part-writer builds one.
 
+use super::leading::LeadingLayout;
 use super::tokens::classes;
 use crate::model::layers::{linear_over_last, linear_relu_over_last};
 use candle_core::{DType, Module, Result, Tensor, D};
@@ -40,6 +41,8 @@ pub struct VoiceShape {
     pub context: usize,
     /// Each voice's output layer.
     pub head: usize,
+    /// Voice-leading scores ([`super::leading`]); models from before them have none.
+    pub leading: bool,
 }
 
 impl VoiceShape {
@@ -54,6 +57,10 @@ impl VoiceShape {
 
     pub fn classes(&self) -> usize {
         classes(self.pitches)
+    }
+
+    pub fn leading_layout(&self) -> LeadingLayout {
+        LeadingLayout { voices: self.voices, pitches: self.pitches }
     }
 
     /// What the network reads of one voice at one step.
@@ -226,6 +233,8 @@ pub struct VoiceNetwork {
     pub gru: GruWeights,
     pub initial: Linear,
     pub heads: Vec<VoiceHead>,
+    /// The voice-leading table [entries, 1], zero when new: it starts by changing nothing.
+    pub leading: Option<Tensor>,
 }
 
 impl VoiceNetwork {
@@ -247,6 +256,7 @@ impl VoiceNetwork {
             gru: GruWeights::new(shape.step_input(), shape.hidden, vb.pp("gru"))?,
             initial: linear(shape.conductor, shape.hidden, vb.pp("initial"))?,
             heads,
+            leading: shape.leading.then(|| vb.get_with_hints((shape.leading_layout().entries(), 1), "leading", candle_nn::Init::Const(0.0))).transpose()?,
         })
     }
 
@@ -364,12 +374,41 @@ impl VoiceNetwork {
         let cells = items * s.steps();
         let states = self.gru.sequence(&gates_in, &initial)?.reshape((cells, s.hidden))?;
         let current = current.reshape((cells, s.voices * s.voice_features()))?;
+        let sounding = match self.leading {
+            Some(_) => batch.sounding.flatten_all()?.to_vec1::<u32>()?,
+            None => Vec::new(),
+        };
         let mut scores = Vec::with_capacity(s.voices);
         for (v, head) in self.heads.iter().enumerate() {
             let input = if v == 0 { states.clone() } else { Tensor::cat(&[&states, &current.narrow(1, 0, v * s.voice_features())?], 1)? };
-            scores.push(linear_over_last(&head.out, &linear_relu_over_last(&head.hidden, &input)?)?);
+            let voice_scores = linear_over_last(&head.out, &linear_relu_over_last(&head.hidden, &input)?)?;
+            scores.push(match &self.leading {
+                Some(table) => (voice_scores + self.leading_scores(table, &sounding, v)?)?,
+                None => voice_scores,
+            });
         }
         Tensor::stack(&scores, 1)?.reshape((items, s.steps(), s.voices, s.classes()))
+    }
+}
+
+impl VoiceNetwork {
+    /// Voice `v`'s voice-leading scores at every step of every phrase, [phrases × steps,
+    /// classes] (rest's column zero), from each voice's state after each step (`sounding`,
+    /// [phrases, steps, voices] flattened) under teacher forcing.
+    fn leading_scores(&self, table: &Tensor, sounding: &[u32], v: usize) -> Result<Tensor> {
+        let s = self.shape;
+        let layout = s.leading_layout();
+        let cells = sounding.len() / s.voices;
+        let silence = vec![0u32; s.voices];
+        let mut entries = Vec::with_capacity(cells * layout.candidates() * layout.picks(v));
+        for (cell, now) in sounding.chunks_exact(s.voices).enumerate() {
+            let before = if cell % s.steps() == 0 { &silence[..] } else { &sounding[(cell - 1) * s.voices..cell * s.voices] };
+            layout.candidate_entries(v, before, &now[..v], &mut entries);
+        }
+        let rows = cells * layout.candidates();
+        let indices = Tensor::from_vec(entries, (rows, layout.picks(v)), table.device())?;
+        let pitched = crate::model::kernels::embedding_bag::sum_of_rows(table, &indices)?.reshape((cells, layout.candidates()))?;
+        Tensor::cat(&[&Tensor::zeros((cells, 1), DType::F32, table.device())?, &pitched], 1)
     }
 }
 
@@ -385,7 +424,7 @@ pub(crate) mod tests {
     }
 
     pub fn small_shape() -> VoiceShape {
-        VoiceShape { voices: 2, bars: 2, steps_per_bar: 4, pitches: 5, latent: 3, hidden: 6, conductor: 4, embed: 3, age_embed: 2, position_embed: 2, context: 4, head: 5 }
+        VoiceShape { voices: 2, bars: 2, steps_per_bar: 4, pitches: 5, latent: 3, hidden: 6, conductor: 4, embed: 3, age_embed: 2, position_embed: 2, context: 4, head: 5, leading: true }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! conductor, the context, the GRU's other inputs) run on the tensors of
 //! [`super::network`], so both paths share every weight; a test holds them equal.
 
+use super::leading::{add_scores, LeadingLayout};
 use super::network::{GivenView, VoiceNetwork, VoiceShape};
 use super::tokens::{given_view, VoiceState, HOLD, NEW_NOTE};
 use candle_core::{DType, Device, Result, Tensor};
@@ -93,6 +94,8 @@ pub struct VoiceSampler {
     weight_hh: Matrix,
     bias_hh: Vec<f32>,
     heads: Vec<HeadTables>,
+    /// The voice-leading table, where the model has one.
+    leading: Option<(LeadingLayout, Vec<f32>)>,
 }
 
 /// Choices a caller fixes, [step][voice]: `None` (or a missing step or voice) is the
@@ -131,6 +134,7 @@ impl VoiceSampler {
             weight_hh: Matrix::from_tensor(&network.gru.weight_hh)?,
             bias_hh: network.gru.bias_hh.to_dtype(DType::F32)?.to_vec1()?,
             heads,
+            leading: network.leading.as_ref().map(|table| Ok::<_, candle_core::Error>((s.leading_layout(), table.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?))).transpose()?,
         })
     }
 
@@ -175,6 +179,10 @@ impl VoiceSampler {
         let mut gates_state = vec![0f32; 3 * hidden];
         let mut head_hidden = vec![0f32; s.head];
         let mut scores = vec![0f32; s.classes()];
+        // Each voice's sounding value at the step before, and at this step once chosen.
+        let mut before = vec![0u32; s.voices];
+        let mut now = vec![0u32; s.voices];
+        let mut leading_entries = Vec::new();
         let mut tokens = Vec::with_capacity(s.steps());
         for step in 0..s.steps() {
             if step % s.steps_per_bar == 0 {
@@ -194,6 +202,7 @@ impl VoiceSampler {
                 state[i] = candidate + update * (state[i] - candidate);
             }
             let mut chosen = vec![0u32; s.voices];
+            before.iter_mut().zip(&states).for_each(|(b, state)| *b = state.sounding);
             let forced = given.get(step);
             for (v, head) in self.heads.iter().enumerate() {
                 head_hidden.copy_from_slice(&head.bias);
@@ -205,6 +214,9 @@ impl VoiceSampler {
                 head_hidden.iter_mut().for_each(|x| *x = x.max(0.0));
                 scores.copy_from_slice(&head.out_bias);
                 head.out.multiply_add(&head_hidden, &mut scores);
+                if let Some((layout, table)) = &self.leading {
+                    add_scores(layout, table, v, &before, &now[..v], &mut scores, &mut leading_entries);
+                }
                 if let Some(seen) = scores_seen.as_deref_mut() {
                     seen.push(scores.clone());
                 }
@@ -215,6 +227,7 @@ impl VoiceSampler {
                 chosen[v] = token;
                 // The voices below see this voice as it now is.
                 states[v] = states[v].after(token, s.max_age());
+                now[v] = states[v].sounding;
             }
             tokens.push(chosen);
         }
@@ -266,10 +279,15 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    /// A small network with its initial weights, and its sampler.
+    /// A small network with its initial weights (and a voice-leading table that is not
+    /// zero, so that it counts), and its sampler.
     fn untrained() -> (VoiceShape, VoiceNetwork, VoiceSampler) {
         let shape = small_shape();
-        let network = VoiceNetwork::new(shape, VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu)).unwrap();
+        let varmap = VarMap::new();
+        let network = VoiceNetwork::new(shape, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        let entries = shape.leading_layout().entries();
+        let noise = Tensor::from_vec(crate::model::latent::noise(7, entries), (entries, 1), &Device::Cpu).unwrap();
+        varmap.data().lock().unwrap()["leading"].set(&noise).unwrap();
         let sampler = VoiceSampler::new(&network).unwrap();
         (shape, network, sampler)
     }

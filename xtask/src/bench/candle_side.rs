@@ -8,7 +8,7 @@ use crate::train::{prior_latents, RunConfig, ShapeArgs};
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, ValueEnum};
 use dreamroll::model::generator::{Generator, CARD_FILE, DECODER_FILE, ENCODER_FILE};
 use dreamroll::model::rolls::{rolls_to_tensor, DecodeOptions};
 use dreamroll::model::vae::{bce_with_logits, reparameterise, Encoder, Shape};
@@ -90,14 +90,9 @@ impl TrainedModel {
 /// What the trainer would run with for this card; the loss weights are those the shipped
 /// models were trained with (they change no cost).
 fn run_config(card: &ModelCard, batch: usize, seed: u64) -> RunConfig {
-    #[derive(Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        shape: ShapeArgs,
-    }
-    let mut shape = Defaults::parse_from(["defaults"]).shape;
+    let mut shape = ShapeArgs::defaults();
     (shape.beta, shape.free_bits, shape.kl_warmup) = (0.5, 0.25, 1000);
-    RunConfig { preset: card.preset, data: PathBuf::new(), epochs: 1, batch, lr: 1e-3, seed, shape }
+    RunConfig { preset: card.preset, data: PathBuf::new(), epochs: 1, batch, lr: 1e-3, seed, shape, warm_start: None }
 }
 
 /// KL weight and free bits of the fixture's loss.

@@ -47,6 +47,7 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
                 position_embed: shape.position_embed,
                 context: shape.context,
                 head: shape.head,
+                leading: shape.voice_leading,
             }),
         },
         decoding: Decoding {

@@ -13,6 +13,7 @@ mod export;
 pub(crate) mod objective;
 pub mod plot;
 mod seeded;
+mod warm_start;
 pub(crate) mod voices;
 
 use anyhow::{bail, Context};
@@ -69,6 +70,10 @@ pub struct TrainArgs {
     /// Continue the run in `--out` from its last checkpoint, exactly where it stopped.
     #[arg(long)]
     pub resume: bool,
+    /// Start from a trained model folder's weights (same preset, parts and pitch window),
+    /// to fine-tune it on new data or with parts it lacks (those start as new).
+    #[arg(long, conflicts_with = "resume")]
+    pub warm_start: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
     /// Stop (with a checkpoint) after this many steps in all, before the epochs are done.
@@ -139,6 +144,11 @@ pub struct ShapeArgs {
     #[arg(long, default_value_t = 128)]
     #[serde(default = "defaults::head")]
     pub head: usize,
+    /// voices: learned scores for each note's interval from the voice's last one and for its
+    /// spacing and parallels with the voices above (`--voice-leading false` to leave them out).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[serde(default)]
+    pub voice_leading: bool,
     /// MuseGAN: how tracks share the latent.
     #[arg(long, default_value = "hybrid")]
     pub track_latents: String,
@@ -179,6 +189,16 @@ mod defaults {
 }
 
 impl ShapeArgs {
+    /// The options as a command line without any would give them.
+    pub fn defaults() -> ShapeArgs {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            shape: ShapeArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["defaults"]).shape
+    }
+
     pub fn track_latents(&self) -> anyhow::Result<TrackLatents> {
         Ok(match self.track_latents.as_str() {
             "jamming" => TrackLatents::Jamming,
@@ -199,6 +219,9 @@ pub struct RunConfig {
     pub lr: f64,
     pub seed: u64,
     pub shape: ShapeArgs,
+    /// The model folder the run started from, if any.
+    #[serde(default)]
+    pub warm_start: Option<PathBuf>,
 }
 
 /// Where the loop is; saved with every checkpoint.
@@ -242,7 +265,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             bail!("{} already holds a run; pass --resume to continue it, or choose another --out", args.out.display());
         }
         let lr = args.lr.unwrap_or(if matches!(args.preset, Preset::Vae | Preset::Voices) { 1e-3 } else { 1e-4 });
-        (RunConfig { preset: args.preset, data: args.data.clone(), epochs: args.epochs, batch: args.batch, lr, seed: args.seed, shape: args.shape.clone() }, None)
+        (RunConfig { preset: args.preset, data: args.data.clone(), epochs: args.epochs, batch: args.batch, lr, seed: args.seed, shape: args.shape.clone(), warm_start: args.warm_start.clone() }, None)
     };
     if config.preset != Preset::Vae {
         // The gradient penalty differentiates a gradient; candle keeps the graph of its
@@ -252,6 +275,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if config.batch == 0 || !(config.lr > 0.0) {
         bail!("--batch must be at least 1 and --lr above 0");
     }
+    let warm = config.warm_start.as_deref().map(warm_start::WarmStart::read).transpose()?;
+    let pitch_window = resumed.as_ref().and_then(|c| c.metadata.get("pitch_window")).and_then(|w| serde_json::from_str(w).ok());
     let data = TrainingData::load(
         &config.data,
         &GridChoice {
@@ -259,7 +284,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             meter: config.shape.meter,
             bars: config.shape.bars,
             pitch_multiple: config.shape.patch,
-            pitch_window: resumed.as_ref().and_then(|c| c.metadata.get("pitch_window")).and_then(|w| serde_json::from_str(w).ok()),
+            pitch_window: pitch_window.or(warm.as_ref().map(warm_start::WarmStart::pitch_window)),
             tracks: None,
             assignment: config.shape.parts,
             validation_share: config.shape.validation_share,
@@ -279,8 +304,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if config.preset == Preset::Voices {
         println!("{}", voices::chords_within_parts(&data.train));
     }
-    let card = export::initial_card(&config, &data, &args.out)?;
+    let mut card = export::initial_card(&config, &data, &args.out)?;
     let mut objective = objective::build(&config, &card, &device)?;
+    if let Some(warm) = &warm {
+        card.training.started_from = Some(warm.check_fits(&card)?);
+        if resumed.is_none() {
+            println!("{}", warm.load_into(objective.as_mut())?);
+        }
+    }
     let mut state = LoopState::default();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut order: Vec<u32> = Vec::new();

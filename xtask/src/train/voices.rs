@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn given_masks_cover_every_kind_and_never_give_everything() {
-        let shape = VoiceShape { voices: 4, bars: 4, steps_per_bar: 16, pitches: 44, latent: 8, hidden: 8, conductor: 8, embed: 4, age_embed: 2, position_embed: 2, context: 4, head: 4 };
+        let shape = VoiceShape { voices: 4, bars: 4, steps_per_bar: 16, pitches: 44, latent: 8, hidden: 8, conductor: 8, embed: 4, age_embed: 2, position_embed: 2, context: 4, head: 4, leading: true };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let (mut nothing, mut voices, mut leading_bars, mut spans) = (0, 0, 0, 0);
         for _ in 0..2000 {
