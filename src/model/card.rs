@@ -101,6 +101,10 @@ pub struct VoiceArchitecture {
     pub leading: bool,
 }
 
+/// The widest rest bias a card may carry, in logits: past it a voice all but never rests,
+/// or all but always does.
+pub const REST_BIAS_LIMIT: f32 = 6.0;
+
 /// How probabilities become notes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +123,12 @@ pub struct Decoding {
     /// pitch and repeats itself.
     #[serde(default)]
     pub temperature: f32,
+    /// Voice decoder: added to each voice's rest score, in logits. A decoder that writes its
+    /// steps one after another drifts from how often the music it learned rests; this is
+    /// calibrated after training so that phrases from the prior rest as often as the
+    /// training phrases. 0 in models from before it.
+    #[serde(default)]
+    pub rest_bias: f32,
 }
 
 /// One macro knob: a direction in latent space and the corpus spread along it, so that a
@@ -297,6 +307,9 @@ impl ModelCard {
         if !(decoding.temperature.is_finite() && (0.0..=4.0).contains(&decoding.temperature)) {
             return Err(field("decoding.temperature", format!("{} is not 0..=4", decoding.temperature)));
         }
+        if !(decoding.rest_bias.is_finite() && (-REST_BIAS_LIMIT..=REST_BIAS_LIMIT).contains(&decoding.rest_bias)) {
+            return Err(field("decoding.rest_bias", format!("{} is not within ±{REST_BIAS_LIMIT}", decoding.rest_bias)));
+        }
         if !(1..=127).contains(&decoding.default_velocity) {
             return Err(field("decoding.default_velocity", format!("{} is not 1..=127", decoding.default_velocity)));
         }
@@ -353,7 +366,7 @@ impl fmt::Display for ModelCard {
             Some(v) => {
                 let leading = if v.leading { ", voice-leading scores" } else { "" };
                 writeln!(f, "  voices: pitch embedding {}, age {}, position {}, context {}, heads {}{leading}", v.embed, v.age_embed, v.position_embed, v.context, v.head)?;
-                writeln!(f, "  temperature {:.2}", d.temperature)?;
+                writeln!(f, "  temperature {:.2}, rest bias {:+.2}", d.temperature, d.rest_bias)?;
             }
             None => writeln!(f, "  onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}", d.onset_threshold, d.sustain_threshold, d.temperature)?,
         }
@@ -398,7 +411,7 @@ pub(crate) fn test_card() -> ModelCard {
         },
         latent_size: 4,
         architecture: Architecture { hidden: 8, bar_hidden: 6, channels: 3, patch: 4, track_latents: None, chord_condition: false, voice: None },
-        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0 },
+        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0, rest_bias: 0.0 },
         latent_center: vec![0.0; 4],
         macro_knobs: vec![MacroKnob { name: "Macro 1".into(), direction: vec![0.0, 1.0, 0.0, 0.0], spread: 2.0, variance_share: 0.5 }],
         training: TrainingInfo::default(),

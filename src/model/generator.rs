@@ -176,7 +176,7 @@ impl Generator {
 /// The voice decoder reads the decoding options' temperature and density (as a bias on new
 /// notes); thresholds are for models of independent cells.
 fn voice_sampling(options: &DecodeOptions) -> Sampling {
-    Sampling { temperature: options.temperature, new_note_bias: options.density * VOICE_DENSITY_LOGITS }
+    Sampling { temperature: options.temperature, new_note_bias: options.density * VOICE_DENSITY_LOGITS, rest_bias: options.rest_bias }
 }
 
 /// What to make: the same request gives the same notes, in the CLI and in the plugin.

@@ -42,6 +42,8 @@ pub struct DecodeOptions {
     /// −1…1, as the density control asks: already in `onset_threshold` for models of
     /// independent cells; the voice decoder reads it as a bias towards new notes.
     pub density: f32,
+    /// Voice decoder: added to each voice's rest score (see [`Decoding::rest_bias`]).
+    pub rest_bias: f32,
 }
 
 impl DecodeOptions {
@@ -53,6 +55,7 @@ impl DecodeOptions {
             monophonic: decoding.monophonic.clone(),
             velocity: decoding.default_velocity,
             density: 0.0,
+            rest_bias: decoding.rest_bias,
         }
     }
 }

@@ -53,6 +53,7 @@ class Card:
         self.planes = 2 * self.tracks
         self.patch_features = self.channels * (self.steps_per_bar // self.patch) * (self.pitches // self.patch)
         self.temperature = card["decoding"]["temperature"]
+        self.rest_bias = card["decoding"].get("rest_bias", 0.0)
         self.onset_threshold = card["decoding"]["onset_threshold"]
         self.sustain_threshold = card["decoding"]["sustain_threshold"]
         voice = a.get("voice")
@@ -282,6 +283,7 @@ class VoiceDecoder(nn.Module):
                 scores = getattr(self, f"head{v}")(x)
                 if c.leading:
                     scores = scores + self.leading_scores(sounding_before, sounding, v)
+                scores[:, REST] += c.rest_bias
                 scores[:, HOLD] = torch.where(sounding[:, v] > 0, scores[:, HOLD], torch.full_like(scores[:, HOLD], -math.inf))
                 token = torch.multinomial(F.softmax(scores / max(c.temperature, 1e-3), -1), 1, generator=generator).squeeze(1)
                 tokens[:, step, v] = token

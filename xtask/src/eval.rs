@@ -236,7 +236,11 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         .into_corpus(&representation, card.training.track_assignment);
     println!("training data: {corpus}");
     let phrases_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(bars_per_phrase, bars_per_phrase)).collect();
-    let training_phrases: Vec<Roll> = phrases_by_piece.iter().flatten().cloned().collect();
+    // The statistics read the phrases as the trainer cuts them, one starting at every bar:
+    // disjoint phrases would start on a piece's first bar three times as often, and with it
+    // on the silence padded before its pickup (which the rest rate counts). The two-sample
+    // test keeps disjoint phrases, so that no two of a side overlap.
+    let learned_phrases: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(bars_per_phrase, 1)).collect();
     // Bars are cut once; the corpus-against-itself copy rate splits them by piece.
     let bars_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(1, 1)).collect();
     let training_bars: Vec<Roll> = bars_by_piece.iter().flatten().cloned().collect();
@@ -244,7 +248,7 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
 
     // The test may want more phrases than the metrics; the first phrases are the same either way.
     let measured_phrases = args.bars.div_ceil(bars_per_phrase);
-    let phrases = measured_phrases.max(args.test_phrases.min(training_phrases.len()));
+    let phrases = measured_phrases.max(args.test_phrases.min(phrases_by_piece.iter().map(Vec::len).sum()));
     let mut options = DecodeOptions::from_card(&card.decoding);
     if let Some(temperature) = args.temperature {
         options.temperature = temperature;
@@ -271,9 +275,9 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         training_bars: training_bars.len(),
         copy_rate: copy_rate(&generated_bars, &training_bars).mean(),
         corpus_copy_rate: copy_rate(&half_bars(1), &half_bars(0)).mean(),
-        phrase_copy_rate: copy_rate(&generated, &corpus.pieces.iter().flat_map(|(_, p)| p.phrases(bars_per_phrase, 1)).collect::<Vec<_>>()).mean(),
+        phrase_copy_rate: copy_rate(&generated, &learned_phrases).mean(),
         generated: measure(&generated),
-        training: measure(&training_phrases),
+        training: measure(&learned_phrases),
         two_sample_test,
         half_corpus_control: half_corpus_control(&phrases_by_piece, args),
     };

@@ -10,7 +10,7 @@
 
 use super::leading::{add_scores, LeadingLayout};
 use super::network::{GivenView, VoiceNetwork, VoiceShape};
-use super::tokens::{given_view, VoiceState, HOLD, NEW_NOTE};
+use super::tokens::{given_view, VoiceState, HOLD, NEW_NOTE, REST};
 use candle_core::{DType, Device, Result, Tensor};
 use rand::Rng;
 
@@ -84,6 +84,8 @@ pub struct Sampling {
     pub temperature: f32,
     /// Added to every new-note score (in logits): more or fewer notes.
     pub new_note_bias: f32,
+    /// Added to every rest score (in logits): the model's calibrated rest rate.
+    pub rest_bias: f32,
 }
 
 pub struct VoiceSampler {
@@ -242,13 +244,14 @@ fn bias_of(bias: Option<&Tensor>, size: usize) -> Result<Vec<f32>> {
     }
 }
 
-/// A choice from one voice's scores: hold is barred for a silent voice; new notes are
-/// favoured by `new_note_bias`; then the likeliest, or a draw at the temperature.
+/// A choice from one voice's scores: hold is barred for a silent voice; new notes and rest
+/// are moved by their biases; then the likeliest, or a draw at the temperature.
 fn choose(scores: &mut [f32], voice: VoiceState, sampling: Sampling, rng: &mut impl Rng) -> u32 {
     if !voice.may_hold() {
         scores[HOLD as usize] = f32::NEG_INFINITY;
     }
     scores[NEW_NOTE as usize..].iter_mut().for_each(|x| *x += sampling.new_note_bias);
+    scores[REST as usize] += sampling.rest_bias;
     let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
     if sampling.temperature <= 0.0 {
         return best as u32;
@@ -299,7 +302,7 @@ mod tests {
         // Let the sampler write a phrase, recording its scores, then score the same choices
         // with the network under teacher forcing.
         let mut seen = Vec::new();
-        let sampling = Sampling { temperature: 1.0, new_note_bias: 0.0 };
+        let sampling = Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0 };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let tokens = sampler.phrase(&network, &z, &[], sampling, &mut rng, Some(&mut seen)).unwrap();
         let replay: Vec<VoiceState> = states_after(&tokens, shape.max_age()).into_iter().flatten().collect();
@@ -326,7 +329,7 @@ mod tests {
     fn given_choices_are_kept_and_the_likeliest_choice_is_repeatable() {
         let (shape, network, sampler) = untrained();
         let given: Vec<Vec<Option<u32>>> = (0..shape.steps()).map(|step| vec![Some(if step % 2 == 0 { NEW_NOTE + 3 } else { HOLD }), None]).collect();
-        let strict = Sampling { temperature: 0.0, new_note_bias: 0.0 };
+        let strict = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0 };
         let write = |seed: u64| {
             sampler.phrase(&network, &[0.1, 0.2, 0.3], &given, strict, &mut ChaCha8Rng::seed_from_u64(seed), None).unwrap()
         };
@@ -340,7 +343,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         for _ in 0..100 {
             let mut scores = vec![0.0, 50.0, 0.0, 0.0];
-            let token = choose(&mut scores, VoiceState::SILENT, Sampling { temperature: 1.0, new_note_bias: 0.0 }, &mut rng);
+            let token = choose(&mut scores, VoiceState::SILENT, Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0 }, &mut rng);
             assert_ne!(token, HOLD);
         }
     }

@@ -6,7 +6,9 @@ use super::objective::Objective;
 use super::{checkpoint, plot, prior_latents, representation_of, LoopState, RunConfig};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use dreamroll::model::generator::{CARD_FILE, DECODER_FILE, ENCODER_FILE};
+use dreamroll::metrics::voices::VoiceAccumulator;
+use dreamroll::model::card::REST_BIAS_LIMIT;
+use dreamroll::model::generator::{Generator, CARD_FILE, DECODER_FILE, ENCODER_FILE};
 use dreamroll::model::rolls::{logits_to_roll, rolls_to_tensor, DecodeOptions};
 use dreamroll::model::{Architecture, Decoding, MacroKnob, ModelCard, Preset, TrainingInfo, VoiceArchitecture, SCHEMA_VERSION};
 use dreamroll::roll::{roll_to_midi, Roll};
@@ -58,6 +60,7 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             // The voice decoder's choices are drawn from what it learned; the others start
             // from threshold decoding and are calibrated at the end.
             temperature: if config.preset == Preset::Voices { 1.0 } else { 0.0 },
+            rest_bias: 0.0,
         },
         latent_center: vec![0.0; shape.latent],
         macro_knobs: Vec::new(),
@@ -208,6 +211,34 @@ pub fn principal_directions(codes: &[Vec<f32>], count: usize) -> (Vec<f32>, Vec<
     (mean.iter().map(|&m| m as f32).collect(), knobs)
 }
 
+/// The mean over voices of the share of steps each rests (up to its last note).
+fn rest_share<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> Option<f64> {
+    let mut voices = VoiceAccumulator::default();
+    rolls.into_iter().for_each(|roll| voices.add(roll));
+    voices.summary().mean.rests
+}
+
+/// The voice decoder's rest bias at which phrases from the prior rest as often as the
+/// `training` phrases. Rests only grow with the bias, so it is found by bisection, on the
+/// same latents and random stream each time.
+pub fn calibrate_rest_bias(generator: &Generator, card: &ModelCard, training: &[Roll]) -> anyhow::Result<f32> {
+    let Some(target) = rest_share(training) else { return Ok(0.0) };
+    let latents = prior_latents(256, card.latent_size, 1_000_000);
+    let base = DecodeOptions::from_card(&card.decoding);
+    let (mut low, mut high) = (-REST_BIAS_LIMIT, REST_BIAS_LIMIT);
+    for _ in 0..12 {
+        let middle = 0.5 * (low + high);
+        let options = DecodeOptions { rest_bias: middle, ..base.clone() };
+        let phrases = generator.generate(&latents, &options, &mut ChaCha8Rng::seed_from_u64(0))?;
+        if rest_share(&phrases).unwrap_or(1.0) < target {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(0.5 * (low + high))
+}
+
 /// Phrases from the prior at the current state, decoded as calibrated on them (onset
 /// density, then sounding time, then pitch variety), with the decoding settings found.
 fn sample_phrases(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, count: usize) -> anyhow::Result<(Vec<Roll>, DecodeOptions)> {
@@ -256,6 +287,9 @@ pub fn finish(
     device: &Device,
 ) -> anyhow::Result<()> {
     let mut card = card.clone();
+    if card.preset == Preset::Voices {
+        card.decoding.rest_bias = calibrate_rest_bias(objective.generator(), &card, &data.train)?;
+    }
     let (phrases, options) = sample_phrases(objective, data, &card, 8)?;
     card.decoding.onset_threshold = options.onset_threshold;
     card.decoding.sustain_threshold = options.sustain_threshold;
@@ -304,11 +338,12 @@ pub fn finish(
         std::fs::write(out.join("samples").join(format!("phrase-{}.mid", index + 1)), roll_to_midi(phrase, 100.0))?;
     }
     println!(
-        "wrote {} (onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}; {} macro knobs; run config: {} epochs, batch {}, lr {})",
+        "wrote {} (onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}, rest bias {:+.2}; {} macro knobs; run config: {} epochs, batch {}, lr {})",
         out.display(),
         options.onset_threshold,
         options.sustain_threshold,
         options.temperature,
+        options.rest_bias,
         card.macro_knobs.len(),
         config.epochs,
         config.batch,
@@ -320,6 +355,19 @@ pub fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rest_bias_is_found_again_from_phrases_made_with_it() {
+        let (mut card, objective) = crate::train::small_voices_objective(true, 3);
+        let generator = objective.generator();
+        for known in [-1.5f32, 2.0] {
+            let options = DecodeOptions { rest_bias: known, ..DecodeOptions::from_card(&card.decoding) };
+            let training = generator.generate(&prior_latents(400, card.latent_size, 7), &options, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+            card.decoding.rest_bias = 0.0;
+            let found = calibrate_rest_bias(generator, &card, &training).unwrap();
+            assert!((found - known).abs() < 0.4, "made with {known}, found {found}");
+        }
+    }
 
     #[test]
     fn principal_directions_find_the_widest_axis_first() {

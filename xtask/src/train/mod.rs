@@ -563,3 +563,15 @@ pub fn prior_latents(count: usize, size: usize, first_seed: u64) -> Vec<Vec<f32>
 pub fn representation_of(card: &dreamroll::model::ModelCard) -> Arc<dreamroll::roll::Representation> {
     Arc::new(card.representation.clone())
 }
+
+/// The shipped chorale model's card with small sizes, and a fresh objective for it.
+#[cfg(test)]
+pub(crate) fn small_voices_objective(voice_leading: bool, seed: u64) -> (dreamroll::model::ModelCard, Box<dyn Objective>) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/chorales-satb/model.json")).unwrap();
+    let mut card = dreamroll::model::ModelCard::from_json(&text).unwrap();
+    (card.architecture.hidden, card.architecture.bar_hidden, card.architecture.channels) = (12, 6, 4);
+    card.architecture.voice = Some(dreamroll::model::VoiceArchitecture { embed: 3, age_embed: 2, position_embed: 2, context: 4, head: 5, leading: voice_leading });
+    let config = RunConfig { preset: card.preset, data: PathBuf::new(), epochs: 1, batch: 2, lr: 1e-3, seed, shape: ShapeArgs::defaults(), warm_start: None };
+    let objective = objective::build(&config, &card, &Device::Cpu).unwrap();
+    (card, objective)
+}

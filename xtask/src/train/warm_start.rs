@@ -89,20 +89,7 @@ impl WarmStart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::objective;
-    use crate::train::{RunConfig, ShapeArgs};
-    use dreamroll::model::card::VoiceArchitecture;
-
-    /// The shipped chorale model's card with small sizes, and a fresh objective for it.
-    fn objective_with(voice_leading: bool, seed: u64) -> (ModelCard, Box<dyn Objective>) {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/chorales-satb/model.json")).unwrap();
-        let mut card = ModelCard::from_json(&text).unwrap();
-        (card.architecture.hidden, card.architecture.bar_hidden, card.architecture.channels) = (12, 6, 4);
-        card.architecture.voice = Some(VoiceArchitecture { embed: 3, age_embed: 2, position_embed: 2, context: 4, head: 5, leading: voice_leading });
-        let config = RunConfig { preset: card.preset, data: PathBuf::new(), epochs: 1, batch: 2, lr: 1e-3, seed, shape: ShapeArgs::defaults(), warm_start: None };
-        let objective = objective::build(&config, &card, &Device::Cpu).unwrap();
-        (card, objective)
-    }
+    use crate::train::small_voices_objective as objective_with;
 
     fn saved(card: &ModelCard, objective: &dyn Objective, folder: &Path) {
         std::fs::create_dir_all(folder).unwrap();
