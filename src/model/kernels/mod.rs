@@ -8,6 +8,7 @@ pub mod embedding_bag;
 pub mod gru;
 pub mod linear;
 pub mod patches;
+pub mod table_scores;
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};
 use gemm::Parallelism;

@@ -12,7 +12,8 @@
 //! a chord is built the way a part-writer builds one.
 
 use super::leading::LeadingLayout;
-use super::tokens::classes;
+use super::tokens::{classes, HOLD};
+use crate::model::kernels::table_scores::{add_table_sums, TablePicks};
 use crate::model::layers::{linear_over_last, linear_relu_over_last};
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
@@ -383,32 +384,27 @@ impl VoiceNetwork {
             let input = if v == 0 { states.clone() } else { Tensor::cat(&[&states, &current.narrow(1, 0, v * s.voice_features())?], 1)? };
             let voice_scores = linear_over_last(&head.out, &linear_relu_over_last(&head.hidden, &input)?)?;
             scores.push(match &self.leading {
-                Some(table) => (voice_scores + self.leading_scores(table, &sounding, v)?)?,
+                Some(table) => self.with_leading_scores(&voice_scores, table, &sounding, v)?,
                 None => voice_scores,
             });
         }
         Tensor::stack(&scores, 1)?.reshape((items, s.steps(), s.voices, s.classes()))
     }
-}
 
-impl VoiceNetwork {
-    /// Voice `v`'s voice-leading scores at every step of every phrase, [phrases × steps,
-    /// classes] (rest's column zero), from each voice's state after each step (`sounding`,
-    /// [phrases, steps, voices] flattened) under teacher forcing.
-    fn leading_scores(&self, table: &Tensor, sounding: &[u32], v: usize) -> Result<Tensor> {
+    /// Voice `v`'s `scores` [phrases × steps, classes] with its voice-leading scores added
+    /// (rest gets none), from each voice's state after each step (`sounding`, [phrases,
+    /// steps, voices] flattened) under teacher forcing.
+    fn with_leading_scores(&self, scores: &Tensor, table: &Tensor, sounding: &[u32], v: usize) -> Result<Tensor> {
         let s = self.shape;
         let layout = s.leading_layout();
         let cells = sounding.len() / s.voices;
         let silence = vec![0u32; s.voices];
-        let mut entries = Vec::with_capacity(cells * layout.candidates() * layout.picks(v));
+        let mut indices = Vec::with_capacity(cells * layout.candidates() * layout.picks(v));
         for (cell, now) in sounding.chunks_exact(s.voices).enumerate() {
             let before = if cell % s.steps() == 0 { &silence[..] } else { &sounding[(cell - 1) * s.voices..cell * s.voices] };
-            layout.candidate_entries(v, before, &now[..v], &mut entries);
+            layout.candidate_entries(v, before, &now[..v], &mut indices);
         }
-        let rows = cells * layout.candidates();
-        let indices = Tensor::from_vec(entries, (rows, layout.picks(v)), table.device())?;
-        let pitched = crate::model::kernels::embedding_bag::sum_of_rows(table, &indices)?.reshape((cells, layout.candidates()))?;
-        Tensor::cat(&[&Tensor::zeros((cells, 1), DType::F32, table.device())?, &pitched], 1)
+        add_table_sums(scores, table, TablePicks { indices, picks: layout.picks(v), first_column: HOLD as usize })
     }
 }
 
