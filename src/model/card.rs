@@ -164,8 +164,8 @@ pub struct TrainingInfo {
     /// How the training files' notes were given to tracks; evaluation reads them the same way.
     #[serde(default)]
     pub track_assignment: crate::roll::TrackAssignment,
-    /// The trained model this run started from (`--warm-start`), whose training counts
-    /// towards this model's.
+    /// The trained model this run started from (`--warm-start`), and all the training that
+    /// went into it, which counts towards this model's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_from: Option<StartedFrom>,
 }

@@ -200,8 +200,9 @@ class VoiceDecoder(nn.Module):
             self.leading = nn.Parameter(torch.zeros(c.tracks * MOTION_ENTRIES + c.tracks * (c.tracks - 1) // 2 * PAIR_ENTRIES, 1))
 
     def leading_scores(self, before, now, v):
-        """Voice v's voice-leading scores [..., classes] from every voice's sounding value
-        (row + 1, 0 silent) at the step before and at this step [..., voices]."""
+        """Voice v's voice-leading scores [..., classes] from every voice's last pitch before
+        the step (row + 1, across rests; 0 before its first note) and its pitch at this step
+        (0 resting), each [..., voices]."""
         c = self.c
         candidate = torch.arange(1 + c.pitches)
         own_before = before[..., v : v + 1]
@@ -243,7 +244,11 @@ class VoiceDecoder(nn.Module):
         states, _ = self.gru(inputs_per_step.reshape(rows, c.steps_per_bar, c.step_input), initial.unsqueeze(0))
         states = states.reshape(b, c.steps, c.hidden)
         sounding = inputs["sounding"]
-        sounding_before = torch.cat([torch.zeros_like(sounding[:, :1]), sounding[:, :-1]], 1)
+        # Each voice's last pitch before each step, across rests.
+        steps = torch.arange(c.steps).view(1, -1, 1).expand_as(sounding)
+        latest, _ = torch.cummax(torch.where(sounding > 0, steps, -1), 1)
+        last = torch.gather(sounding, 1, latest.clamp(min=0)) * (latest >= 0)
+        sounding_before = torch.cat([torch.zeros_like(last[:, :1]), last[:, :-1]], 1)
         scores = []
         for v in range(c.tracks):
             x = states if v == 0 else torch.cat([states, current[:, :, :v].reshape(b, c.steps, -1)], -1)
@@ -271,18 +276,18 @@ class VoiceDecoder(nn.Module):
         age = torch.zeros(b, c.tracks, dtype=torch.long)
         gru = self.gru
         tokens = torch.zeros(b, c.steps, c.tracks, dtype=torch.long)
+        last = torch.zeros(b, c.tracks, dtype=torch.long)
         for step in range(c.steps):
             bar, position = divmod(step, c.steps_per_bar)
             if position == 0:
                 state = initial[:, bar]
             x = torch.cat([self.features(sounding, age).reshape(b, -1), self.position.weight[position].expand(b, -1), bar_embeddings[:, bar], context[:, step]], -1)
             state = torch.gru_cell(x, state, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
-            sounding_before = sounding.clone()
             for v in range(c.tracks):
                 x = state if v == 0 else torch.cat([state, self.features(sounding[:, :v], age[:, :v]).reshape(b, -1)], -1)
                 scores = getattr(self, f"head{v}")(x)
                 if c.leading:
-                    scores = scores + self.leading_scores(sounding_before, sounding, v)
+                    scores = scores + self.leading_scores(last, sounding, v)
                 scores[:, REST] += c.rest_bias
                 scores[:, HOLD] = torch.where(sounding[:, v] > 0, scores[:, HOLD], torch.full_like(scores[:, HOLD], -math.inf))
                 token = torch.multinomial(F.softmax(scores / max(c.temperature, 1e-3), -1), 1, generator=generator).squeeze(1)
@@ -291,6 +296,7 @@ class VoiceDecoder(nn.Module):
                 new = token >= NEW_NOTE
                 sounding[:, v] = torch.where(new, token - NEW_NOTE + 1, torch.where(held, sounding[:, v], torch.zeros_like(token)))
                 age[:, v] = torch.where(new, torch.ones_like(token), torch.where(held, (age[:, v] + 1).clamp(max=c.max_age), torch.zeros_like(token)))
+            last = torch.where(sounding > 0, sounding, last)
         return tokens.numpy()
 
 

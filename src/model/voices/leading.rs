@@ -13,17 +13,21 @@
 //! so a trained model can be fine-tuned with them from where it stands.
 //!
 //! Pitches here are window rows as the network's state carries them: `row + 1`, 0 silent.
+//! A voice's "last" pitch is the last it sounded before the step, across rests (as a
+//! listener hears a line, and as the metrics measure leaps and parallels); 0 before its
+//! first note of the phrase.
 
 use super::tokens::{HOLD, NEW_NOTE};
 
 /// A voice's own interval is told apart up to two octaves either way.
 const MOTION_RANGE: i32 = 24;
-/// Own motion: after a rest, hold, then each interval from -MOTION_RANGE to +MOTION_RANGE.
+/// Own motion: the phrase's first note, hold, then each interval from -MOTION_RANGE to
+/// +MOTION_RANGE.
 const MOTION_ENTRIES: usize = 2 + 2 * MOTION_RANGE as usize + 1;
-const AFTER_REST: u32 = 0;
+const FIRST_NOTE: u32 = 0;
 const HOLDING: u32 = 1;
 
-/// Interval classes before (12, or 12 for "not both sounding") x after (12) x each voice's
+/// Interval classes before (12, or 12 for "not both sounded yet") x after (12) x each voice's
 /// direction (down, same, up): 13 x 12 x 3 x 3, and one entry for an upper voice at rest.
 const PARALLEL_ENTRIES: usize = 13 * 12 * 3 * 3 + 1;
 const UPPER_SILENT_PARALLEL: u32 = (PARALLEL_ENTRIES - 1) as u32;
@@ -64,26 +68,26 @@ impl LeadingLayout {
     }
 
     /// For voice `v`, every candidate's entries in order (hold, then rows 0..pitches; `picks(v)`
-    /// each), pushed to `out`. `before` is every voice's sounding value at the step before;
-    /// `now` the voices above `v` at this step.
-    pub fn candidate_entries(&self, v: usize, before: &[u32], now: &[u32], out: &mut impl Extend<u32>) {
-        let own_before = before[v];
+    /// each), pushed to `out`. `last` is every voice's last pitch before the step; `now` the
+    /// voices above `v` at this step (0 resting).
+    pub fn candidate_entries(&self, v: usize, last: &[u32], now: &[u32], out: &mut impl Extend<u32>) {
+        let own_before = last[v];
         for candidate in 0..self.candidates() as u32 {
             let token = if candidate == 0 { HOLD } else { NEW_NOTE + candidate - 1 };
-            // The pitch the voice would sound (hold keeps its own; a silent voice cannot hold,
-            // and that choice is barred, so what it reads does not matter).
+            // The pitch the voice would sound (hold keeps its own; a voice that rested cannot
+            // hold, and that choice is barred, so what it reads does not matter).
             let sounding = if token == HOLD { own_before } else { candidate };
             let motion = if token == HOLD {
                 HOLDING
             } else if own_before == 0 {
-                AFTER_REST
+                FIRST_NOTE
             } else {
                 2 + ((sounding as i32 - own_before as i32).clamp(-MOTION_RANGE, MOTION_RANGE) + MOTION_RANGE) as u32
             };
             out.extend([(v * MOTION_ENTRIES) as u32 + motion]);
             for upper in 0..v {
                 let base = self.pair_base(upper, v);
-                let (parallel, spacing) = pair_entries(before[upper], own_before, now[upper], sounding);
+                let (parallel, spacing) = pair_entries(last[upper], own_before, now[upper], sounding);
                 out.extend([base + parallel, base + PARALLEL_ENTRIES as u32 + spacing]);
             }
         }
@@ -91,7 +95,8 @@ impl LeadingLayout {
 }
 
 /// The parallel and spacing entries of a pair: the upper voice went from `upper_before` to
-/// `upper_now`, the lower from `lower_before` to `lower_now` (sounding values, 0 silent).
+/// `upper_now`, the lower from `lower_before` to `lower_now` (pitches as `row + 1`; 0 for
+/// none yet before, resting now).
 fn pair_entries(upper_before: u32, lower_before: u32, upper_now: u32, lower_now: u32) -> (u32, u32) {
     if upper_now == 0 || lower_now == 0 {
         return (UPPER_SILENT_PARALLEL, UPPER_SILENT_SPACING);
@@ -108,11 +113,16 @@ fn direction(interval: i32) -> u32 {
     (interval.signum() + 1) as u32
 }
 
+/// Each voice's last pitch after a step that sounded `sounding` (0 where a voice rests).
+pub fn remember(last: &mut [u32], sounding: &[u32]) {
+    last.iter_mut().zip(sounding).filter(|(_, &now)| now > 0).for_each(|(last, &now)| *last = now);
+}
+
 /// Adds voice `v`'s voice-leading scores to its `scores` over every class (rest first, which
 /// gets none), from the flat `table`.
-pub fn add_scores(layout: &LeadingLayout, table: &[f32], v: usize, before: &[u32], now: &[u32], scores: &mut [f32], entries: &mut Vec<u32>) {
+pub fn add_scores(layout: &LeadingLayout, table: &[f32], v: usize, last: &[u32], now: &[u32], scores: &mut [f32], entries: &mut Vec<u32>) {
     entries.clear();
-    layout.candidate_entries(v, before, now, entries);
+    layout.candidate_entries(v, last, now, entries);
     let picks = layout.picks(v);
     for (score, picked) in scores[HOLD as usize..].iter_mut().zip(entries.chunks_exact(picks)) {
         *score += picked.iter().map(|&e| table[e as usize]).sum::<f32>();
@@ -172,7 +182,7 @@ mod tests {
     }
 
     #[test]
-    fn a_voices_own_motion_hold_and_entry_after_rest() {
+    fn a_voices_own_motion_hold_and_first_note() {
         let layout = LeadingLayout { voices: 1, pitches: 44 };
         let from_row_9 = entries(&layout, 0, &[10], &[]);
         assert_eq!(from_row_9[0], vec![HOLDING]);
@@ -180,7 +190,15 @@ mod tests {
         assert_eq!(from_row_9[1 + 9], vec![2 + MOTION_RANGE as u32]);
         assert_eq!(from_row_9[1 + 12], vec![2 + MOTION_RANGE as u32 + 3]);
         assert_eq!(from_row_9[1 + 43], vec![2 + 2 * MOTION_RANGE as u32], "past two octaves is clipped");
-        assert!(entries(&layout, 0, &[0], &[])[1..].iter().all(|e| e == &vec![AFTER_REST]));
+        assert!(entries(&layout, 0, &[0], &[])[1..].iter().all(|e| e == &vec![FIRST_NOTE]));
+    }
+
+    #[test]
+    fn the_last_pitch_is_kept_across_rests() {
+        let mut last = vec![0u32; 3];
+        remember(&mut last, &[5, 0, 9]);
+        remember(&mut last, &[0, 0, 7]);
+        assert_eq!(last, [5, 0, 7]);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! voices choose in turn, top voice first, each seeing the choices of the voices above it, so
 //! a chord is built the way a part-writer builds one.
 
-use super::leading::LeadingLayout;
+use super::leading::{remember, LeadingLayout};
 use super::tokens::{classes, HOLD};
 use crate::model::kernels::table_scores::{add_table_sums, TablePicks};
 use crate::model::layers::{linear_over_last, linear_relu_over_last};
@@ -398,11 +398,14 @@ impl VoiceNetwork {
         let s = self.shape;
         let layout = s.leading_layout();
         let cells = sounding.len() / s.voices;
-        let silence = vec![0u32; s.voices];
+        let mut last = vec![0u32; s.voices];
         let mut indices = Vec::with_capacity(cells * layout.candidates() * layout.picks(v));
         for (cell, now) in sounding.chunks_exact(s.voices).enumerate() {
-            let before = if cell % s.steps() == 0 { &silence[..] } else { &sounding[(cell - 1) * s.voices..cell * s.voices] };
-            layout.candidate_entries(v, before, &now[..v], &mut indices);
+            if cell % s.steps() == 0 {
+                last.fill(0);
+            }
+            layout.candidate_entries(v, &last, &now[..v], &mut indices);
+            remember(&mut last, now);
         }
         add_table_sums(scores, table, TablePicks { indices, picks: layout.picks(v), first_column: HOLD as usize })
     }

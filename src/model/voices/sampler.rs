@@ -8,7 +8,7 @@
 //! conductor, the context, the GRU's other inputs) run on the tensors of
 //! [`super::network`], so both paths share every weight; a test holds them equal.
 
-use super::leading::{add_scores, LeadingLayout};
+use super::leading::{add_scores, remember, LeadingLayout};
 use super::network::{GivenView, VoiceNetwork, VoiceShape};
 use super::tokens::{given_view, VoiceState, HOLD, NEW_NOTE, REST};
 use candle_core::{DType, Device, Result, Tensor};
@@ -181,8 +181,8 @@ impl VoiceSampler {
         let mut gates_state = vec![0f32; 3 * hidden];
         let mut head_hidden = vec![0f32; s.head];
         let mut scores = vec![0f32; s.classes()];
-        // Each voice's sounding value at the step before, and at this step once chosen.
-        let mut before = vec![0u32; s.voices];
+        // Each voice's last pitch before the step, and its pitch at this step once chosen.
+        let mut last = vec![0u32; s.voices];
         let mut now = vec![0u32; s.voices];
         let mut leading_entries = Vec::new();
         let mut tokens = Vec::with_capacity(s.steps());
@@ -204,7 +204,6 @@ impl VoiceSampler {
                 state[i] = candidate + update * (state[i] - candidate);
             }
             let mut chosen = vec![0u32; s.voices];
-            before.iter_mut().zip(&states).for_each(|(b, state)| *b = state.sounding);
             let forced = given.get(step);
             for (v, head) in self.heads.iter().enumerate() {
                 head_hidden.copy_from_slice(&head.bias);
@@ -217,7 +216,7 @@ impl VoiceSampler {
                 scores.copy_from_slice(&head.out_bias);
                 head.out.multiply_add(&head_hidden, &mut scores);
                 if let Some((layout, table)) = &self.leading {
-                    add_scores(layout, table, v, &before, &now[..v], &mut scores, &mut leading_entries);
+                    add_scores(layout, table, v, &last, &now[..v], &mut scores, &mut leading_entries);
                 }
                 if let Some(seen) = scores_seen.as_deref_mut() {
                     seen.push(scores.clone());
@@ -231,6 +230,7 @@ impl VoiceSampler {
                 states[v] = states[v].after(token, s.max_age());
                 now[v] = states[v].sounding;
             }
+            remember(&mut last, &now);
             tokens.push(chosen);
         }
         Ok(tokens)

@@ -59,7 +59,9 @@ impl WarmStart {
                 b.pitch_count
             );
         }
-        Ok(StartedFrom { model: from.to_string(), steps: old.training.steps, wall_seconds: old.training.wall_seconds })
+        // A model that was itself warm-started brings its own start's training along.
+        let earlier = old.training.started_from.clone().unwrap_or_default();
+        Ok(StartedFrom { model: old.name.clone(), steps: old.training.steps + earlier.steps, wall_seconds: old.training.wall_seconds + earlier.wall_seconds })
     }
 
     /// Sets every weight the model has under the same name and shape; the others keep
