@@ -216,6 +216,9 @@ struct ModelMetrics {
     corpus_copy_rate: Option<f64>,
     /// Generated whole phrases equal to a corpus phrase (starting at any bar) up to transposition.
     phrase_copy_rate: Option<f64>,
+    /// The same between real pieces: the odd-numbered pieces' disjoint phrases against every
+    /// phrase of the even-numbered ones (tunes of one tradition share whole phrases).
+    corpus_phrase_copy_rate: Option<f64>,
     generated: MetricsSummary,
     training: MetricsSummary,
     two_sample_test: TwoSampleTest,
@@ -276,6 +279,11 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         copy_rate: copy_rate(&generated_bars, &training_bars).mean(),
         corpus_copy_rate: copy_rate(&half_bars(1), &half_bars(0)).mean(),
         phrase_copy_rate: copy_rate(&generated, &learned_phrases).mean(),
+        corpus_phrase_copy_rate: copy_rate(
+            &phrases_by_piece.iter().skip(1).step_by(2).flatten().cloned().collect::<Vec<_>>(),
+            &corpus.pieces.iter().step_by(2).flat_map(|(_, piece)| piece.phrases(bars_per_phrase, 1)).collect::<Vec<_>>(),
+        )
+        .mean(),
         generated: measure(&generated),
         training: measure(&learned_phrases),
         two_sample_test,
@@ -359,7 +367,11 @@ fn side_by_side(report: &ModelMetrics) -> String {
         cell(report.copy_rate, true),
         cell(report.corpus_copy_rate, true)
     );
-    out += &format!("phrase copy rate: {} of generated phrases equal a corpus phrase up to transposition\n", cell(report.phrase_copy_rate, true));
+    out += &format!(
+        "phrase copy rate: {} of generated phrases equal a corpus phrase up to transposition (between the corpus's own pieces: {})\n",
+        cell(report.phrase_copy_rate, true),
+        cell(report.corpus_phrase_copy_rate, true)
+    );
     out
 }
 
