@@ -243,7 +243,8 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     // disjoint phrases would start on a piece's first bar three times as often, and with it
     // on the silence padded before its pickup (which the rest rate counts). The two-sample
     // test keeps disjoint phrases, so that no two of a side overlap.
-    let learned_phrases: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(bars_per_phrase, 1)).collect();
+    let learned_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(bars_per_phrase, 1)).collect();
+    let learned_phrases: Vec<Roll> = learned_by_piece.iter().flatten().cloned().collect();
     // Bars are cut once; the corpus-against-itself copy rate splits them by piece.
     let bars_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(1, 1)).collect();
     let training_bars: Vec<Roll> = bars_by_piece.iter().flatten().cloned().collect();
@@ -281,7 +282,7 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         phrase_copy_rate: copy_rate(&generated, &learned_phrases).mean(),
         corpus_phrase_copy_rate: copy_rate(
             &phrases_by_piece.iter().skip(1).step_by(2).flatten().cloned().collect::<Vec<_>>(),
-            &corpus.pieces.iter().step_by(2).flat_map(|(_, piece)| piece.phrases(bars_per_phrase, 1)).collect::<Vec<_>>(),
+            &learned_by_piece.iter().step_by(2).flatten().cloned().collect::<Vec<_>>(),
         )
         .mean(),
         generated: measure(&generated),

@@ -4,6 +4,7 @@
 
 use crate::train::objective::{self, restore_vars, vae_loss, Objective};
 use crate::train::voices::{given_mask, negative_log_likelihood, Choices};
+use crate::train::warm_start::read_trained_model;
 use crate::train::{prior_latents, RunConfig, ShapeArgs};
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
@@ -29,16 +30,9 @@ pub struct TrainedModel {
 
 impl TrainedModel {
     pub fn load(folder: &Path) -> anyhow::Result<TrainedModel> {
-        let card_path = folder.join(CARD_FILE);
-        let text = std::fs::read_to_string(&card_path).with_context(|| format!("reading {}", card_path.display()))?;
-        let card = ModelCard::from_json(&text)?;
+        let (card, weights) = read_trained_model(folder)?;
         if !matches!(card.preset, Preset::Vae | Preset::Voices) {
             bail!("{}: the comparison with PyTorch covers the presets that ship models (vae, voices), not {:?}", folder.display(), card.preset);
-        }
-        let mut weights = HashMap::new();
-        for file in [ENCODER_FILE, DECODER_FILE] {
-            let path = folder.join(file);
-            weights.extend(candle_core::safetensors::load(&path, &Device::Cpu).with_context(|| format!("reading {}", path.display()))?);
         }
         Ok(TrainedModel { card, weights })
     }

@@ -13,7 +13,7 @@ mod export;
 pub(crate) mod objective;
 pub mod plot;
 mod seeded;
-mod warm_start;
+pub(crate) mod warm_start;
 pub(crate) mod voices;
 
 use anyhow::{bail, Context};

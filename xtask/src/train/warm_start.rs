@@ -12,6 +12,19 @@ use dreamroll::model::ModelCard;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// A model folder's card and its encoder's and decoder's weights, as the trainer wrote them.
+pub fn read_trained_model(folder: &Path) -> anyhow::Result<(ModelCard, HashMap<String, Tensor>)> {
+    let card_path = folder.join(CARD_FILE);
+    let text = std::fs::read_to_string(&card_path).with_context(|| format!("reading {}", card_path.display()))?;
+    let card = ModelCard::from_json(&text).with_context(|| format!("{} is not a model card", card_path.display()))?;
+    let mut weights = HashMap::new();
+    for file in [ENCODER_FILE, DECODER_FILE] {
+        let path = folder.join(file);
+        weights.extend(candle_core::safetensors::load(&path, &Device::Cpu).with_context(|| format!("reading {}", path.display()))?);
+    }
+    Ok((card, weights))
+}
+
 pub struct WarmStart {
     folder: PathBuf,
     card: ModelCard,
@@ -20,14 +33,7 @@ pub struct WarmStart {
 
 impl WarmStart {
     pub fn read(folder: &Path) -> anyhow::Result<WarmStart> {
-        let card_path = folder.join(CARD_FILE);
-        let text = std::fs::read_to_string(&card_path).with_context(|| format!("--warm-start: reading {}", card_path.display()))?;
-        let card = ModelCard::from_json(&text).with_context(|| format!("--warm-start: {} is not a model card", card_path.display()))?;
-        let mut weights = HashMap::new();
-        for file in [ENCODER_FILE, DECODER_FILE] {
-            let path = folder.join(file);
-            weights.extend(candle_core::safetensors::load(&path, &Device::Cpu).with_context(|| format!("--warm-start: reading {}", path.display()))?);
-        }
+        let (card, weights) = read_trained_model(folder).context("--warm-start")?;
         Ok(WarmStart { folder: folder.to_path_buf(), card, weights })
     }
 
