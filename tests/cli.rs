@@ -60,3 +60,50 @@ fn inspect_describes_a_model() {
     assert!(text.contains("tracks: Soprano (channel 1)"), "{text}");
     assert!(text.contains("Macro 1"));
 }
+
+/// A four-bar soprano line (channel 1) at 480 ticks a quarter, in `meter`.
+fn melody_file(dir: &std::path::Path, meter: dreamroll::roll::Meter) -> std::path::PathBuf {
+    let pitches = [67u8, 69, 71, 72, 74, 72, 71, 69, 67, 71, 74, 79, 78, 76, 74, 74];
+    let notes = pitches.iter().enumerate().map(|(i, &p)| (i as u64 * 480, 480, p, 80)).collect();
+    let track = dreamroll::roll::TrackToWrite { name: "Soprano".into(), channel: 0, notes };
+    let path = dir.join(format!("melody-{}.mid", meter.numerator));
+    std::fs::write(&path, dreamroll::roll::write_midi(480, 500_000, meter, &[track], 16 * 480)).unwrap();
+    path
+}
+
+#[test]
+fn a_melody_is_harmonised_continued_and_varied_reproducibly() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = melody_file(dir.path(), dreamroll::roll::Meter::COMMON);
+    let clip = clip.to_str().unwrap();
+    let harmonised = render(dir.path(), "h.mid", &["--source", "harmonise", "--clip", clip, "--bars", "4", "--seed", "3"]);
+    assert_eq!(harmonised, render(dir.path(), "h2.mid", &["--source", "harmonise", "--clip", clip, "--bars", "4", "--seed", "3"]));
+    let score = read_midi(&harmonised).unwrap();
+    let on = |channel: u8| score.notes.iter().filter(|n| n.channel == channel).map(|n| (n.start * 480 / u64::from(score.ticks_per_quarter), n.pitch)).collect::<Vec<_>>();
+    let given = read_midi(&std::fs::read(clip).unwrap()).unwrap();
+    assert_eq!(on(0), given.notes.iter().map(|n| (n.start, n.pitch)).collect::<Vec<_>>(), "the melody is kept as played");
+    assert!((1..4).all(|channel| !on(channel).is_empty()), "alto, tenor and bass are written under it");
+    let continued = read_midi(&render(dir.path(), "c.mid", &["--source", "continue", "--clip", clip, "--bars", "6"])).unwrap();
+    assert_eq!(continued.end, 6 * 4 * u64::from(continued.ticks_per_quarter), "six bars after the clip");
+    assert!((0..4).all(|channel| continued.notes.iter().any(|n| n.channel == channel)), "in every part");
+    let near = render(dir.path(), "v.mid", &["--source", "vary", "--clip", clip, "--bars", "4", "--distance", "0", "--temperature", "0"]);
+    let elsewhere = render(dir.path(), "w.mid", &["--source", "vary", "--clip", clip, "--bars", "4", "--distance", "0", "--temperature", "0", "--seed", "77"]);
+    assert_eq!(near, elsewhere, "at distance 0 only the clip decides");
+}
+
+#[test]
+fn clips_the_model_cannot_use_are_refused_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let refusal = |args: &[&str]| {
+        let output = dreamroll(&[&["render", "-o", dir.path().join("x.mid").to_str().unwrap()], args].concat());
+        assert!(!output.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let waltz = melody_file(dir.path(), dreamroll::roll::Meter::new(3, 4).unwrap());
+    assert!(refusal(&["--source", "harmonise", "--clip", waltz.to_str().unwrap()]).contains("the clip begins in 3/4; this model writes 4/4"));
+    assert!(refusal(&["--source", "vary"]).contains("--source vary needs --clip FILE.mid"));
+    let clip = melody_file(dir.path(), dreamroll::roll::Meter::COMMON);
+    assert!(refusal(&["--clip", clip.to_str().unwrap()]).contains("dream writes from the latent alone"));
+    assert!(refusal(&["--source", "harmonise", "--clip", clip.to_str().unwrap(), "--keep", "5"]).contains("this model has parts 1 to 4"));
+    assert!(refusal(&["--source", "continue", "--clip", "/nonexistent.mid"]).contains("reading the clip /nonexistent.mid"));
+}

@@ -26,6 +26,7 @@
 pub mod two_sample;
 pub mod voices;
 
+use crate::hash::fnv1a;
 use crate::roll::Roll;
 use serde::{Deserialize, Serialize};
 use voices::{VoiceAccumulator, VoiceSummary};
@@ -244,38 +245,32 @@ pub fn groove_consistency(roll: &Roll) -> Tally {
     tally
 }
 
-/// A bar's notes with its lowest sounding pitch moved to row 0: equal keys mean equal bars
-/// up to transposition. `None` for a silent bar.
-fn transposition_free_key(bar: &Roll) -> Option<Vec<(u16, u16, u16, bool)>> {
-    let mut lowest = usize::MAX;
-    for track in 0..bar.track_count() {
-        for step in 0..bar.steps() {
-            if let Some(row) = bar.sounding_at(track, step).iter().position(|&on| on) {
-                lowest = lowest.min(row);
+/// A roll's notes with its lowest sounding pitch moved to row 0, hashed: equal fingerprints
+/// mean equal rolls up to transposition (64 bits: among a corpus's few hundred thousand
+/// phrases a false match is a one-in-10^8 chance). `None` for a silent roll.
+pub fn transposition_free_fingerprint(roll: &Roll) -> Option<u64> {
+    let lowest = (0..roll.track_count())
+        .flat_map(|track| (0..roll.steps()).filter_map(move |step| roll.sounding_at(track, step).iter().position(|&on| on)))
+        .min()?;
+    let mut cells = Vec::new();
+    for track in 0..roll.track_count() {
+        for step in 0..roll.steps() {
+            for row in (0..roll.pitch_count()).filter(|&row| roll.sounding_at(track, step)[row]) {
+                let struck = roll.onset(track, step, row) > 0;
+                cells.extend([track as u16, step as u16, (row - lowest) as u16, u16::from(struck)].iter().flat_map(|v| v.to_le_bytes()));
             }
         }
     }
-    if lowest == usize::MAX {
-        return None;
-    }
-    let mut key = Vec::new();
-    for track in 0..bar.track_count() {
-        for step in 0..bar.steps() {
-            for (row, &on) in bar.sounding_at(track, step).iter().enumerate().filter(|(_, &on)| on) {
-                key.push((track as u16, step as u16, (row - lowest) as u16, on && bar.onset(track, step, row) > 0));
-            }
-        }
-    }
-    Some(key)
+    Some(fnv1a(cells))
 }
 
-/// The copy rate: the share of generated non-silent bars that equal some training bar up to
-/// transposition (a model that memorises its corpus scores high).
-pub fn copy_rate(generated_bars: &[Roll], training_bars: &[Roll]) -> Tally {
-    let known: std::collections::HashSet<_> = training_bars.iter().filter_map(transposition_free_key).collect();
+/// The copy rate: the share of generated non-silent rolls (bars, phrases) that equal some
+/// training roll up to transposition (a model that memorises its corpus scores high).
+pub fn copy_rate(generated: &[Roll], training: &[Roll]) -> Tally {
+    let known: std::collections::HashSet<u64> = training.iter().filter_map(transposition_free_fingerprint).collect();
     let mut tally = Tally::default();
-    for key in generated_bars.iter().filter_map(transposition_free_key) {
-        tally.add(Tally::of(f64::from(u8::from(known.contains(&key))), 1.0));
+    for fingerprint in generated.iter().filter_map(transposition_free_fingerprint) {
+        tally.add(Tally::of(f64::from(u8::from(known.contains(&fingerprint))), 1.0));
     }
     tally
 }

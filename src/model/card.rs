@@ -101,9 +101,9 @@ pub struct VoiceArchitecture {
     pub leading: bool,
 }
 
-/// The widest rest bias a card may carry, in logits: past it a voice all but never rests,
-/// or all but always does.
-pub const REST_BIAS_LIMIT: f32 = 6.0;
+/// The widest calibrated bias (rest, crossing) a card may carry, in logits: past it a voice
+/// all but never does the thing, or all but always does.
+pub const BIAS_LIMIT: f32 = 6.0;
 
 /// How probabilities become notes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -129,6 +129,20 @@ pub struct Decoding {
     /// training phrases. 0 in models from before it.
     #[serde(default)]
     pub rest_bias: f32,
+    /// Voice decoder: added to the score of every pitch that would sound below a voice above
+    /// (a crossing), in logits. Written one choice after another, a decoder crosses voices
+    /// more often than the music it learned (small errors in spacing compound); calibrated
+    /// after training so that phrases from the prior cross as often as the training phrases.
+    /// 0 in models from before it.
+    #[serde(default)]
+    pub crossing_bias: f32,
+    /// Voice decoder: added to the score of every new note that would move in parallel
+    /// perfect fifths or octaves with a voice above, in logits; calibrated after training
+    /// so that phrases from the prior move in parallels as often as the training phrases
+    /// (the learned voice-leading scores bring them near it, not to it). 0 in models from
+    /// before it.
+    #[serde(default)]
+    pub parallel_bias: f32,
 }
 
 /// One macro knob: a direction in latent space and the corpus spread along it, so that a
@@ -168,6 +182,10 @@ pub struct TrainingInfo {
     /// went into it, which counts towards this model's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_from: Option<StartedFrom>,
+    /// The step whose weights these are, when training went on past its lowest validation
+    /// loss and those earlier weights were kept (the steps and seconds count all training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_step: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -307,8 +325,14 @@ impl ModelCard {
         if !(decoding.temperature.is_finite() && (0.0..=4.0).contains(&decoding.temperature)) {
             return Err(field("decoding.temperature", format!("{} is not 0..=4", decoding.temperature)));
         }
-        if !(decoding.rest_bias.is_finite() && (-REST_BIAS_LIMIT..=REST_BIAS_LIMIT).contains(&decoding.rest_bias)) {
-            return Err(field("decoding.rest_bias", format!("{} is not within ±{REST_BIAS_LIMIT}", decoding.rest_bias)));
+        for (name, bias) in [
+            ("decoding.rest_bias", decoding.rest_bias),
+            ("decoding.crossing_bias", decoding.crossing_bias),
+            ("decoding.parallel_bias", decoding.parallel_bias),
+        ] {
+            if !(bias.is_finite() && (-BIAS_LIMIT..=BIAS_LIMIT).contains(&bias)) {
+                return Err(field(name, format!("{bias} is not within ±{BIAS_LIMIT}")));
+            }
         }
         if !(1..=127).contains(&decoding.default_velocity) {
             return Err(field("decoding.default_velocity", format!("{} is not 1..=127", decoding.default_velocity)));
@@ -366,7 +390,7 @@ impl fmt::Display for ModelCard {
             Some(v) => {
                 let leading = if v.leading { ", voice-leading scores" } else { "" };
                 writeln!(f, "  voices: pitch embedding {}, age {}, position {}, context {}, heads {}{leading}", v.embed, v.age_embed, v.position_embed, v.context, v.head)?;
-                writeln!(f, "  temperature {:.2}, rest bias {:+.2}", d.temperature, d.rest_bias)?;
+                writeln!(f, "  temperature {:.2}, rest bias {:+.2}, crossing bias {:+.2}, parallel bias {:+.2}", d.temperature, d.rest_bias, d.crossing_bias, d.parallel_bias)?;
             }
             None => writeln!(f, "  onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}", d.onset_threshold, d.sustain_threshold, d.temperature)?,
         }
@@ -411,7 +435,7 @@ pub(crate) fn test_card() -> ModelCard {
         },
         latent_size: 4,
         architecture: Architecture { hidden: 8, bar_hidden: 6, channels: 3, patch: 4, track_latents: None, chord_condition: false, voice: None },
-        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0, rest_bias: 0.0 },
+        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0 },
         latent_center: vec![0.0; 4],
         macro_knobs: vec![MacroKnob { name: "Macro 1".into(), direction: vec![0.0, 1.0, 0.0, 0.0], spread: 2.0, variance_share: 0.5 }],
         training: TrainingInfo::default(),

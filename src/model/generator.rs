@@ -2,11 +2,13 @@
 //! every check, since a bad model file must cost the user an error message, not a crash.
 
 use super::card::{CardError, ModelCard, Preset};
+use super::learned_phrases::{LearnedPhrases, LEARNED_PHRASES_FILE};
 use super::rolls::{logits_to_roll, DecodeOptions};
 use super::midinet::{MidinetGenerator, CHORD_SIZE};
 use super::musegan::MuseganGenerator;
-use super::vae::{Decoder, Shape};
+use super::vae::{Decoder, Encoder, Shape};
 use super::voices::network::{VoiceNetwork, VoiceShape};
+use super::completion::phrase_stream;
 use super::voices::sampler::Sampling;
 use super::voices::{VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
 use crate::roll::Roll;
@@ -41,6 +43,8 @@ pub enum ModelError {
     NotFinite { name: String, count: usize },
     #[error("weights do not fit the card: {0}")]
     Mismatch(String),
+    #[error("learned phrases: {0}")]
+    LearnedPhrases(String),
 }
 
 /// The network a preset decodes with.
@@ -56,6 +60,12 @@ pub struct Generator {
     card: ModelCard,
     network: Network,
     device: Device,
+    /// The training data's phrases, never to be handed out note for note (the voice decoder
+    /// draws again); empty for a model folder from before them.
+    learned: LearnedPhrases,
+    /// The encoder, where the folder has one: it reads a producer's clip into the latent
+    /// space (vary it; harmonise or continue it in its own key and manner).
+    encoder: Option<Encoder>,
 }
 
 impl Generator {
@@ -76,7 +86,7 @@ impl Generator {
             }
             _ => Network::Phrase(Decoder::new(shape, vb).map_err(mismatch)?),
         };
-        Ok(Generator { card, network, device: device.clone() })
+        Ok(Generator { card, network, device: device.clone(), learned: LearnedPhrases::default(), encoder: None })
     }
 
     /// A generator from a card's JSON and a safetensors file's bytes, on the CPU.
@@ -87,19 +97,26 @@ impl Generator {
     /// A generator from a validated card and a safetensors file's bytes, on the CPU.
     pub fn from_card(card: ModelCard, weights: &[u8]) -> Result<Generator, ModelError> {
         let device = Device::Cpu;
-        let tensors = candle_core::safetensors::load_buffer(weights, &device).map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
-        for (name, tensor) in &tensors {
-            let values = tensor
-                .to_dtype(DType::F32)
-                .and_then(|t| t.flatten_all())
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|e| ModelError::Mismatch(format!("tensor `{name}`: {e}")))?;
-            let count = values.iter().filter(|v| !v.is_finite()).count();
-            if count > 0 {
-                return Err(ModelError::NotFinite { name: name.clone(), count });
-            }
+        Generator::build(card, VarBuilder::from_tensors(finite_tensors(weights)?, DType::F32, &device), &device)
+    }
+
+    /// The generator with the encoder whose weights are a safetensors file's bytes (as the
+    /// trainer writes `encoder.safetensors`).
+    pub fn with_encoder_bytes(mut self, weights: &[u8]) -> Result<Generator, ModelError> {
+        let vb = VarBuilder::from_tensors(finite_tensors(weights)?, DType::F32, &self.device);
+        self.encoder = Some(Encoder::new(Shape::of(&self.card), vb.pp("encoder")).map_err(|e| ModelError::Mismatch(e.to_string()))?);
+        Ok(self)
+    }
+
+    /// The latent means the encoder reads from `phrases` (each one phrase on the model's
+    /// grid); `None` when the model has no encoder.
+    pub fn encode(&self, phrases: &[Roll]) -> candle_core::Result<Option<Vec<Vec<f32>>>> {
+        let Some(encoder) = &self.encoder else { return Ok(None) };
+        if phrases.is_empty() {
+            return Ok(Some(Vec::new()));
         }
-        Generator::build(card, VarBuilder::from_tensors(tensors, DType::F32, &device), &device)
+        let batch = super::rolls::rolls_to_tensor(&phrases.iter().collect::<Vec<_>>(), &self.device)?;
+        Ok(Some(encoder.forward(&batch)?.0.to_dtype(DType::F32)?.to_vec2::<f32>()?))
     }
 
     /// A generator from a model folder (`model.json` + `decoder.safetensors`).
@@ -110,7 +127,34 @@ impl Generator {
         let card = ModelCard::from_json(&card)?;
         let path = dir.join(DECODER_FILE);
         let weights = read_limited(&path, MAX_WEIGHTS_BYTES)?;
-        Generator::from_card(card, &weights).map_err(|source| ModelError::InFile { path, source: Box::new(source) })
+        let mut generator = Generator::from_card(card, &weights).map_err(|source| ModelError::InFile { path, source: Box::new(source) })?;
+        // The encoder and the learned phrases are optional (older folders lack them), but a
+        // damaged one is an error, not a silent absence.
+        let path = dir.join(ENCODER_FILE);
+        if path.exists() {
+            let bytes = read_limited(&path, MAX_WEIGHTS_BYTES)?;
+            generator = generator.with_encoder_bytes(&bytes).map_err(|source| ModelError::InFile { path, source: Box::new(source) })?;
+        }
+        let path = dir.join(LEARNED_PHRASES_FILE);
+        if path.exists() {
+            let bytes = read_limited(&path, MAX_WEIGHTS_BYTES)?;
+            generator = generator.with_learned_phrases_bytes(&bytes).map_err(|source| ModelError::InFile { path, source: Box::new(source) })?;
+        }
+        Ok(generator)
+    }
+
+    /// The generator guarding against the phrases of a learned-phrases file's bytes.
+    pub fn with_learned_phrases_bytes(self, bytes: &[u8]) -> Result<Generator, ModelError> {
+        Ok(self.with_learned_phrases(LearnedPhrases::from_bytes(bytes).map_err(ModelError::LearnedPhrases)?))
+    }
+
+    pub fn with_learned_phrases(mut self, learned: LearnedPhrases) -> Generator {
+        self.learned = learned;
+        self
+    }
+
+    pub fn learned_phrases(&self) -> &LearnedPhrases {
+        &self.learned
     }
 
     pub fn card(&self) -> &ModelCard {
@@ -167,7 +211,7 @@ impl Generator {
     pub fn generate(&self, latents: &[Vec<f32>], options: &DecodeOptions, rng: &mut impl Rng) -> candle_core::Result<Vec<Roll>> {
         let representation = Arc::new(self.card.representation.clone());
         if let Network::Voices(decoder) = &self.network {
-            return decoder.phrases(&representation, latents, voice_sampling(options), options.velocity, rng);
+            return decoder.phrases(&representation, latents, voice_sampling(options), options.velocity, &self.learned, rng);
         }
         Ok(self.phrase_logits(latents)?.iter().map(|phrase| logits_to_roll(&representation, phrase, options, rng)).collect())
     }
@@ -175,8 +219,31 @@ impl Generator {
 
 /// The voice decoder reads the decoding options' temperature and density (as a bias on new
 /// notes); thresholds are for models of independent cells.
-fn voice_sampling(options: &DecodeOptions) -> Sampling {
-    Sampling { temperature: options.temperature, new_note_bias: options.density * VOICE_DENSITY_LOGITS, rest_bias: options.rest_bias }
+pub(crate) fn voice_sampling(options: &DecodeOptions) -> Sampling {
+    Sampling {
+        temperature: options.temperature,
+        new_note_bias: options.density * VOICE_DENSITY_LOGITS,
+        rest_bias: options.rest_bias,
+        crossing_bias: options.crossing_bias,
+        parallel_bias: options.parallel_bias,
+    }
+}
+
+/// A safetensors file's tensors, each checked to hold only finite numbers.
+fn finite_tensors(weights: &[u8]) -> Result<std::collections::HashMap<String, Tensor>, ModelError> {
+    let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu).map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
+    for (name, tensor) in &tensors {
+        let values = tensor
+            .to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| ModelError::Mismatch(format!("tensor `{name}`: {e}")))?;
+        let count = values.iter().filter(|v| !v.is_finite()).count();
+        if count > 0 {
+            return Err(ModelError::NotFinite { name: name.clone(), count });
+        }
+    }
+    Ok(tensors)
 }
 
 /// What to make: the same request gives the same notes, in the CLI and in the plugin.
@@ -198,16 +265,35 @@ pub struct RenderRequest {
 }
 
 impl Generator {
+    /// The card's decoding as a request changes it.
+    pub(crate) fn request_options(&self, request: &RenderRequest) -> DecodeOptions {
+        let mut options = DecodeOptions::from_card(&self.card.decoding).with_density(request.density);
+        if let Some(temperature) = request.temperature {
+            options.temperature = temperature;
+        }
+        options
+    }
+
+    /// The voice decoder, where the model is one.
+    pub(crate) fn voice_decoder(&self) -> Option<&VoiceDecoder> {
+        match &self.network {
+            Network::Voices(decoder) => Some(decoder),
+            _ => None,
+        }
+    }
+
     /// `bars` bars: phrases from the seed's latent walk, joined and cut to length.
     pub fn render(&self, request: &RenderRequest) -> candle_core::Result<Roll> {
         let bars_per_phrase = usize::from(self.card.representation.bars_per_phrase);
         let phrases = request.bars.max(1).div_ceil(bars_per_phrase);
         let latents = super::latent::phrase_latents(&self.card, request.seed, &request.knobs, request.variation, phrases);
-        let mut options = DecodeOptions::from_card(&self.card.decoding).with_density(request.density);
-        if let Some(temperature) = request.temperature {
-            options.temperature = temperature;
-        }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(request.seed);
+        let joined = self.decode_latents(&latents, request)?;
+        Ok(joined.slice(0..request.bars.max(1) * self.card.representation.steps_per_bar()))
+    }
+
+    /// One phrase per latent, decoded as the request says and joined.
+    pub(crate) fn decode_latents(&self, latents: &[Vec<f32>], request: &RenderRequest) -> candle_core::Result<Roll> {
+        let options = self.request_options(request);
         let phrases = match &self.network {
             // Each phrase draws from a stream named by the seed and its own latent, so that the
             // same latent plays the same phrase: with no variation the loop repeats exactly, at
@@ -216,17 +302,14 @@ impl Generator {
                 let representation = Arc::new(self.card.representation.clone());
                 let sampling = voice_sampling(&options);
                 let mut phrases = Vec::with_capacity(latents.len());
-                for z in &latents {
-                    let stream = crate::hash::fnv1a(request.seed.to_le_bytes().into_iter().chain(z.iter().flat_map(|v| v.to_le_bytes())));
-                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(stream);
-                    phrases.extend(decoder.phrases(&representation, std::slice::from_ref(z), sampling, options.velocity, &mut rng)?);
+                for z in latents {
+                    phrases.extend(decoder.phrases(&representation, std::slice::from_ref(z), sampling, options.velocity, &self.learned, &mut phrase_stream(request.seed, z))?);
                 }
                 phrases
             }
-            _ => self.generate(&latents, &options, &mut rng)?,
+            _ => self.generate(latents, &options, &mut rand_chacha::ChaCha8Rng::seed_from_u64(request.seed))?,
         };
-        let joined = Roll::concat(&phrases).expect("at least one phrase");
-        Ok(joined.slice(0..request.bars.max(1) * self.card.representation.steps_per_bar()))
+        Ok(Roll::concat(&phrases).expect("at least one phrase"))
     }
 }
 
@@ -347,13 +430,22 @@ mod tests {
         assert!(matches!(error, ModelError::TooLarge { .. }), "{error}");
     }
 
-    #[test]
-    fn a_voices_model_renders_one_note_at_a_time_per_voice_and_repeatably() {
+    /// A randomly initialised voices model's weights, as a trainer would save them.
+    fn voices_weights() -> Vec<u8> {
         let varmap = VarMap::new();
         let card = crate::model::card::test_voice_card();
-        Generator::build(card.clone(), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
+        Generator::build(card, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
         let tensors: HashMap<String, Tensor> = varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
-        let generator = Generator::from_bytes(&card.to_json(), &bytes(&tensors)).unwrap();
+        bytes(&tensors)
+    }
+
+    fn voices_generator(weights: &[u8]) -> Generator {
+        Generator::from_bytes(&crate::model::card::test_voice_card().to_json(), weights).unwrap()
+    }
+
+    #[test]
+    fn a_voices_model_renders_one_note_at_a_time_per_voice_and_repeatably() {
+        let generator = voices_generator(&voices_weights());
         let sampled = RenderRequest { temperature: Some(1.0), ..request(6) };
         let roll = generator.render(&sampled).unwrap();
         assert_eq!(roll.steps(), 5 * 16);
@@ -367,6 +459,26 @@ mod tests {
         let busy = generator.render(&RenderRequest { density: 1.0, ..sampled.clone() }).unwrap().notes().len();
         let sparse = generator.render(&RenderRequest { density: -1.0, ..sampled }).unwrap().notes().len();
         assert!(sparse < busy, "density favours new notes: {sparse} < {busy}");
+    }
+
+    #[test]
+    fn a_phrase_equal_to_a_learned_one_is_drawn_again_and_the_seed_still_decides() {
+        let weights = voices_weights();
+        let generator = voices_generator(&weights);
+        let sampled = RenderRequest { temperature: Some(1.0), bars: 6, ..request(8) };
+        let free = generator.render(&sampled).unwrap();
+        let generator = generator.with_learned_phrases(LearnedPhrases::of(&free.phrases(2, 2)));
+        let guarded = generator.render(&sampled).unwrap();
+        assert!(guarded.phrases(2, 2).iter().all(|phrase| !generator.learned_phrases().contains(phrase)), "no learned phrase is handed out");
+        assert_eq!(guarded, generator.render(&sampled).unwrap(), "the same request, the same notes");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CARD_FILE), generator.card().to_json()).unwrap();
+        std::fs::write(dir.path().join(DECODER_FILE), &weights).unwrap();
+        std::fs::write(dir.path().join(LEARNED_PHRASES_FILE), generator.learned_phrases().to_bytes()).unwrap();
+        assert_eq!(Generator::from_dir(dir.path()).unwrap().render(&sampled).unwrap(), guarded, "the folder's file guards the same");
+        std::fs::write(dir.path().join(LEARNED_PHRASES_FILE), b"DRPHRAS1garbage").unwrap();
+        let error = Generator::from_dir(dir.path()).err().unwrap().to_string();
+        assert!(error.contains("learned-phrases.bin: learned phrases: cut off"), "{error}");
     }
 
     #[test]

@@ -59,6 +59,18 @@ pub fn phrase_latents(card: &ModelCard, seed: u64, knobs: &[f32], variation: f32
     latents
 }
 
+/// The latent for phrase `k` near a given code (the encoder's reading of a producer's clip):
+/// z = sqrt(1 - d^2) code + d e_k, steered by the knobs, with e_k the seed's stream k. At
+/// `distance` d = 0 it is the code (the clip as the model reads it); at 1, fresh noise
+/// (unrelated to the clip); between, the step of `phrase_latents`' random walk, so a code on
+/// the prior stays on it.
+pub fn anchored_latent(card: &ModelCard, code: &[f32], seed: u64, k: usize, knobs: &[f32], distance: f32) -> Vec<f32> {
+    let distance = distance.clamp(0.0, 1.0);
+    let keep = (1.0 - distance * distance).sqrt();
+    let fresh = noise_in_stream(seed, k as u64, card.latent_size);
+    steer(card, &code.iter().zip(&fresh).map(|(c, e)| keep * c + distance * e).collect::<Vec<_>>(), knobs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

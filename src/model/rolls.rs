@@ -44,6 +44,12 @@ pub struct DecodeOptions {
     pub density: f32,
     /// Voice decoder: added to each voice's rest score (see [`Decoding::rest_bias`]).
     pub rest_bias: f32,
+    /// Voice decoder: added to every choice that crosses a voice above (see
+    /// [`Decoding::crossing_bias`]).
+    pub crossing_bias: f32,
+    /// Voice decoder: added to every new note in parallel fifths or octaves with a voice
+    /// above (see [`Decoding::parallel_bias`]).
+    pub parallel_bias: f32,
 }
 
 impl DecodeOptions {
@@ -56,6 +62,8 @@ impl DecodeOptions {
             velocity: decoding.default_velocity,
             density: 0.0,
             rest_bias: decoding.rest_bias,
+            crossing_bias: decoding.crossing_bias,
+            parallel_bias: decoding.parallel_bias,
         }
     }
 }

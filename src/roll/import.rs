@@ -76,9 +76,10 @@ impl ImportedPiece {
         self.segments.iter().map(Roll::bar_count).sum()
     }
 
-    /// Every `bars`-bar phrase of the piece, starting every `hop` bars inside each segment.
+    /// Every `bars`-bar phrase of the piece, starting every `hop` bars inside each segment
+    /// from its first sound (see `Roll::phrases_from_first_sound`: not on a pickup's padding).
     pub fn phrases(&self, bars: usize, hop: usize) -> Vec<Roll> {
-        self.segments.iter().flat_map(|segment| segment.phrases(bars, hop)).collect()
+        self.segments.iter().flat_map(|segment| segment.phrases_from_first_sound(bars, hop)).collect()
     }
 }
 

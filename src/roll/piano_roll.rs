@@ -180,11 +180,25 @@ impl Roll {
     /// Consecutive `bars`-bar pieces of this roll, starting every `hop` bars; a remainder
     /// shorter than `bars` is left out.
     pub fn phrases(&self, bars: usize, hop: usize) -> Vec<Roll> {
+        self.phrases_starting_at_or_after(0, bars, hop)
+    }
+
+    /// The phrases `phrases` cuts, less those that begin before the roll's first sound. A
+    /// file pads its pickup with silence to a whole bar, and that silence is not the music: a
+    /// model that learns from it learns to begin a phrase by waiting (one fine-tuned with it
+    /// wrote a wholly silent phrase for one seed in forty).
+    pub fn phrases_from_first_sound(&self, bars: usize, hop: usize) -> Vec<Roll> {
+        let first_sound = (0..self.steps).find(|&step| (0..self.track_count()).any(|t| self.sounding_at(t, step).contains(&true)));
+        self.phrases_starting_at_or_after(first_sound.unwrap_or(self.steps), bars, hop)
+    }
+
+    fn phrases_starting_at_or_after(&self, earliest: usize, bars: usize, hop: usize) -> Vec<Roll> {
         let bar = self.representation.steps_per_bar();
         let (length, hop) = (bars * bar, hop.max(1) * bar);
         (0..)
             .map(|k| k * hop)
             .take_while(|start| start + length <= self.steps)
+            .filter(|&start| start >= earliest)
             .map(|start| self.slice(start..start + length))
             .collect()
     }
@@ -319,6 +333,18 @@ mod tests {
         assert_eq!(roll.phrases(2, 1).len(), 4);
         assert!(roll.phrases(2, 1).iter().all(|phrase| phrase.steps() == 32));
         assert_eq!(roll.phrases(6, 1).len(), 0);
+    }
+
+    #[test]
+    fn the_silence_before_a_pickup_starts_no_phrase() {
+        let mut roll = Roll::new(representation(), 16 * 4);
+        roll.place(note(1, 12, 60, 4)).unwrap();
+        let phrases = roll.phrases_from_first_sound(2, 1);
+        assert_eq!(phrases.len(), 2, "the bars from the first downbeat after the pickup");
+        assert_eq!(phrases[0].notes(), roll.slice(16..48).notes());
+        let on_the_downbeat = { let mut r = Roll::new(representation(), 16 * 4); r.place(note(0, 0, 60, 4)).unwrap(); r };
+        assert_eq!(on_the_downbeat.phrases_from_first_sound(2, 1).len(), 3);
+        assert!(Roll::new(representation(), 64).phrases_from_first_sound(1, 1).is_empty(), "a silent roll has no music to cut");
     }
 
     #[test]

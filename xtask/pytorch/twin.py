@@ -54,6 +54,8 @@ class Card:
         self.patch_features = self.channels * (self.steps_per_bar // self.patch) * (self.pitches // self.patch)
         self.temperature = card["decoding"]["temperature"]
         self.rest_bias = card["decoding"].get("rest_bias", 0.0)
+        self.crossing_bias = card["decoding"].get("crossing_bias", 0.0)
+        self.parallel_bias = card["decoding"].get("parallel_bias", 0.0)
         self.onset_threshold = card["decoding"]["onset_threshold"]
         self.sustain_threshold = card["decoding"]["sustain_threshold"]
         voice = a.get("voice")
@@ -289,6 +291,24 @@ class VoiceDecoder(nn.Module):
                 if c.leading:
                     scores = scores + self.leading_scores(last, sounding, v)
                 scores[:, REST] += c.rest_bias
+                if v > 0 and c.crossing_bias != 0.0:
+                    # A pitch above the lowest sounding voice above crosses it (pitches are row + 1, 0 silent).
+                    above = sounding[:, :v]
+                    lowest = torch.where(above > 0, above, torch.full_like(above, 1 << 20)).min(1).values
+                    pitches = torch.arange(1, scores.shape[1] - NEW_NOTE + 1)
+                    scores[:, NEW_NOTE:] += c.crossing_bias * (pitches[None, :] > lowest[:, None])
+                    scores[:, HOLD] += c.crossing_bias * (sounding[:, v] > lowest)
+                if v > 0 and c.parallel_bias != 0.0:
+                    # New notes moving with a voice above from a perfect fifth or octave to the same class.
+                    own = last[:, v]
+                    pitches = torch.arange(1, scores.shape[1] - NEW_NOTE + 1)
+                    for u in range(v):
+                        before, now = last[:, u], sounding[:, u]
+                        interval = (before - own) % 12
+                        perfect = (own > 0) & (before > 0) & (now > 0) & (now != before) & ((interval == 0) | (interval == 7))
+                        with_it = torch.where((now > before)[:, None], pitches[None, :] > own[:, None], pitches[None, :] < own[:, None])
+                        kept = ((now[:, None] - pitches[None, :]) % 12) == interval[:, None]
+                        scores[:, NEW_NOTE:] += c.parallel_bias * (perfect[:, None] & with_it & kept)
                 scores[:, HOLD] = torch.where(sounding[:, v] > 0, scores[:, HOLD], torch.full_like(scores[:, HOLD], -math.inf))
                 token = torch.multinomial(F.softmax(scores / max(c.temperature, 1e-3), -1), 1, generator=generator).squeeze(1)
                 tokens[:, step, v] = token

@@ -238,15 +238,14 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading the training data (pass --data DIR; `cargo xtask corpus` makes {})", data.display()))?
         .into_corpus(&representation, card.training.track_assignment);
     println!("training data: {corpus}");
-    let phrases_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(bars_per_phrase, bars_per_phrase)).collect();
-    // The statistics read the phrases as the trainer cuts them, one starting at every bar:
-    // disjoint phrases would start on a piece's first bar three times as often, and with it
-    // on the silence padded before its pickup (which the rest rate counts). The two-sample
-    // test keeps disjoint phrases, so that no two of a side overlap.
-    let learned_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(bars_per_phrase, 1)).collect();
+    // The statistics read the phrases as the trainer cuts them, one starting at every bar.
+    // The two-sample test keeps disjoint phrases, so that no two of a side overlap.
+    let cut = |bars: usize, hop: usize| -> Vec<Vec<Roll>> { corpus.pieces.iter().map(|(_, piece)| piece.phrases(bars, hop)).collect() };
+    let phrases_by_piece = cut(bars_per_phrase, bars_per_phrase);
+    let learned_by_piece = cut(bars_per_phrase, 1);
     let learned_phrases: Vec<Roll> = learned_by_piece.iter().flatten().cloned().collect();
     // Bars are cut once; the corpus-against-itself copy rate splits them by piece.
-    let bars_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(1, 1)).collect();
+    let bars_by_piece = cut(1, 1);
     let training_bars: Vec<Roll> = bars_by_piece.iter().flatten().cloned().collect();
     let half_bars = |parity: usize| -> Vec<Roll> { bars_by_piece.iter().skip(parity).step_by(2).flatten().cloned().collect() };
 

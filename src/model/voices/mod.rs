@@ -17,13 +17,14 @@ pub mod sampler;
 pub mod tokens;
 
 use super::card::ModelCard;
+use super::learned_phrases::{LearnedPhrases, REDRAWS};
 use crate::roll::{Representation, Roll};
 use std::sync::Arc;
 use candle_core::Result;
 use candle_nn::VarBuilder;
 use network::{VoiceNetwork, VoiceShape};
 use rand::Rng;
-use sampler::{Sampling, VoiceSampler};
+use sampler::{Given, Sampling, VoiceSampler};
 use tokens::tokens_to_roll;
 
 /// How far the density control moves new-note scores at its ends, in logits.
@@ -71,8 +72,43 @@ impl VoiceDecoder {
         Ok(())
     }
 
-    /// One phrase per latent, each from silence.
-    pub fn phrases(&self, representation: &Arc<Representation>, latents: &[Vec<f32>], sampling: Sampling, velocity: u8, rng: &mut impl Rng) -> Result<Vec<Roll>> {
-        latents.iter().map(|z| Ok(tokens_to_roll(representation, &self.sampler.phrase(&self.network, z, &[], sampling, rng, None)?, velocity))).collect()
+    /// One phrase per latent, each from silence (see `complete`).
+    pub fn phrases(
+        &self,
+        representation: &Arc<Representation>,
+        latents: &[Vec<f32>],
+        sampling: Sampling,
+        velocity: u8,
+        learned: &LearnedPhrases,
+        rng: &mut impl Rng,
+    ) -> Result<Vec<Roll>> {
+        latents.iter().map(|z| self.complete(representation, z, &[], sampling, velocity, learned, rng)).collect()
+    }
+
+    /// A phrase written under latent `z` around the `given` choices ([step][voice]; `None` or
+    /// a missing step is the model's to make), which it keeps. A phrase equal to a `learned`
+    /// one is drawn again (up to `REDRAWS` times), the stream going on. At temperature 0 the
+    /// likeliest choices are the same every time, so a redraw would only repeat: there is none.
+    #[allow(clippy::too_many_arguments)]
+    pub fn complete(
+        &self,
+        representation: &Arc<Representation>,
+        z: &[f32],
+        given: &Given,
+        sampling: Sampling,
+        velocity: u8,
+        learned: &LearnedPhrases,
+        rng: &mut impl Rng,
+    ) -> Result<Roll> {
+        let mut draw = || -> Result<Roll> { Ok(tokens_to_roll(representation, &self.sampler.phrase(&self.network, z, given, sampling, rng, None)?, velocity)) };
+        let mut phrase = draw()?;
+        let redraws = if sampling.temperature > 0.0 { REDRAWS } else { 0 };
+        for _ in 0..redraws {
+            if !learned.contains(&phrase) {
+                break;
+            }
+            phrase = draw()?;
+        }
+        Ok(phrase)
     }
 }

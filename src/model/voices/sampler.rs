@@ -86,6 +86,12 @@ pub struct Sampling {
     pub new_note_bias: f32,
     /// Added to every rest score (in logits): the model's calibrated rest rate.
     pub rest_bias: f32,
+    /// Added to the score of every pitch that would sound above the lowest voice above this
+    /// one (in logits): the model's calibrated crossing rate.
+    pub crossing_bias: f32,
+    /// Added to the score of every new note that would move in parallel perfect fifths or
+    /// octaves with a voice above (in logits): the model's calibrated parallel rate.
+    pub parallel_bias: f32,
 }
 
 pub struct VoiceSampler {
@@ -223,7 +229,10 @@ impl VoiceSampler {
                 }
                 let token = match forced.and_then(|f| f.get(v).copied().flatten()) {
                     Some(token) => token,
-                    None => choose(&mut scores, states[v], sampling, rng),
+                    None => {
+                        add_part_writing_biases(&mut scores, states[v], &last[..=v], &now[..v], sampling);
+                        choose(&mut scores, states[v], sampling, rng)
+                    }
                 };
                 chosen[v] = token;
                 // The voices below see this voice as it now is.
@@ -241,6 +250,44 @@ fn bias_of(bias: Option<&Tensor>, size: usize) -> Result<Vec<f32>> {
     match bias {
         Some(bias) => bias.to_dtype(DType::F32)?.to_vec1(),
         None => Ok(vec![0.0; size]),
+    }
+}
+
+/// Moves the scores of voice `v` (the last of `last`, each voice's last pitch before the
+/// step, `row + 1`) by the calibrated part-writing biases: every choice that would sound
+/// above the lowest of the voices above (`now`, 0 resting) crosses it; every new note
+/// that moves with a voice above in the same direction from a perfect fifth or octave
+/// (unison) to the same interval class is a parallel.
+fn add_part_writing_biases(scores: &mut [f32], voice: VoiceState, last: &[u32], now: &[u32], sampling: Sampling) {
+    let lowest_above = now.iter().copied().filter(|&p| p > 0).min().unwrap_or(0);
+    if lowest_above > 0 && sampling.crossing_bias != 0.0 {
+        // New note at row r sounds r + 1: rows from `lowest_above` up cross.
+        scores[NEW_NOTE as usize + lowest_above as usize..].iter_mut().for_each(|x| *x += sampling.crossing_bias);
+        if voice.sounding > lowest_above {
+            scores[HOLD as usize] += sampling.crossing_bias;
+        }
+    }
+    let (&own_before, last_above) = last.split_last().expect("the voice itself is in `last`");
+    if own_before == 0 || sampling.parallel_bias == 0.0 {
+        return;
+    }
+    for (&upper_before, &upper_now) in last_above.iter().zip(now) {
+        if upper_before == 0 || upper_now == 0 || upper_now == upper_before {
+            continue;
+        }
+        let class_before = (upper_before as i32 - own_before as i32).rem_euclid(12);
+        if class_before != 0 && class_before != 7 {
+            continue;
+        }
+        // The one pitch keeping that interval class in each octave, moving the same way.
+        let upward = upper_now > upper_before;
+        for (row, score) in scores[NEW_NOTE as usize..].iter_mut().enumerate() {
+            let pitch = row as i32 + 1;
+            let moves_with = if upward { pitch > own_before as i32 } else { pitch < own_before as i32 };
+            if moves_with && (upper_now as i32 - pitch).rem_euclid(12) == class_before {
+                *score += sampling.parallel_bias;
+            }
+        }
     }
 }
 
@@ -302,7 +349,7 @@ mod tests {
         // Let the sampler write a phrase, recording its scores, then score the same choices
         // with the network under teacher forcing.
         let mut seen = Vec::new();
-        let sampling = Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0 };
+        let sampling = Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0 };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let tokens = sampler.phrase(&network, &z, &[], sampling, &mut rng, Some(&mut seen)).unwrap();
         let replay: Vec<VoiceState> = states_after(&tokens, shape.max_age()).into_iter().flatten().collect();
@@ -329,7 +376,7 @@ mod tests {
     fn given_choices_are_kept_and_the_likeliest_choice_is_repeatable() {
         let (shape, network, sampler) = untrained();
         let given: Vec<Vec<Option<u32>>> = (0..shape.steps()).map(|step| vec![Some(if step % 2 == 0 { NEW_NOTE + 3 } else { HOLD }), None]).collect();
-        let strict = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0 };
+        let strict = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0 };
         let write = |seed: u64| {
             sampler.phrase(&network, &[0.1, 0.2, 0.3], &given, strict, &mut ChaCha8Rng::seed_from_u64(seed), None).unwrap()
         };
@@ -343,8 +390,41 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         for _ in 0..100 {
             let mut scores = vec![0.0, 50.0, 0.0, 0.0];
-            let token = choose(&mut scores, VoiceState::SILENT, Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0 }, &mut rng);
+            let token = choose(&mut scores, VoiceState::SILENT, Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0 }, &mut rng);
             assert_ne!(token, HOLD);
         }
+    }
+
+    #[test]
+    fn the_crossing_bias_moves_exactly_the_choices_that_cross() {
+        // Rest, hold, then new notes at rows 0..6 (pitches 1..7); the voice above sounds 4.
+        let sampling = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: -2.0, parallel_bias: 0.0 };
+        let flat = || vec![0.0f32; NEW_NOTE as usize + 6];
+        let holding_high = VoiceState { sounding: 6, age: 1 };
+        let mut scores = flat();
+        add_part_writing_biases(&mut scores, holding_high, &[4, 6], &[4], sampling);
+        let crossed: Vec<bool> = scores.iter().map(|&x| x < 0.0).collect();
+        let expected: Vec<bool> = (0..scores.len() as u32).map(|t| t == HOLD || t >= NEW_NOTE + 4).collect();
+        assert_eq!(crossed, expected, "hold at 6 and new notes 5, 6 cross; 4 (a unison) does not");
+        let mut scores = flat();
+        add_part_writing_biases(&mut scores, holding_high, &[4, 6], &[0], sampling);
+        assert!(scores.iter().all(|&x| x == 0.0), "with no voice sounding above, nothing crosses");
+    }
+
+    #[test]
+    fn the_parallel_bias_moves_exactly_the_notes_that_move_in_parallel_fifths_or_octaves() {
+        let sampling = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: -3.0 };
+        let moved = |last: &[u32], now: &[u32]| -> Vec<u32> {
+            let mut scores = vec![0.0f32; NEW_NOTE as usize + 40];
+            add_part_writing_biases(&mut scores, VoiceState { sounding: *last.last().unwrap(), age: 1 }, last, now, sampling);
+            scores.iter().enumerate().filter(|(_, &x)| x < 0.0).map(|(t, _)| t as u32 - NEW_NOTE + 1).collect()
+        };
+        // The upper voice goes 27 -> 29 over a lower voice at 20, a fifth: moving up to 22
+        // keeps the fifth, and so does 34 (the same class, above it); 10 is contrary motion.
+        assert_eq!(moved(&[27, 20], &[29]), vec![22, 34]);
+        assert_eq!(moved(&[32, 20], &[30]), vec![6, 18], "octaves, moving down");
+        assert!(moved(&[28, 20], &[30]).is_empty(), "from a sixth nothing is parallel");
+        assert!(moved(&[27, 20], &[27]).is_empty(), "an upper voice that holds makes oblique motion");
+        assert!(moved(&[27, 0], &[29]).is_empty(), "a voice's first note has no motion");
     }
 }

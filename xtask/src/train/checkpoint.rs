@@ -11,6 +11,8 @@ use std::io::Write;
 use std::path::Path;
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// The weights at the checkpoint with the lowest validation loss so far.
+pub const BEST_WEIGHTS_FILE: &str = "best.safetensors";
 
 /// Tensors to bytes for safetensors (f32 and u32 are all the trainer stores).
 fn raw(tensor: &Tensor) -> anyhow::Result<(Dtype, Vec<usize>, Vec<u8>)> {

@@ -5,6 +5,7 @@
 use dreamroll::hash::fnv1a;
 use anyhow::{bail, Context};
 use dreamroll::corpus::read_folder;
+use dreamroll::model::learned_phrases::LearnedPhrases;
 use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment, TrackSpec, DRUM_CHANNEL};
 use rand::Rng;
 use std::path::Path;
@@ -38,6 +39,9 @@ pub struct TrainingData {
     pub sounding_rate: Vec<f64>,
     /// UPC of the training phrases: the pitch variety to decode at.
     pub used_pitch_classes: f64,
+    /// Every phrase of every piece (validation pieces too), starting at every bar: the
+    /// phrases the model must not hand out note for note.
+    pub learned: LearnedPhrases,
     pub summary: String,
 }
 
@@ -87,7 +91,9 @@ impl TrainingData {
         let summary = corpus.to_string();
         let bars = usize::from(choice.bars);
         let (mut train, mut validation) = (Vec::new(), Vec::new());
+        let mut every_phrase = Vec::new();
         for (path, piece) in &corpus.pieces {
+            every_phrase.extend(piece.phrases(bars, 1));
             let in_validation = piece_hash(path, choice.seed) % 10_000 < (choice.validation_share * 10_000.0) as u64;
             // Training phrases start at every bar (four times the data of disjoint phrases);
             // validation phrases are disjoint, so each bar is judged once.
@@ -124,6 +130,7 @@ impl TrainingData {
             onset_rate,
             sounding_rate,
             used_pitch_classes,
+            learned: LearnedPhrases::of(&every_phrase),
             summary,
         })
     }

@@ -6,8 +6,9 @@ use super::objective::Objective;
 use super::{checkpoint, plot, prior_latents, representation_of, LoopState, RunConfig};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use dreamroll::metrics::voices::VoiceAccumulator;
-use dreamroll::model::card::REST_BIAS_LIMIT;
+use dreamroll::metrics::voices::{VoiceAccumulator, VoiceSummary};
+use dreamroll::model::card::BIAS_LIMIT;
+use dreamroll::model::learned_phrases::LEARNED_PHRASES_FILE;
 use dreamroll::model::generator::{Generator, CARD_FILE, DECODER_FILE, ENCODER_FILE};
 use dreamroll::model::rolls::{logits_to_roll, rolls_to_tensor, DecodeOptions};
 use dreamroll::model::{Architecture, Decoding, MacroKnob, ModelCard, Preset, TrainingInfo, VoiceArchitecture, SCHEMA_VERSION};
@@ -61,6 +62,8 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             // from threshold decoding and are calibrated at the end.
             temperature: if config.preset == Preset::Voices { 1.0 } else { 0.0 },
             rest_bias: 0.0,
+            crossing_bias: 0.0,
+            parallel_bias: 0.0,
         },
         latent_center: vec![0.0; shape.latent],
         macro_knobs: Vec::new(),
@@ -211,32 +214,56 @@ pub fn principal_directions(codes: &[Vec<f32>], count: usize) -> (Vec<f32>, Vec<
     (mean.iter().map(|&m| m as f32).collect(), knobs)
 }
 
-/// The mean over voices of the share of steps each rests (up to its last note).
-fn rest_share<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> Option<f64> {
+fn voice_summary<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> VoiceSummary {
     let mut voices = VoiceAccumulator::default();
     rolls.into_iter().for_each(|roll| voices.add(roll));
-    voices.summary().mean.rests
+    voices.summary()
 }
 
-/// The voice decoder's rest bias at which phrases from the prior rest as often as the
-/// `training` phrases. Rests only grow with the bias, so it is found by bisection, on the
-/// same latents and random stream each time.
+/// The voice decoder's rest bias at which phrases from the prior rest (the mean over voices
+/// of the share of steps each rests, up to its last note) as often as the `training` phrases.
 pub fn calibrate_rest_bias(generator: &Generator, card: &ModelCard, training: &[Roll]) -> anyhow::Result<f32> {
-    let Some(target) = rest_share(training) else { return Ok(0.0) };
-    let latents = prior_latents(256, card.latent_size, 1_000_000);
+    calibrate_bias(generator, card, training, |summary| summary.mean.rests, |options, bias| DecodeOptions { rest_bias: bias, ..options.clone() })
+}
+
+/// The voice decoder's crossing bias at which phrases from the prior cross voices as often as
+/// the `training` phrases (0 for a single voice, which has nothing to cross).
+pub fn calibrate_crossing_bias(generator: &Generator, card: &ModelCard, training: &[Roll]) -> anyhow::Result<f32> {
+    calibrate_bias(generator, card, training, |summary| summary.crossings, |options, bias| DecodeOptions { crossing_bias: bias, ..options.clone() })
+}
+
+/// The bias at which phrases from the prior show `statistic` at the `training` phrases'
+/// rate. It only grows with the bias, so it is found by bisection, on the same latents and
+/// random stream each time; the card's other settings stay as they are.
+fn calibrate_bias(
+    generator: &Generator,
+    card: &ModelCard,
+    training: &[Roll],
+    statistic: impl Fn(&VoiceSummary) -> Option<f64>,
+    with_bias: impl Fn(&DecodeOptions, f32) -> DecodeOptions,
+) -> anyhow::Result<f32> {
+    let Some(target) = statistic(&voice_summary(training)) else { return Ok(0.0) };
+    // Rests and part-writing faults come in clumps (a part out for a bar), so it takes a
+    // thousand phrases for the rate to settle within a tenth of itself.
+    let latents = prior_latents(1024, card.latent_size, 1_000_000);
     let base = DecodeOptions::from_card(&card.decoding);
-    let (mut low, mut high) = (-REST_BIAS_LIMIT, REST_BIAS_LIMIT);
+    let (mut low, mut high) = (-BIAS_LIMIT, BIAS_LIMIT);
     for _ in 0..12 {
         let middle = 0.5 * (low + high);
-        let options = DecodeOptions { rest_bias: middle, ..base.clone() };
-        let phrases = generator.generate(&latents, &options, &mut ChaCha8Rng::seed_from_u64(0))?;
-        if rest_share(&phrases).unwrap_or(1.0) < target {
+        let phrases = generator.generate(&latents, &with_bias(&base, middle), &mut ChaCha8Rng::seed_from_u64(0))?;
+        if statistic(&voice_summary(&phrases)).unwrap_or(1.0) < target {
             low = middle;
         } else {
             high = middle;
         }
     }
     Ok(0.5 * (low + high))
+}
+
+/// The voice decoder's parallel bias at which phrases from the prior move in parallel
+/// fifths and octaves as often as the `training` phrases (0 for a single voice).
+pub fn calibrate_parallel_bias(generator: &Generator, card: &ModelCard, training: &[Roll]) -> anyhow::Result<f32> {
+    calibrate_bias(generator, card, training, |summary| summary.parallels, |options, bias| DecodeOptions { parallel_bias: bias, ..options.clone() })
 }
 
 /// Phrases from the prior at the current state, decoded as calibrated on them (onset
@@ -288,7 +315,13 @@ pub fn finish(
 ) -> anyhow::Result<()> {
     let mut card = card.clone();
     if card.preset == Preset::Voices {
-        card.decoding.rest_bias = calibrate_rest_bias(objective.generator(), &card, &data.train)?;
+        // Rests, crossings and parallels move each other a little: each is calibrated with
+        // the others as found so far, then rests again with everything as it will be played.
+        let generator = objective.generator();
+        card.decoding.rest_bias = calibrate_rest_bias(generator, &card, &data.train)?;
+        card.decoding.crossing_bias = calibrate_crossing_bias(generator, &card, &data.train)?;
+        card.decoding.parallel_bias = calibrate_parallel_bias(generator, &card, &data.train)?;
+        card.decoding.rest_bias = calibrate_rest_bias(generator, &card, &data.train)?;
     }
     let (phrases, options) = sample_phrases(objective, data, &card, 8)?;
     card.decoding.onset_threshold = options.onset_threshold;
@@ -332,18 +365,24 @@ pub fn finish(
     if !encoder.is_empty() {
         save_weights(&out.join(ENCODER_FILE), encoder)?;
     }
+    if card.preset == Preset::Voices {
+        // Only a decoder that samples can draw again when a phrase matches.
+        checkpoint::write_file_atomically(&out.join(LEARNED_PHRASES_FILE), &data.learned.to_bytes())?;
+    }
     checkpoint::write_file_atomically(&out.join(CARD_FILE), card.to_json().as_bytes())?;
     write_samples(&out.join("samples"), "prior", &phrases)?;
     for (index, phrase) in phrases.iter().enumerate().take(3) {
         std::fs::write(out.join("samples").join(format!("phrase-{}.mid", index + 1)), roll_to_midi(phrase, 100.0))?;
     }
     println!(
-        "wrote {} (onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}, rest bias {:+.2}; {} macro knobs; run config: {} epochs, batch {}, lr {})",
+        "wrote {} (onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}, rest bias {:+.2}, crossing bias {:+.2}, parallel bias {:+.2}; {} macro knobs; run config: {} epochs, batch {}, lr {})",
         out.display(),
         options.onset_threshold,
         options.sustain_threshold,
         options.temperature,
-        options.rest_bias,
+        card.decoding.rest_bias,
+        card.decoding.crossing_bias,
+        card.decoding.parallel_bias,
         card.macro_knobs.len(),
         config.epochs,
         config.batch,
@@ -356,16 +395,28 @@ pub fn finish(
 mod tests {
     use super::*;
 
+    type Calibration = fn(&Generator, &ModelCard, &[Roll]) -> anyhow::Result<f32>;
+    /// A bias's name, options made with it, and its calibration.
+    type Case<'a> = (&'a str, &'a dyn Fn(f32) -> DecodeOptions, Calibration);
+
     #[test]
-    fn the_rest_bias_is_found_again_from_phrases_made_with_it() {
-        let (mut card, objective) = crate::train::small_voices_objective(true, 3);
+    fn the_part_writing_biases_are_found_again_from_phrases_made_with_them() {
+        let (card, objective) = crate::train::small_voices_objective(true, 3);
         let generator = objective.generator();
-        for known in [-1.5f32, 2.0] {
-            let options = DecodeOptions { rest_bias: known, ..DecodeOptions::from_card(&card.decoding) };
-            let training = generator.generate(&prior_latents(400, card.latent_size, 7), &options, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
-            card.decoding.rest_bias = 0.0;
-            let found = calibrate_rest_bias(generator, &card, &training).unwrap();
-            assert!((found - known).abs() < 0.4, "made with {known}, found {found}");
+        let with_rest = |bias| DecodeOptions { rest_bias: bias, ..DecodeOptions::from_card(&card.decoding) };
+        let with_crossing = |bias| DecodeOptions { crossing_bias: bias, ..DecodeOptions::from_card(&card.decoding) };
+        let with_parallels = |bias| DecodeOptions { parallel_bias: bias, ..DecodeOptions::from_card(&card.decoding) };
+        let cases: [Case; 3] = [
+            ("rest", &with_rest, calibrate_rest_bias),
+            ("crossing", &with_crossing, calibrate_crossing_bias),
+            ("parallel", &with_parallels, calibrate_parallel_bias),
+        ];
+        for (name, options, calibrate) in cases {
+            for known in [-1.5f32, 2.0] {
+                let training = generator.generate(&prior_latents(400, card.latent_size, 7), &options(known), &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+                let found = calibrate(generator, &card, &training).unwrap();
+                assert!((found - known).abs() < 0.4, "{name} bias: made with {known}, found {found}");
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
 use clap::{Args, ValueEnum};
 pub(crate) use data::augment;
+use checkpoint::BEST_WEIGHTS_FILE;
 use data::{GridChoice, TrainingData};
 use dreamroll::model::rolls::rolls_to_tensor;
 use dreamroll::model::{Preset, TrackLatents};
@@ -234,6 +235,10 @@ pub struct LoopState {
     pub rng_word_pos: String,
     pub elapsed_seconds: f64,
     pub bars_seen: u64,
+    /// The checkpoint with the lowest validation loss so far, (step, loss); its weights are
+    /// in `best.safetensors`.
+    #[serde(default)]
+    pub best_validation: Option<(u64, f64)>,
 }
 
 pub fn device(choice: DeviceChoice) -> anyhow::Result<Device> {
@@ -428,7 +433,14 @@ impl Run<'_> {
             Stop::Finished => {
                 let bars_per_second = state.bars_seen as f64 / state.elapsed_seconds.max(1e-9);
                 println!("trained {} steps in {:.0} s ({bars_per_second:.1} bars/s)", state.step, state.elapsed_seconds);
-                export::finish(objective, &self.data, &self.config, state, card, &self.args.out, &self.device)?;
+                let mut card = card.clone();
+                if let Some((best_step, best_loss)) = state.best_validation.filter(|&(step, _)| step != state.step) {
+                    let best = checkpoint::read(&self.best_path(), &self.device)?;
+                    objective.load_weights(&best.tensors)?;
+                    println!("kept the weights of step {best_step}, whose validation loss ({best_loss:.3}) was the lowest");
+                    card.training.kept_step = Some(best_step as usize);
+                }
+                export::finish(objective, &self.data, &self.config, state, &card, &self.args.out, &self.device)?;
             }
         }
         Ok(())
@@ -448,6 +460,10 @@ impl Run<'_> {
             bail!("the weights diverged by step {} (validation loss {}); training stopped, and {}", state.step, validation[0], self.what_is_kept());
         }
         log.validation(state, &validation)?;
+        if self.validation_ranks_weights() && state.best_validation.is_none_or(|(_, best)| validation[0] < best) {
+            checkpoint::write_atomically(&self.best_path(), &objective.weights(""), HashMap::new())?;
+            state.best_validation = Some((state.step, validation[0]));
+        }
         state.rng_word_pos = rng.get_word_pos().to_string();
         let mut tensors = objective.tensors();
         tensors.push(("trainer.order".into(), Tensor::from_vec(order.to_vec(), order.len(), &Device::Cpu)?));
@@ -460,6 +476,19 @@ impl Run<'_> {
         checkpoint::write_atomically(&self.checkpoint_path, &tensors, metadata)?;
         log.plot(&self.args.out.join("loss.png"))?;
         export::progress_samples(objective, &self.data, card, &self.args.out.join("progress"), state.step)
+    }
+
+    /// Whether the weights with the lowest validation loss are the ones to keep: a VAE's
+    /// validation loss bounds the held-out phrases' likelihood, so when it rises the model is
+    /// learning its training pieces by heart (on the 409 chorales that starts within the
+    /// first hour). A GAN's losses are a game's score, and rank nothing; nor does a folder
+    /// too small to hold validation pieces.
+    fn validation_ranks_weights(&self) -> bool {
+        matches!(self.config.preset, Preset::Vae | Preset::Voices) && !self.data.validation.is_empty()
+    }
+
+    fn best_path(&self) -> PathBuf {
+        self.args.out.join(BEST_WEIGHTS_FILE)
     }
 
     /// Mean validation losses over the validation phrases (weighted by batch size).

@@ -1,0 +1,236 @@
+//! Writing from what a producer plays: vary a clip (read it into the latent space and write
+//! around that point), harmonise a melody (keep its parts, write the others) and continue a
+//! clip (keep its last bars, write the ones that follow). The voice decoder harmonises and
+//! continues natively — its context reader was trained on phrases with random parts given —
+//! so both are one call, `Generator::complete`, with a different mask; the encoder supplies
+//! the latent, so that what is written is in the clip's key and manner.
+
+use super::generator::{voice_sampling, Generator, RenderRequest};
+use super::latent::{anchored_latent, phrase_latents};
+use super::rolls::DecodeOptions;
+use crate::roll::Roll;
+use candle_core::{bail, Result};
+use rand::SeedableRng;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// The parts of a phrase that are given, to be kept as they are while the model writes the
+/// rest around them: whole tracks (a melody to harmonise) and whole steps (the bars a
+/// continuation follows). A cell is given when its track or its step is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GivenParts {
+    pub tracks: Vec<usize>,
+    pub steps: Range<usize>,
+}
+
+impl GivenParts {
+    fn covers(&self, track: usize, step: usize) -> bool {
+        self.tracks.contains(&track) || self.steps.contains(&step)
+    }
+
+    /// The notes of `phrase` that start in given cells, alone.
+    fn of(&self, phrase: &Roll) -> Roll {
+        let mut given = Roll::new(phrase.representation().clone(), phrase.steps());
+        for note in phrase.notes().into_iter().filter(|note| self.covers(note.track, note.start)) {
+            given.place(note).expect("a note of a roll of the same shape");
+        }
+        given
+    }
+}
+
+impl Generator {
+    /// `phrase` (one phrase on the model's grid) with its `given` parts kept and the rest
+    /// written under `latent` (velocities are the pattern's to set, as for every note). Only
+    /// the voice decoder can: the other presets decode every cell at once, with nothing to
+    /// hold fixed.
+    pub fn complete(&self, phrase: &Roll, given: &GivenParts, latent: &[f32], options: &DecodeOptions, rng: &mut impl rand::Rng) -> Result<Roll> {
+        let card = self.card();
+        let Some(decoder) = self.voice_decoder() else {
+            bail!("the {} preset writes every note at once and cannot keep given ones; a voices model can", card.preset)
+        };
+        let representation = Arc::new(card.representation.clone());
+        if phrase.representation() != &representation || phrase.steps() != representation.steps_per_phrase() {
+            bail!("a phrase to complete must be one phrase on the model's own grid");
+        }
+        if let Some(&track) = given.tracks.iter().find(|&&t| t >= representation.track_count()) {
+            bail!("part {} is not one of the model's {} parts", track + 1, representation.track_count());
+        }
+        let tokens = super::voices::tokens::roll_to_tokens(phrase).tokens;
+        let choices: Vec<Vec<Option<u32>>> =
+            tokens.iter().enumerate().map(|(step, row)| row.iter().enumerate().map(|(track, &token)| given.covers(track, step).then_some(token)).collect()).collect();
+        decoder.complete(&representation, latent, &choices, voice_sampling(options), options.velocity, self.learned_phrases(), rng)
+    }
+
+    /// The clip varied: each of its phrases read by the encoder and written again from the
+    /// point `distance` away (0 plays the clip as the model reads it, 1 is unrelated; the
+    /// knobs move from there), cut to the clip's length.
+    pub fn render_varied(&self, request: &RenderRequest, clip: &Roll, distance: f32) -> Result<Roll> {
+        let phrases = self.clip_phrases(clip);
+        let Some(codes) = self.encode(&phrases)? else {
+            bail!("model {} has no encoder (encoder.safetensors) to read a clip with", self.card().name)
+        };
+        let latents: Vec<Vec<f32>> = codes.iter().enumerate().map(|(k, code)| anchored_latent(self.card(), code, request.seed, k, &request.knobs, distance)).collect();
+        Ok(self.decode_latents(&latents, request)?.slice(0..clip.steps()))
+    }
+
+    /// The clip's bars harmonised: for each phrase of `clip`, its `given_tracks` kept and the
+    /// other parts written, cut back to the clip's length. The latent is the encoder's
+    /// reading of the given parts, `request.variation` away (so the harmony is in the
+    /// melody's key); a model without an encoder takes the seed's latent walk.
+    pub fn render_harmonised(&self, request: &RenderRequest, clip: &Roll, given_tracks: &[usize]) -> Result<Roll> {
+        let given = GivenParts { tracks: given_tracks.to_vec(), steps: 0..0 };
+        let phrases = self.clip_phrases(clip);
+        let mut written = Vec::with_capacity(phrases.len());
+        for (k, phrase) in phrases.iter().enumerate() {
+            let z = self.latent_for_given(&given, phrase, request, k)?;
+            written.push(self.complete(phrase, &given, &z, &self.request_options(request), &mut phrase_stream(request.seed, &z))?);
+        }
+        Ok(Roll::concat(&written).expect("a clip holds at least one phrase").slice(0..clip.steps()))
+    }
+
+    /// `request.bars` bars that follow the clip: each phrase is written after the half
+    /// phrase before it (the clip's last bars first, then the newest written), so the music
+    /// carries on rather than starting again.
+    pub fn render_continued(&self, request: &RenderRequest, clip: &Roll) -> Result<Roll> {
+        let representation = &self.card().representation;
+        let (bar, phrase_bars) = (representation.steps_per_bar(), usize::from(representation.bars_per_phrase));
+        let context_bars = (phrase_bars / 2).max(1);
+        let new_bars = phrase_bars - context_bars;
+        if new_bars == 0 {
+            bail!("a model of one-bar phrases has no room to continue in");
+        }
+        let wanted = request.bars.max(1);
+        let given = GivenParts { tracks: Vec::new(), steps: 0..context_bars * bar };
+        let grid = clip.representation();
+        let mut so_far = clip.clone();
+        for k in 0..wanted.div_ceil(new_bars) {
+            let tail = so_far.slice(so_far.steps().saturating_sub(context_bars * bar)..so_far.steps());
+            // A clip shorter than the context sits at its end, after silence.
+            let before = Roll::new(grid.clone(), context_bars * bar - tail.steps());
+            let phrase = Roll::concat(&[before, tail, Roll::new(grid.clone(), new_bars * bar)]).expect("parts of one grid");
+            let z = self.latent_for_given(&given, &phrase, request, k)?;
+            let written = self.complete(&phrase, &given, &z, &self.request_options(request), &mut phrase_stream(request.seed, &z))?;
+            so_far = Roll::concat(&[so_far, written.slice(context_bars * bar..written.steps())]).expect("one grid");
+        }
+        Ok(so_far.slice(clip.steps()..clip.steps() + wanted * bar))
+    }
+
+    /// The latent to write phrase `k` under: the encoder's reading of its given parts,
+    /// `request.variation` away, or without an encoder the seed's latent walk.
+    fn latent_for_given(&self, given: &GivenParts, phrase: &Roll, request: &RenderRequest, k: usize) -> Result<Vec<f32>> {
+        let card = self.card();
+        Ok(match self.encode(&[given.of(phrase)])? {
+            Some(codes) => anchored_latent(card, &codes[0], request.seed, k, &request.knobs, request.variation),
+            None => phrase_latents(card, request.seed, &request.knobs, request.variation, k + 1).swap_remove(k),
+        })
+    }
+
+    /// The clip as whole phrases, the last padded with silence.
+    fn clip_phrases(&self, clip: &Roll) -> Vec<Roll> {
+        let representation = &self.card().representation;
+        let length = representation.steps_per_phrase();
+        let whole = clip.steps().div_ceil(length).max(1) * length;
+        let padded = Roll::concat(&[clip.clone(), Roll::new(clip.representation().clone(), whole - clip.steps())]).expect("one grid");
+        let bars = usize::from(representation.bars_per_phrase);
+        padded.phrases(bars, bars)
+    }
+}
+
+/// The stream a phrase draws from: named by the seed and its latent, as `render` names it.
+pub(crate) fn phrase_stream(seed: u64, z: &[f32]) -> rand_chacha::ChaCha8Rng {
+    rand_chacha::ChaCha8Rng::seed_from_u64(crate::hash::fnv1a(seed.to_le_bytes().into_iter().chain(z.iter().flat_map(|v| v.to_le_bytes()))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::card::{test_card, test_voice_card};
+    use crate::model::vae::{Encoder, Shape};
+    use crate::roll::GridNote;
+    use candle_core::{DType, Device, Tensor};
+    use candle_nn::{VarBuilder, VarMap};
+    use std::collections::HashMap;
+
+    fn safetensors(varmap: &VarMap) -> Vec<u8> {
+        let tensors: HashMap<String, Tensor> = varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        candle_core::safetensors::save(&tensors, &path).unwrap();
+        std::fs::read(path).unwrap()
+    }
+
+    /// A randomly initialised voices model with an encoder, loaded as from a folder.
+    fn voices_with_encoder() -> Generator {
+        let card = test_voice_card();
+        let (decoder, encoder) = (VarMap::new(), VarMap::new());
+        Generator::build(card.clone(), VarBuilder::from_varmap(&decoder, DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
+        Encoder::new(Shape::of(&card), VarBuilder::from_varmap(&encoder, DType::F32, &Device::Cpu).pp("encoder")).unwrap();
+        Generator::from_bytes(&card.to_json(), &safetensors(&decoder)).unwrap().with_encoder_bytes(&safetensors(&encoder)).unwrap()
+    }
+
+    /// Three bars of a melody on the lead (track 0) of the test card's grid.
+    fn melody(generator: &Generator) -> Roll {
+        let mut roll = Roll::new(Arc::new(generator.card().representation.clone()), 48);
+        for (i, pitch) in [60u8, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 71].into_iter().enumerate() {
+            roll.place(GridNote { track: 0, start: 4 * i, pitch, length: 4, velocity: 90 }).unwrap();
+        }
+        roll
+    }
+
+    fn sampled() -> RenderRequest {
+        RenderRequest { bars: 3, seed: 5, knobs: vec![], variation: 0.3, temperature: Some(1.0), density: 0.0 }
+    }
+
+    fn track_notes(roll: &Roll, track: usize) -> Vec<GridNote> {
+        roll.notes().into_iter().filter(|n| n.track == track).map(|n| GridNote { velocity: 0, ..n }).collect()
+    }
+
+    #[test]
+    fn harmonising_keeps_the_melody_and_writes_the_other_part_repeatably() {
+        let generator = voices_with_encoder();
+        let clip = melody(&generator);
+        let harmonised = generator.render_harmonised(&sampled(), &clip, &[0]).unwrap();
+        assert_eq!(harmonised.steps(), clip.steps(), "the clip's length");
+        assert_eq!(track_notes(&harmonised, 0), track_notes(&clip, 0), "the melody as it was played");
+        assert!(!track_notes(&harmonised, 1).is_empty(), "a part written under it");
+        assert_eq!(harmonised, generator.render_harmonised(&sampled(), &clip, &[0]).unwrap(), "the same request, the same notes");
+        assert_ne!(harmonised, generator.render_harmonised(&RenderRequest { seed: 6, ..sampled() }, &clip, &[0]).unwrap());
+    }
+
+    #[test]
+    fn a_continuation_follows_the_clip_for_the_bars_asked() {
+        let generator = voices_with_encoder();
+        let clip = melody(&generator);
+        let request = RenderRequest { bars: 5, ..sampled() };
+        let continued = generator.render_continued(&request, &clip).unwrap();
+        assert_eq!(continued.steps(), 5 * 16);
+        assert_eq!(continued, generator.render_continued(&request, &clip).unwrap(), "the same request, the same notes");
+        // Each written phrase keeps the bar before it as given: with a clip that ends
+        // differently, the first bar after it is written differently.
+        let other_ending = clip.slice(0..32);
+        assert_ne!(continued.slice(0..16), generator.render_continued(&request, &other_ending).unwrap().slice(0..16));
+    }
+
+    #[test]
+    fn varying_at_distance_zero_depends_on_the_clip_alone() {
+        let generator = voices_with_encoder();
+        let clip = melody(&generator);
+        let strict = RenderRequest { temperature: Some(0.0), ..sampled() };
+        let near = generator.render_varied(&strict, &clip, 0.0).unwrap();
+        assert_eq!(near.steps(), clip.steps());
+        assert_eq!(near, generator.render_varied(&RenderRequest { seed: 99, ..strict.clone() }, &clip, 0.0).unwrap(), "no seed's noise at distance 0");
+        assert_ne!(near, generator.render_varied(&RenderRequest { seed: 99, ..strict }, &clip, 1.0).unwrap(), "all noise at distance 1");
+    }
+
+    #[test]
+    fn what_a_model_cannot_do_is_said_in_words() {
+        let without_encoder = Generator::build(test_voice_card(), VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
+        let clip = melody(&without_encoder);
+        let error = without_encoder.render_varied(&sampled(), &clip, 0.2).unwrap_err().to_string();
+        assert!(error.contains("has no encoder"), "{error}");
+        assert!(without_encoder.render_harmonised(&sampled(), &clip, &[0]).is_ok(), "harmonising falls back on the seed's latents");
+        let cells = Generator::build(test_card(), VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
+        let error = cells.render_harmonised(&sampled(), &melody(&cells), &[0]).unwrap_err().to_string();
+        assert!(error.contains("cannot keep given ones; a voices model can"), "{error}");
+    }
+}
