@@ -20,9 +20,11 @@
 //!
 //! Drum tracks are left out of every pitch-based metric.
 //!
-//! [`voices`] measures how each part moves and how parts move together, and [`two_sample`]
-//! asks whether a classifier can tell two sets of phrases apart.
+//! [`voices`] measures how each part moves and how parts move together, [`two_sample`] asks
+//! whether a classifier can tell two sets of phrases apart, and [`agreement`] how far a
+//! written roll agrees with a reference one.
 
+pub mod agreement;
 pub mod two_sample;
 pub mod voices;
 

@@ -227,19 +227,7 @@ impl VoiceAccumulator {
                 },
             })
             .collect();
-        let mean_of_tracks = |pick: fn(&VoiceStatistics) -> Option<f64>| {
-            let values: Vec<f64> = tracks.iter().filter_map(|t| pick(&t.statistics)).collect();
-            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-        };
-        let mean = VoiceStatistics {
-            note_length_steps: mean_of_tracks(|s| s.note_length_steps),
-            note_length_sixteenths: mean_of_tracks(|s| s.note_length_sixteenths),
-            short_notes: mean_of_tracks(|s| s.short_notes),
-            rests: mean_of_tracks(|s| s.rests),
-            repeated_pitches: mean_of_tracks(|s| s.repeated_pitches),
-            stepwise_motion: mean_of_tracks(|s| s.stepwise_motion),
-            leaps: mean_of_tracks(|s| s.leaps),
-        };
+        let mean = VoiceStatistics::mean_of(&tracks);
         let (mut crossing_total, mut parallel_total) = (Tally::default(), Tally::default());
         let pairs = self
             .pairs
@@ -283,6 +271,25 @@ pub struct VoiceStatistics {
     pub stepwise_motion: Option<f64>,
     /// Of consecutive notes with different pitches, the share more than a fifth apart.
     pub leaps: Option<f64>,
+}
+
+impl VoiceStatistics {
+    /// The unweighted mean of some tracks' statistics (each over the tracks that have it).
+    pub fn mean_of(tracks: &[VoiceMetrics]) -> VoiceStatistics {
+        let mean = |pick: fn(&VoiceStatistics) -> Option<f64>| {
+            let values: Vec<f64> = tracks.iter().filter_map(|t| pick(&t.statistics)).collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        };
+        VoiceStatistics {
+            note_length_steps: mean(|s| s.note_length_steps),
+            note_length_sixteenths: mean(|s| s.note_length_sixteenths),
+            short_notes: mean(|s| s.short_notes),
+            rests: mean(|s| s.rests),
+            repeated_pitches: mean(|s| s.repeated_pitches),
+            stepwise_motion: mean(|s| s.stepwise_motion),
+            leaps: mean(|s| s.leaps),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

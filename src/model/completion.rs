@@ -61,16 +61,29 @@ impl Generator {
         decoder.complete(&representation, latent, &choices, voice_sampling(options), options.velocity, self.learned_phrases(), rng)
     }
 
-    /// The clip varied: each of its phrases read by the encoder and written again from the
-    /// point `distance` away (0 plays the clip as the model reads it, 1 is unrelated; the
-    /// knobs move from there), cut to the clip's length.
+    /// The clip varied, phrase by phrase, the way a composer reworks a passage: a share
+    /// `distance` of it is written again and the rest kept (DeepBach's and Coconet's
+    /// rewriting). Of several parts, that many parts (rounded up) are rewritten, chosen by
+    /// the seed; of one part, its last bars. What is rewritten is written under the
+    /// encoder's reading of the phrase, `distance` away, so it stays in the clip's key and
+    /// manner; at 0 the clip plays as it is, at 1 the whole phrase is new and unrelated
+    /// (the knobs move from there). The length is the clip's.
     pub fn render_varied(&self, request: &RenderRequest, clip: &Roll, distance: f32) -> Result<Roll> {
+        let distance = distance.clamp(0.0, 1.0);
+        let representation = &self.card().representation;
         let phrases = self.clip_phrases(clip);
         let Some(codes) = self.encode(&phrases)? else {
             bail!("model {} has no encoder (encoder.safetensors) to read a clip with", self.card().name)
         };
-        let latents: Vec<Vec<f32>> = codes.iter().enumerate().map(|(k, code)| anchored_latent(self.card(), code, request.seed, k, &request.knobs, distance)).collect();
-        Ok(self.decode_latents(&latents, request)?.slice(0..clip.steps()))
+        let options = self.request_options(request);
+        let mut written = Vec::with_capacity(phrases.len());
+        for (k, (phrase, code)) in phrases.iter().zip(&codes).enumerate() {
+            let z = anchored_latent(self.card(), code, request.seed, k, &request.knobs, distance);
+            let kept = kept_when_varied(representation.track_count(), usize::from(representation.bars_per_phrase), representation.steps_per_bar(), distance, request.seed, k);
+            let everything_kept = kept.tracks.len() == representation.track_count() || kept.steps.len() == phrase.steps();
+            written.push(if everything_kept { phrase.clone() } else { self.complete(phrase, &kept, &z, &options, &mut phrase_stream(request.seed, &z))? });
+        }
+        Ok(Roll::concat(&written).expect("a clip holds at least one phrase").slice(0..clip.steps()))
     }
 
     /// The clip's bars harmonised: for each phrase of `clip`, its `given_tracks` kept and the
@@ -133,6 +146,25 @@ impl Generator {
         let padded = Roll::concat(&[clip.clone(), Roll::new(clip.representation().clone(), whole - clip.steps())]).expect("one grid");
         let bars = usize::from(representation.bars_per_phrase);
         padded.phrases(bars, bars)
+    }
+}
+
+/// What a variation at `distance` keeps of phrase `k`: of several parts, all but
+/// ceil(distance x parts), the rewritten ones drawn from the seed's stream for the phrase;
+/// of one part, its first floor((1 - distance) x bars) bars (the model continues from them).
+fn kept_when_varied(parts: usize, bars: usize, steps_per_bar: usize, distance: f32, seed: u64, k: usize) -> GivenParts {
+    if parts > 1 {
+        let rewritten = (distance * parts as f32).ceil() as usize;
+        let mut order: Vec<usize> = (0..parts).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(k as u64);
+        rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
+        let mut tracks = order[rewritten.min(parts)..].to_vec();
+        tracks.sort_unstable();
+        GivenParts { tracks, steps: 0..0 }
+    } else {
+        let kept_bars = ((1.0 - distance) * bars as f32).floor() as usize;
+        GivenParts { tracks: Vec::new(), steps: 0..kept_bars * steps_per_bar }
     }
 }
 
@@ -212,14 +244,21 @@ mod tests {
     }
 
     #[test]
-    fn varying_at_distance_zero_depends_on_the_clip_alone() {
+    fn a_variation_rewrites_as_much_of_the_clip_as_its_distance_says() {
         let generator = voices_with_encoder();
-        let clip = melody(&generator);
-        let strict = RenderRequest { temperature: Some(0.0), ..sampled() };
-        let near = generator.render_varied(&strict, &clip, 0.0).unwrap();
-        assert_eq!(near.steps(), clip.steps());
-        assert_eq!(near, generator.render_varied(&RenderRequest { seed: 99, ..strict.clone() }, &clip, 0.0).unwrap(), "no seed's noise at distance 0");
-        assert_ne!(near, generator.render_varied(&RenderRequest { seed: 99, ..strict }, &clip, 1.0).unwrap(), "all noise at distance 1");
+        let mut clip = melody(&generator);
+        for (i, pitch) in [48u8, 50, 52, 53, 55, 53, 52, 50, 48, 52].into_iter().enumerate() {
+            clip.place(GridNote { track: 1, start: 4 * i, pitch, length: 4, velocity: 90 }).unwrap();
+        }
+        assert_eq!(generator.render_varied(&sampled(), &clip, 0.0).unwrap(), clip, "at 0 the clip plays as it is");
+        let half = generator.render_varied(&sampled(), &clip, 0.5).unwrap();
+        assert_eq!(half, generator.render_varied(&sampled(), &clip, 0.5).unwrap(), "the same request, the same notes");
+        let kept = (0..2).filter(|&t| track_notes(&half, t) == track_notes(&clip, t)).count();
+        assert_eq!(kept, 1, "of two parts, one is rewritten and one kept");
+        let all_new = generator.render_varied(&sampled(), &clip, 1.0).unwrap();
+        assert!((0..2).all(|t| track_notes(&all_new, t) != track_notes(&clip, t)), "at 1 every part is new");
+        assert_eq!(kept_when_varied(1, 4, 16, 0.3, 8, 0), GivenParts { tracks: vec![], steps: 0..32 }, "of one part, its first bars are kept");
+        assert_eq!(kept_when_varied(4, 4, 16, 0.3, 8, 0).tracks.len(), 2, "ceil(1.2) of four parts rewritten");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod bench;
 mod corpus;
 mod eval;
+mod listen;
 mod install;
 mod train;
 
@@ -24,6 +25,8 @@ enum Task {
     Corpus(corpus::CorpusArgs),
     /// Compute the objective metrics over a folder of MIDI files.
     Eval(eval::EvalArgs),
+    /// How a model writes from held-out music: vary a clip, harmonise a melody.
+    Listen(listen::ListenArgs),
     /// Train a decoder on a folder of MIDI files.
     Train(train::TrainArgs),
     /// Run the criterion benchmarks, or (--vs-pytorch) compare with a PyTorch twin.
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Corpus(args) => corpus::run(args),
         Task::Eval(args) => eval::run(args),
+        Task::Listen(args) => listen::run(args),
         Task::Bench(args) => bench::run(args),
         Task::BenchWorker(args) => bench::candle_side::worker(args),
         Task::Train(args) => train::run(args),

@@ -94,7 +94,7 @@ impl TrainingData {
         let mut every_phrase = Vec::new();
         for (path, piece) in &corpus.pieces {
             every_phrase.extend(piece.phrases(bars, 1));
-            let in_validation = piece_hash(path, choice.seed) % 10_000 < (choice.validation_share * 10_000.0) as u64;
+            let in_validation = is_validation_piece(path, choice.seed, choice.validation_share);
             // Training phrases start at every bar (four times the data of disjoint phrases);
             // validation phrases are disjoint, so each bar is judged once.
             let phrases = if in_validation { piece.phrases(bars, bars) } else { piece.phrases(bars, 1) };
@@ -134,6 +134,12 @@ impl TrainingData {
             summary,
         })
     }
+}
+
+/// Whether a piece is held out for validation in a run with `seed` (the split by piece,
+/// stable on every machine): what a model never learned from, to test it on.
+pub fn is_validation_piece(path: &Path, seed: u64, validation_share: f64) -> bool {
+    piece_hash(path, seed) % 10_000 < (validation_share * 10_000.0) as u64
 }
 
 /// A stable hash of the file name and the seed, so that the split is the same on every

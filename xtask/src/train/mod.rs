@@ -21,6 +21,7 @@ use candle_core::{Device, Tensor};
 use clap::{Args, ValueEnum};
 pub(crate) use data::augment;
 use checkpoint::BEST_WEIGHTS_FILE;
+pub use data::is_validation_piece;
 use data::{GridChoice, TrainingData};
 use dreamroll::model::rolls::rolls_to_tensor;
 use dreamroll::model::{Preset, TrackLatents};

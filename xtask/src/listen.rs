@@ -1,0 +1,187 @@
+//! `cargo xtask listen`: how a model writes from a producer's notes, measured on the pieces
+//! it never learned from (the trainer's validation pieces): vary (note F1 of a clip written
+//! again at each distance, which should start near 1 and fall) and harmonise (the top part
+//! given: the other parts' voice statistics beside the composer's, and the share of beats
+//! whose chord is the composer's).
+
+use crate::train::{is_validation_piece, ShapeArgs};
+use anyhow::{bail, Context};
+use clap::Args;
+use dreamroll::corpus::read_folder;
+use dreamroll::metrics::agreement::{beat_chord_agreement, note_f1};
+use dreamroll::metrics::voices::{VoiceAccumulator, VoiceStatistics};
+use dreamroll::model::generator::{Generator, RenderRequest};
+use dreamroll::model::rolls::DecodeOptions;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use dreamroll::roll::Roll;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct ListenArgs {
+    /// Model folder (a voices model with an encoder does every mode).
+    #[arg(long)]
+    model: PathBuf,
+    /// The model's training MIDI folder (default: data/corpus/<the card's data name>).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Held-out phrases to write from (fewer when the held-out pieces have fewer).
+    #[arg(long, default_value_t = 200)]
+    phrases: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the JSON goes [default: <model>/listen.json].
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+const DISTANCES: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
+
+#[derive(Serialize)]
+struct VaryRow {
+    distance: f32,
+    /// Note F1 to the clip, taking the likeliest choices (temperature 0).
+    f1_strict: f64,
+    /// The same, sampling at the model's temperature.
+    f1_sampled: f64,
+}
+
+#[derive(Serialize)]
+struct Harmonisation {
+    /// Beats at which the composer's chord (pitch classes of every part) is written.
+    chord_agreement: f64,
+    beats: usize,
+    written: VoiceStatistics,
+    composer: VoiceStatistics,
+    written_crossings: Option<f64>,
+    composer_crossings: Option<f64>,
+    written_parallels: Option<f64>,
+    composer_parallels: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct ListenReport {
+    model: String,
+    held_out_pieces: usize,
+    phrases: usize,
+    /// Note F1 of each phrase decoded (likeliest choices) from the encoder's mean alone:
+    /// how much of the notes the latent itself carries.
+    latent_reconstruction_f1: Option<f64>,
+    vary: Vec<VaryRow>,
+    harmonise: Option<Harmonisation>,
+}
+
+pub fn run(args: ListenArgs) -> anyhow::Result<()> {
+    let generator = Generator::from_dir(&args.model).with_context(|| format!("loading the model in {}", args.model.display()))?;
+    let card = generator.card().clone();
+    let data = args.data.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/corpus").join(&card.training.data));
+    let representation = Arc::new(card.representation.clone());
+    let corpus = read_folder(&data)
+        .with_context(|| format!("reading the training data (pass --data DIR; `cargo xtask corpus` makes {})", data.display()))?
+        .into_corpus(&representation, card.training.track_assignment);
+    let share = ShapeArgs::defaults().validation_share;
+    let held_out: Vec<&_> = corpus.pieces.iter().filter(|(path, _)| is_validation_piece(path, card.training.seed, share)).collect();
+    let bars = usize::from(representation.bars_per_phrase);
+    let all: Vec<Roll> = held_out.iter().flat_map(|(_, piece)| piece.phrases(bars, bars)).collect();
+    if all.is_empty() {
+        bail!("{}: none of its pieces was held out from training with seed {}", data.display(), card.training.seed);
+    }
+    // Spread over every held-out piece rather than the first few.
+    let step = all.len().div_ceil(args.phrases.max(1)).max(1);
+    let clips: Vec<&Roll> = all.iter().step_by(step).collect();
+    println!("{} held-out pieces, {} of their {}-bar phrases", held_out.len(), clips.len(), bars);
+    let request = |k: usize, temperature: Option<f32>| RenderRequest { bars, seed: args.seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature, density: 0.0 };
+
+    let owned: Vec<Roll> = clips.iter().map(|&clip| clip.clone()).collect();
+    let latent_reconstruction_f1 = match generator.encode(&owned)? {
+        Some(codes) => {
+            let strict = DecodeOptions { temperature: 0.0, ..DecodeOptions::from_card(&card.decoding) };
+            let decoded = generator.generate(&codes, &strict, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
+            Some(owned.iter().zip(&decoded).map(|(clip, written)| note_f1(clip, written)).sum::<f64>() / owned.len() as f64)
+        }
+        None => None,
+    };
+    let mut vary = Vec::new();
+    if latent_reconstruction_f1.is_some() {
+        for distance in DISTANCES {
+            let f1 = |temperature: Option<f32>| -> anyhow::Result<f64> {
+                let mut sum = 0.0;
+                for (k, clip) in clips.iter().enumerate() {
+                    sum += note_f1(clip, &generator.render_varied(&request(k, temperature), clip, distance)?);
+                }
+                Ok(sum / clips.len() as f64)
+            };
+            vary.push(VaryRow { distance, f1_strict: f1(Some(0.0))?, f1_sampled: f1(None)? });
+        }
+    }
+
+    let harmonise = if representation.track_count() > 1 && generator.voice_network().is_some() {
+        let (mut agreeing, mut beats) = (0, 0);
+        let (mut written, mut composer) = (VoiceAccumulator::default(), VoiceAccumulator::default());
+        for (k, clip) in clips.iter().enumerate() {
+            let harmonised = generator.render_harmonised(&request(k, None), clip, &[0])?;
+            let (a, b) = beat_chord_agreement(clip, &harmonised);
+            (agreeing, beats) = (agreeing + a, beats + b);
+            written.add(&harmonised);
+            composer.add(clip);
+        }
+        let (written, composer) = (written.summary(), composer.summary());
+        Some(Harmonisation {
+            chord_agreement: agreeing as f64 / beats.max(1) as f64,
+            beats,
+            written_crossings: written.crossings,
+            composer_crossings: composer.crossings,
+            written_parallels: written.parallels,
+            composer_parallels: composer.parallels,
+            // The written parts: every one but the given top part.
+            written: VoiceStatistics::mean_of(&written.tracks[1..]),
+            composer: VoiceStatistics::mean_of(&composer.tracks[1..]),
+        })
+    } else {
+        None
+    };
+    let report = ListenReport { model: card.name.clone(), held_out_pieces: held_out.len(), phrases: clips.len(), latent_reconstruction_f1, vary, harmonise };
+    print!("{}", markdown(&report));
+    let path = args.json.clone().unwrap_or_else(|| args.model.join("listen.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn markdown(report: &ListenReport) -> String {
+    let percent = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.1} %", 100.0 * v));
+    let mut text = format!("\n## {}: writing from {} held-out phrases ({} pieces)\n\n", report.model, report.phrases, report.held_out_pieces);
+    if !report.vary.is_empty() {
+        text += "vary: note F1 to the clip (onset step and pitch exact)\n\n| distance | likeliest choices | sampled |\n|---|---|---|\n";
+        for row in &report.vary {
+            text += &format!("| {:.2} | {:.3} | {:.3} |\n", row.distance, row.f1_strict, row.f1_sampled);
+        }
+    }
+    if let Some(f1) = report.latent_reconstruction_f1 {
+        text += &format!("\neach phrase decoded from the encoder's reading alone (likeliest choices): note F1 {f1:.3}\n");
+    }
+    if let Some(h) = &report.harmonise {
+        text += &format!(
+            "\nharmonise (top part given): the composer's chord on {:.1} % of {} beats\n\n| lower parts | written | composer |\n|---|---|---|\n",
+            100.0 * h.chord_agreement,
+            h.beats
+        );
+        let rows: [(&str, Option<f64>, Option<f64>, bool); 8] = [
+            ("note length (16ths)", h.written.note_length_sixteenths, h.composer.note_length_sixteenths, false),
+            ("notes ≤ a 16th", h.written.short_notes, h.composer.short_notes, true),
+            ("rests", h.written.rests, h.composer.rests, true),
+            ("repeated pitch", h.written.repeated_pitches, h.composer.repeated_pitches, true),
+            ("stepwise", h.written.stepwise_motion, h.composer.stepwise_motion, true),
+            ("leaps > a 5th", h.written.leaps, h.composer.leaps, true),
+            ("voice crossings (all pairs)", h.written_crossings, h.composer_crossings, true),
+            ("parallel 5ths/8ves per move (all pairs)", h.written_parallels, h.composer_parallels, true),
+        ];
+        for (name, written, composer, is_share) in &rows {
+            let show = |v: Option<f64>| if *is_share { percent(v) } else { v.map_or("–".into(), |v| format!("{v:.2}")) };
+            text += &format!("| {name} | {} | {} |\n", show(*written), show(*composer));
+        }
+    }
+    text
+}
