@@ -93,10 +93,11 @@ impl Generator {
     pub fn render_harmonised(&self, request: &RenderRequest, clip: &Roll, given_tracks: &[usize]) -> Result<Roll> {
         let given = GivenParts { tracks: given_tracks.to_vec(), steps: 0..0 };
         let phrases = self.clip_phrases(clip);
+        let options = self.request_options(request);
         let mut written = Vec::with_capacity(phrases.len());
         for (k, phrase) in phrases.iter().enumerate() {
             let z = self.latent_for_given(&given, phrase, request, k)?;
-            written.push(self.complete(phrase, &given, &z, &self.request_options(request), &mut phrase_stream(request.seed, &z))?);
+            written.push(self.complete(phrase, &given, &z, &options, &mut phrase_stream(request.seed, &z))?);
         }
         Ok(Roll::concat(&written).expect("a clip holds at least one phrase").slice(0..clip.steps()))
     }
@@ -115,6 +116,7 @@ impl Generator {
         let wanted = request.bars.max(1);
         let given = GivenParts { tracks: Vec::new(), steps: 0..context_bars * bar };
         let grid = clip.representation();
+        let options = self.request_options(request);
         let mut so_far = clip.clone();
         for k in 0..wanted.div_ceil(new_bars) {
             let tail = so_far.slice(so_far.steps().saturating_sub(context_bars * bar)..so_far.steps());
@@ -122,7 +124,7 @@ impl Generator {
             let before = Roll::new(grid.clone(), context_bars * bar - tail.steps());
             let phrase = Roll::concat(&[before, tail, Roll::new(grid.clone(), new_bars * bar)]).expect("parts of one grid");
             let z = self.latent_for_given(&given, &phrase, request, k)?;
-            let written = self.complete(&phrase, &given, &z, &self.request_options(request), &mut phrase_stream(request.seed, &z))?;
+            let written = self.complete(&phrase, &given, &z, &options, &mut phrase_stream(request.seed, &z))?;
             so_far = Roll::concat(&[so_far, written.slice(context_bars * bar..written.steps())]).expect("one grid");
         }
         Ok(so_far.slice(clip.steps()..clip.steps() + wanted * bar))
