@@ -127,20 +127,21 @@ impl Generator {
         let card = ModelCard::from_json(&card)?;
         let path = dir.join(DECODER_FILE);
         let weights = read_limited(&path, MAX_WEIGHTS_BYTES)?;
-        let mut generator = Generator::from_card(card, &weights).map_err(|source| ModelError::InFile { path, source: Box::new(source) })?;
-        // The encoder and the learned phrases are optional (older folders lack them), but a
-        // damaged one is an error, not a silent absence.
-        let path = dir.join(ENCODER_FILE);
-        if path.exists() {
-            let bytes = read_limited(&path, MAX_WEIGHTS_BYTES)?;
-            generator = generator.with_encoder_bytes(&bytes).map_err(|source| ModelError::InFile { path, source: Box::new(source) })?;
+        Generator::from_card(card, &weights)
+            .map_err(|source| ModelError::InFile { path, source: Box::new(source) })?
+            .with_optional_file(dir, ENCODER_FILE, Generator::with_encoder_bytes)?
+            .with_optional_file(dir, LEARNED_PHRASES_FILE, Generator::with_learned_phrases_bytes)
+    }
+
+    /// The generator with a folder's optional file taken in by `take`: older folders lack
+    /// the encoder and the learned phrases, but a damaged one is an error, not an absence.
+    fn with_optional_file(self, dir: &Path, file: &str, take: fn(Generator, &[u8]) -> Result<Generator, ModelError>) -> Result<Generator, ModelError> {
+        let path = dir.join(file);
+        if !path.exists() {
+            return Ok(self);
         }
-        let path = dir.join(LEARNED_PHRASES_FILE);
-        if path.exists() {
-            let bytes = read_limited(&path, MAX_WEIGHTS_BYTES)?;
-            generator = generator.with_learned_phrases_bytes(&bytes).map_err(|source| ModelError::InFile { path, source: Box::new(source) })?;
-        }
-        Ok(generator)
+        let bytes = read_limited(&path, MAX_WEIGHTS_BYTES)?;
+        take(self, &bytes).map_err(|source| ModelError::InFile { path, source: Box::new(source) })
     }
 
     /// The generator guarding against the phrases of a learned-phrases file's bytes.
