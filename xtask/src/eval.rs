@@ -228,15 +228,9 @@ struct ModelMetrics {
 fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let generator = Generator::from_dir(folder).with_context(|| format!("loading the model in {}", folder.display()))?;
     let card = generator.card().clone();
-    let data = match &args.data {
-        Some(data) => data.clone(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/corpus").join(&card.training.data),
-    };
     let representation = Arc::new(card.representation.clone());
     let bars_per_phrase = usize::from(representation.bars_per_phrase);
-    let corpus = read_folder(&data)
-        .with_context(|| format!("reading the training data (pass --data DIR; `cargo xtask corpus` makes {})", data.display()))?
-        .into_corpus(&representation, card.training.track_assignment);
+    let corpus = training_corpus(&card, args.data.as_deref())?;
     println!("training data: {corpus}");
     // The statistics read the phrases as the trainer cuts them, one starting at every bar.
     // The two-sample test keeps disjoint phrases, so that no two of a side overlap.
@@ -293,6 +287,15 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     print!("{markdown}");
     std::fs::write(folder.join("metrics.md"), &markdown)?;
     write_json(&args.json.clone().unwrap_or_else(|| folder.join("metrics.json")), &report)
+}
+
+/// A model's training music on its grid: from `data`, or the folder `cargo xtask corpus`
+/// makes under the card's data name.
+pub fn training_corpus(card: &dreamroll::model::ModelCard, data: Option<&Path>) -> anyhow::Result<dreamroll::corpus::Corpus> {
+    let data = data.map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/corpus").join(&card.training.data), Path::to_path_buf);
+    Ok(read_folder(&data)
+        .with_context(|| format!("reading the training data (pass --data DIR; `cargo xtask corpus` makes {})", data.display()))?
+        .into_corpus(&Arc::new(card.representation.clone()), card.training.track_assignment))
 }
 
 fn cell(value: Option<f64>, percent: bool) -> String {

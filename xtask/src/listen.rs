@@ -7,7 +7,6 @@
 use crate::train::{is_validation_piece, ShapeArgs};
 use anyhow::{bail, Context};
 use clap::Args;
-use dreamroll::corpus::read_folder;
 use dreamroll::metrics::agreement::{beat_chord_agreement, note_f1};
 use dreamroll::metrics::voices::{VoiceAccumulator, VoiceStatistics};
 use dreamroll::model::generator::{Generator, RenderRequest};
@@ -16,8 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use dreamroll::roll::Roll;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ListenArgs {
@@ -76,30 +74,26 @@ struct ListenReport {
 pub fn run(args: ListenArgs) -> anyhow::Result<()> {
     let generator = Generator::from_dir(&args.model).with_context(|| format!("loading the model in {}", args.model.display()))?;
     let card = generator.card().clone();
-    let data = args.data.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/corpus").join(&card.training.data));
-    let representation = Arc::new(card.representation.clone());
-    let corpus = read_folder(&data)
-        .with_context(|| format!("reading the training data (pass --data DIR; `cargo xtask corpus` makes {})", data.display()))?
-        .into_corpus(&representation, card.training.track_assignment);
+    let representation = &card.representation;
+    let corpus = crate::eval::training_corpus(&card, args.data.as_deref())?;
     let share = ShapeArgs::defaults().validation_share;
     let held_out: Vec<&_> = corpus.pieces.iter().filter(|(path, _)| is_validation_piece(path, card.training.seed, share)).collect();
     let bars = usize::from(representation.bars_per_phrase);
     let all: Vec<Roll> = held_out.iter().flat_map(|(_, piece)| piece.phrases(bars, bars)).collect();
     if all.is_empty() {
-        bail!("{}: none of its pieces was held out from training with seed {}", data.display(), card.training.seed);
+        bail!("none of the training pieces was held out from training with seed {}", card.training.seed);
     }
     // Spread over every held-out piece rather than the first few.
     let step = all.len().div_ceil(args.phrases.max(1)).max(1);
-    let clips: Vec<&Roll> = all.iter().step_by(step).collect();
+    let clips: Vec<Roll> = all.into_iter().step_by(step).collect();
     println!("{} held-out pieces, {} of their {}-bar phrases", held_out.len(), clips.len(), bars);
     let request = |k: usize, temperature: Option<f32>| RenderRequest { bars, seed: args.seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature, density: 0.0 };
 
-    let owned: Vec<Roll> = clips.iter().map(|&clip| clip.clone()).collect();
-    let latent_reconstruction_f1 = match generator.encode(&owned)? {
+    let latent_reconstruction_f1 = match generator.encode(&clips)? {
         Some(codes) => {
             let strict = DecodeOptions { temperature: 0.0, ..DecodeOptions::from_card(&card.decoding) };
             let decoded = generator.generate(&codes, &strict, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
-            Some(owned.iter().zip(&decoded).map(|(clip, written)| note_f1(clip, written)).sum::<f64>() / owned.len() as f64)
+            Some(clips.iter().zip(&decoded).map(|(clip, written)| note_f1(clip, written)).sum::<f64>() / clips.len() as f64)
         }
         None => None,
     };
