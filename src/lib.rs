@@ -5,6 +5,7 @@
 //! on the [`engine`] thread; the [`plugin`] plays them through the [`schedule`]r in time with a
 //! host, audible through the [`synth`], and the [`editor`] shows them.
 
+pub mod capture;
 pub mod corpus;
 pub mod engine;
 pub mod fuzzing;

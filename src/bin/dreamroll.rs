@@ -1,11 +1,11 @@
 //! `dreamroll`: render MIDI with a decoder, or read a model's card, from the command line.
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
-use dreamroll::roll::{pattern_to_midi, read_clip, Clip, Roll};
-use std::sync::Arc;
+use dreamroll::model::completion::{Source, SourceMode};
+use dreamroll::roll::{pattern_to_midi, Clip, Roll, Take};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -61,8 +61,8 @@ enum Command {
         /// (the bars that follow the clip). All but dream need --clip; harmonise and continue
         /// a voices model. For harmonise and continue --variation is how far the latent
         /// strays from the encoder's reading of the clip.
-        #[arg(long, value_enum, default_value_t = Source::Dream)]
-        source: Source,
+        #[arg(long, value_enum, default_value_t = SourceArg::Dream)]
+        source: SourceArg,
         /// vary: 0 plays the clip as the model reads it, 1 is unrelated to it.
         #[arg(long, default_value_t = 0.3)]
         distance: f32,
@@ -107,19 +107,31 @@ fn parse_key(name: &str) -> anyhow::Result<u8> {
     NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.trim())).map(|&(_, k)| k).with_context(|| format!("--key {name}: write a key as C, C#, Db, … B"))
 }
 
+/// The command line's names for the source modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Source {
+enum SourceArg {
     Dream,
     Vary,
     Harmonise,
     Continue,
 }
 
-/// The clip, read for the model, with what it left out said on stderr.
+impl SourceArg {
+    fn mode(self) -> SourceMode {
+        match self {
+            SourceArg::Dream => SourceMode::Dream,
+            SourceArg::Vary => SourceMode::Vary,
+            SourceArg::Harmonise => SourceMode::Harmonise,
+            SourceArg::Continue => SourceMode::Continue,
+        }
+    }
+}
+
+/// The clip file read for the model (its first `bars` bars), with what it left out said on stderr.
 fn read_clip_file(path: &std::path::Path, generator: &Generator, bars: usize) -> anyhow::Result<Clip> {
     let bytes = std::fs::read(path).with_context(|| format!("reading the clip {}", path.display()))?;
-    let card = generator.card();
-    let clip = read_clip(&bytes, &Arc::new(card.representation.clone()), card.training.track_assignment, bars).with_context(|| format!("the clip {}", path.display()))?;
+    let take = Take::from_midi(&bytes, bars.try_into().unwrap_or(u32::MAX)).with_context(|| format!("the clip {}", path.display()))?;
+    let clip = generator.read_take(&take, bars).with_context(|| format!("the clip {}", path.display()))?;
     for what in &clip.left_out {
         eprintln!("{}: left out {what}", path.display());
     }
@@ -127,32 +139,15 @@ fn read_clip_file(path: &std::path::Path, generator: &Generator, bars: usize) ->
 }
 
 /// The decoded bars the source asks for.
-fn decode(generator: &Generator, request: &RenderRequest, source: Source, clip: Option<&PathBuf>, keep: &[usize], distance: f32) -> anyhow::Result<Roll> {
-    let name = source.to_possible_value().expect("no variant is skipped").get_name().to_string();
-    match (source, clip) {
-        (Source::Dream, None) => Ok(generator.render(request)?),
-        (Source::Dream, Some(_)) => bail!("--clip is read by --source vary, harmonise or continue; dream writes from the latent alone"),
-        (Source::Vary, Some(path)) => {
-            if !(0.0..=1.0).contains(&distance) {
-                bail!("--distance must be 0..=1");
-            }
-            Ok(generator.render_varied(request, &read_clip_file(path, generator, request.bars)?.roll, distance)?)
-        }
+fn decode(generator: &Generator, request: &RenderRequest, source: Source, clip: Option<&PathBuf>) -> anyhow::Result<Roll> {
+    let name = source.mode.name();
+    let clip = match (source.mode, clip) {
+        (SourceMode::Dream, Some(_)) => bail!("--clip is read by --source vary, harmonise or continue; dream writes from the latent alone"),
+        (SourceMode::Dream, None) => None,
         (_, None) => bail!("--source {name} needs --clip FILE.mid"),
-        (Source::Harmonise, Some(path)) => {
-            let clip = read_clip_file(path, generator, request.bars)?;
-            let parts = generator.card().representation.track_count();
-            if let Some(&bad) = keep.iter().find(|&&k| k == 0 || k > parts) {
-                bail!("--keep {bad}: this model has parts 1 to {parts}");
-            }
-            let kept: Vec<usize> = if keep.is_empty() { clip.tracks_given.clone() } else { keep.iter().map(|k| k - 1).collect() };
-            if kept.len() >= parts {
-                bail!("the clip plays all {parts} parts, so there is nothing to harmonise; --keep the parts to keep (e.g. --keep 1 for the top one)");
-            }
-            Ok(generator.render_harmonised(request, &clip.roll, &kept)?)
-        }
-        (Source::Continue, Some(path)) => Ok(generator.render_continued(request, &read_clip_file(path, generator, request.bars)?.roll)?),
-    }
+        (_, Some(path)) => Some(read_clip_file(path, generator, request.bars)?),
+    };
+    Ok(generator.render_from(request, &source, clip.as_ref())?)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -197,7 +192,11 @@ fn main() -> anyhow::Result<()> {
                 bail!("--transpose must be -24..=24, --velocity 1..=127 and --humanise 0..=1");
             }
             // The very path the plugin plays: decode, then voice.
-            let pattern = build_pattern(&decode(&generator, &request, source, clip.as_ref(), &keep, distance)?, &voicing);
+            if keep.contains(&0) {
+                bail!("--keep 0: parts are numbered from 1");
+            }
+            let source = Source { mode: source.mode(), distance, keep: keep.iter().map(|part| part - 1).collect() };
+            let pattern = build_pattern(&decode(&generator, &request, source, clip.as_ref())?, &voicing);
             let names: Vec<(u8, String)> = tracks.iter().map(|t| (t.channel, t.name.clone())).collect();
             std::fs::write(&output, pattern_to_midi(&pattern, bpm, &names)).with_context(|| format!("writing {}", output.display()))?;
             println!("{}: {} bars, {} notes, model {}", output.display(), bars, pattern.notes.len(), generator.card().name);

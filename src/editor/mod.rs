@@ -9,11 +9,14 @@ mod widgets;
 
 use crate::engine::models::{user_models_dir, ModelSource};
 use crate::engine::worker::{lock, Command, Published};
-use crate::plugin::params::{DreamrollParams, KNOBS};
+use crate::capture::MOST_BARS;
+use crate::model::completion::SourceMode;
+use crate::plugin::params::{DreamrollParams, SourceChoice, KNOBS};
 use crate::plugin::Playhead;
-use crate::roll::pattern_to_midi;
+use crate::roll::{pattern_to_midi, Take};
 use crossbeam_channel::Sender;
-use nice_plug::context::gui::GuiContext;
+use nice_plug::context::gui::{GuiContext, ParamSetter};
+use nice_plug::params::enums::Enum;
 use egui::{self, Color32, RichText};
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{create_egui_editor, EguiEditor, EguiNiceSettings, NiceEguiApp, RepaintNotifier};
@@ -49,6 +52,9 @@ pub struct DreamrollEditor {
     /// Where "Export .mid" writes, and what happened last time.
     export_path: String,
     export_result: Option<Result<String, String>>,
+    /// The MIDI file typed into "Load clip", and what happened last time.
+    clip_path: String,
+    clip_result: Option<Result<String, String>>,
 }
 
 pub fn create(params: Arc<DreamrollParams>, playhead: Arc<Playhead>, engine: Option<(Arc<Mutex<Published>>, Sender<Command>)>) -> Option<EguiEditor<DreamrollEditor>> {
@@ -63,6 +69,8 @@ pub fn create(params: Arc<DreamrollParams>, playhead: Arc<Playhead>, engine: Opt
         model_path: String::new(),
         export_path: export_path.display().to_string(),
         export_result: None,
+        clip_path: String::new(),
+        clip_result: None,
     };
     create_egui_editor(params.editor_state.clone(), RepaintNotifier::new(), EguiNiceSettings::new().with_tile("Dreamroll"), editor)
 }
@@ -90,8 +98,11 @@ impl NiceEguiApp for DreamrollEditor {
             let roll_height = 210.0;
             let tracks = published.model.as_ref().map(|m| m.tracks.clone()).unwrap_or_default();
             let channels = published.settings.as_ref().map(|s| s.voicing.channels.clone()).unwrap_or_default();
-            piano_roll::show(ui, published.pattern.as_deref(), &channels, &self.playhead, roll_height);
+            let continuing = published.settings.as_ref().is_some_and(|s| s.source.mode == SourceMode::Continue);
+            let clip = published.clip.as_ref().map(|c| piano_roll::ClipView { pattern: &c.pattern, before: continuing });
+            piano_roll::show(ui, published.pattern.as_deref(), clip, &channels, &self.playhead, roll_height);
             self.status_line(ui, &published);
+            self.source_row(ui, &published, &setter);
             ui.add_space(6.0);
             ui.horizontal_top(|ui| {
                 ui.vertical(|ui| {
@@ -198,6 +209,61 @@ impl DreamrollEditor {
         let path = PathBuf::from(self.export_path.trim());
         std::fs::write(&path, pattern_to_midi(pattern, tempo, &names)).map_err(|e| format!("could not write {}: {e}", path.display()))?;
         Ok(format!("wrote {} ({} notes at {tempo:.0} BPM)", path.display(), pattern.notes.len()))
+    }
+
+    /// Where the notes come from, and the clip the producer gives: recorded or loaded.
+    fn source_row(&mut self, ui: &mut egui::Ui, published: &Published, setter: &ParamSetter) {
+        let params = self.params.clone();
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Source").strong());
+            for choice in [SourceChoice::Dream, SourceChoice::Vary, SourceChoice::Harmonise, SourceChoice::Continue] {
+                let name = SourceChoice::variants()[choice.to_index()];
+                if ui.selectable_label(params.source.value() == choice, name).clicked() {
+                    setter.begin_set_parameter(&params.source);
+                    setter.set_parameter(&params.source, choice);
+                    setter.end_set_parameter(&params.source);
+                }
+            }
+            ui.add_enabled_ui(params.source.value() == SourceChoice::Vary, |ui| {
+                ui.label("Distance");
+                ui.add(ParamSlider::for_param(&params.distance, setter).with_width(90.0));
+            });
+            ui.separator();
+            widgets::toggle(ui, &params.record, setter);
+            ui.add(ParamSlider::for_param(&params.take_length, setter).with_width(70.0));
+            let heard = params.clip.bars_heard.load(std::sync::atomic::Ordering::Relaxed);
+            if params.record.value() && self.playhead.playing.load(std::sync::atomic::Ordering::Relaxed) {
+                ui.label(RichText::new(format!("● {heard}/{}", params.take_length.value().bars())).color(Color32::LIGHT_RED))
+                    .on_hover_text("Whole bars heard toward the take; a take starts on a bar that is a multiple of its length");
+            }
+            ui.separator();
+            ui.add(egui::TextEdit::singleline(&mut self.clip_path).hint_text("clip .mid").desired_width(120.0));
+            if ui.button("Load clip").on_hover_text("Its first 8 bars become the clip (until a new take is recorded)").clicked() && !self.clip_path.trim().is_empty() {
+                self.clip_result = Some(self.load_clip());
+            }
+            if ui.add_enabled(params.clip.get().is_some(), egui::Button::new("Clear")).clicked() {
+                params.clip.set(None);
+                self.clip_result = None;
+            }
+        });
+        let clip_line = match (&published.clip, params.clip.get()) {
+            (Some(shown), Some(_)) if params.source.value() != SourceChoice::Dream => shown.summary.clone(),
+            (_, Some(take)) => format!("clip: {} bars, {} notes (read when the source is not Dream)", take.bars, take.notes.len()),
+            (_, None) => "no clip: play into Dreamroll with the transport running, or load a .mid".to_string(),
+        };
+        ui.label(RichText::new(clip_line).color(Color32::GRAY));
+        if let Some(Err(message)) = &self.clip_result {
+            ui.label(RichText::new(message).color(Color32::LIGHT_RED));
+        }
+    }
+
+    fn load_clip(&self) -> Result<String, String> {
+        let path = PathBuf::from(self.clip_path.trim());
+        let bytes = std::fs::read(&path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
+        let take = Take::from_midi(&bytes, MOST_BARS as u32).map_err(|e| format!("{}: {e}", path.display()))?;
+        let message = format!("loaded {} ({} bars, {} notes)", path.display(), take.bars, take.notes.len());
+        self.params.clip.set(Some(Arc::new(take)));
+        Ok(message)
     }
 
     fn status_line(&self, ui: &mut egui::Ui, published: &Published) {

@@ -10,7 +10,9 @@
 use super::models::{scan_models, ModelEntry, ModelSource};
 use super::pattern::{build_pattern, PatternOptions};
 use crate::model::card::ModelCard;
+use crate::model::completion::{Source, SourceMode};
 use crate::model::generator::{Generator, RenderRequest};
+use crate::roll::{Clip, Take};
 use crate::schedule::Pattern;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
@@ -20,11 +22,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// What the pattern should be: the render request and how to voice it.
+/// What the pattern should be: the render request, where its notes come from, and how to
+/// voice it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub request: RenderRequest,
     pub voicing: PatternOptions,
+    #[serde(default)]
+    pub source: Source,
+    /// The producer's clip, present when the source reads one (a new take changes nothing
+    /// while Dreamroll dreams).
+    #[serde(default)]
+    pub clip: Option<Arc<Take>>,
 }
 
 pub enum Command {
@@ -79,6 +88,16 @@ pub struct Published {
     /// generation that restoring it made. While `generation` is still that one, nothing the
     /// user did has changed the project since it was loaded.
     pub restored: Option<RestoreMark>,
+    /// The clip the newest pattern read, as the model read it, for the piano roll.
+    pub clip: Option<ClipShown>,
+}
+
+/// A clip as the editor shows it: its notes voiced like the pattern's, and a sentence on
+/// what was read and what was left out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClipShown {
+    pub pattern: Arc<Pattern>,
+    pub summary: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +204,18 @@ fn model_info(generator: &Generator, source: &ModelSource) -> ModelInfo {
         tracks: card.representation.tracks.iter().map(|t| t.name.clone()).collect(),
         steps_per_beat: u32::from(card.representation.steps_per_beat),
     }
+}
+
+/// What the editor shows of a clip the model has read.
+fn clip_shown(clip: &Clip, voicing: &PatternOptions, generator: &Generator) -> ClipShown {
+    let tracks = &generator.card().representation.tracks;
+    let parts: Vec<&str> = clip.tracks_given.iter().filter_map(|&t| tracks.get(t)).map(|t| t.name.as_str()).collect();
+    let notes = clip.roll.notes().len();
+    let mut summary = format!("clip: {} bars, {notes} notes on {}", clip.roll.bar_count(), parts.join(", "));
+    if !clip.left_out.is_empty() {
+        summary += &format!("; left out {}", clip.left_out.join(", "));
+    }
+    ClipShown { pattern: Arc::new(build_pattern(&clip.roll, voicing)), summary }
 }
 
 struct Worker {
@@ -330,20 +361,37 @@ impl Worker {
         // Whatever happens, this pair has been answered: a failing render is not retried in
         // a loop, only when the user changes something.
         self.answered = Some((self.source.clone(), settings.clone()));
-        match self.generator.render(&settings.request) {
+        let clip = match settings.clip.as_deref().filter(|_| settings.source.mode != SourceMode::Dream) {
+            Some(take) => match self.generator.read_take(take, settings.request.bars) {
+                Ok(clip) => Some(clip),
+                Err(error) => {
+                    self.render_failed = true;
+                    let mut published = lock(&self.published);
+                    published.problem = Some(format!("the clip cannot be used: {error}; the pattern playing stays"));
+                    published.clip = None;
+                    return;
+                }
+            },
+            None => None,
+        };
+        match self.generator.render_from(&settings.request, &settings.source, clip.as_ref()) {
             Ok(roll) => {
                 self.generation += 1;
                 let pattern = build_pattern(&roll, &settings.voicing);
                 let update = Box::new(PatternUpdate { generation: self.generation, pattern, immediate: false });
+                let shown = clip.map(|clip| clip_shown(&clip, &settings.voicing, &self.generator));
                 self.publish_pattern(&update, settings, started.elapsed());
+                let mut published = lock(&self.published);
+                published.clip = shown;
                 if std::mem::take(&mut self.render_failed) {
-                    lock(&self.published).problem = None;
+                    published.problem = None;
                 }
+                drop(published);
                 self.deliver(update);
             }
             Err(error) => {
                 self.render_failed = true;
-                lock(&self.published).problem = Some(format!("the model failed to render: {error}"));
+                lock(&self.published).problem = Some(format!("{error}; the pattern playing stays"));
             }
         }
     }
@@ -389,6 +437,8 @@ mod tests {
                 channels: (0..tracks as u8).collect(),
                 muted: vec![false; tracks],
             },
+            source: Default::default(),
+            clip: None,
         }
     }
 
@@ -518,5 +568,41 @@ mod tests {
         assert!(audio.patterns.pop().is_err(), "the restored parameters keep the saved pattern");
         print.store(8, Ordering::Release);
         assert_eq!(next_pattern(&mut audio).pattern, expected(1), "a change renders with the model in use");
+    }
+
+    /// Two bars of a melody in quarter notes on the model's top part.
+    fn melody_take() -> Take {
+        let generator = default_generator().unwrap();
+        let channel = generator.card().representation.tracks[0].channel;
+        let notes = [72u8, 74, 76, 77, 79, 77, 76, 74]
+            .iter()
+            .enumerate()
+            .map(|(i, &pitch)| crate::roll::TakeNote { track: 0, channel, pitch, velocity: 90, start: i as u64 * 960, end: (i as u64 + 1) * 960 })
+            .collect();
+        Take { ticks_per_quarter: 960, meter: crate::roll::Meter::COMMON, bars: 2, notes, after_meter_change: 0, after_last_bar: 0 }
+    }
+
+    #[test]
+    fn a_clip_is_varied_as_render_varies_it_and_shown_with_what_was_read() {
+        let (engine, mut audio) = spawn();
+        let mut vary = settings(3);
+        vary.source = Source { mode: SourceMode::Vary, distance: 0.5, keep: vec![] };
+        engine.send(Command::Settings(vary.clone()));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(audio.patterns.pop().is_err(), "nothing to vary yet");
+        let problem = engine.published().problem.clone().unwrap_or_default();
+        assert!(problem.contains("vary needs a clip"), "{problem}");
+        vary.clip = Some(Arc::new(melody_take()));
+        engine.send(Command::Settings(vary.clone()));
+        let generator = default_generator().unwrap();
+        let clip = generator.read_take(&melody_take(), vary.request.bars).unwrap();
+        let expected = build_pattern(&generator.render_from(&vary.request, &vary.source, Some(&clip)).unwrap(), &vary.voicing);
+        assert_eq!(next_pattern(&mut audio).pattern, expected);
+        assert_eq!(expected.bars, 2, "the clip's length");
+        let published = engine.published();
+        assert_eq!(published.problem, None, "the clip mended it");
+        let shown = published.clip.as_ref().unwrap();
+        assert!(shown.summary.starts_with("clip: 2 bars, 8 notes on "), "{}", shown.summary);
+        assert_eq!(shown.pattern.notes.len(), 8);
     }
 }

@@ -8,8 +8,9 @@
 use super::generator::{voice_sampling, Generator, RenderRequest};
 use super::latent::{anchored_latent, phrase_latents};
 use super::rolls::DecodeOptions;
-use crate::roll::Roll;
+use crate::roll::{Clip, ClipError, Roll, Take};
 use candle_core::{bail, Result};
+use serde::{Deserialize, Serialize};
 use rand::SeedableRng;
 use std::ops::Range;
 use std::sync::Arc;
@@ -38,7 +39,93 @@ impl GivenParts {
     }
 }
 
+/// Where the notes come from: the producer's choice, in the plugin and on the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceMode {
+    /// From the latent alone: the seed, the knobs.
+    #[default]
+    Dream,
+    /// The clip written again, a distance away.
+    Vary,
+    /// The clip's parts kept, the others written around them.
+    Harmonise,
+    /// The bars that follow the clip.
+    Continue,
+}
+
+impl SourceMode {
+    pub const ALL: [SourceMode; 4] = [SourceMode::Dream, SourceMode::Vary, SourceMode::Harmonise, SourceMode::Continue];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceMode::Dream => "dream",
+            SourceMode::Vary => "vary",
+            SourceMode::Harmonise => "harmonise",
+            SourceMode::Continue => "continue",
+        }
+    }
+}
+
+/// The source of a render and how it reads the clip.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub mode: SourceMode,
+    /// Vary: 0 plays the clip as the model reads it, 1 is unrelated to it.
+    pub distance: f32,
+    /// Harmonise: the parts to keep; empty keeps every part the clip plays.
+    pub keep: Vec<usize>,
+}
+
+/// Why a source cannot render, in words for the status line and the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{} needs a clip: play into Dreamroll while the transport runs, or load a MIDI file", .0.name())]
+    NoClip(SourceMode),
+    #[error("the distance must be 0..=1")]
+    Distance,
+    #[error("part {part} to keep: this model has parts 1 to {parts}")]
+    NoSuchPart { part: usize, parts: usize },
+    #[error("the clip plays all {0} parts, so there is nothing to harmonise; keep fewer parts (the top one alone, say)")]
+    NothingToHarmonise(usize),
+    #[error("the model failed to render: {0}")]
+    Model(#[from] candle_core::Error),
+}
+
 impl Generator {
+    /// A take (a recording or a MIDI file's start) as this model reads it: its first `bars` bars.
+    pub fn read_take(&self, take: &Take, bars: usize) -> std::result::Result<Clip, ClipError> {
+        let card = self.card();
+        take.clip(&Arc::new(card.representation.clone()), card.training.track_assignment, bars)
+    }
+
+    /// The decoded bars `source` asks for: the one entry point of the plugin's engine and of
+    /// `dreamroll render`, so that both write the same notes from the same clip and settings.
+    pub fn render_from(&self, request: &RenderRequest, source: &Source, clip: Option<&Clip>) -> std::result::Result<Roll, SourceError> {
+        match (source.mode, clip) {
+            (SourceMode::Dream, _) => Ok(self.render(request)?),
+            (mode, None) => Err(SourceError::NoClip(mode)),
+            (SourceMode::Vary, Some(clip)) => {
+                if !(0.0..=1.0).contains(&source.distance) {
+                    return Err(SourceError::Distance);
+                }
+                Ok(self.render_varied(request, &clip.roll, source.distance)?)
+            }
+            (SourceMode::Harmonise, Some(clip)) => {
+                let parts = self.card().representation.track_count();
+                if let Some(&part) = source.keep.iter().find(|&&k| k >= parts) {
+                    return Err(SourceError::NoSuchPart { part: part + 1, parts });
+                }
+                let kept = if source.keep.is_empty() { clip.tracks_given.clone() } else { source.keep.clone() };
+                if kept.len() >= parts {
+                    return Err(SourceError::NothingToHarmonise(parts));
+                }
+                Ok(self.render_harmonised(request, &clip.roll, &kept)?)
+            }
+            (SourceMode::Continue, Some(clip)) => Ok(self.render_continued(request, &clip.roll)?),
+        }
+    }
+
     /// `phrase` (one phrase on the model's grid) with its `given` parts kept and the rest
     /// written under `latent` (velocities are the pattern's to set, as for every note). Only
     /// the voice decoder can: the other presets decode every cell at once, with nothing to

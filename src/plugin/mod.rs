@@ -9,6 +9,7 @@
 pub mod params;
 pub mod session;
 
+use crate::capture::{CaptureEvent, CaptureTap, Recorder};
 use crate::engine::models::ModelSource;
 use crate::engine::worker::{AudioSide, Engine, PatternUpdate, Watch};
 use crate::roll::Meter;
@@ -59,7 +60,22 @@ pub struct Dreamroll {
     /// An offline bounce: the host waits for us, so we may wait for the engine.
     offline: bool,
     playhead: Arc<Playhead>,
+    /// What is played in, on its way to the engine's recorder.
+    tap: CaptureTap,
+    capture: Option<CaptureLine>,
 }
+
+/// The audio thread's end of the capture: events out, and counts that let an offline bounce
+/// wait until the engine has heard all of them.
+struct CaptureLine {
+    events: rtrb::Producer<CaptureEvent>,
+    sent: u64,
+    heard: Arc<AtomicU64>,
+}
+
+/// Capture events in flight: a bar of dense playing is a few hundred; the engine drains the
+/// ring every few milliseconds.
+const CAPTURE_RING: usize = 8192;
 
 impl Default for Dreamroll {
     /// The engine starts with the instance, so that the editor (which hosts may open before
@@ -80,6 +96,8 @@ impl Default for Dreamroll {
             preview_was_on: false,
             offline: false,
             playhead: Arc::new(Playhead::default()),
+            tap: CaptureTap::default(),
+            capture: None,
         };
         plugin.start_engine();
         plugin
@@ -152,10 +170,29 @@ impl Dreamroll {
             }
         };
         let params = self.params.clone();
-        let watch: Watch = Box::new(move |card| (params::settings_for(&params, card), params::pattern_fingerprint(&params)));
+        let (events, mut captured) = rtrb::RingBuffer::new(CAPTURE_RING);
+        let heard = Arc::new(AtomicU64::new(0));
+        let heard_by_engine = heard.clone();
+        let mut recorder = Recorder::new(params.take_length.value().bars());
+        // The recorder runs where the settings are read, so a take is in the settings the
+        // moment it is complete.
+        let watch: Watch = Box::new(move |card| {
+            recorder.set_take_bars(params.take_length.value().bars());
+            let mut count = 0;
+            while let Ok(event) = captured.pop() {
+                count += 1;
+                if let Some(take) = recorder.feed(event) {
+                    params.clip.set(Some(Arc::new(take)));
+                }
+            }
+            heard_by_engine.fetch_add(count, Ordering::AcqRel);
+            params.clip.bars_heard.store(recorder.bars_toward_take() as u32, Ordering::Relaxed);
+            (params::settings_for(&params, card), params::pattern_fingerprint(&params))
+        });
+        self.capture = Some(CaptureLine { events, sent: 0, heard });
         let (engine, audio) = Engine::spawn(generator, ModelSource::Embedded, Some(watch));
         let (published, takes) = (engine.published_handle(), self.params.takes.clone());
-        self.params.session.connect(published, engine.commander(), takes);
+        self.params.session.connect(published, engine.commander(), takes, self.params.clip.clone());
         self.engine = Some(engine);
         self.audio = Some(audio);
     }
@@ -173,17 +210,26 @@ impl Dreamroll {
     /// real-time run would if the engine were instant: in a block holding a switch point,
     /// wait (bounded) until the engine has answered the parameters. Real time never waits.
     fn await_engine_for_switch(&self, window: &Window) {
-        let Some(playing) = &self.playing else { return };
-        if switch_offset(window, &playing.pattern, self.params.switch_at.value()).is_some() {
+        // Silence too has switch points: a source waiting for its clip starts on a bar line.
+        let playing = self.playing.as_ref().map_or(&self.silence, |p| &p.pattern);
+        if switch_offset(window, playing, self.params.switch_at.value()).is_some() {
             self.wait_until_answered();
         }
     }
 
     /// Waits (at most a few seconds, for a model that will not render) until the engine has
-    /// answered the parameters as they are now.
+    /// heard everything played in so far and answered the parameters as they are then.
     fn wait_until_answered(&self) {
         const MOST_MILLISECONDS: u32 = 5_000;
         let Some(audio) = &self.audio else { return };
+        if let Some(line) = &self.capture {
+            for _ in 0..MOST_MILLISECONDS {
+                if line.heard.load(Ordering::Acquire) >= line.sent {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         let wanted = params::pattern_fingerprint(&self.params);
         for _ in 0..MOST_MILLISECONDS {
             if audio.answered.load(Ordering::Acquire) == wanted {
@@ -322,8 +368,20 @@ impl Plugin for Dreamroll {
     fn process(&mut self, buffer: &mut Buffer, _aux: &mut AuxiliaryBuffers, context: &mut impl ProcessContext<Self>) -> ProcessStatus {
         let samples = buffer.samples() as u32;
         let mut count = 0usize;
+        let window = window_from(context.transport(), samples);
+        let recording = self.params.record.value();
+        let (tap, capture) = (&mut self.tap, &mut self.capture);
+        // A full ring loses the event rather than wait; the engine drains it every few ms.
+        let mut send = |event: CaptureEvent| {
+            if let Some(line) = capture.as_mut() {
+                if line.events.push(event).is_ok() {
+                    line.sent += 1;
+                }
+            }
+        };
+        tap.begin_block(&window, recording, &mut send);
         // Incoming notes pass through, so Dreamroll can sit in front of an instrument
-        // without swallowing what is played into it.
+        // without swallowing what is played into it; and are recorded as the clip.
         while let Some(event) = context.next_event() {
             let (offset, channel, key, velocity) = match event {
                 HostEvent::NoteOn { timing, channel, key, velocity, .. } => (timing, channel, key, ((velocity * 127.0).round() as u8).max(1)),
@@ -331,13 +389,13 @@ impl Plugin for Dreamroll {
                 _ => continue,
             };
             let (Some(channel), Some(pitch)) = (channel.number(), key.number()) else { continue };
+            tap.note(&window, offset.min(samples.saturating_sub(1)), channel, pitch, velocity, &mut send);
             if count < THRU_CAPACITY {
                 self.outgoing[count] = NoteEvent { offset: offset.min(samples.saturating_sub(1)), channel, pitch, velocity };
                 count += 1;
             }
         }
-        let transport = context.transport();
-        let window = window_from(transport, samples);
+        tap.end_block(&window, &mut send);
         if f64::from(self.sample_rate) != window.sample_rate && window.sample_rate > 0.0 {
             self.sample_rate = window.sample_rate as f32;
             self.synth.set_sample_rate(self.sample_rate);

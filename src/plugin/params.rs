@@ -4,13 +4,15 @@
 
 use super::session::SessionField;
 use crate::engine::pattern::{PatternOptions, Scale};
-use crate::engine::worker::Settings;
+use crate::engine::worker::{lock, Settings};
+use crate::model::completion::{Source, SourceMode};
+use crate::roll::Take;
 use crate::model::card::ModelCard;
 use crate::model::generator::RenderRequest;
 use nice_plug::prelude::*;
 use nice_plug_egui::EguiEditorState;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Macro knobs every model offers (cards carry their directions).
 pub const KNOBS: usize = 8;
@@ -68,9 +70,72 @@ pub struct DreamrollParams {
     pub bypass: BoolParam,
     #[nested(array, group = "Tracks")]
     pub tracks: [TrackParams; TRACK_SLOTS],
+    /// Where the notes come from: dreamt, or written from the producer's clip.
+    #[id = "source"]
+    pub source: EnumParam<SourceChoice>,
+    /// Vary: how far from the clip.
+    #[id = "distance"]
+    pub distance: FloatParam,
+    /// Record what is played in (while the transport runs) as the clip.
+    #[id = "record"]
+    pub record: BoolParam,
+    #[id = "take-length"]
+    pub take_length: EnumParam<LoopBars>,
 
     /// Presses of "new seed" so far; saved in the session.
     pub takes: Arc<AtomicU32>,
+    /// The producer's clip: the newest take, or a loaded file; saved in the session.
+    pub clip: Arc<ClipSlot>,
+}
+
+/// The source modes as a parameter; stable IDs, as for every enum a project stores.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceChoice {
+    #[id = "dream"]
+    Dream,
+    #[id = "vary"]
+    Vary,
+    #[id = "harmonise"]
+    Harmonise,
+    #[id = "continue"]
+    Continue,
+}
+
+impl SourceChoice {
+    pub fn mode(self) -> SourceMode {
+        match self {
+            SourceChoice::Dream => SourceMode::Dream,
+            SourceChoice::Vary => SourceMode::Vary,
+            SourceChoice::Harmonise => SourceMode::Harmonise,
+            SourceChoice::Continue => SourceMode::Continue,
+        }
+    }
+}
+
+/// The clip, shared by the engine (which records takes into it and reads it), the editor
+/// (which loads files into it) and the state saver. The audio thread only reads `serial`.
+#[derive(Default)]
+pub struct ClipSlot {
+    take: Mutex<Option<Arc<Take>>>,
+    /// Counts changes, so a fingerprint can tell clips apart without reading them.
+    serial: AtomicU64,
+    /// Whole bars heard toward the take being recorded, for the editor.
+    pub bars_heard: AtomicU32,
+}
+
+impl ClipSlot {
+    pub fn get(&self) -> Option<Arc<Take>> {
+        lock(&self.take).clone()
+    }
+
+    pub fn set(&self, take: Option<Arc<Take>>) {
+        *lock(&self.take) = take;
+        self.serial.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn serial(&self) -> u64 {
+        self.serial.load(Ordering::Acquire)
+    }
 }
 
 #[derive(Params)]
@@ -249,7 +314,15 @@ impl Default for DreamrollParams {
             .with_string_to_value(formatters::s2v_f32_gain_to_db()),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             tracks: std::array::from_fn(TrackParams::new),
+            source: EnumParam::new("Source", SourceChoice::Dream),
+            distance: FloatParam::new("Distance", 0.3, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_unit(" %")
+                .with_value_to_string(formatters::v2s_f32_percentage(0))
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            record: BoolParam::new("Record clip", true),
+            take_length: EnumParam::new("Take length", LoopBars::Four),
             takes,
+            clip: Arc::new(ClipSlot::default()),
         }
     }
 }
@@ -265,7 +338,7 @@ pub fn render_seed(seed: i32, takes: u32) -> u64 {
 pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
     let float = |p: &FloatParam| u64::from(p.value().to_bits());
     let int = |v: i32| v as u32 as u64;
-    let mut values = [0u64; KNOBS + 11 + 2 * TRACK_SLOTS];
+    let mut values = [0u64; KNOBS + 14 + 2 * TRACK_SLOTS];
     for (slot, knob) in values.iter_mut().zip(&params.knobs) {
         *slot = float(&knob.value);
     }
@@ -281,6 +354,10 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
         int(params.transpose.value()),
         int(params.velocity.value()),
         float(&params.humanise),
+        params.source.value().to_index() as u64,
+        float(&params.distance),
+        // The clip shapes the pattern only when the source reads it.
+        if params.source.value() == SourceChoice::Dream { 0 } else { params.clip.serial() },
     ];
     values[KNOBS..KNOBS + scalars.len()].copy_from_slice(&scalars);
     for (i, track) in params.tracks.iter().enumerate() {
@@ -321,6 +398,8 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
                 .collect(),
             muted: (0..tracks.len()).map(|i| slot(i).is_some_and(|s| s.mute.value())).collect(),
         },
+        source: Source { mode: params.source.value().mode(), distance: params.distance.value(), keep: Vec::new() },
+        clip: if params.source.value() == SourceChoice::Dream { None } else { params.clip.get() },
     }
 }
 
@@ -360,5 +439,18 @@ mod tests {
             assert_eq!(Scale::from_index(index), scale);
             assert_eq!(Scale::variants()[index], scale.name());
         }
+    }
+
+    #[test]
+    fn a_new_take_changes_nothing_while_dreamroll_dreams() {
+        let generator = default_generator().unwrap();
+        let params = DreamrollParams::default();
+        let take = Take::from_midi(&crate::roll::write_midi(480, 500_000, crate::roll::Meter::COMMON, &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes: vec![(0, 480, 72, 90)] }], 1920), 8).unwrap();
+        let dreaming = pattern_fingerprint(&params);
+        params.clip.set(Some(Arc::new(take)));
+        assert_eq!(pattern_fingerprint(&params), dreaming, "a new take changes nothing while Dreamroll dreams");
+        assert_eq!(settings_for(&params, generator.card()).clip, None, "(tests/clap_plugin.rs varies a recorded take)");
+        assert_eq!(SourceChoice::Vary.mode(), SourceMode::Vary);
+        assert_eq!(SourceChoice::ids().unwrap(), ["dream", "vary", "harmonise", "continue"], "saved projects name sources by these");
     }
 }

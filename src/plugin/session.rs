@@ -8,6 +8,8 @@
 
 use crate::engine::models::ModelSource;
 use crate::engine::worker::{lock, Command, Published, Settings};
+use crate::plugin::params::ClipSlot;
+use crate::roll::Take;
 use crate::roll::{MAX_BEATS_PER_BAR, MAX_STEPS_PER_BEAT};
 use crate::schedule::{Pattern, MAX_DELAY};
 use crossbeam_channel::Sender;
@@ -31,6 +33,9 @@ pub struct Session {
     pub settings: Settings,
     pub takes: u32,
     pub pattern: Pattern,
+    /// The producer's clip, kept whether or not the source reads it now.
+    #[serde(default)]
+    pub clip: Option<Take>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +60,9 @@ pub fn parse_session(text: &str) -> Result<Session, SessionError> {
     }
     let mut session: Session = serde_json::from_value(value).map_err(|e| SessionError::Damaged(e.to_string()))?;
     check_pattern(&mut session.pattern).map_err(SessionError::Damaged)?;
+    for take in session.clip.iter().chain(session.settings.clip.as_deref()) {
+        take.check().map_err(SessionError::Damaged)?;
+    }
     Ok(session)
 }
 
@@ -96,6 +104,7 @@ struct Link {
     published: Option<Arc<Mutex<Published>>>,
     commands: Option<Sender<Command>>,
     takes: Option<Arc<AtomicU32>>,
+    clip: Option<Arc<ClipSlot>>,
     /// The session the host loaded last, as its exact text. Hosts save right after loading
     /// (a project opened on a frozen track, an undo snapshot, a duplicated track) before the
     /// engine has run, and must get back exactly what they gave.
@@ -111,23 +120,40 @@ struct Link {
 struct Loaded {
     text: String,
     serial: u64,
+    /// The clip slot's serial once this session's clip was put in it; `None` until then.
+    clip_serial: Option<u64>,
 }
 
-fn restore(commands: &Sender<Command>, takes: &AtomicU32, session: Session, serial: u64) {
-    takes.store(session.takes, Ordering::Release);
-    let _ = commands.send(Command::Restore { source: session.model, settings: session.settings, pattern: session.pattern, serial });
+/// The engine's side of the plugin that a restore writes to.
+struct Targets<'a> {
+    commands: &'a Sender<Command>,
+    takes: &'a AtomicU32,
+    clip: &'a ClipSlot,
+}
+
+/// Hands a session to the engine; returns the clip slot's serial with its clip in.
+fn restore(targets: Targets, session: Session, serial: u64) -> u64 {
+    targets.takes.store(session.takes, Ordering::Release);
+    targets.clip.set(session.clip.map(Arc::new));
+    let clip_serial = targets.clip.serial();
+    let _ = targets.commands.send(Command::Restore { source: session.model, settings: session.settings, pattern: session.pattern, serial });
+    clip_serial
 }
 
 impl SessionField {
     /// Connects the field to a running engine; a session loaded before it started goes to it now.
-    pub fn connect(&self, published: Arc<Mutex<Published>>, commands: Sender<Command>, takes: Arc<AtomicU32>) {
+    pub fn connect(&self, published: Arc<Mutex<Published>>, commands: Sender<Command>, takes: Arc<AtomicU32>, clip: Arc<ClipSlot>) {
         let mut link = lock(&self.inner);
         if let Some((session, serial)) = link.waiting.take() {
-            restore(&commands, &takes, session, serial);
+            let clip_serial = restore(Targets { commands: &commands, takes: &takes, clip: &clip }, session, serial);
+            if let Some(loaded) = link.loaded.as_mut().filter(|loaded| loaded.serial == serial) {
+                loaded.clip_serial = Some(clip_serial);
+            }
         }
         link.published = Some(published);
         link.commands = Some(commands);
         link.takes = Some(takes);
+        link.clip = Some(clip);
     }
 
     /// Why the project's session could not be used, for the editor.
@@ -145,8 +171,9 @@ impl SessionField {
         };
         let published = lock(published);
         if let Some(loaded) = &link.loaded {
-            let changed_since = published.restored.is_some_and(|mark| mark.serial == loaded.serial && published.generation != mark.generation);
-            if !changed_since {
+            let pattern_changed = published.restored.is_some_and(|mark| mark.serial == loaded.serial && published.generation != mark.generation);
+            let clip_changed = loaded.clip_serial.zip(link.clip.as_ref()).is_some_and(|(at_load, slot)| slot.serial() != at_load);
+            if !pattern_changed && !clip_changed {
                 return loaded.text.clone();
             }
         }
@@ -157,6 +184,7 @@ impl SessionField {
                 settings: published.settings.clone()?,
                 takes: link.takes.as_ref().map_or(0, |t| t.load(Ordering::Acquire)),
                 pattern: Pattern::clone(published.pattern.as_ref()?),
+                clip: link.clip.as_ref().and_then(|slot| slot.get()).map(Arc::unwrap_or_clone),
             })
         })();
         session.and_then(|s| serde_json::to_string(&s).ok()).unwrap_or_default()
@@ -170,11 +198,14 @@ impl SessionField {
                 link.problem = None;
                 link.loads += 1;
                 let serial = link.loads;
-                link.loaded = Some(Loaded { text: text.to_string(), serial });
-                match (&link.commands, &link.takes) {
-                    (Some(commands), Some(takes)) => restore(commands, takes, session, serial),
-                    _ => link.waiting = Some((session, serial)),
-                }
+                let clip_serial = match (&link.commands, &link.takes, &link.clip) {
+                    (Some(commands), Some(takes), Some(clip)) => Some(restore(Targets { commands, takes, clip }, session, serial)),
+                    _ => {
+                        link.waiting = Some((session, serial));
+                        None
+                    }
+                };
+                link.loaded = Some(Loaded { text: text.to_string(), serial, clip_serial });
             }
             Err(error) => link.problem = Some(format!("{error}; starting from the project's parameter values")),
         }
@@ -210,6 +241,8 @@ mod tests {
             settings: Settings {
                 request: RenderRequest { bars: 1, seed: 1, knobs: vec![0.5], variation: 0.0, temperature: None, density: 0.0 },
                 voicing: PatternOptions { key: 0, scale: Scale::Major, transpose: 0, velocity: 90, humanise: 0.0, seed: 1, channels: vec![0], muted: vec![false] },
+                source: Default::default(),
+                clip: None,
             },
             takes: 2,
             pattern: Pattern {
@@ -218,6 +251,7 @@ mod tests {
                 bars: 1,
                 notes: vec![PatternNote { start: 4, length: 2, channel: 0, pitch: 60, velocity: 90, delay: 0 }],
             },
+            clip: None,
         }
     }
 
@@ -280,7 +314,7 @@ mod tests {
         let field = SessionField::default();
         let published = Arc::new(Mutex::new(Published::default()));
         let (commands, inbox) = crossbeam_channel::unbounded();
-        field.connect(published.clone(), commands, Arc::new(AtomicU32::new(0)));
+        field.connect(published.clone(), commands, Arc::new(AtomicU32::new(0)), Arc::new(ClipSlot::default()));
         // Spaces the engine would never write: the text itself is kept, not a re-encoding.
         let text = serde_json::to_string_pretty(&session()).unwrap();
         field.load(&text);

@@ -7,7 +7,7 @@ mod midi_file;
 mod piano_roll;
 mod representation;
 
-pub use clip::{read_clip, Clip, ClipError};
+pub use clip::{read_clip, Clip, ClipError, Take, TakeNote, MOST_TAKE_BARS};
 pub use export::{pattern_to_midi, roll_to_midi, ticks_per_quarter_for};
 pub use import::{score_to_piece, ImportReport, ImportedPiece, TrackAssignment};
 pub use midi_file::{read_midi, write_midi, MidiError, Score, ScoreNote, TrackToWrite, MAX_QUARTERS};
