@@ -291,3 +291,65 @@ fn an_offline_bounce_switches_to_a_turned_knob_exactly_at_the_next_bar_line() {
     assert_ne!(before, after, "the knob changes the music");
     assert_eq!(played, expected);
 }
+
+/// A melody of quarter notes over four bars on the built-in model's top part:
+/// (start quarter, pitch).
+fn four_bar_melody() -> (u8, Vec<(u64, u8)>) {
+    let generator = dreamroll::model::default_generator().unwrap();
+    let channel = generator.card().representation.tracks[0].channel;
+    let pitches = [72u8, 71, 69, 71, 72, 74, 76, 74, 72, 72, 71, 69, 67, 69, 71, 72];
+    (channel, pitches.iter().enumerate().map(|(i, &p)| (i as u64, p)).collect())
+}
+
+#[test]
+fn a_take_played_in_is_varied_from_the_next_bar_line_as_render_varies_it_and_recalled_with_the_project() {
+    let (clap, _) = hosts::bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let (channel, melody) = four_bar_melody();
+    // The same notes as a file, for `dreamroll render --clip`.
+    let track = dreamroll::roll::TrackToWrite { name: "melody".into(), channel, notes: melody.iter().map(|&(q, p)| (q * 480, 480, p, 96)).collect() };
+    let clip_path = dir.path().join("clip.mid");
+    std::fs::write(&clip_path, dreamroll::roll::write_midi(480, 500_000, dreamroll::roll::Meter::COMMON, &[track], 4 * 1920)).unwrap();
+    let render_args = ["--bars", "8", "--seed", "42", "--bpm", "120", "--source", "vary", "--distance", "0.5", "--clip", clip_path.to_str().unwrap()];
+    let expected: Vec<Played> = hosts::events_of_file(&hosts::render_file(dir.path(), &render_args), 48_000, 120.0)
+        .into_iter()
+        .filter(|e| e.is_on())
+        .map(|e| Played { sample: u64::from(e.offset), on: true, channel: e.channel, key: e.pitch, velocity: e.velocity })
+        .collect();
+    assert!(!expected.is_empty());
+
+    // Offline, so the engine's answer is waited for at the bar line: bars 0-3 are played in
+    // (a 4-bar take), and from bar 4 the plugin plays the variation of that take.
+    let mut plugin = ClapInstance::load(clap);
+    plugin.set_offline();
+    let changes = [plugin.change("Source", "Vary"), plugin.change("Distance", "50"), plugin.change("Take length", "4 bars")];
+    plugin.flush_params(&changes);
+    const BLOCK: u64 = 500;
+    const BAR: u64 = 96_000;
+    plugin.activate(48_000.0, BLOCK as u32);
+    let quarter = BAR / 4;
+    let mut generated = Vec::new();
+    for block in 0..(8 * BAR / BLOCK) {
+        let from = block * BLOCK;
+        let played_in: Vec<Played> = melody
+            .iter()
+            .flat_map(|&(q, key)| [(q * quarter, true, key), ((q + 1) * quarter - 1, false, key)])
+            .filter(|&(sample, ..)| (from..from + BLOCK).contains(&sample))
+            .map(|(sample, on, key)| Played { sample: sample - from, on, channel, key, velocity: if on { 96 } else { 0 } })
+            .collect();
+        let beats = from as f64 / quarter as f64;
+        let (out, _) = plugin.process_with_notes(BLOCK as u32, &transport_at(beats, 120.0, true), &[], &played_in);
+        generated.extend(out.into_iter().filter(|p| p.on && p.sample >= 4 * BAR).map(|p| Played { sample: p.sample - 4 * BAR, ..p }));
+    }
+    assert_eq!(generated, expected, "what render writes from the same clip, from the bar line after the take");
+
+    // The project keeps the clip and the variation: reopened, it plays the same notes.
+    let state = plugin.save_state();
+    let session = clap_host::session_in_state(&state);
+    assert_eq!(session["clip"]["notes"].as_array().map(Vec::len), Some(melody.len()), "{session}");
+    let mut reopened = ClapInstance::load(clap);
+    assert!(reopened.load_state(&state));
+    reopened.activate(48_000.0, 512);
+    let replayed: Vec<Played> = play(&mut reopened, 48_000.0, 120.0, 4 * BAR, &[512]).into_iter().filter(|p| p.on).collect();
+    assert_eq!(replayed, expected);
+}
