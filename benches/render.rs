@@ -18,7 +18,7 @@ fn render_eight_bars(c: &mut Criterion) {
         c.bench_function(&format!("render/8 bars, {name} ({} preset, {tracks} tracks)", generator.card().preset), |b| {
             b.iter(|| {
                 seed += 1;
-                let request = RenderRequest { bars: 8, seed, knobs: vec![0.5, -1.0], variation: 0.3, temperature: None, density: 0.0 };
+                let request = RenderRequest { bars: 8, seed, knobs: vec![0.5, -1.0], variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
                 generator.render(&request).expect("renders")
             })
         });

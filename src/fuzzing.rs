@@ -33,7 +33,7 @@ pub fn model_load(data: &[u8]) {
     let (card, weights) = rest.split_at(u32::from_le_bytes(*length) as usize % (rest.len() + 1));
     let Ok(card) = std::str::from_utf8(card) else { return };
     if let Ok(generator) = Generator::from_bytes(card, weights) {
-        let _ = generator.render(&RenderRequest { bars: 1, seed: 1, knobs: vec![1.0], variation: 0.5, temperature: Some(0.5), density: 0.3 });
+        let _ = generator.render(&RenderRequest { bars: 1, seed: 1, knobs: vec![1.0], variation: 0.5, temperature: Some(0.5), density: 0.3, named: Vec::new() });
     }
 }
 

@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
+use dreamroll::metrics::attributes::Attribute;
 use dreamroll::model::completion::{Source, SourceMode};
 use dreamroll::roll::{pattern_to_midi, Clip, Roll, Take};
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ enum Command {
         /// A macro knob, as NUMBER=VALUE (1-based, -3..3 standard deviations); repeatable.
         #[arg(long = "knob", value_name = "K=V")]
         knobs: Vec<String>,
+        /// A named knob, as NAME=VALUE (-2..2): note-density, register, rhythmic-activity,
+        /// leaps, spacing or polyphony, those the model's card has; repeatable.
+        #[arg(long = "named", value_name = "NAME=V", allow_hyphen_values = true)]
+        named: Vec<String>,
         /// How far each phrase wanders from the one before: 0 repeats, 1 is unrelated.
         #[arg(long, default_value_t = 0.3)]
         variation: f32,
@@ -98,6 +103,32 @@ fn parse_knobs(specs: &[String], available: usize) -> anyhow::Result<Vec<f32>> {
     Ok(knobs)
 }
 
+/// Named-knob positions by attribute, from NAME=VALUE.
+fn parse_named(specs: &[String], card: &dreamroll::model::ModelCard) -> anyhow::Result<Vec<f32>> {
+    let mut named = vec![0.0; Attribute::ALL.len()];
+    let has: Vec<String> = card.named_knobs.iter().map(|k| attribute_id(k.attribute)).collect();
+    for spec in specs {
+        let (name, value) = spec.split_once('=').with_context(|| format!("--named {spec}: write it as NAME=VALUE, e.g. register=1"))?;
+        let Some(attribute) = Attribute::ALL.into_iter().find(|&a| attribute_id(a) == name.trim()) else {
+            bail!("--named {spec}: `{name}` is not one of {}", Attribute::ALL.map(attribute_id).join(", "));
+        };
+        if !card.named_knobs.iter().any(|k| k.attribute == attribute) {
+            bail!("--named {spec}: model {} has no {name} knob (it has: {})", card.name, if has.is_empty() { "none".to_string() } else { has.join(", ") });
+        }
+        let value: f32 = value.trim().parse().with_context(|| format!("--named {spec}: `{value}` is not a number"))?;
+        if !(-2.0..=2.0).contains(&value) {
+            bail!("--named {spec}: named knobs run from -2 to 2");
+        }
+        named[attribute.index()] = value;
+    }
+    Ok(named)
+}
+
+/// An attribute as the card and the command line spell it.
+fn attribute_id(attribute: Attribute) -> String {
+    serde_json::to_value(attribute).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 /// A key name as musicians write it: C, C#, Db, … B.
 fn parse_key(name: &str) -> anyhow::Result<u8> {
     const NAMES: [(&str, u8); 17] = [
@@ -152,7 +183,7 @@ fn decode(generator: &Generator, request: &RenderRequest, source: Source, clip: 
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Render { model, bars, seed, bpm, knobs, variation, temperature, density, key, scale, transpose, velocity, humanise, source, distance, clip, keep, output } => {
+        Command::Render { model, bars, seed, bpm, knobs, named, variation, temperature, density, key, scale, transpose, velocity, humanise, source, distance, clip, keep, output } => {
             let generator = match &model {
                 Some(dir) => Generator::from_dir(dir).with_context(|| format!("loading the model in {}", dir.display()))?,
                 None => dreamroll::model::default_generator()?,
@@ -176,6 +207,7 @@ fn main() -> anyhow::Result<()> {
                 variation,
                 temperature,
                 density,
+                named: parse_named(&named, generator.card())?,
             };
             let tracks = &generator.card().representation.tracks;
             let voicing = PatternOptions {

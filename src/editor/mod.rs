@@ -111,6 +111,14 @@ impl NiceEguiApp for DreamrollEditor {
                     for knob in self.params.knobs.iter().take(KNOBS) {
                         widgets::row(ui, &knob.value, &setter);
                     }
+                    let named = published.model.as_ref().map(|m| m.named_knobs.clone()).unwrap_or_default();
+                    if !named.is_empty() {
+                        ui.add_space(4.0);
+                        ui.label(RichText::new("Named knobs").strong()).on_hover_text("Learned from the model's corpus: each moves what it names");
+                        for attribute in named {
+                            widgets::row(ui, &self.params.named[attribute.index()].value, &setter);
+                        }
+                    }
                 });
                 ui.separator();
                 ui.vertical(|ui| {

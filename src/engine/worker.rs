@@ -9,6 +9,7 @@
 
 use super::models::{scan_models, ModelEntry, ModelSource};
 use super::pattern::{build_pattern, PatternOptions};
+use crate::metrics::attributes::Attribute;
 use crate::model::card::ModelCard;
 use crate::model::completion::{Source, SourceMode};
 use crate::model::generator::{Generator, RenderRequest};
@@ -66,6 +67,8 @@ pub struct ModelInfo {
     pub name: String,
     pub tracks: Vec<String>,
     pub steps_per_beat: u32,
+    /// The named knobs the model has.
+    pub named_knobs: Vec<Attribute>,
 }
 
 /// What the engine tells the editor and the state saver; the audio thread never reads it.
@@ -203,6 +206,7 @@ fn model_info(generator: &Generator, source: &ModelSource) -> ModelInfo {
         name: card.name.clone(),
         tracks: card.representation.tracks.iter().map(|t| t.name.clone()).collect(),
         steps_per_beat: u32::from(card.representation.steps_per_beat),
+        named_knobs: card.named_knobs.iter().map(|k| k.attribute).collect(),
     }
 }
 
@@ -426,7 +430,7 @@ mod tests {
         let generator = default_generator().unwrap();
         let tracks = generator.card().representation.tracks.len();
         Settings {
-            request: RenderRequest { bars: 4, seed, knobs: vec![], variation: 0.2, temperature: None, density: 0.0 },
+            request: RenderRequest { bars: 4, seed, knobs: vec![], variation: 0.2, temperature: None, density: 0.0, named: Vec::new() },
             voicing: PatternOptions {
                 key: 0,
                 scale: Scale::Major,

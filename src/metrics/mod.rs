@@ -25,6 +25,7 @@
 //! written roll agrees with a reference one.
 
 pub mod agreement;
+pub mod attributes;
 pub mod two_sample;
 pub mod voices;
 

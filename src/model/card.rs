@@ -2,6 +2,7 @@
 //! and to use it well, validated before a single weight is read.
 
 use crate::roll::{Representation, RepresentationError};
+use crate::metrics::attributes::Attribute;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -157,6 +158,21 @@ pub struct MacroKnob {
     pub variance_share: f32,
 }
 
+/// A knob with a musical name: the latent direction along which the corpus's phrases rise in
+/// one attribute (its top quarter's mean code minus its bottom quarter's, MusicVAE's
+/// attribute vector), kept only when a sweep showed the decoder follows it. At +1 a phrase
+/// moves `spread` (half the quarters' gap) along `direction`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedKnob {
+    pub attribute: Attribute,
+    pub direction: Vec<f32>,
+    pub spread: f32,
+    /// Spearman's ρ between knob position and the attribute of what the decoder wrote, when
+    /// the knob was learned (`cargo xtask knobs`).
+    pub rho: f64,
+}
+
 /// Where a model came from and what it cost, for the people who pick or retrain it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,6 +226,9 @@ pub struct ModelCard {
     /// Mean of the latent codes of the training phrases: where the knobs' zero lies.
     pub latent_center: Vec<f32>,
     pub macro_knobs: Vec<MacroKnob>,
+    /// Absent from cards made before named knobs.
+    #[serde(default)]
+    pub named_knobs: Vec<NamedKnob>,
     pub training: TrainingInfo,
 }
 
@@ -343,21 +362,22 @@ impl ModelCard {
         if self.latent_center.iter().any(|v| !v.is_finite()) {
             return Err(field("latent_center", "holds a value that is not a finite number"));
         }
-        for (index, knob) in self.macro_knobs.iter().enumerate() {
-            let name = format!("macro_knobs[{index}]");
-            if knob.direction.len() != self.latent_size {
-                return Err(field(
-                    format!("{name}.direction"),
-                    format!("{} values for a latent of {}", knob.direction.len(), self.latent_size),
-                ));
+        let directions = self.macro_knobs.iter().enumerate().map(|(i, k)| (format!("macro_knobs[{i}]"), &k.direction, k.spread));
+        let named = self.named_knobs.iter().enumerate().map(|(i, k)| (format!("named_knobs[{i}]"), &k.direction, k.spread));
+        for (name, direction, spread) in directions.chain(named) {
+            if direction.len() != self.latent_size {
+                return Err(field(format!("{name}.direction"), format!("{} values for a latent of {}", direction.len(), self.latent_size)));
             }
-            let norm = knob.direction.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let norm = direction.iter().map(|v| v * v).sum::<f32>().sqrt();
             if !norm.is_finite() || (norm - 1.0).abs() > 1e-3 {
                 return Err(field(format!("{name}.direction"), format!("length {norm}, not a unit vector")));
             }
-            if !(knob.spread.is_finite() && knob.spread >= 0.0) {
-                return Err(field(format!("{name}.spread"), format!("{} is not a finite spread", knob.spread)));
+            if !(spread.is_finite() && spread >= 0.0) {
+                return Err(field(format!("{name}.spread"), format!("{spread} is not a finite spread")));
             }
+        }
+        if let Some(twice) = self.named_knobs.iter().enumerate().find(|(i, k)| self.named_knobs[..*i].iter().any(|other| other.attribute == k.attribute)) {
+            return Err(field(format!("named_knobs[{}]", twice.0), format!("a second knob for {:?}", twice.1.attribute)));
         }
         Ok(())
     }
@@ -396,6 +416,9 @@ impl fmt::Display for ModelCard {
         }
         for knob in &self.macro_knobs {
             writeln!(f, "  {}: spread {:.3}, {:.1} % of the latent variance", knob.name, knob.spread, 100.0 * knob.variance_share)?;
+        }
+        for knob in &self.named_knobs {
+            writeln!(f, "  {}: spread {:.3}, Spearman ρ {:.3} over its sweep", knob.attribute.knob_name(), knob.spread, knob.rho)?;
         }
         let t = &self.training;
         writeln!(f, "  trained on {} ({} pieces, {} bars): {} epochs, {} steps, {:.0} s, {:.0} bars/s on {}", t.data, t.pieces, t.bars, t.epochs, t.steps, t.wall_seconds, t.bars_per_second, t.device)?;
@@ -438,6 +461,7 @@ pub(crate) fn test_card() -> ModelCard {
         decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0 },
         latent_center: vec![0.0; 4],
         macro_knobs: vec![MacroKnob { name: "Macro 1".into(), direction: vec![0.0, 1.0, 0.0, 0.0], spread: 2.0, variance_share: 0.5 }],
+        named_knobs: Vec::new(),
         training: TrainingInfo::default(),
     }
 }
@@ -450,6 +474,19 @@ mod tests {
         let mut card = test_card();
         change(&mut card);
         ModelCard::from_json(&card.to_json()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn named_knobs_are_checked_like_macro_knobs_and_never_twice() {
+        let knob = NamedKnob { attribute: Attribute::Register, direction: vec![1.0, 0.0, 0.0, 0.0], spread: 0.5, rho: 0.97 };
+        let mut card = test_card();
+        card.named_knobs = vec![knob.clone()];
+        assert_eq!(ModelCard::from_json(&card.to_json()).unwrap(), card);
+        assert!(refusal(|c| c.named_knobs = vec![NamedKnob { direction: vec![2.0, 0.0, 0.0, 0.0], ..knob.clone() }]).contains("named_knobs[0].direction: length 2"));
+        assert!(refusal(|c| c.named_knobs = vec![knob.clone(), knob.clone()]).contains("named_knobs[1]: a second knob for Register"));
+        let mut old: serde_json::Value = serde_json::from_str(&test_card().to_json()).unwrap();
+        assert!(old.as_object_mut().unwrap().remove("named_knobs").is_some());
+        assert_eq!(ModelCard::from_json(&old.to_string()).unwrap(), test_card(), "cards from before named knobs still load");
     }
 
     #[test]

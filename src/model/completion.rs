@@ -165,7 +165,7 @@ impl Generator {
         let options = self.request_options(request);
         let mut written = Vec::with_capacity(phrases.len());
         for (k, (phrase, code)) in phrases.iter().zip(&codes).enumerate() {
-            let z = anchored_latent(self.card(), code, request.seed, k, &request.knobs, distance);
+            let z = anchored_latent(self.card(), code, request.seed, k, request.steering(), distance);
             let kept = kept_when_varied(representation.track_count(), usize::from(representation.bars_per_phrase), representation.steps_per_bar(), distance, request.seed, k);
             let everything_kept = kept.tracks.len() == representation.track_count() || kept.steps.len() == phrase.steps();
             written.push(if everything_kept { phrase.clone() } else { self.complete(phrase, &kept, &z, &options, &mut phrase_stream(request.seed, &z))? });
@@ -222,8 +222,8 @@ impl Generator {
     fn latent_for_given(&self, given: &GivenParts, phrase: &Roll, request: &RenderRequest, k: usize) -> Result<Vec<f32>> {
         let card = self.card();
         Ok(match self.encode(&[given.of(phrase)])? {
-            Some(codes) => anchored_latent(card, &codes[0], request.seed, k, &request.knobs, request.variation),
-            None => phrase_latents(card, request.seed, &request.knobs, request.variation, k + 1).swap_remove(k),
+            Some(codes) => anchored_latent(card, &codes[0], request.seed, k, request.steering(), request.variation),
+            None => phrase_latents(card, request.seed, request.steering(), request.variation, k + 1).swap_remove(k),
         })
     }
 
@@ -299,7 +299,7 @@ mod tests {
     }
 
     fn sampled() -> RenderRequest {
-        RenderRequest { bars: 3, seed: 5, knobs: vec![], variation: 0.3, temperature: Some(1.0), density: 0.0 }
+        RenderRequest { bars: 3, seed: 5, knobs: vec![], variation: 0.3, temperature: Some(1.0), density: 0.0, named: Vec::new() }
     }
 
     fn track_notes(roll: &Roll, track: usize) -> Vec<GridNote> {

@@ -263,6 +263,15 @@ pub struct RenderRequest {
     /// −1…1: fewer or more notes than the calibrated onset threshold gives (0); the voices
     /// preset reads it as a bias towards new notes.
     pub density: f32,
+    /// Named-knob positions by attribute (`Attribute::ALL` order; missing ones are 0).
+    #[serde(default)]
+    pub named: Vec<f32>,
+}
+
+impl RenderRequest {
+    pub fn steering(&self) -> super::latent::Knobs<'_> {
+        super::latent::Knobs { macros: &self.knobs, named: &self.named }
+    }
 }
 
 impl Generator {
@@ -287,7 +296,7 @@ impl Generator {
     pub fn render(&self, request: &RenderRequest) -> candle_core::Result<Roll> {
         let bars_per_phrase = usize::from(self.card.representation.bars_per_phrase);
         let phrases = request.bars.max(1).div_ceil(bars_per_phrase);
-        let latents = super::latent::phrase_latents(&self.card, request.seed, &request.knobs, request.variation, phrases);
+        let latents = super::latent::phrase_latents(&self.card, request.seed, request.steering(), request.variation, phrases);
         let joined = self.decode_latents(&latents, request)?;
         Ok(joined.slice(0..request.bars.max(1) * self.card.representation.steps_per_bar()))
     }
@@ -347,7 +356,7 @@ mod tests {
     }
 
     fn request(seed: u64) -> RenderRequest {
-        RenderRequest { bars: 5, seed, knobs: vec![], variation: 0.5, temperature: Some(0.0), density: 0.0 }
+        RenderRequest { bars: 5, seed, knobs: vec![], variation: 0.5, temperature: Some(0.0), density: 0.0, named: Vec::new() }
     }
 
     #[test]

@@ -28,14 +28,24 @@ pub fn noise_in_stream(seed: u64, stream: u64, size: usize) -> Vec<f32> {
     values
 }
 
-/// The latent for a seed's noise moved along the card's macro-knob directions: knob k at v
-/// adds v standard deviations (of the corpus along direction k). Knobs beyond the card's
-/// count are ignored; a card with fewer knobs simply has fewer directions.
-pub fn steer(card: &ModelCard, noise: &[f32], knobs: &[f32]) -> Vec<f32> {
+/// Every knob a render can turn: the card's macro knobs in order, and the named knobs by
+/// attribute (`named[attribute.index()]`); missing values are 0.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Knobs<'a> {
+    pub macros: &'a [f32],
+    pub named: &'a [f32],
+}
+
+/// The latent for a seed's noise moved along the card's knob directions: macro knob k at v
+/// adds v standard deviations (of the corpus along direction k); a named knob at v adds v
+/// times its spread. Knobs the card lacks are ignored.
+pub fn steer(card: &ModelCard, noise: &[f32], knobs: Knobs) -> Vec<f32> {
     let mut z = noise.to_vec();
-    for (knob, value) in card.macro_knobs.iter().zip(knobs) {
-        for (zi, di) in z.iter_mut().zip(&knob.direction) {
-            *zi += value * knob.spread * di;
+    let macros = card.macro_knobs.iter().zip(knobs.macros).map(|(k, &v)| (&k.direction, k.spread * v));
+    let named = card.named_knobs.iter().map(|k| (&k.direction, k.spread * knobs.named.get(k.attribute.index()).copied().unwrap_or(0.0)));
+    for (direction, amount) in macros.chain(named) {
+        for (zi, di) in z.iter_mut().zip(direction) {
+            *zi += amount * di;
         }
     }
     z
@@ -44,7 +54,7 @@ pub fn steer(card: &ModelCard, noise: &[f32], knobs: &[f32]) -> Vec<f32> {
 /// Latents for `count` consecutive phrases. Each wanders from the one before by
 /// `variation` (0 repeats the first phrase's latent, a strict loop; 1 draws each afresh), as a
 /// random walk that stays on the prior: z_k = sqrt(1 - v^2) z_(k-1) + v e_k.
-pub fn phrase_latents(card: &ModelCard, seed: u64, knobs: &[f32], variation: f32, count: usize) -> Vec<Vec<f32>> {
+pub fn phrase_latents(card: &ModelCard, seed: u64, knobs: Knobs, variation: f32, count: usize) -> Vec<Vec<f32>> {
     let variation = variation.clamp(0.0, 1.0);
     let keep = (1.0 - variation * variation).sqrt();
     let mut current = noise_in_stream(seed, 0, card.latent_size);
@@ -64,7 +74,7 @@ pub fn phrase_latents(card: &ModelCard, seed: u64, knobs: &[f32], variation: f32
 /// `distance` d = 0 it is the code (the clip as the model reads it); at 1, fresh noise
 /// (unrelated to the clip); between, the step of `phrase_latents`' random walk, so a code on
 /// the prior stays on it.
-pub fn anchored_latent(card: &ModelCard, code: &[f32], seed: u64, k: usize, knobs: &[f32], distance: f32) -> Vec<f32> {
+pub fn anchored_latent(card: &ModelCard, code: &[f32], seed: u64, k: usize, knobs: Knobs, distance: f32) -> Vec<f32> {
     let distance = distance.clamp(0.0, 1.0);
     let keep = (1.0 - distance * distance).sqrt();
     let fresh = noise_in_stream(seed, k as u64, card.latent_size);
@@ -97,18 +107,31 @@ mod steering_tests {
     #[test]
     fn a_knob_moves_the_latent_by_its_spread_along_its_direction() {
         let card = test_card();
-        let z = steer(&card, &[0.5, 0.5, 0.5, 0.5], &[1.5, 9.0]);
+        let z = steer(&card, &[0.5, 0.5, 0.5, 0.5], Knobs { macros: &[1.5, 9.0], named: &[] });
         assert_eq!(z, vec![0.5, 0.5 + 1.5 * 2.0, 0.5, 0.5], "the second knob does not exist and is ignored");
+    }
+
+    #[test]
+    fn a_named_knob_moves_the_latent_by_its_spread_and_only_the_cards_knobs_count() {
+        use crate::metrics::attributes::Attribute;
+        let mut card = test_card();
+        card.named_knobs = vec![crate::model::card::NamedKnob { attribute: Attribute::Register, direction: vec![0.0, 0.0, 0.6, 0.8], spread: 0.5, rho: 1.0 }];
+        let mut named = vec![0.0; Attribute::ALL.len()];
+        named[Attribute::Register.index()] = 2.0;
+        named[Attribute::Leaps.index()] = -2.0;
+        let z = steer(&card, &[0.0; 4], Knobs { macros: &[], named: &named });
+        assert_eq!(z, vec![0.0, 0.0, 0.6, 0.8], "register at 2 moves twice its spread of 0.5 along its direction; leaps is not the card's");
+        assert_eq!(steer(&card, &[0.1; 4], Knobs::default()), vec![0.1; 4], "at 0 a latent is untouched, bit for bit");
     }
 
     #[test]
     fn variation_walks_from_phrase_to_phrase() {
         let card = test_card();
-        let strict = phrase_latents(&card, 5, &[], 0.0, 3);
+        let strict = phrase_latents(&card, 5, Knobs::default(), 0.0, 3);
         assert!(strict.windows(2).all(|w| w[0] == w[1]));
-        let free = phrase_latents(&card, 5, &[], 1.0, 3);
+        let free = phrase_latents(&card, 5, Knobs::default(), 1.0, 3);
         assert_eq!(free[0], strict[0]);
         assert_eq!(free[1], noise_in_stream(5, 1, 4));
-        assert_eq!(phrase_latents(&card, 5, &[1.0], 0.4, 3), phrase_latents(&card, 5, &[1.0], 0.4, 3));
+        assert_eq!(phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[] }, 0.4, 3), phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[] }, 0.4, 3));
     }
 }

@@ -7,6 +7,7 @@ use crate::engine::pattern::{PatternOptions, Scale};
 use crate::engine::worker::{lock, Settings};
 use crate::model::completion::{Source, SourceMode};
 use crate::roll::Take;
+use crate::metrics::attributes::Attribute;
 use crate::model::card::ModelCard;
 use crate::model::generator::RenderRequest;
 use nice_plug::prelude::*;
@@ -16,6 +17,9 @@ use std::sync::{Arc, Mutex};
 
 /// Macro knobs every model offers (cards carry their directions).
 pub const KNOBS: usize = 8;
+/// Named knobs, one per attribute. Their IDs are `named_1` … in `Attribute::ALL` order,
+/// which therefore only ever grows at its end.
+pub const NAMED_KNOBS: usize = Attribute::ALL.len();
 /// Tracks with their own mute and channel; a model with more plays the rest unmutable on
 /// their card's channels.
 pub const TRACK_SLOTS: usize = 8;
@@ -33,6 +37,9 @@ pub struct DreamrollParams {
 
     #[nested(array, group = "Macro knobs")]
     pub knobs: [KnobParams; KNOBS],
+    /// One per attribute, in `Attribute::ALL` order; a model uses those its card has.
+    #[nested(array, group = "Named knobs")]
+    pub named: [NamedKnobParams; NAMED_KNOBS],
     #[id = "seed"]
     pub seed: IntParam,
     /// A trigger: each press draws the next pattern of the same seed ("take"), so a user can
@@ -142,6 +149,22 @@ impl ClipSlot {
 pub struct KnobParams {
     #[id = "knob"]
     pub value: FloatParam,
+}
+
+#[derive(Params)]
+pub struct NamedKnobParams {
+    #[id = "named"]
+    pub value: FloatParam,
+}
+
+impl NamedKnobParams {
+    fn new(index: usize) -> NamedKnobParams {
+        NamedKnobParams {
+            value: FloatParam::new(Attribute::ALL[index].knob_name(), 0.0, FloatRange::Linear { min: -2.0, max: 2.0 })
+                .with_step_size(0.01)
+                .with_value_to_string(formatters::v2s_f32_rounded(2)),
+        }
+    }
 }
 
 #[derive(Params)]
@@ -275,6 +298,7 @@ impl Default for DreamrollParams {
             editor_state: EguiEditorState::from_size(nice_plug::editor::dpi::LogicalSize::new(940.0, 600.0), 1.0),
             session: SessionField::default(),
             knobs: std::array::from_fn(KnobParams::new),
+            named: std::array::from_fn(NamedKnobParams::new),
             seed: IntParam::new("Seed", 42, IntRange::Linear { min: 0, max: MAX_SEED }),
             new_seed: BoolParam::new("New seed", false).with_callback(on_new_seed),
             variation: FloatParam::new("Variation", 0.3, FloatRange::Linear { min: 0.0, max: 1.0 })
@@ -338,9 +362,9 @@ pub fn render_seed(seed: i32, takes: u32) -> u64 {
 pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
     let float = |p: &FloatParam| u64::from(p.value().to_bits());
     let int = |v: i32| v as u32 as u64;
-    let mut values = [0u64; KNOBS + 14 + 2 * TRACK_SLOTS];
-    for (slot, knob) in values.iter_mut().zip(&params.knobs) {
-        *slot = float(&knob.value);
+    let mut values = [0u64; KNOBS + NAMED_KNOBS + 14 + 2 * TRACK_SLOTS];
+    for (slot, knob) in values.iter_mut().zip(params.knobs.iter().map(|k| &k.value).chain(params.named.iter().map(|k| &k.value))) {
+        *slot = float(knob);
     }
     let scalars = [
         int(params.seed.value()),
@@ -359,10 +383,11 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
         // The clip shapes the pattern only when the source reads it.
         if params.source.value() == SourceChoice::Dream { 0 } else { params.clip.serial() },
     ];
-    values[KNOBS..KNOBS + scalars.len()].copy_from_slice(&scalars);
+    let tracks_from = KNOBS + NAMED_KNOBS + scalars.len();
+    values[KNOBS + NAMED_KNOBS..tracks_from].copy_from_slice(&scalars);
     for (i, track) in params.tracks.iter().enumerate() {
-        values[KNOBS + scalars.len() + 2 * i] = u64::from(track.mute.value());
-        values[KNOBS + scalars.len() + 2 * i + 1] = int(track.channel.value());
+        values[tracks_from + 2 * i] = u64::from(track.mute.value());
+        values[tracks_from + 2 * i + 1] = int(track.channel.value());
     }
     crate::hash::fnv1a(values.iter().flat_map(|v| v.to_le_bytes()))
 }
@@ -380,6 +405,7 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
             variation: params.variation.value(),
             temperature: Some(card.decoding.temperature * params.temperature.value()),
             density: params.density.value(),
+            named: Vec::new(),
         },
         voicing: PatternOptions {
             key: params.key.value().to_index() as u8,

@@ -239,7 +239,7 @@ mod tests {
             schema_version: SESSION_VERSION,
             model: ModelSource::Embedded,
             settings: Settings {
-                request: RenderRequest { bars: 1, seed: 1, knobs: vec![0.5], variation: 0.0, temperature: None, density: 0.0 },
+                request: RenderRequest { bars: 1, seed: 1, knobs: vec![0.5], variation: 0.0, temperature: None, density: 0.0, named: Vec::new() },
                 voicing: PatternOptions { key: 0, scale: Scale::Major, transpose: 0, velocity: 90, humanise: 0.0, seed: 1, channels: vec![0], muted: vec![false] },
                 source: Default::default(),
                 clip: None,
@@ -330,7 +330,7 @@ mod tests {
             p.generation = 5;
             p.pattern = Some(Arc::new(newer.pattern.clone()));
             p.settings = Some(newer.settings.clone());
-            p.model = Some(crate::engine::worker::ModelInfo { source: ModelSource::Embedded, name: "m".into(), tracks: vec![], steps_per_beat: 4 });
+            p.model = Some(crate::engine::worker::ModelInfo { source: ModelSource::Embedded, name: "m".into(), tracks: vec![], steps_per_beat: 4, named_knobs: vec![] });
         }
         let saved = parse_session(&field.saved_text()).unwrap();
         assert_eq!(saved.pattern, newer.pattern, "a new pattern since the restore is what is saved");

@@ -87,7 +87,7 @@ pub fn run(args: ListenArgs) -> anyhow::Result<()> {
     let step = all.len().div_ceil(args.phrases.max(1)).max(1);
     let clips: Vec<Roll> = all.into_iter().step_by(step).collect();
     println!("{} held-out pieces, {} of their {}-bar phrases", held_out.len(), clips.len(), bars);
-    let request = |k: usize, temperature: Option<f32>| RenderRequest { bars, seed: args.seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature, density: 0.0 };
+    let request = |k: usize, temperature: Option<f32>| RenderRequest { bars, seed: args.seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature, density: 0.0, named: Vec::new() };
 
     let latent_reconstruction_f1 = match generator.encode(&clips)? {
         Some(codes) => {

@@ -6,6 +6,7 @@
 mod bench;
 mod corpus;
 mod eval;
+mod knobs;
 mod listen;
 mod install;
 mod train;
@@ -27,6 +28,9 @@ enum Task {
     Eval(eval::EvalArgs),
     /// How a model writes from held-out music: vary a clip, harmonise a melody.
     Listen(listen::ListenArgs),
+    /// Learn a model's named knobs (register, note density, ...) from its corpus and check
+    /// each by a sweep; --write puts those that pass into its card.
+    Knobs(knobs::KnobsArgs),
     /// Train a decoder on a folder of MIDI files.
     Train(train::TrainArgs),
     /// Run the criterion benchmarks, or (--vs-pytorch) compare with a PyTorch twin.
@@ -63,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         Task::Corpus(args) => corpus::run(args),
         Task::Eval(args) => eval::run(args),
         Task::Listen(args) => listen::run(args),
+        Task::Knobs(args) => knobs::run(args),
         Task::Bench(args) => bench::run(args),
         Task::BenchWorker(args) => bench::candle_side::worker(args),
         Task::Train(args) => train::run(args),

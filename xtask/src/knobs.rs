@@ -1,0 +1,208 @@
+//! `cargo xtask knobs`: named knobs learned from a model's corpus (MusicVAE's attribute
+//! vectors) and checked by sweeping them.
+//!
+//! Every training phrase is read by the encoder; for each attribute the knob's direction is
+//! the mean latent of the phrases in its top quarter minus that of its bottom quarter, so a
+//! knob at +1 moves a phrase by half that gap. Each knob is then swept from −2 to 2 with the
+//! others at 0, over phrases from many seeds: the attribute measured on what the decoder
+//! writes should rise with the knob (Spearman's ρ), and the voice statistics at the ends
+//! should stay inside the corpus's spread (±2 σ of its phrases). Only knobs that pass are
+//! written into the card (`--write`); the report says why the others were not.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use dreamroll::metrics::attributes::{spearman, Attribute};
+use dreamroll::metrics::voices::{VoiceAccumulator, VoiceStatistics};
+use dreamroll::model::card::{ModelCard, NamedKnob};
+use dreamroll::model::generator::{Generator, CARD_FILE};
+use dreamroll::model::latent::noise;
+use dreamroll::model::rolls::DecodeOptions;
+use dreamroll::roll::Roll;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct KnobsArgs {
+    /// Model folder with an encoder (encoder.safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// The model's training MIDI folder (default: data/corpus/<the card's data name>).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Phrases written at each knob position (one seed each).
+    #[arg(long, default_value_t = 96)]
+    seeds: u64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the knobs that pass into the model's card.
+    #[arg(long)]
+    write: bool,
+}
+
+/// Knob positions swept, in units of half the quartile gap.
+pub const SWEEP: [f32; 9] = [-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0];
+/// Below this correlation a knob does not do what its name says.
+const LEAST_RHO: f64 = 0.9;
+
+#[derive(Serialize)]
+struct KnobReport {
+    attribute: Attribute,
+    name: &'static str,
+    /// The corpus's phrases: bottom-quarter and top-quarter means of the attribute.
+    corpus_low: f64,
+    corpus_high: f64,
+    /// The attribute's mean over the written phrases at each sweep position.
+    sweep: Vec<f64>,
+    /// Spearman's ρ between knob position and the mean attribute, and over every phrase.
+    rho_of_means: f64,
+    rho_of_phrases: f64,
+    /// Voice statistics at the knob's ends that left the corpus's ±2 σ.
+    outside_at_ends: Vec<String>,
+    passed: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    corpus_phrases: usize,
+    seeds: u64,
+    knobs: Vec<KnobReport>,
+}
+
+/// The voice statistics checked at the knob ends, by name.
+fn statistics(stats: &VoiceStatistics) -> [(&'static str, Option<f64>); 6] {
+    [
+        ("note length", stats.note_length_sixteenths),
+        ("short notes", stats.short_notes),
+        ("rests", stats.rests),
+        ("repeated pitch", stats.repeated_pitches),
+        ("stepwise", stats.stepwise_motion),
+        ("leaps", stats.leaps),
+    ]
+}
+
+fn phrase_statistics(roll: &Roll) -> VoiceStatistics {
+    let mut accumulator = VoiceAccumulator::default();
+    accumulator.add(roll);
+    accumulator.summary().mean
+}
+
+fn mean_and_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    (mean, (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt())
+}
+
+pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
+    let generator = Generator::from_dir(&args.model).with_context(|| format!("loading the model in {}", args.model.display()))?;
+    let card = generator.card().clone();
+    let corpus = crate::eval::training_corpus(&card, args.data.as_deref())?;
+    let bars = usize::from(card.representation.bars_per_phrase);
+    let phrases: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(bars, bars)).collect();
+    let mut codes = Vec::with_capacity(phrases.len());
+    for chunk in phrases.chunks(512) {
+        match generator.encode(chunk)? {
+            Some(mut read) => codes.append(&mut read),
+            None => bail!("model {} has no encoder to read its corpus with", card.name),
+        }
+    }
+    println!("{}: {} corpus phrases of {bars} bars read by the encoder", card.name, phrases.len());
+    let corpus_stats: Vec<VoiceStatistics> = phrases.iter().map(phrase_statistics).collect();
+    let spread_of = |index: usize| -> Option<(f64, f64)> {
+        let values: Vec<f64> = corpus_stats.iter().filter_map(|s| statistics(s)[index].1).collect();
+        (!values.is_empty()).then(|| mean_and_sd(&values))
+    };
+    let options = DecodeOptions::from_card(&card.decoding);
+    let mut reports = Vec::new();
+    let mut passing = Vec::new();
+    for attribute in Attribute::ALL.into_iter().filter(|a| card.representation.track_count() > 1 || !a.needs_parts()) {
+        let mut measured: Vec<(f64, &Vec<f32>)> = phrases.iter().zip(&codes).filter_map(|(phrase, code)| attribute.measure(phrase).map(|v| (v, code))).collect();
+        measured.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let quarter = measured.len() / 4;
+        if quarter == 0 {
+            continue;
+        }
+        let mean_of = |part: &[(f64, &Vec<f32>)]| -> (f64, Vec<f32>) {
+            let mut z = vec![0.0f32; card.latent_size];
+            for (_, code) in part {
+                for (zi, ci) in z.iter_mut().zip(code.iter()) {
+                    *zi += ci / part.len() as f32;
+                }
+            }
+            (part.iter().map(|(v, _)| v).sum::<f64>() / part.len() as f64, z)
+        };
+        let (low, low_z) = mean_of(&measured[..quarter]);
+        let (high, high_z) = mean_of(&measured[measured.len() - quarter..]);
+        let gap: Vec<f32> = high_z.iter().zip(&low_z).map(|(h, l)| h - l).collect();
+        let norm = gap.iter().map(|g| g * g).sum::<f32>().sqrt();
+        let knob = NamedKnob { attribute, direction: gap.iter().map(|g| g / norm).collect(), spread: norm / 2.0, rho: 0.0 };
+
+        let (mut positions, mut values, mut sweep) = (Vec::new(), Vec::new(), Vec::new());
+        let mut outside_at_ends = Vec::new();
+        for &position in &SWEEP {
+            let latents: Vec<Vec<f32>> = (0..args.seeds)
+                .map(|s| noise(args.seed + s, card.latent_size).iter().zip(&knob.direction).map(|(z, d)| z + position * knob.spread * d).collect())
+                .collect();
+            let written = generator.generate(&latents, &options, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
+            let at_position: Vec<f64> = written.iter().filter_map(|roll| attribute.measure(roll)).collect();
+            sweep.push(at_position.iter().sum::<f64>() / at_position.len().max(1) as f64);
+            positions.extend(std::iter::repeat_n(f64::from(position), at_position.len()));
+            values.extend(at_position);
+            if position.abs() == 2.0 {
+                let mut accumulator = VoiceAccumulator::default();
+                written.iter().for_each(|roll| accumulator.add(roll));
+                for (index, (name, value)) in statistics(&accumulator.summary().mean).into_iter().enumerate() {
+                    if let (Some(value), Some((mean, sd))) = (value, spread_of(index)) {
+                        if (value - mean).abs() > 2.0 * sd {
+                            outside_at_ends.push(format!("{name} {value:.3} at {position:+} (corpus {mean:.3} ± {:.3})", 2.0 * sd));
+                        }
+                    }
+                }
+            }
+        }
+        let rho_of_means = spearman(&SWEEP.map(f64::from), &sweep).unwrap_or(0.0);
+        let rho_of_phrases = spearman(&positions, &values).unwrap_or(0.0);
+        let passed = rho_of_means >= LEAST_RHO && outside_at_ends.is_empty();
+        if passed {
+            passing.push(NamedKnob { rho: rho_of_means, ..knob });
+        }
+        reports.push(KnobReport { attribute, name: attribute.knob_name(), corpus_low: low, corpus_high: high, sweep, rho_of_means, rho_of_phrases, outside_at_ends, passed });
+    }
+    let report = Report { model: card.name.clone(), corpus_phrases: phrases.len(), seeds: args.seeds, knobs: reports };
+    print!("{}", markdown(&report));
+    std::fs::write(args.model.join("knobs.json"), serde_json::to_string_pretty(&report)?)?;
+    if args.write {
+        let card = ModelCard { named_knobs: passing, ..card };
+        card.validate().context("the card with its named knobs")?;
+        std::fs::write(args.model.join(CARD_FILE), card.to_json()).with_context(|| format!("writing {}", args.model.join(CARD_FILE).display()))?;
+        println!("wrote {} named knobs into {}", card.named_knobs.len(), args.model.join(CARD_FILE).display());
+    }
+    Ok(())
+}
+
+fn markdown(report: &Report) -> String {
+    let mut text = format!(
+        "\n## {}: named knobs ({} corpus phrases; {} phrases at each position)\n\n| knob | corpus low / high quarter | −2 | −1 | 0 | +1 | +2 | ρ (means) | ρ (phrases) | at the ends |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        report.model, report.corpus_phrases, report.seeds
+    );
+    for knob in &report.knobs {
+        let at = |position: f32| knob.sweep[SWEEP.iter().position(|&p| p == position).expect("a swept position")];
+        text += &format!(
+            "| {} | {:.2} / {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.3} | {} |\n",
+            knob.name,
+            knob.corpus_low,
+            knob.corpus_high,
+            at(-2.0),
+            at(-1.0),
+            at(0.0),
+            at(1.0),
+            at(2.0),
+            knob.rho_of_means,
+            knob.rho_of_phrases,
+            if knob.outside_at_ends.is_empty() { "inside ±2 σ".to_string() } else { knob.outside_at_ends.join("; ") }
+        );
+    }
+    text
+}
