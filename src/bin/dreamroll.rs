@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
 use dreamroll::metrics::attributes::Attribute;
+use dreamroll::metrics::chords::parse_chord;
 use dreamroll::model::completion::{Source, SourceMode};
 use dreamroll::roll::{pattern_to_midi, Clip, Roll, Take};
 use std::path::PathBuf;
@@ -62,8 +63,9 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         humanise: f32,
         /// dream (from the latent alone), vary (the clip written again, --distance away),
-        /// harmonise (keep the clip's parts and write the others around them) or continue
-        /// (the bars that follow the clip). All but dream need --clip; harmonise and continue
+        /// harmonise (keep the clip's parts and write the others around them), continue
+        /// (the bars that follow the clip) or follow-chords (dream, with strong beats on
+        /// --chords or the clip's chords). All but dream need --clip; harmonise and continue
         /// a voices model. For harmonise and continue --variation is how far the latent
         /// strays from the encoder's reading of the clip.
         #[arg(long, value_enum, default_value_t = SourceArg::Dream)]
@@ -79,6 +81,10 @@ enum Command {
         /// [default: every part the clip plays].
         #[arg(long, value_delimiter = ',')]
         keep: Vec<usize>,
+        /// follow-chords: a chord per bar, repeating, space- or comma-separated ("C Am F G7");
+        /// without it, each bar's chord is read from --clip (a chord track).
+        #[arg(long)]
+        chords: Option<String>,
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -145,6 +151,7 @@ enum SourceArg {
     Vary,
     Harmonise,
     Continue,
+    FollowChords,
 }
 
 impl SourceArg {
@@ -154,6 +161,7 @@ impl SourceArg {
             SourceArg::Vary => SourceMode::Vary,
             SourceArg::Harmonise => SourceMode::Harmonise,
             SourceArg::Continue => SourceMode::Continue,
+            SourceArg::FollowChords => SourceMode::FollowChords,
         }
     }
 }
@@ -174,7 +182,7 @@ fn decode(generator: &Generator, request: &RenderRequest, source: Source, clip: 
     let name = source.mode.name();
     let clip = match (source.mode, clip) {
         (SourceMode::Dream, Some(_)) => bail!("--clip is read by --source vary, harmonise or continue; dream writes from the latent alone"),
-        (SourceMode::Dream, None) => None,
+        (SourceMode::Dream, None) | (SourceMode::FollowChords, None) => None,
         (_, None) => bail!("--source {name} needs --clip FILE.mid"),
         (_, Some(path)) => Some(read_clip_file(path, generator, request.bars)?),
     };
@@ -183,7 +191,7 @@ fn decode(generator: &Generator, request: &RenderRequest, source: Source, clip: 
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Render { model, bars, seed, bpm, knobs, named, variation, temperature, density, key, scale, transpose, velocity, humanise, source, distance, clip, keep, output } => {
+        Command::Render { model, bars, seed, bpm, knobs, named, variation, temperature, density, key, scale, transpose, velocity, humanise, source, distance, clip, keep, chords, output } => {
             let generator = match &model {
                 Some(dir) => Generator::from_dir(dir).with_context(|| format!("loading the model in {}", dir.display()))?,
                 None => dreamroll::model::default_generator()?,
@@ -227,7 +235,12 @@ fn main() -> anyhow::Result<()> {
             if keep.contains(&0) {
                 bail!("--keep 0: parts are numbered from 1");
             }
-            let source = Source { mode: source.mode(), distance, keep: keep.iter().map(|part| part - 1).collect() };
+            let names = chords.as_deref().unwrap_or_default().split([' ', ',']).filter(|name| !name.is_empty());
+            let chords = names.map(|name| parse_chord(name).map_err(|e| anyhow::anyhow!("--chords {e}"))).collect::<anyhow::Result<Vec<_>>>()?;
+            if !chords.is_empty() && source != SourceArg::FollowChords {
+                bail!("--chords is read by --source follow-chords");
+            }
+            let source = Source { mode: source.mode(), distance, keep: keep.iter().map(|part| part - 1).collect(), chords };
             let pattern = build_pattern(&decode(&generator, &request, source, clip.as_ref())?, &voicing);
             let names: Vec<(u8, String)> = tracks.iter().map(|t| (t.channel, t.name.clone())).collect();
             std::fs::write(&output, pattern_to_midi(&pattern, bpm, &names)).with_context(|| format!("writing {}", output.display()))?;

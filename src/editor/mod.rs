@@ -10,6 +10,7 @@ mod widgets;
 use crate::engine::models::{user_models_dir, ModelSource};
 use crate::engine::worker::{lock, Command, Published};
 use crate::capture::MOST_BARS;
+use crate::metrics::chords::chord_name;
 use crate::model::completion::SourceMode;
 use crate::plugin::params::{DreamrollParams, SourceChoice, KNOBS};
 use crate::plugin::Playhead;
@@ -224,7 +225,7 @@ impl DreamrollEditor {
         let params = self.params.clone();
         ui.horizontal(|ui| {
             ui.label(RichText::new("Source").strong());
-            for choice in [SourceChoice::Dream, SourceChoice::Vary, SourceChoice::Harmonise, SourceChoice::Continue] {
+            for choice in [SourceChoice::Dream, SourceChoice::Vary, SourceChoice::Harmonise, SourceChoice::Continue, SourceChoice::FollowChords] {
                 let name = SourceChoice::variants()[choice.to_index()];
                 if ui.selectable_label(params.source.value() == choice, name).clicked() {
                     setter.begin_set_parameter(&params.source);
@@ -254,6 +255,15 @@ impl DreamrollEditor {
                 self.clip_result = None;
             }
         });
+        if params.source.value() == SourceChoice::FollowChords {
+            let heard = params.heard_chord.get().and_then(|(classes, bass)| chord_name(classes, bass));
+            let following = match (heard, published.clip.as_ref()) {
+                (Some(name), _) => format!("following {name} (held on the input; hold another chord to change)"),
+                (None, Some(_)) => "following the clip's chord in each bar".to_string(),
+                (None, None) => "hold a chord on Dreamroll's MIDI input, or give it a clip of chords".to_string(),
+            };
+            ui.label(RichText::new(following).color(TRACK_COLOURS[4]));
+        }
         let clip_line = match (&published.clip, params.clip.get()) {
             (Some(shown), Some(_)) if params.source.value() != SourceChoice::Dream => shown.summary.clone(),
             (_, Some(take)) => format!("clip: {} bars, {} notes (read when the source is not Dream)", take.bars, take.notes.len()),

@@ -590,7 +590,7 @@ mod tests {
     fn a_clip_is_varied_as_render_varies_it_and_shown_with_what_was_read() {
         let (engine, mut audio) = spawn();
         let mut vary = settings(3);
-        vary.source = Source { mode: SourceMode::Vary, distance: 0.5, keep: vec![] };
+        vary.source = Source { mode: SourceMode::Vary, distance: 0.5, ..Source::default() };
         engine.send(Command::Settings(vary.clone()));
         std::thread::sleep(Duration::from_millis(300));
         assert!(audio.patterns.pop().is_err(), "nothing to vary yet");

@@ -26,6 +26,7 @@
 
 pub mod agreement;
 pub mod attributes;
+pub mod chords;
 pub mod two_sample;
 pub mod voices;
 

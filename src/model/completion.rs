@@ -8,6 +8,8 @@
 use super::generator::{voice_sampling, Generator, RenderRequest};
 use super::latent::{anchored_latent, phrase_latents};
 use super::rolls::DecodeOptions;
+use super::voices::sampler::{ChordGuide, Sampling, GUIDE_BARS};
+use crate::metrics::chords::{bar_chords, strong_beat_steps, PitchClasses};
 use crate::roll::{Clip, ClipError, Roll, Take};
 use candle_core::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -52,10 +54,13 @@ pub enum SourceMode {
     Harmonise,
     /// The bars that follow the clip.
     Continue,
+    /// From the latent, with strong beats on the chord the producer holds (or the clip's
+    /// chord in each bar, a chord track).
+    FollowChords,
 }
 
 impl SourceMode {
-    pub const ALL: [SourceMode; 4] = [SourceMode::Dream, SourceMode::Vary, SourceMode::Harmonise, SourceMode::Continue];
+    pub const ALL: [SourceMode; 5] = [SourceMode::Dream, SourceMode::Vary, SourceMode::Harmonise, SourceMode::Continue, SourceMode::FollowChords];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -63,6 +68,7 @@ impl SourceMode {
             SourceMode::Vary => "vary",
             SourceMode::Harmonise => "harmonise",
             SourceMode::Continue => "continue",
+            SourceMode::FollowChords => "follow chords",
         }
     }
 }
@@ -75,6 +81,10 @@ pub struct Source {
     pub distance: f32,
     /// Harmonise: the parts to keep; empty keeps every part the clip plays.
     pub keep: Vec<usize>,
+    /// Follow chords: one chord per bar, repeating (pitch classes, bit c for pitch class c);
+    /// empty reads each bar's chord from the clip.
+    #[serde(default)]
+    pub chords: Vec<PitchClasses>,
 }
 
 /// Why a source cannot render, in words for the status line and the command line.
@@ -88,9 +98,16 @@ pub enum SourceError {
     NoSuchPart { part: usize, parts: usize },
     #[error("the clip plays all {0} parts, so there is nothing to harmonise; keep fewer parts (the top one alone, say)")]
     NothingToHarmonise(usize),
+    #[error("follow chords needs a chord: hold one on Dreamroll's MIDI input, or give a clip of chords")]
+    NoChord,
     #[error("the model failed to render: {0}")]
     Model(#[from] candle_core::Error),
 }
+
+/// How much less likely (in logits) a pitch outside the chord is on a strong beat: strong
+/// enough that a guided phrase follows the chord, short of forbidding what the model is
+/// sure of (a suspension held into the beat).
+pub const CHORD_BIAS: f32 = -6.0;
 
 impl Generator {
     /// A take (a recording or a MIDI file's start) as this model reads it: its first `bars` bars.
@@ -104,6 +121,21 @@ impl Generator {
     pub fn render_from(&self, request: &RenderRequest, source: &Source, clip: Option<&Clip>) -> std::result::Result<Roll, SourceError> {
         match (source.mode, clip) {
             (SourceMode::Dream, _) => Ok(self.render(request)?),
+            (SourceMode::FollowChords, clip) => {
+                let mut chords = if source.chords.is_empty() { clip.map(|c| bar_chords(&c.roll)).unwrap_or_default() } else { source.chords.clone() };
+                // A silent bar of a chord track keeps the chord before it.
+                for bar in 1..chords.len() {
+                    if chords[bar] == 0 {
+                        chords[bar] = chords[bar - 1];
+                    }
+                }
+                if chords.iter().all(|&c| c == 0) {
+                    return Err(SourceError::NoChord);
+                }
+                let first = chords.iter().copied().find(|&c| c != 0).expect("a chord, checked above");
+                chords.iter_mut().take_while(|c| **c == 0).for_each(|c| *c = first);
+                Ok(self.render_following(request, &chords)?)
+            }
             (mode, None) => Err(SourceError::NoClip(mode)),
             (SourceMode::Vary, Some(clip)) => {
                 if !(0.0..=1.0).contains(&source.distance) {
@@ -146,6 +178,39 @@ impl Generator {
         let choices: Vec<Vec<Option<u32>>> =
             tokens.iter().enumerate().map(|(step, row)| row.iter().enumerate().map(|(track, &token)| given.covers(track, step).then_some(token)).collect()).collect();
         decoder.complete(&representation, latent, &choices, voice_sampling(options), options.velocity, self.learned_phrases(), rng)
+    }
+
+    /// `request.bars` bars from the seed's latent walk, as `render` writes them, but with the
+    /// strong beats of bar b on `chords[b % chords.len()]` (see [`ChordGuide`]).
+    pub fn render_following(&self, request: &RenderRequest, chords: &[PitchClasses]) -> Result<Roll> {
+        let card = self.card();
+        let Some(decoder) = self.voice_decoder() else {
+            bail!("the {} preset writes every note at once and cannot follow chords; a voices model can", card.preset)
+        };
+        if chords.is_empty() {
+            bail!("no chord to follow");
+        }
+        let representation = Arc::new(card.representation.clone());
+        let bars_per_phrase = usize::from(representation.bars_per_phrase);
+        let bars = request.bars.max(1);
+        let latents = phrase_latents(card, request.seed, request.steering(), request.variation, bars.div_ceil(bars_per_phrase));
+        let options = self.request_options(request);
+        let mut phrases = Vec::with_capacity(latents.len());
+        for (k, z) in latents.iter().enumerate() {
+            let mut guide = ChordGuide {
+                bars: [0; GUIDE_BARS],
+                steps_per_bar: representation.steps_per_bar(),
+                strong_steps: strong_beat_steps(&representation),
+                lowest_pitch: representation.lowest_pitch,
+                bias: CHORD_BIAS,
+            };
+            for (b, chord) in guide.bars.iter_mut().enumerate().take(bars_per_phrase) {
+                *chord = chords[(k * bars_per_phrase + b) % chords.len()];
+            }
+            let sampling = Sampling { chords: Some(guide), ..voice_sampling(&options) };
+            phrases.extend(decoder.phrases(&representation, std::slice::from_ref(z), sampling, options.velocity, self.learned_phrases(), &mut phrase_stream(request.seed, z))?);
+        }
+        Ok(Roll::concat(&phrases).expect("at least one phrase").slice(0..bars * representation.steps_per_bar()))
     }
 
     /// The clip varied, phrase by phrase, the way a composer reworks a passage: a share
@@ -360,5 +425,28 @@ mod tests {
         let cells = Generator::build(test_card(), VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
         let error = cells.render_harmonised(&sampled(), &melody(&cells), &[0]).unwrap_err().to_string();
         assert!(error.contains("cannot keep given ones; a voices model can"), "{error}");
+    }
+
+    #[test]
+    fn following_chords_puts_strong_beats_on_them_and_says_when_there_is_none() {
+        use crate::metrics::chords::{parse_chord, strong_beat_chord_tones};
+        let generator = voices_with_encoder();
+        let chords = [parse_chord("C").unwrap(), parse_chord("F").unwrap(), parse_chord("G").unwrap()];
+        let (mut with, mut without) = ((0, 0), (0, 0));
+        for seed in 0..8 {
+            let request = RenderRequest { bars: 6, seed, ..sampled() };
+            let followed = generator.render_following(&request, &chords).unwrap();
+            assert_eq!(followed.steps(), 6 * 16);
+            let free = generator.render(&request).unwrap();
+            let (a, b) = (strong_beat_chord_tones(&followed, &chords), strong_beat_chord_tones(&free, &chords));
+            with = (with.0 + a.0, with.1 + a.1);
+            without = (without.0 + b.0, without.1 + b.1);
+        }
+        let share = |(tones, all): (usize, usize)| tones as f64 / all.max(1) as f64;
+        assert!(share(with) > 0.9 && share(with) > share(without) + 0.3, "with {with:?}, without {without:?}");
+        let source = Source { mode: SourceMode::FollowChords, ..Source::default() };
+        assert!(matches!(generator.render_from(&sampled(), &source, None), Err(SourceError::NoChord)));
+        let given = Source { chords: vec![chords[0]], ..source };
+        assert_eq!(generator.render_from(&sampled(), &given, None).unwrap(), generator.render_following(&sampled(), &chords[..1]).unwrap());
     }
 }

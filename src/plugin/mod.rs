@@ -63,6 +63,8 @@ pub struct Dreamroll {
     /// What is played in, on its way to the engine's recorder.
     tap: CaptureTap,
     capture: Option<CaptureLine>,
+    /// Keys held on the input (bit p for MIDI pitch p), for the chord Follow chords hears.
+    held: u128,
 }
 
 /// The audio thread's end of the capture: events out, and counts that let an offline bounce
@@ -98,6 +100,7 @@ impl Default for Dreamroll {
             playhead: Arc::new(Playhead::default()),
             tap: CaptureTap::default(),
             capture: None,
+            held: 0,
         };
         plugin.start_engine();
         plugin
@@ -191,10 +194,23 @@ impl Dreamroll {
         });
         self.capture = Some(CaptureLine { events, sent: 0, heard });
         let (engine, audio) = Engine::spawn(generator, ModelSource::Embedded, Some(watch));
-        let (published, takes) = (engine.published_handle(), self.params.takes.clone());
-        self.params.session.connect(published, engine.commander(), takes, self.params.clip.clone());
+        self.params.session.connect(engine.published_handle(), engine.commander(), &self.params);
         self.engine = Some(engine);
         self.audio = Some(audio);
+    }
+
+    /// Two or more pitch classes held are the chord to follow, until another is held.
+    fn latch_held_chord(&self) {
+        if self.held == 0 {
+            return;
+        }
+        let classes = crate::metrics::chords::pitch_classes((0..128u8).filter(|&p| self.held & (1 << p) != 0));
+        if classes.count_ones() >= 2 {
+            let chord = Some((classes, Some(self.held.trailing_zeros() as u8)));
+            if self.params.heard_chord.get() != chord {
+                self.params.heard_chord.set(chord);
+            }
+        }
     }
 
     /// Hands a pattern the audio thread is done with back to the engine to be freed.
@@ -390,12 +406,18 @@ impl Plugin for Dreamroll {
             };
             let (Some(channel), Some(pitch)) = (channel.number(), key.number()) else { continue };
             tap.note(&window, offset.min(samples.saturating_sub(1)), channel, pitch, velocity, &mut send);
+            if velocity > 0 {
+                self.held |= 1 << pitch;
+            } else {
+                self.held &= !(1 << pitch);
+            }
             if count < THRU_CAPACITY {
                 self.outgoing[count] = NoteEvent { offset: offset.min(samples.saturating_sub(1)), channel, pitch, velocity };
                 count += 1;
             }
         }
         tap.end_block(&window, &mut send);
+        self.latch_held_chord();
         if f64::from(self.sample_rate) != window.sample_rate && window.sample_rate > 0.0 {
             self.sample_rate = window.sample_rate as f32;
             self.synth.set_sample_rate(self.sample_rate);

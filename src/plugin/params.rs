@@ -93,6 +93,33 @@ pub struct DreamrollParams {
     pub takes: Arc<AtomicU32>,
     /// The producer's clip: the newest take, or a loaded file; saved in the session.
     pub clip: Arc<ClipSlot>,
+    /// The last chord held on the MIDI input (see [`HeardChord`]); written by the audio
+    /// thread, saved in the session through the settings it shapes.
+    pub heard_chord: Arc<HeardChord>,
+}
+
+/// A chord held on the input, latched: it stays until another of two or more pitch classes
+/// is held, so that letting go of the keys does not stop the following.
+#[derive(Default)]
+pub struct HeardChord(AtomicU32);
+
+impl HeardChord {
+    /// Pitch classes (bit c for class c) and the lowest key held, where known (a chord
+    /// restored from a project has no keys).
+    pub fn get(&self) -> Option<(u16, Option<u8>)> {
+        let packed = self.0.load(Ordering::Acquire);
+        let bass = (packed >> 16) as u8;
+        (packed != 0).then(|| ((packed & 0xfff) as u16, bass.checked_sub(1)))
+    }
+
+    pub fn set(&self, chord: Option<(u16, Option<u8>)>) {
+        let pack = |(classes, bass): (u16, Option<u8>)| u32::from(classes & 0xfff) | u32::from(bass.map_or(0, |b| b.min(127) + 1)) << 16;
+        self.0.store(chord.map_or(0, pack), Ordering::Release);
+    }
+
+    fn packed(&self) -> u64 {
+        u64::from(self.0.load(Ordering::Acquire))
+    }
 }
 
 /// The source modes as a parameter; stable IDs, as for every enum a project stores.
@@ -106,6 +133,9 @@ pub enum SourceChoice {
     Harmonise,
     #[id = "continue"]
     Continue,
+    #[id = "follow-chords"]
+    #[name = "Follow chords"]
+    FollowChords,
 }
 
 impl SourceChoice {
@@ -115,6 +145,7 @@ impl SourceChoice {
             SourceChoice::Vary => SourceMode::Vary,
             SourceChoice::Harmonise => SourceMode::Harmonise,
             SourceChoice::Continue => SourceMode::Continue,
+            SourceChoice::FollowChords => SourceMode::FollowChords,
         }
     }
 }
@@ -347,6 +378,7 @@ impl Default for DreamrollParams {
             take_length: EnumParam::new("Take length", LoopBars::Four),
             takes,
             clip: Arc::new(ClipSlot::default()),
+            heard_chord: Arc::new(HeardChord::default()),
         }
     }
 }
@@ -362,7 +394,7 @@ pub fn render_seed(seed: i32, takes: u32) -> u64 {
 pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
     let float = |p: &FloatParam| u64::from(p.value().to_bits());
     let int = |v: i32| v as u32 as u64;
-    let mut values = [0u64; KNOBS + NAMED_KNOBS + 14 + 2 * TRACK_SLOTS];
+    let mut values = [0u64; KNOBS + NAMED_KNOBS + 15 + 2 * TRACK_SLOTS];
     for (slot, knob) in values.iter_mut().zip(params.knobs.iter().map(|k| &k.value).chain(params.named.iter().map(|k| &k.value))) {
         *slot = float(knob);
     }
@@ -382,6 +414,7 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
         float(&params.distance),
         // The clip shapes the pattern only when the source reads it.
         if params.source.value() == SourceChoice::Dream { 0 } else { params.clip.serial() },
+        if params.source.value() == SourceChoice::FollowChords { params.heard_chord.packed() } else { 0 },
     ];
     let tracks_from = KNOBS + NAMED_KNOBS + scalars.len();
     values[KNOBS + NAMED_KNOBS..tracks_from].copy_from_slice(&scalars);
@@ -424,8 +457,21 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
                 .collect(),
             muted: (0..tracks.len()).map(|i| slot(i).is_some_and(|s| s.mute.value())).collect(),
         },
-        source: Source { mode: params.source.value().mode(), distance: params.distance.value(), keep: Vec::new() },
-        clip: if params.source.value() == SourceChoice::Dream { None } else { params.clip.get() },
+        source: Source {
+            mode: params.source.value().mode(),
+            distance: params.distance.value(),
+            keep: Vec::new(),
+            chords: match (params.source.value(), params.heard_chord.get()) {
+                (SourceChoice::FollowChords, Some((classes, _))) => vec![classes],
+                _ => Vec::new(),
+            },
+        },
+        // Follow chords reads the clip only as a chord track, when no chord is held.
+        clip: match params.source.value() {
+            SourceChoice::Dream => None,
+            SourceChoice::FollowChords if params.heard_chord.get().is_some() => None,
+            _ => params.clip.get(),
+        },
     }
 }
 
@@ -477,6 +523,12 @@ mod tests {
         assert_eq!(pattern_fingerprint(&params), dreaming, "a new take changes nothing while Dreamroll dreams");
         assert_eq!(settings_for(&params, generator.card()).clip, None, "(tests/clap_plugin.rs varies a recorded take)");
         assert_eq!(SourceChoice::Vary.mode(), SourceMode::Vary);
-        assert_eq!(SourceChoice::ids().unwrap(), ["dream", "vary", "harmonise", "continue"], "saved projects name sources by these");
+        assert_eq!(SourceChoice::ids().unwrap(), ["dream", "vary", "harmonise", "continue", "follow-chords"], "saved projects name sources by these");
+        let heard = HeardChord::default();
+        assert_eq!(heard.get(), None);
+        heard.set(Some((0b1000_1001_0001, Some(45))));
+        assert_eq!(heard.get(), Some((0b1000_1001_0001, Some(45))));
+        heard.set(Some((0b1001_0001, None)));
+        assert_eq!(heard.get(), Some((0b1001_0001, None)));
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::engine::models::ModelSource;
 use crate::engine::worker::{lock, Command, Published, Settings};
-use crate::plugin::params::ClipSlot;
+use crate::plugin::params::{ClipSlot, DreamrollParams, HeardChord};
 use crate::roll::Take;
 use crate::roll::{MAX_BEATS_PER_BAR, MAX_STEPS_PER_BEAT};
 use crate::schedule::{Pattern, MAX_DELAY};
@@ -105,6 +105,7 @@ struct Link {
     commands: Option<Sender<Command>>,
     takes: Option<Arc<AtomicU32>>,
     clip: Option<Arc<ClipSlot>>,
+    chord: Option<Arc<HeardChord>>,
     /// The session the host loaded last, as its exact text. Hosts save right after loading
     /// (a project opened on a frozen track, an undo snapshot, a duplicated track) before the
     /// engine has run, and must get back exactly what they gave.
@@ -129,12 +130,15 @@ struct Targets<'a> {
     commands: &'a Sender<Command>,
     takes: &'a AtomicU32,
     clip: &'a ClipSlot,
+    chord: &'a HeardChord,
 }
 
 /// Hands a session to the engine; returns the clip slot's serial with its clip in.
 fn restore(targets: Targets, session: Session, serial: u64) -> u64 {
     targets.takes.store(session.takes, Ordering::Release);
     targets.clip.set(session.clip.map(Arc::new));
+    // The chord a project followed is heard again, so its settings are what the parameters ask.
+    targets.chord.set(session.settings.source.chords.first().map(|&classes| (classes, None)));
     let clip_serial = targets.clip.serial();
     let _ = targets.commands.send(Command::Restore { source: session.model, settings: session.settings, pattern: session.pattern, serial });
     clip_serial
@@ -142,10 +146,11 @@ fn restore(targets: Targets, session: Session, serial: u64) -> u64 {
 
 impl SessionField {
     /// Connects the field to a running engine; a session loaded before it started goes to it now.
-    pub fn connect(&self, published: Arc<Mutex<Published>>, commands: Sender<Command>, takes: Arc<AtomicU32>, clip: Arc<ClipSlot>) {
+    pub fn connect(&self, published: Arc<Mutex<Published>>, commands: Sender<Command>, params: &DreamrollParams) {
+        let (takes, clip, chord) = (params.takes.clone(), params.clip.clone(), params.heard_chord.clone());
         let mut link = lock(&self.inner);
         if let Some((session, serial)) = link.waiting.take() {
-            let clip_serial = restore(Targets { commands: &commands, takes: &takes, clip: &clip }, session, serial);
+            let clip_serial = restore(Targets { commands: &commands, takes: &takes, clip: &clip, chord: &chord }, session, serial);
             if let Some(loaded) = link.loaded.as_mut().filter(|loaded| loaded.serial == serial) {
                 loaded.clip_serial = Some(clip_serial);
             }
@@ -154,6 +159,7 @@ impl SessionField {
         link.commands = Some(commands);
         link.takes = Some(takes);
         link.clip = Some(clip);
+        link.chord = Some(chord);
     }
 
     /// Why the project's session could not be used, for the editor.
@@ -198,8 +204,8 @@ impl SessionField {
                 link.problem = None;
                 link.loads += 1;
                 let serial = link.loads;
-                let clip_serial = match (&link.commands, &link.takes, &link.clip) {
-                    (Some(commands), Some(takes), Some(clip)) => Some(restore(Targets { commands, takes, clip }, session, serial)),
+                let clip_serial = match (&link.commands, &link.takes, &link.clip, &link.chord) {
+                    (Some(commands), Some(takes), Some(clip), Some(chord)) => Some(restore(Targets { commands, takes, clip, chord }, session, serial)),
                     _ => {
                         link.waiting = Some((session, serial));
                         None
@@ -314,7 +320,7 @@ mod tests {
         let field = SessionField::default();
         let published = Arc::new(Mutex::new(Published::default()));
         let (commands, inbox) = crossbeam_channel::unbounded();
-        field.connect(published.clone(), commands, Arc::new(AtomicU32::new(0)), Arc::new(ClipSlot::default()));
+        field.connect(published.clone(), commands, &DreamrollParams::default());
         // Spaces the engine would never write: the text itself is kept, not a re-encoding.
         let text = serde_json::to_string_pretty(&session()).unwrap();
         field.load(&text);

@@ -92,6 +92,45 @@ pub struct Sampling {
     /// Added to the score of every new note that would move in parallel perfect fifths or
     /// octaves with a voice above (in logits): the model's calibrated parallel rate.
     pub parallel_bias: f32,
+    /// Chords to follow, where the producer gives them.
+    pub chords: Option<ChordGuide>,
+}
+
+/// Most bars of a phrase a guide holds chords for.
+pub const GUIDE_BARS: usize = 16;
+
+/// Chords for the bars of one phrase: on strong beats, a pitch outside the bar's chord is
+/// `bias` less likely (in logits), whether struck there or held into it. Strong beats only,
+/// so that passing and neighbour notes between them stay the model's to write.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChordGuide {
+    /// Pitch classes (bit c for pitch class c) of each bar's chord.
+    pub bars: [u16; GUIDE_BARS],
+    pub steps_per_bar: usize,
+    /// Steps between strong beats.
+    pub strong_steps: usize,
+    /// The pitch of choice row 0.
+    pub lowest_pitch: u8,
+    pub bias: f32,
+}
+
+impl ChordGuide {
+    /// Moves the scores of a step's choices; `holding` is the row + 1 the voice sounds (0 resting).
+    fn apply(&self, step: usize, holding: u32, scores: &mut [f32]) {
+        if step % self.strong_steps != 0 {
+            return;
+        }
+        let chord = self.bars[(step / self.steps_per_bar).min(GUIDE_BARS - 1)];
+        let outside = |row: u32| chord & (1 << ((u32::from(self.lowest_pitch) + row) % 12)) == 0;
+        for (row, score) in scores[NEW_NOTE as usize..].iter_mut().enumerate() {
+            if outside(row as u32) {
+                *score += self.bias;
+            }
+        }
+        if holding > 0 && outside(holding - 1) {
+            scores[HOLD as usize] += self.bias;
+        }
+    }
 }
 
 pub struct VoiceSampler {
@@ -231,6 +270,9 @@ impl VoiceSampler {
                     Some(token) => token,
                     None => {
                         add_part_writing_biases(&mut scores, states[v], &last[..=v], &now[..v], sampling);
+                        if let Some(guide) = &sampling.chords {
+                            guide.apply(step, states[v].sounding, &mut scores);
+                        }
                         choose(&mut scores, states[v], sampling, rng)
                     }
                 };
@@ -349,7 +391,7 @@ mod tests {
         // Let the sampler write a phrase, recording its scores, then score the same choices
         // with the network under teacher forcing.
         let mut seen = Vec::new();
-        let sampling = Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0 };
+        let sampling = Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, chords: None };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let tokens = sampler.phrase(&network, &z, &[], sampling, &mut rng, Some(&mut seen)).unwrap();
         let replay: Vec<VoiceState> = states_after(&tokens, shape.max_age()).into_iter().flatten().collect();
@@ -376,7 +418,7 @@ mod tests {
     fn given_choices_are_kept_and_the_likeliest_choice_is_repeatable() {
         let (shape, network, sampler) = untrained();
         let given: Vec<Vec<Option<u32>>> = (0..shape.steps()).map(|step| vec![Some(if step % 2 == 0 { NEW_NOTE + 3 } else { HOLD }), None]).collect();
-        let strict = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0 };
+        let strict = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, chords: None };
         let write = |seed: u64| {
             sampler.phrase(&network, &[0.1, 0.2, 0.3], &given, strict, &mut ChaCha8Rng::seed_from_u64(seed), None).unwrap()
         };
@@ -390,7 +432,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         for _ in 0..100 {
             let mut scores = vec![0.0, 50.0, 0.0, 0.0];
-            let token = choose(&mut scores, VoiceState::SILENT, Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0 }, &mut rng);
+            let token = choose(&mut scores, VoiceState::SILENT, Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, chords: None }, &mut rng);
             assert_ne!(token, HOLD);
         }
     }
@@ -398,7 +440,7 @@ mod tests {
     #[test]
     fn the_crossing_bias_moves_exactly_the_choices_that_cross() {
         // Rest, hold, then new notes at rows 0..6 (pitches 1..7); the voice above sounds 4.
-        let sampling = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: -2.0, parallel_bias: 0.0 };
+        let sampling = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: -2.0, parallel_bias: 0.0, chords: None };
         let flat = || vec![0.0f32; NEW_NOTE as usize + 6];
         let holding_high = VoiceState { sounding: 6, age: 1 };
         let mut scores = flat();
@@ -413,7 +455,7 @@ mod tests {
 
     #[test]
     fn the_parallel_bias_moves_exactly_the_notes_that_move_in_parallel_fifths_or_octaves() {
-        let sampling = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: -3.0 };
+        let sampling = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: -3.0, chords: None };
         let moved = |last: &[u32], now: &[u32]| -> Vec<u32> {
             let mut scores = vec![0.0f32; NEW_NOTE as usize + 40];
             add_part_writing_biases(&mut scores, VoiceState { sounding: *last.last().unwrap(), age: 1 }, last, now, sampling);
@@ -426,5 +468,21 @@ mod tests {
         assert!(moved(&[28, 20], &[30]).is_empty(), "from a sixth nothing is parallel");
         assert!(moved(&[27, 20], &[27]).is_empty(), "an upper voice that holds makes oblique motion");
         assert!(moved(&[27, 0], &[29]).is_empty(), "a voice's first note has no motion");
+    }
+
+    #[test]
+    fn a_chord_guide_moves_exactly_the_pitches_outside_the_chord_on_strong_beats() {
+        // Rows 0.. are pitches 60..; the chord is C E G; strong beats every 8 steps.
+        let guide = ChordGuide { bars: [0b1001_0001; GUIDE_BARS], steps_per_bar: 16, strong_steps: 8, lowest_pitch: 60, bias: -5.0 };
+        let moved = |step: usize, holding: u32| -> Vec<u32> {
+            let mut scores = vec![0.0f32; NEW_NOTE as usize + 13];
+            guide.apply(step, holding, &mut scores);
+            scores.iter().enumerate().filter(|(_, &x)| x < 0.0).map(|(t, _)| t as u32).collect()
+        };
+        let outside: Vec<u32> = (0..13u32).filter(|r| ![0, 4, 7, 12].contains(r)).map(|r| NEW_NOTE + r).collect();
+        assert_eq!(moved(8, 0), outside, "new notes off the chord, on beat 3");
+        assert_eq!(moved(4, 0), Vec::<u32>::new(), "beat 2 is the model's");
+        assert_eq!(moved(16, 2)[0], HOLD, "holding C# (row 1) into the next bar's downbeat");
+        assert!(!moved(0, 5).contains(&HOLD), "holding E is in the chord");
     }
 }
