@@ -3,8 +3,12 @@
 //! at the next bar line at any tempo up to 300 BPM). Run it pinned to one core to see the
 //! one-core figure: `taskset -c 0 cargo bench --bench render`.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use dreamroll::capture::{CaptureEvent, Recorder};
+use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
+use dreamroll::model::completion::{Source, SourceMode};
 use dreamroll::model::generator::{Generator, RenderRequest};
+use dreamroll::roll::Meter;
 use std::path::Path;
 
 fn render_eight_bars(c: &mut Criterion) {
@@ -25,9 +29,67 @@ fn render_eight_bars(c: &mut Criterion) {
     }
 }
 
+/// Issue 11's responsiveness: from the bar line that completes a 4-bar take (the recorder
+/// hears it) to the varied pattern ready to play — the take assembled, read by the model,
+/// written again at distance 0.3 and voiced. Target: at most 50 ms, so the variation plays
+/// from the next bar line. For each shipped model with an encoder.
+fn capture_to_varied_pattern(c: &mut Criterion) {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    for name in ["chorales-satb", "folk-melody"] {
+        let generator = Generator::from_dir(&models.join(name)).expect("a shipped model");
+        let card = generator.card();
+        let channel = card.representation.tracks[0].channel;
+        let low = card.representation.lowest_pitch + card.representation.pitch_count / 2;
+        // A melody of eighth notes, as the audio thread reports it, up to the take's last bar line.
+        let mut events = Vec::new();
+        for bar in 0..4i64 {
+            for eighth in 0..8 {
+                let (at, pitch) = (f64::from(eighth) * 0.5, low + [0u8, 2, 4, 5, 7, 5, 4, 2][eighth as usize]);
+                events.push(CaptureEvent::Note { bar, at, channel, pitch, velocity: 90 });
+                events.push(CaptureEvent::Note { bar, at: at + 0.45, channel, pitch, velocity: 0 });
+            }
+            if bar < 3 {
+                events.push(CaptureEvent::BarEnded { bar, meter: Meter::COMMON, whole: true });
+            }
+        }
+        let tracks = &card.representation.tracks;
+        let voicing = PatternOptions {
+            key: 0,
+            scale: Scale::Chromatic,
+            transpose: 0,
+            velocity: 90,
+            humanise: 0.0,
+            seed: 1,
+            channels: tracks.iter().map(|t| t.channel).collect(),
+            muted: vec![false; tracks.len()],
+        };
+        let source = Source { mode: SourceMode::Vary, distance: 0.3, ..Source::default() };
+        let mut seed = 0u64;
+        c.bench_function(&format!("capture to varied pattern/4-bar take, {name}"), |b| {
+            b.iter_batched(
+                || {
+                    let mut recorder = Recorder::new(4);
+                    for &event in &events {
+                        assert!(recorder.feed(event).is_none());
+                    }
+                    recorder
+                },
+                |mut recorder| {
+                    seed += 1;
+                    let take = recorder.feed(CaptureEvent::BarEnded { bar: 3, meter: Meter::COMMON, whole: true }).expect("the take");
+                    let request = RenderRequest { bars: 4, seed, knobs: Vec::new(), variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
+                    let clip = generator.read_take(&take, request.bars).expect("a readable take");
+                    build_pattern(&generator.render_from(&request, &source, Some(&clip)).expect("renders"), &voicing)
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30);
-    targets = render_eight_bars
+    targets = render_eight_bars, capture_to_varied_pattern
 }
 criterion_main!(benches);

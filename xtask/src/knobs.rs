@@ -3,18 +3,20 @@
 //!
 //! Every training phrase is read by the encoder; for each attribute the knob's direction is
 //! the mean latent of the phrases in its top quarter minus that of its bottom quarter, so a
-//! knob at +1 moves a phrase by half that gap. Each knob is then swept from −2 to 2 with the
-//! others at 0, over phrases from many seeds: the attribute measured on what the decoder
-//! writes should rise with the knob (Spearman's ρ), and the voice statistics at the ends
-//! should stay inside the corpus's spread (±2 σ of its phrases). Only knobs that pass are
-//! written into the card (`--write`); the report says why the others were not.
+//! position +1 moves a phrase by half that gap. Each direction is then swept from −2 to 2
+//! with the others at 0, over phrases from many seeds. The knob's reach is the widest
+//! symmetric part of the sweep whose ends keep the voice statistics inside the corpus's
+//! spread (±2 σ of its phrases), and the card's knob spans that reach from −2 to 2; within
+//! it, the attribute measured on what the decoder writes should rise with the knob
+//! (Spearman's ρ ≥ 0.9). Only knobs that pass are written into the card (`--write`); the
+//! report says why the others were not.
 
 use anyhow::{bail, Context};
 use clap::Args;
 use dreamroll::metrics::attributes::{spearman, Attribute};
 use dreamroll::metrics::voices::{VoiceAccumulator, VoiceStatistics};
 use dreamroll::model::card::{ModelCard, NamedKnob};
-use dreamroll::model::generator::{Generator, CARD_FILE};
+use dreamroll::model::generator::{Generator, RenderRequest, CARD_FILE};
 use dreamroll::model::latent::noise;
 use dreamroll::model::rolls::DecodeOptions;
 use dreamroll::roll::Roll;
@@ -55,7 +57,10 @@ struct KnobReport {
     corpus_high: f64,
     /// The attribute's mean over the written phrases at each sweep position.
     sweep: Vec<f64>,
-    /// Spearman's ρ between knob position and the mean attribute, and over every phrase.
+    /// The widest |position| whose ends keep the corpus's style: the card's knob at ±2.
+    reach: f32,
+    /// Spearman's ρ between knob position and the mean attribute, and over every phrase,
+    /// within the reach.
     rho_of_means: f64,
     rho_of_phrases: f64,
     /// Voice statistics at the knob's ends that left the corpus's ±2 σ.
@@ -140,7 +145,8 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
         let knob = NamedKnob { attribute, direction: gap.iter().map(|g| g / norm).collect(), spread: norm / 2.0, rho: 0.0 };
 
         let (mut positions, mut values, mut sweep) = (Vec::new(), Vec::new(), Vec::new());
-        let mut outside_at_ends = Vec::new();
+        // Per position, the voice statistics that leave the corpus's ±2 σ there.
+        let mut outside = Vec::new();
         for &position in &SWEEP {
             let latents: Vec<Vec<f32>> = (0..args.seeds)
                 .map(|s| noise(args.seed + s, card.latent_size).iter().zip(&knob.direction).map(|(z, d)| z + position * knob.spread * d).collect())
@@ -150,25 +156,32 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
             sweep.push(at_position.iter().sum::<f64>() / at_position.len().max(1) as f64);
             positions.extend(std::iter::repeat_n(f64::from(position), at_position.len()));
             values.extend(at_position);
-            if position.abs() == 2.0 {
-                let mut accumulator = VoiceAccumulator::default();
-                written.iter().for_each(|roll| accumulator.add(roll));
-                for (index, (name, value)) in statistics(&accumulator.summary().mean).into_iter().enumerate() {
-                    if let (Some(value), Some((mean, sd))) = (value, spread_of(index)) {
-                        if (value - mean).abs() > 2.0 * sd {
-                            outside_at_ends.push(format!("{name} {value:.3} at {position:+} (corpus {mean:.3} ± {:.3})", 2.0 * sd));
-                        }
+            let mut accumulator = VoiceAccumulator::default();
+            written.iter().for_each(|roll| accumulator.add(roll));
+            let mut here = Vec::new();
+            for (index, (name, value)) in statistics(&accumulator.summary().mean).into_iter().enumerate() {
+                if let (Some(value), Some((mean, sd))) = (value, spread_of(index)) {
+                    if (value - mean).abs() > 2.0 * sd {
+                        here.push(format!("{name} {value:.3} at {position:+} (corpus {mean:.3} ± {:.3})", 2.0 * sd));
                     }
                 }
             }
+            outside.push(here);
         }
-        let rho_of_means = spearman(&SWEEP.map(f64::from), &sweep).unwrap_or(0.0);
-        let rho_of_phrases = spearman(&positions, &values).unwrap_or(0.0);
+        // The knob's reach: the widest symmetric part of the sweep whose ends keep the
+        // corpus's style; the card's knob spans it from -2 to 2.
+        let inside = |reach: f32| SWEEP.iter().zip(&outside).filter(|(p, _)| p.abs() == reach).all(|(_, o)| o.is_empty());
+        let reach = [2.0, 1.5, 1.0, 0.5].into_iter().find(|&r| inside(r)).unwrap_or(0.5);
+        let within: Vec<usize> = (0..SWEEP.len()).filter(|&i| SWEEP[i].abs() <= reach).collect();
+        let rho_of_means = spearman(&within.iter().map(|&i| f64::from(SWEEP[i])).collect::<Vec<_>>(), &within.iter().map(|&i| sweep[i]).collect::<Vec<_>>()).unwrap_or(0.0);
+        let in_reach: Vec<usize> = (0..positions.len()).filter(|&i| positions[i].abs() <= f64::from(reach)).collect();
+        let rho_of_phrases = spearman(&in_reach.iter().map(|&i| positions[i]).collect::<Vec<_>>(), &in_reach.iter().map(|&i| values[i]).collect::<Vec<_>>()).unwrap_or(0.0);
+        let outside_at_ends: Vec<String> = SWEEP.iter().zip(&outside).filter(|(p, _)| p.abs() == reach).flat_map(|(_, o)| o.clone()).collect();
         let passed = rho_of_means >= LEAST_RHO && outside_at_ends.is_empty();
         if passed {
-            passing.push(NamedKnob { rho: rho_of_means, ..knob });
+            passing.push(NamedKnob { rho: rho_of_means, spread: knob.spread * reach / 2.0, ..knob });
         }
-        reports.push(KnobReport { attribute, name: attribute.knob_name(), corpus_low: low, corpus_high: high, sweep, rho_of_means, rho_of_phrases, outside_at_ends, passed });
+        reports.push(KnobReport { attribute, name: attribute.knob_name(), corpus_low: low, corpus_high: high, sweep, reach, rho_of_means, rho_of_phrases, outside_at_ends, passed });
     }
     let report = Report { model: card.name.clone(), corpus_phrases: phrases.len(), seeds: args.seeds, knobs: reports };
     print!("{}", markdown(&report));
@@ -178,19 +191,38 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
         card.validate().context("the card with its named knobs")?;
         std::fs::write(args.model.join(CARD_FILE), card.to_json()).with_context(|| format!("writing {}", args.model.join(CARD_FILE).display()))?;
         println!("wrote {} named knobs into {}", card.named_knobs.len(), args.model.join(CARD_FILE).display());
+        // The knobs as the product turns them: the folder loaded again, `render` with each
+        // knob at five positions, the others at 0.
+        let written = Generator::from_dir(&args.model)?;
+        println!("\nas rendered (`dreamroll render --named`, {} seeds of {bars} bars at each position):\n\n| knob | −2 | −1 | 0 | +1 | +2 | ρ (means) |\n|---|---|---|---|---|---|---|", args.seeds);
+        for knob in &written.card().named_knobs {
+            let mut means = Vec::new();
+            for position in [-2.0f32, -1.0, 0.0, 1.0, 2.0] {
+                let mut named = vec![0.0; Attribute::ALL.len()];
+                named[knob.attribute.index()] = position;
+                let mut values = Vec::new();
+                for s in 0..args.seeds {
+                    let request = RenderRequest { bars, seed: args.seed + s, knobs: Vec::new(), variation: 0.3, temperature: None, density: 0.0, named: named.clone() };
+                    values.extend(knob.attribute.measure(&written.render(&request)?));
+                }
+                means.push(values.iter().sum::<f64>() / values.len().max(1) as f64);
+            }
+            let rho = spearman(&[-2.0, -1.0, 0.0, 1.0, 2.0], &means).unwrap_or(0.0);
+            println!("| {} | {} | {rho:.3} |", knob.attribute.knob_name(), means.iter().map(|m| format!("{m:.2}")).collect::<Vec<_>>().join(" | "));
+        }
     }
     Ok(())
 }
 
 fn markdown(report: &Report) -> String {
     let mut text = format!(
-        "\n## {}: named knobs ({} corpus phrases; {} phrases at each position)\n\n| knob | corpus low / high quarter | −2 | −1 | 0 | +1 | +2 | ρ (means) | ρ (phrases) | at the ends |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "\n## {}: named knobs ({} corpus phrases; {} phrases at each position)\n\n| knob | corpus low / high quarter | −2 | −1 | 0 | +1 | +2 | reach | ρ (means) | ρ (phrases) | at the reach's ends |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
         report.model, report.corpus_phrases, report.seeds
     );
     for knob in &report.knobs {
         let at = |position: f32| knob.sweep[SWEEP.iter().position(|&p| p == position).expect("a swept position")];
         text += &format!(
-            "| {} | {:.2} / {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.3} | {} |\n",
+            "| {} | {:.2} / {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | ±{} | {:.3} | {:.3} | {} |\n",
             knob.name,
             knob.corpus_low,
             knob.corpus_high,
@@ -199,6 +231,7 @@ fn markdown(report: &Report) -> String {
             at(0.0),
             at(1.0),
             at(2.0),
+            knob.reach,
             knob.rho_of_means,
             knob.rho_of_phrases,
             if knob.outside_at_ends.is_empty() { "inside ±2 σ".to_string() } else { knob.outside_at_ends.join("; ") }

@@ -8,6 +8,7 @@ use crate::train::{is_validation_piece, ShapeArgs};
 use anyhow::{bail, Context};
 use clap::Args;
 use dreamroll::metrics::agreement::{beat_chord_agreement, note_f1};
+use dreamroll::metrics::chords::{parse_chord, strong_beat_chord_tones};
 use dreamroll::metrics::voices::{VoiceAccumulator, VoiceStatistics};
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::model::rolls::DecodeOptions;
@@ -60,6 +61,42 @@ struct Harmonisation {
 }
 
 #[derive(Serialize)]
+struct ChordFollowing {
+    /// Renders, each of `bars` bars over one of four common progressions in a key of its own.
+    renders: usize,
+    bars: usize,
+    /// Share of strong-beat notes that are tones of their bar's chord, following the chords
+    /// and not (the same seeds and knobs, chords ignored).
+    with_chords: f64,
+    without_chords: f64,
+    strong_beat_notes_with: usize,
+    strong_beat_notes_without: usize,
+}
+
+/// The progressions followed, a chord a bar, in C; each render transposes one.
+const PROGRESSIONS: [[&str; 4]; 4] = [["C", "G", "Am", "F"], ["Am", "F", "C", "G"], ["C", "F", "G7", "C"], ["Dm7", "G7", "C", "Am"]];
+
+/// Strong-beat chord tones with and without following, over `renders` renders.
+fn chord_following(generator: &Generator, renders: usize, seed: u64) -> anyhow::Result<ChordFollowing> {
+    let bars = 8;
+    let (mut with, mut without) = ((0, 0), (0, 0));
+    for k in 0..renders {
+        let shift = (k * 7 % 12) as u32;
+        let chords: Vec<u16> = PROGRESSIONS[k % PROGRESSIONS.len()]
+            .iter()
+            .map(|name| parse_chord(name).map(|c| ((u32::from(c) << shift | u32::from(c) >> (12 - shift)) & 0xfff) as u16))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?;
+        let request = RenderRequest { bars, seed: seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
+        let (a, b) = (strong_beat_chord_tones(&generator.render_following(&request, &chords)?, &chords), strong_beat_chord_tones(&generator.render(&request)?, &chords));
+        with = (with.0 + a.0, with.1 + a.1);
+        without = (without.0 + b.0, without.1 + b.1);
+    }
+    let share = |(tones, all): (usize, usize)| tones as f64 / all.max(1) as f64;
+    Ok(ChordFollowing { renders, bars, with_chords: share(with), without_chords: share(without), strong_beat_notes_with: with.1, strong_beat_notes_without: without.1 })
+}
+
+#[derive(Serialize)]
 struct ListenReport {
     model: String,
     held_out_pieces: usize,
@@ -69,6 +106,7 @@ struct ListenReport {
     latent_reconstruction_f1: Option<f64>,
     vary: Vec<VaryRow>,
     harmonise: Option<Harmonisation>,
+    follow_chords: Option<ChordFollowing>,
 }
 
 pub fn run(args: ListenArgs) -> anyhow::Result<()> {
@@ -136,7 +174,8 @@ pub fn run(args: ListenArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let report = ListenReport { model: card.name.clone(), held_out_pieces: held_out.len(), phrases: clips.len(), latent_reconstruction_f1, vary, harmonise };
+    let follow_chords = if generator.voice_network().is_some() { Some(chord_following(&generator, 100, args.seed)?) } else { None };
+    let report = ListenReport { model: card.name.clone(), held_out_pieces: held_out.len(), phrases: clips.len(), latent_reconstruction_f1, vary, harmonise, follow_chords };
     print!("{}", markdown(&report));
     let path = args.json.clone().unwrap_or_else(|| args.model.join("listen.json"));
     std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
@@ -155,6 +194,17 @@ fn markdown(report: &ListenReport) -> String {
     }
     if let Some(f1) = report.latent_reconstruction_f1 {
         text += &format!("\neach phrase decoded from the encoder's reading alone (likeliest choices): note F1 {f1:.3}\n");
+    }
+    if let Some(f) = &report.follow_chords {
+        text += &format!(
+            "\nfollow chords ({} renders of {} bars over common progressions): strong-beat notes on the chord {:.1} % following it ({} notes), {:.1} % not ({} notes)\n",
+            f.renders,
+            f.bars,
+            100.0 * f.with_chords,
+            f.strong_beat_notes_with,
+            100.0 * f.without_chords,
+            f.strong_beat_notes_without
+        );
     }
     if let Some(h) = &report.harmonise {
         text += &format!(
