@@ -107,3 +107,32 @@ fn clips_the_model_cannot_use_are_refused_in_words() {
     assert!(refusal(&["--source", "harmonise", "--clip", clip.to_str().unwrap(), "--keep", "5"]).contains("this model has parts 1 to 4"));
     assert!(refusal(&["--source", "continue", "--clip", "/nonexistent.mid"]).contains("reading the clip /nonexistent.mid"));
 }
+
+#[test]
+fn named_knobs_follow_chords_and_morph_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = render(dir.path(), "plain.mid", &["--seed", "9"]);
+    assert_eq!(render(dir.path(), "zero.mid", &["--seed", "9", "--named", "register=0"]), plain, "a named knob at 0 changes nothing");
+    let mean_pitch = |bytes: &[u8]| {
+        let notes = read_midi(bytes).unwrap().notes;
+        notes.iter().map(|n| f64::from(n.pitch)).sum::<f64>() / notes.len() as f64
+    };
+    let high = render(dir.path(), "high.mid", &["--seed", "9", "--bars", "16", "--named", "register=2"]);
+    let low = render(dir.path(), "low.mid", &["--seed", "9", "--bars", "16", "--named", "register=-2"]);
+    assert!(mean_pitch(&high) > mean_pitch(&low) + 2.0, "register up: {} vs {}", mean_pitch(&high), mean_pitch(&low));
+    assert_eq!(render(dir.path(), "m0.mid", &["--seed", "9", "--morph", "0", "--morph-to", "seed=4"]), plain, "morph 0 is point A");
+    // At 1 the latents are B's; taking the likeliest choices, the notes are seed 4's.
+    let strict = ["--temperature", "0", "--seed", "9"];
+    assert_eq!(render(dir.path(), "m1.mid", &[&strict[..], &["--morph", "1", "--morph-to", "seed=4"]].concat()), render(dir.path(), "four.mid", &["--temperature", "0", "--seed", "4"]));
+    let halfway = render(dir.path(), "half.mid", &[&strict[..], &["--morph", "0.5", "--morph-to", "seed=4"]].concat());
+    assert_ne!(halfway, render(dir.path(), "nine.mid", &strict));
+    let chords = render(dir.path(), "chords.mid", &["--seed", "9", "--source", "follow-chords", "--chords", "C Am F G7"]);
+    assert_ne!(chords, plain);
+    let refusal = |args: &[&str]| String::from_utf8_lossy(&dreamroll(&[&["render", "-o", dir.path().join("x.mid").to_str().unwrap()], args].concat()).stderr).into_owned();
+    assert!(refusal(&["--named", "spacing=1"]).contains("has no spacing knob"), "{}", refusal(&["--named", "spacing=1"]));
+    assert!(refusal(&["--named", "loudness=1"]).contains("is not one of"));
+    assert!(refusal(&["--source", "follow-chords", "--chords", "H7"]).contains("root"));
+    assert!(refusal(&["--source", "follow-chords"]).contains("follow chords needs a chord"));
+    assert!(refusal(&["--morph-to", "seed=3"]).contains("--morph"));
+    assert!(refusal(&["--morph", "0.5", "--morph-to", "tempo=3"]).contains("seed=N or clip=FILE.mid"));
+}

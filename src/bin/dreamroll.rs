@@ -6,8 +6,8 @@ use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
 use dreamroll::metrics::attributes::Attribute;
 use dreamroll::metrics::chords::parse_chord;
-use dreamroll::model::completion::{Source, SourceMode};
-use dreamroll::roll::{pattern_to_midi, Clip, Roll, Take};
+use dreamroll::model::completion::{Morph, MorphPoint, Source, SourceMode};
+use dreamroll::roll::{pattern_to_midi, Clip, Roll, Take, MOST_TAKE_BARS};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -85,6 +85,12 @@ enum Command {
         /// without it, each bar's chord is read from --clip (a chord track).
         #[arg(long)]
         chords: Option<String>,
+        /// dream: morph from this render's seed and knobs (point A) toward point B, 0..1.
+        #[arg(long, requires = "morph_to")]
+        morph: Option<f32>,
+        /// Point B: `seed=N` (with this render's knobs) or `clip=FILE.mid` (as the encoder reads it).
+        #[arg(long, value_name = "seed=N|clip=FILE")]
+        morph_to: Option<String>,
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -128,6 +134,22 @@ fn parse_named(specs: &[String], card: &dreamroll::model::ModelCard) -> anyhow::
         named[attribute.index()] = value;
     }
     Ok(named)
+}
+
+/// A morph point from `seed=N` or `clip=FILE.mid`.
+fn morph_point(spec: &str, request: &RenderRequest) -> anyhow::Result<MorphPoint> {
+    match spec.split_once('=') {
+        Some(("seed", n)) => Ok(MorphPoint::Dream {
+            seed: n.trim().parse().with_context(|| format!("--morph-to {spec}: `{n}` is not a seed"))?,
+            knobs: request.knobs.clone(),
+            named: request.named.clone(),
+        }),
+        Some(("clip", path)) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading the morph point {path}"))?;
+            Ok(MorphPoint::Clip(Take::from_midi(&bytes, MOST_TAKE_BARS).with_context(|| format!("the morph point {path}"))?))
+        }
+        _ => bail!("--morph-to {spec}: write seed=N or clip=FILE.mid"),
+    }
 }
 
 /// An attribute as the card and the command line spell it.
@@ -191,7 +213,7 @@ fn decode(generator: &Generator, request: &RenderRequest, source: Source, clip: 
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Render { model, bars, seed, bpm, knobs, named, variation, temperature, density, key, scale, transpose, velocity, humanise, source, distance, clip, keep, chords, output } => {
+        Command::Render { model, bars, seed, bpm, knobs, named, variation, temperature, density, key, scale, transpose, velocity, humanise, source, distance, clip, keep, chords, morph, morph_to, output } => {
             let generator = match &model {
                 Some(dir) => Generator::from_dir(dir).with_context(|| format!("loading the model in {}", dir.display()))?,
                 None => dreamroll::model::default_generator()?,
@@ -240,7 +262,17 @@ fn main() -> anyhow::Result<()> {
             if !chords.is_empty() && source != SourceArg::FollowChords {
                 bail!("--chords is read by --source follow-chords");
             }
-            let source = Source { mode: source.mode(), distance, keep: keep.iter().map(|part| part - 1).collect(), chords };
+            let morph = match (morph, morph_to.as_deref()) {
+                (None, None) => None,
+                (None, Some(_)) => bail!("--morph-to needs --morph AMOUNT (0 is this render, 1 is the point)"),
+                (Some(_), _) if source != SourceArg::Dream => bail!("--morph is read by --source dream"),
+                (Some(amount), to) if (0.0..=1.0).contains(&amount) => {
+                    let a = MorphPoint::Dream { seed, knobs: request.knobs.clone(), named: request.named.clone() };
+                    Some(Morph { a, b: morph_point(to.unwrap_or_default(), &request)?, amount })
+                }
+                (Some(_), _) => bail!("--morph must be 0..=1"),
+            };
+            let source = Source { mode: source.mode(), distance, keep: keep.iter().map(|part| part - 1).collect(), chords, morph };
             let pattern = build_pattern(&decode(&generator, &request, source, clip.as_ref())?, &voicing);
             let names: Vec<(u8, String)> = tracks.iter().map(|t| (t.channel, t.name.clone())).collect();
             std::fs::write(&output, pattern_to_midi(&pattern, bpm, &names)).with_context(|| format!("writing {}", output.display()))?;

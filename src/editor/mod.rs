@@ -12,7 +12,8 @@ use crate::engine::worker::{lock, Command, Published};
 use crate::capture::MOST_BARS;
 use crate::metrics::chords::chord_name;
 use crate::model::completion::SourceMode;
-use crate::plugin::params::{DreamrollParams, SourceChoice, KNOBS};
+use crate::model::completion::MorphPoint;
+use crate::plugin::params::{render_seed, DreamrollParams, SourceChoice, KNOBS};
 use crate::plugin::Playhead;
 use crate::roll::{pattern_to_midi, Take};
 use crossbeam_channel::Sender;
@@ -270,9 +271,46 @@ impl DreamrollEditor {
             (_, None) => "no clip: play into Dreamroll with the transport running, or load a .mid".to_string(),
         };
         ui.label(RichText::new(clip_line).color(Color32::GRAY));
+        self.morph_row(ui, &params, setter);
         if let Some(Err(message)) = &self.clip_result {
             ui.label(RichText::new(message).color(Color32::LIGHT_RED));
         }
+    }
+
+    /// Points A and B (what plays now, or the clip) and the Morph knob between them.
+    fn morph_row(&self, ui: &mut egui::Ui, params: &DreamrollParams, setter: &ParamSetter) {
+        let points = params.morph_points.get();
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Morph").strong());
+            for (which, name) in ["A", "B"].into_iter().enumerate() {
+                let now = MorphPoint::Dream {
+                    seed: render_seed(params.seed.value(), params.takes.load(std::sync::atomic::Ordering::Acquire)),
+                    knobs: params.knobs.iter().map(|k| k.value.value()).collect(),
+                    named: params.named.iter().map(|k| k.value.value()).collect(),
+                };
+                if ui.button(format!("{name} ← now")).on_hover_text("Store the seed and knobs playing now").clicked() {
+                    params.morph_points.set(which, Some(now));
+                }
+                let clip = params.clip.get();
+                if ui.add_enabled(clip.is_some(), egui::Button::new(format!("{name} ← clip"))).on_hover_text("Store the clip, as the model reads it").clicked() {
+                    params.morph_points.set(which, clip.map(|take| MorphPoint::Clip(Take::clone(&take))));
+                }
+                let shown = match &points[which] {
+                    Some(MorphPoint::Dream { seed, .. }) => format!("{name}: seed {}", seed & u64::from(u32::MAX)),
+                    Some(MorphPoint::Clip(take)) => format!("{name}: clip of {} bars", take.bars),
+                    None => format!("{name}: —"),
+                };
+                ui.label(RichText::new(shown).color(Color32::GRAY));
+            }
+            let both = points.iter().all(Option::is_some);
+            ui.add_enabled_ui(both && params.source.value() == SourceChoice::Dream, |ui| {
+                ui.add(ParamSlider::for_param(&params.morph, setter).with_width(150.0));
+            });
+            if ui.add_enabled(points.iter().any(Option::is_some), egui::Button::new("Clear")).clicked() {
+                params.morph_points.set(0, None);
+                params.morph_points.set(1, None);
+            }
+        });
     }
 
     fn load_clip(&self) -> Result<String, String> {

@@ -10,7 +10,7 @@ use super::latent::{anchored_latent, phrase_latents};
 use super::rolls::DecodeOptions;
 use super::voices::sampler::{ChordGuide, Sampling, GUIDE_BARS};
 use crate::metrics::chords::{bar_chords, strong_beat_steps, PitchClasses};
-use crate::roll::{Clip, ClipError, Roll, Take};
+use crate::roll::{Clip, ClipError, Roll, Take, MOST_TAKE_BARS};
 use candle_core::{bail, Result};
 use serde::{Deserialize, Serialize};
 use rand::SeedableRng;
@@ -85,6 +85,41 @@ pub struct Source {
     /// empty reads each bar's chord from the clip.
     #[serde(default)]
     pub chords: Vec<PitchClasses>,
+    /// Dream: between two stored points rather than from the seed alone.
+    #[serde(default)]
+    pub morph: Option<Morph>,
+}
+
+/// A point in the latent space a producer stores to morph from or to: the seed and knobs of
+/// a pattern they liked, or a clip as the encoder reads it. Stored as what made it, not as
+/// numbers, so that it means the same music after a project is reopened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MorphPoint {
+    Dream { seed: u64, knobs: Vec<f32>, named: Vec<f32> },
+    Clip(Take),
+}
+
+/// Two points and how far from the first to the second (0 is A, 1 is B).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Morph {
+    pub a: MorphPoint,
+    pub b: MorphPoint,
+    pub amount: f32,
+}
+
+/// Spherical interpolation: Gaussian latents lie near a sphere, and the straight line
+/// between two of them passes through the prior's thin middle (quieter, blander phrases);
+/// the arc stays where the decoder learnt.
+pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norms = a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|y| y * y).sum::<f32>().sqrt();
+    let omega = (dot / norms.max(f32::MIN_POSITIVE)).clamp(-1.0, 1.0).acos();
+    if omega.abs() < 1e-4 || !omega.is_finite() {
+        return a.iter().zip(b).map(|(x, y)| x + t * (y - x)).collect();
+    }
+    let (wa, wb) = (((1.0 - t) * omega).sin() / omega.sin(), (t * omega).sin() / omega.sin());
+    a.iter().zip(b).map(|(x, y)| wa * x + wb * y).collect()
 }
 
 /// Why a source cannot render, in words for the status line and the command line.
@@ -120,7 +155,10 @@ impl Generator {
     /// `dreamroll render`, so that both write the same notes from the same clip and settings.
     pub fn render_from(&self, request: &RenderRequest, source: &Source, clip: Option<&Clip>) -> std::result::Result<Roll, SourceError> {
         match (source.mode, clip) {
-            (SourceMode::Dream, _) => Ok(self.render(request)?),
+            (SourceMode::Dream, _) => Ok(match &source.morph {
+                Some(morph) => self.render_morph(request, morph)?,
+                None => self.render(request)?,
+            }),
             (SourceMode::FollowChords, clip) => {
                 let mut chords = if source.chords.is_empty() { clip.map(|c| bar_chords(&c.roll)).unwrap_or_default() } else { source.chords.clone() };
                 // A silent bar of a chord track keeps the chord before it.
@@ -178,6 +216,31 @@ impl Generator {
         let choices: Vec<Vec<Option<u32>>> =
             tokens.iter().enumerate().map(|(step, row)| row.iter().enumerate().map(|(track, &token)| given.covers(track, step).then_some(token)).collect()).collect();
         decoder.complete(&representation, latent, &choices, voice_sampling(options), options.velocity, self.learned_phrases(), rng)
+    }
+
+    /// `request.bars` bars between two points: phrase k's latent is `morph.amount` of the way
+    /// along the arc from A's phrase-k latent to B's (a clip point repeats its phrases).
+    pub fn render_morph(&self, request: &RenderRequest, morph: &Morph) -> Result<Roll> {
+        let card = self.card();
+        let bars = request.bars.max(1);
+        let phrases = bars.div_ceil(usize::from(card.representation.bars_per_phrase));
+        let (a, b) = (self.point_latents(&morph.a, request, phrases)?, self.point_latents(&morph.b, request, phrases)?);
+        let latents: Vec<Vec<f32>> = a.iter().zip(&b).map(|(a, b)| slerp(a, b, morph.amount.clamp(0.0, 1.0))).collect();
+        Ok(self.decode_latents(&latents, request)?.slice(0..bars * card.representation.steps_per_bar()))
+    }
+
+    /// A point's latents for `count` phrases.
+    fn point_latents(&self, point: &MorphPoint, request: &RenderRequest, count: usize) -> Result<Vec<Vec<f32>>> {
+        match point {
+            MorphPoint::Dream { seed, knobs, named } => Ok(phrase_latents(self.card(), *seed, super::latent::Knobs { macros: knobs, named }, request.variation, count)),
+            MorphPoint::Clip(take) => {
+                let clip = self.read_take(take, MOST_TAKE_BARS as usize).map_err(|e| candle_core::Error::Msg(format!("a morph point's clip: {e}")))?;
+                let Some(codes) = self.encode(&self.clip_phrases(&clip.roll))? else {
+                    bail!("model {} has no encoder (encoder.safetensors) to read a clip with", self.card().name)
+                };
+                Ok((0..count).map(|k| codes[k % codes.len()].clone()).collect())
+            }
+        }
     }
 
     /// `request.bars` bars from the seed's latent walk, as `render` writes them, but with the
@@ -448,5 +511,30 @@ mod tests {
         assert!(matches!(generator.render_from(&sampled(), &source, None), Err(SourceError::NoChord)));
         let given = Source { chords: vec![chords[0]], ..source };
         assert_eq!(generator.render_from(&sampled(), &given, None).unwrap(), generator.render_following(&sampled(), &chords[..1]).unwrap());
+    }
+
+    #[test]
+    fn slerp_keeps_to_the_arc_and_ends_exactly_on_its_points() {
+        let (a, b) = ([1.0f32, 0.0, 0.0], [0.0f32, 2.0, 0.0]);
+        assert_eq!(slerp(&a, &b, 0.0), a.to_vec());
+        assert_eq!(slerp(&a, &b, 1.0), b.to_vec());
+        let middle = slerp(&a, &b, 0.5);
+        assert!((middle[0] - middle[1] / 2.0).abs() < 1e-6 && middle[0] > 0.7, "along the arc, not the chord: {middle:?}");
+        assert_eq!(slerp(&a, &a, 0.3), a.to_vec(), "one point: itself");
+    }
+
+    #[test]
+    fn a_morph_starts_at_a_ends_at_b_and_reads_clips_as_points() {
+        let generator = voices_with_encoder();
+        let request = RenderRequest { temperature: Some(0.0), ..sampled() };
+        let point = |seed| MorphPoint::Dream { seed, knobs: vec![], named: vec![] };
+        let morph = |amount| Morph { a: point(request.seed), b: point(11), amount };
+        assert_eq!(generator.render_morph(&request, &morph(0.0)).unwrap(), generator.render(&request).unwrap());
+        assert_eq!(generator.render_morph(&request, &morph(1.0)).unwrap(), generator.render(&RenderRequest { seed: 11, ..request.clone() }).unwrap());
+        let take = Take::from_score(&crate::roll::read_midi(&crate::roll::roll_to_midi(&melody(&generator), 120.0)).unwrap(), 8);
+        let toward_clip = Morph { b: MorphPoint::Clip(take), ..morph(0.5) };
+        assert_eq!(generator.render_morph(&request, &toward_clip).unwrap().steps(), 3 * 16);
+        let source = Source { morph: Some(morph(0.0)), ..Source::default() };
+        assert_eq!(generator.render_from(&request, &source, None).unwrap(), generator.render(&request).unwrap(), "dream reads the morph");
     }
 }

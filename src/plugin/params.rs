@@ -5,7 +5,7 @@
 use super::session::SessionField;
 use crate::engine::pattern::{PatternOptions, Scale};
 use crate::engine::worker::{lock, Settings};
-use crate::model::completion::{Source, SourceMode};
+use crate::model::completion::{Morph, MorphPoint, Source, SourceMode};
 use crate::roll::Take;
 use crate::metrics::attributes::Attribute;
 use crate::model::card::ModelCard;
@@ -88,6 +88,9 @@ pub struct DreamrollParams {
     pub record: BoolParam,
     #[id = "take-length"]
     pub take_length: EnumParam<LoopBars>,
+    /// Dream between the stored points A (0) and B (1), once both are stored.
+    #[id = "morph"]
+    pub morph: FloatParam,
 
     /// Presses of "new seed" so far; saved in the session.
     pub takes: Arc<AtomicU32>,
@@ -96,6 +99,31 @@ pub struct DreamrollParams {
     /// The last chord held on the MIDI input (see [`HeardChord`]); written by the audio
     /// thread, saved in the session through the settings it shapes.
     pub heard_chord: Arc<HeardChord>,
+    /// The points Morph moves between; saved in the session.
+    pub morph_points: Arc<MorphPoints>,
+}
+
+/// Points A and B, set from the editor, read by the engine and the state saver.
+#[derive(Default)]
+pub struct MorphPoints {
+    points: Mutex<[Option<MorphPoint>; 2]>,
+    serial: AtomicU64,
+}
+
+impl MorphPoints {
+    pub fn get(&self) -> [Option<MorphPoint>; 2] {
+        lock(&self.points).clone()
+    }
+
+    /// Point A (0) or B (1).
+    pub fn set(&self, which: usize, point: Option<MorphPoint>) {
+        lock(&self.points)[which.min(1)] = point;
+        self.serial.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn serial(&self) -> u64 {
+        self.serial.load(Ordering::Acquire)
+    }
 }
 
 /// A chord held on the input, latched: it stays until another of two or more pitch classes
@@ -379,6 +407,10 @@ impl Default for DreamrollParams {
             takes,
             clip: Arc::new(ClipSlot::default()),
             heard_chord: Arc::new(HeardChord::default()),
+            morph: FloatParam::new("Morph", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_value_to_string(Arc::new(|t| format!("A {:.0} % · B {:.0} %", 100.0 * (1.0 - t), 100.0 * t)))
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            morph_points: Arc::new(MorphPoints::default()),
         }
     }
 }
@@ -394,7 +426,7 @@ pub fn render_seed(seed: i32, takes: u32) -> u64 {
 pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
     let float = |p: &FloatParam| u64::from(p.value().to_bits());
     let int = |v: i32| v as u32 as u64;
-    let mut values = [0u64; KNOBS + NAMED_KNOBS + 15 + 2 * TRACK_SLOTS];
+    let mut values = [0u64; KNOBS + NAMED_KNOBS + 17 + 2 * TRACK_SLOTS];
     for (slot, knob) in values.iter_mut().zip(params.knobs.iter().map(|k| &k.value).chain(params.named.iter().map(|k| &k.value))) {
         *slot = float(knob);
     }
@@ -415,6 +447,8 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
         // The clip shapes the pattern only when the source reads it.
         if params.source.value() == SourceChoice::Dream { 0 } else { params.clip.serial() },
         if params.source.value() == SourceChoice::FollowChords { params.heard_chord.packed() } else { 0 },
+        float(&params.morph),
+        params.morph_points.serial(),
     ];
     let tracks_from = KNOBS + NAMED_KNOBS + scalars.len();
     values[KNOBS + NAMED_KNOBS..tracks_from].copy_from_slice(&scalars);
@@ -464,6 +498,10 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
             chords: match (params.source.value(), params.heard_chord.get()) {
                 (SourceChoice::FollowChords, Some((classes, _))) => vec![classes],
                 _ => Vec::new(),
+            },
+            morph: match params.morph_points.get() {
+                [Some(a), Some(b)] if params.source.value() == SourceChoice::Dream => Some(Morph { a, b, amount: params.morph.value() }),
+                _ => None,
             },
         },
         // Follow chords reads the clip only as a chord track, when no chord is held.

@@ -8,7 +8,8 @@
 
 use crate::engine::models::ModelSource;
 use crate::engine::worker::{lock, Command, Published, Settings};
-use crate::plugin::params::{ClipSlot, DreamrollParams, HeardChord};
+use crate::model::completion::MorphPoint;
+use crate::plugin::params::{ClipSlot, DreamrollParams, HeardChord, MorphPoints};
 use crate::roll::Take;
 use crate::roll::{MAX_BEATS_PER_BAR, MAX_STEPS_PER_BEAT};
 use crate::schedule::{Pattern, MAX_DELAY};
@@ -36,6 +37,9 @@ pub struct Session {
     /// The producer's clip, kept whether or not the source reads it now.
     #[serde(default)]
     pub clip: Option<Take>,
+    /// Morph points A and B.
+    #[serde(default)]
+    pub morph_points: [Option<MorphPoint>; 2],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +64,12 @@ pub fn parse_session(text: &str) -> Result<Session, SessionError> {
     }
     let mut session: Session = serde_json::from_value(value).map_err(|e| SessionError::Damaged(e.to_string()))?;
     check_pattern(&mut session.pattern).map_err(SessionError::Damaged)?;
-    for take in session.clip.iter().chain(session.settings.clip.as_deref()) {
+    let points = session.morph_points.iter().flatten().chain(session.settings.source.morph.iter().flat_map(|m| [&m.a, &m.b]));
+    let point_takes = points.filter_map(|point| match point {
+        MorphPoint::Clip(take) => Some(take),
+        MorphPoint::Dream { .. } => None,
+    });
+    for take in session.clip.iter().chain(session.settings.clip.as_deref()).chain(point_takes) {
         take.check().map_err(SessionError::Damaged)?;
     }
     Ok(session)
@@ -106,6 +115,7 @@ struct Link {
     takes: Option<Arc<AtomicU32>>,
     clip: Option<Arc<ClipSlot>>,
     chord: Option<Arc<HeardChord>>,
+    morph: Option<Arc<MorphPoints>>,
     /// The session the host loaded last, as its exact text. Hosts save right after loading
     /// (a project opened on a frozen track, an undo snapshot, a duplicated track) before the
     /// engine has run, and must get back exactly what they gave.
@@ -121,8 +131,9 @@ struct Link {
 struct Loaded {
     text: String,
     serial: u64,
-    /// The clip slot's serial once this session's clip was put in it; `None` until then.
-    clip_serial: Option<u64>,
+    /// The serials of the clip and the morph points once this session's were put in; `None`
+    /// until then. Either changing since means the user changed the project.
+    extras_serial: Option<u64>,
 }
 
 /// The engine's side of the plugin that a restore writes to.
@@ -131,28 +142,32 @@ struct Targets<'a> {
     takes: &'a AtomicU32,
     clip: &'a ClipSlot,
     chord: &'a HeardChord,
+    morph: &'a MorphPoints,
 }
 
-/// Hands a session to the engine; returns the clip slot's serial with its clip in.
+/// Hands a session to the engine; returns the extras' serial with its clip and points in.
 fn restore(targets: Targets, session: Session, serial: u64) -> u64 {
     targets.takes.store(session.takes, Ordering::Release);
     targets.clip.set(session.clip.map(Arc::new));
+    let [a, b] = session.morph_points;
+    targets.morph.set(0, a);
+    targets.morph.set(1, b);
     // The chord a project followed is heard again, so its settings are what the parameters ask.
     targets.chord.set(session.settings.source.chords.first().map(|&classes| (classes, None)));
-    let clip_serial = targets.clip.serial();
+    let extras_serial = targets.clip.serial() + targets.morph.serial();
     let _ = targets.commands.send(Command::Restore { source: session.model, settings: session.settings, pattern: session.pattern, serial });
-    clip_serial
+    extras_serial
 }
 
 impl SessionField {
     /// Connects the field to a running engine; a session loaded before it started goes to it now.
     pub fn connect(&self, published: Arc<Mutex<Published>>, commands: Sender<Command>, params: &DreamrollParams) {
-        let (takes, clip, chord) = (params.takes.clone(), params.clip.clone(), params.heard_chord.clone());
+        let (takes, clip, chord, morph) = (params.takes.clone(), params.clip.clone(), params.heard_chord.clone(), params.morph_points.clone());
         let mut link = lock(&self.inner);
         if let Some((session, serial)) = link.waiting.take() {
-            let clip_serial = restore(Targets { commands: &commands, takes: &takes, clip: &clip, chord: &chord }, session, serial);
+            let extras_serial = restore(Targets { commands: &commands, takes: &takes, clip: &clip, chord: &chord, morph: &morph }, session, serial);
             if let Some(loaded) = link.loaded.as_mut().filter(|loaded| loaded.serial == serial) {
-                loaded.clip_serial = Some(clip_serial);
+                loaded.extras_serial = Some(extras_serial);
             }
         }
         link.published = Some(published);
@@ -160,6 +175,7 @@ impl SessionField {
         link.takes = Some(takes);
         link.clip = Some(clip);
         link.chord = Some(chord);
+        link.morph = Some(morph);
     }
 
     /// Why the project's session could not be used, for the editor.
@@ -178,8 +194,9 @@ impl SessionField {
         let published = lock(published);
         if let Some(loaded) = &link.loaded {
             let pattern_changed = published.restored.is_some_and(|mark| mark.serial == loaded.serial && published.generation != mark.generation);
-            let clip_changed = loaded.clip_serial.zip(link.clip.as_ref()).is_some_and(|(at_load, slot)| slot.serial() != at_load);
-            if !pattern_changed && !clip_changed {
+            let now = link.clip.as_ref().zip(link.morph.as_ref()).map(|(clip, morph)| clip.serial() + morph.serial());
+            let extras_changed = loaded.extras_serial.zip(now).is_some_and(|(at_load, now)| now != at_load);
+            if !pattern_changed && !extras_changed {
                 return loaded.text.clone();
             }
         }
@@ -191,6 +208,7 @@ impl SessionField {
                 takes: link.takes.as_ref().map_or(0, |t| t.load(Ordering::Acquire)),
                 pattern: Pattern::clone(published.pattern.as_ref()?),
                 clip: link.clip.as_ref().and_then(|slot| slot.get()).map(Arc::unwrap_or_clone),
+                morph_points: link.morph.as_ref().map(|points| points.get()).unwrap_or_default(),
             })
         })();
         session.and_then(|s| serde_json::to_string(&s).ok()).unwrap_or_default()
@@ -204,14 +222,14 @@ impl SessionField {
                 link.problem = None;
                 link.loads += 1;
                 let serial = link.loads;
-                let clip_serial = match (&link.commands, &link.takes, &link.clip, &link.chord) {
-                    (Some(commands), Some(takes), Some(clip), Some(chord)) => Some(restore(Targets { commands, takes, clip, chord }, session, serial)),
+                let extras_serial = match (&link.commands, &link.takes, &link.clip, &link.chord, &link.morph) {
+                    (Some(commands), Some(takes), Some(clip), Some(chord), Some(morph)) => Some(restore(Targets { commands, takes, clip, chord, morph }, session, serial)),
                     _ => {
                         link.waiting = Some((session, serial));
                         None
                     }
                 };
-                link.loaded = Some(Loaded { text: text.to_string(), serial, clip_serial });
+                link.loaded = Some(Loaded { text: text.to_string(), serial, extras_serial });
             }
             Err(error) => link.problem = Some(format!("{error}; starting from the project's parameter values")),
         }
@@ -258,6 +276,7 @@ mod tests {
                 notes: vec![PatternNote { start: 4, length: 2, channel: 0, pitch: 60, velocity: 90, delay: 0 }],
             },
             clip: None,
+            morph_points: [None, None],
         }
     }
 
@@ -265,6 +284,19 @@ mod tests {
     fn a_session_survives_a_round_trip() {
         let text = serde_json::to_string(&session()).unwrap();
         assert_eq!(parse_session(&text).unwrap(), session());
+    }
+
+    #[test]
+    fn a_clip_and_morph_points_survive_a_round_trip_and_a_damaged_take_is_refused() {
+        let take = Take::from_score(&crate::roll::read_midi(&crate::roll::write_midi(480, 500_000, Meter::COMMON, &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes: vec![(0, 480, 72, 90)] }], 1920)).unwrap(), 8);
+        let mut with = session();
+        with.clip = Some(take.clone());
+        with.morph_points = [Some(MorphPoint::Dream { seed: 3, knobs: vec![1.0], named: vec![] }), Some(MorphPoint::Clip(take.clone()))];
+        assert_eq!(parse_session(&serde_json::to_string(&with).unwrap()).unwrap(), with);
+        let mut damaged = take;
+        damaged.notes[0].pitch = 200;
+        with.morph_points[1] = Some(MorphPoint::Clip(damaged));
+        assert!(parse_session(&serde_json::to_string(&with).unwrap()).unwrap_err().to_string().contains("impossible note in the take"));
     }
 
     #[test]
