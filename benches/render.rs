@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use dreamroll::capture::{CaptureEvent, Recorder};
-use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
+use dreamroll::engine::pattern::{build_pattern, PatternOptions};
 use dreamroll::model::completion::{Source, SourceMode};
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::roll::Meter;
@@ -52,17 +52,7 @@ fn capture_to_varied_pattern(c: &mut Criterion) {
                 events.push(CaptureEvent::BarEnded { bar, meter: Meter::COMMON, whole: true });
             }
         }
-        let tracks = &card.representation.tracks;
-        let voicing = PatternOptions {
-            key: 0,
-            scale: Scale::Chromatic,
-            transpose: 0,
-            velocity: 90,
-            humanise: 0.0,
-            seed: 1,
-            channels: tracks.iter().map(|t| t.channel).collect(),
-            muted: vec![false; tracks.len()],
-        };
+        let voicing = PatternOptions::plain(card.representation.tracks.iter().map(|t| t.channel).collect());
         let source = Source { mode: SourceMode::Vary, distance: 0.3, ..Source::default() };
         let mut seed = 0u64;
         c.bench_function(&format!("capture to varied pattern/4-bar take, {name}"), |b| {

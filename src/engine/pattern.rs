@@ -97,6 +97,15 @@ pub struct PatternOptions {
     pub muted: Vec<bool>,
 }
 
+impl PatternOptions {
+    /// The notes as the model wrote them: no scale lock, transposition or humanising, at
+    /// velocity 90, each track on `channels[track]`, none muted.
+    pub fn plain(channels: Vec<u8>) -> PatternOptions {
+        let muted = vec![false; channels.len()];
+        PatternOptions { key: 0, scale: Scale::Chromatic, transpose: 0, velocity: 90, humanise: 0.0, seed: 1, channels, muted }
+    }
+}
+
 /// The pattern of a roll: every note moved, locked, voiced and put on its track's channel.
 pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
     let representation = roll.representation();
@@ -142,16 +151,7 @@ mod tests {
     use std::sync::Arc;
 
     fn options() -> PatternOptions {
-        PatternOptions {
-            key: 0,
-            scale: Scale::Chromatic,
-            transpose: 0,
-            velocity: 90,
-            humanise: 0.0,
-            seed: 1,
-            channels: vec![0, 1],
-            muted: vec![false, false],
-        }
+        PatternOptions::plain(vec![0, 1])
     }
 
     fn roll(notes: &[(usize, usize, u8)]) -> Roll {

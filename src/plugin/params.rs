@@ -360,10 +360,7 @@ impl Default for DreamrollParams {
             named: std::array::from_fn(NamedKnobParams::new),
             seed: IntParam::new("Seed", 42, IntRange::Linear { min: 0, max: MAX_SEED }),
             new_seed: BoolParam::new("New seed", false).with_callback(on_new_seed),
-            variation: FloatParam::new("Variation", 0.3, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_unit(" %")
-                .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
+            variation: percent_param("Variation", 0.3),
             loop_bars: EnumParam::new("Loop length", LoopBars::Eight),
             density: FloatParam::new("Density", 0.0, FloatRange::Linear { min: -1.0, max: 1.0 })
                 .with_step_size(0.01)
@@ -380,10 +377,7 @@ impl Default for DreamrollParams {
             scale: EnumParam::new("Scale", Scale::Chromatic),
             transpose: IntParam::new("Transpose", 0, IntRange::Linear { min: -24, max: 24 }).with_unit(" st"),
             velocity: IntParam::new("Velocity", 90, IntRange::Linear { min: 1, max: 127 }),
-            humanise: FloatParam::new("Humanise", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_unit(" %")
-                .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
+            humanise: percent_param("Humanise", 0.0),
             hold: BoolParam::new("Hold", false),
             switch_at: EnumParam::new("Switch at", SwitchAt::NextBar),
             preview: BoolParam::new("Preview synth", false),
@@ -398,10 +392,7 @@ impl Default for DreamrollParams {
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             tracks: std::array::from_fn(TrackParams::new),
             source: EnumParam::new("Source", SourceChoice::Dream),
-            distance: FloatParam::new("Distance", 0.3, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_unit(" %")
-                .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
+            distance: percent_param("Distance", 0.3),
             record: BoolParam::new("Record clip", true),
             take_length: EnumParam::new("Take length", LoopBars::Four),
             takes,
@@ -413,6 +404,14 @@ impl Default for DreamrollParams {
             morph_points: Arc::new(MorphPoints::default()),
         }
     }
+}
+
+/// A 0..1 amount shown and typed as a percentage.
+fn percent_param(name: &str, default: f32) -> FloatParam {
+    FloatParam::new(name, default, FloatRange::Linear { min: 0.0, max: 1.0 })
+        .with_unit(" %")
+        .with_value_to_string(formatters::v2s_f32_percentage(0))
+        .with_string_to_value(formatters::s2v_f32_percentage())
 }
 
 /// The seed a render uses: the seed parameter, then which take of it.
