@@ -116,7 +116,7 @@ fn the_voice_decoder_learns_and_writes_a_model_that_renders_voices() {
     let generator = Generator::from_dir(&out).unwrap();
     assert_eq!(generator.card().preset.to_string(), "voices");
     assert_eq!(generator.card().macro_knobs.len(), 8, "knobs from the encoder's means");
-    let request = dreamroll::model::generator::RenderRequest { bars: 6, seed: 4, knobs: vec![1.0], variation: 0.3, temperature: None, density: 0.0 };
+    let request = dreamroll::model::generator::RenderRequest { bars: 6, seed: 4, knobs: vec![1.0], variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
     let roll = generator.render(&request).unwrap();
     assert_eq!(roll.steps(), 6 * 16);
     assert_eq!(roll, generator.render(&request).unwrap(), "the same request gives the same notes");
