@@ -144,6 +144,12 @@ pub struct Decoding {
     /// before it.
     #[serde(default)]
     pub parallel_bias: f32,
+    /// Voice decoder: added to every new-note score of the parts written around a given one
+    /// (harmonise). Under a fixed melody the decoder holds its notes longer than its corpus
+    /// does; this is calibrated (`cargo xtask listen --calibrate`) on the training phrases so
+    /// that the written parts' notes last as long as the composer's. 0 in models before it.
+    #[serde(default)]
+    pub harmonise_bias: f32,
 }
 
 /// One macro knob: a direction in latent space and the corpus spread along it, so that a
@@ -348,6 +354,7 @@ impl ModelCard {
             ("decoding.rest_bias", decoding.rest_bias),
             ("decoding.crossing_bias", decoding.crossing_bias),
             ("decoding.parallel_bias", decoding.parallel_bias),
+            ("decoding.harmonise_bias", decoding.harmonise_bias),
         ] {
             if !(bias.is_finite() && (-BIAS_LIMIT..=BIAS_LIMIT).contains(&bias)) {
                 return Err(field(name, format!("{bias} is not within ±{BIAS_LIMIT}")));
@@ -458,7 +465,7 @@ pub(crate) fn test_card() -> ModelCard {
         },
         latent_size: 4,
         architecture: Architecture { hidden: 8, bar_hidden: 6, channels: 3, patch: 4, track_latents: None, chord_condition: false, voice: None },
-        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0 },
+        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, harmonise_bias: 0.0 },
         latent_center: vec![0.0; 4],
         macro_knobs: vec![MacroKnob { name: "Macro 1".into(), direction: vec![0.0, 1.0, 0.0, 0.0], spread: 2.0, variance_share: 0.5 }],
         named_knobs: Vec::new(),

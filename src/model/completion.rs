@@ -304,11 +304,12 @@ impl Generator {
     /// The clip's bars harmonised: for each phrase of `clip`, its `given_tracks` kept and the
     /// other parts written, cut back to the clip's length. The latent is the encoder's
     /// reading of the given parts, `request.variation` away (so the harmony is in the
-    /// melody's key); a model without an encoder takes the seed's latent walk.
+    /// melody's key); a model without an encoder takes the seed's latent walk. New notes get
+    /// the card's harmonise bias, so that the written parts move as often as the composer's.
     pub fn render_harmonised(&self, request: &RenderRequest, clip: &Roll, given_tracks: &[usize]) -> Result<Roll> {
         let given = GivenParts { tracks: given_tracks.to_vec(), steps: 0..0 };
         let phrases = self.clip_phrases(clip);
-        let options = self.request_options(request);
+        let options = DecodeOptions { new_note_bias: self.card().decoding.harmonise_bias, ..self.request_options(request) };
         let mut written = Vec::with_capacity(phrases.len());
         for (k, phrase) in phrases.iter().enumerate() {
             let z = self.latent_for_given(&given, phrase, request, k)?;

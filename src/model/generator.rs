@@ -162,6 +162,15 @@ impl Generator {
         &self.card
     }
 
+    /// The generator decoding by other settings, checked as a card's are: for calibrating
+    /// them against the music they should match.
+    pub fn with_decoding(mut self, decoding: super::card::Decoding) -> Result<Generator, ModelError> {
+        let card = ModelCard { decoding, ..self.card.clone() };
+        card.validate()?;
+        self.card = card;
+        Ok(self)
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -223,7 +232,7 @@ impl Generator {
 pub(crate) fn voice_sampling(options: &DecodeOptions) -> Sampling {
     Sampling {
         temperature: options.temperature,
-        new_note_bias: options.density * VOICE_DENSITY_LOGITS,
+        new_note_bias: options.density * VOICE_DENSITY_LOGITS + options.new_note_bias,
         rest_bias: options.rest_bias,
         crossing_bias: options.crossing_bias,
         parallel_bias: options.parallel_bias,

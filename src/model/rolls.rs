@@ -50,6 +50,9 @@ pub struct DecodeOptions {
     /// Voice decoder: added to every new note in parallel fifths or octaves with a voice
     /// above (see [`Decoding::parallel_bias`]).
     pub parallel_bias: f32,
+    /// Voice decoder: added to every new-note score besides what `density` adds (harmonise
+    /// sets [`Decoding::harmonise_bias`] here).
+    pub new_note_bias: f32,
 }
 
 impl DecodeOptions {
@@ -64,6 +67,7 @@ impl DecodeOptions {
             rest_bias: decoding.rest_bias,
             crossing_bias: decoding.crossing_bias,
             parallel_bias: decoding.parallel_bias,
+            new_note_bias: 0.0,
         }
     }
 }

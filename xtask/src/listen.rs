@@ -10,7 +10,8 @@ use clap::Args;
 use dreamroll::metrics::agreement::{beat_chord_agreement, note_f1};
 use dreamroll::metrics::chords::{parse_chord, strong_beat_chord_tones};
 use dreamroll::metrics::voices::{VoiceAccumulator, VoiceStatistics};
-use dreamroll::model::generator::{Generator, RenderRequest};
+use dreamroll::model::card::{Decoding, BIAS_LIMIT};
+use dreamroll::model::generator::{Generator, RenderRequest, CARD_FILE};
 use dreamroll::model::rolls::DecodeOptions;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -34,6 +35,44 @@ pub struct ListenArgs {
     /// Where the JSON goes [default: <model>/listen.json].
     #[arg(long)]
     json: Option<PathBuf>,
+    /// First calibrate the card's harmonise bias on the training phrases (never the
+    /// held-out ones) and write it into the model's card.
+    #[arg(long)]
+    calibrate: bool,
+}
+
+/// The harmonise bias at which the parts written under the training phrases' top part hold
+/// their notes as long as the composer's (the mean over the written parts of their note
+/// length). Note length only falls as the bias rises, so it is found by bisection, on the
+/// same phrases and seeds each time.
+fn calibrate_harmonise_bias(generator: Generator, training: &[Roll], seed: u64) -> anyhow::Result<(Generator, f32)> {
+    let lower_note_length = |rolls: &[Roll]| {
+        let mut accumulator = VoiceAccumulator::default();
+        rolls.iter().for_each(|roll| accumulator.add(roll));
+        VoiceStatistics::mean_of(&accumulator.summary().tracks[1..]).note_length_sixteenths
+    };
+    let target = lower_note_length(training).context("the training phrases have no notes below the top part")?;
+    let bars = usize::from(generator.card().representation.bars_per_phrase);
+    let (mut low, mut high) = (-BIAS_LIMIT, BIAS_LIMIT);
+    let mut generator = generator;
+    for _ in 0..10 {
+        let middle = 0.5 * (low + high);
+        generator = generator.with_decoding(Decoding { harmonise_bias: middle, ..generator.card().decoding.clone() })?;
+        let mut written = Vec::with_capacity(training.len());
+        for (k, phrase) in training.iter().enumerate() {
+            let request = RenderRequest { bars, seed: seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
+            written.push(generator.render_harmonised(&request, phrase, &[0])?);
+        }
+        if lower_note_length(&written).unwrap_or(0.0) > target {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    let bias = 0.5 * (low + high);
+    let generator = generator.with_decoding(Decoding { harmonise_bias: bias, ..generator.card().decoding.clone() })?;
+    println!("harmonise bias {bias:+.3}: the written parts' notes last as long as the composer's ({target:.2} sixteenths) on {} training phrases", training.len());
+    Ok((generator, bias))
 }
 
 const DISTANCES: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
@@ -110,11 +149,20 @@ struct ListenReport {
 }
 
 pub fn run(args: ListenArgs) -> anyhow::Result<()> {
-    let generator = Generator::from_dir(&args.model).with_context(|| format!("loading the model in {}", args.model.display()))?;
-    let card = generator.card().clone();
-    let representation = &card.representation;
+    let mut generator = Generator::from_dir(&args.model).with_context(|| format!("loading the model in {}", args.model.display()))?;
+    let mut card = generator.card().clone();
+    let representation = card.representation.clone();
     let corpus = crate::eval::training_corpus(&card, args.data.as_deref())?;
     let share = ShapeArgs::defaults().validation_share;
+    if args.calibrate && representation.track_count() > 1 && generator.voice_network().is_some() {
+        let bars = usize::from(representation.bars_per_phrase);
+        let trained: Vec<Roll> = corpus.pieces.iter().filter(|(path, _)| !is_validation_piece(path, card.training.seed, share)).flat_map(|(_, piece)| piece.phrases(bars, bars)).collect();
+        let step = trained.len().div_ceil(args.phrases.max(1)).max(1);
+        let (calibrated, _) = calibrate_harmonise_bias(generator, &trained.into_iter().step_by(step).collect::<Vec<_>>(), args.seed + 1_000_000)?;
+        generator = calibrated;
+        card = generator.card().clone();
+        std::fs::write(args.model.join(CARD_FILE), card.to_json()).with_context(|| format!("writing {}", args.model.join(CARD_FILE).display()))?;
+    }
     let held_out: Vec<&_> = corpus.pieces.iter().filter(|(path, _)| is_validation_piece(path, card.training.seed, share)).collect();
     let bars = usize::from(representation.bars_per_phrase);
     let all: Vec<Roll> = held_out.iter().flat_map(|(_, piece)| piece.phrases(bars, bars)).collect();

@@ -64,6 +64,8 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             rest_bias: 0.0,
             crossing_bias: 0.0,
             parallel_bias: 0.0,
+            // Calibrated afterwards with the encoder: `cargo xtask listen --calibrate`.
+            harmonise_bias: 0.0,
         },
         latent_center: vec![0.0; shape.latent],
         macro_knobs: Vec::new(),
