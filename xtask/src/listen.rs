@@ -54,10 +54,11 @@ fn calibrate_harmonise_bias(generator: Generator, training: &[Roll], seed: u64) 
     let target = lower_note_length(training).context("the training phrases have no notes below the top part")?;
     let bars = usize::from(generator.card().representation.bars_per_phrase);
     let (mut low, mut high) = (-BIAS_LIMIT, BIAS_LIMIT);
+    let decoding = generator.card().decoding.clone();
     let mut generator = generator;
     for _ in 0..10 {
         let middle = 0.5 * (low + high);
-        generator = generator.with_decoding(Decoding { harmonise_bias: middle, ..generator.card().decoding.clone() })?;
+        generator = generator.with_decoding(Decoding { harmonise_bias: middle, ..decoding.clone() })?;
         let mut written = Vec::with_capacity(training.len());
         for (k, phrase) in training.iter().enumerate() {
             let request = RenderRequest { bars, seed: seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
@@ -70,7 +71,7 @@ fn calibrate_harmonise_bias(generator: Generator, training: &[Roll], seed: u64) 
         }
     }
     let bias = 0.5 * (low + high);
-    let generator = generator.with_decoding(Decoding { harmonise_bias: bias, ..generator.card().decoding.clone() })?;
+    let generator = generator.with_decoding(Decoding { harmonise_bias: bias, ..decoding })?;
     println!("harmonise bias {bias:+.3}: the written parts' notes last as long as the composer's ({target:.2} sixteenths) on {} training phrases", training.len());
     Ok((generator, bias))
 }
