@@ -118,7 +118,11 @@ impl NiceEguiApp for DreamrollEditor {
                         ui.add_space(4.0);
                         ui.label(RichText::new("Named knobs").strong()).on_hover_text("Learned from the model's corpus: each moves what it names");
                         for attribute in named {
-                            widgets::row(ui, &self.params.named[attribute.index()].value, &setter);
+                            let knob = &self.params.named[attribute.index()].value;
+                            ui.horizontal(|ui| {
+                                ui.add_sized([112.0, 18.0], egui::Label::new(knob.name()).truncate());
+                                ui.add(ParamSlider::for_param(knob, &setter).with_width(96.0));
+                            });
                         }
                     }
                 });
@@ -238,16 +242,18 @@ impl DreamrollEditor {
                 ui.label("Distance");
                 ui.add(ParamSlider::for_param(&params.distance, setter).with_width(90.0));
             });
-            ui.separator();
+        });
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Clip").strong());
             widgets::toggle(ui, &params.record, setter);
             ui.add(ParamSlider::for_param(&params.take_length, setter).with_width(70.0));
             let heard = params.clip.bars_heard.load(std::sync::atomic::Ordering::Relaxed);
             if params.record.value() && self.playhead.playing.load(std::sync::atomic::Ordering::Relaxed) {
-                ui.label(RichText::new(format!("● {heard}/{}", params.take_length.value().bars())).color(Color32::LIGHT_RED))
+                ui.label(RichText::new(format!("rec {heard}/{}", params.take_length.value().bars())).color(Color32::LIGHT_RED))
                     .on_hover_text("Whole bars heard toward the take; a take starts on a bar that is a multiple of its length");
             }
             ui.separator();
-            ui.add(egui::TextEdit::singleline(&mut self.clip_path).hint_text("clip .mid").desired_width(120.0));
+            ui.add(egui::TextEdit::singleline(&mut self.clip_path).hint_text("a .mid file to use as the clip").desired_width(220.0));
             if ui.button("Load clip").on_hover_text("Its first 8 bars become the clip (until a new take is recorded)").clicked() && !self.clip_path.trim().is_empty() {
                 self.clip_result = Some(self.load_clip());
             }

@@ -8,9 +8,10 @@ use egui::{self, Color32, Pos2, Rect, Stroke, StrokeKind};
 const GROUND: Color32 = Color32::from_rgb(16, 17, 21);
 const BAR_LINE: Color32 = Color32::from_rgb(80, 84, 96);
 const BEAT_LINE: Color32 = Color32::from_rgb(40, 43, 50);
+const CLIP_OUTLINE: Color32 = Color32::from_rgb(235, 235, 235);
 
-/// The producer's clip beside the pattern: drawn hollow, under the pattern's notes (vary,
-/// harmonise) or before them (continue, whose pattern is what follows the clip).
+/// The producer's clip beside the pattern: drawn as white outlines, over the pattern's notes
+/// (vary, harmonise) or before them (continue, whose pattern is what follows the clip).
 pub struct ClipView<'a> {
     pub pattern: &'a Pattern,
     pub before: bool,
@@ -47,15 +48,16 @@ pub fn show(ui: &mut egui::Ui, pattern: Option<&Pattern>, clip: Option<ClipView>
     let row_height = (rect.height() / rows).max(2.0);
     let cell = |start: f32, length: f32, pitch: u8| Rect::from_min_max(Pos2::new(x_of(start), y_of(pitch)), Pos2::new(x_of(start + length) - 1.0, y_of(pitch) + row_height - 1.0));
     let colour_of = |channel: u8| TRACK_COLOURS[channels.iter().position(|&c| c == channel).unwrap_or(0) % TRACK_COLOURS.len()];
-    if let Some(clip) = &clip {
-        for note in &clip.pattern.notes {
-            painter.rect_stroke(cell(note.start as f32, note.length as f32, note.pitch), 1.5, Stroke::new(1.5, colour_of(note.channel).gamma_multiply(0.8)), StrokeKind::Inside);
-        }
-    }
     for note in &pattern.notes {
         let start = (offset + note.start) as f32 + f32::from(note.delay) / 256.0;
         let colour = colour_of(note.channel).gamma_multiply(0.45 + 0.55 * f32::from(note.velocity) / 127.0);
         painter.rect_filled(cell(start, note.length as f32, note.pitch), 1.5, colour);
+    }
+    // Over the pattern, in white, so that a clip note is seen where the pattern keeps it too.
+    if let Some(clip) = &clip {
+        for note in &clip.pattern.notes {
+            painter.rect_stroke(cell(note.start as f32, note.length as f32, note.pitch), 1.5, Stroke::new(1.5, CLIP_OUTLINE), StrokeKind::Outside);
+        }
     }
     let x = x_of(offset as f32 + (playhead.position() / pattern.quarters_per_step()) as f32);
     painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(2.0, Color32::WHITE));

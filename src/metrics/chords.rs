@@ -89,6 +89,53 @@ pub fn parse_chord(name: &str) -> Result<PitchClasses, String> {
         .ok_or_else(|| format!("`{name}`: `{suffix}` is not a chord quality ({})", QUALITIES.map(|(q, _)| if q.is_empty() { "major" } else { q }).join(", ")))
 }
 
+/// Krumhansl and Kessler's key profiles: how well each pitch class above the tonic fits a
+/// major and a minor key, from listeners' ratings.
+const MAJOR_PROFILE: [f64; 12] = [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88];
+const MINOR_PROFILE: [f64; 12] = [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17];
+
+/// The pitch classes a harmony in the key of `tracks` of `roll` draws on: the key found by
+/// the Krumhansl–Schmuckler method (sounding time per pitch class against each key's
+/// profile), and its scale with the alterations common practice harmonises with — in major
+/// the raised fourth and lowered seventh (the dominants of V and IV), in minor the raised
+/// sixth and seventh. `None` when the tracks are silent.
+pub fn key_scale(roll: &Roll, tracks: &[usize]) -> Option<PitchClasses> {
+    let representation = roll.representation();
+    let mut weights = [0f64; 12];
+    for step in 0..roll.steps() {
+        for &track in tracks.iter().filter(|&&t| t < roll.track_count()) {
+            for (row, &on) in roll.sounding_at(track, step).iter().enumerate() {
+                if on {
+                    weights[usize::from(representation.pitch_of_row(row) % 12)] += 1.0;
+                }
+            }
+        }
+    }
+    if weights.iter().all(|&w| w == 0.0) {
+        return None;
+    }
+    let correlation = |profile: &[f64; 12], tonic: usize| {
+        let rotated: Vec<f64> = (0..12).map(|c| profile[(c + 12 - tonic) % 12]).collect();
+        let (mw, mp) = (weights.iter().sum::<f64>() / 12.0, rotated.iter().sum::<f64>() / 12.0);
+        let (mut cov, mut vw, mut vp) = (0.0, 0.0, 0.0);
+        for (w, p) in weights.iter().zip(&rotated) {
+            cov += (w - mw) * (p - mp);
+            vw += (w - mw).powi(2);
+            vp += (p - mp).powi(2);
+        }
+        cov / (vw * vp).sqrt().max(f64::MIN_POSITIVE)
+    };
+    let (tonic, minor) = (0..12)
+        .flat_map(|tonic| [(tonic, false), (tonic, true)])
+        .max_by(|a, b| {
+            let score = |&(t, m): &(usize, bool)| correlation(if m { &MINOR_PROFILE } else { &MAJOR_PROFILE }, t);
+            score(a).total_cmp(&score(b))
+        })
+        .expect("24 keys");
+    let degrees: &[u8] = if minor { &[0, 2, 3, 5, 7, 8, 9, 10, 11] } else { &[0, 2, 4, 5, 6, 7, 9, 10, 11] };
+    Some(shape(tonic as u8, degrees))
+}
+
 /// Steps between strong beats: the downbeat, and the bar's middle beat when it has an even
 /// number of beats (beats 1 and 3 of 4/4, 1 and 4 of 6/8).
 pub fn strong_beat_steps(representation: &Representation) -> usize {
@@ -167,5 +214,19 @@ mod tests {
         // Strong beats: 0 (C in C), 8 (F in C: no), 16 (G in G), 24 (A in G: no); 4 is weak.
         assert_eq!(strong_beat_chord_tones(&roll, &[c, g]), (2, 4));
         assert_eq!(bar_chords(&roll), vec![pitch_classes([60, 62, 65]), pitch_classes([67, 69])]);
+    }
+
+    #[test]
+    fn the_key_of_a_melody_is_found_and_given_with_its_harmony_notes() {
+        // Ode to Joy in G (B B C D D C B A G G A B B A A G), quarters, on the lead part.
+        let mut roll = Roll::new(Arc::new(crate::model::card::test_card().representation), 64);
+        for (i, pitch) in [59u8, 59, 60, 62, 62, 60, 59, 57, 55, 55, 57, 59, 59, 57, 57, 55].into_iter().enumerate() {
+            roll.place(GridNote { track: 0, start: 4 * i, pitch, length: 4, velocity: 90 }).unwrap();
+        }
+        let scale = key_scale(&roll, &[0]).unwrap();
+        assert_eq!(chord_name(scale & parse_chord("G").unwrap(), None).unwrap(), "G", "G major's tonic triad is in it");
+        assert!(contains(scale, 66) && contains(scale, 61), "F# (the scale) and C# (V of V) are in G major's harmony");
+        assert!(!contains(scale, 68) && !contains(scale, 63), "Ab and Eb are not");
+        assert_eq!(key_scale(&roll, &[1]), None, "a silent part has no key");
     }
 }

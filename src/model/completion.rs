@@ -9,7 +9,7 @@ use super::generator::{voice_sampling, Generator, RenderRequest};
 use super::latent::{anchored_latent, phrase_latents};
 use super::rolls::DecodeOptions;
 use super::voices::sampler::{ChordGuide, Sampling, GUIDE_BARS};
-use crate::metrics::chords::{bar_chords, strong_beat_steps, PitchClasses};
+use crate::metrics::chords::{bar_chords, key_scale, strong_beat_steps, PitchClasses};
 use crate::roll::{Clip, ClipError, Roll, Take, MOST_TAKE_BARS};
 use candle_core::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -138,6 +138,11 @@ pub enum SourceError {
     #[error("the model failed to render: {0}")]
     Model(#[from] candle_core::Error),
 }
+
+/// How much less likely (in logits) a harmonising part's pitch outside the melody's key and
+/// its usual alterations is, at every step: enough to keep the harmony in the melody's key,
+/// not so much that a chromatic passing note the model is sure of cannot be written.
+pub const KEY_BIAS: f32 = -3.0;
 
 /// How much less likely (in logits) a pitch outside the chord is on a strong beat: strong
 /// enough that a guided phrase follows the chord, short of forbidding what the model is
@@ -292,9 +297,10 @@ impl Generator {
         };
         let options = self.request_options(request);
         let mut written = Vec::with_capacity(phrases.len());
+        let played: Vec<usize> = (0..representation.track_count()).filter(|&track| !clip.is_silent(track, 0..clip.steps())).collect();
         for (k, (phrase, code)) in phrases.iter().zip(&codes).enumerate() {
             let z = anchored_latent(self.card(), code, request.seed, k, request.steering(), distance);
-            let kept = kept_when_varied(representation.track_count(), usize::from(representation.bars_per_phrase), representation.steps_per_bar(), distance, request.seed, k);
+            let kept = kept_when_varied(&played, representation.track_count(), usize::from(representation.bars_per_phrase), representation.steps_per_bar(), distance, request.seed, k);
             let everything_kept = kept.tracks.len() == representation.track_count() || kept.steps.len() == phrase.steps();
             written.push(if everything_kept { phrase.clone() } else { self.complete(phrase, &kept, &z, &options, &mut phrase_stream(request.seed, &z))? });
         }
@@ -309,7 +315,17 @@ impl Generator {
     pub fn render_harmonised(&self, request: &RenderRequest, clip: &Roll, given_tracks: &[usize]) -> Result<Roll> {
         let given = GivenParts { tracks: given_tracks.to_vec(), steps: 0..0 };
         let phrases = self.clip_phrases(clip);
-        let options = DecodeOptions { new_note_bias: self.card().decoding.harmonise_bias, ..self.request_options(request) };
+        let representation = &self.card().representation;
+        // The written parts keep to the key of the given ones (the encoder's reading of a lone
+        // melody carries its key only loosely).
+        let guide = key_scale(clip, given_tracks).map(|scale| ChordGuide {
+            bars: [scale; GUIDE_BARS],
+            steps_per_bar: representation.steps_per_bar(),
+            strong_steps: 1,
+            lowest_pitch: representation.lowest_pitch,
+            bias: KEY_BIAS,
+        });
+        let options = DecodeOptions { new_note_bias: self.card().decoding.harmonise_bias, guide, ..self.request_options(request) };
         let mut written = Vec::with_capacity(phrases.len());
         for (k, phrase) in phrases.iter().enumerate() {
             let z = self.latent_for_given(&given, phrase, request, k)?;
@@ -367,22 +383,25 @@ impl Generator {
     }
 }
 
-/// What a variation at `distance` keeps of phrase `k`: of several parts, all but
-/// ceil(distance x parts), the rewritten ones drawn from the seed's stream for the phrase;
-/// of one part, its first floor((1 - distance) x bars) bars (the model continues from them).
-fn kept_when_varied(parts: usize, bars: usize, steps_per_bar: usize, distance: f32, seed: u64, k: usize) -> GivenParts {
-    if parts > 1 {
-        let rewritten = (distance * parts as f32).ceil() as usize;
-        let mut order: Vec<usize> = (0..parts).collect();
+/// What a variation at `distance` keeps of phrase `k` of a clip that plays the parts
+/// `played` of `parts`: a variation of a melody is a melody, so the parts the clip leaves
+/// silent stay silent. Of several played parts, all but ceil(distance x played) are kept,
+/// the rewritten ones drawn from the seed's stream for the phrase; of one, its first
+/// floor((1 - distance) x bars) bars (the model continues from them).
+fn kept_when_varied(played: &[usize], parts: usize, bars: usize, steps_per_bar: usize, distance: f32, seed: u64, k: usize) -> GivenParts {
+    let mut tracks: Vec<usize> = (0..parts).filter(|part| !played.contains(part)).collect();
+    if played.len() > 1 {
+        let rewritten = (distance * played.len() as f32).ceil() as usize;
+        let mut order = played.to_vec();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(k as u64);
         rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
-        let mut tracks = order[rewritten.min(parts)..].to_vec();
+        tracks.extend_from_slice(&order[rewritten.min(order.len())..]);
         tracks.sort_unstable();
         GivenParts { tracks, steps: 0..0 }
     } else {
         let kept_bars = ((1.0 - distance) * bars as f32).floor() as usize;
-        GivenParts { tracks: Vec::new(), steps: 0..kept_bars * steps_per_bar }
+        GivenParts { tracks, steps: 0..kept_bars * steps_per_bar }
     }
 }
 
@@ -475,8 +494,12 @@ mod tests {
         assert_eq!(kept, 1, "of two parts, one is rewritten and one kept");
         let all_new = generator.render_varied(&sampled(), &clip, 1.0).unwrap();
         assert!((0..2).all(|t| track_notes(&all_new, t) != track_notes(&clip, t)), "at 1 every part is new");
-        assert_eq!(kept_when_varied(1, 4, 16, 0.3, 8, 0), GivenParts { tracks: vec![], steps: 0..32 }, "of one part, its first bars are kept");
-        assert_eq!(kept_when_varied(4, 4, 16, 0.3, 8, 0).tracks.len(), 2, "ceil(1.2) of four parts rewritten");
+        assert_eq!(kept_when_varied(&[0], 1, 4, 16, 0.3, 8, 0), GivenParts { tracks: vec![], steps: 0..32 }, "of one part, its first bars are kept");
+        assert_eq!(kept_when_varied(&[0, 1, 2, 3], 4, 4, 16, 0.3, 8, 0).tracks.len(), 2, "ceil(1.2) of four parts rewritten");
+        assert_eq!(kept_when_varied(&[2], 4, 4, 16, 0.3, 8, 0), GivenParts { tracks: vec![0, 1, 3], steps: 0..32 }, "a melody alone: the silent parts stay silent");
+        let melody_only = generator.render_varied(&sampled(), &melody(&generator), 0.6).unwrap();
+        assert!(track_notes(&melody_only, 1).is_empty(), "a varied melody is a melody");
+        assert_ne!(track_notes(&melody_only, 0), track_notes(&melody(&generator), 0));
     }
 
     #[test]

@@ -236,7 +236,7 @@ pub(crate) fn voice_sampling(options: &DecodeOptions) -> Sampling {
         rest_bias: options.rest_bias,
         crossing_bias: options.crossing_bias,
         parallel_bias: options.parallel_bias,
-        chords: None,
+        chords: options.guide,
     }
 }
 

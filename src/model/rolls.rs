@@ -1,5 +1,6 @@
 //! Rolls to tensors for the networks, and network output back to rolls.
 
+use super::voices::sampler::ChordGuide;
 use super::card::Decoding;
 use crate::roll::{GridNote, Representation, Roll};
 use candle_core::{Device, Result, Tensor};
@@ -53,6 +54,8 @@ pub struct DecodeOptions {
     /// Voice decoder: added to every new-note score besides what `density` adds (harmonise
     /// sets [`Decoding::harmonise_bias`] here).
     pub new_note_bias: f32,
+    /// Voice decoder: pitches to favour (chords to follow, a key to harmonise in).
+    pub guide: Option<ChordGuide>,
 }
 
 impl DecodeOptions {
@@ -68,6 +71,7 @@ impl DecodeOptions {
             crossing_bias: decoding.crossing_bias,
             parallel_bias: decoding.parallel_bias,
             new_note_bias: 0.0,
+            guide: None,
         }
     }
 }
