@@ -19,6 +19,7 @@ use crate::roll::{pattern_to_midi, Take};
 use crossbeam_channel::Sender;
 use nice_plug::context::gui::{GuiContext, ParamSetter};
 use nice_plug::params::enums::Enum;
+use nice_plug::prelude::Param;
 use egui::{self, Color32, RichText};
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{create_egui_editor, EguiEditor, EguiNiceSettings, NiceEguiApp, RepaintNotifier};
