@@ -295,15 +295,18 @@ impl DreamrollEditor {
                     knobs: params.knobs.iter().map(|k| k.value.value()).collect(),
                     named: params.named.iter().map(|k| k.value.value()).collect(),
                 };
-                if ui.button(format!("{name} ← now")).on_hover_text("Store the seed and knobs playing now").clicked() {
+                if ui.button(format!("{name} = now")).on_hover_text("Store the seed and knobs playing now").clicked() {
                     params.morph_points.set(which, Some(now));
                 }
                 let clip = params.clip.get();
-                if ui.add_enabled(clip.is_some(), egui::Button::new(format!("{name} ← clip"))).on_hover_text("Store the clip, as the model reads it").clicked() {
+                if ui.add_enabled(clip.is_some(), egui::Button::new(format!("{name} = clip"))).on_hover_text("Store the clip, as the model reads it").clicked() {
                     params.morph_points.set(which, clip.map(|take| MorphPoint::Clip(Take::clone(&take))));
                 }
                 let shown = match &points[which] {
-                    Some(MorphPoint::Dream { seed, .. }) => format!("{name}: seed {}", seed & u64::from(u32::MAX)),
+                    Some(MorphPoint::Dream { seed, .. }) => match seed >> 32 {
+                        0 => format!("{name}: seed {}", seed & u64::from(u32::MAX)),
+                        take => format!("{name}: seed {} take {take}", seed & u64::from(u32::MAX)),
+                    },
                     Some(MorphPoint::Clip(take)) => format!("{name}: clip of {} bars", take.bars),
                     None => format!("{name}: —"),
                 };

@@ -94,11 +94,10 @@ pub fn parse_chord(name: &str) -> Result<PitchClasses, String> {
 const MAJOR_PROFILE: [f64; 12] = [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88];
 const MINOR_PROFILE: [f64; 12] = [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17];
 
-/// The pitch classes a harmony in the key of `tracks` of `roll` draws on: the key found by
-/// the Krumhansl–Schmuckler method (sounding time per pitch class against each key's
-/// profile), and its scale with the alterations common practice harmonises with — in major
-/// the raised fourth and lowered seventh (the dominants of V and IV), in minor the raised
-/// sixth and seventh. `None` when the tracks are silent.
+/// The pitch classes music in the key of `tracks` of `roll` draws on: the key found by the
+/// Krumhansl–Schmuckler method (sounding time per pitch class against each key's profile),
+/// and its scale — in minor with the raised sixth and seventh its melodies and dominants
+/// use. `None` when the tracks are silent.
 pub fn key_scale(roll: &Roll, tracks: &[usize]) -> Option<PitchClasses> {
     let representation = roll.representation();
     let mut weights = [0f64; 12];
@@ -111,6 +110,23 @@ pub fn key_scale(roll: &Roll, tracks: &[usize]) -> Option<PitchClasses> {
             }
         }
     }
+    scale_of_key(&weights)
+}
+
+/// The scale (as `key_scale` gives it) of the key a progression of chords is in, each chord's
+/// tones counting once.
+pub fn key_scale_of_chords(chords: &[PitchClasses]) -> Option<PitchClasses> {
+    let mut weights = [0f64; 12];
+    for chord in chords {
+        for (class, weight) in weights.iter_mut().enumerate() {
+            *weight += f64::from(chord >> class & 1);
+        }
+    }
+    scale_of_key(&weights)
+}
+
+/// The scale of the key whose profile best fits `weights` (time or count per pitch class).
+fn scale_of_key(weights: &[f64; 12]) -> Option<PitchClasses> {
     if weights.iter().all(|&w| w == 0.0) {
         return None;
     }
@@ -132,7 +148,7 @@ pub fn key_scale(roll: &Roll, tracks: &[usize]) -> Option<PitchClasses> {
             score(a).total_cmp(&score(b))
         })
         .expect("24 keys");
-    let degrees: &[u8] = if minor { &[0, 2, 3, 5, 7, 8, 9, 10, 11] } else { &[0, 2, 4, 5, 6, 7, 9, 10, 11] };
+    let degrees: &[u8] = if minor { &[0, 2, 3, 5, 7, 8, 9, 10, 11] } else { &[0, 2, 4, 5, 7, 9, 11] };
     Some(shape(tonic as u8, degrees))
 }
 
@@ -217,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn the_key_of_a_melody_is_found_and_given_with_its_harmony_notes() {
+    fn the_key_of_a_melody_or_a_progression_is_found() {
         // Ode to Joy in G (B B C D D C B A G G A B B A A G), quarters, on the lead part.
         let mut roll = Roll::new(Arc::new(crate::model::card::test_card().representation), 64);
         for (i, pitch) in [59u8, 59, 60, 62, 62, 60, 59, 57, 55, 55, 57, 59, 59, 57, 57, 55].into_iter().enumerate() {
@@ -225,8 +241,10 @@ mod tests {
         }
         let scale = key_scale(&roll, &[0]).unwrap();
         assert_eq!(chord_name(scale & parse_chord("G").unwrap(), None).unwrap(), "G", "G major's tonic triad is in it");
-        assert!(contains(scale, 66) && contains(scale, 61), "F# (the scale) and C# (V of V) are in G major's harmony");
-        assert!(!contains(scale, 68) && !contains(scale, 63), "Ab and Eb are not");
+        assert!(contains(scale, 66) && !contains(scale, 61), "F# is in G major, C# is not");
+        assert!(!contains(scale, 68) && !contains(scale, 63), "nor Ab and Eb");
         assert_eq!(key_scale(&roll, &[1]), None, "a silent part has no key");
+        let progression = ["G", "Em", "C", "D7"].map(|c| parse_chord(c).unwrap());
+        assert_eq!(key_scale_of_chords(&progression), Some(scale), "G Em C D7 is in G major too");
     }
 }

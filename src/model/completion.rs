@@ -8,8 +8,8 @@
 use super::generator::{voice_sampling, Generator, RenderRequest};
 use super::latent::{anchored_latent, phrase_latents};
 use super::rolls::DecodeOptions;
-use super::voices::sampler::{ChordGuide, Sampling, GUIDE_BARS};
-use crate::metrics::chords::{bar_chords, key_scale, strong_beat_steps, PitchClasses};
+use super::voices::sampler::{ChordGuide, Sampling, ALL_PITCH_CLASSES, GUIDE_BARS};
+use crate::metrics::chords::{bar_chords, key_scale, key_scale_of_chords, strong_beat_steps, PitchClasses};
 use crate::roll::{Clip, ClipError, Roll, Take, MOST_TAKE_BARS};
 use candle_core::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -263,6 +263,8 @@ impl Generator {
         let bars = request.bars.max(1);
         let latents = phrase_latents(card, request.seed, request.steering(), request.variation, bars.div_ceil(bars_per_phrase));
         let options = self.request_options(request);
+        // Between strong beats the notes keep to the key the chords are in.
+        let scale = key_scale_of_chords(chords);
         let mut phrases = Vec::with_capacity(latents.len());
         for (k, z) in latents.iter().enumerate() {
             let mut guide = ChordGuide {
@@ -271,6 +273,8 @@ impl Generator {
                 strong_steps: strong_beat_steps(&representation),
                 lowest_pitch: representation.lowest_pitch,
                 bias: CHORD_BIAS,
+                scale: scale.unwrap_or(ALL_PITCH_CLASSES),
+                scale_bias: KEY_BIAS,
             };
             for (b, chord) in guide.bars.iter_mut().enumerate().take(bars_per_phrase) {
                 *chord = chords[(k * bars_per_phrase + b) % chords.len()];
@@ -285,9 +289,10 @@ impl Generator {
     /// `distance` of it is written again and the rest kept (DeepBach's and Coconet's
     /// rewriting). Of several parts, that many parts (rounded up) are rewritten, chosen by
     /// the seed; of one part, its last bars. What is rewritten is written under the
-    /// encoder's reading of the phrase, `distance` away, so it stays in the clip's key and
-    /// manner; at 0 the clip plays as it is, at 1 the whole phrase is new and unrelated
-    /// (the knobs move from there). The length is the clip's.
+    /// encoder's reading of the phrase, `distance` away, and kept to the clip's key the more
+    /// firmly the nearer it is, so it stays in the clip's key and manner; at 0 the clip plays
+    /// as it is, at 1 the whole phrase is new and unrelated (the knobs move from there). The
+    /// length is the clip's.
     pub fn render_varied(&self, request: &RenderRequest, clip: &Roll, distance: f32) -> Result<Roll> {
         let distance = distance.clamp(0.0, 1.0);
         let representation = &self.card().representation;
@@ -295,14 +300,17 @@ impl Generator {
         let Some(codes) = self.encode(&phrases)? else {
             bail!("model {} has no encoder (encoder.safetensors) to read a clip with", self.card().name)
         };
-        let options = self.request_options(request);
+        let guide = self.clip_key_guide(clip).map(|guide| ChordGuide { scale_bias: guide.scale_bias * (1.0 - distance), ..guide });
+        let options = DecodeOptions { guide, ..self.request_options(request) };
         let mut written = Vec::with_capacity(phrases.len());
         let played: Vec<usize> = (0..representation.track_count()).filter(|&track| !clip.is_silent(track, 0..clip.steps())).collect();
         for (k, (phrase, code)) in phrases.iter().zip(&codes).enumerate() {
             let z = anchored_latent(self.card(), code, request.seed, k, request.steering(), distance);
-            let kept = kept_when_varied(&played, representation.track_count(), usize::from(representation.bars_per_phrase), representation.steps_per_bar(), distance, request.seed, k);
-            let everything_kept = kept.tracks.len() == representation.track_count() || kept.steps.len() == phrase.steps();
-            written.push(if everything_kept { phrase.clone() } else { self.complete(phrase, &kept, &z, &options, &mut phrase_stream(request.seed, &z))? });
+            let kept = kept_when_varied(&played, usize::from(representation.bars_per_phrase), representation.steps_per_bar(), distance, request.seed, k);
+            let everything_kept = kept.tracks.len() == played.len() || kept.steps.len() == phrase.steps();
+            // A variation of a melody is a melody: what the model wrote in the parts the clip
+            // leaves silent (its context while writing) is dropped.
+            written.push(if everything_kept { phrase.clone() } else { only_tracks(&self.complete(phrase, &kept, &z, &options, &mut phrase_stream(request.seed, &z))?, &played) });
         }
         Ok(Roll::concat(&written).expect("a clip holds at least one phrase").slice(0..clip.steps()))
     }
@@ -315,16 +323,9 @@ impl Generator {
     pub fn render_harmonised(&self, request: &RenderRequest, clip: &Roll, given_tracks: &[usize]) -> Result<Roll> {
         let given = GivenParts { tracks: given_tracks.to_vec(), steps: 0..0 };
         let phrases = self.clip_phrases(clip);
-        let representation = &self.card().representation;
         // The written parts keep to the key of the given ones (the encoder's reading of a lone
         // melody carries its key only loosely).
-        let guide = key_scale(clip, given_tracks).map(|scale| ChordGuide {
-            bars: [scale; GUIDE_BARS],
-            steps_per_bar: representation.steps_per_bar(),
-            strong_steps: 1,
-            lowest_pitch: representation.lowest_pitch,
-            bias: KEY_BIAS,
-        });
+        let guide = self.key_guide(key_scale(clip, given_tracks));
         let options = DecodeOptions { new_note_bias: self.card().decoding.harmonise_bias, guide, ..self.request_options(request) };
         let mut written = Vec::with_capacity(phrases.len());
         for (k, phrase) in phrases.iter().enumerate() {
@@ -335,8 +336,8 @@ impl Generator {
     }
 
     /// `request.bars` bars that follow the clip: each phrase is written after the half
-    /// phrase before it (the clip's last bars first, then the newest written), so the music
-    /// carries on rather than starting again.
+    /// phrase before it (the clip's last bars first, then the newest written), in the clip's
+    /// key, so the music carries on rather than starting again or wandering off.
     pub fn render_continued(&self, request: &RenderRequest, clip: &Roll) -> Result<Roll> {
         let representation = &self.card().representation;
         let (bar, phrase_bars) = (representation.steps_per_bar(), usize::from(representation.bars_per_phrase));
@@ -348,7 +349,7 @@ impl Generator {
         let wanted = request.bars.max(1);
         let given = GivenParts { tracks: Vec::new(), steps: 0..context_bars * bar };
         let grid = clip.representation();
-        let options = self.request_options(request);
+        let options = DecodeOptions { guide: self.clip_key_guide(clip), ..self.request_options(request) };
         let mut so_far = clip.clone();
         for k in 0..wanted.div_ceil(new_bars) {
             let tail = so_far.slice(so_far.steps().saturating_sub(context_bars * bar)..so_far.steps());
@@ -360,6 +361,17 @@ impl Generator {
             so_far = Roll::concat(&[so_far, written.slice(context_bars * bar..written.steps())]).expect("one grid");
         }
         Ok(so_far.slice(clip.steps()..clip.steps() + wanted * bar))
+    }
+
+    /// A guide that keeps what is written in `scale` (`None`: no guide).
+    fn key_guide(&self, scale: Option<PitchClasses>) -> Option<ChordGuide> {
+        let representation = &self.card().representation;
+        scale.map(|scale| ChordGuide::scale_only(scale, representation.steps_per_bar(), representation.lowest_pitch, KEY_BIAS))
+    }
+
+    /// The key of every part the clip plays, as a guide for what is written from it.
+    fn clip_key_guide(&self, clip: &Roll) -> Option<ChordGuide> {
+        self.key_guide(key_scale(clip, &(0..clip.track_count()).collect::<Vec<_>>()))
     }
 
     /// The latent to write phrase `k` under: the encoder's reading of its given parts,
@@ -384,12 +396,12 @@ impl Generator {
 }
 
 /// What a variation at `distance` keeps of phrase `k` of a clip that plays the parts
-/// `played` of `parts`: a variation of a melody is a melody, so the parts the clip leaves
-/// silent stay silent. Of several played parts, all but ceil(distance x played) are kept,
-/// the rewritten ones drawn from the seed's stream for the phrase; of one, its first
-/// floor((1 - distance) x bars) bars (the model continues from them).
-fn kept_when_varied(played: &[usize], parts: usize, bars: usize, steps_per_bar: usize, distance: f32, seed: u64, k: usize) -> GivenParts {
-    let mut tracks: Vec<usize> = (0..parts).filter(|part| !played.contains(part)).collect();
+/// `played`: of several, all but ceil(distance x played) are kept, the rewritten ones drawn
+/// from the seed's stream for the phrase; of one, its first floor((1 - distance) x bars)
+/// bars (the model continues from them). Parts the clip does not play are the model's to
+/// write, as it learnt to, and are dropped afterwards (see `render_varied`).
+fn kept_when_varied(played: &[usize], bars: usize, steps_per_bar: usize, distance: f32, seed: u64, k: usize) -> GivenParts {
+    let mut tracks = Vec::with_capacity(played.len());
     if played.len() > 1 {
         let rewritten = (distance * played.len() as f32).ceil() as usize;
         let mut order = played.to_vec();
@@ -403,6 +415,15 @@ fn kept_when_varied(played: &[usize], parts: usize, bars: usize, steps_per_bar: 
         let kept_bars = ((1.0 - distance) * bars as f32).floor() as usize;
         GivenParts { tracks, steps: 0..kept_bars * steps_per_bar }
     }
+}
+
+/// The notes of `roll` in `tracks`, alone.
+fn only_tracks(roll: &Roll, tracks: &[usize]) -> Roll {
+    let mut kept = Roll::new(roll.representation().clone(), roll.steps());
+    for note in roll.notes().into_iter().filter(|note| tracks.contains(&note.track)) {
+        kept.place(note).expect("a note of a roll of the same shape");
+    }
+    kept
 }
 
 /// The stream a phrase draws from: named by the seed and its latent, as `render` names it.
@@ -494,9 +515,8 @@ mod tests {
         assert_eq!(kept, 1, "of two parts, one is rewritten and one kept");
         let all_new = generator.render_varied(&sampled(), &clip, 1.0).unwrap();
         assert!((0..2).all(|t| track_notes(&all_new, t) != track_notes(&clip, t)), "at 1 every part is new");
-        assert_eq!(kept_when_varied(&[0], 1, 4, 16, 0.3, 8, 0), GivenParts { tracks: vec![], steps: 0..32 }, "of one part, its first bars are kept");
-        assert_eq!(kept_when_varied(&[0, 1, 2, 3], 4, 4, 16, 0.3, 8, 0).tracks.len(), 2, "ceil(1.2) of four parts rewritten");
-        assert_eq!(kept_when_varied(&[2], 4, 4, 16, 0.3, 8, 0), GivenParts { tracks: vec![0, 1, 3], steps: 0..32 }, "a melody alone: the silent parts stay silent");
+        assert_eq!(kept_when_varied(&[0], 4, 16, 0.3, 8, 0), GivenParts { tracks: vec![], steps: 0..32 }, "of one part, its first bars are kept");
+        assert_eq!(kept_when_varied(&[0, 1, 2, 3], 4, 16, 0.3, 8, 0).tracks.len(), 2, "ceil(1.2) of four parts rewritten");
         let melody_only = generator.render_varied(&sampled(), &melody(&generator), 0.6).unwrap();
         assert!(track_notes(&melody_only, 1).is_empty(), "a varied melody is a melody");
         assert_ne!(track_notes(&melody_only, 0), track_notes(&melody(&generator), 0));

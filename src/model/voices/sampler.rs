@@ -99,9 +99,11 @@ pub struct Sampling {
 /// Most bars of a phrase a guide holds chords for.
 pub const GUIDE_BARS: usize = 16;
 
-/// Chords for the bars of one phrase: on strong beats, a pitch outside the bar's chord is
-/// `bias` less likely (in logits), whether struck there or held into it. Strong beats only,
-/// so that passing and neighbour notes between them stay the model's to write.
+/// Pitches to keep to, for the bars of one phrase: at every step a pitch outside `scale` is
+/// `scale_bias` less likely (in logits), and on strong beats a pitch outside the bar's chord
+/// is `bias` less likely besides, whether struck there or held into it. Chords bind strong
+/// beats only, so that passing and neighbour notes between them stay the model's to write;
+/// the scale keeps those in the key.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ChordGuide {
     /// Pitch classes (bit c for pitch class c) of each bar's chord.
@@ -112,23 +114,32 @@ pub struct ChordGuide {
     /// The pitch of choice row 0.
     pub lowest_pitch: u8,
     pub bias: f32,
+    pub scale: u16,
+    pub scale_bias: f32,
 }
 
+/// Every pitch class: a guide's chords or scale that constrain nothing.
+pub const ALL_PITCH_CLASSES: u16 = 0xfff;
+
 impl ChordGuide {
+    /// A guide that only keeps to a scale.
+    pub fn scale_only(scale: u16, steps_per_bar: usize, lowest_pitch: u8, scale_bias: f32) -> ChordGuide {
+        ChordGuide { bars: [ALL_PITCH_CLASSES; GUIDE_BARS], steps_per_bar, strong_steps: steps_per_bar, lowest_pitch, bias: 0.0, scale, scale_bias }
+    }
+
     /// Moves the scores of a step's choices; `holding` is the row + 1 the voice sounds (0 resting).
     fn apply(&self, step: usize, holding: u32, scores: &mut [f32]) {
-        if step % self.strong_steps != 0 {
-            return;
-        }
-        let chord = self.bars[(step / self.steps_per_bar).min(GUIDE_BARS - 1)];
-        let outside = |row: u32| chord & (1 << ((u32::from(self.lowest_pitch) + row) % 12)) == 0;
+        let chord = if step % self.strong_steps == 0 { self.bars[(step / self.steps_per_bar).min(GUIDE_BARS - 1)] } else { ALL_PITCH_CLASSES };
+        let penalty = |row: u32| {
+            let class = 1 << ((u32::from(self.lowest_pitch) + row) % 12);
+            let off_scale = if self.scale & class == 0 { self.scale_bias } else { 0.0 };
+            off_scale + if chord & class == 0 { self.bias } else { 0.0 }
+        };
         for (row, score) in scores[NEW_NOTE as usize..].iter_mut().enumerate() {
-            if outside(row as u32) {
-                *score += self.bias;
-            }
+            *score += penalty(row as u32);
         }
-        if holding > 0 && outside(holding - 1) {
-            scores[HOLD as usize] += self.bias;
+        if holding > 0 {
+            scores[HOLD as usize] += penalty(holding - 1);
         }
     }
 }
@@ -473,7 +484,7 @@ mod tests {
     #[test]
     fn a_chord_guide_moves_exactly_the_pitches_outside_the_chord_on_strong_beats() {
         // Rows 0.. are pitches 60..; the chord is C E G; strong beats every 8 steps.
-        let guide = ChordGuide { bars: [0b1001_0001; GUIDE_BARS], steps_per_bar: 16, strong_steps: 8, lowest_pitch: 60, bias: -5.0 };
+        let guide = ChordGuide { bars: [0b1001_0001; GUIDE_BARS], steps_per_bar: 16, strong_steps: 8, lowest_pitch: 60, bias: -5.0, scale: ALL_PITCH_CLASSES, scale_bias: -1.0 };
         let moved = |step: usize, holding: u32| -> Vec<u32> {
             let mut scores = vec![0.0f32; NEW_NOTE as usize + 13];
             guide.apply(step, holding, &mut scores);
@@ -484,5 +495,10 @@ mod tests {
         assert_eq!(moved(4, 0), Vec::<u32>::new(), "beat 2 is the model's");
         assert_eq!(moved(16, 2)[0], HOLD, "holding C# (row 1) into the next bar's downbeat");
         assert!(!moved(0, 5).contains(&HOLD), "holding E is in the chord");
+        let c_major = ChordGuide::scale_only(0b1010_1011_0101, 16, 60, -2.0);
+        let mut scores = vec![0.0f32; NEW_NOTE as usize + 12];
+        c_major.apply(3, 0, &mut scores);
+        let off: Vec<u32> = scores.iter().enumerate().filter(|(_, &x)| x < 0.0).map(|(t, _)| t as u32 - NEW_NOTE).collect();
+        assert_eq!(off, vec![1, 3, 6, 8, 10], "C#, Eb, F#, Ab, Bb at any step");
     }
 }
