@@ -19,16 +19,19 @@ use std::sync::Arc;
 
 /// The parts of a phrase that are given, to be kept as they are while the model writes the
 /// rest around them: whole tracks (a melody to harmonise) and whole steps (the bars a
-/// continuation follows). A cell is given when its track or its step is.
+/// continuation follows). A cell is given when its track is, or its step is in one of the
+/// `steps_in` tracks (every track when empty): the parts a clip leaves silent are the
+/// model's to write as it learnt to, not rests it must continue from.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GivenParts {
     pub tracks: Vec<usize>,
     pub steps: Range<usize>,
+    pub steps_in: Vec<usize>,
 }
 
 impl GivenParts {
     fn covers(&self, track: usize, step: usize) -> bool {
-        self.tracks.contains(&track) || self.steps.contains(&step)
+        self.tracks.contains(&track) || (self.steps.contains(&step) && (self.steps_in.is_empty() || self.steps_in.contains(&track)))
     }
 
     /// The notes of `phrase` that start in given cells, alone.
@@ -321,7 +324,7 @@ impl Generator {
     /// melody's key); a model without an encoder takes the seed's latent walk. New notes get
     /// the card's harmonise bias, so that the written parts move as often as the composer's.
     pub fn render_harmonised(&self, request: &RenderRequest, clip: &Roll, given_tracks: &[usize]) -> Result<Roll> {
-        let given = GivenParts { tracks: given_tracks.to_vec(), steps: 0..0 };
+        let given = GivenParts { tracks: given_tracks.to_vec(), ..GivenParts::default() };
         let phrases = self.clip_phrases(clip);
         // The written parts keep to the key of the given ones (the encoder's reading of a lone
         // melody carries its key only loosely).
@@ -347,7 +350,8 @@ impl Generator {
             bail!("a model of one-bar phrases has no room to continue in");
         }
         let wanted = request.bars.max(1);
-        let given = GivenParts { tracks: Vec::new(), steps: 0..context_bars * bar };
+        let played: Vec<usize> = (0..clip.track_count()).filter(|&track| !clip.is_silent(track, 0..clip.steps())).collect();
+        let given = GivenParts { tracks: Vec::new(), steps: 0..context_bars * bar, steps_in: played };
         let grid = clip.representation();
         let options = DecodeOptions { guide: self.clip_key_guide(clip), ..self.request_options(request) };
         let mut so_far = clip.clone();
@@ -410,10 +414,10 @@ fn kept_when_varied(played: &[usize], bars: usize, steps_per_bar: usize, distanc
         rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
         tracks.extend_from_slice(&order[rewritten.min(order.len())..]);
         tracks.sort_unstable();
-        GivenParts { tracks, steps: 0..0 }
+        GivenParts { tracks, ..GivenParts::default() }
     } else {
         let kept_bars = ((1.0 - distance) * bars as f32).floor() as usize;
-        GivenParts { tracks, steps: 0..kept_bars * steps_per_bar }
+        GivenParts { tracks, steps: 0..kept_bars * steps_per_bar, steps_in: played.to_vec() }
     }
 }
 
@@ -515,7 +519,7 @@ mod tests {
         assert_eq!(kept, 1, "of two parts, one is rewritten and one kept");
         let all_new = generator.render_varied(&sampled(), &clip, 1.0).unwrap();
         assert!((0..2).all(|t| track_notes(&all_new, t) != track_notes(&clip, t)), "at 1 every part is new");
-        assert_eq!(kept_when_varied(&[0], 4, 16, 0.3, 8, 0), GivenParts { tracks: vec![], steps: 0..32 }, "of one part, its first bars are kept");
+        assert_eq!(kept_when_varied(&[0], 4, 16, 0.3, 8, 0), GivenParts { tracks: vec![], steps: 0..32, steps_in: vec![0] }, "of one part, its first bars are kept");
         assert_eq!(kept_when_varied(&[0, 1, 2, 3], 4, 16, 0.3, 8, 0).tracks.len(), 2, "ceil(1.2) of four parts rewritten");
         let melody_only = generator.render_varied(&sampled(), &melody(&generator), 0.6).unwrap();
         assert!(track_notes(&melody_only, 1).is_empty(), "a varied melody is a melody");
