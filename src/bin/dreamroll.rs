@@ -68,8 +68,8 @@ enum Command {
         /// --chords or the clip's chords). All but dream need --clip; harmonise and continue
         /// a voices model. For harmonise and continue --variation is how far the latent
         /// strays from the encoder's reading of the clip.
-        #[arg(long, value_enum, default_value_t = SourceArg::Dream)]
-        source: SourceArg,
+        #[arg(long, value_enum, default_value_t = SourceMode::Dream)]
+        source: SourceMode,
         /// vary: 0 plays the clip as the model reads it, 1 is unrelated to it.
         #[arg(long, default_value_t = 0.3)]
         distance: f32,
@@ -166,28 +166,6 @@ fn parse_key(name: &str) -> anyhow::Result<u8> {
     NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.trim())).map(|&(_, k)| k).with_context(|| format!("--key {name}: write a key as C, C#, Db, … B"))
 }
 
-/// The command line's names for the source modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum SourceArg {
-    Dream,
-    Vary,
-    Harmonise,
-    Continue,
-    FollowChords,
-}
-
-impl SourceArg {
-    fn mode(self) -> SourceMode {
-        match self {
-            SourceArg::Dream => SourceMode::Dream,
-            SourceArg::Vary => SourceMode::Vary,
-            SourceArg::Harmonise => SourceMode::Harmonise,
-            SourceArg::Continue => SourceMode::Continue,
-            SourceArg::FollowChords => SourceMode::FollowChords,
-        }
-    }
-}
-
 /// The clip file read for the model (its first `bars` bars), with what it left out said on stderr.
 fn read_clip_file(path: &std::path::Path, generator: &Generator, bars: usize) -> anyhow::Result<Clip> {
     let bytes = std::fs::read(path).with_context(|| format!("reading the clip {}", path.display()))?;
@@ -259,20 +237,20 @@ fn main() -> anyhow::Result<()> {
             }
             let names = chords.as_deref().unwrap_or_default().split([' ', ',']).filter(|name| !name.is_empty());
             let chords = names.map(|name| parse_chord(name).map_err(|e| anyhow::anyhow!("--chords {e}"))).collect::<anyhow::Result<Vec<_>>>()?;
-            if !chords.is_empty() && source != SourceArg::FollowChords {
+            if !chords.is_empty() && source != SourceMode::FollowChords {
                 bail!("--chords is read by --source follow-chords");
             }
             let morph = match (morph, morph_to.as_deref()) {
                 (None, None) => None,
                 (None, Some(_)) => bail!("--morph-to needs --morph AMOUNT (0 is this render, 1 is the point)"),
-                (Some(_), _) if source != SourceArg::Dream => bail!("--morph is read by --source dream"),
+                (Some(_), _) if source != SourceMode::Dream => bail!("--morph is read by --source dream"),
                 (Some(amount), to) if (0.0..=1.0).contains(&amount) => {
                     let a = MorphPoint::Dream { seed, knobs: request.knobs.clone(), named: request.named.clone() };
                     Some(Morph { a, b: morph_point(to.unwrap_or_default(), &request)?, amount })
                 }
                 (Some(_), _) => bail!("--morph must be 0..=1"),
             };
-            let source = Source { mode: source.mode(), distance, keep: keep.iter().map(|part| part - 1).collect(), chords, morph };
+            let source = Source { mode: source, distance, keep: keep.iter().map(|part| part - 1).collect(), chords, morph };
             let pattern = build_pattern(&decode(&generator, &request, source, clip.as_ref())?, &voicing);
             let names: Vec<(u8, String)> = tracks.iter().map(|t| (t.channel, t.name.clone())).collect();
             std::fs::write(&output, pattern_to_midi(&pattern, bpm, &names)).with_context(|| format!("writing {}", output.display()))?;

@@ -13,7 +13,7 @@ use crate::capture::MOST_BARS;
 use crate::metrics::chords::chord_name;
 use crate::model::completion::SourceMode;
 use crate::model::completion::MorphPoint;
-use crate::plugin::params::{render_seed, DreamrollParams, SourceChoice, KNOBS};
+use crate::plugin::params::{render_seed, DreamrollParams, KNOBS};
 use crate::plugin::Playhead;
 use crate::roll::{pattern_to_midi, Take};
 use crossbeam_channel::Sender;
@@ -231,15 +231,15 @@ impl DreamrollEditor {
         let params = self.params.clone();
         ui.horizontal(|ui| {
             ui.label(RichText::new("Source").strong());
-            for choice in [SourceChoice::Dream, SourceChoice::Vary, SourceChoice::Harmonise, SourceChoice::Continue, SourceChoice::FollowChords] {
-                let name = SourceChoice::variants()[choice.to_index()];
+            for choice in SourceMode::ALL {
+                let name = SourceMode::variants()[choice.to_index()];
                 if ui.selectable_label(params.source.value() == choice, name).clicked() {
                     setter.begin_set_parameter(&params.source);
                     setter.set_parameter(&params.source, choice);
                     setter.end_set_parameter(&params.source);
                 }
             }
-            ui.add_enabled_ui(params.source.value() == SourceChoice::Vary, |ui| {
+            ui.add_enabled_ui(params.source.value() == SourceMode::Vary, |ui| {
                 ui.label("Distance");
                 ui.add(ParamSlider::for_param(&params.distance, setter).with_width(90.0));
             });
@@ -248,7 +248,7 @@ impl DreamrollEditor {
             ui.label(RichText::new("Clip").strong());
             widgets::toggle(ui, &params.record, setter);
             ui.add(ParamSlider::for_param(&params.take_length, setter).with_width(70.0));
-            let heard = params.clip.bars_heard.load(std::sync::atomic::Ordering::Relaxed);
+            let heard = params.bars_heard.load(std::sync::atomic::Ordering::Relaxed);
             if params.record.value() && self.playhead.playing.load(std::sync::atomic::Ordering::Relaxed) {
                 ui.label(RichText::new(format!("rec {heard}/{}", params.take_length.value().bars())).color(Color32::LIGHT_RED))
                     .on_hover_text("Whole bars heard toward the take; a take starts on a bar that is a multiple of its length");
@@ -263,7 +263,7 @@ impl DreamrollEditor {
                 self.clip_result = None;
             }
         });
-        if params.source.value() == SourceChoice::FollowChords {
+        if params.source.value() == SourceMode::FollowChords {
             let heard = params.heard_chord.get().and_then(|(classes, bass)| chord_name(classes, bass));
             let following = match (heard, published.clip.as_ref()) {
                 (Some(name), _) => format!("following {name} (held on the input; hold another chord to change)"),
@@ -273,7 +273,7 @@ impl DreamrollEditor {
             ui.label(RichText::new(following).color(TRACK_COLOURS[4]));
         }
         let clip_line = match (&published.clip, params.clip.get()) {
-            (Some(shown), Some(_)) if params.source.value() != SourceChoice::Dream => shown.summary.clone(),
+            (Some(shown), Some(_)) if params.source.value() != SourceMode::Dream => shown.summary.clone(),
             (_, Some(take)) => format!("clip: {} bars, {} notes (read when the source is not Dream)", take.bars, take.notes.len()),
             (_, None) => "no clip: play into Dreamroll with the transport running, or load a .mid".to_string(),
         };
@@ -296,11 +296,11 @@ impl DreamrollEditor {
                     named: params.named.iter().map(|k| k.value.value()).collect(),
                 };
                 if ui.button(format!("{name} = now")).on_hover_text("Store the seed and knobs playing now").clicked() {
-                    params.morph_points.set(which, Some(now));
+                    params.morph_points.update(|points| points[which] = Some(now));
                 }
                 let clip = params.clip.get();
                 if ui.add_enabled(clip.is_some(), egui::Button::new(format!("{name} = clip"))).on_hover_text("Store the clip, as the model reads it").clicked() {
-                    params.morph_points.set(which, clip.map(|take| MorphPoint::Clip(Take::clone(&take))));
+                    params.morph_points.update(|points| points[which] = clip.map(|take| MorphPoint::Clip(Take::clone(&take))));
                 }
                 let shown = match &points[which] {
                     Some(MorphPoint::Dream { seed, .. }) => match seed >> 32 {
@@ -313,12 +313,11 @@ impl DreamrollEditor {
                 ui.label(RichText::new(shown).color(Color32::GRAY));
             }
             let both = points.iter().all(Option::is_some);
-            ui.add_enabled_ui(both && params.source.value() == SourceChoice::Dream, |ui| {
+            ui.add_enabled_ui(both && params.source.value() == SourceMode::Dream, |ui| {
                 ui.add(ParamSlider::for_param(&params.morph, setter).with_width(150.0));
             });
             if ui.add_enabled(points.iter().any(Option::is_some), egui::Button::new("Clear")).clicked() {
-                params.morph_points.set(0, None);
-                params.morph_points.set(1, None);
+                params.morph_points.set([None, None]);
             }
         });
     }

@@ -8,10 +8,11 @@
 use super::generator::{voice_sampling, Generator, RenderRequest};
 use super::latent::{anchored_latent, phrase_latents};
 use super::rolls::DecodeOptions;
-use super::voices::sampler::{ChordGuide, Sampling, ALL_PITCH_CLASSES, GUIDE_BARS};
+use super::voices::sampler::{ChordGuide, ALL_PITCH_CLASSES, GUIDE_BARS};
 use crate::metrics::chords::{bar_chords, key_scale, key_scale_of_chords, strong_beat_steps, PitchClasses};
 use crate::roll::{Clip, ClipError, Roll, Take, MOST_TAKE_BARS};
 use candle_core::{bail, Result};
+use nice_plug::prelude::Enum;
 use serde::{Deserialize, Serialize};
 use rand::SeedableRng;
 use std::ops::Range;
@@ -44,21 +45,28 @@ impl GivenParts {
     }
 }
 
-/// Where the notes come from: the producer's choice, in the plugin and on the command line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where the notes come from: the producer's choice, one type for the plugin's parameter
+/// (whose stable IDs projects store), the command line's `--source` and saved settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Enum, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceMode {
     /// From the latent alone: the seed, the knobs.
     #[default]
+    #[id = "dream"]
     Dream,
     /// The clip written again, a distance away.
+    #[id = "vary"]
     Vary,
     /// The clip's parts kept, the others written around them.
+    #[id = "harmonise"]
     Harmonise,
     /// The bars that follow the clip.
+    #[id = "continue"]
     Continue,
     /// From the latent, with strong beats on the chord the producer holds (or the clip's
     /// chord in each bar, a chord track).
+    #[id = "follow-chords"]
+    #[name = "Follow chords"]
     FollowChords,
 }
 
@@ -282,7 +290,7 @@ impl Generator {
             for (b, chord) in guide.bars.iter_mut().enumerate().take(bars_per_phrase) {
                 *chord = chords[(k * bars_per_phrase + b) % chords.len()];
             }
-            let sampling = Sampling { chords: Some(guide), ..voice_sampling(&options) };
+            let sampling = voice_sampling(&DecodeOptions { guide: Some(guide), ..options.clone() });
             phrases.extend(decoder.phrases(&representation, std::slice::from_ref(z), sampling, options.velocity, self.learned_phrases(), &mut phrase_stream(request.seed, z))?);
         }
         Ok(Roll::concat(&phrases).expect("at least one phrase").slice(0..bars * representation.steps_per_bar()))

@@ -189,7 +189,7 @@ impl Dreamroll {
                 }
             }
             heard_by_engine.fetch_add(count, Ordering::AcqRel);
-            params.clip.bars_heard.store(recorder.bars_toward_take() as u32, Ordering::Relaxed);
+            params.bars_heard.store(recorder.bars_toward_take() as u32, Ordering::Relaxed);
             (params::settings_for(&params, card), params::pattern_fingerprint(&params))
         });
         self.capture = Some(CaptureLine { events, sent: 0, heard });

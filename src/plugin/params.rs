@@ -79,7 +79,7 @@ pub struct DreamrollParams {
     pub tracks: [TrackParams; TRACK_SLOTS],
     /// Where the notes come from: dreamt, or written from the producer's clip.
     #[id = "source"]
-    pub source: EnumParam<SourceChoice>,
+    pub source: EnumParam<SourceMode>,
     /// Vary: how far from the clip.
     #[id = "distance"]
     pub distance: FloatParam,
@@ -96,34 +96,13 @@ pub struct DreamrollParams {
     pub takes: Arc<AtomicU32>,
     /// The producer's clip: the newest take, or a loaded file; saved in the session.
     pub clip: Arc<ClipSlot>,
+    /// Whole bars heard toward the take being recorded, for the editor.
+    pub bars_heard: Arc<AtomicU32>,
     /// The last chord held on the MIDI input (see [`HeardChord`]); written by the audio
     /// thread, saved in the session through the settings it shapes.
     pub heard_chord: Arc<HeardChord>,
     /// The points Morph moves between; saved in the session.
     pub morph_points: Arc<MorphPoints>,
-}
-
-/// Points A and B, set from the editor, read by the engine and the state saver.
-#[derive(Default)]
-pub struct MorphPoints {
-    points: Mutex<[Option<MorphPoint>; 2]>,
-    serial: AtomicU64,
-}
-
-impl MorphPoints {
-    pub fn get(&self) -> [Option<MorphPoint>; 2] {
-        lock(&self.points).clone()
-    }
-
-    /// Point A (0) or B (1).
-    pub fn set(&self, which: usize, point: Option<MorphPoint>) {
-        lock(&self.points)[which.min(1)] = point;
-        self.serial.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub fn serial(&self) -> u64 {
-        self.serial.load(Ordering::Acquire)
-    }
 }
 
 /// A chord held on the input, latched: it stays until another of two or more pitch classes
@@ -150,52 +129,26 @@ impl HeardChord {
     }
 }
 
-/// The source modes as a parameter; stable IDs, as for every enum a project stores.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SourceChoice {
-    #[id = "dream"]
-    Dream,
-    #[id = "vary"]
-    Vary,
-    #[id = "harmonise"]
-    Harmonise,
-    #[id = "continue"]
-    Continue,
-    #[id = "follow-chords"]
-    #[name = "Follow chords"]
-    FollowChords,
-}
-
-impl SourceChoice {
-    pub fn mode(self) -> SourceMode {
-        match self {
-            SourceChoice::Dream => SourceMode::Dream,
-            SourceChoice::Vary => SourceMode::Vary,
-            SourceChoice::Harmonise => SourceMode::Harmonise,
-            SourceChoice::Continue => SourceMode::Continue,
-            SourceChoice::FollowChords => SourceMode::FollowChords,
-        }
-    }
-}
-
-/// The clip, shared by the engine (which records takes into it and reads it), the editor
-/// (which loads files into it) and the state saver. The audio thread only reads `serial`.
+/// A value the editor, the engine and the state saver share, with a count of its changes so
+/// that a fingerprint (computed on the audio thread too) tells values apart without reading
+/// them. The audio thread only ever reads the serial.
 #[derive(Default)]
-pub struct ClipSlot {
-    take: Mutex<Option<Arc<Take>>>,
-    /// Counts changes, so a fingerprint can tell clips apart without reading them.
+pub struct Shared<T> {
+    value: Mutex<T>,
     serial: AtomicU64,
-    /// Whole bars heard toward the take being recorded, for the editor.
-    pub bars_heard: AtomicU32,
 }
 
-impl ClipSlot {
-    pub fn get(&self) -> Option<Arc<Take>> {
-        lock(&self.take).clone()
+impl<T: Clone> Shared<T> {
+    pub fn get(&self) -> T {
+        lock(&self.value).clone()
     }
 
-    pub fn set(&self, take: Option<Arc<Take>>) {
-        *lock(&self.take) = take;
+    pub fn set(&self, value: T) {
+        self.update(|old| *old = value);
+    }
+
+    pub fn update(&self, change: impl FnOnce(&mut T)) {
+        change(&mut lock(&self.value));
         self.serial.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -203,6 +156,11 @@ impl ClipSlot {
         self.serial.load(Ordering::Acquire)
     }
 }
+
+/// The producer's clip: the newest take, or a loaded file.
+pub type ClipSlot = Shared<Option<Arc<Take>>>;
+/// Morph points A (0) and B (1), set from the editor.
+pub type MorphPoints = Shared<[Option<MorphPoint>; 2]>;
 
 #[derive(Params)]
 pub struct KnobParams {
@@ -391,12 +349,13 @@ impl Default for DreamrollParams {
             .with_string_to_value(formatters::s2v_f32_gain_to_db()),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             tracks: std::array::from_fn(TrackParams::new),
-            source: EnumParam::new("Source", SourceChoice::Dream),
+            source: EnumParam::new("Source", SourceMode::Dream),
             distance: percent_param("Distance", 0.3),
             record: BoolParam::new("Record clip", true),
             take_length: EnumParam::new("Take length", LoopBars::Four),
             takes,
             clip: Arc::new(ClipSlot::default()),
+            bars_heard: Arc::new(AtomicU32::new(0)),
             heard_chord: Arc::new(HeardChord::default()),
             morph: FloatParam::new("Morph", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
                 .with_value_to_string(Arc::new(|t| format!("A {:.0} % · B {:.0} %", 100.0 * (1.0 - t), 100.0 * t)))
@@ -444,8 +403,8 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
         params.source.value().to_index() as u64,
         float(&params.distance),
         // The clip shapes the pattern only when the source reads it.
-        if params.source.value() == SourceChoice::Dream { 0 } else { params.clip.serial() },
-        if params.source.value() == SourceChoice::FollowChords { params.heard_chord.packed() } else { 0 },
+        if params.source.value() == SourceMode::Dream { 0 } else { params.clip.serial() },
+        if params.source.value() == SourceMode::FollowChords { params.heard_chord.packed() } else { 0 },
         float(&params.morph),
         params.morph_points.serial(),
     ];
@@ -491,22 +450,22 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
             muted: (0..tracks.len()).map(|i| slot(i).is_some_and(|s| s.mute.value())).collect(),
         },
         source: Source {
-            mode: params.source.value().mode(),
+            mode: params.source.value(),
             distance: params.distance.value(),
             keep: Vec::new(),
             chords: match (params.source.value(), params.heard_chord.get()) {
-                (SourceChoice::FollowChords, Some((classes, _))) => vec![classes],
+                (SourceMode::FollowChords, Some((classes, _))) => vec![classes],
                 _ => Vec::new(),
             },
             morph: match params.morph_points.get() {
-                [Some(a), Some(b)] if params.source.value() == SourceChoice::Dream => Some(Morph { a, b, amount: params.morph.value() }),
+                [Some(a), Some(b)] if params.source.value() == SourceMode::Dream => Some(Morph { a, b, amount: params.morph.value() }),
                 _ => None,
             },
         },
         // Follow chords reads the clip only as a chord track, when no chord is held.
         clip: match params.source.value() {
-            SourceChoice::Dream => None,
-            SourceChoice::FollowChords if params.heard_chord.get().is_some() => None,
+            SourceMode::Dream => None,
+            SourceMode::FollowChords if params.heard_chord.get().is_some() => None,
             _ => params.clip.get(),
         },
     }
@@ -559,8 +518,7 @@ mod tests {
         params.clip.set(Some(Arc::new(take)));
         assert_eq!(pattern_fingerprint(&params), dreaming, "a new take changes nothing while Dreamroll dreams");
         assert_eq!(settings_for(&params, generator.card()).clip, None, "(tests/clap_plugin.rs varies a recorded take)");
-        assert_eq!(SourceChoice::Vary.mode(), SourceMode::Vary);
-        assert_eq!(SourceChoice::ids().unwrap(), ["dream", "vary", "harmonise", "continue", "follow-chords"], "saved projects name sources by these");
+        assert_eq!(SourceMode::ids().unwrap(), ["dream", "vary", "harmonise", "continue", "follow-chords"], "saved projects name sources by these");
         let heard = HeardChord::default();
         assert_eq!(heard.get(), None);
         heard.set(Some((0b1000_1001_0001, Some(45))));

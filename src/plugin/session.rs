@@ -149,9 +149,7 @@ struct Targets<'a> {
 fn restore(targets: Targets, session: Session, serial: u64) -> u64 {
     targets.takes.store(session.takes, Ordering::Release);
     targets.clip.set(session.clip.map(Arc::new));
-    let [a, b] = session.morph_points;
-    targets.morph.set(0, a);
-    targets.morph.set(1, b);
+    targets.morph.set(session.morph_points);
     // The chord a project followed is heard again, so its settings are what the parameters ask.
     targets.chord.set(session.settings.source.chords.first().map(|&classes| (classes, None)));
     let extras_serial = targets.clip.serial() + targets.morph.serial();
