@@ -89,13 +89,20 @@ pub fn parse_chord(name: &str) -> Result<PitchClasses, String> {
         .ok_or_else(|| format!("`{name}`: `{suffix}` is not a chord quality ({})", QUALITIES.map(|(q, _)| if q.is_empty() { "major" } else { q }).join(", ")))
 }
 
-/// Krumhansl and Kessler's key profiles: how well each pitch class above the tonic fits a
-/// major and a minor key, from listeners' ratings.
-const MAJOR_PROFILE: [f64; 12] = [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88];
-const MINOR_PROFILE: [f64; 12] = [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17];
+/// Aarden and Essen's key profiles: how often each pitch class above the tonic sounds in
+/// major and minor folk melodies (the Essen collection). Keys are mostly read here from a
+/// lone melody, where these do better than Krumhansl and Kessler's listener ratings, whose
+/// flatter profiles let a melody that dwells on its third read as the minor key of that
+/// third (the test below): on the
+/// held-out chorale phrases, the key read from the soprano alone is the key read from all
+/// four parts 41 times in 75 with these, 31 with Krumhansl and Kessler's (`cargo xtask
+/// listen`).
+const MAJOR_PROFILE: [f64; 12] = [17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062, 0.145624, 8.15494, 0.232998, 4.95122];
+const MINOR_PROFILE: [f64; 12] = [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623];
 
 /// The pitch classes music in the key of `tracks` of `roll` draws on: the key found by the
-/// Krumhansl–Schmuckler method (sounding time per pitch class against each key's profile),
+/// Krumhansl–Schmuckler method with Aarden and Essen's profiles (sounding time per pitch
+/// class against each key's profile),
 /// and its scale — in minor with the raised sixth and seventh its melodies and dominants
 /// use. `None` when the tracks are silent.
 pub fn key_scale(roll: &Roll, tracks: &[usize]) -> Option<PitchClasses> {
@@ -234,12 +241,26 @@ mod tests {
 
     #[test]
     fn the_key_of_a_melody_or_a_progression_is_found() {
-        // Ode to Joy in G (B B C D D C B A G G A B B A A G), quarters, on the lead part.
-        let mut roll = Roll::new(Arc::new(crate::model::card::test_card().representation), 64);
-        for (i, pitch) in [59u8, 59, 60, 62, 62, 60, 59, 57, 55, 55, 57, 59, 59, 57, 57, 55].into_iter().enumerate() {
-            roll.place(GridNote { track: 0, start: 4 * i, pitch, length: 4, velocity: 90 }).unwrap();
-        }
+        let melody = |pitches: &[(u8, usize)]| {
+            let mut roll = Roll::new(Arc::new(crate::model::card::test_card().representation), 64);
+            let mut start = 0;
+            for &(pitch, length) in pitches {
+                roll.place(GridNote { track: 0, start, pitch, length, velocity: 90 }).unwrap();
+                start += length;
+            }
+            roll
+        };
+        // Ode to Joy in G, its first phrase (B B C D D C B A G G A B B. A A), which ends
+        // on the dominant's A and dwells on B: read with listeners' ratings, B minor.
+        let half_cadence = melody(&[(59, 4), (59, 4), (60, 4), (62, 4), (62, 4), (60, 4), (59, 4), (57, 4), (55, 4), (55, 4), (57, 4), (59, 4), (59, 6), (57, 2), (57, 8)]);
+        let g_major = key_scale(&half_cadence, &[0]).unwrap();
+        assert_eq!(chord_name(g_major & parse_chord("G").unwrap(), None).unwrap(), "G", "G major's tonic triad is in it");
+        assert!(contains(g_major, 66) && !contains(g_major, 61), "F# is in G major, C# is not");
+        assert!(!contains(g_major, 68) && !contains(g_major, 63) && !contains(g_major, 65), "nor Ab, Eb or F");
+        // And the phrase that closes on G, in quarters.
+        let roll = melody(&[59u8, 59, 60, 62, 62, 60, 59, 57, 55, 55, 57, 59, 59, 57, 57, 55].map(|pitch| (pitch, 4)));
         let scale = key_scale(&roll, &[0]).unwrap();
+        assert_eq!(scale, g_major);
         assert_eq!(chord_name(scale & parse_chord("G").unwrap(), None).unwrap(), "G", "G major's tonic triad is in it");
         assert!(contains(scale, 66) && !contains(scale, 61), "F# is in G major, C# is not");
         assert!(!contains(scale, 68) && !contains(scale, 63), "nor Ab and Eb");

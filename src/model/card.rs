@@ -150,6 +150,29 @@ pub struct Decoding {
     /// that the written parts' notes last as long as the composer's. 0 in models before it.
     #[serde(default)]
     pub harmonise_bias: f32,
+    /// Voice decoder, harmonise: added to every choice ending a written part's note one step
+    /// after it was struck. The new-note bias that gets the parts moving also breaks notes
+    /// off early; calibrated with it so that the written parts have as many one-step notes as
+    /// the composer's. 0 in models before it.
+    #[serde(default)]
+    pub harmonise_short_note_bias: f32,
+    /// Voice decoder, harmonise: added to the written parts' rest scores on top of the
+    /// rest bias, calibrated with the others so that they rest as often as the composer's.
+    /// 0 in models before it.
+    #[serde(default)]
+    pub harmonise_rest_bias: f32,
+    /// Voice decoder, harmonise: added to a written part's repeat of its last pitch. Once
+    /// new notes are as frequent as the composer's, the decoder spends too many of them
+    /// striking the same pitch again; calibrated with the harmonise bias so that the written
+    /// parts repeat as often as the composer's. 0 in models before it.
+    #[serde(default)]
+    pub harmonise_repeat_bias: f32,
+    /// Voice decoder, harmonise: added to a written part's leaps beyond a fifth. Under a
+    /// melody in a key of its own, a bass reaches for the chord more by leap than the
+    /// composer's; calibrated with the others so that the written parts leap as often as the
+    /// composer's. 0 in models before it.
+    #[serde(default)]
+    pub harmonise_leap_bias: f32,
 }
 
 /// One macro knob: a direction in latent space and the corpus spread along it, so that a
@@ -355,6 +378,10 @@ impl ModelCard {
             ("decoding.crossing_bias", decoding.crossing_bias),
             ("decoding.parallel_bias", decoding.parallel_bias),
             ("decoding.harmonise_bias", decoding.harmonise_bias),
+            ("decoding.harmonise_short_note_bias", decoding.harmonise_short_note_bias),
+            ("decoding.harmonise_rest_bias", decoding.harmonise_rest_bias),
+            ("decoding.harmonise_repeat_bias", decoding.harmonise_repeat_bias),
+            ("decoding.harmonise_leap_bias", decoding.harmonise_leap_bias),
         ] {
             if !(bias.is_finite() && (-BIAS_LIMIT..=BIAS_LIMIT).contains(&bias)) {
                 return Err(field(name, format!("{bias} is not within ±{BIAS_LIMIT}")));
@@ -465,7 +492,7 @@ pub(crate) fn test_card() -> ModelCard {
         },
         latent_size: 4,
         architecture: Architecture { hidden: 8, bar_hidden: 6, channels: 3, patch: 4, track_latents: None, chord_condition: false, voice: None },
-        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, harmonise_bias: 0.0 },
+        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, harmonise_bias: 0.0, harmonise_short_note_bias: 0.0, harmonise_rest_bias: 0.0, harmonise_repeat_bias: 0.0, harmonise_leap_bias: 0.0 },
         latent_center: vec![0.0; 4],
         macro_knobs: vec![MacroKnob { name: "Macro 1".into(), direction: vec![0.0, 1.0, 0.0, 0.0], spread: 2.0, variance_share: 0.5 }],
         named_knobs: Vec::new(),

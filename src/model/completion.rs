@@ -337,7 +337,16 @@ impl Generator {
         // The written parts keep to the key of the given ones (the encoder's reading of a lone
         // melody carries its key only loosely).
         let guide = self.key_guide(key_scale(clip, given_tracks));
-        let options = DecodeOptions { new_note_bias: self.card().decoding.harmonise_bias, guide, ..self.request_options(request) };
+        let decoding = &self.card().decoding;
+        let options = DecodeOptions {
+            new_note_bias: decoding.harmonise_bias,
+            short_note_bias: decoding.harmonise_short_note_bias,
+            rest_bias: decoding.rest_bias + decoding.harmonise_rest_bias,
+            repeat_bias: decoding.harmonise_repeat_bias,
+            leap_bias: decoding.harmonise_leap_bias,
+            guide,
+            ..self.request_options(request)
+        };
         let mut written = Vec::with_capacity(phrases.len());
         for (k, phrase) in phrases.iter().enumerate() {
             let z = self.latent_for_given(&given, phrase, request, k)?;

@@ -236,6 +236,9 @@ pub(crate) fn voice_sampling(options: &DecodeOptions) -> Sampling {
         rest_bias: options.rest_bias,
         crossing_bias: options.crossing_bias,
         parallel_bias: options.parallel_bias,
+        short_note_bias: options.short_note_bias,
+        repeat_bias: options.repeat_bias,
+        leap_bias: options.leap_bias,
         chords: options.guide,
     }
 }

@@ -54,6 +54,15 @@ pub struct DecodeOptions {
     /// Voice decoder: added to every new-note score besides what `density` adds (harmonise
     /// sets [`Decoding::harmonise_bias`] here).
     pub new_note_bias: f32,
+    /// Voice decoder: added to every choice ending a note one step long (harmonise sets
+    /// [`Decoding::harmonise_short_note_bias`] here).
+    pub short_note_bias: f32,
+    /// Voice decoder: added to a voice's repeat of its last pitch (harmonise sets
+    /// [`Decoding::harmonise_repeat_bias`] here).
+    pub repeat_bias: f32,
+    /// Voice decoder: added to a voice's leaps beyond a fifth (harmonise sets
+    /// [`Decoding::harmonise_leap_bias`] here).
+    pub leap_bias: f32,
     /// Voice decoder: pitches to favour (chords to follow, a key to harmonise in).
     pub guide: Option<ChordGuide>,
 }
@@ -71,6 +80,9 @@ impl DecodeOptions {
             crossing_bias: decoding.crossing_bias,
             parallel_bias: decoding.parallel_bias,
             new_note_bias: 0.0,
+            short_note_bias: 0.0,
+            repeat_bias: 0.0,
+            leap_bias: 0.0,
             guide: None,
         }
     }

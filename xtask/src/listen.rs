@@ -8,7 +8,7 @@ use crate::train::{is_validation_piece, ShapeArgs};
 use anyhow::{bail, Context};
 use clap::Args;
 use dreamroll::metrics::agreement::{beat_chord_agreement, note_f1};
-use dreamroll::metrics::chords::{parse_chord, strong_beat_chord_tones};
+use dreamroll::metrics::chords::{key_scale, parse_chord, strong_beat_chord_tones};
 use dreamroll::metrics::voices::{VoiceAccumulator, VoiceStatistics};
 use dreamroll::model::card::{Decoding, BIAS_LIMIT};
 use dreamroll::model::generator::{Generator, RenderRequest, CARD_FILE};
@@ -35,46 +35,103 @@ pub struct ListenArgs {
     /// Where the JSON goes [default: <model>/listen.json].
     #[arg(long)]
     json: Option<PathBuf>,
-    /// First calibrate the card's harmonise bias on the training phrases (never the
-    /// held-out ones) and write it into the model's card.
+    /// First calibrate the card's harmonise biases on the training phrases (never the
+    /// held-out ones) and write them into the model's card.
     #[arg(long)]
     calibrate: bool,
 }
 
-/// The harmonise bias at which the parts written under the training phrases' top part hold
-/// their notes as long as the composer's (the mean over the written parts of their note
-/// length). Note length only falls as the bias rises, so it is found by bisection, on the
-/// same phrases and seeds each time.
-fn calibrate_harmonise_bias(generator: Generator, training: &[Roll], seed: u64) -> anyhow::Result<(Generator, f32)> {
-    let lower_note_length = |rolls: &[Roll]| {
+/// One of the card's harmonise biases, and the statistic of the written parts it steers.
+struct HarmoniseBias {
+    name: &'static str,
+    bias: fn(&mut Decoding) -> &mut f32,
+    statistic: fn(&VoiceStatistics) -> Option<f64>,
+    /// Whether the statistic rises as the bias does.
+    rises: bool,
+}
+
+const HARMONISE_BIASES: [HarmoniseBias; 5] = [
+    HarmoniseBias { name: "new-note", bias: |d| &mut d.harmonise_bias, statistic: |s| s.note_length_sixteenths, rises: false },
+    HarmoniseBias { name: "short-note", bias: |d| &mut d.harmonise_short_note_bias, statistic: |s| s.short_notes, rises: true },
+    HarmoniseBias { name: "rest", bias: |d| &mut d.harmonise_rest_bias, statistic: |s| s.rests, rises: true },
+    HarmoniseBias { name: "repeat", bias: |d| &mut d.harmonise_repeat_bias, statistic: |s| s.repeated_pitches, rises: true },
+    HarmoniseBias { name: "leap", bias: |d| &mut d.harmonise_leap_bias, statistic: |s| s.leaps, rises: true },
+];
+
+/// Most rounds of bisection over the biases in turn: each moves the others' statistics a
+/// little, so rounds go on until every statistic is within `CALIBRATION_TOLERANCE` of the
+/// composer's (relative).
+const CALIBRATION_ROUNDS: usize = 6;
+const CALIBRATION_TOLERANCE: f64 = 0.03;
+
+/// The harmonise biases at which the parts written under the training phrases' top part
+/// hold their notes as long as the composer's, break as few off after a step, rest, repeat
+/// a pitch and leap as often (means over the written parts). Each statistic is monotone in its own bias, so each is
+/// found by bisection with the others held, on the same phrases and seeds each time.
+fn calibrate_harmonise_biases(generator: Generator, training: &[Roll], seed: u64) -> anyhow::Result<Generator> {
+    let lower_parts = |rolls: &[Roll]| {
         let mut accumulator = VoiceAccumulator::default();
         rolls.iter().for_each(|roll| accumulator.add(roll));
-        VoiceStatistics::mean_of(&accumulator.summary().tracks[1..]).note_length_sixteenths
+        VoiceStatistics::mean_of(&accumulator.summary().tracks[1..])
     };
-    let target = lower_note_length(training).context("the training phrases have no notes below the top part")?;
+    let composer = lower_parts(training);
     let bars = usize::from(generator.card().representation.bars_per_phrase);
-    let (mut low, mut high) = (-BIAS_LIMIT, BIAS_LIMIT);
-    let decoding = generator.card().decoding.clone();
-    let mut generator = generator;
-    for _ in 0..10 {
-        let middle = 0.5 * (low + high);
-        generator = generator.with_decoding(Decoding { harmonise_bias: middle, ..decoding.clone() })?;
+    let harmonised = |generator: &Generator| -> anyhow::Result<VoiceStatistics> {
         let mut written = Vec::with_capacity(training.len());
         for (k, phrase) in training.iter().enumerate() {
             let request = RenderRequest { bars, seed: seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
             written.push(generator.render_harmonised(&request, phrase, &[0])?);
         }
-        if lower_note_length(&written).unwrap_or(0.0) > target {
-            low = middle;
-        } else {
-            high = middle;
+        Ok(lower_parts(&written))
+    };
+    let mut decoding = generator.card().decoding.clone();
+    let mut generator = generator;
+    let settled = |written: &VoiceStatistics| {
+        HARMONISE_BIASES.iter().all(|c| match ((c.statistic)(written), (c.statistic)(&composer)) {
+            (Some(written), Some(target)) => (written - target).abs() <= CALIBRATION_TOLERANCE * target,
+            _ => false,
+        })
+    };
+    for round in 1..=CALIBRATION_ROUNDS {
+        for calibrated in &HARMONISE_BIASES {
+            let target = (calibrated.statistic)(&composer).with_context(|| format!("the training phrases' lower parts have no {} statistic", calibrated.name))?;
+            let (mut low, mut high) = (-BIAS_LIMIT, BIAS_LIMIT);
+            for _ in 0..10 {
+                let middle = 0.5 * (low + high);
+                *(calibrated.bias)(&mut decoding) = middle;
+                generator = generator.with_decoding(decoding.clone())?;
+                let written = (calibrated.statistic)(&harmonised(&generator)?).unwrap_or(0.0);
+                if (written < target) == calibrated.rises {
+                    low = middle;
+                } else {
+                    high = middle;
+                }
+            }
+            *(calibrated.bias)(&mut decoding) = 0.5 * (low + high);
+            generator = generator.with_decoding(decoding.clone())?;
+        }
+        if settled(&harmonised(&generator)?) {
+            println!("harmonise biases settled after {round} rounds");
+            break;
         }
     }
-    let bias = 0.5 * (low + high);
-    let generator = generator.with_decoding(Decoding { harmonise_bias: bias, ..decoding })?;
-    println!("harmonise bias {bias:+.3}: the written parts' notes last as long as the composer's ({target:.2} sixteenths) on {} training phrases", training.len());
-    Ok((generator, bias))
+    let written = harmonised(&generator)?;
+    for calibrated in &HARMONISE_BIASES {
+        println!(
+            "harmonise {} bias {:+.3}: written {:.4}, composer {:.4}",
+            calibrated.name,
+            *(calibrated.bias)(&mut decoding),
+            (calibrated.statistic)(&written).unwrap_or(f64::NAN),
+            (calibrated.statistic)(&composer).unwrap_or(f64::NAN)
+        );
+    }
+    println!("(on {} training phrases)", training.len());
+    Ok(generator)
 }
+
+/// Harmonisations of each held-out phrase (seeds of their own): the held-out phrases are
+/// few, and one take of each leaves rare events (short notes, rests) to chance.
+const HARMONISE_TAKES: usize = 4;
 
 const DISTANCES: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
 
@@ -89,8 +146,14 @@ struct VaryRow {
 
 #[derive(Serialize)]
 struct Harmonisation {
+    /// Phrases whose key, read from the given top part alone (what harmonise keeps to), is
+    /// the key read from all of the composer's parts.
+    key_from_top_part: usize,
+    /// Each phrase is harmonised this many times.
+    takes: usize,
     /// Beats at which the composer's chord (pitch classes of every part) is written.
     chord_agreement: f64,
+    /// Over every take.
     beats: usize,
     written: VoiceStatistics,
     composer: VoiceStatistics,
@@ -159,8 +222,7 @@ pub fn run(args: ListenArgs) -> anyhow::Result<()> {
         let bars = usize::from(representation.bars_per_phrase);
         let trained: Vec<Roll> = corpus.pieces.iter().filter(|(path, _)| !is_validation_piece(path, card.training.seed, share)).flat_map(|(_, piece)| piece.phrases(bars, bars)).collect();
         let step = trained.len().div_ceil(args.phrases.max(1)).max(1);
-        let (calibrated, _) = calibrate_harmonise_bias(generator, &trained.into_iter().step_by(step).collect::<Vec<_>>(), args.seed + 1_000_000)?;
-        generator = calibrated;
+        generator = calibrate_harmonise_biases(generator, &trained.into_iter().step_by(step).collect::<Vec<_>>(), args.seed + 1_000_000)?;
         card = generator.card().clone();
         std::fs::write(args.model.join(CARD_FILE), card.to_json()).with_context(|| format!("writing {}", args.model.join(CARD_FILE).display()))?;
     }
@@ -202,14 +264,19 @@ pub fn run(args: ListenArgs) -> anyhow::Result<()> {
         let (mut agreeing, mut beats) = (0, 0);
         let (mut written, mut composer) = (VoiceAccumulator::default(), VoiceAccumulator::default());
         for (k, clip) in clips.iter().enumerate() {
-            let harmonised = generator.render_harmonised(&request(k, None), clip, &[0])?;
-            let (a, b) = beat_chord_agreement(clip, &harmonised);
-            (agreeing, beats) = (agreeing + a, beats + b);
-            written.add(&harmonised);
+            for take in 0..HARMONISE_TAKES {
+                let harmonised = generator.render_harmonised(&request(k + take * clips.len(), None), clip, &[0])?;
+                let (a, b) = beat_chord_agreement(clip, &harmonised);
+                (agreeing, beats) = (agreeing + a, beats + b);
+                written.add(&harmonised);
+            }
             composer.add(clip);
         }
         let (written, composer) = (written.summary(), composer.summary());
+        let every_part: Vec<usize> = (0..representation.track_count()).collect();
         Some(Harmonisation {
+            key_from_top_part: clips.iter().filter(|clip| key_scale(clip, &[0]) == key_scale(clip, &every_part)).count(),
+            takes: HARMONISE_TAKES,
             chord_agreement: agreeing as f64 / beats.max(1) as f64,
             beats,
             written_crossings: written.crossings,
@@ -257,9 +324,12 @@ fn markdown(report: &ListenReport) -> String {
     }
     if let Some(h) = &report.harmonise {
         text += &format!(
-            "\nharmonise (top part given): the composer's chord on {:.1} % of {} beats\n\n| lower parts | written | composer |\n|---|---|---|\n",
+            "\nharmonise (top part given, {} takes of each phrase): the composer's chord on {:.1} % of {} beats; the key read from the top part is the key of all parts in {} of {} phrases\n\n| lower parts | written | composer |\n|---|---|---|\n",
+            h.takes,
             100.0 * h.chord_agreement,
-            h.beats
+            h.beats,
+            h.key_from_top_part,
+            report.phrases
         );
         let rows: [(&str, Option<f64>, Option<f64>, bool); 8] = [
             ("note length (16ths)", h.written.note_length_sixteenths, h.composer.note_length_sixteenths, false),

@@ -92,8 +92,23 @@ pub struct Sampling {
     /// Added to the score of every new note that would move in parallel perfect fifths or
     /// octaves with a voice above (in logits): the model's calibrated parallel rate.
     pub parallel_bias: f32,
+    /// Added to the score of every choice that ends a note on the step after it was struck
+    /// (a new note or a rest where the voice could hold): fewer or more one-step notes.
+    pub short_note_bias: f32,
+    /// Added to the score of striking the voice's last pitch again (in logits).
+    pub repeat_bias: f32,
+    /// Added to the score of every new note more than a fifth from the voice's last pitch
+    /// (in logits).
+    pub leap_bias: f32,
     /// Chords to follow, where the producer gives them.
     pub chords: Option<ChordGuide>,
+}
+
+impl Sampling {
+    /// Drawing at `temperature` from the network's scores as they are: no bias, no guide.
+    pub fn unbiased(temperature: f32) -> Sampling {
+        Sampling { temperature, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, short_note_bias: 0.0, repeat_bias: 0.0, leap_bias: 0.0, chords: None }
+    }
 }
 
 /// Most bars of a phrase a guide holds chords for.
@@ -308,7 +323,8 @@ fn bias_of(bias: Option<&Tensor>, size: usize) -> Result<Vec<f32>> {
 
 /// Moves the scores of voice `v` (the last of `last`, each voice's last pitch before the
 /// step, `row + 1`) by the calibrated part-writing biases: every choice that would sound
-/// above the lowest of the voices above (`now`, 0 resting) crosses it; every new note
+/// above the lowest of the voices above (`now`, 0 resting) crosses it; a new note on the
+/// voice's last pitch repeats it, one more than a fifth from it leaps; every new note
 /// that moves with a voice above in the same direction from a perfect fifth or octave
 /// (unison) to the same interval class is a parallel.
 fn add_part_writing_biases(scores: &mut [f32], voice: VoiceState, last: &[u32], now: &[u32], sampling: Sampling) {
@@ -321,7 +337,19 @@ fn add_part_writing_biases(scores: &mut [f32], voice: VoiceState, last: &[u32], 
         }
     }
     let (&own_before, last_above) = last.split_last().expect("the voice itself is in `last`");
-    if own_before == 0 || sampling.parallel_bias == 0.0 {
+    if own_before == 0 {
+        return;
+    }
+    if sampling.repeat_bias != 0.0 || sampling.leap_bias != 0.0 {
+        for (row, score) in scores[NEW_NOTE as usize..].iter_mut().enumerate() {
+            match (row as i32 + 1 - own_before as i32).abs() {
+                0 => *score += sampling.repeat_bias,
+                8.. => *score += sampling.leap_bias,
+                _ => {}
+            }
+        }
+    }
+    if sampling.parallel_bias == 0.0 {
         return;
     }
     for (&upper_before, &upper_now) in last_above.iter().zip(now) {
@@ -345,13 +373,15 @@ fn add_part_writing_biases(scores: &mut [f32], voice: VoiceState, last: &[u32], 
 }
 
 /// A choice from one voice's scores: hold is barred for a silent voice; new notes and rest
-/// are moved by their biases; then the likeliest, or a draw at the temperature.
+/// are moved by their biases, and by the short-note bias where they would end a note struck
+/// at the step before; then the likeliest, or a draw at the temperature.
 fn choose(scores: &mut [f32], voice: VoiceState, sampling: Sampling, rng: &mut impl Rng) -> u32 {
     if !voice.may_hold() {
         scores[HOLD as usize] = f32::NEG_INFINITY;
     }
-    scores[NEW_NOTE as usize..].iter_mut().for_each(|x| *x += sampling.new_note_bias);
-    scores[REST as usize] += sampling.rest_bias;
+    let ending_fresh_note = if voice.sounding > 0 && voice.age == 1 { sampling.short_note_bias } else { 0.0 };
+    scores[NEW_NOTE as usize..].iter_mut().for_each(|x| *x += sampling.new_note_bias + ending_fresh_note);
+    scores[REST as usize] += sampling.rest_bias + ending_fresh_note;
     let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
     if sampling.temperature <= 0.0 {
         return best as u32;
@@ -374,23 +404,17 @@ fn choose(scores: &mut [f32], voice: VoiceState, sampling: Sampling, rng: &mut i
 
 #[cfg(test)]
 mod tests {
-    use super::super::network::tests::{nothing_given, small_shape};
+    use super::super::network::tests::{nothing_given, seeded_network, small_shape};
     use super::super::network::VoiceBatch;
     use super::super::tokens::states_after;
     use super::*;
-    use candle_nn::{VarBuilder, VarMap};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    /// A small network with its initial weights (and a voice-leading table that is not
-    /// zero, so that it counts), and its sampler.
+    /// A small network of seeded weights, and its sampler.
     fn untrained() -> (VoiceShape, VoiceNetwork, VoiceSampler) {
         let shape = small_shape();
-        let varmap = VarMap::new();
-        let network = VoiceNetwork::new(shape, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
-        let entries = shape.leading_layout().entries();
-        let noise = Tensor::from_vec(crate::model::latent::noise(7, entries), (entries, 1), &Device::Cpu).unwrap();
-        varmap.data().lock().unwrap()["leading"].set(&noise).unwrap();
+        let network = seeded_network(shape);
         let sampler = VoiceSampler::new(&network).unwrap();
         (shape, network, sampler)
     }
@@ -402,7 +426,7 @@ mod tests {
         // Let the sampler write a phrase, recording its scores, then score the same choices
         // with the network under teacher forcing.
         let mut seen = Vec::new();
-        let sampling = Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, chords: None };
+        let sampling = Sampling::unbiased(1.0);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let tokens = sampler.phrase(&network, &z, &[], sampling, &mut rng, Some(&mut seen)).unwrap();
         let replay: Vec<VoiceState> = states_after(&tokens, shape.max_age()).into_iter().flatten().collect();
@@ -429,7 +453,7 @@ mod tests {
     fn given_choices_are_kept_and_the_likeliest_choice_is_repeatable() {
         let (shape, network, sampler) = untrained();
         let given: Vec<Vec<Option<u32>>> = (0..shape.steps()).map(|step| vec![Some(if step % 2 == 0 { NEW_NOTE + 3 } else { HOLD }), None]).collect();
-        let strict = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, chords: None };
+        let strict = Sampling::unbiased(0.0);
         let write = |seed: u64| {
             sampler.phrase(&network, &[0.1, 0.2, 0.3], &given, strict, &mut ChaCha8Rng::seed_from_u64(seed), None).unwrap()
         };
@@ -443,7 +467,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         for _ in 0..100 {
             let mut scores = vec![0.0, 50.0, 0.0, 0.0];
-            let token = choose(&mut scores, VoiceState::SILENT, Sampling { temperature: 1.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, chords: None }, &mut rng);
+            let token = choose(&mut scores, VoiceState::SILENT, Sampling::unbiased(1.0), &mut rng);
             assert_ne!(token, HOLD);
         }
     }
@@ -451,7 +475,7 @@ mod tests {
     #[test]
     fn the_crossing_bias_moves_exactly_the_choices_that_cross() {
         // Rest, hold, then new notes at rows 0..6 (pitches 1..7); the voice above sounds 4.
-        let sampling = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: -2.0, parallel_bias: 0.0, chords: None };
+        let sampling = Sampling { crossing_bias: -2.0, ..Sampling::unbiased(0.0) };
         let flat = || vec![0.0f32; NEW_NOTE as usize + 6];
         let holding_high = VoiceState { sounding: 6, age: 1 };
         let mut scores = flat();
@@ -466,7 +490,7 @@ mod tests {
 
     #[test]
     fn the_parallel_bias_moves_exactly_the_notes_that_move_in_parallel_fifths_or_octaves() {
-        let sampling = Sampling { temperature: 0.0, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: -3.0, chords: None };
+        let sampling = Sampling { parallel_bias: -3.0, ..Sampling::unbiased(0.0) };
         let moved = |last: &[u32], now: &[u32]| -> Vec<u32> {
             let mut scores = vec![0.0f32; NEW_NOTE as usize + 40];
             add_part_writing_biases(&mut scores, VoiceState { sounding: *last.last().unwrap(), age: 1 }, last, now, sampling);
@@ -479,6 +503,33 @@ mod tests {
         assert!(moved(&[28, 20], &[30]).is_empty(), "from a sixth nothing is parallel");
         assert!(moved(&[27, 20], &[27]).is_empty(), "an upper voice that holds makes oblique motion");
         assert!(moved(&[27, 0], &[29]).is_empty(), "a voice's first note has no motion");
+    }
+
+    #[test]
+    fn the_repeat_and_leap_biases_move_exactly_the_repeats_and_the_leaps_beyond_a_fifth() {
+        let sampling = Sampling { repeat_bias: -1.0, leap_bias: -2.0, ..Sampling::unbiased(0.0) };
+        let moved = |last: &[u32], bias: f32| -> Vec<u32> {
+            let mut scores = vec![0.0f32; NEW_NOTE as usize + 40];
+            add_part_writing_biases(&mut scores, VoiceState { sounding: *last.last().unwrap(), age: 3 }, last, &[0], sampling);
+            assert!(scores[..NEW_NOTE as usize].iter().all(|&x| x == 0.0), "rest and hold are neither");
+            scores.iter().enumerate().filter(|(_, &x)| x == bias).map(|(t, _)| t as u32 - NEW_NOTE + 1).collect()
+        };
+        assert_eq!(moved(&[30, 20], -1.0), vec![20], "striking the last pitch again repeats it");
+        let leaps: Vec<u32> = (1..=12).chain(28..=40).collect();
+        assert_eq!(moved(&[30, 20], -2.0), leaps, "more than seven semitones from 20 leaps; 13 and 27 (a fifth) do not");
+        assert!(moved(&[30, 0], -2.0).is_empty() && moved(&[30, 0], -1.0).is_empty(), "a voice's first note neither repeats nor leaps");
+    }
+
+    #[test]
+    fn the_short_note_bias_moves_only_the_choices_that_end_a_note_struck_a_step_before() {
+        let sampling = Sampling { short_note_bias: 4.0, ..Sampling::unbiased(0.0) };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        // Hold is the likeliest by 3; ending the note is likelier only once it is a step old.
+        let scores = || vec![0.0, 3.0, 0.0, 0.0, 0.0];
+        assert_ne!(choose(&mut scores(), VoiceState { sounding: 2, age: 1 }, sampling, &mut rng), HOLD);
+        assert_eq!(choose(&mut scores(), VoiceState { sounding: 2, age: 2 }, sampling, &mut rng), HOLD);
+        let mut silent = vec![1.0, 0.0, 0.0, 0.0];
+        assert_eq!(choose(&mut silent, VoiceState::SILENT, sampling, &mut rng), REST, "a silent voice has no note to end");
     }
 
     #[test]

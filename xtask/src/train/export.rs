@@ -66,6 +66,10 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             parallel_bias: 0.0,
             // Calibrated afterwards with the encoder: `cargo xtask listen --calibrate`.
             harmonise_bias: 0.0,
+            harmonise_short_note_bias: 0.0,
+            harmonise_rest_bias: 0.0,
+            harmonise_repeat_bias: 0.0,
+            harmonise_leap_bias: 0.0,
         },
         latent_center: vec![0.0; shape.latent],
         macro_knobs: Vec::new(),
