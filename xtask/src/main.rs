@@ -61,8 +61,18 @@ fn keep_freed_memory() {
     }
 }
 
+/// candle asks for its thread count at every matrix product, which without
+/// RAYON_NUM_THREADS means reading /proc/cpuinfo each time (2 % of a training step): ask
+/// once, before any thread starts, and keep the answer where candle looks first.
+fn settle_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", candle_core::utils::get_num_threads().to_string());
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     keep_freed_memory();
+    settle_thread_count();
     match Cli::parse().task {
         Task::Corpus(args) => corpus::run(args),
         Task::Eval(args) => eval::run(args),

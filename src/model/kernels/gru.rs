@@ -7,7 +7,7 @@
 //! (one matrix product for every step at once) and walks back through time with one small
 //! product per step. PyTorch's gate order and formulas (reset, update, candidate).
 
-use super::{column_sums, contiguous, cpu_values, host, matmul, Strided};
+use super::{column_sums, contiguous, cpu_values, host, matmul, parallel_for, DisjointWrites, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -32,6 +32,10 @@ struct GruSequence {
 /// Per (row, step), what forward keeps: reset, update, candidate and the state's candidate
 /// projection (W_hn h + b_hn), H values each.
 const KEPT_PER_UNIT: usize = 4;
+
+/// Element operations per unit and step, forward or backward (three exponentials): what
+/// [`parallel_for`] weighs against the cost of sharing a step's rows between threads.
+const UNIT_COST: usize = 40;
 
 fn poisoned<T>(_: T) -> candle_core::Error {
     candle_core::Error::Msg("gru_sequence: a poisoned lock".into())
@@ -119,18 +123,25 @@ impl CustomOp3 for GruSequence {
                 (&states[(t - 1) * h..], Strided { rows, cols: h, row_stride: steps * h, col_stride: 1 })
             };
             matmul(&mut gates_state, Strided::row_major(rows, 3 * h), previous, previous_view, recurrent, sizes.weight_transposed(), true);
-            for r in 0..rows {
-                let cell = r * steps + t;
-                let gi = &gates_in[cell * 3 * h..(cell + 1) * 3 * h];
-                let gs = &gates_state[r * 3 * h..(r + 1) * 3 * h];
-                let keep = &mut kept[cell * KEPT_PER_UNIT * h..(cell + 1) * KEPT_PER_UNIT * h];
-                for i in 0..h {
-                    let before = if t == 0 { initial[r * h + i] } else { states[(cell - 1) * h + i] };
-                    let (reset, update, candidate) = gates(sizes, gi, gs, i);
-                    (keep[i], keep[h + i], keep[2 * h + i], keep[3 * h + i]) = (reset, update, candidate, gs[2 * h + i]);
-                    states[cell * h + i] = candidate + update * (before - candidate);
+            // Rows are independent within a step; each thread takes whole rows (every step of
+            // them, so that a row's state before the step is in its part too).
+            let (all_states, all_kept, gates_state) = (DisjointWrites::new(&mut states), DisjointWrites::new(&mut kept), &gates_state);
+            parallel_for(rows, h * UNIT_COST, |part| {
+                // SAFETY: the parts of `parallel_for` are disjoint ranges of rows.
+                let (states, kept) = unsafe { (all_states.part(part.start * steps * h..part.end * steps * h), all_kept.part(part.start * steps * KEPT_PER_UNIT * h..part.end * steps * KEPT_PER_UNIT * h)) };
+                for r in part.clone() {
+                    let (cell, local) = (r * steps + t, (r - part.start) * steps + t);
+                    let gi = &gates_in[cell * 3 * h..(cell + 1) * 3 * h];
+                    let gs = &gates_state[r * 3 * h..(r + 1) * 3 * h];
+                    let keep = &mut kept[local * KEPT_PER_UNIT * h..(local + 1) * KEPT_PER_UNIT * h];
+                    for i in 0..h {
+                        let before = if t == 0 { initial[r * h + i] } else { states[(local - 1) * h + i] };
+                        let (reset, update, candidate) = gates(sizes, gi, gs, i);
+                        (keep[i], keep[h + i], keep[2 * h + i], keep[3 * h + i]) = (reset, update, candidate, gs[2 * h + i]);
+                        states[local * h + i] = candidate + update * (before - candidate);
+                    }
                 }
-            }
+            });
         }
         *self.kept.lock().map_err(poisoned)? = Some(kept);
         Ok((CpuStorage::F32(states), Shape::from((rows, steps, h))))
@@ -158,22 +169,28 @@ impl CustomOp3 for GruSequence {
         // The gradient reaching the state after step t from the steps after it.
         let mut d_state = vec![0f32; rows * h];
         for t in (0..steps).rev() {
-            for r in 0..rows {
-                let cell = r * steps + t;
-                let range = cell * 3 * h..(cell + 1) * 3 * h;
-                let keep = &kept[cell * KEPT_PER_UNIT * h..(cell + 1) * KEPT_PER_UNIT * h];
-                for i in 0..h {
-                    let (reset, update, candidate, state_candidate) = (keep[i], keep[h + i], keep[2 * h + i], keep[3 * h + i]);
-                    let d_h = grad_values[cell * h + i] + d_state[r * h + i];
-                    let d_candidate = d_h * (1.0 - update) * (1.0 - candidate * candidate);
-                    let d_update = d_h * (before[cell * h + i] - candidate) * update * (1.0 - update);
-                    let d_reset = d_candidate * state_candidate * reset * (1.0 - reset);
-                    let (dgi, dgs) = (&mut d_gates_in[range.clone()], &mut d_gates_state[range.clone()]);
-                    (dgi[i], dgi[h + i], dgi[2 * h + i]) = (d_reset, d_update, d_candidate);
-                    (dgs[i], dgs[h + i], dgs[2 * h + i]) = (d_reset, d_update, d_candidate * reset);
-                    d_state[r * h + i] = d_h * update;
+            let (all_d_gates_in, all_d_gates_state, all_d_state) = (DisjointWrites::new(&mut d_gates_in), DisjointWrites::new(&mut d_gates_state), DisjointWrites::new(&mut d_state));
+            parallel_for(rows, h * UNIT_COST, |part| {
+                let gates_part = part.start * steps * 3 * h..part.end * steps * 3 * h;
+                // SAFETY: the parts of `parallel_for` are disjoint ranges of rows.
+                let (d_gates_in, d_gates_state, d_state) = unsafe { (all_d_gates_in.part(gates_part.clone()), all_d_gates_state.part(gates_part), all_d_state.part(part.start * h..part.end * h)) };
+                for r in part.clone() {
+                    let (cell, local, local_row) = (r * steps + t, (r - part.start) * steps + t, r - part.start);
+                    let range = local * 3 * h..(local + 1) * 3 * h;
+                    let keep = &kept[cell * KEPT_PER_UNIT * h..(cell + 1) * KEPT_PER_UNIT * h];
+                    let (dgi, dgs) = (&mut d_gates_in[range.clone()], &mut d_gates_state[range]);
+                    for i in 0..h {
+                        let (reset, update, candidate, state_candidate) = (keep[i], keep[h + i], keep[2 * h + i], keep[3 * h + i]);
+                        let d_h = grad_values[cell * h + i] + d_state[local_row * h + i];
+                        let d_candidate = d_h * (1.0 - update) * (1.0 - candidate * candidate);
+                        let d_update = d_h * (before[cell * h + i] - candidate) * update * (1.0 - update);
+                        let d_reset = d_candidate * state_candidate * reset * (1.0 - reset);
+                        (dgi[i], dgi[h + i], dgi[2 * h + i]) = (d_reset, d_update, d_candidate);
+                        (dgs[i], dgs[h + i], dgs[2 * h + i]) = (d_reset, d_update, d_candidate * reset);
+                        d_state[local_row * h + i] = d_h * update;
+                    }
                 }
-            }
+            });
             let step_view = Strided { rows, cols: 3 * h, row_stride: steps * 3 * h, col_stride: 1 };
             matmul(&mut d_state, Strided::row_major(rows, h), &d_gates_state[t * 3 * h..], step_view, &weights, sizes.weight(), true);
         }
@@ -229,15 +246,19 @@ mod tests {
 
     #[test]
     fn states_and_every_gradient_match_candles_own_ops() {
-        let (gates_in, initial, recurrent) = inputs(5, 7, 6);
-        let fused = gru_sequence(&gates_in, &initial, &recurrent).unwrap();
-        let reference = composite(&gates_in, &initial, &recurrent).unwrap();
-        assert!(max_relative(&fused, &reference) < 1e-6, "states differ by {}", max_relative(&fused, &reference));
-        let fused_grads = loss(&fused).backward().unwrap();
-        let reference_grads = loss(&reference).backward().unwrap();
-        for (name, var) in [("gates_in", &gates_in), ("initial", &initial), ("recurrent", &recurrent)] {
-            let (a, b) = (fused_grads.get(var).unwrap(), reference_grads.get(var).unwrap());
-            assert!(max_relative(a, b) < 1e-5, "{name}: gradients differ by {}", max_relative(a, b));
+        // The second size is large enough for the rows to be shared between threads, in
+        // uneven parts.
+        for (rows, steps, h) in [(5, 7, 6), (37, 5, 40)] {
+            let (gates_in, initial, recurrent) = inputs(rows, steps, h);
+            let fused = gru_sequence(&gates_in, &initial, &recurrent).unwrap();
+            let reference = composite(&gates_in, &initial, &recurrent).unwrap();
+            assert!(max_relative(&fused, &reference) < 1e-6, "states differ by {}", max_relative(&fused, &reference));
+            let fused_grads = loss(&fused).backward().unwrap();
+            let reference_grads = loss(&reference).backward().unwrap();
+            for (name, var) in [("gates_in", &gates_in), ("initial", &initial), ("recurrent", &recurrent)] {
+                let (a, b) = (fused_grads.get(var).unwrap(), reference_grads.get(var).unwrap());
+                assert!(max_relative(a, b) < 1e-5, "{rows}x{steps}x{h} {name}: gradients differ by {}", max_relative(a, b));
+            }
         }
     }
 

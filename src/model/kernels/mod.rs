@@ -5,6 +5,7 @@
 pub mod bce;
 pub mod choice_loss;
 pub mod embedding_bag;
+pub mod group_sum;
 pub mod gru;
 pub mod linear;
 pub mod patches;
@@ -12,6 +13,61 @@ pub mod table_scores;
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};
 use gemm::Parallelism;
+use std::marker::PhantomData;
+use std::ops::Range;
+
+/// Below this many element operations a loop runs on the calling thread alone: handing
+/// work to another thread and waiting for it costs a few microseconds.
+const PARALLEL_MIN_WORK: usize = 1 << 15;
+
+/// Runs `work` over `0..items` in one contiguous range per thread of candle's own worker
+/// pool (the threads its element-wise ops run on, awake between ops), or at once on this
+/// thread when `items × cost_per_item` is too little to share. Each item must be
+/// independent of the others; every item is computed exactly as it would be in one range,
+/// so results do not depend on the thread count.
+fn parallel_for(items: usize, cost_per_item: usize, work: impl Fn(Range<usize>) + Sync) {
+    let pool = candle_core::utils::barrier_pool();
+    if items < 2 || items * cost_per_item < PARALLEL_MIN_WORK || pool.n_workers() == 0 {
+        work(0..items);
+        return;
+    }
+    let chunk = items.div_ceil(pool.n_workers() + 1);
+    pool.execute(|part| {
+        let start = part * chunk;
+        if start < items {
+            work(start..items.min(start + chunk));
+        }
+    });
+}
+
+/// A slice that the ranges of [`parallel_for`] write in disjoint parts.
+struct DisjointWrites<'a> {
+    start: *mut f32,
+    len: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: the slice is borrowed mutably for 'a, so only `part` reaches it, and `part`'s
+// contract keeps the threads' parts apart.
+unsafe impl Send for DisjointWrites<'_> {}
+unsafe impl Sync for DisjointWrites<'_> {}
+
+impl<'a> DisjointWrites<'a> {
+    fn new(slice: &'a mut [f32]) -> DisjointWrites<'a> {
+        DisjointWrites { start: slice.as_mut_ptr(), len: slice.len(), _borrow: PhantomData }
+    }
+
+    /// The elements `range` of the slice.
+    ///
+    /// # Safety
+    /// No two parts in use at the same time may overlap.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn part(&self, range: Range<usize>) -> &mut [f32] {
+        assert!(range.start <= range.end && range.end <= self.len, "part {range:?} of a slice of {}", self.len);
+        // SAFETY: inside the borrowed slice (checked above); disjointness is the caller's.
+        unsafe { std::slice::from_raw_parts_mut(self.start.add(range.start), range.len()) }
+    }
+}
 
 /// An op's input as one slice; the ops make their inputs contiguous before they run.
 fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
@@ -81,8 +137,34 @@ impl Strided {
 }
 
 /// `out (+)= a · b` for matrices laid out by their [`Strided`] views; `accumulate` keeps
-/// what `out` held. Large products use candle's thread count.
+/// what `out` held. A large product is cut into as many blocks of rows of `out` (or of
+/// columns, where those are what lie apart in memory) as candle's pool has threads, each
+/// block one single-threaded product: products and the element-wise kernels then share one
+/// set of threads, rather than gemm waking its own while candle's still spin.
 pub fn matmul(out: &mut [f32], out_view: Strided, a: &[f32], a_view: Strided, b: &[f32], b_view: Strided, accumulate: bool) {
+    let (m, k, n) = (a_view.rows, a_view.cols, b_view.cols);
+    let rows_apart = out_view.row_stride >= out_view.cols * out_view.col_stride;
+    let columns_apart = out_view.col_stride >= out_view.rows * out_view.row_stride;
+    // Below about a million multiply-adds, waking threads costs more than it saves.
+    if m * n * k <= 1 << 20 || !(rows_apart || columns_apart) {
+        return matmul_on_this_thread(out, out_view, a, a_view, b, b_view, accumulate);
+    }
+    let all_out = DisjointWrites::new(out);
+    let (items, cost_per_item) = if rows_apart { (m, k * n) } else { (n, k * m) };
+    parallel_for(items, cost_per_item, |part| {
+        let (rows, columns) = if rows_apart { (part, 0..n) } else { (0..m, part) };
+        let first = rows.start * out_view.row_stride + columns.start * out_view.col_stride;
+        let block_view = Strided { rows: rows.len(), cols: columns.len(), ..out_view };
+        // SAFETY: a block reaches from its first element to `extent` past it, and blocks of
+        // distinct rows (columns) of a layout whose rows (columns) lie apart do not overlap.
+        let block = unsafe { all_out.part(first..first + block_view.extent()) };
+        let a_block = Strided { rows: rows.len(), ..a_view };
+        let b_block = Strided { cols: columns.len(), ..b_view };
+        matmul_on_this_thread(block, block_view, &a[rows.start * a_view.row_stride..], a_block, &b[columns.start * b_view.col_stride..], b_block, accumulate);
+    });
+}
+
+fn matmul_on_this_thread(out: &mut [f32], out_view: Strided, a: &[f32], a_view: Strided, b: &[f32], b_view: Strided, accumulate: bool) {
     let (m, k, n) = (a_view.rows, a_view.cols, b_view.cols);
     assert!(b_view.rows == k && out_view.rows == m && out_view.cols == n, "matmul shapes: {a_view:?} x {b_view:?} -> {out_view:?}");
     assert!(a.len() >= a_view.extent() && b.len() >= b_view.extent() && out.len() >= out_view.extent(), "matmul views outside their slices");
@@ -95,9 +177,6 @@ pub fn matmul(out: &mut [f32], out_view: Strided, a: &[f32], a_view: Strided, b:
         }
         return;
     }
-    let threads = candle_core::utils::get_num_threads();
-    // Below about a million multiply-adds, waking threads costs more than it saves.
-    let parallelism = if threads > 1 && m * n * k > 1 << 20 { Parallelism::Rayon(threads) } else { Parallelism::None };
     let stride = |s: usize| s as isize;
     // SAFETY: every index the product touches lies inside its slice (checked above against
     // each view's extent), `out` is borrowed mutably and so aliases neither input.
@@ -121,7 +200,7 @@ pub fn matmul(out: &mut [f32], out_view: Strided, a: &[f32], a_view: Strided, b:
             false,
             false,
             false,
-            parallelism,
+            Parallelism::None,
         );
     }
 }
@@ -144,6 +223,26 @@ mod tests {
                 assert_eq!(out[i * 5 + j], expected);
             }
             assert_eq!(out[i * 5 + 4], 1.0, "outside the view stays as it was");
+        }
+    }
+
+    #[test]
+    fn a_product_shared_between_threads_matches_the_definition() {
+        // Large enough to be cut into blocks: by rows into a row-major `out`, by columns
+        // into a transposed one.
+        let (m, k, n) = (131, 70, 117);
+        let a: Vec<f32> = crate::model::latent::noise(1, m * k);
+        let b: Vec<f32> = crate::model::latent::noise(2, k * n);
+        let expected = |i: usize, j: usize| (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j])).sum::<f64>();
+        for out_view in [Strided::row_major(m, n), Strided::row_major(n, m).t()] {
+            let mut out = vec![0.5f32; m * n];
+            matmul(&mut out, out_view, &a, Strided::row_major(m, k), &b, Strided::row_major(k, n), true);
+            for i in 0..m {
+                for j in 0..n {
+                    let got = f64::from(out[i * out_view.row_stride + j * out_view.col_stride]);
+                    assert!((got - 0.5 - expected(i, j)).abs() < 1e-4, "({i}, {j}) of {out_view:?}: {got}");
+                }
+            }
         }
     }
 }

@@ -318,6 +318,9 @@ impl VoiceNetwork {
             before.matmul(&w.narrow(1, 0, states_width)?.t()?)?
         };
         let per_bar = bar_embeddings.matmul(&w.narrow(1, bar_at, s.conductor)?.t()?)?;
+        if cpu {
+            return crate::model::kernels::group_sum::add_with_group_term(&per_step, &states, &per_bar);
+        }
         let (bars, gates) = (bar_embeddings.dim(0)?, 3 * s.hidden);
         (per_step + states)?.reshape((bars, s.steps_per_bar, gates))?.broadcast_add(&per_bar.unsqueeze(1)?)?.reshape((bars * s.steps_per_bar, gates))
     }

@@ -273,9 +273,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         let lr = args.lr.unwrap_or(if matches!(args.preset, Preset::Vae | Preset::Voices) { 1e-3 } else { 1e-4 });
         (RunConfig { preset: args.preset, data: args.data.clone(), epochs: args.epochs, batch: args.batch, lr, seed: args.seed, shape: args.shape.clone(), warm_start: args.warm_start.clone() }, None)
     };
-    if config.preset != Preset::Vae {
-        // The gradient penalty differentiates a gradient; candle keeps the graph of its
-        // backward pass only when told to before the thread's first backward pass.
+    if matches!(config.preset, Preset::Musegan | Preset::Midinet | Preset::CnnLstm) {
+        // The GANs' gradient penalty differentiates a gradient; candle keeps the graph of its
+        // backward pass only when told to before the thread's first backward pass. Nothing
+        // else needs it, and keeping that graph makes every backward op record itself.
         std::env::set_var("CANDLE_GRAD_DO_NOT_DETACH", "1");
     }
     if config.batch == 0 || !(config.lr > 0.0) {
