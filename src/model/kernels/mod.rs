@@ -22,14 +22,16 @@ const PARALLEL_MIN_WORK: usize = 1 << 15;
 
 /// Runs `work` over `0..items` in one contiguous range per thread of candle's own worker
 /// pool (the threads its element-wise ops run on, awake between ops), or at once on this
-/// thread when `items × cost_per_item` is too little to share. Each item must be
-/// independent of the others; every item is computed exactly as it would be in one range,
-/// so results do not depend on the thread count.
+/// thread when `items × cost_per_item` is too little to share (and then the pool is not
+/// started for it). Each item must be independent of the others; every item is computed
+/// exactly as it would be in one range, so results do not depend on the thread count.
 fn parallel_for(items: usize, cost_per_item: usize, work: impl Fn(Range<usize>) + Sync) {
+    if items < 2 || items * cost_per_item < PARALLEL_MIN_WORK {
+        return work(0..items);
+    }
     let pool = candle_core::utils::barrier_pool();
-    if items < 2 || items * cost_per_item < PARALLEL_MIN_WORK || pool.n_workers() == 0 {
-        work(0..items);
-        return;
+    if pool.n_workers() == 0 {
+        return work(0..items);
     }
     let chunk = items.div_ceil(pool.n_workers() + 1);
     pool.execute(|part| {
