@@ -23,6 +23,13 @@ pub enum Preset {
     Voices,
 }
 
+impl Preset {
+    /// Trained against a critic with a gradient penalty, which differentiates a gradient.
+    pub fn is_adversarial(self) -> bool {
+        matches!(self, Preset::Musegan | Preset::Midinet | Preset::CnnLstm)
+    }
+}
+
 impl fmt::Display for Preset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -37,11 +37,7 @@ impl GivenParts {
 
     /// The notes of `phrase` that start in given cells, alone.
     fn of(&self, phrase: &Roll) -> Roll {
-        let mut given = Roll::new(phrase.representation().clone(), phrase.steps());
-        for note in phrase.notes().into_iter().filter(|note| self.covers(note.track, note.start)) {
-            given.place(note).expect("a note of a roll of the same shape");
-        }
-        given
+        phrase.only_notes(|note| self.covers(note.track, note.start))
     }
 }
 
@@ -314,14 +310,14 @@ impl Generator {
         let guide = self.clip_key_guide(clip).map(|guide| ChordGuide { scale_bias: guide.scale_bias * (1.0 - distance), ..guide });
         let options = DecodeOptions { guide, ..self.request_options(request) };
         let mut written = Vec::with_capacity(phrases.len());
-        let played: Vec<usize> = (0..representation.track_count()).filter(|&track| !clip.is_silent(track, 0..clip.steps())).collect();
+        let played = clip.sounding_tracks();
         for (k, (phrase, code)) in phrases.iter().zip(&codes).enumerate() {
             let z = anchored_latent(self.card(), code, request.seed, k, request.steering(), distance);
             let kept = kept_when_varied(&played, usize::from(representation.bars_per_phrase), representation.steps_per_bar(), distance, request.seed, k);
             let everything_kept = kept.tracks.len() == played.len() || kept.steps.len() == phrase.steps();
             // A variation of a melody is a melody: what the model wrote in the parts the clip
             // leaves silent (its context while writing) is dropped.
-            written.push(if everything_kept { phrase.clone() } else { only_tracks(&self.complete(phrase, &kept, &z, &options, &mut phrase_stream(request.seed, &z))?, &played) });
+            written.push(if everything_kept { phrase.clone() } else { self.complete(phrase, &kept, &z, &options, &mut phrase_stream(request.seed, &z))?.only_notes(|note| played.contains(&note.track)) });
         }
         Ok(Roll::concat(&written).expect("a clip holds at least one phrase").slice(0..clip.steps()))
     }
@@ -367,8 +363,7 @@ impl Generator {
             bail!("a model of one-bar phrases has no room to continue in");
         }
         let wanted = request.bars.max(1);
-        let played: Vec<usize> = (0..clip.track_count()).filter(|&track| !clip.is_silent(track, 0..clip.steps())).collect();
-        let given = GivenParts { tracks: Vec::new(), steps: 0..context_bars * bar, steps_in: played };
+        let given = GivenParts { tracks: Vec::new(), steps: 0..context_bars * bar, steps_in: clip.sounding_tracks() };
         let grid = clip.representation();
         let options = DecodeOptions { guide: self.clip_key_guide(clip), ..self.request_options(request) };
         let mut so_far = clip.clone();
@@ -436,15 +431,6 @@ fn kept_when_varied(played: &[usize], bars: usize, steps_per_bar: usize, distanc
         let kept_bars = ((1.0 - distance) * bars as f32).floor() as usize;
         GivenParts { tracks, steps: 0..kept_bars * steps_per_bar, steps_in: played.to_vec() }
     }
-}
-
-/// The notes of `roll` in `tracks`, alone.
-fn only_tracks(roll: &Roll, tracks: &[usize]) -> Roll {
-    let mut kept = Roll::new(roll.representation().clone(), roll.steps());
-    for note in roll.notes().into_iter().filter(|note| tracks.contains(&note.track)) {
-        kept.place(note).expect("a note of a roll of the same shape");
-    }
-    kept
 }
 
 /// The stream a phrase draws from: named by the seed and its latent, as `render` names it.

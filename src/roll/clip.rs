@@ -149,7 +149,7 @@ impl Take {
         let Some(roll) = piece.segments.into_iter().next().filter(|roll| !roll.notes().is_empty()) else {
             return Err(ClipError::Nothing(if left_out.is_empty() { "it is empty".into() } else { left_out.join(", ") }));
         };
-        let tracks_given = (0..roll.track_count()).filter(|&track| !roll.is_silent(track, 0..roll.steps())).collect();
+        let tracks_given = roll.sounding_tracks();
         Ok(Clip { roll, tracks_given, left_out })
     }
 }

@@ -252,6 +252,20 @@ impl Roll {
     pub fn is_silent(&self, track: usize, steps: Range<usize>) -> bool {
         steps.into_iter().all(|step| !self.sounding_at(track, step).contains(&true))
     }
+
+    /// The tracks in which something sounds.
+    pub fn sounding_tracks(&self) -> Vec<usize> {
+        (0..self.track_count()).filter(|&track| !self.is_silent(track, 0..self.steps())).collect()
+    }
+
+    /// The same grid holding only the notes that `keep` accepts.
+    pub fn only_notes(&self, keep: impl Fn(&GridNote) -> bool) -> Roll {
+        let mut kept = Roll::new(self.representation.clone(), self.steps);
+        for note in self.notes().into_iter().filter(|note| keep(note)) {
+            kept.place(note).expect("a note of a roll of the same shape");
+        }
+        kept
+    }
 }
 
 #[cfg(test)]

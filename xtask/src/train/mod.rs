@@ -273,7 +273,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         let lr = args.lr.unwrap_or(if matches!(args.preset, Preset::Vae | Preset::Voices) { 1e-3 } else { 1e-4 });
         (RunConfig { preset: args.preset, data: args.data.clone(), epochs: args.epochs, batch: args.batch, lr, seed: args.seed, shape: args.shape.clone(), warm_start: args.warm_start.clone() }, None)
     };
-    if matches!(config.preset, Preset::Musegan | Preset::Midinet | Preset::CnnLstm) {
+    if config.preset.is_adversarial() {
         // The GANs' gradient penalty differentiates a gradient; candle keeps the graph of its
         // backward pass only when told to before the thread's first backward pass. Nothing
         // else needs it, and keeping that graph makes every backward op record itself.
