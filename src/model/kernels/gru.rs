@@ -13,11 +13,12 @@ use std::sync::Mutex;
 
 /// The recurrence of a GRU layer for `rows` sequences side by side.
 ///
-/// `gates_in` [rows, steps, 3H] is the input's projection (W_ih x + b_ih, for every step at
-/// once outside), `initial` [rows, H] the state before the first step, and `recurrent`
-/// [3H, H + 1] the recurrent weights W_hh with their bias b_hh as the last column (one
-/// tensor, because a custom op takes at most three). Returns the states after each step,
-/// [rows, steps, H].
+/// `gates_in` [rows × steps, 3H] is the input's projection (W_ih x + b_ih, for every step at
+/// once outside; a row's steps consecutive), `initial` [rows, H] the state before the first
+/// step, and `recurrent` [3H, H + 1] the recurrent weights W_hh with their bias b_hh as the
+/// last column (one tensor, because a custom op takes at most three). Returns the states
+/// after each step, [rows × steps, H]: flat, as the layers before and after read them, since
+/// a reshape is a zero-filled copy of its gradient in candle's backward.
 pub fn gru_sequence(gates_in: &Tensor, initial: &Tensor, recurrent: &Tensor) -> Result<Tensor> {
     gates_in.contiguous()?.apply_op3(&initial.contiguous()?, &recurrent.contiguous()?, GruSequence::default())
 }
@@ -51,12 +52,12 @@ struct Sizes {
 
 impl Sizes {
     fn of(gates_in: &[usize], initial: &[usize], recurrent: &[usize]) -> Result<Sizes> {
-        let [rows, steps, gates] = gates_in else { candle_core::bail!("gru_sequence: gates_in must be [rows, steps, 3H], not {gates_in:?}") };
-        let hidden = gates / 3;
-        if gates % 3 != 0 || initial != [*rows, hidden] || recurrent != [3 * hidden, hidden + 1] {
-            candle_core::bail!("gru_sequence: shapes {gates_in:?}, {initial:?}, {recurrent:?} do not make one GRU (want [rows, steps, 3H], [rows, H], [3H, H + 1])");
+        let wrong = || -> Result<Sizes> { candle_core::bail!("gru_sequence: shapes {gates_in:?}, {initial:?}, {recurrent:?} do not make one GRU (want [rows × steps, 3H], [rows, H], [3H, H + 1])") };
+        let ([cells, gates], [rows, hidden]) = (gates_in, initial) else { return wrong() };
+        if *rows == 0 || cells % rows != 0 || *gates != 3 * hidden || recurrent != [3 * hidden, hidden + 1] {
+            return wrong();
         }
-        Ok(Sizes { rows: *rows, steps: *steps, hidden })
+        Ok(Sizes { rows: *rows, steps: cells / rows, hidden: *hidden })
     }
 
     /// W_hh^T [H, 3H] as a view of `recurrent`.
@@ -151,7 +152,7 @@ impl CustomOp3 for GruSequence {
             });
         }
         *self.kept.lock().map_err(poisoned)? = Some(kept);
-        Ok((CpuStorage::F32(states), Shape::from((rows, steps, h))))
+        Ok((CpuStorage::F32(states), Shape::from((rows * steps, h))))
     }
 
     fn bwd(&self, gates_in: &Tensor, initial: &Tensor, recurrent: &Tensor, states: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -212,7 +213,7 @@ impl CustomOp3 for GruSequence {
         } else {
             None
         };
-        let d_gates_in = if gates_in.track_op() { Some(Tensor::from_vec(d_gates_in, (rows, steps, 3 * h), device)?) } else { None };
+        let d_gates_in = if gates_in.track_op() { Some(Tensor::from_vec(d_gates_in, (cells, 3 * h), device)?) } else { None };
         let d_initial = if initial.track_op() { Some(Tensor::from_vec(d_state, (rows, h), device)?) } else { None };
         Ok((d_gates_in, d_initial, d_recurrent))
     }
@@ -237,7 +238,7 @@ mod tests {
     }
 
     fn inputs(rows: usize, steps: usize, h: usize) -> (Var, Var, Var) {
-        (random(&[rows, steps, 3 * h], 1, 0.8), random(&[rows, h], 2, 0.5), random(&[3 * h, h + 1], 3, 0.4))
+        (random(&[rows * steps, 3 * h], 1, 0.8), random(&[rows, h], 2, 0.5), random(&[3 * h, h + 1], 3, 0.4))
     }
 
     /// A loss that weighs every state differently, so that no gradient can hide.

@@ -4,11 +4,11 @@
 
 pub mod bce;
 pub mod choice_loss;
-pub mod embedding_bag;
-pub mod group_sum;
+pub mod dilated;
 pub mod gru;
 pub mod linear;
 pub mod patches;
+pub mod picked_rows;
 pub mod table_scores;
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};

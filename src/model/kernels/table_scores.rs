@@ -33,7 +33,7 @@ pub fn composite_add_table_sums(scores: &Tensor, table: &Tensor, picks: &TablePi
     let (rows, columns) = scores.dims2()?;
     let picked_columns = columns - picks.first_column;
     let indices = Tensor::from_slice(&picks.indices, (rows * picked_columns, picks.picks), scores.device())?;
-    let sums = super::embedding_bag::composite_sum_of_rows(table, &indices)?.reshape((rows, picked_columns))?;
+    let sums = super::picked_rows::composite_sum_of_rows(table, &indices)?.reshape((rows, picked_columns))?;
     let untouched = Tensor::zeros((rows, picks.first_column), sums.dtype(), sums.device())?;
     scores + Tensor::cat(&[&untouched, &sums], 1)?
 }

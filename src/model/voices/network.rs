@@ -13,6 +13,7 @@
 
 use super::leading::{remember, LeadingLayout};
 use super::tokens::{classes, HOLD};
+use crate::model::kernels::picked_rows::RowPicks;
 use crate::model::kernels::table_scores::{add_table_sums, TablePicks};
 use crate::model::layers::{linear_over_last, linear_relu_over_last};
 use candle_core::{DType, Module, Result, Tensor, D};
@@ -138,13 +139,23 @@ impl ContextReader {
         let input = Tensor::cat(&[masked, given.unsqueeze(D::Minus1)?], D::Minus1)?.reshape((batch, steps, ()))?;
         let mut x = linear_relu_over_last(&self.input, &input)?;
         for (layer, &dilation) in self.layers.iter().zip(&CONTEXT_DILATIONS) {
-            // A dilated convolution of width 3 as one matrix product over the step before,
-            // the step, and the step after (zeros past the edges).
-            let windows = Tensor::cat(&[shift(&x, dilation as isize)?, x.clone(), shift(&x, -(dilation as isize))?], D::Minus1)?;
-            x = (&x + linear_relu_over_last(layer, &windows)?)?;
+            let bias = layer.bias().expect("context layers have a bias");
+            x = if x.device().is_cpu() {
+                crate::model::kernels::dilated::dilated_residual(&x, layer.weight(), bias, dilation)?
+            } else {
+                composite_dilated_residual(&x, layer.weight(), bias, dilation)?
+            };
         }
         Ok(x)
     }
+}
+
+/// `x` [batch, steps, channels] + relu(a dilated convolution of width 3 over the steps), in
+/// candle's own ops: one matrix product over the step before, the step, and the step after
+/// (zeros past the edges). Where the fused kernel has no code (GPUs), and its reference.
+pub fn composite_dilated_residual(x: &Tensor, weight: &Tensor, bias: &Tensor, dilation: usize) -> Result<Tensor> {
+    let windows = Tensor::cat(&[shift(x, dilation as isize)?, x.clone(), shift(x, -(dilation as isize))?], D::Minus1)?;
+    x + linear_relu_over_last(&Linear::new(weight.clone(), Some(bias.clone())), &windows)?
 }
 
 /// `x` [batch, steps, channels] moved `by` steps later in time (earlier for negative), with
@@ -184,8 +195,9 @@ impl GruWeights {
         })
     }
 
-    /// The states after each step [rows, steps, H], from the input's projection `gates_in`
-    /// [rows, steps, 3H] (W_ih x + b_ih) and the state before the first step [rows, H].
+    /// The states after each step [rows × steps, H] (a row's steps consecutive), from the
+    /// input's projection `gates_in` [rows × steps, 3H] (W_ih x + b_ih) and the state before
+    /// the first step [rows, H].
     pub fn sequence(&self, gates_in: &Tensor, initial: &Tensor) -> Result<Tensor> {
         if gates_in.device().is_cpu() {
             let recurrent = Tensor::cat(&[&self.weight_hh, &self.bias_hh.unsqueeze(1)?], 1)?;
@@ -197,13 +209,15 @@ impl GruWeights {
     /// [`Self::sequence`] in candle's own ops: where the fused kernel has no code (GPUs),
     /// and the reference it is tested against.
     pub fn composite_sequence(&self, gates_in: &Tensor, initial: &Tensor) -> Result<Tensor> {
+        let (rows, hidden) = initial.dims2()?;
+        let gates_in = gates_in.reshape((rows, (), 3 * hidden))?;
         let mut state = initial.clone();
         let mut states = Vec::with_capacity(gates_in.dim(1)?);
         for step in 0..gates_in.dim(1)? {
             state = self.step(&gates_in.narrow(1, step, 1)?.squeeze(1)?, &state)?;
             states.push(state.clone());
         }
-        Tensor::stack(&states, 1)
+        Tensor::stack(&states, 1)?.reshape(((), hidden))
     }
 
     /// One step from the input's projection `gates_in` [rows, 3H] (W_ih x + b_ih) and the state.
@@ -300,35 +314,37 @@ impl VoiceNetwork {
         let states_width = s.voices * s.voice_features();
         let bar_at = states_width + s.position_embed;
         let per_step_weight = Tensor::cat(&[w.narrow(1, states_width, s.position_embed)?, w.narrow(1, bar_at + s.conductor, s.context)?], 1)?;
-        let cpu = step_inputs.device().is_cpu();
-        let per_step = if cpu {
-            crate::model::kernels::linear::linear(step_inputs, &per_step_weight, &self.gru.bias_ih)?
-        } else {
-            step_inputs.matmul(&per_step_weight.t()?)?.broadcast_add(&self.gru.bias_ih)?
-        };
-        let states = if cpu {
-            let (tables, indices) = self.state_tables(batch)?;
-            crate::model::kernels::embedding_bag::embedding_bag_sum(&tables, &indices)?
-        } else {
-            // The states before each step: silence before the first.
-            let items = current.dim(0)?;
-            let silent = Tensor::zeros((items, 1, s.voices), DType::U32, current.device())?;
-            let silence = self.features(&silent, &silent)?;
-            let before = Tensor::cat(&[silence, current.narrow(1, 0, s.steps() - 1)?], 1)?.reshape((items * s.steps(), states_width))?;
-            before.matmul(&w.narrow(1, 0, states_width)?.t()?)?
-        };
         let per_bar = bar_embeddings.matmul(&w.narrow(1, bar_at, s.conductor)?.t()?)?;
-        if cpu {
-            return crate::model::kernels::group_sum::add_with_group_term(&per_step, &states, &per_bar);
+        if step_inputs.device().is_cpu() {
+            // Per step, the sum of the rows its voices' states pick from their tables, its
+            // bar's row and the bias row.
+            let (state_tables, mut picks) = self.state_tables(batch)?;
+            let (bar_row, bias_row) = (state_tables.dim(0)?, state_tables.dim(0)? + per_bar.dim(0)?);
+            let state_picks = std::mem::take(&mut picks.indices);
+            picks.indices = state_picks
+                .chunks_exact(picks.per_row)
+                .enumerate()
+                .flat_map(|(cell, states)| states.iter().copied().chain([(bar_row + cell / s.steps_per_bar) as u32, bias_row as u32]))
+                .collect();
+            picks.per_row += 2;
+            let table = Tensor::cat(&[state_tables, per_bar, self.gru.bias_ih.unsqueeze(0)?], 0)?;
+            return crate::model::kernels::picked_rows::linear_plus_picked_rows(step_inputs, &per_step_weight, &table, picks);
         }
+        let per_step = step_inputs.matmul(&per_step_weight.t()?)?.broadcast_add(&self.gru.bias_ih)?;
+        // The states before each step: silence before the first.
+        let items = current.dim(0)?;
+        let silent = Tensor::zeros((items, 1, s.voices), DType::U32, current.device())?;
+        let silence = self.features(&silent, &silent)?;
+        let before = Tensor::cat(&[silence, current.narrow(1, 0, s.steps() - 1)?], 1)?.reshape((items * s.steps(), states_width))?;
+        let states = before.matmul(&w.narrow(1, 0, states_width)?.t()?)?;
         let (bars, gates) = (bar_embeddings.dim(0)?, 3 * s.hidden);
         (per_step + states)?.reshape((bars, s.steps_per_bar, gates))?.broadcast_add(&per_bar.unsqueeze(1)?)?.reshape((bars * s.steps_per_bar, gates))
     }
 
     /// Per voice, the projections of its pitch and age embeddings by the GRU's input weights
     /// (stacked [voices × (pitches + 1 + ages), 3H]), and for every step the rows its voices'
-    /// states before it pick ([batch × steps, 2 × voices], u32).
-    fn state_tables(&self, batch: &VoiceBatch) -> Result<(Tensor, Tensor)> {
+    /// states before it pick (2 × voices per step).
+    fn state_tables(&self, batch: &VoiceBatch) -> Result<(Tensor, RowPicks)> {
         let s = self.shape;
         let w = &self.gru.weight_ih;
         let (pitch_rows, age_rows) = (s.pitches + 1, s.max_age() as usize + 1);
@@ -353,7 +369,7 @@ impl VoiceNetwork {
                 }
             }
         }
-        Ok((Tensor::cat(&tables, 0)?, Tensor::from_vec(indices, (items * steps, 2 * voices), batch.sounding.device())?))
+        Ok((Tensor::cat(&tables, 0)?, RowPicks { indices, per_row: 2 * voices }))
     }
 
     /// Scores of every choice of every voice at every step, each given the true choices
@@ -372,11 +388,10 @@ impl VoiceNetwork {
         let position = self.position.forward(&positions)?.unsqueeze(0)?.repeat((items, s.bars, 1))?;
         let step_inputs = Tensor::cat(&[position, context], D::Minus1)?.reshape((rows * s.steps_per_bar, ()))?;
         let gates_in = self.input_gates(batch, &current, &step_inputs, &bar_embeddings.reshape((rows, s.conductor))?)?;
-        let gates_in = gates_in.reshape((rows, s.steps_per_bar, 3 * s.hidden))?;
         let initial = self.initial_state(&bar_embeddings.reshape((rows, s.conductor))?)?;
         // The heads work on one row per (phrase, step): every reshape is a copy in backward.
         let cells = items * s.steps();
-        let states = self.gru.sequence(&gates_in, &initial)?.reshape((cells, s.hidden))?;
+        let states = self.gru.sequence(&gates_in, &initial)?;
         let current = current.reshape((cells, s.voices * s.voice_features()))?;
         let sounding = match self.leading {
             Some(_) => batch.sounding.flatten_all()?.to_vec1::<u32>()?,
