@@ -112,6 +112,21 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `u < sigmoid(x)`: whether a uniform draw lets a cell sound. Most cells' logits lie far
+/// below zero, where e^x bounds sigmoid(x) from above; 2^(⌊x log₂e⌋ + 2) is at least
+/// 1.9 e^x, more than rounding can add, so a draw at or above it is decided without the
+/// exponential (most of a phrase's decoding time), and the answer is always the exact
+/// comparison's.
+fn draw_below_sigmoid(u: f32, x: f32) -> bool {
+    if x < -4.0 {
+        let power = ((x * std::f32::consts::LOG2_E).floor() as i32).saturating_add(2).max(-126);
+        if u >= f32::from_bits(((power + 127) as u32) << 23) {
+            return false;
+        }
+    }
+    u < sigmoid(x)
+}
+
 /// Turns one phrase's logits, laid out [2 * tracks, steps, pitches] as
 /// [`rolls_to_tensor`] lays out its input, into a roll. Pure but for `rng`, which only
 /// temperature above 0 draws on.
@@ -129,7 +144,7 @@ pub fn logits_to_roll<R: Rng>(representation: &Arc<Representation>, logits: &[f3
             if options.temperature <= 0.0 {
                 logit >= onset_bias
             } else {
-                rng.random::<f32>() < sigmoid((logit - onset_bias) / options.temperature)
+                draw_below_sigmoid(rng.random::<f32>(), (logit - onset_bias) / options.temperature)
             }
         };
         // Notes still sounding: (pitch row, start step).
@@ -182,4 +197,26 @@ pub fn logits_to_roll<R: Rng>(representation: &Arc<Representation>, logits: &[f3
         }
     }
     roll
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quick_draw_always_answers_as_the_exact_comparison() {
+        // Every draw a 24-bit uniform can be near the bound (the draws are multiples of
+        // 2^-24), and logits from far below the cut to above it.
+        let draws: Vec<f32> = (0..=24).flat_map(|k| {
+            let at = (-(k as f32)).exp2();
+            [0.0, at, at * 0.999_999, at * 1.000_001, at * 0.5, at * 0.75]
+        }).collect();
+        for i in -20_000..=2_000 {
+            let x = i as f32 * 0.005;
+            for &u in &draws {
+                assert_eq!(draw_below_sigmoid(u, x), u < sigmoid(x), "u = {u:e}, x = {x}");
+            }
+        }
+        assert!(!draw_below_sigmoid(0.0, f32::NEG_INFINITY) && !draw_below_sigmoid(0.5, f32::NAN));
+    }
 }

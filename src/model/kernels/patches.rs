@@ -198,8 +198,11 @@ impl CustomOp3 for PatchUnembed {
         let sizes = PatchUnembed::sizes(l1.dims(), l2.dims(), l3.dims())?;
         let (x, weight, bias) = (contiguous(s1, l1, "patch convolutions")?, contiguous(s2, l2, "patch convolutions")?, contiguous(s3, l3, "patch convolutions")?);
         let (cells, columns) = (sizes.cells(), sizes.patch_size());
-        let area = sizes.p * sizes.p;
-        let mut out: Vec<f32> = (0..cells).flat_map(|_| bias.iter().flat_map(|&b| std::iter::repeat_n(b, area))).collect();
+        // Every row of the patch matrix starts as the bias of each place of each channel: one
+        // row built, then copied (an iterator of iterators per element was slower than the
+        // product).
+        let bias_row: Vec<f32> = bias.iter().flat_map(|&b| std::iter::repeat_n(b, sizes.p * sizes.p)).collect();
+        let mut out = bias_row.repeat(cells);
         // [cells, in] x [in, out·p·p]
         matmul(&mut out, Strided::row_major(cells, columns), &sizes.gather_coarse(x), Strided::row_major(cells, sizes.coarse), weight, Strided::row_major(sizes.coarse, columns), true);
         Ok((CpuStorage::F32(sizes.scatter_fine(&out)), sizes.fine_shape()))
