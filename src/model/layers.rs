@@ -22,14 +22,22 @@ impl PatchEmbed {
     }
 }
 
+impl PatchEmbed {
+    /// A phrase [batch, in, bars × steps, pitches] read bar by bar: [batch × bars, out,
+    /// steps / patch, pitches / patch], a phrase's bars consecutive.
+    pub fn forward_bars(&self, phrase: &Tensor, bars: usize) -> Result<Tensor> {
+        if phrase.device().is_cpu() {
+            return crate::model::kernels::patches::patch_embed(phrase, &self.weight, &self.bias, bars);
+        }
+        let y = phrase_to_bars(phrase, bars)?.conv2d(&self.weight, 0, self.patch, 1, 1)?;
+        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+    }
+}
+
 impl Module for PatchEmbed {
     /// [batch, in, steps, pitches] -> [batch, out, steps / patch, pitches / patch]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() {
-            return crate::model::kernels::patches::patch_embed(x, &self.weight, &self.bias);
-        }
-        let y = x.conv2d(&self.weight, 0, self.patch, 1, 1)?;
-        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        self.forward_bars(x, 1)
     }
 }
 
@@ -49,14 +57,22 @@ impl PatchUnembed {
     }
 }
 
+impl PatchUnembed {
+    /// Bars [batch × bars, in, steps / patch, pitches / patch] (a phrase's bars consecutive)
+    /// written as phrases [batch, out, bars × steps, pitches].
+    pub fn forward_bars(&self, x: &Tensor, bars: usize) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            return crate::model::kernels::patches::patch_unembed(x, &self.weight, &self.bias, bars);
+        }
+        let y = x.conv_transpose2d(&self.weight, 0, 0, self.patch, 1)?;
+        bars_to_phrase(&y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?, bars)
+    }
+}
+
 impl Module for PatchUnembed {
     /// [batch, in, steps / patch, pitches / patch] -> [batch, out, steps, pitches]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() {
-            return crate::model::kernels::patches::patch_unembed(x, &self.weight, &self.bias);
-        }
-        let y = x.conv_transpose2d(&self.weight, 0, 0, self.patch, 1)?;
-        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        self.forward_bars(x, 1)
     }
 }
 
@@ -82,8 +98,7 @@ impl PhraseReader {
     /// [batch, planes, steps, pitches] -> [batch, hidden], with `activation` after each layer.
     pub fn forward(&self, phrase: &Tensor, activation: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
         let batch = phrase.dim(0)?;
-        let bars = phrase_to_bars(phrase, self.bars)?;
-        let features = activation(&self.patches.forward(&bars)?)?.flatten_from(1)?;
+        let features = activation(&self.patches.forward_bars(phrase, self.bars)?)?.flatten_from(1)?;
         let codes = activation(&linear_over_last(&self.bar, &features)?)?.reshape((batch, ()))?;
         activation(&linear_over_last(&self.phrase, &codes)?)
     }

@@ -5,8 +5,8 @@
 //! network against a critic instead of an encoder, so the plugin has one decoder to run.
 
 use super::card::ModelCard;
-use super::layers::{bars_to_phrase, linear_over_last, linear_relu_over_last, PatchUnembed, PhraseReader};
-use candle_core::{Module, Result, Tensor, D};
+use super::layers::{linear_over_last, linear_relu_over_last, PatchUnembed, PhraseReader};
+use candle_core::{Result, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
 
 /// Planes per track: onset and sustain.
@@ -114,7 +114,7 @@ impl Decoder {
             s.steps_per_bar / s.patch,
             s.pitches / s.patch,
         ))?;
-        bars_to_phrase(&self.patches.forward(&features)?, s.bars)
+        self.patches.forward_bars(&features, s.bars)
     }
 }
 

@@ -4,27 +4,34 @@
 //! backward also computes a gradient for the phrase batch that nothing needs. With no
 //! overlap, a patch convolution is only a rearrangement and one matrix product: patches
 //! [cells, C·p·p] times the kernel. The bias rides along in the same op, so that its
-//! gradient is one pass rather than a reduction over three dimensions.
+//! gradient is one pass rather than a reduction over three dimensions. A phrase is read
+//! bar by bar straight from its own layout, so no permuted copy of it (and in backward no
+//! zero-filled gradient for each reshape and permute) is made.
 
 use super::{column_sums, contiguous, host, matmul, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-/// [batch, in, H, W] -> [batch, out, H / p, W / p] with `weight` [out, in, p, p], `bias` [out].
-pub fn patch_embed(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, PatchEmbed)
+/// [phrases, in, bars·H, W] -> [phrases·bars, out, H / p, W / p] with `weight` [out, in, p,
+/// p], `bias` [out]: each phrase cut into `bars` equal bars along its height (time), every
+/// bar convolved as an item of its own (bar-major within a phrase).
+pub fn patch_embed(x: &Tensor, weight: &Tensor, bias: &Tensor, bars: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, PatchEmbed { bars })
 }
 
-/// [batch, in, h, w] -> [batch, out, h·p, w·p] with `weight` [in, out, p, p], `bias` [out]:
-/// the transpose of [`patch_embed`].
-pub fn patch_unembed(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, PatchUnembed)
+/// [phrases·bars, in, h, w] -> [phrases, out, bars·h·p, w·p] with `weight` [in, out, p, p],
+/// `bias` [out]: the transpose of [`patch_embed`], the bars of a phrase joined in time.
+pub fn patch_unembed(x: &Tensor, weight: &Tensor, bias: &Tensor, bars: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, PatchUnembed { bars })
 }
 
 /// The sizes of one patch convolution, named from the fine-grained side: `fine` channels at
-/// full resolution (H = h·p, W = w·p), `coarse` channels at patch resolution (h, w).
+/// full resolution (H = h·p, W = w·p), `coarse` channels at patch resolution (h, w). The
+/// coarse side has `batch` items, each one bar of a phrase on the fine side, which holds
+/// `bars` of them one after another in time.
 #[derive(Clone, Copy, Debug)]
 struct Patches {
     batch: usize,
+    bars: usize,
     fine: usize,
     coarse: usize,
     h: usize,
@@ -46,15 +53,16 @@ impl Patches {
     /// Calls `copy(patch_matrix_offset, fine_offset)` for every run of `p` elements that lie
     /// together in both layouts: a patch's row in the fine tensor [batch, fine, H, W].
     fn for_each_run(&self, mut copy: impl FnMut(usize, usize)) {
-        let (p, width) = (self.p, self.w * self.p);
+        let (p, width, bar_height) = (self.p, self.w * self.p, self.h * self.p);
         let columns = self.patch_size();
         for n in 0..self.batch {
+            let (phrase, bar) = (n / self.bars, n % self.bars);
             for i in 0..self.h {
                 for j in 0..self.w {
                     let row = ((n * self.h + i) * self.w + j) * columns;
                     for c in 0..self.fine {
                         for a in 0..p {
-                            let fine = ((n * self.fine + c) * self.h * p + i * p + a) * width + j * p;
+                            let fine = ((phrase * self.fine + c) * self.bars * bar_height + bar * bar_height + i * p + a) * width + j * p;
                             copy(row + (c * p + a) * p, fine);
                         }
                     }
@@ -103,7 +111,7 @@ impl Patches {
     }
 
     fn fine_shape(&self) -> Shape {
-        Shape::from((self.batch, self.fine, self.h * self.p, self.w * self.p))
+        Shape::from((self.batch / self.bars, self.fine, self.bars * self.h * self.p, self.w * self.p))
     }
 
     fn coarse_shape(&self) -> Shape {
@@ -123,15 +131,18 @@ fn copy_run(to: &mut [f32], from: &[f32]) {
     }
 }
 
-struct PatchEmbed;
+struct PatchEmbed {
+    bars: usize,
+}
 
 impl PatchEmbed {
-    fn sizes(x: &[usize], weight: &[usize], bias: &[usize]) -> Result<Patches> {
+    fn sizes(&self, x: &[usize], weight: &[usize], bias: &[usize]) -> Result<Patches> {
+        let bars = self.bars;
         match (x, weight, bias) {
-            ([batch, fine, height, width], [coarse, fine_w, p, p2], [coarse_b]) if fine == fine_w && p == p2 && coarse == coarse_b && *p > 0 && height % p == 0 && width % p == 0 => {
-                Ok(Patches { batch: *batch, fine: *fine, coarse: *coarse, h: height / p, w: width / p, p: *p })
+            ([phrases, fine, height, width], [coarse, fine_w, p, p2], [coarse_b]) if fine == fine_w && p == p2 && coarse == coarse_b && *p > 0 && bars > 0 && height % (bars * p) == 0 && width % p == 0 => {
+                Ok(Patches { batch: phrases * bars, bars, fine: *fine, coarse: *coarse, h: height / (bars * p), w: width / p, p: *p })
             }
-            _ => candle_core::bail!("patch_embed: shapes {x:?}, {weight:?}, {bias:?} do not make a patch convolution (want [batch, in, H, W], [out, in, p, p], [out], p dividing H and W)"),
+            _ => candle_core::bail!("patch_embed: shapes {x:?}, {weight:?}, {bias:?} in {bars} bars do not make a patch convolution (want [phrases, in, H, W], [out, in, p, p], [out], bars × p dividing H and p dividing W)"),
         }
     }
 }
@@ -142,7 +153,7 @@ impl CustomOp3 for PatchEmbed {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let sizes = PatchEmbed::sizes(l1.dims(), l2.dims(), l3.dims())?;
+        let sizes = self.sizes(l1.dims(), l2.dims(), l3.dims())?;
         let (x, weight, bias) = (contiguous(s1, l1, "patch convolutions")?, contiguous(s2, l2, "patch convolutions")?, contiguous(s3, l3, "patch convolutions")?);
         let patches = sizes.gather_fine(x);
         let mut out = bias.repeat(sizes.cells());
@@ -152,7 +163,7 @@ impl CustomOp3 for PatchEmbed {
     }
 
     fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let sizes = PatchEmbed::sizes(x.dims(), weight.dims(), bias.dims())?;
+        let sizes = self.sizes(x.dims(), weight.dims(), bias.dims())?;
         let d_out = sizes.gather_coarse(&host(grad)?);
         let (cells, columns) = (sizes.cells(), sizes.patch_size());
         let device = x.device();
@@ -176,15 +187,18 @@ impl CustomOp3 for PatchEmbed {
     }
 }
 
-struct PatchUnembed;
+struct PatchUnembed {
+    bars: usize,
+}
 
 impl PatchUnembed {
-    fn sizes(x: &[usize], weight: &[usize], bias: &[usize]) -> Result<Patches> {
+    fn sizes(&self, x: &[usize], weight: &[usize], bias: &[usize]) -> Result<Patches> {
+        let bars = self.bars;
         match (x, weight, bias) {
-            ([batch, coarse, h, w], [coarse_w, fine, p, p2], [fine_b]) if coarse == coarse_w && p == p2 && fine == fine_b && *p > 0 => {
-                Ok(Patches { batch: *batch, fine: *fine, coarse: *coarse, h: *h, w: *w, p: *p })
+            ([batch, coarse, h, w], [coarse_w, fine, p, p2], [fine_b]) if coarse == coarse_w && p == p2 && fine == fine_b && *p > 0 && bars > 0 && batch % bars == 0 => {
+                Ok(Patches { batch: *batch, bars, fine: *fine, coarse: *coarse, h: *h, w: *w, p: *p })
             }
-            _ => candle_core::bail!("patch_unembed: shapes {x:?}, {weight:?}, {bias:?} do not make a patch convolution (want [batch, in, h, w], [in, out, p, p], [out])"),
+            _ => candle_core::bail!("patch_unembed: shapes {x:?}, {weight:?}, {bias:?} in {bars} bars do not make a patch convolution (want [phrases × bars, in, h, w], [in, out, p, p], [out])"),
         }
     }
 }
@@ -195,7 +209,7 @@ impl CustomOp3 for PatchUnembed {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let sizes = PatchUnembed::sizes(l1.dims(), l2.dims(), l3.dims())?;
+        let sizes = self.sizes(l1.dims(), l2.dims(), l3.dims())?;
         let (x, weight, bias) = (contiguous(s1, l1, "patch convolutions")?, contiguous(s2, l2, "patch convolutions")?, contiguous(s3, l3, "patch convolutions")?);
         let (cells, columns) = (sizes.cells(), sizes.patch_size());
         // Every row of the patch matrix starts as the bias of each place of each channel: one
@@ -209,7 +223,7 @@ impl CustomOp3 for PatchUnembed {
     }
 
     fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let sizes = PatchUnembed::sizes(x.dims(), weight.dims(), bias.dims())?;
+        let sizes = self.sizes(x.dims(), weight.dims(), bias.dims())?;
         let (cells, columns) = (sizes.cells(), sizes.patch_size());
         let d_out = sizes.gather_fine(&host(grad)?);
         let device = x.device();
@@ -261,7 +275,7 @@ mod tests {
     fn patch_convolutions_match_candles_convolutions() {
         let p = 2;
         let (x, w, b) = (random(&[3, 4, 6, 8], 1), random(&[5, 4, p, p], 2), random(&[5], 3));
-        let fused = patch_embed(&x, &w, &b).unwrap();
+        let fused = patch_embed(&x, &w, &b, 1).unwrap();
         let reference = x.conv2d(&w, 0, p, 1, 1).unwrap().broadcast_add(&b.reshape((1, 5, 1, 1)).unwrap()).unwrap();
         assert!(relative(&fused, &reference) < 1e-6);
         let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
@@ -270,7 +284,7 @@ mod tests {
         }
 
         let (x, w, b) = (random(&[3, 5, 3, 4], 4), random(&[5, 4, p, p], 5), random(&[4], 6));
-        let fused = patch_unembed(&x, &w, &b).unwrap();
+        let fused = patch_unembed(&x, &w, &b, 1).unwrap();
         let reference = x.conv_transpose2d(&w, 0, 0, p, 1).unwrap().broadcast_add(&b.reshape((1, 4, 1, 1)).unwrap()).unwrap();
         assert_eq!(fused.dims(), &[3, 4, 6, 8]);
         assert!(relative(&fused, &reference) < 1e-6);
@@ -280,18 +294,46 @@ mod tests {
         }
     }
 
+    /// Reading a phrase bar by bar is the convolution of its bars split off first, and
+    /// writing one is the convolution's bars joined after: the same values and gradients.
+    #[test]
+    fn phrases_read_and_written_bar_by_bar_match_the_split_bars() {
+        use crate::model::layers::{bars_to_phrase, phrase_to_bars};
+        let (p, bars) = (2, 3);
+        let (x, w, b) = (random(&[2, 4, bars * 4, 6], 10), random(&[5, 4, p, p], 11), random(&[5], 12));
+        let fused = patch_embed(&x, &w, &b, bars).unwrap();
+        let reference = patch_embed(&phrase_to_bars(&x, bars).unwrap(), &w, &b, 1).unwrap();
+        assert_eq!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), reference.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+        for var in [&x, &w, &b] {
+            assert!(relative(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-6);
+        }
+
+        let (x, w, b) = (random(&[2 * bars, 5, 2, 3], 13), random(&[5, 4, p, p], 14), random(&[4], 15));
+        let fused = patch_unembed(&x, &w, &b, bars).unwrap();
+        let reference = bars_to_phrase(&patch_unembed(&x, &w, &b, 1).unwrap(), bars).unwrap();
+        assert_eq!(fused.dims(), &[2, 4, bars * 4, 6]);
+        assert_eq!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), reference.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+        for var in [&x, &w, &b] {
+            assert!(relative(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-6);
+        }
+        let error = patch_unembed(&x, &w, &b, 4).unwrap_err().to_string();
+        assert!(error.contains("in 4 bars do not make"), "{error}");
+    }
+
     #[test]
     fn a_constant_phrase_batch_gets_no_gradient() {
         let x = random(&[2, 3, 4, 4], 1).as_tensor().detach();
         let (w, b) = (random(&[2, 3, 2, 2], 2), random(&[2], 3));
-        let grads = loss(&patch_embed(&x, &w, &b).unwrap()).backward().unwrap();
+        let grads = loss(&patch_embed(&x, &w, &b, 1).unwrap()).backward().unwrap();
         assert!(grads.get(&x).is_none() && grads.get(&w).is_some() && grads.get(&b).is_some());
     }
 
     #[test]
     fn gradients_match_finite_differences() {
         let (x, w, b) = (random(&[2, 3, 2, 2], 7), random(&[3, 2, 2, 2], 8), random(&[2], 9));
-        let grads = loss(&patch_unembed(&x, &w, &b).unwrap()).backward().unwrap();
+        let grads = loss(&patch_unembed(&x, &w, &b, 1).unwrap()).backward().unwrap();
         for (which, var) in [&x, &w, &b].into_iter().enumerate() {
             let analytic = grads.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -302,7 +344,7 @@ mod tests {
                     let moved = Tensor::from_vec(moved, var.shape(), &Device::Cpu).unwrap();
                     let mut args = [x.as_tensor().clone(), w.as_tensor().clone(), b.as_tensor().clone()];
                     args[which] = moved;
-                    f64::from(loss(&patch_unembed(&args[0], &args[1], &args[2]).unwrap()).to_scalar::<f32>().unwrap())
+                    f64::from(loss(&patch_unembed(&args[0], &args[1], &args[2], 1).unwrap()).to_scalar::<f32>().unwrap())
                 };
                 let numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
                 assert!((numeric - f64::from(analytic[index])).abs() < 1e-3 * (1.0 + numeric.abs()), "input {which}, element {index}: {numeric} vs {}", analytic[index]);
@@ -313,7 +355,7 @@ mod tests {
     #[test]
     fn shapes_that_are_not_patch_convolutions_are_refused_in_words() {
         let (x, w, b) = (random(&[1, 3, 5, 4], 1), random(&[2, 3, 2, 2], 2), random(&[2], 3));
-        let error = patch_embed(&x, &w, &b).unwrap_err().to_string();
+        let error = patch_embed(&x, &w, &b, 1).unwrap_err().to_string();
         assert!(error.contains("do not make a patch convolution"), "{error}");
     }
 }
