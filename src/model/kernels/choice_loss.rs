@@ -5,7 +5,7 @@
 //! backward over every (phrase, step, voice, class). Fused, forward is one pass per row, and
 //! it keeps softmax − one-hot for backward.
 
-use super::contiguous;
+use super::{contiguous, parallel_for, DisjointWrites};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -37,6 +37,28 @@ struct ChoiceLoss {
     gradient: Mutex<Option<Vec<f32>>>,
 }
 
+/// Rows per partial sum: blocks are what the threads share out, and adding the blocks' sums
+/// in block order keeps the total the same whatever the thread count.
+const ROWS_PER_BLOCK: usize = 256;
+
+/// One row's weighted −log softmax of its chosen class, and its gradient (softmax − one-hot,
+/// weighted, over the batch) into `gradient`.
+fn row_loss(row: usize, scores: &[f32], gradient: &mut [f32], t: &ChoiceTargets, batch: f32) -> f64 {
+    let chosen = t.chosen[row] as usize;
+    let open = |class: usize| t.barred[row] != Some(class as u32);
+    let max = scores.iter().enumerate().filter(|&(c, _)| open(c)).map(|(_, &s)| s).fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for (class, (g, &s)) in gradient.iter_mut().zip(scores).enumerate() {
+        *g = if open(class) { (s - max).exp() } else { 0.0 };
+        sum += *g;
+    }
+    let weight = t.weight[row];
+    let scale = weight / (sum * batch);
+    gradient.iter_mut().for_each(|g| *g *= scale);
+    gradient[chosen] -= weight / batch;
+    f64::from(weight * (max + sum.ln() - scores[chosen]))
+}
+
 fn poisoned<T>(_: T) -> candle_core::Error {
     candle_core::Error::Msg("choice_loss: a poisoned lock".into())
 }
@@ -51,26 +73,25 @@ impl CustomOp1 for ChoiceLoss {
         let classes = layout.dims().last().copied().unwrap_or(1).max(1);
         let t = &self.targets;
         let batch = t.batch.max(1) as f32;
-        let mut gradient = vec![0f32; scores.len()];
-        let mut total = 0f64;
-        for (row, (scores, gradient)) in scores.chunks_exact(classes).zip(gradient.chunks_exact_mut(classes)).enumerate() {
-            let chosen = t.chosen[row] as usize;
-            if chosen >= classes {
-                candle_core::bail!("choice_loss: row {row} chose class {chosen} of {classes}");
-            }
-            let open = |class: usize| t.barred[row] != Some(class as u32);
-            let max = scores.iter().enumerate().filter(|&(c, _)| open(c)).map(|(_, &s)| s).fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for (class, (g, &s)) in gradient.iter_mut().zip(scores).enumerate() {
-                *g = if open(class) { (s - max).exp() } else { 0.0 };
-                sum += *g;
-            }
-            let weight = t.weight[row];
-            total += f64::from(weight * (max + sum.ln() - scores[chosen]));
-            let scale = weight / (sum * batch);
-            gradient.iter_mut().for_each(|g| *g *= scale);
-            gradient[chosen] -= weight / batch;
+        let rows = scores.len() / classes;
+        if let Some(row) = t.chosen.iter().position(|&chosen| chosen as usize >= classes) {
+            candle_core::bail!("choice_loss: row {row} chose class {} of {classes}", t.chosen[row]);
         }
+        let mut gradient = vec![0f32; scores.len()];
+        let blocks = rows.div_ceil(ROWS_PER_BLOCK);
+        let mut partial_sums = vec![0f64; blocks];
+        let (all_gradient, all_sums) = (DisjointWrites::new(&mut gradient), DisjointWrites::new(&mut partial_sums));
+        parallel_for(blocks, ROWS_PER_BLOCK * classes * 8, |part| {
+            let first_row = part.start * ROWS_PER_BLOCK;
+            let end_row = (part.end * ROWS_PER_BLOCK).min(rows);
+            // SAFETY: the parts of `parallel_for` are disjoint ranges of blocks.
+            let (gradient, sums) = unsafe { (all_gradient.part(first_row * classes..end_row * classes), all_sums.part(part.clone())) };
+            for (block, sum) in part.zip(sums) {
+                let block_rows = block * ROWS_PER_BLOCK..((block + 1) * ROWS_PER_BLOCK).min(rows);
+                *sum = block_rows.map(|row| row_loss(row, &scores[row * classes..][..classes], &mut gradient[(row - first_row) * classes..][..classes], t, batch)).sum();
+            }
+        });
+        let total: f64 = partial_sums.iter().sum();
         *self.gradient.lock().map_err(poisoned)? = Some(gradient);
         Ok((CpuStorage::F32(vec![(total / f64::from(batch)) as f32]), Shape::from(())))
     }
@@ -106,7 +127,13 @@ mod tests {
 
     #[test]
     fn loss_and_gradient_match_candles_log_softmax() {
-        let (rows, classes) = (12, 7);
+        // The second size is shared between threads in blocks, the last one short.
+        for (rows, classes) in [(12, 7), (3 * ROWS_PER_BLOCK + 41, 38)] {
+            loss_and_gradient_match_at(rows, classes);
+        }
+    }
+
+    fn loss_and_gradient_match_at(rows: usize, classes: usize) {
         let scores = Var::from_tensor(&(Tensor::from_vec(crate::model::latent::noise(3, rows * classes), (rows, classes), &Device::Cpu).unwrap() * 3.0).unwrap()).unwrap();
         let targets = ChoiceTargets {
             chosen: (0..rows).map(|r| (r * 5 % classes) as u32).collect(),
@@ -118,6 +145,7 @@ mod tests {
         let reference = composite(&scores, &targets);
         let (a, b) = (fused.to_scalar::<f32>().unwrap(), reference.to_scalar::<f32>().unwrap());
         assert!((a - b).abs() < 1e-5 * b.abs(), "{a} vs {b}");
+        assert_eq!(a, choice_loss(&scores, targets.clone()).unwrap().to_scalar::<f32>().unwrap(), "the same total every time");
         let ga = (fused * 2.0).unwrap().backward().unwrap().get(&scores).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let gb = (reference * 2.0).unwrap().backward().unwrap().get(&scores).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         for (i, (x, y)) in ga.iter().zip(&gb).enumerate() {

@@ -7,7 +7,7 @@
 //! add in backward. Here the windows are built inside the op, and backward scatters their
 //! gradient back to the steps it came from.
 
-use super::{column_sums, contiguous, cpu_values, matmul, Strided};
+use super::{column_sums, contiguous, cpu_values, matmul, parallel_for, DisjointWrites, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -49,16 +49,21 @@ impl Sizes {
 fn windows(x: &[f32], sizes: Sizes, dilation: usize) -> Vec<f32> {
     let Sizes { steps, channels: c, .. } = sizes;
     let mut windows = vec![0f32; sizes.cells() * 3 * c];
-    for (cell, window) in windows.chunks_exact_mut(3 * c).enumerate() {
-        let step = cell % steps;
-        if step >= dilation {
-            window[..c].copy_from_slice(&x[(cell - dilation) * c..][..c]);
+    let all_windows = DisjointWrites::new(&mut windows);
+    parallel_for(sizes.cells(), 3 * c, |part| {
+        // SAFETY: the parts of `parallel_for` are disjoint ranges of cells.
+        let windows = unsafe { all_windows.part(part.start * 3 * c..part.end * 3 * c) };
+        for (cell, window) in part.zip(windows.chunks_exact_mut(3 * c)) {
+            let step = cell % steps;
+            if step >= dilation {
+                window[..c].copy_from_slice(&x[(cell - dilation) * c..][..c]);
+            }
+            window[c..2 * c].copy_from_slice(&x[cell * c..][..c]);
+            if step + dilation < steps {
+                window[2 * c..].copy_from_slice(&x[(cell + dilation) * c..][..c]);
+            }
         }
-        window[c..2 * c].copy_from_slice(&x[cell * c..][..c]);
-        if step + dilation < steps {
-            window[2 * c..].copy_from_slice(&x[(cell + dilation) * c..][..c]);
-        }
-    }
+    });
     windows
 }
 
@@ -104,17 +109,22 @@ impl CustomOp3 for DilatedResidual {
             matmul(&mut d_windows, Strided::row_major(cells, 3 * c), &g_relu, Strided::row_major(cells, c), cpu_values(&storage, layout, op)?, Strided::row_major(c, 3 * c), false);
             // The residual's gradient, and each window's part back at the step it was read from.
             let mut d_x = g.to_vec();
-            for (cell, d_cell) in d_x.chunks_exact_mut(c).enumerate() {
-                let step = cell % steps;
-                let mut add = |from: usize, part: usize| d_cell.iter_mut().zip(&d_windows[from * 3 * c + part * c..][..c]).for_each(|(d, w)| *d += w);
-                if step + d < steps {
-                    add(cell + d, 0);
+            let all_d_x = DisjointWrites::new(&mut d_x);
+            parallel_for(cells, 3 * c, |part| {
+                // SAFETY: the parts of `parallel_for` are disjoint ranges of cells.
+                let d_x = unsafe { all_d_x.part(part.start * c..part.end * c) };
+                for (cell, d_cell) in part.zip(d_x.chunks_exact_mut(c)) {
+                    let step = cell % steps;
+                    let mut add = |from: usize, part: usize| d_cell.iter_mut().zip(&d_windows[from * 3 * c + part * c..][..c]).for_each(|(d, w)| *d += w);
+                    if step + d < steps {
+                        add(cell + d, 0);
+                    }
+                    add(cell, 1);
+                    if step >= d {
+                        add(cell - d, 2);
+                    }
                 }
-                add(cell, 1);
-                if step >= d {
-                    add(cell - d, 2);
-                }
-            }
+            });
             Some(Tensor::from_vec(d_x, x.shape(), device)?)
         } else {
             None

@@ -7,7 +7,7 @@
 //! (one matrix product for every step at once) and walks back through time with one small
 //! product per step. PyTorch's gate order and formulas (reset, update, candidate).
 
-use super::{column_sums, contiguous, cpu_values, exp, host, matmul, parallel_for, DisjointWrites, Strided};
+use super::{contiguous, cpu_values, exp, host, matmul, parallel_for, widest_simd, DisjointWrites, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -79,6 +79,7 @@ impl Sizes {
 /// Below |x| = 1/16 a series keeps the relative error small where 1 − 2/(e^2x + 1) would
 /// cancel; elsewhere the error is a few parts in 10⁷. Both are computed and one chosen, so
 /// that a loop of them vectorises.
+#[inline(always)]
 fn tanh(x: f32) -> f32 {
     let a = x.abs();
     let x2 = x * x;
@@ -91,27 +92,32 @@ fn tanh(x: f32) -> f32 {
     }
 }
 
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
+widest_simd! {
 /// One row's step of the recurrence: from the input's and the state's projections (each
-/// [reset | update | candidate], H wide) and the state before, the state after, keeping
-/// reset, update, candidate and the state's candidate projection for backward.
-fn step_row(gates_in: &[f32], gates_state: &[f32], before: &[f32], after: &mut [f32], keep: &mut [f32]) {
+/// [reset | update | candidate], H wide; the state's without its bias `bias_state`) and the
+/// state before, the state after, keeping reset, update, candidate and the state's
+/// candidate projection for backward.
+fn step_row(gates_in: &[f32], gates_state: &[f32], bias_state: &[f32], before: &[f32], after: &mut [f32], keep: &mut [f32]) {
     let h = after.len();
-    let (gi, gs) = (&gates_in[..3 * h], &gates_state[..3 * h]);
+    let (gi, gs, bs) = (&gates_in[..3 * h], &gates_state[..3 * h], &bias_state[..3 * h]);
     let (before, keep) = (&before[..h], &mut keep[..KEPT_PER_UNIT * h]);
     let (kept_reset, rest) = keep.split_at_mut(h);
     let (kept_update, rest) = rest.split_at_mut(h);
     let (kept_candidate, kept_state_candidate) = rest.split_at_mut(h);
     for i in 0..h {
-        let reset = sigmoid(gi[i] + gs[i]);
-        let update = sigmoid(gi[h + i] + gs[h + i]);
-        let candidate = tanh(gi[2 * h + i] + reset * gs[2 * h + i]);
-        (kept_reset[i], kept_update[i], kept_candidate[i], kept_state_candidate[i]) = (reset, update, candidate, gs[2 * h + i]);
+        let reset = sigmoid(gi[i] + (gs[i] + bs[i]));
+        let update = sigmoid(gi[h + i] + (gs[h + i] + bs[h + i]));
+        let state_candidate = gs[2 * h + i] + bs[2 * h + i];
+        let candidate = tanh(gi[2 * h + i] + reset * state_candidate);
+        (kept_reset[i], kept_update[i], kept_candidate[i], kept_state_candidate[i]) = (reset, update, candidate, state_candidate);
         after[i] = candidate + update * (before[i] - candidate);
     }
+}
 }
 
 impl CustomOp3 for GruSequence {
@@ -126,19 +132,17 @@ impl CustomOp3 for GruSequence {
         let mut states = vec![0f32; rows * steps * h];
         let mut kept = vec![0f32; rows * steps * KEPT_PER_UNIT * h];
         let mut gates_state = vec![0f32; rows * 3 * h];
+        let bias_state: Vec<f32> = (0..3 * h).map(|gate| sizes.bias(recurrent, gate)).collect();
         for t in 0..steps {
-            for row in gates_state.chunks_exact_mut(3 * h) {
-                row.iter_mut().enumerate().for_each(|(gate, x)| *x = sizes.bias(recurrent, gate));
-            }
             let (previous, previous_view) = if t == 0 {
                 (initial, Strided::row_major(rows, h))
             } else {
                 (&states[(t - 1) * h..], Strided { rows, cols: h, row_stride: steps * h, col_stride: 1 })
             };
-            matmul(&mut gates_state, Strided::row_major(rows, 3 * h), previous, previous_view, recurrent, sizes.weight_transposed(), true);
+            matmul(&mut gates_state, Strided::row_major(rows, 3 * h), previous, previous_view, recurrent, sizes.weight_transposed(), false);
             // Rows are independent within a step; each thread takes whole rows (every step of
             // them, so that a row's state before the step is in its part too).
-            let (all_states, all_kept, gates_state) = (DisjointWrites::new(&mut states), DisjointWrites::new(&mut kept), &gates_state);
+            let (all_states, all_kept, gates_state, bias_state) = (DisjointWrites::new(&mut states), DisjointWrites::new(&mut kept), &gates_state, &bias_state);
             parallel_for(rows, h * UNIT_COST, |part| {
                 // SAFETY: the parts of `parallel_for` are disjoint ranges of rows.
                 let (states, kept) = unsafe { (all_states.part(part.start * steps * h..part.end * steps * h), all_kept.part(part.start * steps * KEPT_PER_UNIT * h..part.end * steps * KEPT_PER_UNIT * h)) };
@@ -147,7 +151,7 @@ impl CustomOp3 for GruSequence {
                     let (earlier, from_now) = states.split_at_mut(local * h);
                     let before = if t == 0 { &initial[r * h..(r + 1) * h] } else { &earlier[(local - 1) * h..] };
                     let keep = &mut kept[local * KEPT_PER_UNIT * h..(local + 1) * KEPT_PER_UNIT * h];
-                    step_row(&gates_in[cell * 3 * h..], &gates_state[r * 3 * h..], before, &mut from_now[..h], keep);
+                    step_row(&gates_in[cell * 3 * h..], &gates_state[r * 3 * h..], bias_state, before, &mut from_now[..h], keep);
                 }
             });
         }
@@ -165,11 +169,13 @@ impl CustomOp3 for GruSequence {
         let guard = self.kept.lock().map_err(poisoned)?;
         let kept = guard.as_ref().ok_or_else(|| candle_core::Error::Msg("gru_sequence: backward before forward".into()))?;
         let cells = rows * steps;
-        // The state before every step.
-        let mut before = vec![0f32; cells * h];
-        for r in 0..rows {
-            before[r * steps * h..(r * steps + 1) * h].copy_from_slice(&initial_values[r * h..(r + 1) * h]);
-            before[(r * steps + 1) * h..(r + 1) * steps * h].copy_from_slice(&state_values[r * steps * h..((r + 1) * steps - 1) * h]);
+        // The state before every step, and a 1 after it: W_hh's gradient and b_hh's are then
+        // one product, laid out as `recurrent` is.
+        let mut before = vec![1f32; cells * (h + 1)];
+        for (cell, row) in before.chunks_exact_mut(h + 1).enumerate() {
+            let (r, t) = (cell / steps, cell % steps);
+            let state = if t == 0 { &initial_values[r * h..(r + 1) * h] } else { &state_values[(cell - 1) * h..cell * h] };
+            row[..h].copy_from_slice(state);
         }
 
         let mut d_gates_in = vec![0f32; cells * 3 * h];
@@ -191,7 +197,7 @@ impl CustomOp3 for GruSequence {
                         let (reset, update, candidate, state_candidate) = (keep[i], keep[h + i], keep[2 * h + i], keep[3 * h + i]);
                         let d_h = grad_values[cell * h + i] + d_state[local_row * h + i];
                         let d_candidate = d_h * (1.0 - update) * (1.0 - candidate * candidate);
-                        let d_update = d_h * (before[cell * h + i] - candidate) * update * (1.0 - update);
+                        let d_update = d_h * (before[cell * (h + 1) + i] - candidate) * update * (1.0 - update);
                         let d_reset = d_candidate * state_candidate * reset * (1.0 - reset);
                         (dgi[i], dgi[h + i], dgi[2 * h + i]) = (d_reset, d_update, d_candidate);
                         (dgs[i], dgs[h + i], dgs[2 * h + i]) = (d_reset, d_update, d_candidate * reset);
@@ -205,10 +211,7 @@ impl CustomOp3 for GruSequence {
         let device = gates_in.device();
         let d_recurrent = if recurrent.track_op() {
             let mut d_weights = vec![0f32; 3 * h * (h + 1)];
-            matmul(&mut d_weights, sizes.weight(), &d_gates_state, Strided::row_major(cells, 3 * h).t(), &before, Strided::row_major(cells, h), false);
-            for (gate, sum) in column_sums(&d_gates_state, 3 * h).into_iter().enumerate() {
-                d_weights[gate * (h + 1) + h] = sum;
-            }
+            matmul(&mut d_weights, Strided::row_major(3 * h, h + 1), &d_gates_state, Strided::row_major(cells, 3 * h).t(), &before, Strided::row_major(cells, h + 1), false);
             Some(Tensor::from_vec(d_weights, (3 * h, h + 1), device)?)
         } else {
             None

@@ -16,6 +16,42 @@ use gemm::Parallelism;
 use std::marker::PhantomData;
 use std::ops::Range;
 
+/// Defines a function whose body is compiled three times, for AVX-512, for AVX2 with FMA
+/// and for the baseline x86-64 every build targets, and runs the widest this CPU has (the
+/// check is a cached load). The element-wise loops with exponentials run two to three times
+/// faster at 8 or 16 lanes than at the baseline's 4. Rust never fuses a multiply and an add
+/// on its own, so every version computes the same numbers.
+macro_rules! widest_simd {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features `avx512` is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features `avx2` is compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use widest_simd;
+
 /// Below this many element operations a loop runs on the calling thread alone: handing
 /// work to another thread and waiting for it costs a few microseconds.
 const PARALLEL_MIN_WORK: usize = 1 << 15;
@@ -96,6 +132,7 @@ fn cpu_values<'a>(storage: &'a candle_core::Storage, layout: &Layout, op: &str) 
 /// Relative error a few parts in 10⁷; x is clamped to where e^x is a normal f32 (from −86:
 /// at −87 the result can fall below 2⁻¹²⁶, and arithmetic on subnormal numbers is a slow
 /// microcode path on this CPU).
+#[inline(always)]
 fn exp(x: f32) -> f32 {
     const ROUNDING: f32 = 12_582_912.0;
     let x = x.clamp(-86.0, 88.0);
@@ -108,6 +145,7 @@ fn exp(x: f32) -> f32 {
 /// ln(1 + e) for e in [0, 1], vectorisable as [`exp`] is: 2 atanh(s) with s = e / (2 + e)
 /// ≤ 1/3, whose odd series to s¹⁵ is within a few parts in 10⁸ and, unlike log(1 + e),
 /// loses nothing to cancellation when e is tiny.
+#[inline(always)]
 fn ln_1p_unit(e: f32) -> f32 {
     let s = e / (2.0 + e);
     let s2 = s * s;
