@@ -2,6 +2,7 @@
 
 use super::vae::Shape;
 use candle_core::{Module, Result, Tensor};
+use crate::model::kernels::linear::Activation;
 use candle_nn::{linear, Init, Linear, VarBuilder};
 
 /// Non-overlapping square patches (steps x semitones) to feature maps: a learned
@@ -109,24 +110,27 @@ impl PhraseReader {
 /// backward then makes a weight gradient per leading index and sums them: far more work
 /// than the one product this is.
 pub fn linear_over_last(layer: &Linear, x: &Tensor) -> Result<Tensor> {
-    over_last(layer, x, false)
+    over_last(layer, x, Activation::Identity)
 }
 
 /// relu of [`linear_over_last`], fused on the CPU.
 pub fn linear_relu_over_last(layer: &Linear, x: &Tensor) -> Result<Tensor> {
-    over_last(layer, x, true)
+    over_last(layer, x, Activation::Relu)
 }
 
-fn over_last(layer: &Linear, x: &Tensor, relu: bool) -> Result<Tensor> {
+/// tanh of [`linear_over_last`], fused on the CPU.
+pub fn linear_tanh_over_last(layer: &Linear, x: &Tensor) -> Result<Tensor> {
+    over_last(layer, x, Activation::Tanh)
+}
+
+fn over_last(layer: &Linear, x: &Tensor, activation: Activation) -> Result<Tensor> {
     let dims = x.dims();
     let (leading, last) = dims.split_at(dims.len().saturating_sub(1));
     let rows = leading.iter().product::<usize>();
     let flat = if dims.len() == 2 { x.clone() } else { x.reshape((rows, last.first().copied().unwrap_or(1)))? };
     let y = match layer.bias() {
-        Some(bias) if x.device().is_cpu() && relu => crate::model::kernels::linear::linear_relu(&flat, layer.weight(), bias)?,
-        Some(bias) if x.device().is_cpu() => crate::model::kernels::linear::linear(&flat, layer.weight(), bias)?,
-        _ if relu => layer.forward(&flat)?.relu()?,
-        _ => layer.forward(&flat)?,
+        Some(bias) if x.device().is_cpu() => crate::model::kernels::linear::linear(&flat, layer.weight(), bias, activation)?,
+        _ => activation.composite(&layer.forward(&flat)?)?,
     };
     if dims.len() == 2 {
         return Ok(y);

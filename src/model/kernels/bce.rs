@@ -6,7 +6,7 @@
 //! backward is σ(x) − t. Forward shares its blocks of cells between candle's worker threads,
 //! with e^x and ln(1 + x) in arithmetic the compiler vectorises (libm's are calls per cell).
 
-use super::{contiguous, exp, host, ln_1p_unit, parallel_for, widest_simd, DisjointWrites};
+use super::{contiguous, exp, filled, host, ln_1p_unit, parallel_for, widest_simd, DisjointWrites};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -80,7 +80,7 @@ impl CustomOp2 for BceSum {
         let (logits, targets) = (contiguous(s1, l1, "bce")?, contiguous(s2, l2, "bce")?);
         let batch = batch_of(l1.dims());
         let per_cell = (1.0 / batch) as f32;
-        let mut gradient = vec![0f32; logits.len()];
+        let mut gradient = filled(logits.len(), 0.0);
         let blocks = logits.len().div_ceil(BLOCK);
         let mut partial_sums = vec![0f64; blocks];
         let (all_gradient, all_sums) = (DisjointWrites::new(&mut gradient), DisjointWrites::new(&mut partial_sums));

@@ -5,7 +5,7 @@
 //! backward over every (phrase, step, voice, class). Fused, forward is one pass per row, and
 //! it keeps softmax − one-hot for backward.
 
-use super::{contiguous, parallel_for, DisjointWrites};
+use super::{contiguous, filled, parallel_for, DisjointWrites};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -77,7 +77,7 @@ impl CustomOp1 for ChoiceLoss {
         if let Some(row) = t.chosen.iter().position(|&chosen| chosen as usize >= classes) {
             candle_core::bail!("choice_loss: row {row} chose class {} of {classes}", t.chosen[row]);
         }
-        let mut gradient = vec![0f32; scores.len()];
+        let mut gradient = filled(scores.len(), 0.0);
         let blocks = rows.div_ceil(ROWS_PER_BLOCK);
         let mut partial_sums = vec![0f64; blocks];
         let (all_gradient, all_sums) = (DisjointWrites::new(&mut gradient), DisjointWrites::new(&mut partial_sums));

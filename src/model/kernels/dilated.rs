@@ -7,7 +7,7 @@
 //! add in backward. Here the windows are built inside the op, and backward scatters their
 //! gradient back to the steps it came from.
 
-use super::{column_sums, contiguous, cpu_values, matmul, parallel_for, DisjointWrites, Strided};
+use super::{column_sums, contiguous, cpu_values, filled, matmul, parallel_for, DisjointWrites, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -48,7 +48,7 @@ impl Sizes {
 /// Each step's window [x(t − d), x(t), x(t + d)], [cells, 3C], zeros past an item's ends.
 fn windows(x: &[f32], sizes: Sizes, dilation: usize) -> Vec<f32> {
     let Sizes { steps, channels: c, .. } = sizes;
-    let mut windows = vec![0f32; sizes.cells() * 3 * c];
+    let mut windows = filled(sizes.cells() * 3 * c, 0.0);
     let all_windows = DisjointWrites::new(&mut windows);
     parallel_for(sizes.cells(), 3 * c, |part| {
         // SAFETY: the parts of `parallel_for` are disjoint ranges of cells.
@@ -105,7 +105,7 @@ impl CustomOp3 for DilatedResidual {
         let d_x = if x.track_op() {
             let weight = weight.contiguous()?;
             let (storage, layout) = weight.storage_and_layout();
-            let mut d_windows = vec![0f32; cells * 3 * c];
+            let mut d_windows = filled(cells * 3 * c, 0.0);
             matmul(&mut d_windows, Strided::row_major(cells, 3 * c), &g_relu, Strided::row_major(cells, c), cpu_values(&storage, layout, op)?, Strided::row_major(c, 3 * c), false);
             // The residual's gradient, and each window's part back at the step it was read from.
             let mut d_x = g.to_vec();

@@ -7,7 +7,7 @@
 //! (one matrix product for every step at once) and walks back through time with one small
 //! product per step. PyTorch's gate order and formulas (reset, update, candidate).
 
-use super::{contiguous, cpu_values, exp, host, matmul, parallel_for, widest_simd, DisjointWrites, Strided};
+use super::{contiguous, cpu_values, exp, filled, host, matmul, parallel_for, widest_simd, DisjointWrites, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -129,8 +129,8 @@ impl CustomOp3 for GruSequence {
         let sizes = Sizes::of(l1.dims(), l2.dims(), l3.dims())?;
         let (gates_in, initial, recurrent) = (contiguous(s1, l1, "gru_sequence")?, contiguous(s2, l2, "gru_sequence")?, contiguous(s3, l3, "gru_sequence")?);
         let Sizes { rows, steps, hidden: h } = sizes;
-        let mut states = vec![0f32; rows * steps * h];
-        let mut kept = vec![0f32; rows * steps * KEPT_PER_UNIT * h];
+        let mut states = filled(rows * steps * h, 0.0);
+        let mut kept = filled(rows * steps * KEPT_PER_UNIT * h, 0.0);
         let mut gates_state = vec![0f32; rows * 3 * h];
         let bias_state: Vec<f32> = (0..3 * h).map(|gate| sizes.bias(recurrent, gate)).collect();
         for t in 0..steps {
@@ -171,15 +171,15 @@ impl CustomOp3 for GruSequence {
         let cells = rows * steps;
         // The state before every step, and a 1 after it: W_hh's gradient and b_hh's are then
         // one product, laid out as `recurrent` is.
-        let mut before = vec![1f32; cells * (h + 1)];
+        let mut before = filled(cells * (h + 1), 1.0);
         for (cell, row) in before.chunks_exact_mut(h + 1).enumerate() {
             let (r, t) = (cell / steps, cell % steps);
             let state = if t == 0 { &initial_values[r * h..(r + 1) * h] } else { &state_values[(cell - 1) * h..cell * h] };
             row[..h].copy_from_slice(state);
         }
 
-        let mut d_gates_in = vec![0f32; cells * 3 * h];
-        let mut d_gates_state = vec![0f32; cells * 3 * h];
+        let mut d_gates_in = filled(cells * 3 * h, 0.0);
+        let mut d_gates_state = filled(cells * 3 * h, 0.0);
         // The gradient reaching the state after step t from the steps after it.
         let mut d_state = vec![0f32; rows * h];
         for t in (0..steps).rev() {

@@ -5,24 +5,42 @@
 //! for the bias. Here the bias is where the product starts, and backward computes the three
 //! gradients directly — none for an input that needs none.
 
-use super::{column_sums, contiguous, cpu_values, matmul, Strided};
+use super::{column_sums, contiguous, cpu_values, filled, matmul, parallel_for, DisjointWrites, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-/// `x` [rows, in] · `weight` [out, in]ᵀ + `bias` [out] -> [rows, out].
-pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear { relu: false })
+/// What follows the product. relu: candle's is five full-size passes backward (a
+/// comparison with zeros, a cast, a product, the sum of gradients); fused, it is a mask read
+/// off the output. tanh: the same tanh as candle's (so the same values), shared between
+/// threads, and backward one pass, (1 − y²) g, where candle's is four full-size nodes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    Tanh,
 }
 
-/// relu(`x` · `weight`ᵀ + `bias`): candle's relu is five full-size passes backward (a
-/// comparison with zeros, a cast, a product, the sum of gradients); fused, it is a mask
-/// read off the output.
-pub fn linear_relu(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear { relu: true })
+impl Activation {
+    /// The same in candle's own ops: where the fused op has no code (GPUs), and its reference.
+    pub fn composite(self, y: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Identity => Ok(y.clone()),
+            Activation::Relu => y.relu(),
+            Activation::Tanh => y.tanh(),
+        }
+    }
+}
+
+/// `activation`(`x` [rows, in] · `weight` [out, in]ᵀ + `bias` [out]) -> [rows, out].
+pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor, activation: Activation) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear { activation })
 }
 
 struct Linear {
-    relu: bool,
+    activation: Activation,
 }
+
+/// Element operations of one tanh: what [`parallel_for`] weighs.
+const TANH_COST: usize = 20;
 
 fn sizes(x: &[usize], weight: &[usize], bias: &[usize]) -> Result<(usize, usize, usize)> {
     match (x, weight, bias) {
@@ -41,8 +59,16 @@ impl CustomOp3 for Linear {
         let (x, weight, bias) = (contiguous(s1, l1, "linear")?, contiguous(s2, l2, "linear")?, contiguous(s3, l3, "linear")?);
         let mut out = bias.repeat(rows);
         matmul(&mut out, Strided::row_major(rows, outputs), x, Strided::row_major(rows, inputs), weight, Strided::row_major(outputs, inputs).t(), true);
-        if self.relu {
-            out.iter_mut().for_each(|y| *y = y.max(0.0));
+        match self.activation {
+            Activation::Identity => {}
+            Activation::Relu => out.iter_mut().for_each(|y| *y = y.max(0.0)),
+            Activation::Tanh => {
+                let all_out = DisjointWrites::new(&mut out);
+                parallel_for(rows, outputs * TANH_COST, |part| {
+                    // SAFETY: the parts of `parallel_for` are disjoint ranges of rows.
+                    unsafe { all_out.part(part.start * outputs..part.end * outputs) }.iter_mut().for_each(|y| *y = y.tanh());
+                });
+            }
         }
         Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
     }
@@ -52,20 +78,24 @@ impl CustomOp3 for Linear {
         let (grad, weight_values, x_values) = (grad.contiguous()?, weight.contiguous()?, x.contiguous()?);
         let (grad_storage, grad_layout) = grad.storage_and_layout();
         let passed: Vec<f32>;
-        let g = if self.relu {
-            // relu passes the gradient where its output is positive.
+        let g = if self.activation == Activation::Identity {
+            cpu_values(&grad_storage, grad_layout, "linear")?
+        } else {
             let out = out.contiguous()?;
             let (out_storage, out_layout) = out.storage_and_layout();
             let out_values = cpu_values(&out_storage, out_layout, "linear")?;
-            passed = cpu_values(&grad_storage, grad_layout, "linear")?.iter().zip(out_values).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect();
+            let grad_values = cpu_values(&grad_storage, grad_layout, "linear")?.iter();
+            passed = match self.activation {
+                // relu passes the gradient where its output is positive.
+                Activation::Relu => grad_values.zip(out_values).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect(),
+                _ => grad_values.zip(out_values).map(|(&g, &y)| g * (1.0 - y * y)).collect(),
+            };
             &passed[..]
-        } else {
-            cpu_values(&grad_storage, grad_layout, "linear")?
         };
         let device = x.device();
         let d_x = if x.track_op() {
             let (storage, layout) = weight_values.storage_and_layout();
-            let mut d_x = vec![0f32; rows * inputs];
+            let mut d_x = filled(rows * inputs, 0.0);
             matmul(&mut d_x, Strided::row_major(rows, inputs), g, Strided::row_major(rows, outputs), cpu_values(&storage, layout, "linear")?, Strided::row_major(outputs, inputs), false);
             Some(Tensor::from_vec(d_x, (rows, inputs), device)?)
         } else {
@@ -100,7 +130,7 @@ mod tests {
     #[test]
     fn output_and_every_gradient_match_candles_linear() {
         let (x, w, b) = (random(&[9, 5], 1), random(&[4, 5], 2), random(&[4], 3));
-        let fused = linear(&x, &w, &b).unwrap();
+        let fused = linear(&x, &w, &b, Activation::Identity).unwrap();
         let reference = candle_nn::Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone())).forward(&x).unwrap();
         let close = |a: &Tensor, b: &Tensor| {
             let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
@@ -118,7 +148,7 @@ mod tests {
     #[test]
     fn the_relu_layer_matches_candles_relu() {
         let (x, w, b) = (random(&[7, 3], 4), random(&[5, 3], 5), random(&[5], 6));
-        let fused = linear_relu(&x, &w, &b).unwrap();
+        let fused = linear(&x, &w, &b, Activation::Relu).unwrap();
         let reference = candle_nn::Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone())).forward(&x).unwrap().relu().unwrap();
         let weights = Tensor::arange(0f32, 35.0, &Device::Cpu).unwrap().reshape((7, 5)).unwrap().cos().unwrap();
         let loss = |y: &Tensor| y.mul(&weights).unwrap().sum_all().unwrap();
@@ -131,12 +161,29 @@ mod tests {
     }
 
     #[test]
+    fn the_tanh_layer_matches_candles_tanh_exactly_forward() {
+        // Large enough for the tanh to be shared between threads.
+        let (x, w, b) = (random(&[300, 40], 7), random(&[50, 40], 8), random(&[50], 9));
+        let fused = linear(&x, &w, &b, Activation::Tanh).unwrap();
+        let reference = linear(&x, &w, &b, Activation::Identity).unwrap().tanh().unwrap();
+        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(values(&fused), values(&reference), "the same tanh, so the same values");
+        let weights = Tensor::arange(0f32, 15_000.0, &Device::Cpu).unwrap().reshape((300, 50)).unwrap().cos().unwrap();
+        let loss = |y: &Tensor| y.mul(&weights).unwrap().sum_all().unwrap();
+        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+        for var in [&x, &w, &b] {
+            let (a, b) = (values(g1.get(var).unwrap()), values(g2.get(var).unwrap()));
+            assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4 * (1.0 + y.abs())));
+        }
+    }
+
+    #[test]
     fn a_constant_input_gets_no_gradient_and_bad_shapes_are_refused() {
         let x = random(&[3, 2], 1).as_tensor().detach();
         let (w, b) = (random(&[2, 2], 2), random(&[2], 3));
-        let grads = linear(&x, &w, &b).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = linear(&x, &w, &b, Activation::Identity).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&x).is_none() && grads.get(&w).is_some());
-        let error = linear(&x, &random(&[2, 3], 4), &b).unwrap_err().to_string();
+        let error = linear(&x, &random(&[2, 3], 4), &b, Activation::Identity).unwrap_err().to_string();
         assert!(error.contains("do not make a layer"), "{error}");
     }
 }

@@ -78,6 +78,27 @@ fn parallel_for(items: usize, cost_per_item: usize, work: impl Fn(Range<usize>) 
     });
 }
 
+/// Elements per piece of a fill shared between threads.
+const FILL_PIECE: usize = 1 << 14;
+
+/// `vec![value; len]`, written by the pool's threads when it is large. The trainer keeps
+/// freed memory, so each of a step's big buffers is written over before use; done on one
+/// thread, those fills were a tenth of a voices step while the other thread waited.
+fn filled(len: usize, value: f32) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    let spare = DisjointWrites::new(&mut buffer.spare_capacity_mut()[..len]);
+    parallel_for(len.div_ceil(FILL_PIECE), FILL_PIECE / 4, |part| {
+        // SAFETY: the parts of `parallel_for` are disjoint ranges of pieces.
+        let piece = unsafe { spare.part(part.start * FILL_PIECE..(part.end * FILL_PIECE).min(len)) };
+        piece.iter_mut().for_each(|x| {
+            x.write(value);
+        });
+    });
+    // SAFETY: every element of 0..len was written above.
+    unsafe { buffer.set_len(len) };
+    buffer
+}
+
 /// A slice that the ranges of [`parallel_for`] write in disjoint parts.
 struct DisjointWrites<'a, T = f32> {
     start: *mut T,
@@ -311,6 +332,14 @@ mod tests {
         assert!(worst < 4e-7, "ln(1 + e): relative error {worst}");
         assert_eq!(ln_1p_unit(0.0), 0.0);
         assert!((ln_1p_unit(1e-30) / 1e-30 - 1.0).abs() < 1e-6, "no cancellation for tiny e");
+    }
+
+    #[test]
+    fn a_fill_shared_between_threads_writes_every_element() {
+        for len in [0, 5, FILL_PIECE * 9 + 17] {
+            let buffer = filled(len, 1.5);
+            assert_eq!((buffer.len(), buffer.iter().all(|&x| x == 1.5)), (len, true));
+        }
     }
 
     #[test]

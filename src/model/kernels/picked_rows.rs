@@ -9,7 +9,7 @@
 //! a zero-filled gradient and an add: a tenth of a training step spent moving zeros. Here
 //! the sum is one output, and its gradient reaches the three inputs directly.
 
-use super::{contiguous, cpu_values, matmul, parallel_for, DisjointWrites, Strided};
+use super::{contiguous, cpu_values, filled, matmul, parallel_for, DisjointWrites, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -68,7 +68,7 @@ impl CustomOp3 for LinearPlusPickedRows {
         if let Some(&bad) = self.0.indices.iter().find(|&&i| i as usize >= entries) {
             candle_core::bail!("{op}: index {bad} past the {entries} table rows");
         }
-        let mut out = vec![0f32; rows * width];
+        let mut out = filled(rows * width, 0.0);
         let all_out = DisjointWrites::new(&mut out);
         parallel_for(rows, self.0.per_row * width * PICK_COST, |part| {
             // SAFETY: the parts of `parallel_for` are disjoint ranges of rows.
@@ -93,7 +93,7 @@ impl CustomOp3 for LinearPlusPickedRows {
         let d_x = if x.track_op() {
             let weight = weight.contiguous()?;
             let (storage, layout) = weight.storage_and_layout();
-            let mut d_x = vec![0f32; rows * inputs];
+            let mut d_x = filled(rows * inputs, 0.0);
             matmul(&mut d_x, Strided::row_major(rows, inputs), g, Strided::row_major(rows, width), cpu_values(&storage, layout, op)?, Strided::row_major(width, inputs), false);
             Some(Tensor::from_vec(d_x, (rows, inputs), device)?)
         } else {

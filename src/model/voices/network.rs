@@ -15,7 +15,7 @@ use super::leading::{remember, LeadingLayout};
 use super::tokens::{classes, HOLD};
 use crate::model::kernels::picked_rows::RowPicks;
 use crate::model::kernels::table_scores::{add_table_sums, TablePicks};
-use crate::model::layers::{linear_over_last, linear_relu_over_last};
+use crate::model::layers::{linear_over_last, linear_relu_over_last, linear_tanh_over_last};
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 
@@ -113,7 +113,7 @@ impl Conductor {
     /// [batch, latent] -> [batch, bars, conductor]
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let batch = z.dim(0)?;
-        linear_over_last(&self.bars, &linear_relu_over_last(&self.first, z)?)?.tanh()?.reshape((batch, self.shape.bars, self.shape.conductor))
+        linear_tanh_over_last(&self.bars, &linear_relu_over_last(&self.first, z)?)?.reshape((batch, self.shape.bars, self.shape.conductor))
     }
 }
 
@@ -287,7 +287,7 @@ impl VoiceNetwork {
 
     /// Each bar's starting GRU state: [rows, conductor] -> [rows, hidden].
     pub fn initial_state(&self, bar_embeddings: &Tensor) -> Result<Tensor> {
-        linear_over_last(&self.initial, bar_embeddings)?.tanh()
+        linear_tanh_over_last(&self.initial, bar_embeddings)
     }
 
     /// Per step, what the GRU reads besides the voices' states: the position's embedding, the
