@@ -78,6 +78,18 @@ fn parallel_for(items: usize, cost_per_item: usize, work: impl Fn(Range<usize>) 
     });
 }
 
+/// Runs `work(offset, piece)` over `values` cut into one piece per thread of candle's
+/// worker pool (see [`parallel_for`]), `offset` being where the piece starts: an
+/// element-wise update in place, shared out safely.
+pub fn for_each_piece(values: &mut [f32], cost_per_element: usize, work: impl Fn(usize, &mut [f32]) + Sync) {
+    let len = values.len();
+    let all_values = DisjointWrites::new(values);
+    parallel_for(len, cost_per_element, |part| {
+        // SAFETY: the parts of `parallel_for` are disjoint ranges of elements.
+        work(part.start, unsafe { all_values.part(part) });
+    });
+}
+
 /// Elements per piece of a fill shared between threads.
 const FILL_PIECE: usize = 1 << 14;
 
@@ -332,6 +344,13 @@ mod tests {
         assert!(worst < 4e-7, "ln(1 + e): relative error {worst}");
         assert_eq!(ln_1p_unit(0.0), 0.0);
         assert!((ln_1p_unit(1e-30) / 1e-30 - 1.0).abs() < 1e-6, "no cancellation for tiny e");
+    }
+
+    #[test]
+    fn pieces_shared_between_threads_cover_every_element_once() {
+        let mut values = vec![0f32; 100_003];
+        for_each_piece(&mut values, 10, |offset, piece| piece.iter_mut().enumerate().for_each(|(i, x)| *x += (offset + i) as f32));
+        assert!(values.iter().enumerate().all(|(i, &x)| x == i as f32));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! resumed run that restarts its moments is not the run that was interrupted.
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
+use dreamroll::model::kernels::for_each_piece;
 use std::collections::HashMap;
 
 pub struct AdamW {
@@ -123,6 +124,9 @@ fn values_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout, what: &str) -> R
     }
 }
 
+/// Operations per element of an update: large weights are shared between threads.
+const ELEMENT_COST: usize = 8;
+
 /// A moment's running average, in place from the clipped gradient: the CPU's update is
 /// then one pass per moment and one for the weights, where candle's ops made fourteen
 /// passes and as many new tensors per weight (a twentieth of a training step).
@@ -143,10 +147,12 @@ impl InplaceOp2 for MomentUpdate {
         let grad = values(grad, grad_layout, "gradient")?;
         let moment = values_mut(moment, moment_layout, "moment")?;
         let (decay, rest, scale) = (self.decay as f32, (1.0 - self.decay) as f32, self.scale as f32);
-        for (m, &g) in moment.iter_mut().zip(grad) {
-            let g = g * scale;
-            *m = *m * decay + rest * if self.squared { g * g } else { g };
-        }
+        for_each_piece(moment, ELEMENT_COST, |offset, moment| {
+            for (m, &g) in moment.iter_mut().zip(&grad[offset..]) {
+                let g = g * scale;
+                *m = *m * decay + rest * if self.squared { g * g } else { g };
+            }
+        });
         Ok(())
     }
 }
@@ -170,9 +176,11 @@ impl InplaceOp3 for WeightUpdate {
         let (m, v) = (values(m, m_layout, "first moment")?, values(v, v_layout, "second moment")?);
         let weights = values_mut(weights, weights_layout, "weight")?;
         let (rate, bias1, bias2, epsilon, kept) = (self.learning_rate as f32, self.bias1 as f32, self.bias2 as f32, self.epsilon as f32, self.kept as f32);
-        for ((w, &m), &v) in weights.iter_mut().zip(m).zip(v) {
-            *w = *w * kept - rate * ((m / bias1) / ((v / bias2).sqrt() + epsilon));
-        }
+        for_each_piece(weights, ELEMENT_COST, |offset, weights| {
+            for ((w, &m), &v) in weights.iter_mut().zip(&m[offset..]).zip(&v[offset..]) {
+                *w = *w * kept - rate * ((m / bias1) / ((v / bias2).sqrt() + epsilon));
+            }
+        });
         Ok(())
     }
 }
