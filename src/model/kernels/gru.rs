@@ -104,18 +104,48 @@ widest_simd! {
 /// candidate projection for backward.
 fn step_row(gates_in: &[f32], gates_state: &[f32], bias_state: &[f32], before: &[f32], after: &mut [f32], keep: &mut [f32]) {
     let h = after.len();
-    let (gi, gs, bs) = (&gates_in[..3 * h], &gates_state[..3 * h], &bias_state[..3 * h]);
+    // Every slice cut to exactly H, so that the loop has no bounds checks and vectorises.
+    fn thirds(x: &[f32], h: usize) -> (&[f32], &[f32], &[f32]) {
+        (&x[..h], &x[h..2 * h], &x[2 * h..3 * h])
+    }
+    let ((gi_r, gi_u, gi_n), (gs_r, gs_u, gs_n), (bs_r, bs_u, bs_n)) = (thirds(gates_in, h), thirds(gates_state, h), thirds(bias_state, h));
     let (before, keep) = (&before[..h], &mut keep[..KEPT_PER_UNIT * h]);
     let (kept_reset, rest) = keep.split_at_mut(h);
     let (kept_update, rest) = rest.split_at_mut(h);
     let (kept_candidate, kept_state_candidate) = rest.split_at_mut(h);
     for i in 0..h {
-        let reset = sigmoid(gi[i] + (gs[i] + bs[i]));
-        let update = sigmoid(gi[h + i] + (gs[h + i] + bs[h + i]));
-        let state_candidate = gs[2 * h + i] + bs[2 * h + i];
-        let candidate = tanh(gi[2 * h + i] + reset * state_candidate);
+        let reset = sigmoid(gi_r[i] + (gs_r[i] + bs_r[i]));
+        let update = sigmoid(gi_u[i] + (gs_u[i] + bs_u[i]));
+        let state_candidate = gs_n[i] + bs_n[i];
+        let candidate = tanh(gi_n[i] + reset * state_candidate);
         (kept_reset[i], kept_update[i], kept_candidate[i], kept_state_candidate[i]) = (reset, update, candidate, state_candidate);
         after[i] = candidate + update * (before[i] - candidate);
+    }
+}
+}
+
+widest_simd! {
+/// One row's step back through the recurrence: from the gradient reaching the state after
+/// the step (`grad` from outside, `d_state` from the steps after; on return, the gradient
+/// reaching the state before), what forward kept and the state before, the gradients of the
+/// input's and the state's projections.
+fn step_row_backward(grad: &[f32], keep: &[f32], before: &[f32], d_state: &mut [f32], d_gates_in: &mut [f32], d_gates_state: &mut [f32]) {
+    let h = d_state.len();
+    // Every slice cut to exactly H, so that the loop has no bounds checks and vectorises.
+    let (grad, before) = (&grad[..h], &before[..h]);
+    let (reset, update, candidate, state_candidate) = (&keep[..h], &keep[h..2 * h], &keep[2 * h..3 * h], &keep[3 * h..4 * h]);
+    let (dgi_r, rest) = d_gates_in[..3 * h].split_at_mut(h);
+    let (dgi_u, dgi_n) = rest.split_at_mut(h);
+    let (dgs_r, rest) = d_gates_state[..3 * h].split_at_mut(h);
+    let (dgs_u, dgs_n) = rest.split_at_mut(h);
+    for i in 0..h {
+        let d_h = grad[i] + d_state[i];
+        let d_candidate = d_h * (1.0 - update[i]) * (1.0 - candidate[i] * candidate[i]);
+        let d_update = d_h * (before[i] - candidate[i]) * update[i] * (1.0 - update[i]);
+        let d_reset = d_candidate * state_candidate[i] * reset[i] * (1.0 - reset[i]);
+        (dgi_r[i], dgi_u[i], dgi_n[i]) = (d_reset, d_update, d_candidate);
+        (dgs_r[i], dgs_u[i], dgs_n[i]) = (d_reset, d_update, d_candidate * reset[i]);
+        d_state[i] = d_h * update[i];
     }
 }
 }
@@ -192,17 +222,8 @@ impl CustomOp3 for GruSequence {
                     let (cell, local, local_row) = (r * steps + t, (r - part.start) * steps + t, r - part.start);
                     let range = local * 3 * h..(local + 1) * 3 * h;
                     let keep = &kept[cell * KEPT_PER_UNIT * h..(cell + 1) * KEPT_PER_UNIT * h];
-                    let (dgi, dgs) = (&mut d_gates_in[range.clone()], &mut d_gates_state[range]);
-                    for i in 0..h {
-                        let (reset, update, candidate, state_candidate) = (keep[i], keep[h + i], keep[2 * h + i], keep[3 * h + i]);
-                        let d_h = grad_values[cell * h + i] + d_state[local_row * h + i];
-                        let d_candidate = d_h * (1.0 - update) * (1.0 - candidate * candidate);
-                        let d_update = d_h * (before[cell * (h + 1) + i] - candidate) * update * (1.0 - update);
-                        let d_reset = d_candidate * state_candidate * reset * (1.0 - reset);
-                        (dgi[i], dgi[h + i], dgi[2 * h + i]) = (d_reset, d_update, d_candidate);
-                        (dgs[i], dgs[h + i], dgs[2 * h + i]) = (d_reset, d_update, d_candidate * reset);
-                        d_state[local_row * h + i] = d_h * update;
-                    }
+                    let d_state_row = &mut d_state[local_row * h..(local_row + 1) * h];
+                    step_row_backward(&grad_values[cell * h..(cell + 1) * h], keep, &before[cell * (h + 1)..cell * (h + 1) + h], d_state_row, &mut d_gates_in[range.clone()], &mut d_gates_state[range]);
                 }
             });
             let step_view = Strided { rows, cols: 3 * h, row_stride: steps * 3 * h, col_stride: 1 };

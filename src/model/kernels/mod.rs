@@ -169,10 +169,14 @@ fn cpu_values<'a>(storage: &'a candle_core::Storage, layout: &Layout, op: &str) 
 fn exp(x: f32) -> f32 {
     const ROUNDING: f32 = 12_582_912.0;
     let x = x.clamp(-86.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUNDING) - ROUNDING;
+    let shifted = x * std::f32::consts::LOG2_E + ROUNDING;
+    let n = shifted - ROUNDING;
+    // n as an integer, read off the bits of the shifted sum (whose last mantissa bits hold
+    // it): a float-to-int conversion would keep the loop from vectorising.
+    let whole = shifted.to_bits().wrapping_sub(ROUNDING.to_bits());
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
-    (p * r * r + r + 1.0) * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    (p * r * r + r + 1.0) * f32::from_bits(whole.wrapping_add(127) << 23)
 }
 
 /// ln(1 + e) for e in [0, 1], vectorisable as [`exp`] is: 2 atanh(s) with s = e / (2 + e)
