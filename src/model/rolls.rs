@@ -113,13 +113,13 @@ fn sigmoid(x: f32) -> f32 {
 }
 
 /// `u < sigmoid(x)`: whether a uniform draw lets a cell sound. Most cells' logits lie far
-/// below zero, where e^x bounds sigmoid(x) from above; 2^(⌊x log₂e⌋ + 2) is at least
+/// below zero, where e^x bounds sigmoid(x) from above; 2^(⌈x log₂e⌉ + 1) is at least
 /// 1.9 e^x, more than rounding can add, so a draw at or above it is decided without the
 /// exponential (most of a phrase's decoding time), and the answer is always the exact
-/// comparison's.
+/// comparison's. (Truncation rounds these negative powers up, without a call to `floor`.)
 fn draw_below_sigmoid(u: f32, x: f32) -> bool {
     if x < -4.0 {
-        let power = ((x * std::f32::consts::LOG2_E).floor() as i32).saturating_add(2).max(-126);
+        let power = ((x * std::f32::consts::LOG2_E) as i32).saturating_add(1).max(-126);
         if u >= f32::from_bits(((power + 127) as u32) << 23) {
             return false;
         }
