@@ -117,14 +117,12 @@ fn sigmoid(x: f32) -> f32 {
 /// 1.9 e^x, more than rounding can add, so a draw at or above it is decided without the
 /// exponential (most of a phrase's decoding time), and the answer is always the exact
 /// comparison's. (Truncation rounds these negative powers up, without a call to `floor`.)
+#[inline(always)]
 fn draw_below_sigmoid(u: f32, x: f32) -> bool {
-    if x < -4.0 {
-        let power = ((x * std::f32::consts::LOG2_E) as i32).saturating_add(1).max(-126);
-        if u >= f32::from_bits(((power + 127) as u32) << 23) {
-            return false;
-        }
-    }
-    u < sigmoid(x)
+    let power = ((x * std::f32::consts::LOG2_E) as i32).saturating_add(1).clamp(-126, 0);
+    // Above x = −4 the bound is not used (2 rejects nothing); chosen without a branch.
+    let bound = if x < -4.0 { f32::from_bits(((power + 127) as u32) << 23) } else { 2.0 };
+    u < bound && u < sigmoid(x)
 }
 
 /// Turns one phrase's logits, laid out [2 * tracks, steps, pitches] as
@@ -159,11 +157,13 @@ pub fn logits_to_roll<R: Rng>(representation: &Arc<Representation>, logits: &[f3
                 velocity: options.velocity,
             });
         };
+        let mut firing: Vec<usize> = Vec::with_capacity(pitches);
         for step in 0..steps {
             let at = |row: usize| step * pitches + row;
-            let firing: Vec<usize> = (0..pitches).filter(|&row| fires(onsets[at(row)], rng)).collect();
+            firing.clear();
+            firing.extend((0..pitches).filter(|&row| fires(onsets[at(row)], rng)));
             let starting: Vec<usize> = if !options.monophonic[track] || firing.len() < 2 {
-                firing
+                firing.clone()
             } else if options.temperature <= 0.0 {
                 firing.iter().copied().max_by(|&a, &b| onsets[at(a)].total_cmp(&onsets[at(b)])).into_iter().collect()
             } else {
