@@ -185,26 +185,7 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let (x, weight, bias) = (random(&[2, 4, 2], 4, 1.0), random(&[2, 6], 5, 0.7), random(&[2], 6, 0.3));
-        let grads = loss(&dilated_residual(&x, &weight, &bias, 1).unwrap()).backward().unwrap();
-        for var in [&x, &weight, &bias] {
-            let analytic = values(grads.get(var).unwrap());
-            let base = values(var.as_tensor());
-            for index in 0..base.len() {
-                let at = |delta: f32| {
-                    let mut moved = base.clone();
-                    moved[index] += delta;
-                    let moved = Tensor::from_vec(moved, var.shape(), &Device::Cpu).unwrap();
-                    let y = match var {
-                        v if std::ptr::eq(v, &x) => dilated_residual(&moved, &weight, &bias, 1),
-                        v if std::ptr::eq(v, &weight) => dilated_residual(&x, &moved, &bias, 1),
-                        _ => dilated_residual(&x, &weight, &moved, 1),
-                    };
-                    f64::from(loss(&y.unwrap()).to_scalar::<f32>().unwrap())
-                };
-                let numeric = (at(1e-3) - at(-1e-3)) / 2e-3;
-                assert!((numeric - f64::from(analytic[index])).abs() < 5e-3 * (1.0 + numeric.abs()), "element {index}: numeric {numeric}, analytic {}", analytic[index]);
-            }
-        }
+        super::super::assert_gradients_match_finite_differences(&[&x, &weight, &bias], |x| loss(&dilated_residual(&x[0], &x[1], &x[2], 1).unwrap()), 1e-3, 1, 5e-3);
     }
 
     #[test]

@@ -297,26 +297,7 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let (gates_in, initial, recurrent) = inputs(2, 4, 3);
-        let grads = loss(&gru_sequence(&gates_in, &initial, &recurrent).unwrap()).backward().unwrap();
-        for var in [&gates_in, &initial, &recurrent] {
-            let analytic = grads.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            for index in (0..base.len()).step_by(5) {
-                let at = |delta: f32| {
-                    let mut moved = base.clone();
-                    moved[index] += delta;
-                    let moved = Tensor::from_vec(moved, var.shape(), &Device::Cpu).unwrap();
-                    let states = match var {
-                        v if std::ptr::eq(v, &gates_in) => gru_sequence(&moved, &initial, &recurrent),
-                        v if std::ptr::eq(v, &initial) => gru_sequence(&gates_in, &moved, &recurrent),
-                        _ => gru_sequence(&gates_in, &initial, &moved),
-                    };
-                    f64::from(loss(&states.unwrap()).to_scalar::<f32>().unwrap())
-                };
-                let numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
-                assert!((numeric - f64::from(analytic[index])).abs() < 2e-3 * (1.0 + numeric.abs()), "element {index}: numeric {numeric}, analytic {}", analytic[index]);
-            }
-        }
+        super::super::assert_gradients_match_finite_differences(&[&gates_in, &initial, &recurrent], |x| loss(&gru_sequence(&x[0], &x[1], &x[2]).unwrap()), 1e-2, 5, 2e-3);
     }
 
     #[test]

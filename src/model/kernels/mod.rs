@@ -205,6 +205,31 @@ fn random_var(shape: &[usize], seed: u64, scale: f64) -> candle_core::Var {
     candle_core::Var::from_tensor(&(Tensor::from_vec(values, shape, &candle_core::Device::Cpu).unwrap() * scale).unwrap()).unwrap()
 }
 
+/// Checks the gradients backward gives `inputs` against central differences of `loss`,
+/// which is handed every input's current values (one of them moved by ±`delta` at a time),
+/// at every `stride`-th element of each input: what every kernel's test does for its op.
+#[cfg(test)]
+fn assert_gradients_match_finite_differences(inputs: &[&candle_core::Var], loss: impl Fn(&[Tensor]) -> Tensor, delta: f32, stride: usize, tolerance: f64) {
+    let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let current: Vec<Tensor> = inputs.iter().map(|var| var.as_tensor().clone()).collect();
+    let grads = loss(&current).backward().unwrap();
+    for (which, var) in inputs.iter().enumerate() {
+        let analytic = values(grads.get(var).unwrap());
+        let base = values(var.as_tensor());
+        for index in (0..base.len()).step_by(stride) {
+            let at = |moved_by: f32| {
+                let mut moved = base.clone();
+                moved[index] += moved_by;
+                let mut args = current.clone();
+                args[which] = Tensor::from_vec(moved, var.shape(), &candle_core::Device::Cpu).unwrap();
+                f64::from(loss(&args).to_scalar::<f32>().unwrap())
+            };
+            let numeric = (at(delta) - at(-delta)) / (2.0 * f64::from(delta));
+            assert!((numeric - f64::from(analytic[index])).abs() < tolerance * (1.0 + numeric.abs()), "input {which}, element {index}: numeric {numeric}, analytic {}", analytic[index]);
+        }
+    }
+}
+
 /// A tensor's values on the host, in order, for a backward pass.
 fn host(t: &Tensor) -> Result<Vec<f32>> {
     t.contiguous()?.flatten_all()?.to_vec1::<f32>()

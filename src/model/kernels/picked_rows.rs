@@ -183,30 +183,7 @@ mod tests {
     fn gradients_match_finite_differences() {
         let (x, weight, table) = (random(&[4, 3], 4), random(&[2, 3], 5), random(&[5, 2], 6));
         let picks = picks(4, 2, 5);
-        let loss = |x: &Tensor, weight: &Tensor, table: &Tensor| {
-            let out = linear_plus_picked_rows(x, weight, table, picks.clone()).unwrap();
-            out.sqr().unwrap().sum_all().unwrap()
-        };
-        let grads = loss(&x, &weight, &table).backward().unwrap();
-        for var in [&x, &weight, &table] {
-            let analytic = values(grads.get(var).unwrap());
-            let base = values(var.as_tensor());
-            for index in 0..base.len() {
-                let at = |delta: f32| {
-                    let mut moved = base.clone();
-                    moved[index] += delta;
-                    let moved = Tensor::from_vec(moved, var.shape(), &Device::Cpu).unwrap();
-                    let loss = match var {
-                        v if std::ptr::eq(v, &x) => loss(&moved, &weight, &table),
-                        v if std::ptr::eq(v, &weight) => loss(&x, &moved, &table),
-                        _ => loss(&x, &weight, &moved),
-                    };
-                    f64::from(loss.to_scalar::<f32>().unwrap())
-                };
-                let numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
-                assert!((numeric - f64::from(analytic[index])).abs() < 2e-3 * (1.0 + numeric.abs()), "element {index}: numeric {numeric}, analytic {}", analytic[index]);
-            }
-        }
+        super::super::assert_gradients_match_finite_differences(&[&x, &weight, &table], |x| linear_plus_picked_rows(&x[0], &x[1], &x[2], picks.clone()).unwrap().sqr().unwrap().sum_all().unwrap(), 1e-2, 1, 2e-3);
     }
 
     #[test]
