@@ -264,6 +264,9 @@ impl Strided {
     }
 }
 
+/// Multiply-adds below which a product runs on the calling thread alone.
+const PARALLEL_MIN_PRODUCT: usize = 1 << 22;
+
 /// `out (+)= a · b` for matrices laid out by their [`Strided`] views; `accumulate` keeps
 /// what `out` held. A large product is cut into as many blocks of rows of `out` (or of
 /// columns, where those are what lie apart in memory) as candle's pool has threads, each
@@ -273,8 +276,11 @@ pub fn matmul(out: &mut [f32], out_view: Strided, a: &[f32], a_view: Strided, b:
     let (m, k, n) = (a_view.rows, a_view.cols, b_view.cols);
     let rows_apart = out_view.row_stride >= out_view.cols * out_view.col_stride;
     let columns_apart = out_view.col_stride >= out_view.rows * out_view.row_stride;
-    // Below about a million multiply-adds, waking threads costs more than it saves.
-    if m * n * k <= 1 << 20 || !(rows_apart || columns_apart) {
+    // Below about four million multiply-adds (a tenth of a millisecond), waking another
+    // thread costs more than it saves once the machine is busy: a render of a few bars
+    // (whose largest product is about a million) stays on its own thread, as a plugin's
+    // should beside a host's audio threads.
+    if m * n * k <= PARALLEL_MIN_PRODUCT || !(rows_apart || columns_apart) {
         return matmul_on_this_thread(out, out_view, a, a_view, b, b_view, accumulate);
     }
     let all_out = DisjointWrites::new(out);
@@ -394,7 +400,7 @@ mod tests {
     fn a_product_shared_between_threads_matches_the_definition() {
         // Large enough to be cut into blocks: by rows into a row-major `out`, by columns
         // into a transposed one.
-        let (m, k, n) = (131, 70, 117);
+        let (m, k, n) = (131, 300, 117);
         let a: Vec<f32> = crate::model::latent::noise(1, m * k);
         let b: Vec<f32> = crate::model::latent::noise(2, k * n);
         let expected = |i: usize, j: usize| (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j])).sum::<f64>();
