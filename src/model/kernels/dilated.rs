@@ -2,9 +2,9 @@
 //! decoder's context reader.
 //!
 //! In candle's own ops a layer is two shifted copies of its input (each a block of zeros,
-//! a narrow and a concatenation), the three side by side, two reshapes around the product,
-//! the relu and the residual add: nine nodes, each a full-size zero-filled gradient and an
-//! add in backward. Here the windows are built inside the op, and backward scatters their
+//! a narrow and a concatenation), the three side by side, two reshapes around the product
+//! (with its relu) and the residual add: eleven nodes, each a full-size zero-filled
+//! gradient and an add in backward. Here the windows are built inside the op, and backward scatters their
 //! gradient back to the steps it came from.
 
 use super::{column_sums, contiguous, cpu_values, filled, matmul, parallel_for, DisjointWrites, Strided};
