@@ -5,7 +5,7 @@
 //! for the bias. Here the bias is where the product starts, and backward computes the three
 //! gradients directly — none for an input that needs none.
 
-use super::{column_sums, contiguous, cpu_values, filled, matmul, parallel_for, DisjointWrites, Strided};
+use super::{column_sums, contiguous, cpu_values, matmul, parallel_for, product_gradients, DisjointWrites, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// What follows the product. relu: candle's is five full-size passes backward (a
@@ -74,8 +74,8 @@ impl CustomOp3 for Linear {
     }
 
     fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, out: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (rows, inputs, outputs) = sizes(x.dims(), weight.dims(), bias.dims())?;
-        let (grad, weight_values, x_values) = (grad.contiguous()?, weight.contiguous()?, x.contiguous()?);
+        let (_, _, outputs) = sizes(x.dims(), weight.dims(), bias.dims())?;
+        let grad = grad.contiguous()?;
         let (grad_storage, grad_layout) = grad.storage_and_layout();
         let passed: Vec<f32>;
         let g = if self.activation == Activation::Identity {
@@ -93,22 +93,7 @@ impl CustomOp3 for Linear {
             &passed[..]
         };
         let device = x.device();
-        let d_x = if x.track_op() {
-            let (storage, layout) = weight_values.storage_and_layout();
-            let mut d_x = filled(rows * inputs, 0.0);
-            matmul(&mut d_x, Strided::row_major(rows, inputs), g, Strided::row_major(rows, outputs), cpu_values(&storage, layout, "linear")?, Strided::row_major(outputs, inputs), false);
-            Some(Tensor::from_vec(d_x, (rows, inputs), device)?)
-        } else {
-            None
-        };
-        let d_weight = if weight.track_op() {
-            let (storage, layout) = x_values.storage_and_layout();
-            let mut d_weight = vec![0f32; outputs * inputs];
-            matmul(&mut d_weight, Strided::row_major(outputs, inputs), g, Strided::row_major(rows, outputs).t(), cpu_values(&storage, layout, "linear")?, Strided::row_major(rows, inputs), false);
-            Some(Tensor::from_vec(d_weight, (outputs, inputs), device)?)
-        } else {
-            None
-        };
+        let (d_x, d_weight) = product_gradients(x, weight, g, "linear")?;
         let d_bias = if bias.track_op() {
             Some(Tensor::from_vec(column_sums(g, outputs), outputs, device)?)
         } else {

@@ -9,7 +9,7 @@
 //! a zero-filled gradient and an add: a tenth of a training step spent moving zeros. Here
 //! the sum is one output, and its gradient reaches the three inputs directly.
 
-use super::{contiguous, cpu_values, filled, matmul, parallel_for, DisjointWrites, Strided};
+use super::{contiguous, cpu_values, filled, matmul, parallel_for, product_gradients, DisjointWrites, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
 
@@ -84,30 +84,13 @@ impl CustomOp3 for LinearPlusPickedRows {
     }
 
     fn bwd(&self, x: &Tensor, weight: &Tensor, table: &Tensor, _out: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (rows, inputs, width, entries) = sizes(x.dims(), weight.dims(), table.dims(), &self.0)?;
+        let (rows, _, width, entries) = sizes(x.dims(), weight.dims(), table.dims(), &self.0)?;
         let op = "linear_plus_picked_rows";
         let grad = grad.contiguous()?;
         let (grad_storage, grad_layout) = grad.storage_and_layout();
         let g = cpu_values(&grad_storage, grad_layout, op)?;
         let device = x.device();
-        let d_x = if x.track_op() {
-            let weight = weight.contiguous()?;
-            let (storage, layout) = weight.storage_and_layout();
-            let mut d_x = filled(rows * inputs, 0.0);
-            matmul(&mut d_x, Strided::row_major(rows, inputs), g, Strided::row_major(rows, width), cpu_values(&storage, layout, op)?, Strided::row_major(width, inputs), false);
-            Some(Tensor::from_vec(d_x, (rows, inputs), device)?)
-        } else {
-            None
-        };
-        let d_weight = if weight.track_op() {
-            let x = x.contiguous()?;
-            let (storage, layout) = x.storage_and_layout();
-            let mut d_weight = vec![0f32; width * inputs];
-            matmul(&mut d_weight, Strided::row_major(width, inputs), g, Strided::row_major(rows, width).t(), cpu_values(&storage, layout, op)?, Strided::row_major(rows, inputs), false);
-            Some(Tensor::from_vec(d_weight, (width, inputs), device)?)
-        } else {
-            None
-        };
+        let (d_x, d_weight) = product_gradients(x, weight, g, op)?;
         let d_table = if table.track_op() {
             // Rows of the output may pick the same table row, so each thread sums its part
             // of the output into a table of its own, and the tables are added after.
