@@ -69,6 +69,20 @@ pub enum TrackLatents {
     Hybrid,
 }
 
+impl TrackLatents {
+    /// How a latent of `latent` values splits: (shared, private per track).
+    pub fn split(self, latent: usize, tracks: usize) -> (usize, usize) {
+        match self {
+            TrackLatents::Composer => (latent, 0),
+            TrackLatents::Jamming => (0, latent / tracks),
+            TrackLatents::Hybrid => {
+                let shared = latent / 2;
+                (shared, (latent - shared) / tracks)
+            }
+        }
+    }
+}
+
 /// Network sizes. `patch` is the side of the square convolution patches (steps x semitones)
 /// at the edge of the network; it must divide steps per bar and the pitch count.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -338,7 +352,7 @@ impl ModelCard {
             return Err(field("architecture.track_latents", "set for the musegan preset, and only for it"));
         }
         if let Some(mode) = arch.track_latents {
-            let (shared, private) = crate::model::musegan::latent_split(mode, self.latent_size, representation.track_count());
+            let (shared, private) = mode.split(self.latent_size, representation.track_count());
             if shared + private * representation.track_count() != self.latent_size || (mode != TrackLatents::Composer && private == 0) {
                 return Err(field(
                     "latent_size",

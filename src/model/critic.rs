@@ -2,7 +2,7 @@
 //! probabilities) and are only needed while training.
 
 use super::layers::PhraseReader;
-use super::vae::Shape;
+use super::layers::Shape;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::rnn::{LSTMConfig, LSTM, RNN};
 use candle_nn::{linear, Linear, VarBuilder};

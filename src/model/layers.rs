@@ -1,9 +1,55 @@
 //! Building blocks shared by every preset, so that weights are named the same way in all.
 
-use super::vae::Shape;
+use super::card::ModelCard;
 use candle_core::{Module, Result, Tensor};
 use crate::model::kernels::linear::Activation;
 use candle_nn::{linear, Init, Linear, VarBuilder};
+
+/// Planes per track: onset and sustain.
+const PLANES_PER_TRACK: usize = 2;
+
+/// Sizes read off a card, computed once.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub tracks: usize,
+    pub bars: usize,
+    pub steps_per_bar: usize,
+    pub beats_per_bar: usize,
+    pub pitches: usize,
+    pub latent: usize,
+    pub hidden: usize,
+    pub bar_hidden: usize,
+    pub channels: usize,
+    pub patch: usize,
+}
+
+impl Shape {
+    pub fn of(card: &ModelCard) -> Shape {
+        let r = &card.representation;
+        let a = &card.architecture;
+        Shape {
+            tracks: r.track_count(),
+            bars: usize::from(r.bars_per_phrase),
+            steps_per_bar: r.steps_per_bar(),
+            beats_per_bar: r.beats_per_bar(),
+            pitches: r.pitch_count(),
+            latent: card.latent_size,
+            hidden: a.hidden,
+            bar_hidden: a.bar_hidden,
+            channels: a.channels,
+            patch: a.patch,
+        }
+    }
+
+    pub fn planes(&self) -> usize {
+        PLANES_PER_TRACK * self.tracks
+    }
+
+    /// Cells of one bar's patch-feature map.
+    pub fn patch_features(&self) -> usize {
+        self.channels * (self.steps_per_bar / self.patch) * (self.pitches / self.patch)
+    }
+}
 
 /// Non-overlapping square patches (steps x semitones) to feature maps: a learned
 /// "look at a beat of a few semitones at a time", cheap enough for a CPU.

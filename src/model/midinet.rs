@@ -3,7 +3,7 @@
 //! layer, and an optional chord condition (12 roots + a minor flag) per bar.
 
 use super::layers::{PatchEmbed, PatchUnembed};
-use super::vae::Shape;
+use super::layers::Shape;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 

@@ -3,21 +3,10 @@
 //! both.
 
 use super::card::TrackLatents;
-use super::vae::{Decoder, Shape};
+use super::layers::Shape;
+use super::vae::Decoder;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
-
-/// How a MuseGAN latent of `latent` values splits: (shared, private per track).
-pub fn latent_split(mode: TrackLatents, latent: usize, tracks: usize) -> (usize, usize) {
-    match mode {
-        TrackLatents::Composer => (latent, 0),
-        TrackLatents::Jamming => (0, latent / tracks),
-        TrackLatents::Hybrid => {
-            let shared = latent / 2;
-            (shared, (latent - shared) / tracks)
-        }
-    }
-}
 
 pub struct MuseganGenerator {
     mode: TrackLatents,
@@ -30,7 +19,7 @@ pub struct MuseganGenerator {
 
 impl MuseganGenerator {
     pub fn new(shape: Shape, mode: TrackLatents, vb: VarBuilder) -> Result<MuseganGenerator> {
-        let (shared, private) = latent_split(mode, shape.latent, shape.tracks);
+        let (shared, private) = mode.split(shape.latent, shape.tracks);
         let decoders = match mode {
             TrackLatents::Composer => vec![Decoder::new(shape, vb.clone())?],
             _ => (0..shape.tracks)

@@ -12,6 +12,7 @@ mod data;
 mod export;
 pub(crate) mod objective;
 pub mod plot;
+mod reconstruction;
 mod seeded;
 pub(crate) mod warm_start;
 pub(crate) mod voices;

@@ -1,6 +1,7 @@
 //! What one training step computes, per preset.
 
 use super::adam::AdamW;
+use super::reconstruction::{Cells, Reconstruction};
 use super::RunConfig;
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
@@ -11,7 +12,8 @@ use dreamroll::model::midinet::{bar_chords, CHORD_SIZE};
 use dreamroll::model::generator::Generator;
 use super::seeded::SeededVarMap;
 use dreamroll::model::latent::noise;
-use dreamroll::model::vae::{bce_with_logits, kl_per_dimension, reparameterise, Encoder, Shape};
+use dreamroll::model::layers::Shape;
+use dreamroll::model::vae::{kl_per_dimension, reparameterise, Encoder};
 use dreamroll::model::{ModelCard, Preset};
 use dreamroll::roll::Roll;
 use rand::RngCore;
@@ -80,23 +82,6 @@ pub fn gaussian(rng: &mut ChaCha8Rng, rows: usize, columns: usize, device: &Devi
 /// The weights under `prefix`, for export.
 pub fn weights_under(varmap: &VarMap, prefix: &str) -> Vec<(String, Tensor)> {
     named_vars_under(varmap, prefix).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect()
-}
-
-/// How a VAE scores its decoder: the one thing its presets do differently.
-pub trait Reconstruction {
-    /// The loss of decoding `batch` (the roll tensor of `phrases`) from latents `z`, summed
-    /// over a phrase and averaged over the batch. `rng` comes in training, for whatever the
-    /// preset varies from step to step; validation passes `None`.
-    fn reconstruction(&self, generator: &Generator, z: &Tensor, batch: &Tensor, phrases: &[Roll], rng: Option<&mut ChaCha8Rng>) -> anyhow::Result<Tensor>;
-}
-
-/// Independent onset and sustain cells, scored by binary cross-entropy (the `vae` preset).
-struct Cells;
-
-impl Reconstruction for Cells {
-    fn reconstruction(&self, generator: &Generator, z: &Tensor, batch: &Tensor, _phrases: &[Roll], _rng: Option<&mut ChaCha8Rng>) -> anyhow::Result<Tensor> {
-        Ok(bce_with_logits(&generator.logits(z)?, batch)?)
-    }
 }
 
 /// beta-VAE with KL warm-up and free bits, around any decoder.

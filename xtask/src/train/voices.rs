@@ -4,7 +4,7 @@
 //! bars, a span), so that the same model learns to complete what a user gives it, not only
 //! to dream.
 
-use super::objective::Reconstruction;
+use super::reconstruction::Reconstruction;
 use candle_core::{Device, Tensor, D};
 use dreamroll::model::generator::Generator;
 use dreamroll::model::kernels::choice_loss::{choice_loss, ChoiceTargets};
