@@ -5,6 +5,9 @@
 //! on the [`engine`] thread; the [`plugin`] plays them through the [`schedule`]r in time with a
 //! host, audible through the [`synth`], and the [`editor`] shows them.
 
+// `unsafe` only where a kernel needs it (src/model/kernels/ allows it, nothing else does).
+#![deny(unsafe_code)]
+
 pub mod capture;
 pub mod corpus;
 pub mod engine;

@@ -1,6 +1,10 @@
 //! Fused CPU kernels for what candle's element-wise graph makes slow in training: each is a
 //! candle custom op with its own backward, checked against candle's composite ops and
 //! against finite differences. On other devices the networks use the composite ops.
+//!
+//! The one place in the crate where `unsafe` is allowed: SIMD intrinsics and split buffers
+//! shared between threads, each with its safety argument beside it.
+#![allow(unsafe_code)]
 
 pub mod bce;
 pub mod choice_loss;
