@@ -11,6 +11,7 @@ use super::voices::network::{VoiceNetwork, VoiceShape};
 use super::completion::phrase_stream;
 use super::voices::sampler::Sampling;
 use super::voices::{VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
+use crate::files::read_limited;
 use crate::roll::Roll;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -334,15 +335,6 @@ impl Generator {
         };
         Ok(Roll::concat(&phrases).expect("at least one phrase"))
     }
-}
-
-fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ModelError> {
-    let io = |source| ModelError::Io { path: path.to_path_buf(), source };
-    let bytes = std::fs::metadata(path).map_err(io)?.len();
-    if bytes > limit {
-        return Err(ModelError::TooLarge { path: path.to_path_buf(), bytes });
-    }
-    std::fs::read(path).map_err(io)
 }
 
 #[cfg(test)]
