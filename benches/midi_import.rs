@@ -2,10 +2,13 @@
 //! it at every start, so it must take seconds, not minutes (goal: at most 3 s).
 //!
 //! Reads `$DREAMROLL_CORPUS/folk` (default `data/corpus/folk`, made by `cargo xtask corpus`).
+//!
+//! Also a hostile file: 100 000 note-ons of one pitch before their note-offs, which pairing
+//! notes by shifting a stack made take minutes (goal: well under a second).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dreamroll::corpus::midi_files;
-use dreamroll::roll::{read_midi, score_to_piece, Meter, Representation, TrackAssignment, TrackSpec};
+use dreamroll::roll::{read_midi, score_to_piece, write_midi, Meter, Representation, TrackAssignment, TrackSpec, TrackToWrite};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,5 +54,15 @@ fn midi_to_rolls(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, midi_to_rolls);
+fn stacked_note_ons(c: &mut Criterion) {
+    let stacked = 100_000u64;
+    let notes = (0..stacked).map(|tick| (tick, stacked, 60, 100)).collect();
+    let bytes = write_midi(480, 500_000, Meter::COMMON, &[TrackToWrite { name: "stack".into(), channel: 0, notes }], 2 * stacked);
+    let mut group = c.benchmark_group("hostile");
+    group.sample_size(10);
+    group.bench_function("100 000 stacked note-ons", |b| b.iter(|| read_midi(&bytes).expect("a readable file").notes.len()));
+    group.finish();
+}
+
+criterion_group!(benches, midi_to_rolls, stacked_note_ons);
 criterion_main!(benches);

@@ -13,7 +13,7 @@
 //! line continues the take; a stop, or a jump anywhere else, starts it again. A take in which
 //! nothing was played leaves the clip as it was.
 
-use crate::roll::{Meter, Take, TakeNote};
+use crate::roll::{Meter, Take, TakeNote, MOST_TAKE_NOTES};
 use crate::schedule::Window;
 use std::collections::VecDeque;
 
@@ -132,14 +132,21 @@ pub struct Recorder {
     pending: Vec<(i64, f64, u8, u8, u8)>,
     /// The whole bars heard one after another since the last break, newest last.
     run: VecDeque<RecordedBar>,
+    /// Note-ons not kept since the last take or break because [`MOST_PENDING_EVENTS`] were
+    /// waiting: said in the next take's words.
+    dropped: u32,
 }
+
+/// Most note events waiting for their bars to end: a take's worth of notes on and off. A host
+/// (or a ring of stale events) can send any number; the recorder's memory stays bounded.
+const MOST_PENDING_EVENTS: usize = 2 * MOST_TAKE_NOTES;
 
 /// Longest take, in bars.
 pub const MOST_BARS: usize = 8;
 
 impl Recorder {
     pub fn new(take_bars: usize) -> Recorder {
-        Recorder { take_bars: take_bars.clamp(1, MOST_BARS), pending: Vec::new(), run: VecDeque::new() }
+        Recorder { take_bars: take_bars.clamp(1, MOST_BARS), pending: Vec::new(), run: VecDeque::new(), dropped: 0 }
     }
 
     /// A new take length applies from the next bar line.
@@ -150,7 +157,7 @@ impl Recorder {
     /// Whole bars heard toward the take in progress, for the editor ("recording 3 of 4").
     pub fn bars_toward_take(&self) -> usize {
         let Some(last) = self.run.back() else { return 0 };
-        let into_take = (last.number + 1).rem_euclid(self.take_bars as i64) as usize;
+        let into_take = last.number.wrapping_add(1).rem_euclid(self.take_bars as i64) as usize;
         into_take.min(self.run.len())
     }
 
@@ -158,23 +165,31 @@ impl Recorder {
     pub fn feed(&mut self, event: CaptureEvent) -> Option<Take> {
         match event {
             CaptureEvent::Note { bar, at, channel, pitch, velocity } => {
-                self.pending.push((bar, at, channel, pitch, velocity));
+                // Whatever a host sends: MIDI's own ranges, as the status byte would mask them.
+                let (channel, pitch, velocity) = (channel & 0x0f, pitch & 0x7f, velocity.min(127));
+                if self.pending.len() < MOST_PENDING_EVENTS {
+                    self.pending.push((bar, at, channel, pitch, velocity));
+                } else if velocity > 0 {
+                    self.dropped = self.dropped.saturating_add(1);
+                }
                 None
             }
             CaptureEvent::Break => {
                 self.pending.clear();
                 self.run.clear();
+                self.dropped = 0;
                 None
             }
             CaptureEvent::BarEnded { bar, meter, whole } => {
                 let mut events = Vec::new();
+                // Events of this bar are its own; any of an earlier bar can no longer be used.
                 self.pending.retain(|&(number, at, channel, pitch, velocity)| {
-                    let mine = number == bar;
-                    if mine {
+                    if number == bar {
                         events.push((at, channel, pitch, velocity));
                     }
-                    !mine
+                    number > bar
                 });
+                let whole = whole && Meter::new(meter.numerator, meter.denominator).is_ok();
                 if !whole || self.run.back().is_some_and(|last| last.meter != meter) {
                     self.run.clear();
                 }
@@ -191,23 +206,24 @@ impl Recorder {
 
     /// The take that the newest bar completes, if it ends a phrase of `take_bars` played
     /// through in order and anything sounded in it.
-    fn completed_take(&self) -> Option<Take> {
+    fn completed_take(&mut self) -> Option<Take> {
         let n = self.take_bars;
         let last = self.run.back()?;
-        if self.run.len() < n || (last.number + 1).rem_euclid(n as i64) != 0 {
+        if self.run.len() < n || last.number.wrapping_add(1).rem_euclid(n as i64) != 0 {
             return None;
         }
         let bars: Vec<&RecordedBar> = self.run.iter().skip(self.run.len() - n).collect();
-        if bars.windows(2).any(|pair| pair[1].number != pair[0].number + 1) {
+        if bars.windows(2).any(|pair| Some(pair[1].number) != pair[0].number.checked_add(1)) {
             return None;
         }
         let meter = last.meter;
-        let tick = |bar_index: usize, at: f64| ((bar_index as f64 * meter.quarters_per_bar() + at) * f64::from(TICKS_PER_QUARTER)).round() as u64;
+        let tick = |bar_index: usize, at: f64| ((bar_index as f64 * meter.quarters_per_bar() + at.max(0.0)) * f64::from(TICKS_PER_QUARTER)).round() as u64;
         let end = tick(n, 0.0);
         // Notes pair up by channel and pitch; a release whose press came before the take is
         // not the take's, and a note still held at its end ends with it.
         let mut open: Vec<(u8, u8, u8, u64)> = Vec::new();
         let mut notes = Vec::new();
+        let mut past_note_cap = std::mem::take(&mut self.dropped);
         let close = |open: &mut Vec<(u8, u8, u8, u64)>, index: usize, at: u64, notes: &mut Vec<TakeNote>| {
             let (channel, pitch, velocity, start) = open.swap_remove(index);
             notes.push(TakeNote { track: u16::from(channel), channel, pitch, velocity, start, end: at.max(start + 1).min(end) });
@@ -218,8 +234,10 @@ impl Recorder {
                 if let Some(held) = open.iter().position(|&(c, p, ..)| (c, p) == (channel, pitch)) {
                     close(&mut open, held, at, &mut notes);
                 }
-                if velocity > 0 {
+                if velocity > 0 && notes.len() + open.len() < MOST_TAKE_NOTES {
                     open.push((channel, pitch, velocity, at));
+                } else if velocity > 0 {
+                    past_note_cap += 1;
                 }
             }
         }
@@ -230,7 +248,7 @@ impl Recorder {
             return None;
         }
         notes.sort_by_key(|note| (note.start, note.channel, note.pitch));
-        Some(Take { ticks_per_quarter: TICKS_PER_QUARTER, meter, bars: n as u32, notes, after_meter_change: 0, after_last_bar: 0 })
+        Some(Take { ticks_per_quarter: TICKS_PER_QUARTER, meter, bars: n as u32, notes, after_meter_change: 0, after_last_bar: 0, unplayable: 0, past_note_cap })
     }
 }
 
@@ -352,6 +370,41 @@ mod tests {
         tap.note(&w, 0, 0, 60, 100, &mut out);
         tap.end_block(&w, &mut out);
         assert_eq!(events, vec![CaptureEvent::Break]);
+    }
+
+    #[test]
+    fn notes_a_host_should_not_send_make_a_sound_take() {
+        let note = |at, channel, pitch, velocity| CaptureEvent::Note { bar: 0, at, channel, pitch, velocity };
+        let events = vec![
+            note(0.5, 200, 200, 255),
+            note(1.0, 200, 200, 0),
+            note(f64::NAN, 0, 60, 90),
+            note(1e300, 0, 61, 90),
+            note(-3.0, 0, 62, 90),
+            CaptureEvent::BarEnded { bar: 0, meter: Meter::COMMON, whole: true },
+        ];
+        let take = takes(&mut Recorder::new(1), events).pop().unwrap();
+        take.check().unwrap();
+        assert_eq!(
+            take.notes.iter().map(|n| (n.channel, n.pitch, n.velocity, n.start, n.end)).collect::<Vec<_>>(),
+            vec![(0, 60, 90, 0, 4 * Q), (0, 62, 90, 0, 4 * Q), (8, 72, 127, Q / 2, Q), (0, 61, 90, 4 * Q - 1, 4 * Q)],
+            "channel and pitch masked as MIDI's status and data bytes would be, velocity capped, times kept in the bar"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_notes_is_capped_and_said() {
+        let mut recorder = Recorder::new(1);
+        let flood = (0..2 * MOST_TAKE_NOTES + 10).map(|k| CaptureEvent::Note { bar: 0, at: k as f64 * 1e-5, channel: 1, pitch: (k % 128) as u8, velocity: 100 });
+        // Notes of bars that never end (a host's wild bar numbers) do not wait forever.
+        let stale = (0..5).map(|k| CaptureEvent::Note { bar: -5, at: 0.0, channel: 0, pitch: k, velocity: 100 });
+        let mut events: Vec<CaptureEvent> = stale.chain(flood).collect();
+        events.push(CaptureEvent::BarEnded { bar: 0, meter: Meter::COMMON, whole: true });
+        let take = takes(&mut recorder, events).pop().unwrap();
+        take.check().unwrap();
+        assert_eq!(take.notes.len(), MOST_TAKE_NOTES);
+        assert_eq!(take.past_note_cap, MOST_TAKE_NOTES as u32 + 10, "every note of the flood not kept is counted, pending or not");
+        assert!(recorder.pending.is_empty(), "the stale bar's notes went with the bar that ended after it");
     }
 
     #[test]

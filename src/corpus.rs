@@ -3,8 +3,9 @@
 //! A user's folder always holds some broken files. Each is skipped with its reason, the rest
 //! is read, and the summary says what happened to every file and every note.
 
+use crate::files::read_limited;
 use crate::roll::{
-    read_midi, score_to_piece, ImportReport, ImportedPiece, MidiError, Representation, Score, TrackAssignment, TrackSpec, DRUM_CHANNEL,
+    read_midi, score_to_piece, ImportReport, ImportedPiece, MidiError, Representation, Score, TrackAssignment, TrackSpec, DRUM_CHANNEL, MOST_MIDI_FILE_BYTES,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,8 +15,8 @@ use std::sync::Arc;
 /// Why a file of a folder was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("{path}: cannot read: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Unreadable(#[from] crate::files::FileError),
     #[error("{path}: {source}")]
     Midi { path: PathBuf, source: MidiError },
 }
@@ -24,7 +25,9 @@ impl FileError {
     /// The reason without the path, for grouping a summary.
     pub fn reason(&self) -> String {
         match self {
-            FileError::Io { source, .. } => format!("cannot read: {}", source.kind()),
+            FileError::Unreadable(crate::files::FileError::Io { source, .. }) => format!("cannot read: {}", source.kind()),
+            FileError::Unreadable(crate::files::FileError::NotRegular { .. }) => "not a regular file".into(),
+            FileError::Unreadable(crate::files::FileError::TooLarge { .. }) => "too large".into(),
             FileError::Midi { source, .. } => short_reason(source),
         }
     }
@@ -92,7 +95,7 @@ fn is_midi_name(path: &Path) -> bool {
 
 /// Reads one file into a score, naming the file in any error.
 pub fn read_score(path: &Path) -> Result<Score, FileError> {
-    let bytes = std::fs::read(path).map_err(|source| FileError::Io { path: path.to_path_buf(), source })?;
+    let bytes = read_limited(path, MOST_MIDI_FILE_BYTES)?;
     read_midi(&bytes).map_err(|source| FileError::Midi { path: path.to_path_buf(), source })
 }
 

@@ -11,6 +11,7 @@
 pub mod capture;
 pub mod corpus;
 pub mod engine;
+pub mod files;
 pub mod fuzzing;
 pub mod hash;
 pub mod metrics;

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use dreamroll::corpus::{load_corpus, FolderError};
-use dreamroll::roll::{read_midi, Meter, MidiError, Representation, TrackAssignment, TrackSpec};
+use dreamroll::roll::{read_midi, write_midi, Meter, MidiError, Representation, Take, TrackAssignment, TrackSpec, TrackToWrite};
 use midly::Format;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -107,6 +107,30 @@ fn a_meter_with_no_beats_is_refused() {
     assert!(matches!(read_midi(&bytes).unwrap_err(), MidiError::BadTimeSignature { numerator: 0, tick: 480, .. }));
 }
 
+/// Drum exports often end a hit on the tick it starts. Loaded as a clip, such a hit lasts a
+/// step (a sixteenth), so that the take is one a saved project can read back.
+#[test]
+fn a_zero_length_hit_in_a_clip_lasts_a_sixteenth() {
+    let hits = vec![meter(0, 4, 4), note_on(0, 9, 36, 100), note_off(0, 9, 36), note_on(1916, 9, 38, 100), note_off(1916, 9, 38)];
+    let take = Take::from_midi(&smf(Format::SingleTrack, 480, vec![hits]), 8).unwrap();
+    assert_eq!(take.check(), Ok(()));
+    assert_eq!(take.notes.iter().map(|n| (n.start, n.end)).collect::<Vec<_>>(), vec![(0, 120), (1916, 1920)], "the last hit ends with the take");
+}
+
+/// A ~1 MB file of 100 000 note-ons of one pitch before any note-off (a broken export, or a
+/// hostile file) is read (in linear time: benches/midi_import.rs times it), each note-off
+/// ending the oldest note still open, as before.
+#[test]
+fn stacked_note_ons_of_one_pitch_pair_first_in_first_out() {
+    let stacked = 100_000u64;
+    let notes = (0..stacked).map(|tick| (tick, stacked, 60, 100)).collect();
+    let bytes = write_midi(480, 500_000, Meter::COMMON, &[TrackToWrite { name: "stack".into(), channel: 0, notes }], 2 * stacked);
+    let score = read_midi(&bytes).unwrap();
+    assert_eq!(score.notes.len(), stacked as usize);
+    assert_eq!(score.unterminated_notes, 0);
+    assert!(score.notes.iter().enumerate().all(|(k, note)| note.start == k as u64 && note.end == k as u64 + stacked));
+}
+
 proptest! {
     #[test]
     fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -173,4 +197,30 @@ fn a_missing_or_empty_folder_is_an_error_in_words() {
     assert!(error.to_string().ends_with("nowhere: no such folder"));
     let error = load_corpus(folder.path(), &melody(), TrackAssignment::ByChannel).err().unwrap();
     assert!(error.to_string().contains("holds no .mid or .midi files"));
+}
+
+/// A FIFO named like a MIDI file in a training folder would be read forever (it claims 0 bytes
+/// and never ends): it is skipped, in words, like any other file that cannot be read.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_a_folder_is_skipped_unread() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("a.mid"), two_part_song()).unwrap();
+    let fifo = folder.path().join("pipe.mid");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let corpus = load_corpus(folder.path(), &melody(), TrackAssignment::ByChannel).unwrap();
+    assert_eq!(corpus.pieces.len(), 1);
+    assert_eq!(corpus.skipped.iter().map(|e| e.to_string()).collect::<Vec<_>>(), vec![format!("{} is not a regular file", fifo.display())]);
+    assert!(corpus.to_string().contains("1 not a regular file"), "{corpus}");
+}
+
+/// The same for a clip named on the command line or in the editor.
+#[cfg(unix)]
+#[test]
+fn a_fifo_named_as_a_clip_is_refused_in_words() {
+    let folder = tempfile::tempdir().unwrap();
+    let fifo = folder.path().join("pipe.mid");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let error = Take::from_midi_file(&fifo, 8).unwrap_err();
+    assert_eq!(error.to_string(), format!("{} is not a regular file", fifo.display()));
 }

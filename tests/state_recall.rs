@@ -132,3 +132,30 @@ fn a_save_while_the_engine_renders_a_turned_knob_is_never_empty_and_then_follows
     let session = clap_host::session_in_state(&plugin.save_state());
     assert!((session["settings"]["request"]["knobs"][0].as_f64().unwrap() - 2.5).abs() < 1e-6, "{session}");
 }
+
+/// A project whose clip holds a note that starts and ends on one tick (as older versions
+/// stored a drum export's hits) and whose morph point A has a knob at 1e39 still opens playing
+/// its own pattern: only the damaged parts are left out.
+#[test]
+fn a_damaged_clip_or_morph_point_does_not_cost_the_pattern() {
+    let project = project("99", "1");
+    let mut session = clap_host::session_in_state(&project);
+    session["pattern"]["bars"] = serde_json::json!(1);
+    session["pattern"]["notes"] = serde_json::json!([{ "start": 0, "length": 4, "channel": 0, "pitch": 101, "velocity": 77, "delay": 0 }]);
+    session["clip"] = serde_json::json!({
+        "ticks_per_quarter": 480, "meter": { "numerator": 4, "denominator": 4 }, "bars": 1,
+        "notes": [{ "track": 9, "channel": 9, "pitch": 36, "velocity": 100, "start": 0, "end": 0 }],
+        "after_meter_change": 0, "after_last_bar": 0
+    });
+    session["morph_points"] = serde_json::json!([{ "dream": { "seed": 1, "knobs": [1e39], "named": [] } }, null]);
+    let (clap, _) = hosts::bundles();
+    let mut plugin = ClapInstance::load(clap);
+    assert!(plugin.load_state(&clap_host::state_with_session(&project, &session.to_string())));
+    plugin.activate(48_000.0, 512);
+    let mut played = Vec::new();
+    for block in 0..375u32 {
+        played.extend(plugin.process(512, &transport_at(f64::from(block) * 512.0 * 2.0 / 48_000.0), &[]).0);
+    }
+    let keys: Vec<(u8, u8)> = played.iter().filter(|p| p.on).map(|p| (p.channel, p.key)).collect();
+    assert_eq!(keys, vec![(0, 101); 2], "the saved one-bar pattern, twice");
+}

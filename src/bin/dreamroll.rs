@@ -145,8 +145,7 @@ fn morph_point(spec: &str, request: &RenderRequest) -> anyhow::Result<MorphPoint
             named: request.named.clone(),
         }),
         Some(("clip", path)) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading the morph point {path}"))?;
-            Ok(MorphPoint::Clip(Take::from_midi(&bytes, MOST_TAKE_BARS).with_context(|| format!("the morph point {path}"))?))
+            Ok(MorphPoint::Clip(Take::from_midi_file(path.as_ref(), MOST_TAKE_BARS).with_context(|| format!("reading the morph point {path}"))?))
         }
         _ => bail!("--morph-to {spec}: write seed=N or clip=FILE.mid"),
     }
@@ -168,8 +167,7 @@ fn parse_key(name: &str) -> anyhow::Result<u8> {
 
 /// The clip file read for the model (its first `bars` bars), with what it left out said on stderr.
 fn read_clip_file(path: &std::path::Path, generator: &Generator, bars: usize) -> anyhow::Result<Clip> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading the clip {}", path.display()))?;
-    let take = Take::from_midi(&bytes, bars.try_into().unwrap_or(u32::MAX)).with_context(|| format!("the clip {}", path.display()))?;
+    let take = Take::from_midi_file(path, bars.try_into().unwrap_or(u32::MAX)).with_context(|| format!("reading the clip {}", path.display()))?;
     let clip = generator.read_take(&take, bars).with_context(|| format!("the clip {}", path.display()))?;
     for what in &clip.left_out {
         eprintln!("{}: left out {what}", path.display());

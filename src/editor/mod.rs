@@ -13,17 +13,18 @@ use crate::capture::MOST_BARS;
 use crate::metrics::chords::chord_name;
 use crate::model::completion::SourceMode;
 use crate::model::completion::MorphPoint;
-use crate::plugin::params::{render_seed, DreamrollParams, KNOBS};
+use crate::model::latent::within_reach;
+use crate::plugin::params::{render_seed, ClipSlot, DreamrollParams, KNOBS};
 use crate::plugin::Playhead;
 use crate::roll::{pattern_to_midi, Take};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use nice_plug::context::gui::{GuiContext, ParamSetter};
 use nice_plug::params::enums::Enum;
 use nice_plug::prelude::Param;
 use egui::{self, Color32, RichText};
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{create_egui_editor, EguiEditor, EguiNiceSettings, NiceEguiApp, RepaintNotifier};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Track colours, in order; chosen to stay distinct for the colour-blind and on a dark ground.
@@ -58,6 +59,8 @@ pub struct DreamrollEditor {
     /// The MIDI file typed into "Load clip", and what happened last time.
     clip_path: String,
     clip_result: Option<Result<String, String>>,
+    /// A clip being read, and where its outcome arrives.
+    clip_loading: Option<(PathBuf, Receiver<Result<String, String>>)>,
 }
 
 pub fn create(params: Arc<DreamrollParams>, playhead: Arc<Playhead>, engine: Option<(Arc<Mutex<Published>>, Sender<Command>)>) -> Option<EguiEditor<DreamrollEditor>> {
@@ -74,6 +77,7 @@ pub fn create(params: Arc<DreamrollParams>, playhead: Arc<Playhead>, engine: Opt
         export_result: None,
         clip_path: String::new(),
         clip_result: None,
+        clip_loading: None,
     };
     create_egui_editor(params.editor_state.clone(), RepaintNotifier::new(), EguiNiceSettings::new().with_tile("Dreamroll"), editor)
 }
@@ -255,8 +259,23 @@ impl DreamrollEditor {
             }
             ui.separator();
             ui.add(egui::TextEdit::singleline(&mut self.clip_path).hint_text("a .mid file to use as the clip").desired_width(220.0));
-            if ui.button("Load clip").on_hover_text("Its first 8 bars become the clip (until a new take is recorded)").clicked() && !self.clip_path.trim().is_empty() {
-                self.clip_result = Some(self.load_clip());
+            if let Some((_, outcome)) = &self.clip_loading {
+                if let Ok(outcome) = outcome.try_recv() {
+                    self.clip_result = Some(outcome);
+                    self.clip_loading = None;
+                }
+            }
+            let load = egui::Button::new("Load clip");
+            let clicked = ui.add_enabled(self.clip_loading.is_none(), load).on_hover_text("Its first 8 bars become the clip (until a new take is recorded)").clicked();
+            if clicked && !self.clip_path.trim().is_empty() {
+                let path = PathBuf::from(self.clip_path.trim());
+                let repaint = ui.ctx().clone();
+                let outcome = load_clip_in_background(path.clone(), params.clip.clone(), move || repaint.request_repaint());
+                self.clip_loading = Some((path, outcome));
+                self.clip_result = None;
+            }
+            if let Some((path, _)) = &self.clip_loading {
+                ui.label(RichText::new(format!("reading {}…", path.display())).color(Color32::GRAY));
             }
             if ui.add_enabled(params.clip.get().is_some(), egui::Button::new("Clear")).clicked() {
                 params.clip.set(None);
@@ -292,8 +311,8 @@ impl DreamrollEditor {
             for (which, name) in ["A", "B"].into_iter().enumerate() {
                 let now = MorphPoint::Dream {
                     seed: render_seed(params.seed.value(), params.takes.load(std::sync::atomic::Ordering::Acquire)),
-                    knobs: params.knobs.iter().map(|k| k.value.value()).collect(),
-                    named: params.named.iter().map(|k| k.value.value()).collect(),
+                    knobs: params.knobs.iter().map(|k| within_reach(k.value.value())).collect(),
+                    named: params.named.iter().map(|k| within_reach(k.value.value())).collect(),
                 };
                 if ui.button(format!("{name} = now")).on_hover_text("Store the seed and knobs playing now").clicked() {
                     params.morph_points.update(|points| points[which] = Some(now));
@@ -322,15 +341,6 @@ impl DreamrollEditor {
         });
     }
 
-    fn load_clip(&self) -> Result<String, String> {
-        let path = PathBuf::from(self.clip_path.trim());
-        let bytes = std::fs::read(&path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
-        let take = Take::from_midi(&bytes, MOST_BARS as u32).map_err(|e| format!("{}: {e}", path.display()))?;
-        let message = format!("loaded {} ({} bars, {} notes)", path.display(), take.bars, take.notes.len());
-        self.params.clip.set(Some(Arc::new(take)));
-        Ok(message)
-    }
-
     fn status_line(&self, ui: &mut egui::Ui, published: &Published) {
         ui.label(RichText::new(&published.message).color(Color32::GRAY));
         if let Some(problem) = &published.problem {
@@ -348,5 +358,50 @@ impl DreamrollEditor {
             }
             None => {}
         }
+    }
+}
+
+/// Reads a MIDI file into the clip slot on a thread of its own, so that a large, slow or
+/// network file never stalls the editor (or the host's GUI with it); the outcome, in words,
+/// arrives on the returned channel, and `done` is called when it has.
+fn load_clip_in_background(path: PathBuf, slot: Arc<ClipSlot>, done: impl FnOnce() + Send + 'static) -> Receiver<Result<String, String>> {
+    let (send, outcome) = crossbeam_channel::bounded(1);
+    let failed = send.clone();
+    let spawned = std::thread::Builder::new().name("dreamroll clip".into()).spawn(move || {
+        let _ = send.send(load_clip(&path, &slot));
+        done();
+    });
+    if let Err(error) = spawned {
+        let _ = failed.send(Err(format!("could not start reading the clip: {error}")));
+    }
+    outcome
+}
+
+fn load_clip(path: &Path, slot: &ClipSlot) -> Result<String, String> {
+    let take = Take::from_midi_file(path, MOST_BARS as u32).map_err(|e| e.to_string())?;
+    let message = format!("loaded {} ({} bars, {} notes)", path.display(), take.bars, take.notes.len());
+    slot.set(Some(Arc::new(take)));
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clip_is_loaded_off_the_calling_thread_into_the_slot_and_said_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mid");
+        let notes = vec![(0, 480, 60, 90), (480, 480, 62, 90)];
+        std::fs::write(&path, crate::roll::write_midi(480, 500_000, crate::roll::Meter::COMMON, &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes }], 1920)).unwrap();
+        let slot = Arc::new(ClipSlot::default());
+        let (told, done) = crossbeam_channel::bounded(1);
+        let outcome = load_clip_in_background(path.clone(), slot.clone(), move || told.send(std::thread::current().name().map(str::to_string)).unwrap());
+        assert_eq!(outcome.recv().unwrap(), Ok(format!("loaded {} (1 bars, 2 notes)", path.display())));
+        assert_eq!(done.recv().unwrap().as_deref(), Some("dreamroll clip"), "read on its own thread");
+        assert_eq!(slot.get().unwrap().notes.len(), 2);
+        let missing = load_clip_in_background(dir.path().join("absent.mid"), slot.clone(), || ()).recv().unwrap().unwrap_err();
+        assert!(missing.contains("absent.mid: cannot read"), "{missing}");
+        assert_eq!(slot.get().unwrap().notes.len(), 2, "a failed load keeps the clip there was");
     }
 }

@@ -1,6 +1,7 @@
 //! A decoded roll made playable: transposed, locked to a key and scale, given velocities and
 //! channels. Pure, and run off the audio thread.
 
+use crate::model::latent::unit_interval;
 use crate::roll::Roll;
 use crate::schedule::{Pattern, PatternNote, MAX_DELAY};
 use rand::{Rng, SeedableRng};
@@ -106,7 +107,9 @@ impl PatternOptions {
     }
 }
 
-/// The pattern of a roll: every note moved, locked, voiced and put on its track's channel.
+/// The pattern of a roll: every note moved, locked, voiced and put on its track's channel. Notes
+/// that land on one step, channel and pitch (two pitches locked to one, two tracks on one
+/// channel) are one note: the first, in the roll's order.
 pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
     let representation = roll.representation();
     let steps_per_beat = u32::from(representation.steps_per_beat);
@@ -124,7 +127,7 @@ pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
         let pitch = snap_to_scale(moved, options.key % 12, options.scale);
         let downbeat = note.start % steps_per_bar == 0;
         let accent = if downbeat { 8.0 } else { 0.0 };
-        let humanise = options.humanise.clamp(0.0, 1.0);
+        let humanise = unit_interval(options.humanise);
         let velocity = (f32::from(options.velocity) + accent + humanise * 24.0 * spread).round().clamp(1.0, 127.0) as u8;
         notes.push(PatternNote {
             start: note.start as u32,
@@ -136,6 +139,7 @@ pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
         });
     }
     notes.sort_by_key(|n| (n.start, n.channel, n.pitch));
+    notes.dedup_by_key(|n| (n.start, n.channel, n.pitch));
     Pattern {
         steps_per_beat,
         meter: representation.meter,
@@ -226,6 +230,23 @@ mod tests {
         assert_eq!(humanised, build_pattern(&notes, &o));
         o.humanise = 0.5;
         assert!(build_pattern(&notes, &o).notes.iter().all(|n| n.delay <= MAX_DELAY / 2));
+    }
+
+    #[test]
+    fn a_nan_humanise_is_no_humanising() {
+        let notes = roll(&[(0, 0, 60), (0, 6, 62)]);
+        let mut o = options();
+        o.humanise = f32::NAN;
+        assert_eq!(build_pattern(&notes, &o), build_pattern(&notes, &options()), "velocity 0 is no note to play");
+    }
+
+    #[test]
+    fn notes_locked_or_channelled_onto_one_key_are_one_note() {
+        let mut o = options();
+        o.scale = Scale::Major;
+        o.channels = vec![3, 3];
+        let pattern = build_pattern(&roll(&[(0, 0, 60), (0, 0, 61), (1, 0, 60), (1, 4, 62)]), &o);
+        assert_eq!(pattern.notes.iter().map(|n| (n.start, n.channel, n.pitch)).collect::<Vec<_>>(), vec![(0, 3, 60), (4, 3, 62)]);
     }
 
     #[test]

@@ -583,7 +583,7 @@ mod tests {
             .enumerate()
             .map(|(i, &pitch)| crate::roll::TakeNote { track: 0, channel, pitch, velocity: 90, start: i as u64 * 960, end: (i as u64 + 1) * 960 })
             .collect();
-        Take { ticks_per_quarter: 960, meter: crate::roll::Meter::COMMON, bars: 2, notes, after_meter_change: 0, after_last_bar: 0 }
+        Take { ticks_per_quarter: 960, meter: crate::roll::Meter::COMMON, bars: 2, notes, after_meter_change: 0, after_last_bar: 0, unplayable: 0, past_note_cap: 0 }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::vae::{Decoder, Encoder};
 use super::voices::network::{VoiceNetwork, VoiceShape};
 use super::voices::sampler::Sampling;
 use super::voices::{VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
+use crate::files::{read_limited, FileError};
 use crate::roll::Roll;
 use candle_core::{bail, DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -249,6 +250,17 @@ pub(crate) fn voice_sampling(options: &DecodeOptions) -> Sampling {
 }
 
 /// A safetensors file's tensors, each checked to hold only finite numbers.
+/// A model folder's files keep the model's own words for what is wrong with them.
+impl From<FileError> for ModelError {
+    fn from(error: FileError) -> Self {
+        match error {
+            FileError::Io { path, source } => ModelError::Io { path, source },
+            FileError::NotRegular { path } => ModelError::Io { path, source: std::io::Error::other("not a regular file") },
+            FileError::TooLarge { path, bytes, .. } => ModelError::TooLarge { path, bytes },
+        }
+    }
+}
+
 fn finite_tensors(weights: &[u8]) -> Result<std::collections::HashMap<String, Tensor>, ModelError> {
     let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu).map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
     for (name, tensor) in &tensors {
@@ -341,15 +353,6 @@ impl Generator {
     }
 }
 
-fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ModelError> {
-    let io = |source| ModelError::Io { path: path.to_path_buf(), source };
-    let bytes = std::fs::metadata(path).map_err(io)?.len();
-    if bytes > limit {
-        return Err(ModelError::TooLarge { path: path.to_path_buf(), bytes });
-    }
-    std::fs::read(path).map_err(io)
-}
-
 impl Generator {
     /// A take (a recording or a MIDI file's start) as this model reads it: its first `bars` bars.
     pub fn read_take(&self, take: &Take, bars: usize) -> std::result::Result<Clip, ClipError> {
@@ -431,7 +434,7 @@ impl Generator {
         let bars = request.bars.max(1);
         let phrases = bars.div_ceil(usize::from(card.representation.bars_per_phrase));
         let (a, b) = (self.point_latents(&morph.a, request, phrases)?, self.point_latents(&morph.b, request, phrases)?);
-        let latents: Vec<Vec<f32>> = a.iter().zip(&b).map(|(a, b)| slerp(a, b, morph.amount.clamp(0.0, 1.0))).collect();
+        let latents: Vec<Vec<f32>> = a.iter().zip(&b).map(|(a, b)| slerp(a, b, super::latent::unit_interval(morph.amount))).collect();
         Ok(self.decode_latents(&latents, request)?.slice(0..bars * card.representation.steps_per_bar()))
     }
 

@@ -28,6 +28,21 @@ pub fn noise_in_stream(seed: u64, stream: u64, size: usize) -> Vec<f32> {
     values
 }
 
+/// `value` within 0..=1, NaN as 0: `clamp` passes NaN through, and one NaN share (of
+/// variation, distance, humanise or a morph) spreads to every number made from it.
+pub fn unit_interval(value: f32) -> f32 {
+    if value.is_nan() { 0.0 } else { value.clamp(0.0, 1.0) }
+}
+
+/// Farthest a knob reaches, in its spreads: the macro knobs' whole range (named knobs stop at
+/// 2). Past it a latent leaves what the decoder learnt, and at 1e39 it is infinite.
+pub const KNOB_REACH: f32 = 3.0;
+
+/// A knob's value as a render uses it: within [`KNOB_REACH`], NaN as 0 (untouched).
+pub fn within_reach(value: f32) -> f32 {
+    if value.is_nan() { 0.0 } else { value.clamp(-KNOB_REACH, KNOB_REACH) }
+}
+
 /// Every knob a render can turn: the card's macro knobs in order, and the named knobs by
 /// attribute (`named[attribute.index()]`); missing values are 0.
 #[derive(Clone, Copy, Debug, Default)]
@@ -38,11 +53,11 @@ pub struct Knobs<'a> {
 
 /// The latent for a seed's noise moved along the card's knob directions: macro knob k at v
 /// adds v standard deviations (of the corpus along direction k); a named knob at v adds v
-/// times its spread. Knobs the card lacks are ignored.
+/// times its spread. Knobs the card lacks are ignored, and values past [`KNOB_REACH`] reach it.
 pub fn steer(card: &ModelCard, noise: &[f32], knobs: Knobs) -> Vec<f32> {
     let mut z = noise.to_vec();
-    let macros = card.macro_knobs.iter().zip(knobs.macros).map(|(k, &v)| (&k.direction, k.spread * v));
-    let named = card.named_knobs.iter().map(|k| (&k.direction, k.spread * knobs.named.get(k.attribute.index()).copied().unwrap_or(0.0)));
+    let macros = card.macro_knobs.iter().zip(knobs.macros).map(|(k, &v)| (&k.direction, k.spread * within_reach(v)));
+    let named = card.named_knobs.iter().map(|k| (&k.direction, k.spread * within_reach(knobs.named.get(k.attribute.index()).copied().unwrap_or(0.0))));
     for (direction, amount) in macros.chain(named) {
         for (zi, di) in z.iter_mut().zip(direction) {
             *zi += amount * di;
@@ -55,7 +70,7 @@ pub fn steer(card: &ModelCard, noise: &[f32], knobs: Knobs) -> Vec<f32> {
 /// `variation` (0 repeats the first phrase's latent, a strict loop; 1 draws each afresh), as a
 /// random walk that stays on the prior: z_k = sqrt(1 - v^2) z_(k-1) + v e_k.
 pub fn phrase_latents(card: &ModelCard, seed: u64, knobs: Knobs, variation: f32, count: usize) -> Vec<Vec<f32>> {
-    let variation = variation.clamp(0.0, 1.0);
+    let variation = unit_interval(variation);
     let keep = (1.0 - variation * variation).sqrt();
     let mut current = noise_in_stream(seed, 0, card.latent_size);
     let mut latents = Vec::with_capacity(count);
@@ -75,7 +90,7 @@ pub fn phrase_latents(card: &ModelCard, seed: u64, knobs: Knobs, variation: f32,
 /// (unrelated to the clip); between, the step of `phrase_latents`' random walk, so a code on
 /// the prior stays on it.
 pub fn anchored_latent(card: &ModelCard, code: &[f32], seed: u64, k: usize, knobs: Knobs, distance: f32) -> Vec<f32> {
-    let distance = distance.clamp(0.0, 1.0);
+    let distance = unit_interval(distance);
     let keep = (1.0 - distance * distance).sqrt();
     let fresh = noise_in_stream(seed, k as u64, card.latent_size);
     steer(card, &code.iter().zip(&fresh).map(|(c, e)| keep * c + distance * e).collect::<Vec<_>>(), knobs)
@@ -122,6 +137,16 @@ mod steering_tests {
         let z = steer(&card, &[0.0; 4], Knobs { macros: &[], named: &named });
         assert_eq!(z, vec![0.0, 0.0, 0.6, 0.8], "register at 2 moves twice its spread of 0.5 along its direction; leaps is not the card's");
         assert_eq!(steer(&card, &[0.1; 4], Knobs::default()), vec![0.1; 4], "at 0 a latent is untouched, bit for bit");
+    }
+
+    #[test]
+    fn impossible_knob_and_share_values_give_finite_latents() {
+        let card = test_card();
+        let wild = steer(&card, &[0.5; 4], Knobs { macros: &[f32::INFINITY, f32::NAN], named: &[] });
+        assert_eq!(wild, steer(&card, &[0.5; 4], Knobs { macros: &[KNOB_REACH, 0.0], named: &[] }), "infinity (1e39 in a saved point) reaches as far as a knob goes; NaN is untouched");
+        assert!(phrase_latents(&card, 5, Knobs::default(), f32::NAN, 3).iter().flatten().all(|z| z.is_finite()), "a NaN variation");
+        assert_eq!(phrase_latents(&card, 5, Knobs::default(), f32::NAN, 3), phrase_latents(&card, 5, Knobs::default(), 0.0, 3));
+        assert!(anchored_latent(&card, &[0.1; 4], 5, 1, Knobs::default(), f32::NAN).iter().all(|z| z.is_finite()), "a NaN distance");
     }
 
     #[test]

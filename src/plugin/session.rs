@@ -2,13 +2,16 @@
 //! and model it answers, and the seed's take. With it a project reopens playing exactly the
 //! notes it was saved with, even if the model folder has gone since.
 //!
-//! The blob carries its own schema version. A blob that is garbage, truncated, or from a newer
-//! Dreamroll is refused with a reason the editor shows; the plugin then plays what its
-//! parameters ask for, and nothing reaches the audio thread unchecked.
+//! The blob carries its own schema version. A blob that is garbage, truncated, too large, or
+//! from a newer Dreamroll is refused with a reason the editor shows; the plugin then plays what
+//! its parameters ask for, and nothing reaches the audio thread unchecked. A damaged clip or
+//! morph point is the producer's own material but not the session's core: it is dropped alone,
+//! in words, and the rest restored.
 
 use crate::engine::models::ModelSource;
 use crate::engine::worker::{lock, Command, Published, Settings};
 use crate::model::completion::MorphPoint;
+use crate::model::latent::KNOB_REACH;
 use crate::plugin::params::{ClipSlot, DreamrollParams, HeardChord, MorphPoints};
 use crate::roll::Take;
 use crate::roll::{MAX_BEATS_PER_BAR, MAX_STEPS_PER_BEAT};
@@ -16,6 +19,7 @@ use crate::schedule::{Pattern, MAX_DELAY};
 use crossbeam_channel::Sender;
 use nice_plug::params::persist::PersistentField;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,8 +30,11 @@ pub const SESSION_VERSION: u32 = 1;
 const MAX_BARS: u32 = 1024;
 const MAX_NOTES: usize = 200_000;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Largest saved session read: a loop of the most notes, a clip and two clip points, several
+/// times over. The text is refused before it is parsed, since parsing costs a multiple of it.
+pub const MOST_SESSION_BYTES: usize = 64 << 20;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Session {
     pub schema_version: u32,
     pub model: ModelSource,
@@ -42,8 +49,32 @@ pub struct Session {
     pub morph_points: [Option<MorphPoint>; 2],
 }
 
+/// A session as saved, its clip and morph points left as text to be read one by one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Saved<'a> {
+    schema_version: u32,
+    model: ModelSource,
+    settings: Settings,
+    takes: u32,
+    pattern: Pattern,
+    #[serde(default, borrow)]
+    clip: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    morph_points: [Option<&'a RawValue>; 2],
+}
+
+/// Only the version, read first: whatever else a newer Dreamroll saves, it should say so.
+#[derive(Deserialize)]
+struct Versioned<'a> {
+    #[serde(default, borrow)]
+    schema_version: Option<&'a RawValue>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    #[error("the saved session is {0} bytes, more than the {MOST_SESSION_BYTES} a session can be")]
+    TooLarge(usize),
     #[error("the saved session is not readable JSON ({0})")]
     NotJson(serde_json::Error),
     #[error("the saved session has no schema version")]
@@ -54,25 +85,64 @@ pub enum SessionError {
     Damaged(String),
 }
 
-/// Reads a saved session, checking the version before anything else and every number the
-/// scheduler will trust.
+/// What a saved session restores; see [`read_session`] for what it drops.
 pub fn parse_session(text: &str) -> Result<Session, SessionError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(SessionError::NotJson)?;
-    let version = value.get("schema_version").and_then(serde_json::Value::as_u64).ok_or(SessionError::NoVersion)?;
+    read_session(text).map(|(session, _)| session)
+}
+
+/// Reads a saved session, checking its size and version before anything else and every
+/// number the scheduler will trust; with it, a line for each clip or morph point dropped as
+/// damaged.
+pub fn read_session(text: &str) -> Result<(Session, Vec<String>), SessionError> {
+    if text.len() > MOST_SESSION_BYTES {
+        return Err(SessionError::TooLarge(text.len()));
+    }
+    let versioned: Versioned = serde_json::from_str(text).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => SessionError::NoVersion,
+        _ => SessionError::NotJson(error),
+    })?;
+    let version = versioned.schema_version.and_then(|raw| raw.get().parse::<u64>().ok()).ok_or(SessionError::NoVersion)?;
     if version > u64::from(SESSION_VERSION) {
         return Err(SessionError::FromTheFuture { found: version });
     }
-    let mut session: Session = serde_json::from_value(value).map_err(|e| SessionError::Damaged(e.to_string()))?;
-    check_pattern(&mut session.pattern).map_err(SessionError::Damaged)?;
-    let points = session.morph_points.iter().flatten().chain(session.settings.source.morph.iter().flat_map(|m| [&m.a, &m.b]));
-    let point_takes = points.filter_map(|point| match point {
-        MorphPoint::Clip(take) => Some(take),
-        MorphPoint::Dream { .. } => None,
-    });
-    for take in session.clip.iter().chain(session.settings.clip.as_deref()).chain(point_takes) {
+    let saved: Saved = serde_json::from_str(text).map_err(|e| SessionError::Damaged(e.to_string()))?;
+    let mut pattern = saved.pattern;
+    check_pattern(&mut pattern).map_err(SessionError::Damaged)?;
+    let settings = saved.settings;
+    let settings_points = settings.source.morph.iter().flat_map(|morph| [&morph.a, &morph.b]);
+    for point in settings_points {
+        check_point(point).map_err(SessionError::Damaged)?;
+    }
+    if let Some(morph) = settings.source.morph.as_ref().filter(|morph| !(0.0..=1.0).contains(&morph.amount)) {
+        return Err(SessionError::Damaged(format!("a morph {} of the way from A to B", morph.amount)));
+    }
+    if let Some(take) = &settings.clip {
         take.check().map_err(SessionError::Damaged)?;
     }
-    Ok(session)
+    let mut dropped = Vec::new();
+    let clip = saved.clip.and_then(|raw| {
+        let take = serde_json::from_str::<Take>(raw.get()).map_err(|e| e.to_string()).and_then(|take| take.check().map(|()| take));
+        take.map_err(|reason| dropped.push(format!("the saved clip was damaged and is left out ({reason})"))).ok()
+    });
+    let morph_points = [0, 1].map(|which| {
+        let raw = saved.morph_points[which]?;
+        let point = serde_json::from_str::<MorphPoint>(raw.get()).map_err(|e| e.to_string()).and_then(|point| check_point(&point).map(|()| point));
+        let name = ["A", "B"][which];
+        point.map_err(|reason| dropped.push(format!("morph point {name} was damaged and is left out ({reason})"))).ok()
+    });
+    let session = Session { schema_version: saved.schema_version, model: saved.model, settings, takes: saved.takes, pattern, clip, morph_points };
+    Ok((session, dropped))
+}
+
+/// A morph point as a render will trust it: a sound take, or knob values a knob can take.
+fn check_point(point: &MorphPoint) -> Result<(), String> {
+    match point {
+        MorphPoint::Clip(take) => take.check(),
+        MorphPoint::Dream { knobs, named, .. } => match knobs.iter().chain(named).find(|value| !(-KNOB_REACH..=KNOB_REACH).contains(*value)) {
+            Some(value) => Err(format!("a knob at {value}, past the ±{KNOB_REACH} a knob reaches")),
+            None => Ok(()),
+        },
+    }
 }
 
 fn check_pattern(pattern: &mut Pattern) -> Result<(), String> {
@@ -96,7 +166,10 @@ fn check_pattern(pattern: &mut Pattern) -> Result<(), String> {
             return Err(format!("an impossible note {note:?}"));
         }
     }
+    // One note per step, channel and pitch, as the engine makes them: a step's work on the
+    // audio thread is then bounded by the keys there are, not by what a blob holds.
     pattern.notes.sort_by_key(|n| (n.start, n.channel, n.pitch));
+    pattern.notes.dedup_by_key(|n| (n.start, n.channel, n.pitch));
     Ok(())
 }
 
@@ -124,7 +197,7 @@ struct Link {
     waiting: Option<(Session, u64)>,
     /// Loads so far, numbering the engine's restores.
     loads: u64,
-    /// Why the last loaded session was refused.
+    /// Why the last loaded session was refused, or what of it was dropped.
     problem: Option<String>,
 }
 
@@ -176,7 +249,7 @@ impl SessionField {
         link.morph = Some(morph);
     }
 
-    /// Why the project's session could not be used, for the editor.
+    /// Why the project's session, or a part of it, could not be used, for the editor.
     pub fn problem(&self) -> Option<String> {
         lock(&self.inner).problem.clone()
     }
@@ -215,9 +288,9 @@ impl SessionField {
     /// Takes a saved session (from the host or a test).
     pub fn load(&self, text: &str) {
         let mut link = lock(&self.inner);
-        match parse_session(text) {
-            Ok(session) => {
-                link.problem = None;
+        match read_session(text) {
+            Ok((session, dropped)) => {
+                link.problem = (!dropped.is_empty()).then(|| dropped.join("; "));
                 link.loads += 1;
                 let serial = link.loads;
                 let extras_serial = match (&link.commands, &link.takes, &link.clip, &link.chord, &link.morph) {
@@ -284,17 +357,70 @@ mod tests {
         assert_eq!(parse_session(&text).unwrap(), session());
     }
 
+    fn one_note_take() -> Take {
+        let file = crate::roll::write_midi(480, 500_000, Meter::COMMON, &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes: vec![(0, 480, 72, 90)] }], 1920);
+        Take::from_score(&crate::roll::read_midi(&file).unwrap(), 8)
+    }
+
     #[test]
-    fn a_clip_and_morph_points_survive_a_round_trip_and_a_damaged_take_is_refused() {
-        let take = Take::from_score(&crate::roll::read_midi(&crate::roll::write_midi(480, 500_000, Meter::COMMON, &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes: vec![(0, 480, 72, 90)] }], 1920)).unwrap(), 8);
+    fn a_clip_and_morph_points_survive_a_round_trip() {
+        let take = one_note_take();
         let mut with = session();
         with.clip = Some(take.clone());
-        with.morph_points = [Some(MorphPoint::Dream { seed: 3, knobs: vec![1.0], named: vec![] }), Some(MorphPoint::Clip(take.clone()))];
-        assert_eq!(parse_session(&serde_json::to_string(&with).unwrap()).unwrap(), with);
-        let mut damaged = take;
+        with.morph_points = [Some(MorphPoint::Dream { seed: 3, knobs: vec![1.0], named: vec![] }), Some(MorphPoint::Clip(take))];
+        assert_eq!(read_session(&serde_json::to_string(&with).unwrap()).unwrap(), (with, vec![]));
+    }
+
+    #[test]
+    fn a_damaged_clip_or_morph_point_is_dropped_alone_in_words() {
+        let take = one_note_take();
+        let mut with = session();
+        with.clip = Some(take.clone());
+        let mut damaged = take.clone();
         damaged.notes[0].pitch = 200;
-        with.morph_points[1] = Some(MorphPoint::Clip(damaged));
+        with.morph_points = [Some(MorphPoint::Clip(damaged)), Some(MorphPoint::Dream { seed: 3, knobs: vec![2.5], named: vec![] })];
+        let text = serde_json::to_string(&with).unwrap().replace("[2.5]", "[1e39]");
+        let (restored, dropped) = read_session(&text).unwrap();
+        assert_eq!((restored.pattern, restored.clip), (session().pattern, Some(take.clone())), "the rest is restored");
+        assert_eq!(restored.morph_points, [None, None]);
+        assert_eq!(dropped.len(), 2);
+        assert!(dropped[0].starts_with("morph point A was damaged and is left out (an impossible note in the take"), "{dropped:?}");
+        assert_eq!(dropped[1], "morph point B was damaged and is left out (a knob at inf, past the ±3 a knob reaches)");
+
+        with.morph_points = [None, Some(MorphPoint::Clip(take.clone()))];
+        let clip = serde_json::to_string(&take).unwrap();
+        let text = serde_json::to_string(&with).unwrap().replacen(&clip, &clip.replace("\"velocity\":90", "\"velocity\":\"loud\""), 1);
+        let (restored, dropped) = read_session(&text).unwrap();
+        assert_eq!((restored.clip, restored.morph_points), (None, [None, Some(MorphPoint::Clip(take))]), "a clip that is not even a take");
+        assert!(dropped[0].starts_with("the saved clip was damaged and is left out (invalid type"), "{dropped:?}");
+
+        let field = SessionField::default();
+        field.load(&text);
+        let problem = field.problem().unwrap();
+        assert!(problem.starts_with("the saved clip was damaged and is left out (invalid type"), "{problem}");
+        assert_eq!(field.saved_text(), text, "what was dropped is still saved as it came");
+    }
+
+    #[test]
+    fn a_damaged_clip_in_the_settings_still_refuses_the_session() {
+        let mut with = session();
+        let mut damaged = one_note_take();
+        damaged.notes[0].velocity = 0;
+        with.settings.clip = Some(Arc::new(damaged));
         assert!(parse_session(&serde_json::to_string(&with).unwrap()).unwrap_err().to_string().contains("impossible note in the take"));
+    }
+
+    #[test]
+    fn a_blob_past_the_limit_is_refused_unparsed_and_a_crowded_step_is_one_note_per_key() {
+        let huge = " ".repeat(MOST_SESSION_BYTES + 1);
+        assert_eq!(parse_session(&huge).unwrap_err().to_string(), format!("the saved session is {} bytes, more than the {MOST_SESSION_BYTES} a session can be", MOST_SESSION_BYTES + 1));
+        let mut crowded = session();
+        let note = crowded.pattern.notes[0];
+        crowded.pattern.notes = vec![note; MAX_NOTES - 1];
+        crowded.pattern.notes.push(PatternNote { pitch: 61, ..note });
+        let parsed = parse_session(&serde_json::to_string(&crowded).unwrap()).unwrap();
+        assert_eq!(parsed.pattern.notes.len(), 2, "one note per step, channel and pitch");
+        assert_eq!(parsed.pattern.notes, vec![note, PatternNote { pitch: 61, ..note }]);
     }
 
     #[test]

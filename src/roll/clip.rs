@@ -3,10 +3,12 @@
 //! be read counted and named, since a clip that silently loses notes is worse than none.
 
 use super::import::{score_to_piece, TrackAssignment};
-use super::midi_file::{read_midi, MidiError, Score, ScoreNote};
+use super::midi_file::{read_midi, MidiError, Score, ScoreNote, MOST_MIDI_FILE_BYTES};
 use serde::{Deserialize, Serialize};
 use super::piano_roll::Roll;
 use super::representation::{Meter, Representation};
+use crate::files::{read_limited, FileError};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Why a clip cannot be used at all.
@@ -18,6 +20,15 @@ pub enum ClipError {
     Meter { found: Meter, wanted: Meter },
     #[error("the clip has no notes this model can read ({0})")]
     Nothing(String),
+}
+
+/// Why a MIDI file a user names cannot be a take.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipFileError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("{path}: {error}")]
+    Midi { path: PathBuf, error: MidiError },
 }
 
 /// A clip on a model's grid.
@@ -45,6 +56,16 @@ pub struct Take {
     /// Notes of the source that were not kept: after its meter changed, or past its bars.
     pub after_meter_change: u32,
     pub after_last_bar: u32,
+    /// Notes with a pitch over 127 or a channel over 16, which no instrument can play.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unplayable: u32,
+    /// Notes past the [`MOST_TAKE_NOTES`] a take holds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub past_note_cap: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,12 +82,20 @@ pub struct TakeNote {
 /// Longest take a project holds: past the longest loop, and a bound on what a hostile
 /// project can make a model read.
 pub const MOST_TAKE_BARS: u32 = 64;
-const MOST_TAKE_NOTES: usize = 20_000;
+pub const MOST_TAKE_NOTES: usize = 20_000;
 
 impl Take {
     /// The first `most_bars` bars of a MIDI file (at most [`MOST_TAKE_BARS`]), counting what is cut.
     pub fn from_midi(bytes: &[u8], most_bars: u32) -> Result<Take, ClipError> {
         Ok(Take::from_score(&read_midi(bytes)?, most_bars))
+    }
+
+    /// [`Take::from_midi`] of a file a user names, refused unread when it is not a regular
+    /// file or is over [`MOST_MIDI_FILE_BYTES`].
+    pub fn from_midi_file(path: &Path, most_bars: u32) -> Result<Take, ClipFileError> {
+        let bytes = read_limited(path, MOST_MIDI_FILE_BYTES)?;
+        let score = read_midi(&bytes).map_err(|error| ClipFileError::Midi { path: path.to_path_buf(), error })?;
+        Ok(Take::from_score(&score, most_bars))
     }
 
     /// The first `most_bars` bars of a score (at most [`MOST_TAKE_BARS`]) in the meter it begins in.
@@ -77,15 +106,23 @@ impl Take {
         let in_meter = meter_changes.min(score.end);
         let bars = (in_meter.div_ceil(bar) as u32).clamp(1, most_bars.clamp(1, MOST_TAKE_BARS));
         let cut = meter_changes.min(u64::from(bars) * bar);
-        let mut take = Take { ticks_per_quarter: score.ticks_per_quarter, meter, bars, notes: Vec::new(), after_meter_change: 0, after_last_bar: 0 };
+        let mut take = Take { ticks_per_quarter: score.ticks_per_quarter, meter, bars, notes: Vec::new(), after_meter_change: 0, after_last_bar: 0, unplayable: 0, past_note_cap: 0 };
+        // A note-on and its note-off on one tick (drum exports write hits so) sounds for a step.
+        let sixteenth = (u64::from(score.ticks_per_quarter) / 4).max(1);
         for note in &score.notes {
             if note.start >= meter_changes {
                 take.after_meter_change += 1;
-            } else if note.start >= cut || take.notes.len() == MOST_TAKE_NOTES {
+            } else if note.start >= cut {
                 take.after_last_bar += 1;
+            } else if note.pitch > 127 || note.channel > 15 {
+                take.unplayable += 1;
+            } else if take.notes.len() == MOST_TAKE_NOTES {
+                take.past_note_cap += 1;
             } else {
                 let track = u16::try_from(note.track).unwrap_or(u16::MAX);
-                take.notes.push(TakeNote { track, channel: note.channel, pitch: note.pitch, velocity: note.velocity, start: note.start, end: note.end.min(cut) });
+                let end = if note.end > note.start { note.end } else { note.start.saturating_add(sixteenth) };
+                let velocity = note.velocity.clamp(1, 127);
+                take.notes.push(TakeNote { track, channel: note.channel, pitch: note.pitch, velocity, start: note.start, end: end.min(cut) });
             }
         }
         take
@@ -146,6 +183,8 @@ impl Take {
         count(report.no_track, "on channels the model has no part for");
         count(self.after_meter_change as usize, "after the meter changes");
         count(later.len() + self.after_last_bar as usize, &format!("after the first {kept_bars} bars"));
+        count(self.unplayable as usize, "with a pitch over 127 or a channel over 16");
+        count(self.past_note_cap as usize, &format!("past the {MOST_TAKE_NOTES} a clip holds"));
         let Some(roll) = piece.segments.into_iter().next().filter(|roll| !roll.notes().is_empty()) else {
             return Err(ClipError::Nothing(if left_out.is_empty() { "it is empty".into() } else { left_out.join(", ") }));
         };
@@ -225,6 +264,32 @@ mod tests {
         let clip = take.clip(&two_parts(), TrackAssignment::ByChannel, 8).unwrap();
         assert_eq!(clip.left_out, vec!["1 note after the meter changes"]);
         assert_eq!(Take::from_score(&score, 500).bars, 2, "however many bars are asked for");
+    }
+
+    #[test]
+    fn a_take_is_sound_however_odd_the_notes_it_is_made_from() {
+        let note = |channel, pitch, velocity, start, end| ScoreNote { track: 0, channel, pitch, velocity, start, end };
+        let notes = vec![
+            note(0, 50, 100, 0, 0),
+            note(0, 60, 0, TPQ as u64, 2 * TPQ as u64),
+            note(1, 62, 200, TPQ as u64, 2 * TPQ as u64),
+            note(0, 200, 90, TPQ as u64, 2 * TPQ as u64),
+            note(20, 60, 90, TPQ as u64, 2 * TPQ as u64),
+            note(1, 55, 90, BAR - 1, BAR - 1),
+        ];
+        let score = Score { ticks_per_quarter: TPQ, tempos: vec![], meters: vec![(0, Meter::COMMON)], notes, track_names: vec![String::new()], end: BAR, unterminated_notes: 0 };
+        let take = Take::from_score(&score, 1);
+        take.check().unwrap();
+        let kept: Vec<(u8, u8, u64, u64)> = take.notes.iter().map(|n| (n.pitch, n.velocity, n.start, n.end)).collect();
+        let (q, sixteenth) = (TPQ as u64, TPQ as u64 / 4);
+        assert_eq!(kept, vec![(50, 100, 0, sixteenth), (60, 1, q, 2 * q), (62, 127, q, 2 * q), (55, 90, BAR - 1, BAR)], "a zero-length note sounds for a step, within the take");
+        let clip = take.clip(&two_parts(), TrackAssignment::ByChannel, 1).unwrap();
+        assert_eq!(clip.left_out, vec!["2 notes with a pitch over 127 or a channel over 16"]);
+        let crowded = Score { notes: (0..MOST_TAKE_NOTES as u64 + 3).map(|k| note(0, 60, 90, k % BAR, k % BAR + 1)).collect(), ..score };
+        let take = Take::from_score(&crowded, 1);
+        take.check().unwrap();
+        assert_eq!((take.notes.len(), take.past_note_cap), (MOST_TAKE_NOTES, 3));
+        assert!(take.clip(&two_parts(), TrackAssignment::ByChannel, 1).unwrap().left_out.contains(&"3 notes past the 20000 a clip holds".to_string()));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::representation::Meter;
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// A note as the file has it, in ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +61,10 @@ pub enum MidiError {
     #[error("the file is {quarters} quarter notes long (over {MAX_QUARTERS}); its timing is corrupt")]
     AbsurdLength { quarters: u64 },
 }
+
+/// Largest MIDI file read from a path: past any real song's file (a large orchestral score is a
+/// few hundred kilobytes), and a bound on the memory and time reading one costs.
+pub const MOST_MIDI_FILE_BYTES: u64 = 8 << 20;
 
 /// About 28 hours at 120 quarter notes per minute: no piece is longer, and a corrupt delta
 /// time must not make the importer allocate a roll of that size.
@@ -150,8 +154,9 @@ pub fn read_midi(bytes: &[u8]) -> Result<Score, MidiError> {
 
 fn read_track(track: usize, events: &[TrackEvent], max_ticks: u64, score: &mut Score) -> Result<(), MidiError> {
     // Open notes per (channel, pitch), oldest first: overlapping notes of one pitch are closed
-    // first-in first-out, which is how most sequencers pair them.
-    let mut open: HashMap<(u8, u8), Vec<(u64, u8)>> = HashMap::new();
+    // first-in first-out, which is how most sequencers pair them (a queue: a file of thousands
+    // of stacked note-ons must not cost a shift of the whole stack per note-off).
+    let mut open: HashMap<(u8, u8), VecDeque<(u64, u8)>> = HashMap::new();
     let mut tick = 0u64;
     let mut name = String::new();
     for event in events {
@@ -169,9 +174,8 @@ fn read_track(track: usize, events: &[TrackEvent], max_ticks: u64, score: &mut S
                 };
                 let stack = open.entry((channel, pitch)).or_default();
                 if velocity > 0 {
-                    stack.push((tick, velocity));
-                } else if !stack.is_empty() {
-                    let (start, velocity) = stack.remove(0);
+                    stack.push_back((tick, velocity));
+                } else if let Some((start, velocity)) = stack.pop_front() {
                     score.notes.push(ScoreNote { track, channel, pitch, velocity, start, end: tick });
                 }
             }
