@@ -8,7 +8,8 @@ mod clap_host;
 use clap_host::{ClapInstance, Transport};
 use criterion::{criterion_group, criterion_main, Criterion};
 use dreamroll::engine::models::ModelSource;
-use dreamroll::engine::worker::{Engine, Watch};
+use dreamroll::engine::worker::{Engine, Polled, Settings, Watch};
+use dreamroll::model::card::ModelCard;
 use dreamroll::model::default_generator;
 use dreamroll::plugin::params::{settings_for, DreamrollParams};
 use std::path::PathBuf;
@@ -77,19 +78,33 @@ fn load_to_first_note(c: &mut Criterion) {
     group.finish();
 }
 
+/// The default parameters with macro knob 1 at the value whose bits are in `knob`, which is
+/// also the fingerprint.
+struct KnobWatch {
+    params: DreamrollParams,
+    knob: Arc<AtomicU32>,
+    polled: u32,
+}
+
+impl Watch for KnobWatch {
+    fn poll(&mut self) -> Polled {
+        self.polled = self.knob.load(Ordering::Acquire);
+        Polled { fingerprint: u64::from(self.polled), problem: None }
+    }
+
+    fn settings(&mut self, card: &ModelCard) -> Settings {
+        let mut settings = settings_for(&self.params, card);
+        settings.request.knobs[0] = f32::from_bits(self.polled);
+        settings
+    }
+}
+
 /// From a knob change to the new pattern in the audio thread's ring: the engine's poll of the
 /// parameters plus one render of the default model's 8-bar loop.
 fn knob_to_pattern(c: &mut Criterion) {
-    let params = Arc::new(DreamrollParams::default());
     let knob = Arc::new(AtomicU32::new(0f32.to_bits()));
-    let watched = (params.clone(), knob.clone());
-    let watch: Watch = Box::new(move |card| {
-        let (params, knob) = &watched;
-        let mut settings = settings_for(params, card);
-        settings.request.knobs[0] = f32::from_bits(knob.load(Ordering::Acquire));
-        (settings, u64::from(knob.load(Ordering::Acquire)))
-    });
-    let (_engine, mut audio) = Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, Some(watch));
+    let watch = KnobWatch { params: DreamrollParams::default(), knob: knob.clone(), polled: 0 };
+    let (_engine, mut audio) = Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, Some(Box::new(watch)));
     let mut group = c.benchmark_group("engine");
     group.sample_size(30);
     let mut turn = 0u32;

@@ -2,9 +2,12 @@
 //! folder a user points at. Broken folders are listed with the reason rather than hidden, so
 //! a user who dropped a model in sees why it does not load.
 
-use crate::model::generator::{Generator, ModelError};
+use crate::model::generator::{Generator, ModelError, CARD_FILE, DECODER_FILE, MAX_WEIGHTS_BYTES};
+use crate::model::ModelCard;
 use serde::{Deserialize, Serialize};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A model a session can name and find again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,94 +61,142 @@ pub fn user_models_dir() -> Option<PathBuf> {
     }
 }
 
-/// The built-in model, then every sub-folder of `dir` holding a `model.json`, each loaded to
-/// see whether it works. A missing `dir` is not an error: it just has no models yet.
-pub fn scan_models(dir: Option<&Path>) -> Vec<ModelEntry> {
-    let embedded_name = crate::model::default_generator().map(|g| g.card().name.clone()).map_err(|e| e.to_string());
-    let mut entries = vec![ModelEntry { source: ModelSource::Embedded, status: embedded_name }];
-    let Some(dir) = dir else { return entries };
-    let Ok(listing) = std::fs::read_dir(dir) else { return entries };
-    let mut folders: Vec<PathBuf> = listing
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| path.join(crate::model::generator::CARD_FILE).is_file())
-        .collect();
+/// The built-in model, then every sub-folder of `dir` holding a `model.json`, each handed to
+/// `listed` as it is read. Only the cards are read and checked, and the weights' size: a
+/// model folder's weights (up to a few hundred megabytes, perhaps on a network) are read
+/// when the user picks it, and then a fault in them is reported. The scan ends early once
+/// `stop` is set, so that closing an instance never waits for it. A missing `dir` is not an
+/// error: it just has no models yet.
+pub fn scan_models(dir: Option<&Path>, stop: &AtomicBool, mut listed: impl FnMut(ModelEntry)) {
+    let embedded_name = ModelCard::from_json(crate::model::DEFAULT_CARD).map(|card| card.name).map_err(|e| e.to_string());
+    listed(ModelEntry { source: ModelSource::Embedded, status: embedded_name });
+    let Some(dir) = dir else { return };
+    let Ok(listing) = std::fs::read_dir(dir) else { return };
+    let mut folders: Vec<PathBuf> = listing.flatten().map(|entry| entry.path()).filter(|path| path.join(CARD_FILE).is_file()).collect();
     folders.sort();
     for folder in folders {
-        let source = ModelSource::Folder(folder);
-        let status = source.load().map(|g| g.card().name.clone()).map_err(|e| e.to_string());
-        entries.push(ModelEntry { source, status });
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        let status = card_of(&folder).map(|card| card.name);
+        listed(ModelEntry { source: ModelSource::Folder(folder), status });
     }
-    entries
+}
+
+/// Largest card accepted: a card is a few kilobytes of JSON.
+const MAX_CARD_BYTES: u64 = 1 << 20;
+
+/// A model folder's card, checked, with its weights' file there and not too large to load.
+fn card_of(folder: &Path) -> Result<ModelCard, String> {
+    let path = folder.join(CARD_FILE);
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .and_then(|file| file.take(MAX_CARD_BYTES + 1).read_to_string(&mut text))
+        .map_err(|source| ModelError::Io { path: path.clone(), source }.to_string())?;
+    if text.len() as u64 > MAX_CARD_BYTES {
+        return Err(format!("{}: more than a card can be ({MAX_CARD_BYTES} bytes at most)", path.display()));
+    }
+    let card = ModelCard::from_json(&text).map_err(|e| e.to_string())?;
+    let weights = folder.join(DECODER_FILE);
+    let bytes = std::fs::metadata(&weights).map_err(|source| ModelError::Io { path: weights.clone(), source }.to_string())?.len();
+    if bytes > MAX_WEIGHTS_BYTES {
+        return Err(ModelError::TooLarge { path: weights, bytes }.to_string());
+    }
+    Ok(card)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_scan_lists_good_and_broken_folders_with_reasons() {
-        let dir = tempfile::tempdir().unwrap();
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/folk-melody");
-        let good = dir.path().join("a-good");
-        std::fs::create_dir(&good).unwrap();
-        for file in ["model.json", "decoder.safetensors"] {
-            std::fs::copy(shipped.join(file), good.join(file)).unwrap();
-        }
-        let truncated = dir.path().join("b-truncated");
-        std::fs::create_dir(&truncated).unwrap();
-        std::fs::copy(shipped.join("model.json"), truncated.join("model.json")).unwrap();
-        let weights = std::fs::read(shipped.join("decoder.safetensors")).unwrap();
-        std::fs::write(truncated.join("decoder.safetensors"), &weights[..weights.len() / 2]).unwrap();
-        std::fs::create_dir(dir.path().join("c-not-a-model")).unwrap();
+    fn scan(dir: &Path) -> Vec<ModelEntry> {
+        let mut entries = Vec::new();
+        scan_models(Some(dir), &AtomicBool::new(false), |entry| entries.push(entry));
+        entries
+    }
 
-        let entries = scan_models(Some(dir.path()));
-        assert_eq!(entries.len(), 3, "built in, good, truncated; a folder with no card is not a model");
-        assert_eq!(entries[0].source, ModelSource::Embedded);
-        assert!(entries[0].status.is_ok());
-        assert_eq!(entries[1].status.as_deref(), Ok("folk-melody"));
-        let reason = entries[2].status.as_ref().unwrap_err();
-        assert!(reason.contains("decoder.safetensors"), "{reason}");
+    fn shipped(model: &str, file: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(model).join(file)
+    }
+
+    /// A folder `name` in `dir` with the folk model's card and weights made by `weights`.
+    fn folder(dir: &Path, name: &str, card: &str, weights: &dyn Fn(&Path)) -> PathBuf {
+        let folder = dir.join(name);
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join(CARD_FILE), card).unwrap();
+        weights(&folder.join(DECODER_FILE));
+        folder
     }
 
     #[test]
-    fn hostile_model_folders_are_listed_as_broken_with_their_reasons() {
+    fn a_scan_reads_the_cards_and_leaves_the_weights_until_a_model_is_picked() {
         let dir = tempfile::tempdir().unwrap();
-        let shipped = |model: &str, file: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(model).join(file);
-        let make = |name: &str, card: PathBuf, weights: &dyn Fn(&Path)| {
-            let folder = dir.path().join(name);
-            std::fs::create_dir(&folder).unwrap();
-            std::fs::copy(card, folder.join("model.json")).unwrap();
-            weights(&folder.join("decoder.safetensors"));
-        };
+        let card = std::fs::read_to_string(shipped("folk-melody", CARD_FILE)).unwrap();
+        folder(dir.path(), "a-good", &card, &|to| {
+            std::fs::copy(shipped("folk-melody", DECODER_FILE), to).unwrap();
+        });
+        let truncated = folder(dir.path(), "b-truncated", &card, &|to| {
+            let weights = std::fs::read(shipped("folk-melody", DECODER_FILE)).unwrap();
+            std::fs::write(to, &weights[..weights.len() / 2]).unwrap();
+        });
+        folder(dir.path(), "c-future", &card.replacen("\"schema_version\": ", "\"schema_version\": 9", 1), &|_| {});
+        folder(dir.path(), "d-no-weights", &card, &|_| {});
+        folder(dir.path(), "e-enormous", &card, &|to| std::fs::File::create(to).unwrap().set_len(MAX_WEIGHTS_BYTES + 1).unwrap());
+        std::fs::create_dir(dir.path().join("f-not-a-model")).unwrap();
+
+        let entries = scan(dir.path());
+        let status = |i: usize| entries[i].status.clone();
+        assert_eq!(entries.len(), 6, "built in and five folders; a folder with no card is not a model");
+        let embedded = crate::model::default_generator().unwrap().card().name.clone();
+        assert_eq!((entries[0].source.clone(), status(0)), (ModelSource::Embedded, Ok(embedded)));
+        assert_eq!(status(1), Ok("folk-melody".into()));
+        assert_eq!(status(2), Ok("folk-melody".into()), "its weights are not read to list it");
+        assert!(status(3).unwrap_err().contains("schema"), "{:?}", status(3));
+        assert!(status(4).unwrap_err().contains(DECODER_FILE), "{:?}", status(4));
+        assert!(status(5).unwrap_err().contains("more than a model file can be"), "{:?}", status(5));
+        let picked = ModelSource::Folder(truncated).load().err().unwrap().to_string();
+        assert!(picked.contains(DECODER_FILE), "picking it reads the weights and says what is wrong: {picked}");
+    }
+
+    #[test]
+    fn a_scan_stops_between_folders_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            folder(dir.path(), &format!("model-{i}"), "{}", &|_| {});
+        }
+        let stop = AtomicBool::new(false);
+        let mut listed = 0;
+        scan_models(Some(dir.path()), &stop, |_| {
+            listed += 1;
+            stop.store(listed == 4, Ordering::Release);
+        });
+        assert_eq!(listed, 4, "the built-in model and three folders, then the stop");
+    }
+
+    #[test]
+    fn hostile_weights_are_refused_with_their_reasons_when_picked() {
+        let dir = tempfile::tempdir().unwrap();
+        let card = std::fs::read_to_string(shipped("folk-melody", CARD_FILE)).unwrap();
         // A folk card with chorale weights: every tensor is there, in the wrong shape.
-        make("mismatched", shipped("folk-melody", "model.json"), &|to| {
-            std::fs::copy(shipped("chorales-satb", "decoder.safetensors"), to).unwrap();
+        let mismatched = folder(dir.path(), "mismatched", &card, &|to| {
+            std::fs::copy(shipped("chorales-satb", DECODER_FILE), to).unwrap();
         });
         // The right weights with one tensor poisoned.
-        make("nan-filled", shipped("folk-melody", "model.json"), &|to| {
+        let nan_filled = folder(dir.path(), "nan-filled", &card, &|to| {
             let device = candle_core::Device::Cpu;
-            let mut tensors = candle_core::safetensors::load(shipped("folk-melody", "decoder.safetensors"), &device).unwrap();
+            let mut tensors = candle_core::safetensors::load(shipped("folk-melody", DECODER_FILE), &device).unwrap();
             let name = tensors.keys().min().unwrap().clone();
             let poisoned = (tensors[&name].ones_like().unwrap() * f64::NAN).unwrap();
             tensors.insert(name, poisoned);
             candle_core::safetensors::save(&tensors, to).unwrap();
         });
-        // Far larger than any model: refused from its size, without being read.
-        make("enormous", shipped("folk-melody", "model.json"), &|to| {
-            std::fs::File::create(to).unwrap().set_len(300 << 20).unwrap();
-        });
-        let entries = scan_models(Some(dir.path()));
-        let reason = |name: &str| entries.iter().find(|e| e.source == ModelSource::Folder(dir.path().join(name))).unwrap().status.clone().unwrap_err();
-        assert!(reason("mismatched").contains("do not fit the card"), "{}", reason("mismatched"));
-        assert!(reason("nan-filled").contains("NaN or infinite"), "{}", reason("nan-filled"));
-        assert!(reason("enormous").contains("more than a model file can be"), "{}", reason("enormous"));
-        assert!(entries[0].status.is_ok(), "the built-in model is still there to play");
+        let reason = |folder: PathBuf| ModelSource::Folder(folder).load().err().unwrap().to_string();
+        assert!(reason(mismatched).contains("do not fit the card"));
+        assert!(reason(nan_filled).contains("NaN or infinite"));
     }
 
     #[test]
     fn a_missing_models_folder_lists_only_the_built_in_model() {
-        let entries = scan_models(Some(Path::new("/no/such/folder")));
-        assert_eq!(entries.len(), 1);
+        assert_eq!(scan(Path::new("/no/such/folder")).len(), 1);
     }
 }

@@ -17,8 +17,10 @@ use crate::roll::{Clip, Take};
 use crate::schedule::Pattern;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -48,6 +50,7 @@ pub enum Command {
     Restore { source: ModelSource, settings: Settings, pattern: Pattern, serial: u64 },
     /// List the built-in model and the folders in this models directory.
     ScanModels(Option<PathBuf>),
+    /// Wakes the engine to find its stop flag set.
     Shutdown,
 }
 
@@ -119,15 +122,35 @@ pub struct AudioSide {
 }
 
 /// Reads the user's current settings for a model: the plugin's parameters, polled on the
-/// engine thread so that neither the audio thread nor a parameter callback ever sends. With
-/// the settings comes a fingerprint of the parameter values they came from, which the audio
-/// thread can compute too: an offline bounce waits until the engine has answered it.
-pub type Watch = Box<dyn FnMut(&ModelCard) -> (Settings, u64) + Send>;
+/// engine thread so that neither the audio thread nor a parameter callback ever sends.
+pub trait Watch: Send {
+    /// Called at every poll, 200 times a second while nothing happens, so its cost must not
+    /// grow with the session: a fingerprint of the parameter values (which the audio thread
+    /// can compute too: an offline bounce waits until the engine has answered it), and
+    /// anything to tell the user.
+    fn poll(&mut self) -> Polled;
+    /// The settings the parameters ask of `card`'s model; read only when the fingerprint or
+    /// the model has changed, since they hold copies of the morph points.
+    fn settings(&mut self, card: &ModelCard) -> Settings;
+}
+
+/// What one poll of a [`Watch`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Polled {
+    pub fingerprint: u64,
+    /// Something gone wrong outside a render, for the status line until the next render.
+    pub problem: Option<String>,
+}
 
 pub struct Engine {
     commands: Sender<Command>,
     published: Arc<Mutex<Published>>,
     thread: Option<JoinHandle<()>>,
+    /// Set on drop; the engine looks at it between commands and inside long jobs, so that
+    /// closing an instance never waits behind a queue of work.
+    stop: Arc<AtomicBool>,
+    /// Cleared when the engine thread ends, however it ends.
+    alive: Arc<AtomicBool>,
 }
 
 /// Patterns waiting for the audio thread; a few, since only the newest matters.
@@ -136,16 +159,21 @@ const RING: usize = 8;
 const POLL: Duration = Duration::from_millis(5);
 
 impl Engine {
-    pub fn spawn(generator: Generator, source: ModelSource, watch: Option<Watch>) -> (Engine, AudioSide) {
+    pub fn spawn(generator: Generator, source: ModelSource, watch: Option<Box<dyn Watch>>) -> (Engine, AudioSide) {
         let (commands, inbox) = crossbeam_channel::unbounded();
         let (patterns_in, patterns) = rtrb::RingBuffer::new(RING);
         let (used, used_out) = rtrb::RingBuffer::new(RING * 2);
         let published = Arc::new(Mutex::new(Published { model: Some(model_info(&generator, &source)), ..Published::default() }));
         let answered = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let alive = Arc::new(AtomicBool::new(true));
         let worker = Worker {
             generator,
             source,
             watch,
+            read: None,
+            stop: stop.clone(),
+            doing: "starting",
             answered_fingerprint: answered.clone(),
             published: published.clone(),
             patterns: patterns_in,
@@ -154,14 +182,22 @@ impl Engine {
             latest: None,
             answered: None,
             generation: 0,
-            render_failed: false,
+            passing_problem: false,
             restored: Restored::No,
         };
-        let thread = std::thread::Builder::new()
-            .name("dreamroll-engine".into())
-            .spawn(move || worker.run(inbox))
-            .expect("the engine thread starts");
-        (Engine { commands, published, thread: Some(thread) }, AudioSide { patterns, used, answered })
+        let lifeline = Lifeline { alive: alive.clone(), published: published.clone() };
+        let thread = std::thread::Builder::new().name("dreamroll-engine".into()).spawn(move || {
+            let _lifeline = lifeline;
+            worker.run(inbox);
+        });
+        // The lifeline went down with the closure: the engine reads as gone, and says why.
+        let thread = thread.map_err(|error| lock(&published).problem = Some(format!("the engine thread could not start: {error}; no pattern will play"))).ok();
+        (Engine { commands, published, thread, stop, alive }, AudioSide { patterns, used, answered })
+    }
+
+    /// False once the engine thread has ended: nothing it was asked will be answered.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
     }
 
     pub fn send(&self, command: Command) {
@@ -192,11 +228,34 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
         self.send(Command::Shutdown);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
+}
+
+/// Lives on the engine thread: its drop marks the engine gone, and, when a panic got past every
+/// catch (one whose payload panics again on drop), says so where the user looks.
+struct Lifeline {
+    alive: Arc<AtomicBool>,
+    published: Arc<Mutex<Published>>,
+}
+
+impl Drop for Lifeline {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::Release);
+        if std::thread::panicking() {
+            lock(&self.published).problem =
+                Some("the engine stopped after an internal error it could not recover from; the pattern playing stays, and Dreamroll must be reopened to change it".into());
+        }
+    }
+}
+
+/// A panic's message, as `panic!` was given it.
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str)).unwrap_or("a panic without a message")
 }
 
 fn model_info(generator: &Generator, source: &ModelSource) -> ModelInfo {
@@ -225,7 +284,12 @@ fn clip_shown(clip: &Clip, voicing: &PatternOptions, generator: &Generator) -> C
 struct Worker {
     generator: Generator,
     source: ModelSource,
-    watch: Option<Watch>,
+    watch: Option<Box<dyn Watch>>,
+    /// The fingerprint whose settings were read last.
+    read: Option<u64>,
+    stop: Arc<AtomicBool>,
+    /// What the engine is doing, for the words on a panic.
+    doing: &'static str,
     answered_fingerprint: Arc<AtomicU64>,
     published: Arc<Mutex<Published>>,
     patterns: rtrb::Producer<Box<PatternUpdate>>,
@@ -238,8 +302,9 @@ struct Worker {
     /// The model and settings the newest pattern answers.
     answered: Option<(ModelSource, Settings)>,
     generation: u64,
-    /// The last render failed; the next that succeeds clears the problem it reported.
-    render_failed: bool,
+    /// The problem shown is one the next render that succeeds mends (a failed render, a
+    /// caught panic, lost notes), rather than one that stays until a model loads.
+    passing_problem: bool,
     restored: Restored,
 }
 
@@ -254,31 +319,59 @@ enum Restored {
 }
 
 impl Worker {
+    /// Serves until shutdown. A panic anywhere in serving is reported and serving starts
+    /// again, with everything as the panic left it: every step keeps the worker whole (a
+    /// render marks its settings answered before it starts, so it is not retried in a loop).
     fn run(mut self, inbox: Receiver<Command>) {
-        loop {
+        while let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.serve(&inbox))) {
+            self.report(format!("the engine hit an internal error while {}: {}; the pattern playing stays", self.doing, panic_message(&*panic)));
+        }
+    }
+
+    fn serve(&mut self, inbox: &Receiver<Command>) {
+        while !self.stop.load(Ordering::Acquire) {
             // Patterns the audio thread is done with are freed here, off the audio thread.
             while self.used.pop().is_ok() {}
             if let Some(update) = self.pending.take() {
                 self.deliver(update);
             }
+            let mut commanded = false;
             match inbox.recv_timeout(POLL) {
                 Ok(first) => {
                     for command in std::iter::once(first).chain(inbox.try_iter()) {
-                        if !self.handle(command) {
+                        if self.stop.load(Ordering::Acquire) || !self.handle(command) {
                             return;
                         }
+                        commanded = true;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            let mut fingerprint = None;
-            if let Some(watch) = self.watch.as_mut() {
-                let (settings, print) = watch(self.generator.card());
-                self.latest = Some(settings);
-                fingerprint = Some(print);
+            self.follow(commanded);
+        }
+    }
+
+    /// Renders if the user now asks for something the newest pattern does not answer. Only
+    /// a command or a new fingerprint can change that, so an idle poll costs a fingerprint.
+    fn follow(&mut self, commanded: bool) {
+        let mut fingerprint = None;
+        let mut changed = commanded;
+        if let Some(watch) = self.watch.as_mut() {
+            self.doing = "reading the parameters";
+            let polled = watch.poll();
+            changed |= self.read != Some(polled.fingerprint);
+            if changed {
+                // Read before the settings are, so that a panic reading them is not repeated.
+                self.read = Some(polled.fingerprint);
+                self.latest = Some(watch.settings(self.generator.card()));
             }
-            let Some(settings) = self.latest.clone() else { continue };
+            if let Some(problem) = polled.problem {
+                self.report(problem);
+            }
+            fingerprint = Some(polled.fingerprint);
+        }
+        if let Some(settings) = self.latest.clone().filter(|_| changed) {
             let keep = match (self.restored, fingerprint) {
                 // The parameters a project was restored with: its pattern stands, even where
                 // the model in use would read them differently (its own model is missing).
@@ -294,13 +387,20 @@ impl Worker {
             };
             let answered = self.answered.as_ref().is_some_and(|(source, answered)| *source == self.source && *answered == settings);
             if !keep && !answered {
+                self.doing = "rendering";
                 self.render(settings);
             }
-            // Only once a pattern is in the ring (or held for it), so a waiting reader finds it.
-            if let Some(print) = fingerprint.filter(|_| self.pending.is_none()) {
-                self.answered_fingerprint.store(print, Ordering::Release);
-            }
         }
+        // Only once a pattern is in the ring (or held for it), so a waiting reader finds it.
+        if let Some(print) = fingerprint.filter(|_| self.pending.is_none()) {
+            self.answered_fingerprint.store(print, Ordering::Release);
+        }
+    }
+
+    /// Shows `problem` until the next render that succeeds.
+    fn report(&mut self, problem: String) {
+        self.passing_problem = true;
+        lock(&self.published).problem = Some(problem);
     }
 
     /// False for shutdown.
@@ -309,9 +409,11 @@ impl Worker {
             Command::Shutdown => return false,
             Command::Settings(settings) => self.latest = Some(settings),
             Command::LoadModel(source) => {
+                self.doing = "loading a model";
                 self.switch_model(source);
             }
             Command::Restore { source, settings, pattern, serial } => {
+                self.doing = "restoring a project";
                 let missing = source != self.source && !self.switch_model(source.clone());
                 // The saved pattern answers the restored settings with whatever model is now in
                 // use, so nothing replaces it until the user changes something.
@@ -333,8 +435,11 @@ impl Worker {
                 }
             }
             Command::ScanModels(dir) => {
-                let models = scan_models(dir.as_deref());
-                lock(&self.published).models = models;
+                self.doing = "listing models";
+                let published = &self.published;
+                lock(published).models.clear();
+                // Listed as they are read, so a slow folder fills the picker bit by bit.
+                scan_models(dir.as_deref(), &self.stop, |entry| lock(published).models.push(entry));
             }
         }
         true
@@ -369,10 +474,8 @@ impl Worker {
             Some(take) => match self.generator.read_take(take, settings.request.bars) {
                 Ok(clip) => Some(clip),
                 Err(error) => {
-                    self.render_failed = true;
-                    let mut published = lock(&self.published);
-                    published.problem = Some(format!("the clip cannot be used: {error}; the pattern playing stays"));
-                    published.clip = None;
+                    self.report(format!("the clip cannot be used: {error}; the pattern playing stays"));
+                    lock(&self.published).clip = None;
                     return;
                 }
             },
@@ -387,16 +490,13 @@ impl Worker {
                 self.publish_pattern(&update, settings, started.elapsed());
                 let mut published = lock(&self.published);
                 published.clip = shown;
-                if std::mem::take(&mut self.render_failed) {
+                if std::mem::take(&mut self.passing_problem) {
                     published.problem = None;
                 }
                 drop(published);
                 self.deliver(update);
             }
-            Err(error) => {
-                self.render_failed = true;
-                lock(&self.published).problem = Some(format!("{error}; the pattern playing stays"));
-            }
+            Err(error) => self.report(format!("{error}; the pattern playing stays")),
         }
     }
 
@@ -421,10 +521,11 @@ impl Worker {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::engine::pattern::Scale;
     use crate::model::default_generator;
+    use std::path::Path;
 
     fn settings(seed: u64) -> Settings {
         let generator = default_generator().unwrap();
@@ -515,23 +616,144 @@ mod tests {
         assert_eq!(published.model.as_ref().unwrap().source, ModelSource::Embedded);
     }
 
+    /// A watch whose fingerprint is whatever `print` holds, and whose settings `make` builds from
+    /// it; it counts its polls and the settings it is asked for.
+    struct Knob<F> {
+        print: Arc<AtomicU64>,
+        polled: u64,
+        make: F,
+        polls: Arc<AtomicU64>,
+        reads: Arc<AtomicU64>,
+    }
+
+    impl<F: FnMut(u64) -> Settings + Send> Watch for Knob<F> {
+        fn poll(&mut self) -> Polled {
+            self.polls.fetch_add(1, Ordering::AcqRel);
+            self.polled = self.print.load(Ordering::Acquire);
+            Polled { fingerprint: self.polled, problem: None }
+        }
+
+        fn settings(&mut self, _card: &ModelCard) -> Settings {
+            self.reads.fetch_add(1, Ordering::AcqRel);
+            (self.make)(self.polled)
+        }
+    }
+
+    /// An engine following a [`Knob`] that starts at `print`; its print, polls and reads.
+    fn spawn_watching(print: u64, make: impl FnMut(u64) -> Settings + Send + 'static) -> (Engine, AudioSide, [Arc<AtomicU64>; 3]) {
+        let counters = [Arc::new(AtomicU64::new(print)), Arc::default(), Arc::default()];
+        let [print, polls, reads] = counters.clone();
+        let watch = Knob { print, polled: 0, make, polls, reads };
+        let (engine, audio) = Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, Some(Box::new(watch)));
+        (engine, audio, counters)
+    }
+
+    /// Waits (at most 5 s) for `condition`.
+    fn eventually(condition: impl Fn() -> bool) -> bool {
+        (0..5000).any(|_| condition() || {
+            std::thread::sleep(Duration::from_millis(1));
+            false
+        })
+    }
+
+    fn knob_settings(knob: u64) -> Settings {
+        let mut s = settings(8);
+        s.request.knobs = vec![f32::from_bits(knob as u32)];
+        s
+    }
+
     #[test]
     fn a_watch_is_followed_without_commands() {
-        let knob = Arc::new(Mutex::new(0.0f32));
-        let read = knob.clone();
-        let watch: Watch = Box::new(move |_card: &ModelCard| {
-            let mut s = settings(8);
-            let knob = *lock(&read);
-            s.request.knobs = vec![knob];
-            (s, knob.to_bits().into())
-        });
-        let (engine, mut audio) = Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, Some(watch));
+        let (engine, mut audio, [knob, ..]) = spawn_watching(0f32.to_bits().into(), knob_settings);
         let first = next_pattern(&mut audio);
-        *lock(&knob) = 2.5;
+        knob.store(2.5f32.to_bits().into(), Ordering::Release);
         let second = next_pattern(&mut audio);
         assert_ne!(first.pattern, second.pattern, "turning the knob made a new pattern");
         assert_eq!(audio.answered.load(Ordering::Acquire), u64::from(2.5f32.to_bits()), "and answered its fingerprint");
         assert_eq!(engine.published().settings.as_ref().unwrap().request.knobs, vec![2.5]);
+    }
+
+    #[test]
+    fn an_idle_engine_polls_the_fingerprint_and_reads_the_settings_only_when_it_changes() {
+        let (_engine, mut audio, [knob, polls, reads]) = spawn_watching(0f32.to_bits().into(), knob_settings);
+        next_pattern(&mut audio);
+        assert!(eventually(|| polls.load(Ordering::Acquire) >= 50), "the engine keeps polling");
+        assert_eq!(reads.load(Ordering::Acquire), 1, "50 polls of unchanged parameters copied their settings once");
+        knob.store(1f32.to_bits().into(), Ordering::Release);
+        next_pattern(&mut audio);
+        assert_eq!(reads.load(Ordering::Acquire), 2);
+    }
+
+    #[test]
+    fn a_panic_is_reported_in_words_and_the_engine_keeps_serving() {
+        let (engine, mut audio, [knob, ..]) = spawn_watching(1, |print| {
+            assert_ne!(print, 1, "parameters no one can read");
+            settings(print)
+        });
+        let published = engine.published_handle();
+        let problem = || lock(&published).problem.clone().unwrap_or_default();
+        assert!(eventually(|| problem().contains("internal error")), "{}", problem());
+        assert!(problem().starts_with("the engine hit an internal error while reading the parameters: "), "{}", problem());
+        assert!(problem().contains("parameters no one can read") && problem().ends_with("; the pattern playing stays"), "{}", problem());
+        knob.store(2, Ordering::Release);
+        assert_eq!(next_pattern(&mut audio).pattern, expected(2), "a change renders again");
+        assert!(engine.is_alive());
+        assert_eq!(problem(), "", "the render mended it");
+    }
+
+    /// A panic payload that panics again when it is dropped: the one kind of panic a catch
+    /// cannot keep inside the thread.
+    struct PanicsOnDrop;
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("dropping the payload");
+        }
+    }
+
+    struct Dying;
+
+    impl Watch for Dying {
+        fn poll(&mut self) -> Polled {
+            std::panic::panic_any(PanicsOnDrop)
+        }
+
+        fn settings(&mut self, _card: &ModelCard) -> Settings {
+            unreachable!("never polled")
+        }
+    }
+
+    /// An engine whose thread has died.
+    pub(crate) fn dead_engine() -> (Engine, AudioSide) {
+        let (engine, audio) = Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, Some(Box::new(Dying)));
+        assert!(eventually(|| !engine.is_alive()), "the thread ends");
+        (engine, audio)
+    }
+
+    #[test]
+    fn an_engine_whose_thread_died_knows_it_and_says_so() {
+        let (engine, _audio) = dead_engine();
+        let problem = engine.published().problem.clone().unwrap_or_default();
+        assert!(problem.starts_with("the engine stopped after an internal error"), "{problem}");
+    }
+
+    #[test]
+    fn dropping_an_engine_ends_a_scan_under_way() {
+        const FOLDERS: usize = 3000;
+        let dir = tempfile::tempdir().unwrap();
+        let card = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/folk-melody/model.json");
+        for i in 0..FOLDERS {
+            let folder = dir.path().join(format!("model-{i:04}"));
+            std::fs::create_dir(&folder).unwrap();
+            std::fs::hard_link(&card, folder.join("model.json")).or_else(|_| std::fs::copy(&card, folder.join("model.json")).map(drop)).unwrap();
+        }
+        let (engine, _audio) = spawn();
+        let published = engine.published_handle();
+        engine.send(Command::ScanModels(Some(dir.path().to_path_buf())));
+        let listed = || lock(&published).models.len();
+        assert!(eventually(|| listed() >= 2), "the scan is under way");
+        drop(engine);
+        assert!(listed() < FOLDERS / 2, "{} of {FOLDERS} folders were read after the drop", listed() - 1);
     }
 
     #[test]
@@ -556,10 +778,7 @@ mod tests {
 
     #[test]
     fn a_restored_project_keeps_its_pattern_until_its_parameters_change() {
-        let print = Arc::new(AtomicU64::new(7));
-        let read = print.clone();
-        let watch: Watch = Box::new(move |_card: &ModelCard| (settings(1), read.load(Ordering::Acquire)));
-        let (engine, mut audio) = Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, Some(watch));
+        let (engine, mut audio, [print, ..]) = spawn_watching(7, |_| settings(1));
         assert_eq!(next_pattern(&mut audio).pattern, expected(1));
         let mut saved = expected(2);
         saved.notes.truncate(2);

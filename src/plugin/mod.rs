@@ -8,10 +8,11 @@
 
 pub mod params;
 pub mod session;
+pub mod watch;
 
-use crate::capture::{CaptureEvent, CaptureTap, Recorder};
+use crate::capture::CaptureTap;
 use crate::engine::models::ModelSource;
-use crate::engine::worker::{AudioSide, Engine, PatternUpdate, Watch};
+use crate::engine::worker::{AudioSide, Engine, PatternUpdate};
 use crate::roll::Meter;
 use crate::schedule::{sort_events, NoteEvent, Pattern, Scheduler, Window, MAX_EVENTS};
 use crate::synth::PreviewSynth;
@@ -21,6 +22,7 @@ use params::{DreamrollParams, SwitchAt};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use watch::CaptureLine;
 
 /// Playback as the editor sees it; written by the audio thread with relaxed atomics.
 #[derive(Default)]
@@ -67,17 +69,15 @@ pub struct Dreamroll {
     held: u128,
 }
 
-/// The audio thread's end of the capture: events out, and counts that let an offline bounce
-/// wait until the engine has heard all of them.
-struct CaptureLine {
-    events: rtrb::Producer<CaptureEvent>,
-    sent: u64,
-    heard: Arc<AtomicU64>,
+/// Why a wait for the engine ended.
+#[derive(Debug, PartialEq)]
+enum Waited {
+    Answered,
+    /// Its thread has ended: there is nothing to wait for.
+    EngineGone,
+    /// It is alive but has not answered in seconds.
+    GaveUp,
 }
-
-/// Capture events in flight: a bar of dense playing is a few hundred; the engine drains the
-/// ring every few milliseconds.
-const CAPTURE_RING: usize = 8192;
 
 impl Default for Dreamroll {
     /// The engine starts with the instance, so that the editor (which hosts may open before
@@ -172,28 +172,9 @@ impl Dreamroll {
                 return;
             }
         };
-        let params = self.params.clone();
-        let (events, mut captured) = rtrb::RingBuffer::new(CAPTURE_RING);
-        let heard = Arc::new(AtomicU64::new(0));
-        let heard_by_engine = heard.clone();
-        let mut recorder = Recorder::new(params.take_length.value().bars());
-        // The recorder runs where the settings are read, so a take is in the settings the
-        // moment it is complete.
-        let watch: Watch = Box::new(move |card| {
-            recorder.set_take_bars(params.take_length.value().bars());
-            let mut count = 0;
-            while let Ok(event) = captured.pop() {
-                count += 1;
-                if let Some(take) = recorder.feed(event) {
-                    params.clip.set(Some(Arc::new(take)));
-                }
-            }
-            heard_by_engine.fetch_add(count, Ordering::AcqRel);
-            params.bars_heard.store(recorder.bars_toward_take() as u32, Ordering::Relaxed);
-            (params::settings_for(&params, card), params::pattern_fingerprint(&params))
-        });
-        self.capture = Some(CaptureLine { events, sent: 0, heard });
-        let (engine, audio) = Engine::spawn(generator, ModelSource::Embedded, Some(watch));
+        let (line, parameters) = watch::capture_line(self.params.clone(), watch::CAPTURE_RING);
+        self.capture = Some(line);
+        let (engine, audio) = Engine::spawn(generator, ModelSource::Embedded, Some(Box::new(parameters)));
         self.params.session.connect(engine.published_handle(), engine.commander(), &self.params);
         self.engine = Some(engine);
         self.audio = Some(audio);
@@ -233,26 +214,30 @@ impl Dreamroll {
         }
     }
 
-    /// Waits (at most a few seconds, for a model that will not render) until the engine has
-    /// heard everything played in so far and answered the parameters as they are then.
-    fn wait_until_answered(&self) {
+    /// Waits (at most a few seconds, for a model that will not render; not at all for an
+    /// engine that has gone) until the engine has heard everything played in so far and
+    /// answered the parameters as they are then.
+    fn wait_until_answered(&self) -> Waited {
         const MOST_MILLISECONDS: u32 = 5_000;
-        let Some(audio) = &self.audio else { return };
-        if let Some(line) = &self.capture {
+        let (Some(audio), Some(engine)) = (&self.audio, &self.engine) else { return Waited::EngineGone };
+        let until = |done: &dyn Fn() -> bool| {
             for _ in 0..MOST_MILLISECONDS {
-                if line.heard.load(Ordering::Acquire) >= line.sent {
-                    break;
+                if done() {
+                    return Waited::Answered;
+                }
+                if !engine.is_alive() {
+                    return Waited::EngineGone;
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
+            if done() { Waited::Answered } else { Waited::GaveUp }
+        };
+        match until(&|| self.capture.as_ref().is_none_or(CaptureLine::all_heard)) {
+            Waited::Answered => {}
+            stuck => return stuck,
         }
         let wanted = params::pattern_fingerprint(&self.params);
-        for _ in 0..MOST_MILLISECONDS {
-            if audio.answered.load(Ordering::Acquire) == wanted {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        until(&|| audio.answered.load(Ordering::Acquire) == wanted)
     }
 
     /// Takes the newest delivered pattern as the one waiting to play.
@@ -387,12 +372,11 @@ impl Plugin for Dreamroll {
         let window = window_from(context.transport(), samples);
         let recording = self.params.record.value();
         let (tap, capture) = (&mut self.tap, &mut self.capture);
-        // A full ring loses the event rather than wait; the engine drains it every few ms.
-        let mut send = |event: CaptureEvent| {
+        // A full ring loses the event rather than wait (and the take it was part of); the
+        // engine drains it every few ms.
+        let mut send = |event| {
             if let Some(line) = capture.as_mut() {
-                if line.events.push(event).is_ok() {
-                    line.sent += 1;
-                }
+                line.send(event);
             }
         };
         tap.begin_block(&window, recording, &mut send);
@@ -507,6 +491,14 @@ mod tests {
         transport.time_sig_numerator = meter.map(|m| m.0);
         transport.time_sig_denominator = meter.map(|m| m.1);
         transport
+    }
+
+    #[test]
+    fn waiting_for_an_engine_whose_thread_died_ends_at_once() {
+        let mut plugin = Dreamroll::default();
+        let (engine, audio) = crate::engine::worker::tests::dead_engine();
+        (plugin.engine, plugin.audio) = (Some(engine), Some(audio));
+        assert_eq!(plugin.wait_until_answered(), Waited::EngineGone);
     }
 
     #[test]

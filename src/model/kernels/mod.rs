@@ -65,6 +65,11 @@ const PARALLEL_MIN_WORK: usize = 1 << 15;
 /// thread when `items × cost_per_item` is too little to share (and then the pool is not
 /// started for it). Each item must be independent of the others; every item is computed
 /// exactly as it would be in one range, so results do not depend on the thread count.
+///
+/// The pool is one per process, shared by every plugin instance in a host, and a panic
+/// unwinding through it poisons its lock for good; so a panic in `work`, on whichever
+/// thread, is caught there and resumed here once the pool is done, where the engine's own
+/// catch reports it.
 fn parallel_for(items: usize, cost_per_item: usize, work: impl Fn(Range<usize>) + Sync) {
     if items < 2 || items * cost_per_item < PARALLEL_MIN_WORK {
         return work(0..items);
@@ -74,12 +79,18 @@ fn parallel_for(items: usize, cost_per_item: usize, work: impl Fn(Range<usize>) 
         return work(0..items);
     }
     let chunk = items.div_ceil(pool.n_workers() + 1);
+    let first_panic = std::sync::Mutex::new(None);
     pool.execute(|part| {
         let start = part * chunk;
         if start < items {
-            work(start..items.min(start + chunk));
+            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(start..items.min(start + chunk)))) {
+                first_panic.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(panic);
+            }
         }
     });
+    if let Some(panic) = first_panic.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// Runs `work(offset, piece)` over `values` cut into one piece per thread of candle's
@@ -416,6 +427,28 @@ mod tests {
         let mut values = vec![0f32; 100_003];
         for_each_piece(&mut values, 10, |offset, piece| piece.iter_mut().enumerate().for_each(|(i, x)| *x += (offset + i) as f32));
         assert!(values.iter().enumerate().all(|(i, &x)| x == i as f32));
+    }
+
+    #[test]
+    fn a_panic_in_shared_work_reaches_the_caller_and_leaves_the_pool_working() {
+        for panicking_part in [0, usize::MAX] {
+            let panicked = std::panic::catch_unwind(|| {
+                parallel_for(100_000, 10, |part| {
+                    // The first part runs on a pool thread, the last on this one.
+                    if part.start == 0 && panicking_part == 0 || part.end == 100_000 && panicking_part == usize::MAX {
+                        panic!("a kernel fault");
+                    }
+                })
+            });
+            let payload = panicked.expect_err("the panic reaches the caller");
+            assert_eq!(payload.downcast_ref::<&str>(), Some(&"a kernel fault"));
+            let mut values = vec![0f32; 100_003];
+            for_each_piece(&mut values, 10, |offset, piece| piece.iter_mut().enumerate().for_each(|(i, x)| *x = (offset + i) as f32));
+            assert!(values.iter().enumerate().all(|(i, &x)| x == i as f32), "the pool still shares work");
+        }
+        let generator = crate::model::default_generator().unwrap();
+        let request = crate::model::generator::RenderRequest { bars: 2, seed: 1, knobs: vec![], variation: 0.2, temperature: None, density: 0.0, named: Vec::new() };
+        assert!(!generator.render(&request).unwrap().notes().is_empty(), "and a model renders");
     }
 
     #[test]
