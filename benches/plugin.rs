@@ -1,6 +1,7 @@
 //! The plugin as a host sees it, through the CLAP ABI (the tests' host): the cost of one
-//! 512-sample block of `process()`, the time from loading to the first note, the time from a
-//! knob change to the new pattern being ready, and the memory one loaded instance takes.
+//! 512-sample block of `process()` and of the costliest block a host can ask for, the time
+//! from loading to the first note, the time from a knob change to the new pattern being ready,
+//! and the memory one loaded instance takes.
 
 #[path = "../tests/clap_host/mod.rs"]
 mod clap_host;
@@ -55,6 +56,31 @@ fn process_block(c: &mut Criterion) {
     let preview = plugin.change("Preview synth", "On");
     plugin.flush_params(&[preview]);
     c.bench_function("plugin process() 512-sample block, preview synth on", |b| b.iter(|| block(&mut plugin)));
+}
+
+/// The most work one block can ask for: a transport whose 4 096-sample block spans just under
+/// the most bars a block may (`MOST_BARS_PER_BLOCK`; past it the block plays as stopped), so
+/// that every bar's notes are looked at, up to the most a block looks at, with the preview on.
+/// Hostile transports beyond it (a tempo of 1e300, a sample rate of 1 Hz with a long block,
+/// positions of 1e300 beats) cost less: they are stopped blocks.
+fn worst_block(c: &mut Criterion) {
+    const FRAMES: u32 = 4096;
+    let rate = 48_000.0;
+    let tempo = 0.999 * dreamroll::schedule::MOST_BARS_PER_BLOCK * 4.0 * 60.0 * rate / f64::from(FRAMES);
+    let mut plugin = ClapInstance::load(&plugin_library());
+    let preview = plugin.change("Preview synth", "On");
+    plugin.flush_params(&[preview]);
+    plugin.activate(rate, FRAMES);
+    let quarters_per_block = f64::from(FRAMES) * tempo / 60.0 / rate;
+    let mut index = 0u64;
+    let mut block = |plugin: &mut ClapInstance| {
+        let beats = (index % 64) as f64 * quarters_per_block;
+        index += 1;
+        let transport = Transport { tempo, ..playing_at(beats) };
+        plugin.process(FRAMES, &transport, &[]).0.len()
+    };
+    assert!(block(&mut plugin) > 1000, "the block is full of notes");
+    c.bench_function("plugin process() worst block: 4096 samples over 1023 bars, preview on", |b| b.iter(|| block(&mut plugin)));
 }
 
 fn load_to_first_note(c: &mut Criterion) {
@@ -130,5 +156,5 @@ fn knob_to_pattern(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, process_block, load_to_first_note, knob_to_pattern);
+criterion_group!(benches, process_block, worst_block, load_to_first_note, knob_to_pattern);
 criterion_main!(benches);

@@ -131,7 +131,8 @@ pub struct TimedNote {
 }
 
 /// Every pattern note whose onset lies in `[from, to)` quarter notes, for the window's bar
-/// grid. Allocation-free: an iterator over the host bars the range touches.
+/// grid. Allocation-free: an iterator over the host bars the range touches, which looks at no
+/// more than [`MOST_NOTES_LOOKED_AT`] notes however the pattern piles them up.
 pub fn notes_starting<'a>(pattern: &'a Pattern, window: &Window, from: f64, to: f64) -> impl Iterator<Item = TimedNote> + 'a {
     let bar_quarters = window.bar_quarters();
     let step = pattern.quarters_per_step();
@@ -142,19 +143,23 @@ pub fn notes_starting<'a>(pattern: &'a Pattern, window: &Window, from: f64, to: 
     let first_bar = bar_number + ((from - bar_start) / bar_quarters).floor() as i64;
     let last_bar = bar_number + ((to - bar_start) / bar_quarters).ceil() as i64;
     let loop_bars = i64::from(pattern.bars.max(1));
-    (first_bar..=last_bar).flat_map(move |host_bar| {
-        let host_bar_start = bar_start + (host_bar - bar_number) as f64 * bar_quarters;
-        let pattern_bar = host_bar.rem_euclid(loop_bars) as u32;
-        let (first_step, last_step) = (pattern_bar * steps_per_bar, (pattern_bar + 1) * steps_per_bar);
-        // Only the steps the window can reach (a step either side for rounding), found by
-        // bisection in the sorted notes: a one-sample block looks at a note or two, not all.
-        let step_at = |quarters: f64| ((quarters - host_bar_start) / step).floor();
-        let low = first_step + step_at(from).clamp(0.0, f64::from(steps_per_bar)) as u32;
-        let high = first_step + (step_at(to) + 2.0).clamp(0.0, f64::from(steps_per_bar)) as u32;
-        let (low, high) = (low.saturating_sub(1).max(first_step), high.min(last_step));
-        let begin = pattern.notes.partition_point(|n| n.start < low);
-        let end = pattern.notes.partition_point(|n| n.start < high).max(begin);
-        pattern.notes[begin..end].iter().filter_map(move |note| {
+    (first_bar..=last_bar)
+        .flat_map(move |host_bar| {
+            let host_bar_start = bar_start + (host_bar - bar_number) as f64 * bar_quarters;
+            let pattern_bar = host_bar.rem_euclid(loop_bars) as u32;
+            let (first_step, last_step) = (pattern_bar * steps_per_bar, (pattern_bar + 1) * steps_per_bar);
+            // Only the steps the window can reach (a step either side for rounding), found by
+            // bisection in the sorted notes: a one-sample block looks at a note or two, not all.
+            let step_at = |quarters: f64| ((quarters - host_bar_start) / step).floor();
+            let low = first_step + step_at(from).clamp(0.0, f64::from(steps_per_bar)) as u32;
+            let high = first_step + (step_at(to) + 2.0).clamp(0.0, f64::from(steps_per_bar)) as u32;
+            let (low, high) = (low.saturating_sub(1).max(first_step), high.min(last_step));
+            let begin = pattern.notes.partition_point(|n| n.start < low);
+            let end = pattern.notes.partition_point(|n| n.start < high).max(begin);
+            pattern.notes[begin..end].iter().map(move |note| (host_bar_start, first_step, note))
+        })
+        .take(MOST_NOTES_LOOKED_AT)
+        .filter_map(move |(host_bar_start, first_step, note)| {
             let within = f64::from(note.start - first_step) * step;
             if !same_meter && within >= bar_quarters - 1e-9 {
                 return None;
@@ -166,7 +171,33 @@ pub fn notes_starting<'a>(pattern: &'a Pattern, window: &Window, from: f64, to: 
             }
             (start >= from && start < to).then_some(TimedNote { start, end, channel: note.channel, pitch: note.pitch, velocity: note.velocity })
         })
-    })
+}
+
+/// Most pattern notes one block looks at: twice the onsets a block can carry, so that notes
+/// piled on the step before a block (looked at for rounding) never crowd out its own.
+pub const MOST_NOTES_LOOKED_AT: usize = 2 * MAX_EVENTS;
+
+/// Most host bars one block may span, and the farthest position (in quarter notes either side
+/// of the song's start) a block may start at, for it to be played. A block beyond either is
+/// played as if the transport were stopped, so that the work of a block (bars walked, onsets
+/// placed) is bounded whatever tempo, sample rate or position a host sends; music lives far
+/// inside both (1 024 bars in a block is 8 192 samples at 1 Hz and 240 BPM, or 2^40 quarters
+/// 17 000 years at 120 BPM, where an `f64` still resolves a sample).
+pub const MOST_BARS_PER_BLOCK: f64 = 1024.0;
+pub const FARTHEST_QUARTER: f64 = (1u64 << 40) as f64;
+
+impl Window {
+    /// Whether the block can be played with bounded work: see [`MOST_BARS_PER_BLOCK`].
+    pub fn is_playable(&self) -> bool {
+        let span = f64::from(self.samples) * self.tempo / (60.0 * self.sample_rate);
+        let within = |quarters: f64| quarters.abs() <= FARTHEST_QUARTER;
+        self.sample_rate >= 1.0
+            && self.tempo > 0.0
+            && within(self.start)
+            && within(self.bar_start)
+            && self.bar_number.unsigned_abs() <= FARTHEST_QUARTER as u64
+            && span <= MOST_BARS_PER_BLOCK * self.bar_quarters()
+    }
 }
 
 /// Most notes a scheduler keeps sounding at once; more would be a broken pattern.
@@ -266,7 +297,7 @@ impl Scheduler {
     /// sounding from it are ended at the block's start.
     pub fn process(&mut self, pattern: &Pattern, window: &Window, pattern_changed: bool) -> &[NoteEvent] {
         self.event_count = 0;
-        let valid = window.playing && window.tempo > 0.0 && window.sample_rate > 0.0 && window.samples > 0;
+        let valid = window.playing && window.samples > 0 && window.is_playable();
         if !valid {
             self.release_all(0);
             self.expected_start = None;
@@ -487,6 +518,40 @@ mod tests {
         scheduler.process(&pattern, &window(0.0, 64), false);
         assert_eq!(scheduler.panic().len(), 1);
         assert!(scheduler.panic().is_empty());
+    }
+
+    #[test]
+    fn a_block_no_music_has_plays_as_stopped_and_releases_what_sounds() {
+        let pattern = four_four((0..16).map(|s| note(s, 1, 60 + s as u8)).collect(), 1);
+        let mut scheduler = Scheduler::new();
+        assert_eq!(scheduler.process(&pattern, &window(0.0, 512), false).len(), 1, "the first note starts");
+        let hostile = [
+            // 4 096 samples at 1 Hz and a million BPM: 17 million bars in one block.
+            Window { sample_rate: 1.0, tempo: 1e6, ..window(512.0 / 24_000.0, 4096) },
+            Window { tempo: 1e300, ..window(0.0, 512) },
+            Window { sample_rate: 0.5, ..window(0.0, 512) },
+            Window { sample_rate: f64::NAN, ..window(0.0, 512) },
+            Window { start: 1e300, bar_start: 1e300, bar_number: i64::MAX, ..window(0.0, 512) },
+            Window { bar_number: i64::MIN, ..window(0.0, 512) },
+            Window { start: f64::NAN, ..window(0.0, 512) },
+        ];
+        for (index, block) in hostile.iter().enumerate() {
+            assert!(!block.is_playable(), "{block:?}");
+            let events = scheduler.process(&pattern, block, false).to_vec();
+            assert!(events.iter().all(|e| !e.is_on()), "{index}: nothing starts in {block:?}: {events:?}");
+            assert_eq!(scheduler.active_count(), 0, "{index}: what sounded is released");
+        }
+        assert!(Window { sample_rate: 1.0, ..window(0.0, 512) }.is_playable(), "a slow sample rate is still music");
+    }
+
+    #[test]
+    fn notes_piled_on_one_step_cost_no_more_than_a_full_block() {
+        let piled: Vec<PatternNote> = (0..200_000u32).map(|i| PatternNote { channel: (i % 16) as u8, ..note(4, 1, (i / 16 % 128) as u8) }).collect();
+        let pattern = four_four(piled, 1);
+        let block = window(1.0, 512);
+        assert_eq!(notes_starting(&pattern, &block, 0.0, 4.0).count(), MOST_NOTES_LOOKED_AT);
+        let ons = Scheduler::new().process(&pattern, &block, false).iter().filter(|e| e.is_on()).count();
+        assert_eq!(ons, MAX_ACTIVE, "as many as can sound");
     }
 
     proptest! {

@@ -6,6 +6,8 @@
 //! and a test can run the very same code on the notes of a rendered file and expect the host's
 //! audio to match it sample for sample.
 
+use std::ops::Range;
+
 /// Voices sounding at once; the oldest is taken when more are asked for.
 pub const VOICES: usize = 32;
 
@@ -109,12 +111,13 @@ impl PreviewSynth {
         self.voices.iter().all(|v| v.stage == Stage::Idle)
     }
 
-    /// Adds the voices into `left` and `right` (equal lengths), scaled by `gain`.
-    pub fn render(&mut self, left: &mut [f32], right: &mut [f32], gain: f32) {
+    /// Adds the voices into samples `range` of every channel (one voice, centred: mono, stereo
+    /// or more alike), scaled by `gain`.
+    pub fn render(&mut self, channels: &mut [&mut [f32]], range: Range<usize>, gain: f32) {
         let rate = self.sample_rate;
         let (attack_step, decay_step) = (1.0 / (ATTACK * rate), (1.0 - SUSTAIN) / (DECAY * rate));
         for voice in self.voices.iter_mut().filter(|v| v.stage != Stage::Idle) {
-            for (l, r) in left.iter_mut().zip(right.iter_mut()) {
+            for index in range.clone() {
                 match voice.stage {
                     Stage::Attack => {
                         voice.envelope += attack_step;
@@ -144,12 +147,14 @@ impl PreviewSynth {
                 let angle = std::f32::consts::TAU * voice.phase;
                 let wave = angle.sin() + 0.3 * (2.0 * angle).sin() + 0.12 * (3.0 * angle).sin();
                 let sample = wave * voice.envelope * voice.level * gain;
-                *l += sample;
-                *r += sample;
-                voice.phase += voice.phase_step;
-                if voice.phase >= 1.0 {
-                    voice.phase -= 1.0;
+                for channel in channels.iter_mut() {
+                    if let Some(out) = channel.get_mut(index) {
+                        *out += sample;
+                    }
                 }
+                // The fraction, not a subtraction: at a sample rate below the note's frequency
+                // a step is more than a cycle.
+                voice.phase = (voice.phase + voice.phase_step).fract();
             }
         }
     }
@@ -161,7 +166,7 @@ mod tests {
 
     fn render(synth: &mut PreviewSynth, samples: usize) -> Vec<f32> {
         let (mut left, mut right) = (vec![0.0; samples], vec![0.0; samples]);
-        synth.render(&mut left, &mut right, 1.0);
+        synth.render(&mut [&mut left, &mut right], 0..samples, 1.0);
         assert_eq!(left, right, "the preview is centred");
         left
     }
@@ -212,5 +217,29 @@ mod tests {
             out
         };
         assert_eq!(play(&[1000]), play(&[1, 511, 64, 424]));
+    }
+
+    #[test]
+    fn mono_is_the_left_of_stereo_and_no_channels_is_no_harm() {
+        let play = |channels: usize| {
+            let mut synth = PreviewSynth::new(44_100.0);
+            synth.note_on(0, 64, 90);
+            let mut outputs = vec![vec![0.0f32; 500]; channels];
+            let mut slices: Vec<&mut [f32]> = outputs.iter_mut().map(Vec::as_mut_slice).collect();
+            synth.render(&mut slices, 100..500, 1.0);
+            outputs
+        };
+        let stereo = play(2);
+        assert!(stereo[0][..100].iter().all(|&s| s == 0.0) && stereo[0][101..].iter().any(|&s| s != 0.0), "only the range is written");
+        assert_eq!(play(1), stereo[..1]);
+        assert!(play(0).is_empty());
+    }
+
+    #[test]
+    fn a_sample_rate_below_the_pitch_keeps_the_phase_in_its_cycle() {
+        let mut synth = PreviewSynth::new(1.0);
+        synth.note_on(0, 127, 127);
+        render(&mut synth, 64);
+        assert!(synth.voices.iter().all(|v| (0.0..1.0).contains(&v.phase)), "{:?}", synth.voices[0]);
     }
 }

@@ -353,3 +353,331 @@ fn a_take_played_in_is_varied_from_the_next_bar_line_as_render_varies_it_and_rec
     let replayed: Vec<Played> = play(&mut reopened, 48_000.0, 120.0, 4 * BAR, &[512]).into_iter().filter(|p| p.on).collect();
     assert_eq!(replayed, expected);
 }
+
+/// The note-ons of `dreamroll render` with these arguments, at 48 kHz and 120 BPM.
+fn rendered_ons(dir: &std::path::Path, args: &[&str]) -> Vec<Played> {
+    hosts::events_of_file(&hosts::render_file(dir, args), 48_000, 120.0)
+        .into_iter()
+        .filter(|e| e.is_on())
+        .map(|e| Played { sample: u64::from(e.offset), on: true, channel: e.channel, key: e.pitch, velocity: e.velocity })
+        .collect()
+}
+
+/// Sets parameters between activations, so that the next activation starts on their pattern.
+fn set_and_reactivate(plugin: &mut ClapInstance, changes: &[(u32, f64)], rate: f64, block: u32) {
+    plugin.deactivate();
+    plugin.flush_params(changes);
+    plugin.activate(rate, block);
+}
+
+#[test]
+fn each_named_knob_of_the_default_model_plays_what_render_named_writes() {
+    let (clap, _) = hosts::bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let card = dreamroll::model::default_generator().unwrap().card().clone();
+    assert!(!card.named_knobs.is_empty(), "the default model has named knobs to test");
+    let base = ["--bars", "8", "--seed", "42", "--bpm", "120"];
+    let unturned = rendered_ons(dir.path(), &base);
+    let mut plugin = ClapInstance::load(clap);
+    plugin.activate(48_000.0, 512);
+    for knob in &card.named_knobs {
+        let name = knob.attribute.knob_name();
+        let id = serde_json::to_value(knob.attribute).unwrap().as_str().unwrap().to_string();
+        let mut heard = false;
+        for value in ["-2", "0.75", "2"] {
+            let named = format!("{id}={value}");
+            let expected = rendered_ons(dir.path(), &[&base[..], &["--named", &named]].concat());
+            let change = plugin.change(name, value);
+            set_and_reactivate(&mut plugin, &[change], 48_000.0, 512);
+            let played: Vec<Played> = eight_bars(&mut plugin).into_iter().filter(|p| p.on).collect();
+            assert_eq!(played, expected, "{name} at {value} plays what render --named {named} writes");
+            heard |= expected != unturned;
+        }
+        assert!(heard, "{name} changes the notes somewhere in its range");
+        let reset = plugin.change(name, "0");
+        plugin.flush_params(&[reset]);
+    }
+}
+
+/// Parameters that may leave the notes and the preview's audio alone when moved from their
+/// default with nothing else changed, each with the reason. Anything not here must be heard.
+const HEARD_ONLY_WITH_MORE: [(&str, &str); 8] = [
+    ("Hold", "freezes the pattern playing: it changes when a new pattern comes, not what plays"),
+    ("Key", "the tonic of the scale notes are locked to; the default scale, Chromatic, holds every pitch on any tonic"),
+    ("Source", "every source but Dream reads a clip or a held chord; with neither, the pattern playing stays"),
+    ("Switch at", "changes when a new pattern takes over, not what plays"),
+    ("Record clip", "records what is played in; nothing is played in here"),
+    ("Take length", "the length of a take recorded from what is played in"),
+    ("Distance", "how far Vary goes from the clip; Dream, the default source, has no clip"),
+    ("Morph", "moves between morph points A and B, which the editor stores; none are stored here"),
+];
+
+/// What a few bars sound like from the song's start: the notes, and the preview's samples.
+fn heard(plugin: &mut ClapInstance, rate: f64) -> (Vec<Played>, Vec<u32>) {
+    const BLOCK: u32 = 1024;
+    let start = plugin.position;
+    let (mut notes, mut audio) = (Vec::new(), Vec::new());
+    let samples = (4.0 * 4.0 * 60.0 / 120.0 * rate) as u64;
+    while plugin.position - start < samples {
+        let beats = (plugin.position - start) as f64 * 2.0 / rate;
+        let (played, _) = plugin.process(BLOCK, &transport_at(beats, 120.0, true), &[]);
+        notes.extend(played.into_iter().map(|p| Played { sample: p.sample - start, ..p }));
+        audio.extend(plugin.output(0, BLOCK).iter().map(|s| s.to_bits()));
+    }
+    (notes, audio)
+}
+
+#[test]
+fn every_automatable_parameter_changes_the_notes_or_the_audio_or_says_why_not() {
+    use clap_sys::ext::params::CLAP_PARAM_IS_AUTOMATABLE;
+    let (clap, _) = hosts::bundles();
+    let card = dreamroll::model::default_generator().unwrap().card().clone();
+    // Slots the default model does not use, by the rule the parameters document.
+    let unused = |name: &str| -> Option<String> {
+        let number = |prefix: &str| name.strip_prefix(prefix).and_then(|rest| rest.split_whitespace().next()).and_then(|n| n.parse::<usize>().ok());
+        if let Some(knob) = number("Knob ").filter(|&k| k > card.macro_knobs.len()) {
+            return Some(format!("knob {knob} is beyond the model's {} macro knobs", card.macro_knobs.len()));
+        }
+        if let Some(track) = number("Track ").filter(|&t| t > card.representation.tracks.len()) {
+            return Some(format!("track {track} is beyond the model's {} tracks", card.representation.tracks.len()));
+        }
+        let named = dreamroll::metrics::attributes::Attribute::ALL.into_iter().find(|a| a.knob_name() == name)?;
+        (!card.named_knobs.iter().any(|k| k.attribute == named)).then(|| format!("the model has no {name} knob"))
+    };
+    let rate = 12_000.0;
+    let mut plugin = ClapInstance::load(clap);
+    let preview = plugin.change("Preview synth", "On");
+    plugin.flush_params(&[preview]);
+    plugin.activate(rate, 1024);
+    let reference = heard(&mut plugin, rate);
+    assert!(!reference.0.is_empty() && reference.1.iter().any(|&s| s != 0), "the defaults play, and the preview sounds");
+    let mut parameters: Vec<_> = plugin.params().into_iter().filter(|p| p.flags & CLAP_PARAM_IS_AUTOMATABLE != 0).collect();
+    // Each press of New seed moves on for good, so it is moved last.
+    parameters.sort_by_key(|p| p.name == "New seed");
+    let (mut moved, mut excused) = (0, Vec::new());
+    for parameter in parameters {
+        if let Some(reason) = HEARD_ONLY_WITH_MORE.iter().find(|(name, _)| *name == parameter.name).map(|(_, why)| why.to_string()).or_else(|| unused(&parameter.name)) {
+            excused.push(format!("{}: {reason}", parameter.name));
+            continue;
+        }
+        let now = plugin.param_value(parameter.id);
+        let other_end = if now == parameter.min { parameter.max } else { parameter.min };
+        set_and_reactivate(&mut plugin, &[(parameter.id, other_end)], rate, 1024);
+        let changed = heard(&mut plugin, rate);
+        assert!(changed != reference, "{} moved from {now} to {other_end} changes neither the notes nor the audio", parameter.name);
+        set_and_reactivate(&mut plugin, &[(parameter.id, now)], rate, 1024);
+        moved += 1;
+    }
+    eprintln!("{moved} parameters heard; excused:\n{}", excused.join("\n"));
+    assert!(moved >= 25, "only {moved} parameters were moved");
+}
+
+#[test]
+fn every_parameter_reads_back_the_text_it_shows_across_its_range() {
+    use clap_sys::ext::params::CLAP_PARAM_IS_STEPPED;
+    let (clap, _) = hosts::bundles();
+    let plugin = ClapInstance::load(clap);
+    let mut failures = Vec::new();
+    let parameters = plugin.params();
+    for parameter in &parameters {
+        let stepped = parameter.flags & CLAP_PARAM_IS_STEPPED != 0;
+        let span = parameter.max - parameter.min;
+        let values = (0..=40).map(|i| parameter.min + span * f64::from(i) / 40.0).map(|v| if stepped { v.round() } else { v });
+        for value in values {
+            let Some(text) = plugin.value_to_text(parameter.id, value) else {
+                failures.push(format!("{}: {value} has no text", parameter.name));
+                continue;
+            };
+            let Some(back) = plugin.text_to_value(parameter.id, &text) else {
+                failures.push(format!("{}: {text:?} (from {value}) cannot be read back", parameter.name));
+                continue;
+            };
+            // A stepped value comes back on its step (a host rounds the rest of its float away);
+            // any value comes back to one that shows the same text, as near as its text can say.
+            let shown_again = plugin.value_to_text(parameter.id, back);
+            if (stepped && back.round() != value) || shown_again.as_deref() != Some(&text) {
+                failures.push(format!("{}: {value} shows as {text:?}, reads back as {back}, which shows as {shown_again:?}", parameter.name));
+            }
+        }
+    }
+    assert!(parameters.len() > 40, "every parameter was enumerated ({})", parameters.len());
+    assert!(failures.is_empty(), "{} conversions fail:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn the_notes_go_out_and_the_preview_sounds_in_stereo_mono_or_without_audio() {
+    let (clap, _) = hosts::bundles();
+    let two_bars = |channels: u32| -> (Vec<Played>, Vec<f32>) {
+        let mut plugin = ClapInstance::load(clap);
+        if channels != 2 {
+            plugin.choose_output_channels(channels);
+        }
+        let preview = plugin.change("Preview synth", "On");
+        plugin.flush_params(&[preview]);
+        plugin.activate(48_000.0, 512);
+        let (mut notes, mut left) = (Vec::new(), Vec::new());
+        for block in 0..375u32 {
+            let (played, peak) = plugin.process(512, &transport_at(f64::from(block) * 512.0 / 24_000.0, 120.0, true), &[]);
+            assert!(!peak.is_nan(), "{channels} channels: the output is written");
+            notes.extend(played);
+            if channels > 0 {
+                left.extend_from_slice(plugin.output(0, 512));
+            }
+            if channels == 2 {
+                assert_eq!(plugin.output(0, 512), plugin.output(1, 512), "the preview is centred");
+            }
+        }
+        (notes, left)
+    };
+    let stereo = two_bars(2);
+    assert!(stereo.0.iter().any(|p| p.on) && stereo.1.iter().any(|&s| s != 0.0));
+    assert_eq!(two_bars(1), stereo, "mono: the same notes, and the left channel's preview");
+    assert_eq!(two_bars(0).0, stereo.0, "no audio output: the same notes");
+}
+
+#[test]
+fn notes_no_midi_message_can_carry_are_ignored_and_loud_ones_clamped() {
+    use clap_host::HostInput;
+    let (clap, _) = hosts::bundles();
+    let mut plugin = ClapInstance::load(clap);
+    let mut changes: Vec<(u32, f64)> = (1..=4).map(|t| plugin.change(&format!("Track {t} mute"), "On")).collect();
+    changes.push(plugin.change("Take length", "1 bar"));
+    plugin.flush_params(&changes);
+    plugin.activate(48_000.0, 512);
+    let note = |sample, on, channel, key, velocity| HostInput::Note { sample, on, channel, key, velocity };
+    let hostile = [
+        HostInput::Midi { sample: 0, data: [0x90, 200, 100] },
+        HostInput::Midi { sample: 1, data: [0x95, 60, 255] },
+        note(2, true, 0, 64, 5.0),
+        note(3, true, 0, 65, f64::NAN),
+        note(4, true, 0, 67, -3.0),
+        note(5, true, 0, 300, 0.5),
+        note(6, true, 20, 70, 0.5),
+        HostInput::Midi { sample: 400, data: [0x80, 200, 0] },
+        HostInput::Midi { sample: 401, data: [0x85, 60, 0] },
+        note(402, false, 0, 64, 0.0),
+        note(403, false, 0, 65, 0.0),
+        note(404, false, 0, 67, 0.0),
+    ];
+    let (out, _) = plugin.process_with_input(512, &transport_at(0.0, 120.0, true), &[], &hostile);
+    let got: Vec<(u64, bool, u8, u8, u8)> = out.iter().map(|p| (p.sample, p.on, p.channel, p.key, p.velocity)).collect();
+    let expected = vec![
+        (1, true, 5, 60, 127),
+        (2, true, 0, 64, 127),
+        (3, true, 0, 65, 1),
+        (4, true, 0, 67, 1),
+        (401, false, 5, 60, 0),
+        (402, false, 0, 64, 0),
+        (403, false, 0, 65, 0),
+        (404, false, 0, 67, 0),
+    ];
+    assert_eq!(got, expected, "pitch 200 and the wildcards are dropped; velocities above 1 are 127, NaN and negative 1");
+    // Past the bar line: the one-bar take of what was played is the clip, and holds only what
+    // MIDI can say.
+    for block in 1..200u32 {
+        plugin.process(512, &transport_at(f64::from(block) * 512.0 / 24_000.0, 120.0, true), &[]);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let session = loop {
+        let session = clap_host::session_in_state(&plugin.save_state());
+        if session["clip"]["notes"].is_array() || std::time::Instant::now() > deadline {
+            break session;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let mut recorded: Vec<(u64, u64)> = session["clip"]["notes"].as_array().unwrap_or_else(|| panic!("a take was recorded: {session}")).iter().map(|n| (n["pitch"].as_u64().unwrap(), n["velocity"].as_u64().unwrap())).collect();
+    recorded.sort();
+    assert_eq!(recorded, vec![(60, 127), (64, 127), (65, 1), (67, 1)], "{session}");
+}
+
+/// A block as a hostile host might send it: any tempo, position, bar and meter, or the
+/// transport running on from the last block.
+#[derive(Clone, Debug)]
+struct HostileBlock {
+    frames: u32,
+    playing: bool,
+    tempo: f64,
+    /// `None`: where the previous block ended.
+    jump_to: Option<f64>,
+    bar_number: i32,
+    meter: (u16, u16),
+    loop_range: Option<(f64, f64)>,
+}
+
+fn hostile_block() -> impl proptest::strategy::Strategy<Value = HostileBlock> {
+    use proptest::prelude::*;
+    let tempo = prop_oneof![Just(0.0), Just(-120.0), Just(f64::NAN), Just(f64::INFINITY), Just(1e300), Just(1e-300), 1.0..1000.0f64, any::<f64>()];
+    let position = prop_oneof![Just(0.0), Just(1e300), Just(-1e300), Just(f64::NAN), Just(4.0e9), Just(-4.0e9), -1e6..1e6f64, any::<f64>()];
+    (
+        prop_oneof![Just(1u32), Just(2), Just(7), Just(64), Just(512), Just(4096)],
+        prop::bool::weighted(0.9),
+        tempo,
+        prop::option::weighted(0.3, position),
+        prop_oneof![Just(0), Just(i32::MAX), Just(i32::MIN), any::<i32>()],
+        prop_oneof![Just((4u16, 4u16)), Just((0, 0)), Just((7, 8)), Just((1, 32)), any::<(u16, u16)>()],
+        prop::option::of((-1e6..1e6f64, -1e6..1e6f64)),
+    )
+        .prop_map(|(frames, playing, tempo, jump_to, bar_number, meter, loop_range)| HostileBlock { frames, playing, tempo, jump_to, bar_number, meter, loop_range })
+}
+
+thread_local! {
+    static ALLOC_CHECKED: std::cell::RefCell<Option<ClapInstance>> = const { std::cell::RefCell::new(None) };
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 96, ..proptest::test_runner::Config::default() })]
+
+    /// Whatever the transport, sample rate and block size, a block does bounded work (the
+    /// test ends), allocates nothing (the allocation-checked build aborts on it), panics
+    /// nowhere (a panic across the ABI aborts) and leaves no note hanging.
+    #[test]
+    fn no_transport_a_host_can_send_hangs_allocates_or_leaves_a_note_hanging(
+        rate in proptest::prop_oneof![proptest::strategy::Just(1.0f64), proptest::strategy::Just(0.0), proptest::strategy::Just(f64::NAN), proptest::strategy::Just(-48_000.0), proptest::strategy::Just(1e9), proptest::strategy::Just(44_100.0), proptest::strategy::Just(192_000.0)],
+        preview in proptest::bool::ANY,
+        blocks in proptest::collection::vec(hostile_block(), 1..40),
+    ) {
+        ALLOC_CHECKED.with_borrow_mut(|slot| {
+            let plugin = slot.get_or_insert_with(|| {
+                let mut plugin = ClapInstance::load(hosts::alloc_checked_plugin());
+                let preview = plugin.change("Preview synth", "On");
+                plugin.flush_params(&[preview]);
+                plugin
+            });
+            let preview = (plugin.param_id("Preview synth"), f64::from(u8::from(preview)));
+            plugin.deactivate();
+            plugin.flush_params(&[preview]);
+            plugin.activate(rate, 4096);
+            let mut sounding = BTreeSet::new();
+            let mut beats = 0.0f64;
+            for (index, block) in blocks.iter().enumerate() {
+                beats = block.jump_to.unwrap_or(beats);
+                let bar_start = (beats / 4.0).floor() * 4.0;
+                let transport = Transport {
+                    playing: block.playing,
+                    tempo: block.tempo,
+                    beats,
+                    bar_start,
+                    bar_number: block.bar_number,
+                    numerator: block.meter.0,
+                    denominator: block.meter.1,
+                    loop_range: block.loop_range,
+                };
+                let (played, peak) = plugin.process(block.frames, &transport, &[]);
+                assert!(!peak.is_nan(), "block {index}: the output is written");
+                for event in played {
+                    if event.on {
+                        assert!(sounding.insert((event.channel, event.key)), "block {index}: {event:?} struck while sounding");
+                    } else {
+                        assert!(sounding.remove(&(event.channel, event.key)), "block {index}: {event:?} released while silent");
+                    }
+                }
+                beats += f64::from(block.frames) * block.tempo / 60.0 / rate;
+            }
+            let (played, _) = plugin.process(64, &transport_at(0.0, 120.0, false), &[]);
+            for event in played {
+                assert!(!event.on && sounding.remove(&(event.channel, event.key)), "{event:?} after the stop");
+            }
+            assert!(sounding.is_empty(), "notes left hanging: {sounding:?}");
+        });
+    }
+}

@@ -21,7 +21,7 @@ fn expected_audio(midi: &[u8], samples: usize, shift: u32) -> Vec<f32> {
     let mut done = 0usize;
     for event in hosts::events_of_file(midi, RATE, BPM).iter().filter(|e| ((e.offset + shift) as usize) < samples) {
         let offset = (event.offset + shift) as usize;
-        synth.render(&mut left[done..offset], &mut right[done..offset], gain);
+        synth.render(&mut [&mut left, &mut right], done..offset, gain);
         done = offset;
         if event.is_on() {
             synth.note_on(event.channel, event.pitch, event.velocity);
@@ -29,7 +29,7 @@ fn expected_audio(midi: &[u8], samples: usize, shift: u32) -> Vec<f32> {
             synth.note_off(event.channel, event.pitch);
         }
     }
-    synth.render(&mut left[done..], &mut right[done..], gain);
+    synth.render(&mut [&mut left, &mut right], done..left.len(), gain);
     left
 }
 

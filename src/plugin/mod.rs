@@ -108,8 +108,20 @@ impl Default for Dreamroll {
 }
 
 /// The host's transport for one block, with what hosts leave out filled in: no tempo means
-/// 120 BPM, no meter 4/4, no bar start a bar grid from the song's start.
+/// 120 BPM, no meter 4/4, no bar start a bar grid from the song's start. A transport no
+/// music has (see [`Window::is_playable`]: a sample rate below 1 Hz, a position beyond any
+/// song, more bars in one block than can be walked) is a stopped one at the song's start, so
+/// that everything downstream (scheduler, capture, switch points) works on ordinary numbers.
 pub fn window_from(transport: &Transport, samples: u32) -> Window {
+    let window = host_window(transport, samples);
+    if window.is_playable() {
+        window
+    } else {
+        Window { playing: false, start: 0.0, bar_start: 0.0, bar_number: 0, ..window }
+    }
+}
+
+fn host_window(transport: &Transport, samples: u32) -> Window {
     let meter = match (transport.time_sig_numerator, transport.time_sig_denominator) {
         (Some(n @ 1..=32), Some(d @ (1 | 2 | 4 | 8 | 16 | 32))) => Meter { numerator: n as u8, denominator: d as u8 },
         _ => Meter::COMMON,
@@ -132,6 +144,12 @@ pub fn window_from(transport: &Transport, samples: u32) -> Window {
         }
     };
     Window { playing: transport.playing, sample_rate, tempo, start, bar_start, bar_number, meter, samples }
+}
+
+/// A host's note-on velocity (nominally 0..1) as MIDI's 1..=127: above 1 is loudest, and
+/// NaN or negative is softest, never a note-off.
+fn midi_velocity(velocity: f32) -> u8 {
+    ((velocity.clamp(0.0, 1.0) * 127.0).round() as u8).max(1)
 }
 
 /// The first sample of the block at or after which a waiting pattern may take over: the next
@@ -266,22 +284,22 @@ impl Dreamroll {
         sort_events(events);
         let preview = self.params.preview.value();
         let gain = self.params.preview_volume.value();
+        let samples = buffer.samples();
+        // Whatever outputs the host gave (stereo, mono or none), the notes go out; the preview
+        // sounds in the channels there are.
         let channels = buffer.as_slice();
-        let (left, right) = match channels {
-            [left, right, ..] => (&mut **left, &mut **right),
-            _ => return,
-        };
-        left.fill(0.0);
-        right.fill(0.0);
+        for channel in channels.iter_mut() {
+            channel.fill(0.0);
+        }
         if !preview && self.preview_was_on {
             self.synth.silence();
         }
         self.preview_was_on = preview;
         let mut rendered = 0usize;
         for event in events.iter() {
-            let offset = (event.offset as usize).min(left.len());
+            let offset = (event.offset as usize).min(samples);
             if preview {
-                self.synth.render(&mut left[rendered..offset], &mut right[rendered..offset], gain);
+                self.synth.render(channels, rendered..offset, gain);
                 rendered = offset;
                 if event.is_on() {
                     self.synth.note_on(event.channel, event.pitch, event.velocity);
@@ -300,8 +318,7 @@ impl Dreamroll {
             let _ = context.try_send_event(note);
         }
         if preview {
-            let end = left.len();
-            self.synth.render(&mut left[rendered..end], &mut right[rendered..end], gain);
+            self.synth.render(channels, rendered..samples, gain);
         }
     }
 }
@@ -313,13 +330,31 @@ impl Plugin for Dreamroll {
     const EMAIL: &'static str = "dreamroll@example.org";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[AudioIOLayout {
-        main_input_channels: None,
-        main_output_channels: NonZeroU32::new(2),
-        aux_input_ports: &[],
-        aux_output_ports: &[],
-        names: PortNames { layout: Some("Stereo preview"), main_input: None, main_output: Some("Preview"), aux_inputs: &[], aux_outputs: &[] },
-    }];
+    /// Stereo first, as most hosts take the first; mono and MIDI-only for hosts and tracks
+    /// that offer only those, where the notes go out all the same.
+    const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[
+        AudioIOLayout {
+            main_input_channels: None,
+            main_output_channels: NonZeroU32::new(2),
+            aux_input_ports: &[],
+            aux_output_ports: &[],
+            names: PortNames { layout: Some("Stereo preview"), main_input: None, main_output: Some("Preview"), aux_inputs: &[], aux_outputs: &[] },
+        },
+        AudioIOLayout {
+            main_input_channels: None,
+            main_output_channels: NonZeroU32::new(1),
+            aux_input_ports: &[],
+            aux_output_ports: &[],
+            names: PortNames { layout: Some("Mono preview"), main_input: None, main_output: Some("Preview"), aux_inputs: &[], aux_outputs: &[] },
+        },
+        AudioIOLayout {
+            main_input_channels: None,
+            main_output_channels: None,
+            aux_input_ports: &[],
+            aux_output_ports: &[],
+            names: PortNames { layout: Some("MIDI only"), main_input: None, main_output: None, aux_inputs: &[], aux_outputs: &[] },
+        },
+    ];
     const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
     const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
     const SAMPLE_ACCURATE_AUTOMATION: bool = false;
@@ -384,11 +419,13 @@ impl Plugin for Dreamroll {
         // without swallowing what is played into it; and are recorded as the clip.
         while let Some(event) = context.next_event() {
             let (offset, channel, key, velocity) = match event {
-                HostEvent::NoteOn { timing, channel, key, velocity, .. } => (timing, channel, key, ((velocity * 127.0).round() as u8).max(1)),
+                HostEvent::NoteOn { timing, channel, key, velocity, .. } => (timing, channel, key, midi_velocity(velocity)),
                 HostEvent::NoteOff { timing, channel, key, .. } => (timing, channel, key, 0),
                 _ => continue,
             };
-            let (Some(channel), Some(pitch)) = (channel.number(), key.number()) else { continue };
+            // Raw MIDI from a host reaches here unmasked: a key or channel no MIDI message can
+            // carry is neither passed on nor recorded.
+            let (Some(channel @ 0..=15), Some(pitch @ 0..=127)) = (channel.number(), key.number()) else { continue };
             tap.note(&window, offset.min(samples.saturating_sub(1)), channel, pitch, velocity, &mut send);
             if velocity > 0 {
                 self.held |= 1 << pitch;
@@ -509,6 +546,33 @@ mod tests {
         assert_eq!((window.bar_start, window.bar_number), (6.0, 2), "bars of three quarters from the song's start");
         let nonsense = window_from(&host(Some(f64::NAN), Some(-5.0), Some((0, 3))), 512);
         assert_eq!((nonsense.start, nonsense.tempo, nonsense.meter), (0.0, 120.0, Meter::COMMON));
+    }
+
+    #[test]
+    fn a_transport_no_music_has_is_a_stopped_one_at_the_start() {
+        let rate = |sample_rate: f32, beats: f64, tempo: f64| {
+            let mut transport = host(Some(beats), Some(tempo), None);
+            transport.sample_rate = sample_rate;
+            transport
+        };
+        for (transport, samples) in [
+            (rate(48_000.0, 0.0, 1e300), 512),
+            (rate(1.0, 0.0, 1e6), 4096),
+            (rate(0.0, 8.0, 120.0), 512),
+            (rate(f32::NAN, 8.0, 120.0), 512),
+            (rate(48_000.0, 1e300, 120.0), 512),
+            (rate(48_000.0, -1e300, 120.0), 512),
+        ] {
+            let window = window_from(&transport, samples);
+            assert!(!window.playing, "{window:?}");
+            assert_eq!((window.start, window.bar_start, window.bar_number), (0.0, 0.0, 0));
+        }
+        assert!(window_from(&rate(1.0, 4e9, 120.0), 512).playing, "1 Hz four billion beats in is slow and late, but music");
+    }
+
+    #[test]
+    fn a_host_velocity_is_midis_one_to_127() {
+        assert_eq!([2.0, 1.0, 0.5, 0.0, -3.0, f32::NAN, f32::INFINITY].map(midi_velocity), [127, 127, 64, 1, 1, 1, 127]);
     }
 
     #[test]

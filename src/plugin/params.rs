@@ -358,10 +358,27 @@ impl Default for DreamrollParams {
             bars_heard: Arc::new(AtomicU32::new(0)),
             heard_chord: Arc::new(HeardChord::default()),
             morph: FloatParam::new("Morph", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_value_to_string(Arc::new(|t| format!("A {:.0} % · B {:.0} %", 100.0 * (1.0 - t), 100.0 * t)))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
+                .with_value_to_string(Arc::new(|t| {
+                    // B's share rounded, and A's what is left, so that the two always make 100.
+                    let b = (100.0 * t).round();
+                    format!("A {:.0} % · B {b:.0} %", 100.0 - b)
+                }))
+                .with_string_to_value(Arc::new(morph_from_text)),
             morph_points: Arc::new(MorphPoints::default()),
         }
+    }
+}
+
+/// Morph as typed: what it shows (`A 70 % · B 30 %`), B's share alone (`B 30`), A's (`A 70`),
+/// or a bare percentage, which is B's, the way the slider runs from A to B.
+fn morph_from_text(text: &str) -> Option<f32> {
+    let percent = |s: &str| s.trim().trim_end_matches('%').trim().parse::<f32>().ok().filter(|p| p.is_finite()).map(|p| p / 100.0);
+    let text = text.trim();
+    let share_of = |point: char| text.split('·').map(str::trim).find_map(|part| part.strip_prefix(point).or_else(|| part.strip_prefix(point.to_ascii_lowercase())));
+    match (share_of('B'), share_of('A')) {
+        (Some(b), _) => percent(b),
+        (None, Some(a)) => percent(a).map(|a| 1.0 - a),
+        (None, None) => percent(text),
     }
 }
 
@@ -417,6 +434,12 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
     crate::hash::fnv1a(values.iter().flat_map(|v| v.to_le_bytes()))
 }
 
+/// The named knobs' values by attribute, as `dreamroll render --named` sends them: a knob the
+/// card does not have is 0, so that a render request names only what its model can turn.
+fn named_knob_values(values: [f32; NAMED_KNOBS], card: &ModelCard) -> Vec<f32> {
+    Attribute::ALL.iter().zip(values).map(|(&attribute, value)| if card.named_knobs.iter().any(|k| k.attribute == attribute) { value } else { 0.0 }).collect()
+}
+
 /// The settings the parameters ask of `card`'s model. Pure but for atomic loads.
 pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
     let tracks = &card.representation.tracks;
@@ -430,7 +453,7 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
             variation: params.variation.value(),
             temperature: Some(card.decoding.temperature * params.temperature.value()),
             density: params.density.value(),
-            named: Vec::new(),
+            named: named_knob_values(params.named.each_ref().map(|k| k.value.value()), card),
         },
         voicing: PatternOptions {
             key: params.key.value().to_index() as u8,
@@ -487,6 +510,35 @@ mod tests {
         assert_eq!(settings.request.temperature, Some(card.decoding.temperature), "×1 is the model's own");
         assert_eq!(settings.voicing.channels, card.representation.tracks.iter().map(|t| t.channel).collect::<Vec<_>>());
         assert_eq!(settings.voicing.velocity, 90);
+    }
+
+    #[test]
+    fn the_named_knobs_the_model_has_reach_its_request_by_attribute() {
+        let generator = default_generator().unwrap();
+        let card = generator.card();
+        let has = |attribute: Attribute| card.named_knobs.iter().any(|k| k.attribute == attribute);
+        let (turned, lacking) = (Attribute::ALL.into_iter().find(|&a| has(a)).unwrap(), Attribute::ALL.into_iter().find(|&a| !has(a)).unwrap());
+        let mut values = [0.0; NAMED_KNOBS];
+        values[turned.index()] = 1.5;
+        values[lacking.index()] = -1.0;
+        let mut expected = vec![0.0; NAMED_KNOBS];
+        expected[turned.index()] = 1.5;
+        assert_eq!(named_knob_values(values, card), expected, "as `dreamroll render --named` asks: a knob the model lacks is 0");
+        assert_eq!(settings_for(&DreamrollParams::default(), card).request.named, vec![0.0; NAMED_KNOBS]);
+    }
+
+    #[test]
+    fn morph_reads_what_it_shows_and_a_share_typed_alone() {
+        let morph = DreamrollParams::default().morph;
+        for (text, value) in [("A 100 % · B 0 %", 0.0), ("A 30 % · B 70 %", 0.7), ("B 25", 0.25), ("a 60 %", 0.4), ("45 %", 0.45), ("12.5", 0.125), ("72.5", 0.725)] {
+            assert!(morph_from_text(text).is_some_and(|read| (read - value).abs() < 1e-6), "{text}");
+            let shown = morph.normalized_value_to_string(value, false);
+            let read = morph_from_text(&shown).unwrap();
+            assert!((read - value).abs() <= 0.005 + 1e-6, "{shown}: to the whole percent it shows");
+            assert_eq!(morph.normalized_value_to_string(read, false), shown, "the shares make 100 % and read back as shown");
+        }
+        assert_eq!(morph_from_text("halfway"), None);
+        assert_eq!(morph_from_text("B NaN"), None);
     }
 
     #[test]

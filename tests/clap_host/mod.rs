@@ -8,6 +8,7 @@
 use clap_sys::audio_buffer::clap_audio_buffer;
 use clap_sys::entry::clap_plugin_entry;
 use clap_sys::events::*;
+use clap_sys::ext::audio_ports_config::{clap_audio_ports_config, clap_plugin_audio_ports_config, CLAP_EXT_AUDIO_PORTS_CONFIG};
 use clap_sys::ext::params::{clap_param_info, clap_plugin_params, CLAP_EXT_PARAMS};
 use clap_sys::ext::state::{clap_plugin_state, CLAP_EXT_STATE};
 use clap_sys::factory::plugin_factory::{clap_plugin_factory, CLAP_PLUGIN_FACTORY_ID};
@@ -52,6 +53,16 @@ pub struct ParamInfo {
     pub min: f64,
     pub max: f64,
     pub default: f64,
+    /// `CLAP_PARAM_IS_*` bits.
+    pub flags: u32,
+}
+
+/// An event played into the plugin as a host may send it, nonsense included: a note event
+/// with any key, channel and velocity, or raw MIDI bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HostInput {
+    Note { sample: u32, on: bool, channel: i16, key: i16, velocity: f64 },
+    Midi { sample: u32, data: [u8; 3] },
 }
 
 struct HostData {
@@ -70,12 +81,14 @@ unsafe extern "C" fn request_callback(host: *const clap_host) {
 enum InEvent {
     Param(clap_event_param_value),
     Note(clap_event_note),
+    Midi(clap_event_midi),
 }
 impl InEvent {
     fn header(&self) -> &clap_event_header {
         match self {
             InEvent::Param(e) => &e.header,
             InEvent::Note(e) => &e.header,
+            InEvent::Midi(e) => &e.header,
         }
     }
 }
@@ -142,6 +155,8 @@ pub struct ClapInstance {
     processing: bool,
     left: Vec<f32>,
     right: Vec<f32>,
+    /// Channels of the audio output the host offers (2 unless another configuration is chosen).
+    output_channels: u32,
     /// Events the plugin sent that were neither note-ons nor note-offs.
     pub other_events: usize,
 }
@@ -193,6 +208,7 @@ impl ClapInstance {
                 processing: false,
                 left: Vec::new(),
                 right: Vec::new(),
+                output_channels: 2,
                 other_events: 0,
             }
         }
@@ -218,6 +234,7 @@ impl ClapInstance {
                         min: info.min_value,
                         max: info.max_value,
                         default: info.default_value,
+                        flags: info.flags,
                     }
                 })
                 .collect()
@@ -237,10 +254,47 @@ impl ClapInstance {
     /// The host value of a parameter shown as `text` (the plugin parses it, as a DAW's text
     /// entry would).
     pub fn value_from_text(&self, id: u32, text: &str) -> f64 {
+        self.text_to_value(id, text).unwrap_or_else(|| panic!("the plugin cannot read {text:?}"))
+    }
+
+    /// `clap_plugin_params.text_to_value`: `None` where the plugin refuses the text.
+    pub fn text_to_value(&self, id: u32, text: &str) -> Option<f64> {
         let text_c = CString::new(text).unwrap();
         let mut value = 0.0;
-        unsafe { assert!(((*self.params).text_to_value.unwrap())(self.plugin, id, text_c.as_ptr(), &mut value), "the plugin cannot read {text:?}") };
-        value
+        unsafe { ((*self.params).text_to_value.unwrap())(self.plugin, id, text_c.as_ptr(), &mut value) }.then_some(value)
+    }
+
+    /// `clap_plugin_params.value_to_text`: what a host shows for `value`.
+    pub fn value_to_text(&self, id: u32, value: f64) -> Option<String> {
+        let mut buffer = [0 as c_char; 256];
+        let written = unsafe { ((*self.params).value_to_text.unwrap())(self.plugin, id, value, buffer.as_mut_ptr(), buffer.len() as u32) };
+        written.then(|| unsafe { CStr::from_ptr(buffer.as_ptr()) }.to_string_lossy().into_owned())
+    }
+
+    /// Chooses the plugin's audio-ports configuration whose main output has `channels`
+    /// channels (0: none), as a host does before activating; the host then offers that many.
+    pub fn choose_output_channels(&mut self, channels: u32) {
+        assert!(!self.active);
+        unsafe {
+            let configs = ((*self.plugin).get_extension.unwrap())(self.plugin, CLAP_EXT_AUDIO_PORTS_CONFIG.as_ptr()) as *const clap_plugin_audio_ports_config;
+            assert!(!configs.is_null(), "the audio-ports-config extension");
+            let id = (0..((*configs).count.unwrap())(self.plugin))
+                .find_map(|index| {
+                    let mut config: clap_audio_ports_config = std::mem::zeroed();
+                    assert!(((*configs).get.unwrap())(self.plugin, index, &mut config));
+                    let main = if config.has_main_output { config.main_output_channel_count } else { 0 };
+                    (main == channels).then_some(config.id)
+                })
+                .unwrap_or_else(|| panic!("no configuration with {channels} output channels"));
+            assert!(((*configs).select.unwrap())(self.plugin, id), "configuration {id} refused");
+        }
+        self.output_channels = channels;
+    }
+
+    /// Samples of output `channel` in the last block.
+    pub fn output(&self, channel: usize, frames: u32) -> &[f32] {
+        assert!((channel as u32) < self.output_channels);
+        &[&self.left, &self.right][channel][..frames as usize]
     }
 
     /// A parameter change for `name` set to the display text `text`.
@@ -304,6 +358,15 @@ impl ClapInstance {
 
     /// The same, with notes played into the plugin (`sample` relative to the block).
     pub fn process_with_notes(&mut self, frames: u32, transport: &Transport, changes: &[(u32, u32, f64)], notes: &[Played]) -> (Vec<Played>, f32) {
+        let input: Vec<HostInput> = notes
+            .iter()
+            .map(|n| HostInput::Note { sample: n.sample as u32, on: n.on, channel: i16::from(n.channel), key: i16::from(n.key), velocity: f64::from(n.velocity) / 127.0 })
+            .collect();
+        self.process_with_input(frames, transport, changes, &input)
+    }
+
+    /// The same, with whatever a host may send played in.
+    pub fn process_with_input(&mut self, frames: u32, transport: &Transport, changes: &[(u32, u32, f64)], input: &[HostInput]) -> (Vec<Played>, f32) {
         assert!(self.active && frames as usize <= self.left.len());
         let mut flags = CLAP_TRANSPORT_HAS_TEMPO | CLAP_TRANSPORT_HAS_BEATS_TIMELINE | CLAP_TRANSPORT_HAS_SECONDS_TIMELINE | CLAP_TRANSPORT_HAS_TIME_SIGNATURE;
         if transport.playing {
@@ -331,16 +394,23 @@ impl ClapInstance {
             tsig_num: transport.numerator,
             tsig_denom: transport.denominator,
         };
-        let note_events = notes.iter().map(|n| {
-            let type_ = if n.on { CLAP_EVENT_NOTE_ON } else { CLAP_EVENT_NOTE_OFF };
-            InEvent::Note(clap_event_note {
-                header: clap_event_header { size: size_of::<clap_event_note>() as u32, time: n.sample as u32, space_id: CLAP_CORE_EVENT_SPACE_ID, type_, flags: 0 },
-                note_id: -1,
+        let note_events = input.iter().map(|&event| match event {
+            HostInput::Note { sample, on, channel, key, velocity } => {
+                let type_ = if on { CLAP_EVENT_NOTE_ON } else { CLAP_EVENT_NOTE_OFF };
+                InEvent::Note(clap_event_note {
+                    header: clap_event_header { size: size_of::<clap_event_note>() as u32, time: sample, space_id: CLAP_CORE_EVENT_SPACE_ID, type_, flags: 0 },
+                    note_id: -1,
+                    port_index: 0,
+                    channel,
+                    key,
+                    velocity,
+                })
+            }
+            HostInput::Midi { sample, data } => InEvent::Midi(clap_event_midi {
+                header: clap_event_header { size: size_of::<clap_event_midi>() as u32, time: sample, space_id: CLAP_CORE_EVENT_SPACE_ID, type_: CLAP_EVENT_MIDI, flags: 0 },
                 port_index: 0,
-                channel: i16::from(n.channel),
-                key: i16::from(n.key),
-                velocity: f64::from(n.velocity) / 127.0,
-            })
+                data,
+            }),
         });
         let mut events = InEvents { events: changes.iter().map(|&(offset, id, value)| InEvent::Param(param_event(offset, id, value))).chain(note_events).collect() };
         events.events.sort_by_key(|e| e.header().time);
@@ -350,7 +420,7 @@ impl ClapInstance {
         self.left[..frames as usize].fill(f32::NAN);
         self.right[..frames as usize].fill(f32::NAN);
         let mut channels = [self.left.as_mut_ptr(), self.right.as_mut_ptr()];
-        let mut audio = clap_audio_buffer { data32: channels.as_mut_ptr(), data64: std::ptr::null_mut(), channel_count: 2, latency: 0, constant_mask: 0 };
+        let mut audio = clap_audio_buffer { data32: channels.as_mut_ptr(), data64: std::ptr::null_mut(), channel_count: self.output_channels, latency: 0, constant_mask: 0 };
         let process = clap_process {
             steady_time: self.position as i64,
             frames_count: frames,
@@ -358,7 +428,7 @@ impl ClapInstance {
             audio_inputs: std::ptr::null(),
             audio_outputs: &mut audio,
             audio_inputs_count: 0,
-            audio_outputs_count: 1,
+            audio_outputs_count: u32::from(self.output_channels > 0),
             in_events: &input,
             out_events: &output,
         };
@@ -373,7 +443,7 @@ impl ClapInstance {
                 Played { sample: self.position + u64::from(time), on, channel: note.channel as u8, key: note.key as u8, velocity: (note.velocity * 127.0).round() as u8 }
             })
             .collect();
-        let peak = self.left[..frames as usize].iter().chain(&self.right[..frames as usize]).fold(0.0f32, |m, s| if s.is_nan() { f32::NAN } else { m.max(s.abs()) });
+        let peak = (0..self.output_channels as usize).flat_map(|c| self.output(c, frames)).fold(0.0f32, |m, s| if s.is_nan() { f32::NAN } else { m.max(s.abs()) });
         self.position += u64::from(frames);
         self.pump_main_thread();
         (played, peak)
