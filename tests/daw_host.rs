@@ -29,7 +29,7 @@ fn expected_audio(midi: &[u8], samples: usize, shift: u32) -> Vec<f32> {
             synth.note_off(event.channel, event.pitch);
         }
     }
-    synth.render(&mut [&mut left, &mut right], done..left.len(), gain);
+    synth.render(&mut [&mut left, &mut right], done..samples, gain);
     left
 }
 
