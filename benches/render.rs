@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use dreamroll::capture::{CaptureEvent, Recorder};
 use dreamroll::engine::pattern::{build_pattern, PatternOptions};
-use dreamroll::model::completion::{Source, SourceMode};
+use dreamroll::model::source::{Source, SourceMode};
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::roll::Meter;
 use std::path::Path;

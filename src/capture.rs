@@ -68,7 +68,10 @@ pub struct CaptureTap {
 impl CaptureTap {
     /// Starts a block; `recording` is false while the transport is stopped or capture is off.
     pub fn begin_block(&mut self, window: &Window, recording: bool, out: &mut impl FnMut(CaptureEvent)) {
-        if !recording || !window.playing {
+        // A block the scheduler would not play (no tempo, a sample rate below 1 Hz, a
+        // position no music reaches, thousands of bars at once) is a stop here too: following
+        // it bar by bar would be unbounded work on the audio thread.
+        if !recording || !window.playing || !window.is_playable() {
             if self.bar.take().is_some() {
                 out(CaptureEvent::Break);
             }

@@ -6,7 +6,7 @@ use crate::capture::{CaptureTap, Recorder};
 use crate::engine::pattern::build_pattern;
 use crate::engine::worker::Settings;
 use crate::metrics::chords::{chord_name, parse_chord};
-use crate::model::completion::{Morph, Source, SourceMode};
+use crate::model::source::{Morph, Source, SourceMode};
 use crate::model::generator::{Generator, RenderRequest};
 use crate::model::{default_generator, ModelCard, DEFAULT_CARD};
 use crate::plugin::session::parse_session;

@@ -11,7 +11,7 @@ use dreamroll::engine::pattern::{PatternOptions, Scale};
 use dreamroll::engine::worker::Settings;
 use dreamroll::fuzzing::{encode_host_run, record, HostBlock, PlayedNote};
 use dreamroll::metrics::chords::parse_chord;
-use dreamroll::model::completion::{Morph, MorphPoint, Source, SourceMode};
+use dreamroll::model::source::{Morph, MorphPoint, Source, SourceMode};
 use dreamroll::model::generator::RenderRequest;
 use dreamroll::plugin::session::{Session, SESSION_VERSION};
 use dreamroll::roll::{write_midi, Meter, Take, TrackToWrite, DRUM_CHANNEL};

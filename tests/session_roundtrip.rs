@@ -12,7 +12,7 @@ use dreamroll::engine::models::ModelSource;
 use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
 use dreamroll::engine::worker::Settings;
 use dreamroll::metrics::attributes::Attribute;
-use dreamroll::model::completion::{Morph, MorphPoint, Source, SourceMode};
+use dreamroll::model::source::{Morph, MorphPoint, Source, SourceMode};
 use dreamroll::model::default_generator;
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::plugin::session::{read_session, Session, SessionField, SESSION_VERSION};

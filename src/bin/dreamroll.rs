@@ -6,7 +6,7 @@ use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
 use dreamroll::metrics::attributes::Attribute;
 use dreamroll::metrics::chords::parse_chord;
-use dreamroll::model::completion::{Morph, MorphPoint, Source, SourceMode};
+use dreamroll::model::source::{Morph, MorphPoint, Source, SourceMode};
 use dreamroll::roll::{pattern_to_midi, Clip, Roll, Take, MOST_TAKE_BARS};
 use std::path::PathBuf;
 
@@ -68,7 +68,7 @@ enum Command {
         /// --chords or the clip's chords). All but dream need --clip; harmonise and continue
         /// a voices model. For harmonise and continue --variation is how far the latent
         /// strays from the encoder's reading of the clip.
-        #[arg(long, value_enum, default_value_t = SourceMode::Dream)]
+        #[arg(long, default_value = "dream", value_parser = source_mode())]
         source: SourceMode,
         /// vary: 0 plays the clip as the model reads it, 1 is unrelated to it.
         #[arg(long, default_value_t = 0.3)]
@@ -96,6 +96,12 @@ enum Command {
     },
     /// Print a model folder's card.
     Inspect { model: PathBuf },
+}
+
+/// `--source`, by the IDs projects store, with the choices listed in `--help` and errors.
+fn source_mode() -> impl clap::builder::TypedValueParser<Value = SourceMode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(SourceMode::IDS).map(|id: String| SourceMode::from_id(&id).expect("one of the possible values"))
 }
 
 fn parse_knobs(specs: &[String], available: usize) -> anyhow::Result<Vec<f32>> {

@@ -11,8 +11,7 @@ use crate::engine::models::{user_models_dir, ModelSource};
 use crate::engine::worker::{lock, Command, Published};
 use crate::capture::MOST_BARS;
 use crate::metrics::chords::chord_name;
-use crate::model::completion::SourceMode;
-use crate::model::completion::MorphPoint;
+use crate::model::source::{MorphPoint, SourceMode};
 use crate::model::latent::within_reach;
 use crate::plugin::params::{render_seed, ClipSlot, DreamrollParams, KNOBS};
 use crate::plugin::Playhead;
@@ -282,7 +281,7 @@ impl DreamrollEditor {
                 self.clip_result = None;
             }
         });
-        if params.source.value() == SourceMode::FollowChords {
+        if params.source.value().follows_chords() {
             let heard = params.heard_chord.get().and_then(|(classes, bass)| chord_name(classes, bass));
             let following = match (heard, published.clip.as_ref()) {
                 (Some(name), _) => format!("following {name} (held on the input; hold another chord to change)"),
@@ -292,7 +291,7 @@ impl DreamrollEditor {
             ui.label(RichText::new(following).color(TRACK_COLOURS[4]));
         }
         let clip_line = match (&published.clip, params.clip.get()) {
-            (Some(shown), Some(_)) if params.source.value() != SourceMode::Dream => shown.summary.clone(),
+            (Some(shown), Some(_)) if params.source.value().reads_clip(params.heard_chord.get().is_some()) => shown.summary.clone(),
             (_, Some(take)) => format!("clip: {} bars, {} notes (read when the source is not Dream)", take.bars, take.notes.len()),
             (_, None) => "no clip: play into Dreamroll with the transport running, or load a .mid".to_string(),
         };
@@ -332,7 +331,7 @@ impl DreamrollEditor {
                 ui.label(RichText::new(shown).color(Color32::GRAY));
             }
             let both = points.iter().all(Option::is_some);
-            ui.add_enabled_ui(both && params.source.value() == SourceMode::Dream, |ui| {
+            ui.add_enabled_ui(both && params.source.value().morphs(), |ui| {
                 ui.add(ParamSlider::for_param(&params.morph, setter).with_width(150.0));
             });
             if ui.add_enabled(points.iter().any(Option::is_some), egui::Button::new("Clear")).clicked() {

@@ -2,10 +2,10 @@
 //! folder a user points at. Broken folders are listed with the reason rather than hidden, so
 //! a user who dropped a model in sees why it does not load.
 
-use crate::model::generator::{Generator, ModelError, CARD_FILE, DECODER_FILE, MAX_WEIGHTS_BYTES};
+use crate::files::read_limited;
+use crate::model::generator::{Generator, ModelError, CARD_FILE, DECODER_FILE, MAX_CARD_BYTES, MAX_WEIGHTS_BYTES};
 use crate::model::ModelCard;
 use serde::{Deserialize, Serialize};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -83,19 +83,11 @@ pub fn scan_models(dir: Option<&Path>, stop: &AtomicBool, mut listed: impl FnMut
     }
 }
 
-/// Largest card accepted: a card is a few kilobytes of JSON.
-const MAX_CARD_BYTES: u64 = 1 << 20;
-
 /// A model folder's card, checked, with its weights' file there and not too large to load.
 fn card_of(folder: &Path) -> Result<ModelCard, String> {
     let path = folder.join(CARD_FILE);
-    let mut text = String::new();
-    std::fs::File::open(&path)
-        .and_then(|file| file.take(MAX_CARD_BYTES + 1).read_to_string(&mut text))
-        .map_err(|source| ModelError::Io { path: path.clone(), source }.to_string())?;
-    if text.len() as u64 > MAX_CARD_BYTES {
-        return Err(format!("{}: more than a card can be ({MAX_CARD_BYTES} bytes at most)", path.display()));
-    }
+    let bytes = read_limited(&path, MAX_CARD_BYTES).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
     let card = ModelCard::from_json(&text).map_err(|e| e.to_string())?;
     let weights = folder.join(DECODER_FILE);
     let bytes = std::fs::metadata(&weights).map_err(|source| ModelError::Io { path: weights.clone(), source }.to_string())?.len();

@@ -11,7 +11,7 @@ use super::models::{scan_models, ModelEntry, ModelSource};
 use super::pattern::{build_pattern, PatternOptions};
 use crate::metrics::attributes::Attribute;
 use crate::model::card::ModelCard;
-use crate::model::completion::{Source, SourceMode};
+use crate::model::source::Source;
 use crate::model::generator::{Generator, RenderRequest};
 use crate::roll::{Clip, Take};
 use crate::schedule::Pattern;
@@ -470,7 +470,7 @@ impl Worker {
         // Whatever happens, this pair has been answered: a failing render is not retried in
         // a loop, only when the user changes something.
         self.answered = Some((self.source.clone(), settings.clone()));
-        let clip = match settings.clip.as_deref().filter(|_| settings.source.mode != SourceMode::Dream) {
+        let clip = match settings.clip.as_deref().filter(|_| settings.source.mode.reads_clip(!settings.source.chords.is_empty())) {
             Some(take) => match self.generator.read_take(take, settings.request.bars) {
                 Ok(clip) => Some(clip),
                 Err(error) => {
@@ -523,6 +523,7 @@ impl Worker {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::source::SourceMode;
     use crate::engine::pattern::Scale;
     use crate::model::default_generator;
     use std::path::Path;

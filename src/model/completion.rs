@@ -5,14 +5,13 @@
 //! so both are one call, `Generator::complete`, with a different mask; the encoder supplies
 //! the latent, so that what is written is in the clip's key and manner.
 //!
-//! This module holds what the source modes are and what they keep; the `Generator` methods
-//! that write them live with the generator.
+//! This module holds what the source modes keep of a clip and why they fail; the modes
+//! themselves are plain data in [`super::source`], and the `Generator` methods that write
+//! them live with the generator.
 
-use crate::metrics::chords::PitchClasses;
-use crate::roll::{Roll, Take};
-use nice_plug::prelude::Enum;
+use super::source::SourceMode;
+use crate::roll::Roll;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
 /// The parts of a phrase that are given, to be kept as they are while the model writes the
@@ -36,80 +35,6 @@ impl GivenParts {
     pub(crate) fn of(&self, phrase: &Roll) -> Roll {
         phrase.only_notes(|note| self.covers(note.track, note.start))
     }
-}
-
-/// Where the notes come from: the producer's choice, one type for the plugin's parameter
-/// (whose stable IDs projects store), the command line's `--source` and saved settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Enum, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceMode {
-    /// From the latent alone: the seed, the knobs.
-    #[default]
-    #[id = "dream"]
-    Dream,
-    /// The clip written again, a distance away.
-    #[id = "vary"]
-    Vary,
-    /// The clip's parts kept, the others written around them.
-    #[id = "harmonise"]
-    Harmonise,
-    /// The bars that follow the clip.
-    #[id = "continue"]
-    Continue,
-    /// From the latent, with strong beats on the chord the producer holds (or the clip's
-    /// chord in each bar, a chord track).
-    #[id = "follow-chords"]
-    #[name = "Follow chords"]
-    FollowChords,
-}
-
-impl SourceMode {
-    pub const ALL: [SourceMode; 5] = [SourceMode::Dream, SourceMode::Vary, SourceMode::Harmonise, SourceMode::Continue, SourceMode::FollowChords];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SourceMode::Dream => "dream",
-            SourceMode::Vary => "vary",
-            SourceMode::Harmonise => "harmonise",
-            SourceMode::Continue => "continue",
-            SourceMode::FollowChords => "follow chords",
-        }
-    }
-}
-
-/// The source of a render and how it reads the clip.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Source {
-    pub mode: SourceMode,
-    /// Vary: 0 plays the clip as the model reads it, 1 is unrelated to it.
-    pub distance: f32,
-    /// Harmonise: the parts to keep; empty keeps every part the clip plays.
-    pub keep: Vec<usize>,
-    /// Follow chords: one chord per bar, repeating (pitch classes, bit c for pitch class c);
-    /// empty reads each bar's chord from the clip.
-    #[serde(default)]
-    pub chords: Vec<PitchClasses>,
-    /// Dream: between two stored points rather than from the seed alone.
-    #[serde(default)]
-    pub morph: Option<Morph>,
-}
-
-/// A point in the latent space a producer stores to morph from or to: the seed and knobs of
-/// a pattern they liked, or a clip as the encoder reads it. Stored as what made it, not as
-/// numbers, so that it means the same music after a project is reopened.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MorphPoint {
-    Dream { seed: u64, knobs: Vec<f32>, named: Vec<f32> },
-    Clip(Take),
-}
-
-/// Two points and how far from the first to the second (0 is A, 1 is B).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Morph {
-    pub a: MorphPoint,
-    pub b: MorphPoint,
-    pub amount: f32,
 }
 
 /// Spherical interpolation: Gaussian latents lie near a sphere, and the straight line

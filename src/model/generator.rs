@@ -2,7 +2,8 @@
 //! every check, since a bad model file must cost the user an error message, not a crash.
 
 use super::card::{CardError, ModelCard, Preset};
-use super::completion::{kept_when_varied, slerp, GivenParts, Morph, MorphPoint, Source, SourceError, SourceMode, CHORD_BIAS, KEY_BIAS};
+use super::completion::{kept_when_varied, slerp, GivenParts, SourceError, CHORD_BIAS, KEY_BIAS};
+use super::source::{Morph, MorphPoint, Source, SourceMode};
 use super::latent::{anchored_latent, phrase_latents};
 use super::voices::sampler::{ChordGuide, ALL_PITCH_CLASSES, GUIDE_BARS};
 use crate::metrics::chords::{bar_chords, key_scale, key_scale_of_chords, strong_beat_steps, PitchClasses};
@@ -32,6 +33,8 @@ pub const ENCODER_FILE: &str = "encoder.safetensors";
 /// Largest weights file accepted; far above any model this product trains, far below what
 /// would hurt a host to read.
 pub const MAX_WEIGHTS_BYTES: u64 = 256 << 20;
+/// Largest card (model.json) accepted: a card is a few kilobytes of JSON.
+pub const MAX_CARD_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -127,7 +130,7 @@ impl Generator {
 
     /// A generator from a model folder (`model.json` + `decoder.safetensors`).
     pub fn from_dir(dir: &Path) -> Result<Generator, ModelError> {
-        let card = read_limited(&dir.join(CARD_FILE), 1 << 20)?;
+        let card = read_limited(&dir.join(CARD_FILE), MAX_CARD_BYTES)?;
         let card = String::from_utf8(card).map_err(|_| CardError::Json("model.json is not UTF-8 text".into()))?;
         // The card first: a card from a newer Dreamroll should say so, whatever else is there.
         let card = ModelCard::from_json(&card)?;

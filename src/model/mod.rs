@@ -14,6 +14,7 @@ pub mod learned_phrases;
 pub mod midinet;
 pub mod musegan;
 pub mod rolls;
+pub mod source;
 pub mod vae;
 pub mod voices;
 

@@ -5,7 +5,7 @@
 use super::session::SessionField;
 use crate::engine::pattern::{PatternOptions, Scale};
 use crate::engine::worker::{lock, Settings};
-use crate::model::completion::{Morph, MorphPoint, Source, SourceMode};
+use crate::model::source::{Morph, MorphPoint, Source, SourceMode};
 use crate::roll::Take;
 use crate::metrics::attributes::Attribute;
 use crate::model::card::ModelCard;
@@ -270,6 +270,25 @@ impl Enum for Scale {
     }
 }
 
+/// Sources are stored by stable IDs, as scales are.
+impl Enum for SourceMode {
+    fn variants() -> &'static [&'static str] {
+        &SourceMode::LABELS
+    }
+
+    fn ids() -> Option<&'static [&'static str]> {
+        Some(&SourceMode::IDS)
+    }
+
+    fn to_index(self) -> usize {
+        self.index()
+    }
+
+    fn from_index(index: usize) -> Self {
+        SourceMode::ALL[index.min(SourceMode::ALL.len() - 1)]
+    }
+}
+
 impl KnobParams {
     fn new(index: usize) -> KnobParams {
         KnobParams {
@@ -420,8 +439,8 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
         params.source.value().to_index() as u64,
         float(&params.distance),
         // The clip shapes the pattern only when the source reads it.
-        if params.source.value() == SourceMode::Dream { 0 } else { params.clip.serial() },
-        if params.source.value() == SourceMode::FollowChords { params.heard_chord.packed() } else { 0 },
+        if params.source.value().reads_clip(params.heard_chord.get().is_some()) { params.clip.serial() } else { 0 },
+        if params.source.value().follows_chords() { params.heard_chord.packed() } else { 0 },
         float(&params.morph),
         params.morph_points.serial(),
     ];
@@ -440,8 +459,16 @@ fn named_knob_values(values: [f32; NAMED_KNOBS], card: &ModelCard) -> Vec<f32> {
     Attribute::ALL.iter().zip(values).map(|(&attribute, value)| if card.named_knobs.iter().any(|k| k.attribute == attribute) { value } else { 0.0 }).collect()
 }
 
+/// A float parameter's value, or its default where a host has sent something that is not a
+/// number (nice-plug passes NaN through): settings are saved as JSON, which has no NaN, so a
+/// project holding one could not be reopened.
+fn finite(param: &FloatParam) -> f32 {
+    Some(param.value()).filter(|v| v.is_finite()).unwrap_or_else(|| param.default_plain_value())
+}
+
 /// The settings the parameters ask of `card`'s model. Pure but for atomic loads.
 pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
+    let (mode, held) = (params.source.value(), params.heard_chord.get());
     let tracks = &card.representation.tracks;
     let seed = render_seed(params.seed.value(), params.takes.load(Ordering::Acquire));
     let slot = |track: usize| params.tracks.get(track);
@@ -449,18 +476,18 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
         request: RenderRequest {
             bars: params.loop_bars.value().bars(),
             seed,
-            knobs: params.knobs.iter().take(card.macro_knobs.len()).map(|k| k.value.value()).collect(),
-            variation: params.variation.value(),
-            temperature: Some(card.decoding.temperature * params.temperature.value()),
-            density: params.density.value(),
-            named: named_knob_values(params.named.each_ref().map(|k| k.value.value()), card),
+            knobs: params.knobs.iter().take(card.macro_knobs.len()).map(|k| finite(&k.value)).collect(),
+            variation: finite(&params.variation),
+            temperature: Some(card.decoding.temperature * finite(&params.temperature)),
+            density: finite(&params.density),
+            named: named_knob_values(params.named.each_ref().map(|k| finite(&k.value)), card),
         },
         voicing: PatternOptions {
             key: params.key.value().to_index() as u8,
             scale: params.scale.value(),
             transpose: params.transpose.value() as i8,
             velocity: params.velocity.value() as u8,
-            humanise: params.humanise.value(),
+            humanise: finite(&params.humanise),
             seed,
             channels: tracks
                 .iter()
@@ -473,24 +500,19 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
             muted: (0..tracks.len()).map(|i| slot(i).is_some_and(|s| s.mute.value())).collect(),
         },
         source: Source {
-            mode: params.source.value(),
-            distance: params.distance.value(),
+            mode,
+            distance: finite(&params.distance),
             keep: Vec::new(),
-            chords: match (params.source.value(), params.heard_chord.get()) {
-                (SourceMode::FollowChords, Some((classes, _))) => vec![classes],
+            chords: match held {
+                Some((classes, _)) if mode.follows_chords() => vec![classes],
                 _ => Vec::new(),
             },
-            morph: match params.morph_points.get() {
-                [Some(a), Some(b)] if params.source.value() == SourceMode::Dream => Some(Morph { a, b, amount: params.morph.value() }),
+            morph: match mode.morphs().then(|| params.morph_points.get()) {
+                Some([Some(a), Some(b)]) => Some(Morph { a, b, amount: finite(&params.morph) }),
                 _ => None,
             },
         },
-        // Follow chords reads the clip only as a chord track, when no chord is held.
-        clip: match params.source.value() {
-            SourceMode::Dream => None,
-            SourceMode::FollowChords if params.heard_chord.get().is_some() => None,
-            _ => params.clip.get(),
-        },
+        clip: mode.reads_clip(held.is_some()).then(|| params.clip.get()).flatten(),
     }
 }
 

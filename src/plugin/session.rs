@@ -10,7 +10,7 @@
 
 use crate::engine::models::ModelSource;
 use crate::engine::worker::{lock, Command, Published, Settings};
-use crate::model::completion::MorphPoint;
+use crate::model::source::MorphPoint;
 use crate::model::latent::KNOB_REACH;
 use crate::plugin::params::{ClipSlot, DreamrollParams, HeardChord, MorphPoints};
 use crate::roll::Take;
