@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod hash;
 pub mod metrics;
 pub mod model;
+pub mod playhead;
 pub mod roll;
 pub mod schedule;
 pub mod synth;

@@ -1,7 +1,7 @@
 //! The loop as a piano roll: bars and beats, notes coloured by track, and the playhead.
 
 use super::TRACK_COLOURS;
-use crate::plugin::Playhead;
+use crate::playhead::Playhead;
 use crate::schedule::Pattern;
 use egui::{self, Color32, Pos2, Rect, Stroke, StrokeKind};
 

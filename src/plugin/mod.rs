@@ -8,9 +8,11 @@
 
 pub mod params;
 pub mod session;
+pub mod shared;
 pub mod watch;
 
 use crate::capture::CaptureTap;
+use crate::playhead::Playhead;
 use crate::engine::models::ModelSource;
 use crate::engine::worker::{AudioSide, Engine, PatternUpdate};
 use crate::roll::Meter;
@@ -19,24 +21,10 @@ use crate::synth::PreviewSynth;
 use nice_plug::midi::{Channel, Key, NoteEvent as HostEvent, VoiceID};
 use nice_plug::prelude::*;
 use params::{DreamrollParams, SwitchAt};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use watch::CaptureLine;
-
-/// Playback as the editor sees it; written by the audio thread with relaxed atomics.
-#[derive(Default)]
-pub struct Playhead {
-    /// Position inside the playing loop, in quarter notes, as `f64` bits.
-    position: AtomicU64,
-    pub playing: AtomicBool,
-}
-
-impl Playhead {
-    pub fn position(&self) -> f64 {
-        f64::from_bits(self.position.load(Ordering::Relaxed))
-    }
-}
 
 /// Incoming notes passed through per block; more in one block is a flood, and the rest
 /// are dropped rather than allocated for.
@@ -193,7 +181,7 @@ impl Dreamroll {
         let (line, parameters) = watch::capture_line(self.params.clone(), watch::CAPTURE_RING);
         self.capture = Some(line);
         let (engine, audio) = Engine::spawn(generator, ModelSource::Embedded, Some(Box::new(parameters)));
-        self.params.session.connect(engine.published_handle(), engine.commander(), &self.params);
+        self.params.session.connect(engine.published_handle(), engine.commander(), self.params.session_slots());
         self.engine = Some(engine);
         self.audio = Some(audio);
     }
@@ -492,7 +480,7 @@ impl Plugin for Dreamroll {
             let bar_quarters = window.meter.quarters_per_bar();
             let loop_bar = window.bar_number.rem_euclid(i64::from(playing.pattern.bars.max(1)));
             let position = (loop_bar as f64 * bar_quarters + (window.start - window.bar_start)).rem_euclid(loop_quarters.max(1e-9));
-            self.playhead.position.store(position.to_bits(), Ordering::Relaxed);
+            self.playhead.set_position(position);
         }
         self.playhead.playing.store(window.playing && !bypassed, Ordering::Relaxed);
         self.emit(count, buffer, context);

@@ -3,17 +3,17 @@
 //! thread, so a parameter change costs the audio thread nothing.
 
 use super::session::SessionField;
+use super::shared::{ClipSlot, HeardChord, MorphPoints, SessionSlots};
 use crate::engine::pattern::{PatternOptions, Scale};
-use crate::engine::worker::{lock, Settings};
-use crate::model::source::{Morph, MorphPoint, Source, SourceMode};
-use crate::roll::Take;
+use crate::engine::worker::Settings;
+use crate::model::source::{Morph, Source, SourceMode};
 use crate::metrics::attributes::Attribute;
 use crate::model::card::ModelCard;
 use crate::model::generator::RenderRequest;
 use nice_plug::prelude::*;
 use nice_plug_egui::EguiEditorState;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 
 /// Macro knobs every model offers (cards carry their directions).
 pub const KNOBS: usize = 8;
@@ -104,63 +104,6 @@ pub struct DreamrollParams {
     /// The points Morph moves between; saved in the session.
     pub morph_points: Arc<MorphPoints>,
 }
-
-/// A chord held on the input, latched: it stays until another of two or more pitch classes
-/// is held, so that letting go of the keys does not stop the following.
-#[derive(Default)]
-pub struct HeardChord(AtomicU32);
-
-impl HeardChord {
-    /// Pitch classes (bit c for class c) and the lowest key held, where known (a chord
-    /// restored from a project has no keys).
-    pub fn get(&self) -> Option<(u16, Option<u8>)> {
-        let packed = self.0.load(Ordering::Acquire);
-        let bass = (packed >> 16) as u8;
-        (packed != 0).then(|| ((packed & 0xfff) as u16, bass.checked_sub(1)))
-    }
-
-    pub fn set(&self, chord: Option<(u16, Option<u8>)>) {
-        let pack = |(classes, bass): (u16, Option<u8>)| u32::from(classes & 0xfff) | u32::from(bass.map_or(0, |b| b.min(127) + 1)) << 16;
-        self.0.store(chord.map_or(0, pack), Ordering::Release);
-    }
-
-    fn packed(&self) -> u64 {
-        u64::from(self.0.load(Ordering::Acquire))
-    }
-}
-
-/// A value the editor, the engine and the state saver share, with a count of its changes so
-/// that a fingerprint (computed on the audio thread too) tells values apart without reading
-/// them. The audio thread only ever reads the serial.
-#[derive(Default)]
-pub struct Shared<T> {
-    value: Mutex<T>,
-    serial: AtomicU64,
-}
-
-impl<T: Clone> Shared<T> {
-    pub fn get(&self) -> T {
-        lock(&self.value).clone()
-    }
-
-    pub fn set(&self, value: T) {
-        self.update(|old| *old = value);
-    }
-
-    pub fn update(&self, change: impl FnOnce(&mut T)) {
-        change(&mut lock(&self.value));
-        self.serial.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub fn serial(&self) -> u64 {
-        self.serial.load(Ordering::Acquire)
-    }
-}
-
-/// The producer's clip: the newest take, or a loaded file.
-pub type ClipSlot = Shared<Option<Arc<Take>>>;
-/// Morph points A (0) and B (1), set from the editor.
-pub type MorphPoints = Shared<[Option<MorphPoint>; 2]>;
 
 #[derive(Params)]
 pub struct KnobParams {
@@ -401,6 +344,13 @@ fn morph_from_text(text: &str) -> Option<f32> {
     }
 }
 
+impl DreamrollParams {
+    /// The shared values a saved session restores into.
+    pub fn session_slots(&self) -> SessionSlots {
+        SessionSlots { takes: self.takes.clone(), clip: self.clip.clone(), chord: self.heard_chord.clone(), morph: self.morph_points.clone() }
+    }
+}
+
 /// A 0..1 amount shown and typed as a percentage.
 fn percent_param(name: &str, default: f32) -> FloatParam {
     FloatParam::new(name, default, FloatRange::Linear { min: 0.0, max: 1.0 })
@@ -587,7 +537,7 @@ mod tests {
     fn a_new_take_changes_nothing_while_dreamroll_dreams() {
         let generator = default_generator().unwrap();
         let params = DreamrollParams::default();
-        let take = Take::from_midi(&crate::roll::write_midi(480, 500_000, crate::roll::Meter::COMMON, &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes: vec![(0, 480, 72, 90)] }], 1920), 8).unwrap();
+        let take = crate::roll::Take::from_midi(&crate::roll::write_midi(480, 500_000, crate::roll::Meter::COMMON, &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes: vec![(0, 480, 72, 90)] }], 1920), 8).unwrap();
         let dreaming = pattern_fingerprint(&params);
         params.clip.set(Some(Arc::new(take)));
         assert_eq!(pattern_fingerprint(&params), dreaming, "a new take changes nothing while Dreamroll dreams");

@@ -12,7 +12,7 @@ use crate::engine::models::ModelSource;
 use crate::engine::worker::{lock, Command, Published, Settings};
 use crate::model::source::MorphPoint;
 use crate::model::latent::KNOB_REACH;
-use crate::plugin::params::{ClipSlot, DreamrollParams, HeardChord, MorphPoints};
+use crate::plugin::shared::{ClipSlot, HeardChord, MorphPoints, SessionSlots};
 use crate::roll::Take;
 use crate::roll::{MAX_BEATS_PER_BAR, MAX_STEPS_PER_BEAT};
 use crate::schedule::{Pattern, MAX_DELAY};
@@ -232,8 +232,8 @@ fn restore(targets: Targets, session: Session, serial: u64) -> u64 {
 
 impl SessionField {
     /// Connects the field to a running engine; a session loaded before it started goes to it now.
-    pub fn connect(&self, published: Arc<Mutex<Published>>, commands: Sender<Command>, params: &DreamrollParams) {
-        let (takes, clip, chord, morph) = (params.takes.clone(), params.clip.clone(), params.heard_chord.clone(), params.morph_points.clone());
+    pub fn connect(&self, published: Arc<Mutex<Published>>, commands: Sender<Command>, slots: SessionSlots) {
+        let SessionSlots { takes, clip, chord, morph } = slots;
         let mut link = lock(&self.inner);
         if let Some((session, serial)) = link.waiting.take() {
             let extras_serial = restore(Targets { commands: &commands, takes: &takes, clip: &clip, chord: &chord, morph: &morph }, session, serial);
@@ -476,7 +476,7 @@ mod tests {
         let field = SessionField::default();
         let published = Arc::new(Mutex::new(Published::default()));
         let (commands, inbox) = crossbeam_channel::unbounded();
-        field.connect(published.clone(), commands, &DreamrollParams::default());
+        field.connect(published.clone(), commands, SessionSlots::default());
         // Spaces the engine would never write: the text itself is kept, not a re-encoding.
         let text = serde_json::to_string_pretty(&session()).unwrap();
         field.load(&text);
