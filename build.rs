@@ -12,7 +12,12 @@ fn main() {
     let mut paths = Vec::new();
     for file in ["model.json", "decoder.safetensors"] {
         let path = folder.join(file);
-        assert!(path.is_file(), "the default model `{}` lacks {} (bundled/default-model.txt names a folder of models/)", name.trim(), path.display());
+        assert!(
+            path.is_file(),
+            "the default model `{}` lacks {} (bundled/default-model.txt names a folder of models/)",
+            name.trim(),
+            path.display()
+        );
         println!("cargo:rerun-if-changed={}", path.display());
         paths.push(path);
     }
@@ -20,7 +25,11 @@ fn main() {
     let optional = |file: &str| {
         let path = folder.join(file);
         println!("cargo:rerun-if-changed={}", path.display());
-        if path.is_file() { format!("Some(include_bytes!({path:?}))") } else { "None".to_string() }
+        if path.is_file() {
+            format!("Some(include_bytes!({path:?}))")
+        } else {
+            "None".to_string()
+        }
     };
     let code = format!(
         "/// The embedded default model's card.\npub const DEFAULT_CARD: &str = include_str!({:?});\n\

@@ -8,13 +8,16 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dreamroll::corpus::midi_files;
-use dreamroll::roll::{read_midi, score_to_piece, write_midi, Meter, Representation, TrackAssignment, TrackSpec, TrackToWrite};
+use dreamroll::roll::{
+    read_midi, score_to_piece, write_midi, Meter, Representation, TrackAssignment, TrackSpec, TrackToWrite,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 fn folk_folder() -> PathBuf {
-    let root = std::env::var_os("DREAMROLL_CORPUS").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/corpus"), PathBuf::from);
+    let root = std::env::var_os("DREAMROLL_CORPUS")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/corpus"), PathBuf::from);
     root.join("folk")
 }
 
@@ -57,10 +60,18 @@ fn midi_to_rolls(c: &mut Criterion) {
 fn stacked_note_ons(c: &mut Criterion) {
     let stacked = 100_000u64;
     let notes = (0..stacked).map(|tick| (tick, stacked, 60, 100)).collect();
-    let bytes = write_midi(480, 500_000, Meter::COMMON, &[TrackToWrite { name: "stack".into(), channel: 0, notes }], 2 * stacked);
+    let bytes = write_midi(
+        480,
+        500_000,
+        Meter::COMMON,
+        &[TrackToWrite { name: "stack".into(), channel: 0, notes }],
+        2 * stacked,
+    );
     let mut group = c.benchmark_group("hostile");
     group.sample_size(10);
-    group.bench_function("100 000 stacked note-ons", |b| b.iter(|| read_midi(&bytes).expect("a readable file").notes.len()));
+    group.bench_function("100 000 stacked note-ons", |b| {
+        b.iter(|| read_midi(&bytes).expect("a readable file").notes.len())
+    });
     group.finish();
 }
 

@@ -22,18 +22,37 @@ use std::time::{Duration, Instant};
 fn plugin_library() -> PathBuf {
     let exe = std::env::current_exe().expect("the bench has a path");
     let profile_dir = exe.ancestors().nth(2).expect("target/<profile>/deps/<bench>");
-    let name = if cfg!(target_os = "macos") { "libdreamroll.dylib" } else if cfg!(windows) { "dreamroll.dll" } else { "libdreamroll.so" };
+    let name = if cfg!(target_os = "macos") {
+        "libdreamroll.dylib"
+    } else if cfg!(windows) {
+        "dreamroll.dll"
+    } else {
+        "libdreamroll.so"
+    };
     profile_dir.join(name)
 }
 
 fn playing_at(beats: f64) -> Transport {
-    Transport { playing: true, tempo: 120.0, beats, bar_start: (beats / 4.0).floor() * 4.0, bar_number: (beats / 4.0).floor() as i32, numerator: 4, denominator: 4, loop_range: None }
+    Transport {
+        playing: true,
+        tempo: 120.0,
+        beats,
+        bar_start: (beats / 4.0).floor() * 4.0,
+        bar_number: (beats / 4.0).floor() as i32,
+        numerator: 4,
+        denominator: 4,
+        loop_range: None,
+    }
 }
 
 /// Resident memory of this process, in bytes (Linux; elsewhere 0).
 fn resident_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()).map_or(0, |kb| kb * 1024)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 fn process_block(c: &mut Criterion) {
@@ -51,7 +70,10 @@ fn process_block(c: &mut Criterion) {
     for _ in 0..200 {
         block(&mut plugin);
     }
-    eprintln!("resident memory of one loaded, playing instance: {:.1} MB", (resident_bytes().saturating_sub(before)) as f64 / 1e6);
+    eprintln!(
+        "resident memory of one loaded, playing instance: {:.1} MB",
+        (resident_bytes().saturating_sub(before)) as f64 / 1e6
+    );
     c.bench_function("plugin process() 512-sample block", |b| b.iter(|| block(&mut plugin)));
     let preview = plugin.change("Preview synth", "On");
     plugin.flush_params(&[preview]);
@@ -80,7 +102,9 @@ fn worst_block(c: &mut Criterion) {
         plugin.process(FRAMES, &transport, &[]).0.len()
     };
     assert!(block(&mut plugin) > 1000, "the block is full of notes");
-    c.bench_function("plugin process() worst block: 4096 samples over 1023 bars, preview on", |b| b.iter(|| block(&mut plugin)));
+    c.bench_function("plugin process() worst block: 4096 samples over 1023 bars, preview on", |b| {
+        b.iter(|| block(&mut plugin))
+    });
 }
 
 fn load_to_first_note(c: &mut Criterion) {
@@ -130,7 +154,8 @@ impl Watch for KnobWatch {
 fn knob_to_pattern(c: &mut Criterion) {
     let knob = Arc::new(AtomicU32::new(0f32.to_bits()));
     let watch = KnobWatch { params: DreamrollParams::default(), knob: knob.clone(), polled: 0 };
-    let (_engine, mut audio) = Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, Some(Box::new(watch)));
+    let (_engine, mut audio) =
+        Engine::spawn(default_generator().unwrap(), ModelSource::Embedded, Some(Box::new(watch)));
     let mut group = c.benchmark_group("engine");
     group.sample_size(30);
     let mut turn = 0u32;

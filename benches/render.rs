@@ -6,26 +6,41 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use dreamroll::capture::{CaptureEvent, Recorder};
 use dreamroll::engine::pattern::{build_pattern, PatternOptions};
-use dreamroll::model::source::{Source, SourceMode};
 use dreamroll::model::generator::{Generator, RenderRequest};
+use dreamroll::model::source::{Source, SourceMode};
 use dreamroll::roll::Meter;
 use std::path::Path;
 
 fn render_eight_bars(c: &mut Criterion) {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    let mut names: Vec<String> = std::fs::read_dir(&models).expect("models/").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&models)
+        .expect("models/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     for name in names {
         let Ok(generator) = Generator::from_dir(&models.join(&name)) else { continue };
         let tracks = generator.card().representation.track_count();
         let mut seed = 0u64;
-        c.bench_function(&format!("render/8 bars, {name} ({} preset, {tracks} tracks)", generator.card().preset), |b| {
-            b.iter(|| {
-                seed += 1;
-                let request = RenderRequest { bars: 8, seed, knobs: vec![0.5, -1.0], variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
-                generator.render(&request).expect("renders")
-            })
-        });
+        c.bench_function(
+            &format!("render/8 bars, {name} ({} preset, {tracks} tracks)", generator.card().preset),
+            |b| {
+                b.iter(|| {
+                    seed += 1;
+                    let request = RenderRequest {
+                        bars: 8,
+                        seed,
+                        knobs: vec![0.5, -1.0],
+                        variation: 0.3,
+                        temperature: None,
+                        density: 0.0,
+                        named: Vec::new(),
+                    };
+                    generator.render(&request).expect("renders")
+                })
+            },
+        );
     }
 }
 
@@ -66,8 +81,18 @@ fn capture_to_varied_pattern(c: &mut Criterion) {
                 },
                 |mut recorder| {
                     seed += 1;
-                    let take = recorder.feed(CaptureEvent::BarEnded { bar: 3, meter: Meter::COMMON, whole: true }).expect("the take");
-                    let request = RenderRequest { bars: 4, seed, knobs: Vec::new(), variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
+                    let take = recorder
+                        .feed(CaptureEvent::BarEnded { bar: 3, meter: Meter::COMMON, whole: true })
+                        .expect("the take");
+                    let request = RenderRequest {
+                        bars: 4,
+                        seed,
+                        knobs: Vec::new(),
+                        variation: 0.3,
+                        temperature: None,
+                        density: 0.0,
+                        named: Vec::new(),
+                    };
                     let clip = generator.read_take(&take, request.bars).expect("a readable take");
                     build_pattern(&generator.render_from(&request, &source, Some(&clip)).expect("renders"), &voicing)
                 },

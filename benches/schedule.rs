@@ -11,7 +11,17 @@ use dreamroll::schedule::{Scheduler, Window};
 fn process_block(c: &mut Criterion) {
     let generator = default_generator().expect("the embedded model loads");
     let tracks = generator.card().representation.tracks.len();
-    let roll = generator.render(&RenderRequest { bars: 8, seed: 1, knobs: vec![], variation: 0.3, temperature: None, density: 0.0, named: Vec::new() }).expect("renders");
+    let roll = generator
+        .render(&RenderRequest {
+            bars: 8,
+            seed: 1,
+            knobs: vec![],
+            variation: 0.3,
+            temperature: None,
+            density: 0.0,
+            named: Vec::new(),
+        })
+        .expect("renders");
     let options = PatternOptions {
         key: 0,
         scale: Scale::Major,

@@ -98,7 +98,15 @@ impl CaptureTap {
     }
 
     /// A note played into the plugin at sample `offset` of the block.
-    pub fn note(&self, window: &Window, offset: u32, channel: u8, pitch: u8, velocity: u8, out: &mut impl FnMut(CaptureEvent)) {
+    pub fn note(
+        &self,
+        window: &Window,
+        offset: u32,
+        channel: u8,
+        pitch: u8,
+        velocity: u8,
+        out: &mut impl FnMut(CaptureEvent),
+    ) {
         let Some(bar) = self.bar else { return };
         let quarters = window.start + f64::from(offset) * window.tempo / (60.0 * window.sample_rate);
         let bar_quarters = bar.meter.quarters_per_bar();
@@ -220,7 +228,9 @@ impl Recorder {
             return None;
         }
         let meter = last.meter;
-        let tick = |bar_index: usize, at: f64| ((bar_index as f64 * meter.quarters_per_bar() + at.max(0.0)) * f64::from(TICKS_PER_QUARTER)).round() as u64;
+        let tick = |bar_index: usize, at: f64| {
+            ((bar_index as f64 * meter.quarters_per_bar() + at.max(0.0)) * f64::from(TICKS_PER_QUARTER)).round() as u64
+        };
         let end = tick(n, 0.0);
         // Notes pair up by channel and pitch; a release whose press came before the take is
         // not the take's, and a note still held at its end ends with it.
@@ -229,7 +239,14 @@ impl Recorder {
         let mut past_note_cap = std::mem::take(&mut self.dropped);
         let close = |open: &mut Vec<(u8, u8, u8, u64)>, index: usize, at: u64, notes: &mut Vec<TakeNote>| {
             let (channel, pitch, velocity, start) = open.swap_remove(index);
-            notes.push(TakeNote { track: u16::from(channel), channel, pitch, velocity, start, end: at.max(start + 1).min(end) });
+            notes.push(TakeNote {
+                track: u16::from(channel),
+                channel,
+                pitch,
+                velocity,
+                start,
+                end: at.max(start + 1).min(end),
+            });
         };
         for (index, bar) in bars.iter().enumerate() {
             for &(at, channel, pitch, velocity) in &bar.events {
@@ -251,7 +268,16 @@ impl Recorder {
             return None;
         }
         notes.sort_by_key(|note| (note.start, note.channel, note.pitch));
-        Some(Take { ticks_per_quarter: TICKS_PER_QUARTER, meter, bars: n as u32, notes, after_meter_change: 0, after_last_bar: 0, unplayable: 0, past_note_cap })
+        Some(Take {
+            ticks_per_quarter: TICKS_PER_QUARTER,
+            meter,
+            bars: n as u32,
+            notes,
+            after_meter_change: 0,
+            after_last_bar: 0,
+            unplayable: 0,
+            past_note_cap,
+        })
     }
 }
 
@@ -265,7 +291,16 @@ mod tests {
 
     fn window(start: f64, samples: u32) -> Window {
         let bar = (start / 4.0 + 1e-9).floor();
-        Window { playing: true, sample_rate: RATE, tempo: 120.0, start, bar_start: bar * 4.0, bar_number: bar as i64, meter: Meter::COMMON, samples }
+        Window {
+            playing: true,
+            sample_rate: RATE,
+            tempo: 120.0,
+            start,
+            bar_start: bar * 4.0,
+            bar_number: bar as i64,
+            meter: Meter::COMMON,
+            samples,
+        }
     }
 
     /// A host run: blocks of `block` samples from quarter `from` for `quarters`, with notes
@@ -281,9 +316,11 @@ mod tests {
             let w = window(position, samples);
             tap.begin_block(&w, true, &mut out);
             let block_end = w.end();
-            let mut edges: Vec<(f64, u8, u8)> = notes.iter().flat_map(|&(at, pitch, length)| [(at, pitch, 100), (at + length, pitch, 0)]).collect();
+            let mut edges: Vec<(f64, u8, u8)> =
+                notes.iter().flat_map(|&(at, pitch, length)| [(at, pitch, 100), (at + length, pitch, 0)]).collect();
             edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
-            for (at, pitch, velocity) in edges.into_iter().filter(|e| e.0 >= position - 1e-9 && e.0 < block_end - 1e-9) {
+            for (at, pitch, velocity) in edges.into_iter().filter(|e| e.0 >= position - 1e-9 && e.0 < block_end - 1e-9)
+            {
                 let offset = ((at - position) / per_sample).round() as u32;
                 tap.note(&w, offset, 0, pitch, velocity, &mut out);
             }
@@ -342,7 +379,10 @@ mod tests {
         tap.begin_block(&stopped, true, &mut out);
         assert_eq!(events, vec![CaptureEvent::Break]);
         assert!(takes(&mut recorder, events).is_empty());
-        assert!(takes(&mut recorder, play(&mut tap, 12.0, 4.0, 256, &[(12.0, 64, 1.0)])).is_empty(), "bar 3 alone after the stop");
+        assert!(
+            takes(&mut recorder, play(&mut tap, 12.0, 4.0, 256, &[(12.0, 64, 1.0)])).is_empty(),
+            "bar 3 alone after the stop"
+        );
     }
 
     #[test]
@@ -357,7 +397,10 @@ mod tests {
         let mut events = play(&mut tap, 0.0, 6.0, 300, &[(1.0, 64, 1.0)]);
         events.extend(play(&mut tap, 0.0, 8.0, 300, &[]));
         assert!(events.contains(&CaptureEvent::Break));
-        assert!(takes(&mut recorder, events).is_empty(), "the notes before the jump are gone and the pass after it is silent");
+        assert!(
+            takes(&mut recorder, events).is_empty(),
+            "the notes before the jump are gone and the pass after it is silent"
+        );
     }
 
     #[test]
@@ -398,7 +441,13 @@ mod tests {
     #[test]
     fn a_flood_of_notes_is_capped_and_said() {
         let mut recorder = Recorder::new(1);
-        let flood = (0..2 * MOST_TAKE_NOTES + 10).map(|k| CaptureEvent::Note { bar: 0, at: k as f64 * 1e-5, channel: 1, pitch: (k % 128) as u8, velocity: 100 });
+        let flood = (0..2 * MOST_TAKE_NOTES + 10).map(|k| CaptureEvent::Note {
+            bar: 0,
+            at: k as f64 * 1e-5,
+            channel: 1,
+            pitch: (k % 128) as u8,
+            velocity: 100,
+        });
         // Notes of bars that never end (a host's wild bar numbers) do not wait forever.
         let stale = (0..5).map(|k| CaptureEvent::Note { bar: -5, at: 0.0, channel: 0, pitch: k, velocity: 100 });
         let mut events: Vec<CaptureEvent> = stale.chain(flood).collect();
@@ -406,7 +455,11 @@ mod tests {
         let take = takes(&mut recorder, events).pop().unwrap();
         take.check().unwrap();
         assert_eq!(take.notes.len(), MOST_TAKE_NOTES);
-        assert_eq!(take.past_note_cap, MOST_TAKE_NOTES as u32 + 10, "every note of the flood not kept is counted, pending or not");
+        assert_eq!(
+            take.past_note_cap,
+            MOST_TAKE_NOTES as u32 + 10,
+            "every note of the flood not kept is counted, pending or not"
+        );
         assert!(recorder.pending.is_empty(), "the stale bar's notes went with the bar that ended after it");
     }
 

@@ -5,7 +5,8 @@
 
 use crate::files::read_limited;
 use crate::roll::{
-    read_midi, score_to_piece, ImportReport, ImportedPiece, MidiError, Representation, Score, TrackAssignment, TrackSpec, DRUM_CHANNEL, MOST_MIDI_FILE_BYTES,
+    read_midi, score_to_piece, ImportReport, ImportedPiece, MidiError, Representation, Score, TrackAssignment,
+    TrackSpec, DRUM_CHANNEL, MOST_MIDI_FILE_BYTES,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,7 +26,9 @@ impl FileError {
     /// The reason without the path, for grouping a summary.
     pub fn reason(&self) -> String {
         match self {
-            FileError::Unreadable(crate::files::FileError::Io { source, .. }) => format!("cannot read: {}", source.kind()),
+            FileError::Unreadable(crate::files::FileError::Io { source, .. }) => {
+                format!("cannot read: {}", source.kind())
+            }
             FileError::Unreadable(crate::files::FileError::NotRegular { .. }) => "not a regular file".into(),
             FileError::Unreadable(crate::files::FileError::TooLarge { .. }) => "too large".into(),
             FileError::Midi { source, .. } => short_reason(source),
@@ -69,7 +72,8 @@ pub fn midi_files(root: &Path) -> Result<Vec<PathBuf>, FolderError> {
     let mut files = Vec::new();
     let mut folders = vec![root.to_path_buf()];
     while let Some(folder) = folders.pop() {
-        let entries = std::fs::read_dir(&folder).map_err(|source| FolderError::Unlistable { path: folder.clone(), source })?;
+        let entries =
+            std::fs::read_dir(&folder).map_err(|source| FolderError::Unlistable { path: folder.clone(), source })?;
         for entry in entries {
             let entry = entry.map_err(|source| FolderError::Unlistable { path: folder.clone(), source })?;
             let path = entry.path();
@@ -137,12 +141,14 @@ impl ScoreFolder {
     /// if any file plays drums.
     fn tracks_by_order(&self) -> Vec<TrackSpec> {
         let pitched_tracks = |score: &Score| -> Vec<usize> {
-            let mut tracks: Vec<usize> = score.notes.iter().filter(|n| n.channel != DRUM_CHANNEL).map(|n| n.track).collect();
+            let mut tracks: Vec<usize> =
+                score.notes.iter().filter(|n| n.channel != DRUM_CHANNEL).map(|n| n.track).collect();
             tracks.sort_unstable();
             tracks.dedup();
             tracks
         };
-        let widest = self.scores.iter().map(|(_, score)| (pitched_tracks(score), score)).max_by_key(|(tracks, _)| tracks.len());
+        let widest =
+            self.scores.iter().map(|(_, score)| (pitched_tracks(score), score)).max_by_key(|(tracks, _)| tracks.len());
         let mut specs: Vec<TrackSpec> = Vec::new();
         if let Some((tracks, score)) = widest {
             let channels = (0u8..16).filter(|&c| c != DRUM_CHANNEL);
@@ -171,10 +177,7 @@ impl ScoreFolder {
                 });
             }
         }
-        names
-            .into_iter()
-            .map(|(channel, name)| TrackSpec { name, channel, is_drum: channel == DRUM_CHANNEL })
-            .collect()
+        names.into_iter().map(|(channel, name)| TrackSpec { name, channel, is_drum: channel == DRUM_CHANNEL }).collect()
     }
 
     pub fn into_corpus(self, representation: &Arc<Representation>, assignment: TrackAssignment) -> Corpus {
@@ -193,7 +196,11 @@ impl ScoreFolder {
 }
 
 /// Reads a folder straight onto a grid.
-pub fn load_corpus(root: &Path, representation: &Arc<Representation>, assignment: TrackAssignment) -> Result<Corpus, FolderError> {
+pub fn load_corpus(
+    root: &Path,
+    representation: &Arc<Representation>,
+    assignment: TrackAssignment,
+) -> Result<Corpus, FolderError> {
     Ok(read_folder(root)?.into_corpus(representation, assignment))
 }
 

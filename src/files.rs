@@ -31,7 +31,11 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     let mut bytes = Vec::new();
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > limit {
-        return Err(FileError::TooLarge { path: path.to_path_buf(), bytes: claimed.len().max(bytes.len() as u64), limit });
+        return Err(FileError::TooLarge {
+            path: path.to_path_buf(),
+            bytes: claimed.len().max(bytes.len() as u64),
+            limit,
+        });
     }
     Ok(bytes)
 }
@@ -46,9 +50,15 @@ mod tests {
         let path = dir.path().join("five");
         std::fs::write(&path, b"12345").unwrap();
         assert_eq!(read_limited(&path, 5).unwrap(), b"12345");
-        assert_eq!(read_limited(&path, 4).unwrap_err().to_string(), format!("{} is 5 bytes, more than the 4 it may be", path.display()));
+        assert_eq!(
+            read_limited(&path, 4).unwrap_err().to_string(),
+            format!("{} is 5 bytes, more than the 4 it may be", path.display())
+        );
         assert!(read_limited(&dir.path().join("absent"), 5).unwrap_err().to_string().contains("cannot read"));
-        assert_eq!(read_limited(dir.path(), 5).unwrap_err().to_string(), format!("{} is not a regular file", dir.path().display()));
+        assert_eq!(
+            read_limited(dir.path(), 5).unwrap_err().to_string(),
+            format!("{} is not a regular file", dir.path().display())
+        );
     }
 
     /// A FIFO claims 0 bytes and, opened, waits for a writer forever: it must be refused unopened.
@@ -59,7 +69,10 @@ mod tests {
         let fifo = dir.path().join("pipe.mid");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(made.success());
-        assert_eq!(read_limited(&fifo, 1 << 20).unwrap_err().to_string(), format!("{} is not a regular file", fifo.display()));
+        assert_eq!(
+            read_limited(&fifo, 1 << 20).unwrap_err().to_string(),
+            format!("{} is not a regular file", fifo.display())
+        );
         let endless = Path::new("/dev/zero");
         assert_eq!(read_limited(endless, 1 << 20).unwrap_err().to_string(), "/dev/zero is not a regular file");
     }

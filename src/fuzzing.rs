@@ -6,8 +6,8 @@ use crate::capture::{CaptureTap, Recorder};
 use crate::engine::pattern::build_pattern;
 use crate::engine::worker::Settings;
 use crate::metrics::chords::{chord_name, parse_chord};
-use crate::model::source::{Morph, Source, SourceMode};
 use crate::model::generator::{Generator, RenderRequest};
+use crate::model::source::{Morph, Source, SourceMode};
 use crate::model::{default_generator, ModelCard, DEFAULT_CARD};
 use crate::plugin::session::parse_session;
 use crate::plugin::window_from;
@@ -25,7 +25,11 @@ pub fn midi_import(data: &[u8]) {
         bars_per_phrase: 4,
         lowest_pitch: 36,
         pitch_count: 48,
-        tracks: vec![TrackSpec::new("One", 0), TrackSpec::new("Two", 1), TrackSpec { is_drum: true, ..TrackSpec::new("Drums", DRUM_CHANNEL) }],
+        tracks: vec![
+            TrackSpec::new("One", 0),
+            TrackSpec::new("Two", 1),
+            TrackSpec { is_drum: true, ..TrackSpec::new("Drums", DRUM_CHANNEL) },
+        ],
     });
     for assignment in [TrackAssignment::ByChannel, TrackAssignment::ByTrackOrder] {
         let piece = score_to_piece(&score, &representation, assignment);
@@ -41,7 +45,15 @@ pub fn model_load(data: &[u8]) {
     let (card, weights) = rest.split_at(u32::from_le_bytes(*length) as usize % (rest.len() + 1));
     let Ok(card) = std::str::from_utf8(card) else { return };
     if let Ok(generator) = Generator::from_bytes(card, weights) {
-        let _ = generator.render(&RenderRequest { bars: 1, seed: 1, knobs: vec![1.0], variation: 0.5, temperature: Some(0.5), density: 0.3, named: Vec::new() });
+        let _ = generator.render(&RenderRequest {
+            bars: 1,
+            seed: 1,
+            knobs: vec![1.0],
+            variation: 0.5,
+            temperature: Some(0.5),
+            density: 0.3,
+            named: Vec::new(),
+        });
     }
 }
 
@@ -86,7 +98,11 @@ pub fn clip(data: &[u8]) {
         Err(error) => panic!("a take's JSON does not read back ({error}): {saved}"),
     }
     let default = default_card();
-    let _ = take.clip(&Arc::new(default.representation.clone()), default.training.track_assignment, usize::from(*clip_bars));
+    let _ = take.clip(
+        &Arc::new(default.representation.clone()),
+        default.training.track_assignment,
+        usize::from(*clip_bars),
+    );
     if let Some(representation) = small_representation(take.meter, *grid) {
         let _ = take.clip(&representation, TrackAssignment::ByTrackOrder, usize::from(*clip_bars));
     }
@@ -138,7 +154,9 @@ pub fn session_restore(data: &[u8]) {
         clip: session.clip.clone().filter(|_| reads_clip).map(Arc::new),
         source: Source {
             morph: match session.morph_points.clone() {
-                [Some(a), Some(b)] if !reads_clip => Some(Morph { a, b, amount: settings.source.morph.as_ref().map_or(0.5, |m| m.amount) }),
+                [Some(a), Some(b)] if !reads_clip => {
+                    Some(Morph { a, b, amount: settings.source.morph.as_ref().map_or(0.5, |m| m.amount) })
+                }
                 _ => None,
             },
             ..settings.source.clone()
@@ -237,7 +255,16 @@ impl HostBlock {
     /// take bars and the note count (a byte each), and per note its offset (u32), channel,
     /// pitch and velocity. An absent tempo, bar or meter is written as zeros.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let flags = [self.playing, self.recording, self.follows_on, self.in_seconds, self.raw_window, self.tempo.is_some(), self.bar.is_some(), self.meter.is_some()];
+        let flags = [
+            self.playing,
+            self.recording,
+            self.follows_on,
+            self.in_seconds,
+            self.raw_window,
+            self.tempo.is_some(),
+            self.bar.is_some(),
+            self.meter.is_some(),
+        ];
         out.push(flags.iter().enumerate().fold(0, |byte, (bit, &on)| byte | u8::from(on) << bit));
         out.extend(self.sample_rate.to_le_bytes());
         out.extend(self.tempo.unwrap_or(0.0).to_le_bytes());
@@ -248,7 +275,10 @@ impl HostBlock {
         out.extend(<[u8; 2]>::from(self.meter.unwrap_or((0, 0))));
         out.extend(self.samples.to_le_bytes());
         out.push(self.take_bars);
-        assert!(self.notes.len() <= usize::from(MOST_NOTES_IN_A_BLOCK), "at most {MOST_NOTES_IN_A_BLOCK} notes a block");
+        assert!(
+            self.notes.len() <= usize::from(MOST_NOTES_IN_A_BLOCK),
+            "at most {MOST_NOTES_IN_A_BLOCK} notes a block"
+        );
         out.push(self.notes.len() as u8);
         for note in &self.notes {
             out.extend(note.offset.to_le_bytes());
@@ -267,7 +297,14 @@ impl HostBlock {
         let samples = u32::from_le_bytes(fields.array());
         let take_bars = fields.byte();
         let count = fields.byte() % (MOST_NOTES_IN_A_BLOCK + 1);
-        let notes = (0..count).map(|_| PlayedNote { offset: u32::from_le_bytes(fields.array()), channel: fields.byte(), pitch: fields.byte(), velocity: fields.byte() }).collect();
+        let notes = (0..count)
+            .map(|_| PlayedNote {
+                offset: u32::from_le_bytes(fields.array()),
+                channel: fields.byte(),
+                pitch: fields.byte(),
+                velocity: fields.byte(),
+            })
+            .collect();
         HostBlock {
             playing: flag(0),
             recording: flag(1),
@@ -306,7 +343,14 @@ impl HostBlock {
             return window;
         }
         let (bar_start, bar_number) = self.bar.unwrap_or((window.bar_start, window.bar_number));
-        Window { sample_rate: f64::from(self.sample_rate), tempo: self.tempo.unwrap_or(window.tempo), start: position, bar_start, bar_number, ..window }
+        Window {
+            sample_rate: f64::from(self.sample_rate),
+            tempo: self.tempo.unwrap_or(window.tempo),
+            start: position,
+            bar_start,
+            bar_number,
+            ..window
+        }
     }
 }
 
@@ -356,7 +400,14 @@ pub fn record(data: &[u8]) -> Vec<Take> {
         let mut send = |event| events.push(event);
         tap.begin_block(&window, block.recording, &mut send);
         for note in &block.notes {
-            tap.note(&window, note.offset.min(window.samples.saturating_sub(1)), note.channel, note.pitch, note.velocity, &mut send);
+            tap.note(
+                &window,
+                note.offset.min(window.samples.saturating_sub(1)),
+                note.channel,
+                note.pitch,
+                note.velocity,
+                &mut send,
+            );
         }
         tap.end_block(&window, &mut send);
         takes.extend(events.drain(..).filter_map(|event| recorder.feed(event)));

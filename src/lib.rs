@@ -10,6 +10,7 @@
 
 pub mod capture;
 pub mod corpus;
+pub mod editor;
 pub mod engine;
 pub mod files;
 pub mod fuzzing;
@@ -17,8 +18,7 @@ pub mod hash;
 pub mod metrics;
 pub mod model;
 pub mod playhead;
+pub mod plugin;
 pub mod roll;
 pub mod schedule;
 pub mod synth;
-pub mod plugin;
-pub mod editor;

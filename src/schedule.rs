@@ -133,7 +133,12 @@ pub struct TimedNote {
 /// Every pattern note whose onset lies in `[from, to)` quarter notes, for the window's bar
 /// grid. Allocation-free: an iterator over the host bars the range touches, which looks at no
 /// more than [`MOST_NOTES_LOOKED_AT`] notes however the pattern piles them up.
-pub fn notes_starting<'a>(pattern: &'a Pattern, window: &Window, from: f64, to: f64) -> impl Iterator<Item = TimedNote> + 'a {
+pub fn notes_starting<'a>(
+    pattern: &'a Pattern,
+    window: &Window,
+    from: f64,
+    to: f64,
+) -> impl Iterator<Item = TimedNote> + 'a {
     let bar_quarters = window.bar_quarters();
     let step = pattern.quarters_per_step();
     let pattern_bar_quarters = f64::from(pattern.steps_per_bar()) * step;
@@ -169,7 +174,13 @@ pub fn notes_starting<'a>(pattern: &'a Pattern, window: &Window, from: f64, to: 
             if !same_meter {
                 end = end.min(host_bar_start + bar_quarters);
             }
-            (start >= from && start < to).then_some(TimedNote { start, end, channel: note.channel, pitch: note.pitch, velocity: note.velocity })
+            (start >= from && start < to).then_some(TimedNote {
+                start,
+                end,
+                channel: note.channel,
+                pitch: note.pitch,
+                velocity: note.velocity,
+            })
         })
 }
 
@@ -277,7 +288,12 @@ impl Scheduler {
                 let end = window.offset_of(note.end);
                 if end <= offset {
                     self.active[slot] = None;
-                    let _ = self.push(NoteEvent { offset: end.max(0) as u32, channel: note.channel, pitch: note.pitch, velocity: 0 });
+                    let _ = self.push(NoteEvent {
+                        offset: end.max(0) as u32,
+                        channel: note.channel,
+                        pitch: note.pitch,
+                        velocity: 0,
+                    });
                 }
             }
         }
@@ -303,7 +319,8 @@ impl Scheduler {
             self.expected_start = None;
             return &self.events[..self.event_count];
         }
-        let jumped = self.expected_start.is_none_or(|expected| (expected - window.start).abs() > JUMP_TOLERANCE_QUARTERS);
+        let jumped =
+            self.expected_start.is_none_or(|expected| (expected - window.start).abs() > JUMP_TOLERANCE_QUARTERS);
         if jumped || pattern_changed {
             self.release_all(0);
         }
@@ -316,7 +333,8 @@ impl Scheduler {
                 continue;
             }
             self.release_due(window, offset);
-            let same_key = self.active.iter().position(|a| a.is_some_and(|a| a.channel == note.channel && a.pitch == note.pitch));
+            let same_key =
+                self.active.iter().position(|a| a.is_some_and(|a| a.channel == note.channel && a.pitch == note.pitch));
             if let Some(slot) = same_key {
                 let mut sounding = self.active[slot].expect("found above");
                 if window.offset_of(sounding.start) == offset {
@@ -326,7 +344,12 @@ impl Scheduler {
                     continue;
                 }
                 self.active[slot] = None;
-                let _ = self.push(NoteEvent { offset: offset as u32, channel: note.channel, pitch: note.pitch, velocity: 0 });
+                let _ = self.push(NoteEvent {
+                    offset: offset as u32,
+                    channel: note.channel,
+                    pitch: note.pitch,
+                    velocity: 0,
+                });
             }
             let offset = offset as u32;
             let Some(slot) = self.active.iter().position(Option::is_none) else {
@@ -546,7 +569,9 @@ mod tests {
 
     #[test]
     fn notes_piled_on_one_step_cost_no_more_than_a_full_block() {
-        let piled: Vec<PatternNote> = (0..200_000u32).map(|i| PatternNote { channel: (i % 16) as u8, ..note(4, 1, (i / 16 % 128) as u8) }).collect();
+        let piled: Vec<PatternNote> = (0..200_000u32)
+            .map(|i| PatternNote { channel: (i % 16) as u8, ..note(4, 1, (i / 16 % 128) as u8) })
+            .collect();
         let pattern = four_four(piled, 1);
         let block = window(1.0, 512);
         assert_eq!(notes_starting(&pattern, &block, 0.0, 4.0).count(), MOST_NOTES_LOOKED_AT);

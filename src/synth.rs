@@ -230,7 +230,10 @@ mod tests {
             outputs
         };
         let stereo = play(2);
-        assert!(stereo[0][..100].iter().all(|&s| s == 0.0) && stereo[0][101..].iter().any(|&s| s != 0.0), "only the range is written");
+        assert!(
+            stereo[0][..100].iter().all(|&s| s == 0.0) && stereo[0][101..].iter().any(|&s| s != 0.0),
+            "only the range is written"
+        );
         assert_eq!(play(1), stereo[..1]);
         assert!(play(0).is_empty());
     }

@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use dreamroll::corpus::{load_corpus, FolderError};
-use dreamroll::roll::{read_midi, write_midi, Meter, MidiError, Representation, Take, TrackAssignment, TrackSpec, TrackToWrite};
+use dreamroll::roll::{
+    read_midi, write_midi, Meter, MidiError, Representation, Take, TrackAssignment, TrackSpec, TrackToWrite,
+};
 use midly::Format;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -103,7 +105,11 @@ fn a_zero_tempo_is_refused_with_its_place() {
 
 #[test]
 fn a_meter_with_no_beats_is_refused() {
-    let bytes = smf(Format::SingleTrack, 480, vec![vec![meter(0, 4, 4), (480, midly::TrackEventKind::Meta(midly::MetaMessage::TimeSignature(0, 2, 24, 8)))]]);
+    let bytes = smf(
+        Format::SingleTrack,
+        480,
+        vec![vec![meter(0, 4, 4), (480, midly::TrackEventKind::Meta(midly::MetaMessage::TimeSignature(0, 2, 24, 8)))]],
+    );
     assert!(matches!(read_midi(&bytes).unwrap_err(), MidiError::BadTimeSignature { numerator: 0, tick: 480, .. }));
 }
 
@@ -111,10 +117,20 @@ fn a_meter_with_no_beats_is_refused() {
 /// step (a sixteenth), so that the take is one a saved project can read back.
 #[test]
 fn a_zero_length_hit_in_a_clip_lasts_a_sixteenth() {
-    let hits = vec![meter(0, 4, 4), note_on(0, 9, 36, 100), note_off(0, 9, 36), note_on(1916, 9, 38, 100), note_off(1916, 9, 38)];
+    let hits = vec![
+        meter(0, 4, 4),
+        note_on(0, 9, 36, 100),
+        note_off(0, 9, 36),
+        note_on(1916, 9, 38, 100),
+        note_off(1916, 9, 38),
+    ];
     let take = Take::from_midi(&smf(Format::SingleTrack, 480, vec![hits]), 8).unwrap();
     assert_eq!(take.check(), Ok(()));
-    assert_eq!(take.notes.iter().map(|n| (n.start, n.end)).collect::<Vec<_>>(), vec![(0, 120), (1916, 1920)], "the last hit ends with the take");
+    assert_eq!(
+        take.notes.iter().map(|n| (n.start, n.end)).collect::<Vec<_>>(),
+        vec![(0, 120), (1916, 1920)],
+        "the last hit ends with the take"
+    );
 }
 
 /// A ~1 MB file of 100 000 note-ons of one pitch before any note-off (a broken export, or a
@@ -124,7 +140,13 @@ fn a_zero_length_hit_in_a_clip_lasts_a_sixteenth() {
 fn stacked_note_ons_of_one_pitch_pair_first_in_first_out() {
     let stacked = 100_000u64;
     let notes = (0..stacked).map(|tick| (tick, stacked, 60, 100)).collect();
-    let bytes = write_midi(480, 500_000, Meter::COMMON, &[TrackToWrite { name: "stack".into(), channel: 0, notes }], 2 * stacked);
+    let bytes = write_midi(
+        480,
+        500_000,
+        Meter::COMMON,
+        &[TrackToWrite { name: "stack".into(), channel: 0, notes }],
+        2 * stacked,
+    );
     let score = read_midi(&bytes).unwrap();
     assert_eq!(score.notes.len(), stacked as usize);
     assert_eq!(score.unterminated_notes, 0);
@@ -210,7 +232,10 @@ fn a_fifo_in_a_folder_is_skipped_unread() {
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let corpus = load_corpus(folder.path(), &melody(), TrackAssignment::ByChannel).unwrap();
     assert_eq!(corpus.pieces.len(), 1);
-    assert_eq!(corpus.skipped.iter().map(|e| e.to_string()).collect::<Vec<_>>(), vec![format!("{} is not a regular file", fifo.display())]);
+    assert_eq!(
+        corpus.skipped.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        vec![format!("{} is not a regular file", fifo.display())]
+    );
     assert!(corpus.to_string().contains("1 not a regular file"), "{corpus}");
 }
 

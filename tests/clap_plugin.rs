@@ -9,7 +9,16 @@ use clap_host::{ClapInstance, Played, Transport};
 use std::collections::BTreeSet;
 
 fn transport_at(beats: f64, tempo: f64, playing: bool) -> Transport {
-    Transport { playing, tempo, beats, bar_start: (beats / 4.0).floor() * 4.0, bar_number: (beats / 4.0).floor() as i32, numerator: 4, denominator: 4, loop_range: None }
+    Transport {
+        playing,
+        tempo,
+        beats,
+        bar_start: (beats / 4.0).floor() * 4.0,
+        bar_number: (beats / 4.0).floor() as i32,
+        numerator: 4,
+        denominator: 4,
+        loop_range: None,
+    }
 }
 
 /// Plays from the song's start for `samples`, in blocks cycling through `sizes`.
@@ -32,11 +41,41 @@ fn play(plugin: &mut ClapInstance, rate: f64, tempo: f64, samples: u64, sizes: &
 fn the_clap_plugin_plays_what_render_writes_sample_for_sample() {
     let (clap, _) = hosts::bundles();
     let dir = tempfile::tempdir().unwrap();
-    let midi = hosts::render_file(dir.path(), &["--bars", "8", "--seed", "42", "--bpm", "97", "--knob", "1=1.5", "--knob", "3=-2", "--key", "D", "--scale", "dorian", "--transpose", "-3", "--velocity", "70", "--density", "0.4"]);
+    let midi = hosts::render_file(
+        dir.path(),
+        &[
+            "--bars",
+            "8",
+            "--seed",
+            "42",
+            "--bpm",
+            "97",
+            "--knob",
+            "1=1.5",
+            "--knob",
+            "3=-2",
+            "--key",
+            "D",
+            "--scale",
+            "dorian",
+            "--transpose",
+            "-3",
+            "--velocity",
+            "70",
+            "--density",
+            "0.4",
+        ],
+    );
     let rate = 48_000u32;
     let expected: Vec<Played> = hosts::events_of_file(&midi, rate, 97.0)
         .into_iter()
-        .map(|e| Played { sample: u64::from(e.offset), on: e.is_on(), channel: e.channel, key: e.pitch, velocity: e.velocity })
+        .map(|e| Played {
+            sample: u64::from(e.offset),
+            on: e.is_on(),
+            channel: e.channel,
+            key: e.pitch,
+            velocity: e.velocity,
+        })
         .collect();
 
     let mut plugin = ClapInstance::load(clap);
@@ -57,7 +96,13 @@ fn the_clap_plugin_plays_what_render_writes_sample_for_sample() {
     assert!(!ons(&expected).is_empty());
     assert_eq!(ons(&played), ons(&expected), "note-ons: sample, channel, key and velocity");
     // Note-offs due inside the eight bars; the last notes end on the loop's last sample.
-    let offs_before = |events: &[Played]| events.iter().filter(|e| !e.on && e.sample < eight_bars).map(|p| (p.sample, p.channel, p.key)).collect::<BTreeSet<_>>();
+    let offs_before = |events: &[Played]| {
+        events
+            .iter()
+            .filter(|e| !e.on && e.sample < eight_bars)
+            .map(|p| (p.sample, p.channel, p.key))
+            .collect::<BTreeSet<_>>()
+    };
     assert_eq!(offs_before(&played), offs_before(&expected), "note-offs: sample, channel and key");
 }
 
@@ -81,10 +126,13 @@ impl Dice {
 fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging() {
     let mut plugin = ClapInstance::load(hosts::alloc_checked_plugin());
     let knobs: Vec<u32> = (1..=8).map(|k| plugin.param_id(&format!("Knob {k}"))).collect();
-    let [new_seed, hold, preview, bypass, switch_at] = ["New seed", "Hold", "Preview synth", "Bypass", "Switch at"].map(|name| plugin.param_id(name));
+    let [new_seed, hold, preview, bypass, switch_at] =
+        ["New seed", "Hold", "Preview synth", "Bypass", "Switch at"].map(|name| plugin.param_id(name));
     let seeds: Vec<(u32, f64)> = (0..20).map(|s| plugin.change("Seed", &(s * 997).to_string())).collect();
-    let loops: Vec<(u32, f64)> = ["1 bar", "2 bars", "4 bars", "8 bars"].iter().map(|l| plugin.change("Loop length", l)).collect();
-    let temperatures: Vec<(u32, f64)> = ["Strict", "1", "2.5"].iter().map(|t| plugin.change("Temperature", t)).collect();
+    let loops: Vec<(u32, f64)> =
+        ["1 bar", "2 bars", "4 bars", "8 bars"].iter().map(|l| plugin.change("Loop length", l)).collect();
+    let temperatures: Vec<(u32, f64)> =
+        ["Strict", "1", "2.5"].iter().map(|t| plugin.change("Temperature", t)).collect();
     let folk = concat!(env!("CARGO_MANIFEST_DIR"), "/models/folk-melody");
     let session_for_folk = format!(
         r#"{{"schema_version":1,"model":{{"folder":"{folk}"}},"settings":{{"request":{{"bars":1,"seed":1,"knobs":[],"variation":0.0,"temperature":null,"density":0.0}},"voicing":{{"key":0,"scale":"Major","transpose":0,"velocity":90,"humanise":0.0,"seed":1,"channels":[0],"muted":[false]}}}},"takes":0,"pattern":{{"steps_per_beat":4,"meter":{{"numerator":4,"denominator":4}},"bars":1,"notes":[{{"start":0,"length":4,"channel":0,"pitch":60,"velocity":90}}]}}}}"#
@@ -103,7 +151,11 @@ fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging
             0 => beats = dice.below(64) as f64 + 0.25 * dice.below(4) as f64, // seek
             1 => playing = !playing,
             2 => tempo = [60.0, 97.0, 120.0, 174.0, 240.0][dice.below(5) as usize],
-            3..=8 => changes.push((dice.below(u64::from(frames)) as u32, knobs[dice.below(8) as usize], dice.below(1001) as f64 / 1000.0)),
+            3..=8 => changes.push((
+                dice.below(u64::from(frames)) as u32,
+                knobs[dice.below(8) as usize],
+                dice.below(1001) as f64 / 1000.0,
+            )),
             9 => {
                 let (id, value) = seeds[dice.below(20) as usize];
                 changes.push((0, id, value));
@@ -134,13 +186,19 @@ fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging
                 let (session, model) = if model_changes % 2 == 0 {
                     (session_for_folk.clone(), serde_json::json!({ "folder": folk }))
                 } else {
-                    (session_for_folk.replace(&format!(r#"{{"folder":"{folk}"}}"#), r#""embedded""#), serde_json::json!("embedded"))
+                    (
+                        session_for_folk.replace(&format!(r#"{{"folder":"{folk}"}}"#), r#""embedded""#),
+                        serde_json::json!("embedded"),
+                    )
                 };
                 let state = clap_host::state_with_session(&plugin.save_state(), &session);
                 assert!(plugin.load_state(&state));
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
                 while clap_host::session_in_state(&plugin.save_state())["model"] != model {
-                    assert!(std::time::Instant::now() < deadline, "block {block}: the project's model was not taken up");
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "block {block}: the project's model was not taken up"
+                    );
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 model_changes += 1;
@@ -170,7 +228,10 @@ fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging
     assert!(sounding.is_empty(), "notes left hanging: {sounding:?}");
     assert!(notes > 500, "the session played {notes} notes");
     assert!(model_changes > 0, "the session changed models");
-    eprintln!("20 000 blocks, {notes} notes, {model_changes} model changes in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "20 000 blocks, {notes} notes, {model_changes} model changes in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     assert_eq!(plugin.other_events, 0);
 }
 
@@ -187,7 +248,11 @@ fn a_saved_project_reopens_playing_the_same_notes_even_without_its_model_folder(
     let folder = models.path().join("folk-copy");
     std::fs::create_dir(&folder).unwrap();
     for file in ["model.json", "decoder.safetensors"] {
-        std::fs::copy(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/folk-melody").join(file), folder.join(file)).unwrap();
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/folk-melody").join(file),
+            folder.join(file),
+        )
+        .unwrap();
     }
 
     // A project that uses the copied model: switch to it the way a host restores a project,
@@ -201,11 +266,20 @@ fn a_saved_project_reopens_playing_the_same_notes_even_without_its_model_folder(
     });
     let state = clap_host::state_with_session(&original.save_state(), &session.to_string());
     assert!(original.load_state(&state));
-    let changes = [original.change("Knob 2", "-1.25"), original.change("Humanise", "60"), original.change("Loop length", "4 bars"), original.change("New seed", "On")];
+    let changes = [
+        original.change("Knob 2", "-1.25"),
+        original.change("Humanise", "60"),
+        original.change("Loop length", "4 bars"),
+        original.change("New seed", "On"),
+    ];
     original.flush_params(&changes);
     original.activate(48_000.0, 512);
     let played = eight_bars(&mut original);
-    assert_eq!(clap_host::session_in_state(&original.save_state())["model"]["folder"], serde_json::json!(folder), "the project uses the copied model");
+    assert_eq!(
+        clap_host::session_in_state(&original.save_state())["model"]["folder"],
+        serde_json::json!(folder),
+        "the project uses the copied model"
+    );
     // A slow tune in half notes is a tune too (knob 2 of the folk model leans that way).
     assert!(played.iter().filter(|p| p.on).count() >= 8, "the folk model plays a tune");
     assert!(played.iter().all(|p| p.channel == 0), "one folk melody on channel 1, not four chorale voices");
@@ -256,7 +330,11 @@ fn notes_played_into_the_plugin_pass_through_on_their_samples() {
     ];
     let (out, _) = plugin.process_with_notes(512, &transport_at(0.0, 120.0, true), &[], &played_in);
     let got: Vec<(u64, bool, u8, u8)> = out.iter().map(|p| (p.sample, p.on, p.channel, p.key)).collect();
-    assert_eq!(got, vec![(10, true, 9, 36), (300, false, 9, 36)], "with every track muted, only what was played in comes out");
+    assert_eq!(
+        got,
+        vec![(10, true, 9, 36), (300, false, 9, 36)],
+        "with every track muted, only what was played in comes out"
+    );
     assert_eq!(out[0].velocity, 100);
 }
 
@@ -270,13 +348,24 @@ fn an_offline_bounce_switches_to_a_turned_knob_exactly_at_the_next_bar_line() {
         hosts::events_of_file(midi, 48_000, 120.0)
             .into_iter()
             .filter(|e| e.is_on())
-            .map(|e| Played { sample: u64::from(e.offset), on: true, channel: e.channel, key: e.pitch, velocity: e.velocity })
+            .map(|e| Played {
+                sample: u64::from(e.offset),
+                on: true,
+                channel: e.channel,
+                key: e.pitch,
+                velocity: e.velocity,
+            })
             .collect()
     };
     let before = ons(&hosts::render_file(dir.path(), &["--bars", "8", "--seed", "42", "--bpm", "120"]));
     let after = ons(&hosts::render_file(dir.path(), &["--bars", "8", "--seed", "42", "--bpm", "120", "--knob", "1=2"]));
     let bar_three = 2 * 96_000u64;
-    let expected: Vec<Played> = before.iter().filter(|p| p.sample < bar_three).chain(after.iter().filter(|p| p.sample >= bar_three)).copied().collect();
+    let expected: Vec<Played> = before
+        .iter()
+        .filter(|p| p.sample < bar_three)
+        .chain(after.iter().filter(|p| p.sample >= bar_three))
+        .copied()
+        .collect();
 
     let mut plugin = ClapInstance::load(clap);
     plugin.set_offline();
@@ -307,14 +396,41 @@ fn a_take_played_in_is_varied_from_the_next_bar_line_as_render_varies_it_and_rec
     let dir = tempfile::tempdir().unwrap();
     let (channel, melody) = four_bar_melody();
     // The same notes as a file, for `dreamroll render --clip`.
-    let track = dreamroll::roll::TrackToWrite { name: "melody".into(), channel, notes: melody.iter().map(|&(q, p)| (q * 480, 480, p, 96)).collect() };
+    let track = dreamroll::roll::TrackToWrite {
+        name: "melody".into(),
+        channel,
+        notes: melody.iter().map(|&(q, p)| (q * 480, 480, p, 96)).collect(),
+    };
     let clip_path = dir.path().join("clip.mid");
-    std::fs::write(&clip_path, dreamroll::roll::write_midi(480, 500_000, dreamroll::roll::Meter::COMMON, &[track], 4 * 1920)).unwrap();
-    let render_args = ["--bars", "8", "--seed", "42", "--bpm", "120", "--source", "vary", "--distance", "0.5", "--clip", clip_path.to_str().unwrap()];
+    std::fs::write(
+        &clip_path,
+        dreamroll::roll::write_midi(480, 500_000, dreamroll::roll::Meter::COMMON, &[track], 4 * 1920),
+    )
+    .unwrap();
+    let render_args = [
+        "--bars",
+        "8",
+        "--seed",
+        "42",
+        "--bpm",
+        "120",
+        "--source",
+        "vary",
+        "--distance",
+        "0.5",
+        "--clip",
+        clip_path.to_str().unwrap(),
+    ];
     let expected: Vec<Played> = hosts::events_of_file(&hosts::render_file(dir.path(), &render_args), 48_000, 120.0)
         .into_iter()
         .filter(|e| e.is_on())
-        .map(|e| Played { sample: u64::from(e.offset), on: true, channel: e.channel, key: e.pitch, velocity: e.velocity })
+        .map(|e| Played {
+            sample: u64::from(e.offset),
+            on: true,
+            channel: e.channel,
+            key: e.pitch,
+            velocity: e.velocity,
+        })
         .collect();
     assert!(!expected.is_empty());
 
@@ -322,7 +438,8 @@ fn a_take_played_in_is_varied_from_the_next_bar_line_as_render_varies_it_and_rec
     // (a 4-bar take), and from bar 4 the plugin plays the variation of that take.
     let mut plugin = ClapInstance::load(clap);
     plugin.set_offline();
-    let changes = [plugin.change("Source", "Vary"), plugin.change("Distance", "50"), plugin.change("Take length", "4 bars")];
+    let changes =
+        [plugin.change("Source", "Vary"), plugin.change("Distance", "50"), plugin.change("Take length", "4 bars")];
     plugin.flush_params(&changes);
     const BLOCK: u64 = 500;
     const BAR: u64 = 96_000;
@@ -335,11 +452,19 @@ fn a_take_played_in_is_varied_from_the_next_bar_line_as_render_varies_it_and_rec
             .iter()
             .flat_map(|&(q, key)| [(q * quarter, true, key), ((q + 1) * quarter - 1, false, key)])
             .filter(|&(sample, ..)| (from..from + BLOCK).contains(&sample))
-            .map(|(sample, on, key)| Played { sample: sample - from, on, channel, key, velocity: if on { 96 } else { 0 } })
+            .map(|(sample, on, key)| Played {
+                sample: sample - from,
+                on,
+                channel,
+                key,
+                velocity: if on { 96 } else { 0 },
+            })
             .collect();
         let beats = from as f64 / quarter as f64;
         let (out, _) = plugin.process_with_notes(BLOCK as u32, &transport_at(beats, 120.0, true), &[], &played_in);
-        generated.extend(out.into_iter().filter(|p| p.on && p.sample >= 4 * BAR).map(|p| Played { sample: p.sample - 4 * BAR, ..p }));
+        generated.extend(
+            out.into_iter().filter(|p| p.on && p.sample >= 4 * BAR).map(|p| Played { sample: p.sample - 4 * BAR, ..p }),
+        );
     }
     assert_eq!(generated, expected, "what render writes from the same clip, from the bar line after the take");
 
@@ -350,7 +475,8 @@ fn a_take_played_in_is_varied_from_the_next_bar_line_as_render_varies_it_and_rec
     let mut reopened = ClapInstance::load(clap);
     assert!(reopened.load_state(&state));
     reopened.activate(48_000.0, 512);
-    let replayed: Vec<Played> = play(&mut reopened, 48_000.0, 120.0, 4 * BAR, &[512]).into_iter().filter(|p| p.on).collect();
+    let replayed: Vec<Played> =
+        play(&mut reopened, 48_000.0, 120.0, 4 * BAR, &[512]).into_iter().filter(|p| p.on).collect();
     assert_eq!(replayed, expected);
 }
 
@@ -359,7 +485,13 @@ fn rendered_ons(dir: &std::path::Path, args: &[&str]) -> Vec<Played> {
     hosts::events_of_file(&hosts::render_file(dir, args), 48_000, 120.0)
         .into_iter()
         .filter(|e| e.is_on())
-        .map(|e| Played { sample: u64::from(e.offset), on: true, channel: e.channel, key: e.pitch, velocity: e.velocity })
+        .map(|e| Played {
+            sample: u64::from(e.offset),
+            on: true,
+            channel: e.channel,
+            key: e.pitch,
+            velocity: e.velocity,
+        })
         .collect()
 }
 
@@ -434,7 +566,11 @@ fn every_automatable_parameter_changes_the_notes_or_the_audio_or_says_why_not() 
     let card = dreamroll::model::default_generator().unwrap().card().clone();
     // Slots the default model does not use, by the rule the parameters document.
     let unused = |name: &str| -> Option<String> {
-        let number = |prefix: &str| name.strip_prefix(prefix).and_then(|rest| rest.split_whitespace().next()).and_then(|n| n.parse::<usize>().ok());
+        let number = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<usize>().ok())
+        };
         if let Some(knob) = number("Knob ").filter(|&k| k > card.macro_knobs.len()) {
             return Some(format!("knob {knob} is beyond the model's {} macro knobs", card.macro_knobs.len()));
         }
@@ -450,13 +586,22 @@ fn every_automatable_parameter_changes_the_notes_or_the_audio_or_says_why_not() 
     plugin.flush_params(&[preview]);
     plugin.activate(rate, 1024);
     let reference = heard(&mut plugin, rate);
-    assert!(!reference.0.is_empty() && reference.1.iter().any(|&s| s != 0), "the defaults play, and the preview sounds");
-    let mut parameters: Vec<_> = plugin.params().into_iter().filter(|p| p.flags & CLAP_PARAM_IS_AUTOMATABLE != 0).collect();
+    assert!(
+        !reference.0.is_empty() && reference.1.iter().any(|&s| s != 0),
+        "the defaults play, and the preview sounds"
+    );
+    let mut parameters: Vec<_> =
+        plugin.params().into_iter().filter(|p| p.flags & CLAP_PARAM_IS_AUTOMATABLE != 0).collect();
     // Each press of New seed moves on for good, so it is moved last.
     parameters.sort_by_key(|p| p.name == "New seed");
     let (mut moved, mut excused) = (0, Vec::new());
     for parameter in parameters {
-        if let Some(reason) = HEARD_ONLY_WITH_MORE.iter().find(|(name, _)| *name == parameter.name).map(|(_, why)| why.to_string()).or_else(|| unused(&parameter.name)) {
+        if let Some(reason) = HEARD_ONLY_WITH_MORE
+            .iter()
+            .find(|(name, _)| *name == parameter.name)
+            .map(|(_, why)| why.to_string())
+            .or_else(|| unused(&parameter.name))
+        {
             excused.push(format!("{}: {reason}", parameter.name));
             continue;
         }
@@ -464,7 +609,11 @@ fn every_automatable_parameter_changes_the_notes_or_the_audio_or_says_why_not() 
         let other_end = if now == parameter.min { parameter.max } else { parameter.min };
         set_and_reactivate(&mut plugin, &[(parameter.id, other_end)], rate, 1024);
         let changed = heard(&mut plugin, rate);
-        assert!(changed != reference, "{} moved from {now} to {other_end} changes neither the notes nor the audio", parameter.name);
+        assert!(
+            changed != reference,
+            "{} moved from {now} to {other_end} changes neither the notes nor the audio",
+            parameter.name
+        );
         set_and_reactivate(&mut plugin, &[(parameter.id, now)], rate, 1024);
         moved += 1;
     }
@@ -482,7 +631,8 @@ fn every_parameter_reads_back_the_text_it_shows_across_its_range() {
     for parameter in &parameters {
         let stepped = parameter.flags & CLAP_PARAM_IS_STEPPED != 0;
         let span = parameter.max - parameter.min;
-        let values = (0..=40).map(|i| parameter.min + span * f64::from(i) / 40.0).map(|v| if stepped { v.round() } else { v });
+        let values =
+            (0..=40).map(|i| parameter.min + span * f64::from(i) / 40.0).map(|v| if stepped { v.round() } else { v });
         for value in values {
             let Some(text) = plugin.value_to_text(parameter.id, value) else {
                 failures.push(format!("{}: {value} has no text", parameter.name));
@@ -496,7 +646,10 @@ fn every_parameter_reads_back_the_text_it_shows_across_its_range() {
             // any value comes back to one that shows the same text, as near as its text can say.
             let shown_again = plugin.value_to_text(parameter.id, back);
             if (stepped && back.round() != value) || shown_again.as_deref() != Some(&text) {
-                failures.push(format!("{}: {value} shows as {text:?}, reads back as {back}, which shows as {shown_again:?}", parameter.name));
+                failures.push(format!(
+                    "{}: {value} shows as {text:?}, reads back as {back}, which shows as {shown_again:?}",
+                    parameter.name
+                ));
             }
         }
     }
@@ -517,7 +670,8 @@ fn the_notes_go_out_and_the_preview_sounds_in_stereo_mono_or_without_audio() {
         plugin.activate(48_000.0, 512);
         let (mut notes, mut left) = (Vec::new(), Vec::new());
         for block in 0..375u32 {
-            let (played, peak) = plugin.process(512, &transport_at(f64::from(block) * 512.0 / 24_000.0, 120.0, true), &[]);
+            let (played, peak) =
+                plugin.process(512, &transport_at(f64::from(block) * 512.0 / 24_000.0, 120.0, true), &[]);
             assert!(!peak.is_nan(), "{channels} channels: the output is written");
             notes.extend(played);
             if channels > 0 {
@@ -560,7 +714,8 @@ fn notes_no_midi_message_can_carry_are_ignored_and_loud_ones_clamped() {
         note(404, false, 0, 67, 0.0),
     ];
     let (out, _) = plugin.process_with_input(512, &transport_at(0.0, 120.0, true), &[], &hostile);
-    let got: Vec<(u64, bool, u8, u8, u8)> = out.iter().map(|p| (p.sample, p.on, p.channel, p.key, p.velocity)).collect();
+    let got: Vec<(u64, bool, u8, u8, u8)> =
+        out.iter().map(|p| (p.sample, p.on, p.channel, p.key, p.velocity)).collect();
     let expected = vec![
         (1, true, 5, 60, 127),
         (2, true, 0, 64, 127),
@@ -571,7 +726,10 @@ fn notes_no_midi_message_can_carry_are_ignored_and_loud_ones_clamped() {
         (403, false, 0, 65, 0),
         (404, false, 0, 67, 0),
     ];
-    assert_eq!(got, expected, "pitch 200 and the wildcards are dropped; velocities above 1 are 127, NaN and negative 1");
+    assert_eq!(
+        got, expected,
+        "pitch 200 and the wildcards are dropped; velocities above 1 are 127, NaN and negative 1"
+    );
     // Past the bar line: the one-bar take of what was played is the clip, and holds only what
     // MIDI can say.
     for block in 1..200u32 {
@@ -585,7 +743,12 @@ fn notes_no_midi_message_can_carry_are_ignored_and_loud_ones_clamped() {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
-    let mut recorded: Vec<(u64, u64)> = session["clip"]["notes"].as_array().unwrap_or_else(|| panic!("a take was recorded: {session}")).iter().map(|n| (n["pitch"].as_u64().unwrap(), n["velocity"].as_u64().unwrap())).collect();
+    let mut recorded: Vec<(u64, u64)> = session["clip"]["notes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a take was recorded: {session}"))
+        .iter()
+        .map(|n| (n["pitch"].as_u64().unwrap(), n["velocity"].as_u64().unwrap()))
+        .collect();
     recorded.sort();
     assert_eq!(recorded, vec![(60, 127), (64, 127), (65, 1), (67, 1)], "{session}");
 }
@@ -606,8 +769,26 @@ struct HostileBlock {
 
 fn hostile_block() -> impl proptest::strategy::Strategy<Value = HostileBlock> {
     use proptest::prelude::*;
-    let tempo = prop_oneof![Just(0.0), Just(-120.0), Just(f64::NAN), Just(f64::INFINITY), Just(1e300), Just(1e-300), 1.0..1000.0f64, any::<f64>()];
-    let position = prop_oneof![Just(0.0), Just(1e300), Just(-1e300), Just(f64::NAN), Just(4.0e9), Just(-4.0e9), -1e6..1e6f64, any::<f64>()];
+    let tempo = prop_oneof![
+        Just(0.0),
+        Just(-120.0),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(1e300),
+        Just(1e-300),
+        1.0..1000.0f64,
+        any::<f64>()
+    ];
+    let position = prop_oneof![
+        Just(0.0),
+        Just(1e300),
+        Just(-1e300),
+        Just(f64::NAN),
+        Just(4.0e9),
+        Just(-4.0e9),
+        -1e6..1e6f64,
+        any::<f64>()
+    ];
     (
         prop_oneof![Just(1u32), Just(2), Just(7), Just(64), Just(512), Just(4096)],
         prop::bool::weighted(0.9),
@@ -617,7 +798,15 @@ fn hostile_block() -> impl proptest::strategy::Strategy<Value = HostileBlock> {
         prop_oneof![Just((4u16, 4u16)), Just((0, 0)), Just((7, 8)), Just((1, 32)), any::<(u16, u16)>()],
         prop::option::of((-1e6..1e6f64, -1e6..1e6f64)),
     )
-        .prop_map(|(frames, playing, tempo, jump_to, bar_number, meter, loop_range)| HostileBlock { frames, playing, tempo, jump_to, bar_number, meter, loop_range })
+        .prop_map(|(frames, playing, tempo, jump_to, bar_number, meter, loop_range)| HostileBlock {
+            frames,
+            playing,
+            tempo,
+            jump_to,
+            bar_number,
+            meter,
+            loop_range,
+        })
 }
 
 thread_local! {

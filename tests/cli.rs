@@ -76,18 +76,42 @@ fn a_melody_is_harmonised_continued_and_varied_reproducibly() {
     let dir = tempfile::tempdir().unwrap();
     let clip = melody_file(dir.path(), dreamroll::roll::Meter::COMMON);
     let clip = clip.to_str().unwrap();
-    let harmonised = render(dir.path(), "h.mid", &["--source", "harmonise", "--clip", clip, "--bars", "4", "--seed", "3"]);
-    assert_eq!(harmonised, render(dir.path(), "h2.mid", &["--source", "harmonise", "--clip", clip, "--bars", "4", "--seed", "3"]));
+    let harmonised =
+        render(dir.path(), "h.mid", &["--source", "harmonise", "--clip", clip, "--bars", "4", "--seed", "3"]);
+    assert_eq!(
+        harmonised,
+        render(dir.path(), "h2.mid", &["--source", "harmonise", "--clip", clip, "--bars", "4", "--seed", "3"])
+    );
     let score = read_midi(&harmonised).unwrap();
-    let on = |channel: u8| score.notes.iter().filter(|n| n.channel == channel).map(|n| (n.start * 480 / u64::from(score.ticks_per_quarter), n.pitch)).collect::<Vec<_>>();
+    let on = |channel: u8| {
+        score
+            .notes
+            .iter()
+            .filter(|n| n.channel == channel)
+            .map(|n| (n.start * 480 / u64::from(score.ticks_per_quarter), n.pitch))
+            .collect::<Vec<_>>()
+    };
     let given = read_midi(&std::fs::read(clip).unwrap()).unwrap();
-    assert_eq!(on(0), given.notes.iter().map(|n| (n.start, n.pitch)).collect::<Vec<_>>(), "the melody is kept as played");
+    assert_eq!(
+        on(0),
+        given.notes.iter().map(|n| (n.start, n.pitch)).collect::<Vec<_>>(),
+        "the melody is kept as played"
+    );
     assert!((1..4).all(|channel| !on(channel).is_empty()), "alto, tenor and bass are written under it");
-    let continued = read_midi(&render(dir.path(), "c.mid", &["--source", "continue", "--clip", clip, "--bars", "6"])).unwrap();
+    let continued =
+        read_midi(&render(dir.path(), "c.mid", &["--source", "continue", "--clip", clip, "--bars", "6"])).unwrap();
     assert_eq!(continued.end, 6 * 4 * u64::from(continued.ticks_per_quarter), "six bars after the clip");
     assert!((0..4).all(|channel| continued.notes.iter().any(|n| n.channel == channel)), "in every part");
-    let near = render(dir.path(), "v.mid", &["--source", "vary", "--clip", clip, "--bars", "4", "--distance", "0", "--temperature", "0"]);
-    let elsewhere = render(dir.path(), "w.mid", &["--source", "vary", "--clip", clip, "--bars", "4", "--distance", "0", "--temperature", "0", "--seed", "77"]);
+    let near = render(
+        dir.path(),
+        "v.mid",
+        &["--source", "vary", "--clip", clip, "--bars", "4", "--distance", "0", "--temperature", "0"],
+    );
+    let elsewhere = render(
+        dir.path(),
+        "w.mid",
+        &["--source", "vary", "--clip", clip, "--bars", "4", "--distance", "0", "--temperature", "0", "--seed", "77"],
+    );
     assert_eq!(near, elsewhere, "at distance 0 only the clip decides");
 }
 
@@ -100,19 +124,27 @@ fn clips_the_model_cannot_use_are_refused_in_words() {
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
     let waltz = melody_file(dir.path(), dreamroll::roll::Meter::new(3, 4).unwrap());
-    assert!(refusal(&["--source", "harmonise", "--clip", waltz.to_str().unwrap()]).contains("the clip begins in 3/4; this model writes 4/4"));
+    assert!(refusal(&["--source", "harmonise", "--clip", waltz.to_str().unwrap()])
+        .contains("the clip begins in 3/4; this model writes 4/4"));
     assert!(refusal(&["--source", "vary"]).contains("--source vary needs --clip FILE.mid"));
     let clip = melody_file(dir.path(), dreamroll::roll::Meter::COMMON);
     assert!(refusal(&["--clip", clip.to_str().unwrap()]).contains("dream writes from the latent alone"));
-    assert!(refusal(&["--source", "harmonise", "--clip", clip.to_str().unwrap(), "--keep", "5"]).contains("this model has parts 1 to 4"));
-    assert!(refusal(&["--source", "continue", "--clip", "/nonexistent.mid"]).contains("reading the clip /nonexistent.mid"));
+    assert!(refusal(&["--source", "harmonise", "--clip", clip.to_str().unwrap(), "--keep", "5"])
+        .contains("this model has parts 1 to 4"));
+    assert!(
+        refusal(&["--source", "continue", "--clip", "/nonexistent.mid"]).contains("reading the clip /nonexistent.mid")
+    );
 }
 
 #[test]
 fn named_knobs_follow_chords_and_morph_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let plain = render(dir.path(), "plain.mid", &["--seed", "9"]);
-    assert_eq!(render(dir.path(), "zero.mid", &["--seed", "9", "--named", "register=0"]), plain, "a named knob at 0 changes nothing");
+    assert_eq!(
+        render(dir.path(), "zero.mid", &["--seed", "9", "--named", "register=0"]),
+        plain,
+        "a named knob at 0 changes nothing"
+    );
     let mean_pitch = |bytes: &[u8]| {
         let notes = read_midi(bytes).unwrap().notes;
         notes.iter().map(|n| f64::from(n.pitch)).sum::<f64>() / notes.len() as f64
@@ -120,16 +152,33 @@ fn named_knobs_follow_chords_and_morph_from_the_command_line() {
     let high = render(dir.path(), "high.mid", &["--seed", "9", "--bars", "16", "--named", "register=2"]);
     let low = render(dir.path(), "low.mid", &["--seed", "9", "--bars", "16", "--named", "register=-2"]);
     assert!(mean_pitch(&high) > mean_pitch(&low) + 2.0, "register up: {} vs {}", mean_pitch(&high), mean_pitch(&low));
-    assert_eq!(render(dir.path(), "m0.mid", &["--seed", "9", "--morph", "0", "--morph-to", "seed=4"]), plain, "morph 0 is point A");
+    assert_eq!(
+        render(dir.path(), "m0.mid", &["--seed", "9", "--morph", "0", "--morph-to", "seed=4"]),
+        plain,
+        "morph 0 is point A"
+    );
     // At 1 the latents are B's; taking the likeliest choices, the notes are seed 4's.
     let strict = ["--temperature", "0", "--seed", "9"];
-    assert_eq!(render(dir.path(), "m1.mid", &[&strict[..], &["--morph", "1", "--morph-to", "seed=4"]].concat()), render(dir.path(), "four.mid", &["--temperature", "0", "--seed", "4"]));
+    assert_eq!(
+        render(dir.path(), "m1.mid", &[&strict[..], &["--morph", "1", "--morph-to", "seed=4"]].concat()),
+        render(dir.path(), "four.mid", &["--temperature", "0", "--seed", "4"])
+    );
     let halfway = render(dir.path(), "half.mid", &[&strict[..], &["--morph", "0.5", "--morph-to", "seed=4"]].concat());
     assert_ne!(halfway, render(dir.path(), "nine.mid", &strict));
-    let chords = render(dir.path(), "chords.mid", &["--seed", "9", "--source", "follow-chords", "--chords", "C Am F G7"]);
+    let chords =
+        render(dir.path(), "chords.mid", &["--seed", "9", "--source", "follow-chords", "--chords", "C Am F G7"]);
     assert_ne!(chords, plain);
-    let refusal = |args: &[&str]| String::from_utf8_lossy(&dreamroll(&[&["render", "-o", dir.path().join("x.mid").to_str().unwrap()], args].concat()).stderr).into_owned();
-    assert!(refusal(&["--named", "spacing=1"]).contains("has no spacing knob"), "{}", refusal(&["--named", "spacing=1"]));
+    let refusal = |args: &[&str]| {
+        String::from_utf8_lossy(
+            &dreamroll(&[&["render", "-o", dir.path().join("x.mid").to_str().unwrap()], args].concat()).stderr,
+        )
+        .into_owned()
+    };
+    assert!(
+        refusal(&["--named", "spacing=1"]).contains("has no spacing knob"),
+        "{}",
+        refusal(&["--named", "spacing=1"])
+    );
     assert!(refusal(&["--named", "loudness=1"]).contains("is not one of"));
     assert!(refusal(&["--source", "follow-chords", "--chords", "H7"]).contains("root"));
     assert!(refusal(&["--source", "follow-chords"]).contains("follow chords needs a chord"));

@@ -49,7 +49,8 @@ fn on_clap_grid(beats: f64) -> f64 {
 /// The playing pattern, read from the plugin's saved session.
 fn pattern_in_state(plugin: &mut ClapInstance, seed: u64) -> Pattern {
     let session = clap_host::session_in_state(&plugin.save_state());
-    serde_json::from_value(session["pattern"].clone()).unwrap_or_else(|e| panic!("session seed {seed:#x}: no pattern in {session}: {e}"))
+    serde_json::from_value(session["pattern"].clone())
+        .unwrap_or_else(|e| panic!("session seed {seed:#x}: no pattern in {session}: {e}"))
 }
 
 struct Session {
@@ -120,8 +121,12 @@ fn run_session(clap: &std::path::Path, seed: u64, folk_session: &str) -> (usize,
     let mut dice = Dice(seed);
     let held = dice.chance(3);
     let knobs: Vec<u32> = (1..=8).map(|k| plugin.param_id(&format!("Knob {k}"))).collect();
-    let [hold, bypass, switch_at, seed_param] = ["Hold", "Bypass", "Switch at", "Seed"].map(|name| plugin.param_id(name));
-    let mut setup = vec![plugin.change("Seed", &dice.below(1000).to_string()), plugin.change("Loop length", ["1 bar", "2 bars", "4 bars", "8 bars"][dice.below(4) as usize])];
+    let [hold, bypass, switch_at, seed_param] =
+        ["Hold", "Bypass", "Switch at", "Seed"].map(|name| plugin.param_id(name));
+    let mut setup = vec![
+        plugin.change("Seed", &dice.below(1000).to_string()),
+        plugin.change("Loop length", ["1 bar", "2 bars", "4 bars", "8 bars"][dice.below(4) as usize]),
+    ];
     if held {
         setup.push((hold, 1.0));
     }
@@ -164,10 +169,20 @@ fn run_session(clap: &std::path::Path, seed: u64, folk_session: &str) -> (usize,
                 s.meter = METERS[s.dice.below(5) as usize];
                 s.beats = s.beats.max(s.meter_origin.0);
             }
-            4 => s.loop_range = if s.loop_range.is_some() { None } else { Some((s.beats.floor(), s.beats.floor() + 1.0 + s.dice.below(8) as f64)) },
+            4 => {
+                s.loop_range = if s.loop_range.is_some() {
+                    None
+                } else {
+                    Some((s.beats.floor(), s.beats.floor() + 1.0 + s.dice.below(8) as f64))
+                }
+            }
             5..=9 => {
                 for _ in 0..1 + s.dice.below(4) {
-                    changes.push((s.dice.below(u64::from(frames)) as u32, knobs[s.dice.below(8) as usize], s.dice.below(1001) as f64 / 1000.0));
+                    changes.push((
+                        s.dice.below(u64::from(frames)) as u32,
+                        knobs[s.dice.below(8) as usize],
+                        s.dice.below(1001) as f64 / 1000.0,
+                    ));
                 }
             }
             10 if !held => changes.push((0, hold, s.dice.below(2) as f64)),
@@ -215,13 +230,16 @@ fn run_session(clap: &std::path::Path, seed: u64, folk_session: &str) -> (usize,
         if held {
             // The plugin's pattern is fixed: every event where the pure scheduler puts it.
             let window = window_of(&transport, s.rate, frames);
-            let expected: Vec<Played> = if bypassed {
-                reference.panic().iter()
-            } else {
-                reference.process(&pattern, &window, false).iter()
-            }
-            .map(|e| Played { sample: block_start + u64::from(e.offset), on: e.is_on(), channel: e.channel, key: e.pitch, velocity: e.velocity })
-            .collect();
+            let expected: Vec<Played> =
+                if bypassed { reference.panic().iter() } else { reference.process(&pattern, &window, false).iter() }
+                    .map(|e| Played {
+                        sample: block_start + u64::from(e.offset),
+                        on: e.is_on(),
+                        channel: e.channel,
+                        key: e.pitch,
+                        velocity: e.velocity,
+                    })
+                    .collect();
             if played != expected {
                 fail(format!("played {played:?}\nexpected {expected:?}\nunder {transport:?}"));
             }

@@ -24,7 +24,10 @@ fn a_folder_of_known_music_gives_known_metrics() {
 
     let scores = read_folder(folder.path()).unwrap();
     let tracks = scores.tracks_by_channel();
-    assert_eq!(tracks.iter().map(|t| (t.name.as_str(), t.channel)).collect::<Vec<_>>(), vec![("Channel 1", 0), ("Channel 4", 3)]);
+    assert_eq!(
+        tracks.iter().map(|t| (t.name.as_str(), t.channel)).collect::<Vec<_>>(),
+        vec![("Channel 1", 0), ("Channel 4", 3)]
+    );
     let representation = Arc::new(Representation {
         steps_per_beat: 24,
         meter: Meter::COMMON,
@@ -58,12 +61,19 @@ fn parts_on_one_channel_are_found_by_track_order() {
         events.push((0, midly::TrackEventKind::Meta(midly::MetaMessage::TrackName(name.as_bytes()))));
         events
     };
-    let three = smf(Format::Parallel, 480, vec![vec![tempo(0, 500_000)], named("Flute", 79), named("Viola", 62), named("Cello", 45)]);
+    let three = smf(
+        Format::Parallel,
+        480,
+        vec![vec![tempo(0, 500_000)], named("Flute", 79), named("Viola", 62), named("Cello", 45)],
+    );
     std::fs::write(folder.path().join("trio.mid"), three).unwrap();
     std::fs::write(folder.path().join("duo.mid"), smf(Format::Parallel, 480, vec![part(72), part(48)])).unwrap();
     let scores = read_folder(folder.path()).unwrap();
     let tracks = scores.tracks(TrackAssignment::ByTrackOrder);
-    assert_eq!(tracks.iter().map(|t| (t.name.as_str(), t.channel)).collect::<Vec<_>>(), vec![("Flute", 0), ("Viola", 1), ("Cello", 2)]);
+    assert_eq!(
+        tracks.iter().map(|t| (t.name.as_str(), t.channel)).collect::<Vec<_>>(),
+        vec![("Flute", 0), ("Viola", 1), ("Cello", 2)]
+    );
     assert_eq!(scores.tracks(TrackAssignment::ByChannel).len(), 1, "by channel they are one part");
     let representation = Arc::new(Representation {
         steps_per_beat: 4,

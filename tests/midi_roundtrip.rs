@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use dreamroll::roll::{read_midi, roll_to_midi, score_to_piece, GridNote, Meter, Representation, Roll, TrackAssignment, TrackSpec};
+use dreamroll::roll::{
+    read_midi, roll_to_midi, score_to_piece, GridNote, Meter, Representation, Roll, TrackAssignment, TrackSpec,
+};
 use midly::Format;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -47,37 +49,52 @@ fn grid_song() -> impl Strategy<Value = GridSong> {
         Just((384, 12, Meter { numerator: 7, denominator: 8 })),
         Just((480, 1, Meter { numerator: 2, denominator: 2 })),
     ];
-    (grids, 1usize..=4, any::<bool>(), any::<bool>()).prop_flat_map(|((tpq, spb, meter), tracks, format_0, zero_offs)| {
-        let lane = (0..tracks, 20u8..100, proptest::collection::vec((0usize..12, 1usize..10, 1u8..=127), 1..8));
-        proptest::collection::vec(lane, 1..10).prop_map(move |lanes| {
-            let mut notes = Vec::new();
-            let mut used = std::collections::HashSet::new();
-            for (track, pitch, runs) in lanes {
-                if !used.insert((track, pitch)) {
-                    continue;
+    (grids, 1usize..=4, any::<bool>(), any::<bool>()).prop_flat_map(
+        |((tpq, spb, meter), tracks, format_0, zero_offs)| {
+            let lane = (0..tracks, 20u8..100, proptest::collection::vec((0usize..12, 1usize..10, 1u8..=127), 1..8));
+            proptest::collection::vec(lane, 1..10).prop_map(move |lanes| {
+                let mut notes = Vec::new();
+                let mut used = std::collections::HashSet::new();
+                for (track, pitch, runs) in lanes {
+                    if !used.insert((track, pitch)) {
+                        continue;
+                    }
+                    let mut step = 0;
+                    for (gap, length, velocity) in runs {
+                        step += gap;
+                        notes.push(GridNote { track, start: step, pitch, length, velocity });
+                        step += length;
+                    }
                 }
-                let mut step = 0;
-                for (gap, length, velocity) in runs {
-                    step += gap;
-                    notes.push(GridNote { track, start: step, pitch, length, velocity });
-                    step += length;
+                notes.sort();
+                GridSong {
+                    ticks_per_quarter: tpq,
+                    steps_per_beat: spb,
+                    meter,
+                    tracks,
+                    format_0,
+                    offs_as_zero_velocity: zero_offs,
+                    notes,
                 }
-            }
-            notes.sort();
-            GridSong { ticks_per_quarter: tpq, steps_per_beat: spb, meter, tracks, format_0, offs_as_zero_velocity: zero_offs, notes }
-        })
-    })
+            })
+        },
+    )
 }
 
 fn write_song(song: &GridSong) -> Vec<u8> {
-    let ticks_per_step = u64::from(song.ticks_per_quarter) * 4 / (u64::from(song.meter.denominator) * u64::from(song.steps_per_beat));
+    let ticks_per_step =
+        u64::from(song.ticks_per_quarter) * 4 / (u64::from(song.meter.denominator) * u64::from(song.steps_per_beat));
     let conductor = vec![tempo(0, 612_345), meter(0, song.meter.numerator, song.meter.denominator)];
     let mut parts: Vec<Vec<Timed>> = vec![Vec::new(); song.tracks];
     for note in &song.notes {
         let channel = note.track as u8;
         let (on, off) = (note.start as u64 * ticks_per_step, (note.start + note.length) as u64 * ticks_per_step);
         parts[note.track].push(note_on(on, channel, note.pitch, note.velocity));
-        parts[note.track].push(if song.offs_as_zero_velocity { note_on(off, channel, note.pitch, 0) } else { note_off(off, channel, note.pitch) });
+        parts[note.track].push(if song.offs_as_zero_velocity {
+            note_on(off, channel, note.pitch, 0)
+        } else {
+            note_off(off, channel, note.pitch)
+        });
     }
     if song.format_0 {
         let mut all = conductor;
@@ -136,7 +153,11 @@ fn overlapping_notes_of_one_pitch_close_first_in_first_out() {
 
 #[test]
 fn notes_never_ended_are_closed_at_the_end_of_their_track_and_counted() {
-    let bytes = smf(Format::SingleTrack, 480, vec![vec![note_on(0, 0, 60, 100), note_on(0, 0, 64, 100), note_off(960, 0, 64), (1920, tempo(0, 500_000).1)]]);
+    let bytes = smf(
+        Format::SingleTrack,
+        480,
+        vec![vec![note_on(0, 0, 60, 100), note_on(0, 0, 64, 100), note_off(960, 0, 64), (1920, tempo(0, 500_000).1)]],
+    );
     let score = read_midi(&bytes).unwrap();
     assert_eq!(score.unterminated_notes, 1);
     let hanging = score.notes.iter().find(|n| n.pitch == 60).unwrap();

@@ -10,7 +10,15 @@ use dreamroll::schedule::{Scheduler, Window};
 #[test]
 fn scheduled_onsets_fall_on_the_samples_the_rendered_file_implies() {
     let generator = default_generator().unwrap();
-    let request = RenderRequest { bars: 8, seed: 42, knobs: vec![1.0], variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
+    let request = RenderRequest {
+        bars: 8,
+        seed: 42,
+        knobs: vec![1.0],
+        variation: 0.3,
+        temperature: None,
+        density: 0.0,
+        named: Vec::new(),
+    };
     let roll = generator.render(&request).unwrap();
     let (bpm, rate) = (97.0, 44_100.0);
 

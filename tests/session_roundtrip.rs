@@ -12,9 +12,9 @@ use dreamroll::engine::models::ModelSource;
 use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
 use dreamroll::engine::worker::Settings;
 use dreamroll::metrics::attributes::Attribute;
-use dreamroll::model::source::{Morph, MorphPoint, Source, SourceMode};
 use dreamroll::model::default_generator;
 use dreamroll::model::generator::{Generator, RenderRequest};
+use dreamroll::model::source::{Morph, MorphPoint, Source, SourceMode};
 use dreamroll::plugin::session::{read_session, Session, SessionField, SESSION_VERSION};
 use dreamroll::roll::{Meter, Take};
 use dreamroll::schedule::{Pattern, Window};
@@ -48,9 +48,22 @@ struct HostStream {
 }
 
 fn host_stream() -> impl Strategy<Value = HostStream> {
-    let note = (0.0..32.0f64, 0.0..4.0f64, any::<u8>(), any::<u8>(), 1..=255u8).prop_map(|(at, length, channel, pitch, velocity)| HostNote { at, length, channel, pitch, velocity });
-    (prop::sample::select(vec![1usize, 2, 4]), 60.0..240.0f64, prop::sample::select(vec![44_100.0, 48_000.0, 96_000.0]), 64..4096u32, prop::collection::vec(note, 0..40))
-        .prop_map(|(take_bars, tempo, sample_rate, block, notes)| HostStream { take_bars, tempo, sample_rate, block, notes })
+    let note = (0.0..32.0f64, 0.0..4.0f64, any::<u8>(), any::<u8>(), 1..=255u8)
+        .prop_map(|(at, length, channel, pitch, velocity)| HostNote { at, length, channel, pitch, velocity });
+    (
+        prop::sample::select(vec![1usize, 2, 4]),
+        60.0..240.0f64,
+        prop::sample::select(vec![44_100.0, 48_000.0, 96_000.0]),
+        64..4096u32,
+        prop::collection::vec(note, 0..40),
+    )
+        .prop_map(|(take_bars, tempo, sample_rate, block, notes)| HostStream {
+            take_bars,
+            tempo,
+            sample_rate,
+            block,
+            notes,
+        })
 }
 
 /// The takes a host stream of 8 bars of 4/4 makes, played from its first bar block by block
@@ -59,12 +72,22 @@ fn record(stream: &HostStream) -> Vec<Take> {
     let (mut tap, mut recorder) = (CaptureTap::default(), Recorder::new(stream.take_bars));
     let mut events = Vec::new();
     let quarters_per_sample = stream.tempo / (60.0 * stream.sample_rate);
-    let mut edges: Vec<(f64, &HostNote, bool)> = stream.notes.iter().flat_map(|note| [(note.at, note, true), (note.at + note.length, note, false)]).collect();
+    let mut edges: Vec<(f64, &HostNote, bool)> =
+        stream.notes.iter().flat_map(|note| [(note.at, note, true), (note.at + note.length, note, false)]).collect();
     edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
     let (mut start, mut next_edge) = (0.0f64, 0);
     while start < 32.0 {
         let bar = (start / 4.0 + 1e-9).floor();
-        let window = Window { playing: true, sample_rate: stream.sample_rate, tempo: stream.tempo, start, bar_start: bar * 4.0, bar_number: bar as i64, meter: Meter::COMMON, samples: stream.block };
+        let window = Window {
+            playing: true,
+            sample_rate: stream.sample_rate,
+            tempo: stream.tempo,
+            start,
+            bar_start: bar * 4.0,
+            bar_number: bar as i64,
+            meter: Meter::COMMON,
+            samples: stream.block,
+        };
         let mut out = |event| events.push(event);
         tap.begin_block(&window, true, &mut out);
         let end = window.end();
@@ -82,7 +105,8 @@ fn record(stream: &HostStream) -> Vec<Take> {
 /// A MIDI file's notes: (channel, pitch, velocity, start tick, length in ticks); a length of 0
 /// is a drum export's hit, on and off on one tick.
 fn midi_file() -> impl Strategy<Value = Vec<u8>> {
-    let note = (0..16u8, 0..128u8, 1..128u8, 0..8 * 1920u64, prop::sample::select(vec![0u64, 1, 60, 240, 480, 1920, 4000]));
+    let note =
+        (0..16u8, 0..128u8, 1..128u8, 0..8 * 1920u64, prop::sample::select(vec![0u64, 1, 60, 240, 480, 1920, 4000]));
     prop::collection::vec(note, 1..60).prop_map(|notes| {
         let mut events = vec![meter(0, 4, 4)];
         for (channel, pitch, velocity, start, length) in notes {
@@ -118,29 +142,56 @@ struct Knobs {
 
 fn knobs() -> impl Strategy<Value = Knobs> {
     let tracks = generator().card().representation.tracks.len();
-    let pattern = (prop::sample::select(vec![1usize, 2, 4, 8]), 0..1000u64, 0..4u32, prop::collection::vec(-3.0..=3.0f32, 8), prop::collection::vec(-2.0..=2.0f32, Attribute::ALL.len()), 0.0..=1.0f32, 0.0..=3.0f32, -1.0..=1.0f32);
-    let voicing = (0..12u8, prop::sample::select(Scale::ALL.to_vec()), -24..=24i8, 1..=127u8, 0.0..=1.0f32, prop::collection::vec(0..16u8, tracks), prop::collection::vec(any::<bool>(), tracks));
-    let source = (prop::sample::select(vec![SourceMode::Dream, SourceMode::Vary, SourceMode::Continue]), 0.0..=1.0f32, 0.0..=1.0f32);
-    (pattern, voicing, source).prop_map(|((bars, seed, takes, macros, named, variation, temperature, density), (key, scale, transpose, velocity, humanise, channels, muted), (mode, distance, morph))| Knobs {
-        bars,
-        seed,
-        takes,
-        macros,
-        named,
-        variation,
-        temperature,
-        density,
-        key,
-        scale,
-        transpose,
-        velocity,
-        humanise,
-        channels,
-        muted,
-        mode,
-        distance,
-        morph,
-    })
+    let pattern = (
+        prop::sample::select(vec![1usize, 2, 4, 8]),
+        0..1000u64,
+        0..4u32,
+        prop::collection::vec(-3.0..=3.0f32, 8),
+        prop::collection::vec(-2.0..=2.0f32, Attribute::ALL.len()),
+        0.0..=1.0f32,
+        0.0..=3.0f32,
+        -1.0..=1.0f32,
+    );
+    let voicing = (
+        0..12u8,
+        prop::sample::select(Scale::ALL.to_vec()),
+        -24..=24i8,
+        1..=127u8,
+        0.0..=1.0f32,
+        prop::collection::vec(0..16u8, tracks),
+        prop::collection::vec(any::<bool>(), tracks),
+    );
+    let source = (
+        prop::sample::select(vec![SourceMode::Dream, SourceMode::Vary, SourceMode::Continue]),
+        0.0..=1.0f32,
+        0.0..=1.0f32,
+    );
+    (pattern, voicing, source).prop_map(
+        |(
+            (bars, seed, takes, macros, named, variation, temperature, density),
+            (key, scale, transpose, velocity, humanise, channels, muted),
+            (mode, distance, morph),
+        )| Knobs {
+            bars,
+            seed,
+            takes,
+            macros,
+            named,
+            variation,
+            temperature,
+            density,
+            key,
+            scale,
+            transpose,
+            velocity,
+            humanise,
+            channels,
+            muted,
+            mode,
+            distance,
+            morph,
+        },
+    )
 }
 
 /// A morph point as the editor stores it: what plays now, or a clip.
@@ -169,12 +220,23 @@ fn asked(knobs: &Knobs, clip: Option<&Take>, points: &[Option<MorphPoint>; 2]) -
             density: knobs.density,
             named: knobs.named.clone(),
         },
-        voicing: PatternOptions { key: knobs.key, scale: knobs.scale, transpose: knobs.transpose, velocity: knobs.velocity, humanise: knobs.humanise, seed, channels: knobs.channels.clone(), muted: knobs.muted.clone() },
+        voicing: PatternOptions {
+            key: knobs.key,
+            scale: knobs.scale,
+            transpose: knobs.transpose,
+            velocity: knobs.velocity,
+            humanise: knobs.humanise,
+            seed,
+            channels: knobs.channels.clone(),
+            muted: knobs.muted.clone(),
+        },
         source: Source {
             mode: knobs.mode,
             distance: knobs.distance,
             morph: match points {
-                [Some(a), Some(b)] if knobs.mode == SourceMode::Dream => Some(Morph { a: a.clone(), b: b.clone(), amount: knobs.morph }),
+                [Some(a), Some(b)] if knobs.mode == SourceMode::Dream => {
+                    Some(Morph { a: a.clone(), b: b.clone(), amount: knobs.morph })
+                }
                 _ => None,
             },
             ..Source::default()
@@ -186,7 +248,13 @@ fn asked(knobs: &Knobs, clip: Option<&Take>, points: &[Option<MorphPoint>; 2]) -
 /// The pattern the engine makes of `settings` (its render path, step for step), or why not.
 fn render(settings: &Settings) -> Result<Pattern, String> {
     let generator = generator();
-    let clip = settings.clip.as_deref().filter(|_| settings.source.mode != SourceMode::Dream).map(|take| generator.read_take(take, settings.request.bars)).transpose().map_err(|e| e.to_string())?;
+    let clip = settings
+        .clip
+        .as_deref()
+        .filter(|_| settings.source.mode != SourceMode::Dream)
+        .map(|take| generator.read_take(take, settings.request.bars))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let roll = generator.render_from(&settings.request, &settings.source, clip.as_ref()).map_err(|e| e.to_string())?;
     Ok(build_pattern(&roll, &settings.voicing))
 }

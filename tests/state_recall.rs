@@ -10,7 +10,16 @@ use clap_host::{ClapInstance, Transport};
 use serde_json::Value;
 
 fn transport_at(beats: f64) -> Transport {
-    Transport { playing: true, tempo: 120.0, beats, bar_start: (beats / 4.0).floor() * 4.0, bar_number: (beats / 4.0).floor() as i32, numerator: 4, denominator: 4, loop_range: None }
+    Transport {
+        playing: true,
+        tempo: 120.0,
+        beats,
+        bar_start: (beats / 4.0).floor() * 4.0,
+        bar_number: (beats / 4.0).floor() as i32,
+        numerator: 4,
+        denominator: 4,
+        loop_range: None,
+    }
 }
 
 /// Plays two bars at 120 BPM, 48 kHz, so that the engine's patterns have been heard.
@@ -25,12 +34,20 @@ fn play_two_bars(plugin: &mut ClapInstance) {
 fn project(seed: &str, knob: &str) -> Vec<u8> {
     let (clap, _) = hosts::bundles();
     let mut plugin = ClapInstance::load(clap);
-    let changes = [plugin.change("Seed", seed), plugin.change("Knob 2", knob), plugin.change("New seed", "On"), plugin.change("Humanise", "40")];
+    let changes = [
+        plugin.change("Seed", seed),
+        plugin.change("Knob 2", knob),
+        plugin.change("New seed", "On"),
+        plugin.change("Humanise", "40"),
+    ];
     plugin.flush_params(&changes);
     plugin.activate(48_000.0, 512);
     play_two_bars(&mut plugin);
     let state = plugin.save_state();
-    assert!(clap_host::session_in_state(&state)["pattern"]["notes"].as_array().is_some_and(|n| !n.is_empty()), "the project has a pattern");
+    assert!(
+        clap_host::session_in_state(&state)["pattern"]["notes"].as_array().is_some_and(|n| !n.is_empty()),
+        "the project has a pattern"
+    );
     state
 }
 
@@ -44,7 +61,11 @@ fn contents(state: &[u8]) -> (Value, String) {
 
 /// Rounds in which a fresh instance, given `project`, saved something else; with the first
 /// difference seen.
-fn rounds_that_lose_the_session(project: &[u8], rounds: usize, before_save: impl Fn(&mut ClapInstance)) -> (usize, Option<String>) {
+fn rounds_that_lose_the_session(
+    project: &[u8],
+    rounds: usize,
+    before_save: impl Fn(&mut ClapInstance),
+) -> (usize, Option<String>) {
     let (clap, _) = hosts::bundles();
     let expected = contents(project);
     let mut lost = 0;
@@ -56,7 +77,9 @@ fn rounds_that_lose_the_session(project: &[u8], rounds: usize, before_save: impl
         let saved = contents(&plugin.save_state());
         if saved != expected {
             lost += 1;
-            first.get_or_insert_with(|| format!("round {round}: saved session {:?}", saved.1.chars().take(120).collect::<String>()));
+            first.get_or_insert_with(|| {
+                format!("round {round}: saved session {:?}", saved.1.chars().take(120).collect::<String>())
+            });
         }
     }
     (lost, first)
@@ -81,7 +104,8 @@ fn a_project_saved_right_after_it_is_opened_keeps_its_session_every_time() {
 fn the_second_of_two_loads_is_what_is_saved() {
     let (a, b) = (project("11", "-1"), project("22", "2"));
     assert_ne!(contents(&a).1, contents(&b).1);
-    let (lost, first) = rounds_that_lose_the_session(&b, 200, |plugin| assert!(plugin.load_state(&a) && plugin.load_state(&b)));
+    let (lost, first) =
+        rounds_that_lose_the_session(&b, 200, |plugin| assert!(plugin.load_state(&a) && plugin.load_state(&b)));
     assert_eq!(lost, 0, "{}", first.unwrap_or_default());
 }
 
@@ -141,7 +165,8 @@ fn a_damaged_clip_or_morph_point_does_not_cost_the_pattern() {
     let project = project("99", "1");
     let mut session = clap_host::session_in_state(&project);
     session["pattern"]["bars"] = serde_json::json!(1);
-    session["pattern"]["notes"] = serde_json::json!([{ "start": 0, "length": 4, "channel": 0, "pitch": 101, "velocity": 77, "delay": 0 }]);
+    session["pattern"]["notes"] =
+        serde_json::json!([{ "start": 0, "length": 4, "channel": 0, "pitch": 101, "velocity": 77, "delay": 0 }]);
     session["clip"] = serde_json::json!({
         "ticks_per_quarter": 480, "meter": { "numerator": 4, "denominator": 4 }, "bars": 1,
         "notes": [{ "track": 9, "channel": 9, "pitch": 36, "velocity": 100, "start": 0, "end": 0 }],

@@ -2,10 +2,10 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
 use dreamroll::metrics::attributes::Attribute;
 use dreamroll::metrics::chords::parse_chord;
+use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::model::source::{Morph, MorphPoint, Source, SourceMode};
 use dreamroll::roll::{pattern_to_midi, Clip, Roll, Take, MOST_TAKE_BARS};
 use std::path::PathBuf;
@@ -101,14 +101,17 @@ enum Command {
 /// `--source`, by the IDs projects store, with the choices listed in `--help` and errors.
 fn source_mode() -> impl clap::builder::TypedValueParser<Value = SourceMode> {
     use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(SourceMode::IDS).map(|id: String| SourceMode::from_id(&id).expect("one of the possible values"))
+    clap::builder::PossibleValuesParser::new(SourceMode::IDS)
+        .map(|id: String| SourceMode::from_id(&id).expect("one of the possible values"))
 }
 
 fn parse_knobs(specs: &[String], available: usize) -> anyhow::Result<Vec<f32>> {
     let mut knobs = vec![0.0; available];
     for spec in specs {
-        let (number, value) = spec.split_once('=').with_context(|| format!("--knob {spec}: write it as NUMBER=VALUE, e.g. 2=1.5"))?;
-        let number: usize = number.trim().parse().with_context(|| format!("--knob {spec}: `{number}` is not a knob number"))?;
+        let (number, value) =
+            spec.split_once('=').with_context(|| format!("--knob {spec}: write it as NUMBER=VALUE, e.g. 2=1.5"))?;
+        let number: usize =
+            number.trim().parse().with_context(|| format!("--knob {spec}: `{number}` is not a knob number"))?;
         let value: f32 = value.trim().parse().with_context(|| format!("--knob {spec}: `{value}` is not a number"))?;
         if number == 0 || number > available {
             bail!("--knob {spec}: this model has knobs 1 to {available}");
@@ -126,12 +129,17 @@ fn parse_named(specs: &[String], card: &dreamroll::model::ModelCard) -> anyhow::
     let mut named = vec![0.0; Attribute::ALL.len()];
     let has: Vec<String> = card.named_knobs.iter().map(|k| attribute_id(k.attribute)).collect();
     for spec in specs {
-        let (name, value) = spec.split_once('=').with_context(|| format!("--named {spec}: write it as NAME=VALUE, e.g. register=1"))?;
+        let (name, value) =
+            spec.split_once('=').with_context(|| format!("--named {spec}: write it as NAME=VALUE, e.g. register=1"))?;
         let Some(attribute) = Attribute::ALL.into_iter().find(|&a| attribute_id(a) == name.trim()) else {
             bail!("--named {spec}: `{name}` is not one of {}", Attribute::ALL.map(attribute_id).join(", "));
         };
         if !card.named_knobs.iter().any(|k| k.attribute == attribute) {
-            bail!("--named {spec}: model {} has no {name} knob (it has: {})", card.name, if has.is_empty() { "none".to_string() } else { has.join(", ") });
+            bail!(
+                "--named {spec}: model {} has no {name} knob (it has: {})",
+                card.name,
+                if has.is_empty() { "none".to_string() } else { has.join(", ") }
+            );
         }
         let value: f32 = value.trim().parse().with_context(|| format!("--named {spec}: `{value}` is not a number"))?;
         if !(-2.0..=2.0).contains(&value) {
@@ -150,9 +158,10 @@ fn morph_point(spec: &str, request: &RenderRequest) -> anyhow::Result<MorphPoint
             knobs: request.knobs.clone(),
             named: request.named.clone(),
         }),
-        Some(("clip", path)) => {
-            Ok(MorphPoint::Clip(Take::from_midi_file(path.as_ref(), MOST_TAKE_BARS).with_context(|| format!("reading the morph point {path}"))?))
-        }
+        Some(("clip", path)) => Ok(MorphPoint::Clip(
+            Take::from_midi_file(path.as_ref(), MOST_TAKE_BARS)
+                .with_context(|| format!("reading the morph point {path}"))?,
+        )),
         _ => bail!("--morph-to {spec}: write seed=N or clip=FILE.mid"),
     }
 }
@@ -165,15 +174,35 @@ fn attribute_id(attribute: Attribute) -> String {
 /// A key name as musicians write it: C, C#, Db, … B.
 fn parse_key(name: &str) -> anyhow::Result<u8> {
     const NAMES: [(&str, u8); 17] = [
-        ("C", 0), ("C#", 1), ("Db", 1), ("D", 2), ("D#", 3), ("Eb", 3), ("E", 4), ("F", 5), ("F#", 6),
-        ("Gb", 6), ("G", 7), ("G#", 8), ("Ab", 8), ("A", 9), ("A#", 10), ("Bb", 10), ("B", 11),
+        ("C", 0),
+        ("C#", 1),
+        ("Db", 1),
+        ("D", 2),
+        ("D#", 3),
+        ("Eb", 3),
+        ("E", 4),
+        ("F", 5),
+        ("F#", 6),
+        ("Gb", 6),
+        ("G", 7),
+        ("G#", 8),
+        ("Ab", 8),
+        ("A", 9),
+        ("A#", 10),
+        ("Bb", 10),
+        ("B", 11),
     ];
-    NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.trim())).map(|&(_, k)| k).with_context(|| format!("--key {name}: write a key as C, C#, Db, … B"))
+    NAMES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+        .map(|&(_, k)| k)
+        .with_context(|| format!("--key {name}: write a key as C, C#, Db, … B"))
 }
 
 /// The clip file read for the model (its first `bars` bars), with what it left out said on stderr.
 fn read_clip_file(path: &std::path::Path, generator: &Generator, bars: usize) -> anyhow::Result<Clip> {
-    let take = Take::from_midi_file(path, bars.try_into().unwrap_or(u32::MAX)).with_context(|| format!("reading the clip {}", path.display()))?;
+    let take = Take::from_midi_file(path, bars.try_into().unwrap_or(u32::MAX))
+        .with_context(|| format!("reading the clip {}", path.display()))?;
     let clip = generator.read_take(&take, bars).with_context(|| format!("the clip {}", path.display()))?;
     for what in &clip.left_out {
         eprintln!("{}: left out {what}", path.display());
@@ -182,10 +211,17 @@ fn read_clip_file(path: &std::path::Path, generator: &Generator, bars: usize) ->
 }
 
 /// The decoded bars the source asks for.
-fn decode(generator: &Generator, request: &RenderRequest, source: Source, clip: Option<&PathBuf>) -> anyhow::Result<Roll> {
+fn decode(
+    generator: &Generator,
+    request: &RenderRequest,
+    source: Source,
+    clip: Option<&PathBuf>,
+) -> anyhow::Result<Roll> {
     let name = source.mode.name();
     let clip = match (source.mode, clip) {
-        (SourceMode::Dream, Some(_)) => bail!("--clip is read by --source vary, harmonise or continue; dream writes from the latent alone"),
+        (SourceMode::Dream, Some(_)) => {
+            bail!("--clip is read by --source vary, harmonise or continue; dream writes from the latent alone")
+        }
         (SourceMode::Dream, None) | (SourceMode::FollowChords, None) => None,
         (_, None) => bail!("--source {name} needs --clip FILE.mid"),
         (_, Some(path)) => Some(read_clip_file(path, generator, request.bars)?),
@@ -195,9 +231,34 @@ fn decode(generator: &Generator, request: &RenderRequest, source: Source, clip: 
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Render { model, bars, seed, bpm, knobs, named, variation, temperature, density, key, scale, transpose, velocity, humanise, source, distance, clip, keep, chords, morph, morph_to, output } => {
+        Command::Render {
+            model,
+            bars,
+            seed,
+            bpm,
+            knobs,
+            named,
+            variation,
+            temperature,
+            density,
+            key,
+            scale,
+            transpose,
+            velocity,
+            humanise,
+            source,
+            distance,
+            clip,
+            keep,
+            chords,
+            morph,
+            morph_to,
+            output,
+        } => {
             let generator = match &model {
-                Some(dir) => Generator::from_dir(dir).with_context(|| format!("loading the model in {}", dir.display()))?,
+                Some(dir) => {
+                    Generator::from_dir(dir).with_context(|| format!("loading the model in {}", dir.display()))?
+                }
                 None => dreamroll::model::default_generator()?,
             };
             if bars == 0 || bars > 1024 {
@@ -224,7 +285,8 @@ fn main() -> anyhow::Result<()> {
             let tracks = &generator.card().representation.tracks;
             let voicing = PatternOptions {
                 key: parse_key(&key)?,
-                scale: Scale::from_id(&scale).with_context(|| format!("--scale {scale}: not one of {}", Scale::ALL.map(Scale::id).join(", ")))?,
+                scale: Scale::from_id(&scale)
+                    .with_context(|| format!("--scale {scale}: not one of {}", Scale::ALL.map(Scale::id).join(", ")))?,
                 transpose,
                 velocity,
                 humanise,
@@ -240,7 +302,9 @@ fn main() -> anyhow::Result<()> {
                 bail!("--keep 0: parts are numbered from 1");
             }
             let names = chords.as_deref().unwrap_or_default().split([' ', ',']).filter(|name| !name.is_empty());
-            let chords = names.map(|name| parse_chord(name).map_err(|e| anyhow::anyhow!("--chords {e}"))).collect::<anyhow::Result<Vec<_>>>()?;
+            let chords = names
+                .map(|name| parse_chord(name).map_err(|e| anyhow::anyhow!("--chords {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             if !chords.is_empty() && source != SourceMode::FollowChords {
                 bail!("--chords is read by --source follow-chords");
             }
@@ -254,14 +318,23 @@ fn main() -> anyhow::Result<()> {
                 }
                 (Some(_), _) => bail!("--morph must be 0..=1"),
             };
-            let source = Source { mode: source, distance, keep: keep.iter().map(|part| part - 1).collect(), chords, morph };
+            let source =
+                Source { mode: source, distance, keep: keep.iter().map(|part| part - 1).collect(), chords, morph };
             let pattern = build_pattern(&decode(&generator, &request, source, clip.as_ref())?, &voicing);
             let names: Vec<(u8, String)> = tracks.iter().map(|t| (t.channel, t.name.clone())).collect();
-            std::fs::write(&output, pattern_to_midi(&pattern, bpm, &names)).with_context(|| format!("writing {}", output.display()))?;
-            println!("{}: {} bars, {} notes, model {}", output.display(), bars, pattern.notes.len(), generator.card().name);
+            std::fs::write(&output, pattern_to_midi(&pattern, bpm, &names))
+                .with_context(|| format!("writing {}", output.display()))?;
+            println!(
+                "{}: {} bars, {} notes, model {}",
+                output.display(),
+                bars,
+                pattern.notes.len(),
+                generator.card().name
+            );
         }
         Command::Inspect { model } => {
-            let generator = Generator::from_dir(&model).with_context(|| format!("loading the model in {}", model.display()))?;
+            let generator =
+                Generator::from_dir(&model).with_context(|| format!("loading the model in {}", model.display()))?;
             print!("{}", generator.card());
         }
     }

@@ -7,21 +7,21 @@
 mod piano_roll;
 mod widgets;
 
+use crate::capture::MOST_BARS;
 use crate::engine::models::{user_models_dir, ModelSource};
 use crate::engine::worker::{lock, Command, Published};
-use crate::capture::MOST_BARS;
 use crate::metrics::chords::chord_name;
-use crate::model::source::{MorphPoint, SourceMode};
 use crate::model::latent::within_reach;
+use crate::model::source::{MorphPoint, SourceMode};
+use crate::playhead::Playhead;
 use crate::plugin::params::{render_seed, DreamrollParams, KNOBS};
 use crate::plugin::shared::ClipSlot;
-use crate::playhead::Playhead;
 use crate::roll::{pattern_to_midi, Take};
 use crossbeam_channel::{Receiver, Sender};
+use egui::{self, Color32, RichText};
 use nice_plug::context::gui::{GuiContext, ParamSetter};
 use nice_plug::params::enums::Enum;
 use nice_plug::prelude::Param;
-use egui::{self, Color32, RichText};
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{create_egui_editor, EguiEditor, EguiNiceSettings, NiceEguiApp, RepaintNotifier};
 use std::path::{Path, PathBuf};
@@ -63,7 +63,11 @@ pub struct DreamrollEditor {
     clip_loading: Option<(PathBuf, Receiver<Result<String, String>>)>,
 }
 
-pub fn create(params: Arc<DreamrollParams>, playhead: Arc<Playhead>, engine: Option<(Arc<Mutex<Published>>, Sender<Command>)>) -> Option<EguiEditor<DreamrollEditor>> {
+pub fn create(
+    params: Arc<DreamrollParams>,
+    playhead: Arc<Playhead>,
+    engine: Option<(Arc<Mutex<Published>>, Sender<Command>)>,
+) -> Option<EguiEditor<DreamrollEditor>> {
     let (published, commands) = engine?;
     let export_path = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join("dreamroll-loop.mid");
     let editor = DreamrollEditor {
@@ -79,11 +83,21 @@ pub fn create(params: Arc<DreamrollParams>, playhead: Arc<Playhead>, engine: Opt
         clip_result: None,
         clip_loading: None,
     };
-    create_egui_editor(params.editor_state.clone(), RepaintNotifier::new(), EguiNiceSettings::new().with_tile("Dreamroll"), editor)
+    create_egui_editor(
+        params.editor_state.clone(),
+        RepaintNotifier::new(),
+        EguiNiceSettings::new().with_tile("Dreamroll"),
+        editor,
+    )
 }
 
 impl NiceEguiApp for DreamrollEditor {
-    fn build(&mut self, egui_ctx: egui::Context, gui: GuiContext, frame: &mut nice_plug_egui::Frame) -> Result<(), nice_plug_egui::baseview::HandlerError> {
+    fn build(
+        &mut self,
+        egui_ctx: egui::Context,
+        gui: GuiContext,
+        frame: &mut nice_plug_egui::Frame,
+    ) -> Result<(), nice_plug_egui::baseview::HandlerError> {
         frame.set_clear_color(BACKGROUND.into());
         egui_ctx.set_visuals(egui::Visuals::dark());
         self.gui = Some(gui);
@@ -106,7 +120,8 @@ impl NiceEguiApp for DreamrollEditor {
             let tracks = published.model.as_ref().map(|m| m.tracks.clone()).unwrap_or_default();
             let channels = published.settings.as_ref().map(|s| s.voicing.channels.clone()).unwrap_or_default();
             let continuing = published.settings.as_ref().is_some_and(|s| s.source.mode == SourceMode::Continue);
-            let clip = published.clip.as_ref().map(|c| piano_roll::ClipView { pattern: &c.pattern, before: continuing });
+            let clip =
+                published.clip.as_ref().map(|c| piano_roll::ClipView { pattern: &c.pattern, before: continuing });
             piano_roll::show(ui, published.pattern.as_deref(), clip, &channels, &self.playhead, roll_height);
             self.status_line(ui, &published);
             self.source_row(ui, &published, &setter);
@@ -121,7 +136,8 @@ impl NiceEguiApp for DreamrollEditor {
                     let named = published.model.as_ref().map(|m| m.named_knobs.clone()).unwrap_or_default();
                     if !named.is_empty() {
                         ui.add_space(4.0);
-                        ui.label(RichText::new("Named knobs").strong()).on_hover_text("Learned from the model's corpus: each moves what it names");
+                        ui.label(RichText::new("Named knobs").strong())
+                            .on_hover_text("Learned from the model's corpus: each moves what it names");
                         for attribute in named {
                             let knob = &self.params.named[attribute.index()].value;
                             ui.horizontal(|ui| {
@@ -139,7 +155,11 @@ impl NiceEguiApp for DreamrollEditor {
                         widgets::row(ui, &self.params.seed, &setter);
                         let takes = self.params.takes.load(std::sync::atomic::Ordering::Acquire);
                         let label = if takes > 0 { format!("New seed ({takes})") } else { "New seed".to_string() };
-                        if ui.button(label).on_hover_text("The next take of this seed; the number is the take playing").clicked() {
+                        if ui
+                            .button(label)
+                            .on_hover_text("The next take of this seed; the number is the take playing")
+                            .clicked()
+                        {
                             widgets::trigger(&self.params.new_seed, &setter);
                         }
                     });
@@ -185,31 +205,38 @@ impl DreamrollEditor {
             ui.label(RichText::new("Dreamroll").size(20.0).strong().color(TRACK_COLOURS[0]));
             ui.add_space(12.0);
             let current = published.model.as_ref().map_or("—".to_string(), |m| m.name.clone());
-            egui::ComboBox::from_id_salt("model").selected_text(format!("Model: {current}")).width(230.0).show_ui(ui, |ui| {
-                for entry in &published.models {
-                    match &entry.status {
-                        Ok(name) => {
-                            let label = match &entry.source {
-                                ModelSource::Embedded => format!("{name} (built in)"),
-                                ModelSource::Folder(_) => name.clone(),
-                            };
-                            let chosen = published.model.as_ref().is_some_and(|m| m.source == entry.source);
-                            if ui.selectable_label(chosen, label).clicked() {
-                                let _ = self.commands.send(Command::LoadModel(entry.source.clone()));
+            egui::ComboBox::from_id_salt("model").selected_text(format!("Model: {current}")).width(230.0).show_ui(
+                ui,
+                |ui| {
+                    for entry in &published.models {
+                        match &entry.status {
+                            Ok(name) => {
+                                let label = match &entry.source {
+                                    ModelSource::Embedded => format!("{name} (built in)"),
+                                    ModelSource::Folder(_) => name.clone(),
+                                };
+                                let chosen = published.model.as_ref().is_some_and(|m| m.source == entry.source);
+                                if ui.selectable_label(chosen, label).clicked() {
+                                    let _ = self.commands.send(Command::LoadModel(entry.source.clone()));
+                                }
+                            }
+                            Err(reason) => {
+                                ui.label(
+                                    RichText::new(format!("✖ {}: {reason}", entry.source.describe()))
+                                        .color(Color32::LIGHT_RED),
+                                );
                             }
                         }
-                        Err(reason) => {
-                            ui.label(RichText::new(format!("✖ {}: {reason}", entry.source.describe())).color(Color32::LIGHT_RED));
-                        }
                     }
-                }
-                if ui.button("Rescan models folder").clicked() {
-                    let _ = self.commands.send(Command::ScanModels(user_models_dir()));
-                }
-            });
+                    if ui.button("Rescan models folder").clicked() {
+                        let _ = self.commands.send(Command::ScanModels(user_models_dir()));
+                    }
+                },
+            );
             ui.add(egui::TextEdit::singleline(&mut self.model_path).hint_text("model folder").desired_width(180.0));
             if ui.button("Load folder").clicked() && !self.model_path.trim().is_empty() {
-                let _ = self.commands.send(Command::LoadModel(ModelSource::Folder(PathBuf::from(self.model_path.trim()))));
+                let _ =
+                    self.commands.send(Command::LoadModel(ModelSource::Folder(PathBuf::from(self.model_path.trim()))));
             }
             ui.add(egui::TextEdit::singleline(&mut self.export_path).desired_width(150.0));
             if ui.button("Export .mid").clicked() {
@@ -221,12 +248,15 @@ impl DreamrollEditor {
     fn export(&self, published: &Published) -> Result<String, String> {
         let pattern = published.pattern.as_ref().ok_or("there is no pattern yet")?;
         let names: Vec<(u8, String)> = match (&published.model, &published.settings) {
-            (Some(model), Some(settings)) => settings.voicing.channels.iter().copied().zip(model.tracks.iter().cloned()).collect(),
+            (Some(model), Some(settings)) => {
+                settings.voicing.channels.iter().copied().zip(model.tracks.iter().cloned()).collect()
+            }
             _ => Vec::new(),
         };
         let tempo = EXPORT_BPM;
         let path = PathBuf::from(self.export_path.trim());
-        std::fs::write(&path, pattern_to_midi(pattern, tempo, &names)).map_err(|e| format!("could not write {}: {e}", path.display()))?;
+        std::fs::write(&path, pattern_to_midi(pattern, tempo, &names))
+            .map_err(|e| format!("could not write {}: {e}", path.display()))?;
         Ok(format!("wrote {} ({} notes at {tempo:.0} BPM)", path.display(), pattern.notes.len()))
     }
 
@@ -254,11 +284,20 @@ impl DreamrollEditor {
             ui.add(ParamSlider::for_param(&params.take_length, setter).with_width(70.0));
             let heard = params.bars_heard.load(std::sync::atomic::Ordering::Relaxed);
             if params.record.value() && self.playhead.playing.load(std::sync::atomic::Ordering::Relaxed) {
-                ui.label(RichText::new(format!("rec {heard}/{}", params.take_length.value().bars())).color(Color32::LIGHT_RED))
-                    .on_hover_text("Whole bars heard toward the take; a take starts on a bar that is a multiple of its length");
+                ui.label(
+                    RichText::new(format!("rec {heard}/{}", params.take_length.value().bars()))
+                        .color(Color32::LIGHT_RED),
+                )
+                .on_hover_text(
+                    "Whole bars heard toward the take; a take starts on a bar that is a multiple of its length",
+                );
             }
             ui.separator();
-            ui.add(egui::TextEdit::singleline(&mut self.clip_path).hint_text("a .mid file to use as the clip").desired_width(220.0));
+            ui.add(
+                egui::TextEdit::singleline(&mut self.clip_path)
+                    .hint_text("a .mid file to use as the clip")
+                    .desired_width(220.0),
+            );
             if let Some((_, outcome)) = &self.clip_loading {
                 if let Ok(outcome) = outcome.try_recv() {
                     self.clip_result = Some(outcome);
@@ -266,11 +305,15 @@ impl DreamrollEditor {
                 }
             }
             let load = egui::Button::new("Load clip");
-            let clicked = ui.add_enabled(self.clip_loading.is_none(), load).on_hover_text("Its first 8 bars become the clip (until a new take is recorded)").clicked();
+            let clicked = ui
+                .add_enabled(self.clip_loading.is_none(), load)
+                .on_hover_text("Its first 8 bars become the clip (until a new take is recorded)")
+                .clicked();
             if clicked && !self.clip_path.trim().is_empty() {
                 let path = PathBuf::from(self.clip_path.trim());
                 let repaint = ui.ctx().clone();
-                let outcome = load_clip_in_background(path.clone(), params.clip.clone(), move || repaint.request_repaint());
+                let outcome =
+                    load_clip_in_background(path.clone(), params.clip.clone(), move || repaint.request_repaint());
                 self.clip_loading = Some((path, outcome));
                 self.clip_result = None;
             }
@@ -292,8 +335,12 @@ impl DreamrollEditor {
             ui.label(RichText::new(following).color(TRACK_COLOURS[4]));
         }
         let clip_line = match (&published.clip, params.clip.get()) {
-            (Some(shown), Some(_)) if params.source.value().reads_clip(params.heard_chord.get().is_some()) => shown.summary.clone(),
-            (_, Some(take)) => format!("clip: {} bars, {} notes (read when the source is not Dream)", take.bars, take.notes.len()),
+            (Some(shown), Some(_)) if params.source.value().reads_clip(params.heard_chord.get().is_some()) => {
+                shown.summary.clone()
+            }
+            (_, Some(take)) => {
+                format!("clip: {} bars, {} notes (read when the source is not Dream)", take.bars, take.notes.len())
+            }
             (_, None) => "no clip: play into Dreamroll with the transport running, or load a .mid".to_string(),
         };
         ui.label(RichText::new(clip_line).color(Color32::GRAY));
@@ -318,8 +365,14 @@ impl DreamrollEditor {
                     params.morph_points.update(|points| points[which] = Some(now));
                 }
                 let clip = params.clip.get();
-                if ui.add_enabled(clip.is_some(), egui::Button::new(format!("{name} = clip"))).on_hover_text("Store the clip, as the model reads it").clicked() {
-                    params.morph_points.update(|points| points[which] = clip.map(|take| MorphPoint::Clip(Take::clone(&take))));
+                if ui
+                    .add_enabled(clip.is_some(), egui::Button::new(format!("{name} = clip")))
+                    .on_hover_text("Store the clip, as the model reads it")
+                    .clicked()
+                {
+                    params
+                        .morph_points
+                        .update(|points| points[which] = clip.map(|take| MorphPoint::Clip(Take::clone(&take))));
                 }
                 let shown = match &points[which] {
                     Some(MorphPoint::Dream { seed, .. }) => match seed >> 32 {
@@ -364,7 +417,11 @@ impl DreamrollEditor {
 /// Reads a MIDI file into the clip slot on a thread of its own, so that a large, slow or
 /// network file never stalls the editor (or the host's GUI with it); the outcome, in words,
 /// arrives on the returned channel, and `done` is called when it has.
-fn load_clip_in_background(path: PathBuf, slot: Arc<ClipSlot>, done: impl FnOnce() + Send + 'static) -> Receiver<Result<String, String>> {
+fn load_clip_in_background(
+    path: PathBuf,
+    slot: Arc<ClipSlot>,
+    done: impl FnOnce() + Send + 'static,
+) -> Receiver<Result<String, String>> {
     let (send, outcome) = crossbeam_channel::bounded(1);
     let failed = send.clone();
     let spawned = std::thread::Builder::new().name("dreamroll clip".into()).spawn(move || {
@@ -393,14 +450,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clip.mid");
         let notes = vec![(0, 480, 60, 90), (480, 480, 62, 90)];
-        std::fs::write(&path, crate::roll::write_midi(480, 500_000, crate::roll::Meter::COMMON, &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes }], 1920)).unwrap();
+        std::fs::write(
+            &path,
+            crate::roll::write_midi(
+                480,
+                500_000,
+                crate::roll::Meter::COMMON,
+                &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes }],
+                1920,
+            ),
+        )
+        .unwrap();
         let slot = Arc::new(ClipSlot::default());
         let (told, done) = crossbeam_channel::bounded(1);
-        let outcome = load_clip_in_background(path.clone(), slot.clone(), move || told.send(std::thread::current().name().map(str::to_string)).unwrap());
+        let outcome = load_clip_in_background(path.clone(), slot.clone(), move || {
+            told.send(std::thread::current().name().map(str::to_string)).unwrap()
+        });
         assert_eq!(outcome.recv().unwrap(), Ok(format!("loaded {} (1 bars, 2 notes)", path.display())));
         assert_eq!(done.recv().unwrap().as_deref(), Some("dreamroll clip"), "read on its own thread");
         assert_eq!(slot.get().unwrap().notes.len(), 2);
-        let missing = load_clip_in_background(dir.path().join("absent.mid"), slot.clone(), || ()).recv().unwrap().unwrap_err();
+        let missing =
+            load_clip_in_background(dir.path().join("absent.mid"), slot.clone(), || ()).recv().unwrap().unwrap_err();
         assert!(missing.contains("absent.mid: cannot read"), "{missing}");
         assert_eq!(slot.get().unwrap().notes.len(), 2, "a failed load keeps the clip there was");
     }

@@ -18,12 +18,25 @@ pub struct ClipView<'a> {
 }
 
 /// `channels[track]` is each model track's MIDI channel, to colour notes by track.
-pub fn show(ui: &mut egui::Ui, pattern: Option<&Pattern>, clip: Option<ClipView>, channels: &[u8], playhead: &Playhead, height: f32) {
+pub fn show(
+    ui: &mut egui::Ui,
+    pattern: Option<&Pattern>,
+    clip: Option<ClipView>,
+    channels: &[u8],
+    playhead: &Playhead,
+    height: f32,
+) {
     let (rect, _) = ui.allocate_exact_size(egui::vec2(ui.available_width(), height), egui::Sense::hover());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 4.0, GROUND);
     let Some(pattern) = pattern.filter(|p| !p.notes.is_empty()) else {
-        painter.text(rect.center(), egui::Align2::CENTER_CENTER, "no notes yet", egui::FontId::proportional(14.0), Color32::GRAY);
+        painter.text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            "no notes yet",
+            egui::FontId::proportional(14.0),
+            Color32::GRAY,
+        );
         return;
     };
     let length = |p: &Pattern| p.bars * p.steps_per_bar();
@@ -46,8 +59,14 @@ pub fn show(ui: &mut egui::Ui, pattern: Option<&Pattern>, clip: Option<ClipView>
         painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(1.0, colour));
     }
     let row_height = (rect.height() / rows).max(2.0);
-    let cell = |start: f32, length: f32, pitch: u8| Rect::from_min_max(Pos2::new(x_of(start), y_of(pitch)), Pos2::new(x_of(start + length) - 1.0, y_of(pitch) + row_height - 1.0));
-    let colour_of = |channel: u8| TRACK_COLOURS[channels.iter().position(|&c| c == channel).unwrap_or(0) % TRACK_COLOURS.len()];
+    let cell = |start: f32, length: f32, pitch: u8| {
+        Rect::from_min_max(
+            Pos2::new(x_of(start), y_of(pitch)),
+            Pos2::new(x_of(start + length) - 1.0, y_of(pitch) + row_height - 1.0),
+        )
+    };
+    let colour_of =
+        |channel: u8| TRACK_COLOURS[channels.iter().position(|&c| c == channel).unwrap_or(0) % TRACK_COLOURS.len()];
     for note in &pattern.notes {
         let start = (offset + note.start) as f32 + f32::from(note.delay) / 256.0;
         let colour = colour_of(note.channel).gamma_multiply(0.45 + 0.55 * f32::from(note.velocity) / 127.0);
@@ -56,7 +75,12 @@ pub fn show(ui: &mut egui::Ui, pattern: Option<&Pattern>, clip: Option<ClipView>
     // Over the pattern, in white, so that a clip note is seen where the pattern keeps it too.
     if let Some(clip) = &clip {
         for note in &clip.pattern.notes {
-            painter.rect_stroke(cell(note.start as f32, note.length as f32, note.pitch), 1.5, Stroke::new(1.5, CLIP_OUTLINE), StrokeKind::Outside);
+            painter.rect_stroke(
+                cell(note.start as f32, note.length as f32, note.pitch),
+                1.5,
+                Stroke::new(1.5, CLIP_OUTLINE),
+                StrokeKind::Outside,
+            );
         }
     }
     let x = x_of(offset as f32 + (playhead.position() / pattern.quarters_per_step()) as f32);

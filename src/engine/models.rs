@@ -56,7 +56,8 @@ pub fn user_models_dir() -> Option<PathBuf> {
     } else if cfg!(target_os = "macos") {
         home.map(|h| h.join("Library/Application Support/Dreamroll/models"))
     } else {
-        let data = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).or_else(|| home.map(|h| h.join(".local/share")));
+        let data =
+            std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).or_else(|| home.map(|h| h.join(".local/share")));
         data.map(|d| d.join("dreamroll/models"))
     }
 }
@@ -68,11 +69,13 @@ pub fn user_models_dir() -> Option<PathBuf> {
 /// `stop` is set, so that closing an instance never waits for it. A missing `dir` is not an
 /// error: it just has no models yet.
 pub fn scan_models(dir: Option<&Path>, stop: &AtomicBool, mut listed: impl FnMut(ModelEntry)) {
-    let embedded_name = ModelCard::from_json(crate::model::DEFAULT_CARD).map(|card| card.name).map_err(|e| e.to_string());
+    let embedded_name =
+        ModelCard::from_json(crate::model::DEFAULT_CARD).map(|card| card.name).map_err(|e| e.to_string());
     listed(ModelEntry { source: ModelSource::Embedded, status: embedded_name });
     let Some(dir) = dir else { return };
     let Ok(listing) = std::fs::read_dir(dir) else { return };
-    let mut folders: Vec<PathBuf> = listing.flatten().map(|entry| entry.path()).filter(|path| path.join(CARD_FILE).is_file()).collect();
+    let mut folders: Vec<PathBuf> =
+        listing.flatten().map(|entry| entry.path()).filter(|path| path.join(CARD_FILE).is_file()).collect();
     folders.sort();
     for folder in folders {
         if stop.load(Ordering::Acquire) {
@@ -90,7 +93,9 @@ fn card_of(folder: &Path) -> Result<ModelCard, String> {
     let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
     let card = ModelCard::from_json(&text).map_err(|e| e.to_string())?;
     let weights = folder.join(DECODER_FILE);
-    let bytes = std::fs::metadata(&weights).map_err(|source| ModelError::Io { path: weights.clone(), source }.to_string())?.len();
+    let bytes = std::fs::metadata(&weights)
+        .map_err(|source| ModelError::Io { path: weights.clone(), source }.to_string())?
+        .len();
     if bytes > MAX_WEIGHTS_BYTES {
         return Err(ModelError::TooLarge { path: weights, bytes }.to_string());
     }
@@ -133,7 +138,9 @@ mod tests {
         });
         folder(dir.path(), "c-future", &card.replacen("\"schema_version\": ", "\"schema_version\": 9", 1), &|_| {});
         folder(dir.path(), "d-no-weights", &card, &|_| {});
-        folder(dir.path(), "e-enormous", &card, &|to| std::fs::File::create(to).unwrap().set_len(MAX_WEIGHTS_BYTES + 1).unwrap());
+        folder(dir.path(), "e-enormous", &card, &|to| {
+            std::fs::File::create(to).unwrap().set_len(MAX_WEIGHTS_BYTES + 1).unwrap()
+        });
         std::fs::create_dir(dir.path().join("f-not-a-model")).unwrap();
 
         let entries = scan(dir.path());

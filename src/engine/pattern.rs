@@ -46,9 +46,27 @@ impl Scale {
     }
 
     /// Display names, in the order of [`Scale::ALL`].
-    pub const NAMES: [&'static str; 8] = ["Chromatic", "Major", "Minor", "Dorian", "Mixolydian", "Harmonic minor", "Major pentatonic", "Minor pentatonic"];
+    pub const NAMES: [&'static str; 8] = [
+        "Chromatic",
+        "Major",
+        "Minor",
+        "Dorian",
+        "Mixolydian",
+        "Harmonic minor",
+        "Major pentatonic",
+        "Minor pentatonic",
+    ];
     /// The stable names projects and the command line use, in the same order.
-    pub const IDS: [&'static str; 8] = ["chromatic", "major", "minor", "dorian", "mixolydian", "harmonic-minor", "major-pentatonic", "minor-pentatonic"];
+    pub const IDS: [&'static str; 8] = [
+        "chromatic",
+        "major",
+        "minor",
+        "dorian",
+        "mixolydian",
+        "harmonic-minor",
+        "major-pentatonic",
+        "minor-pentatonic",
+    ];
 
     pub fn index(self) -> usize {
         self as usize
@@ -103,7 +121,16 @@ impl PatternOptions {
     /// velocity 90, each track on `channels[track]`, none muted.
     pub fn plain(channels: Vec<u8>) -> PatternOptions {
         let muted = vec![false; channels.len()];
-        PatternOptions { key: 0, scale: Scale::Chromatic, transpose: 0, velocity: 90, humanise: 0.0, seed: 1, channels, muted }
+        PatternOptions {
+            key: 0,
+            scale: Scale::Chromatic,
+            transpose: 0,
+            velocity: 90,
+            humanise: 0.0,
+            seed: 1,
+            channels,
+            muted,
+        }
     }
 }
 
@@ -128,7 +155,8 @@ pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
         let downbeat = note.start % steps_per_bar == 0;
         let accent = if downbeat { 8.0 } else { 0.0 };
         let humanise = unit_interval(options.humanise);
-        let velocity = (f32::from(options.velocity) + accent + humanise * 24.0 * spread).round().clamp(1.0, 127.0) as u8;
+        let velocity =
+            (f32::from(options.velocity) + accent + humanise * 24.0 * spread).round().clamp(1.0, 127.0) as u8;
         notes.push(PatternNote {
             start: note.start as u32,
             length: note.length as u32,
@@ -140,12 +168,7 @@ pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
     }
     notes.sort_by_key(|n| (n.start, n.channel, n.pitch));
     notes.dedup_by_key(|n| (n.start, n.channel, n.pitch));
-    Pattern {
-        steps_per_beat,
-        meter: representation.meter,
-        bars: (roll.steps() / steps_per_bar) as u32,
-        notes,
-    }
+    Pattern { steps_per_beat, meter: representation.meter, bars: (roll.steps() / steps_per_bar) as u32, notes }
 }
 
 #[cfg(test)]
@@ -246,7 +269,10 @@ mod tests {
         o.scale = Scale::Major;
         o.channels = vec![3, 3];
         let pattern = build_pattern(&roll(&[(0, 0, 60), (0, 0, 61), (1, 0, 60), (1, 4, 62)]), &o);
-        assert_eq!(pattern.notes.iter().map(|n| (n.start, n.channel, n.pitch)).collect::<Vec<_>>(), vec![(0, 3, 60), (4, 3, 62)]);
+        assert_eq!(
+            pattern.notes.iter().map(|n| (n.start, n.channel, n.pitch)).collect::<Vec<_>>(),
+            vec![(0, 3, 60), (4, 3, 62)]
+        );
     }
 
     #[test]

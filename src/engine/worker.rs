@@ -11,8 +11,8 @@ use super::models::{scan_models, ModelEntry, ModelSource};
 use super::pattern::{build_pattern, PatternOptions};
 use crate::metrics::attributes::Attribute;
 use crate::model::card::ModelCard;
-use crate::model::source::Source;
 use crate::model::generator::{Generator, RenderRequest};
+use crate::model::source::Source;
 use crate::roll::{Clip, Take};
 use crate::schedule::Pattern;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -163,7 +163,8 @@ impl Engine {
         let (commands, inbox) = crossbeam_channel::unbounded();
         let (patterns_in, patterns) = rtrb::RingBuffer::new(RING);
         let (used, used_out) = rtrb::RingBuffer::new(RING * 2);
-        let published = Arc::new(Mutex::new(Published { model: Some(model_info(&generator, &source)), ..Published::default() }));
+        let published =
+            Arc::new(Mutex::new(Published { model: Some(model_info(&generator, &source)), ..Published::default() }));
         let answered = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let alive = Arc::new(AtomicBool::new(true));
@@ -191,7 +192,12 @@ impl Engine {
             worker.run(inbox);
         });
         // The lifeline went down with the closure: the engine reads as gone, and says why.
-        let thread = thread.map_err(|error| lock(&published).problem = Some(format!("the engine thread could not start: {error}; no pattern will play"))).ok();
+        let thread = thread
+            .map_err(|error| {
+                lock(&published).problem =
+                    Some(format!("the engine thread could not start: {error}; no pattern will play"))
+            })
+            .ok();
         (Engine { commands, published, thread, stop, alive }, AudioSide { patterns, used, answered })
     }
 
@@ -255,7 +261,11 @@ impl Drop for Lifeline {
 
 /// A panic's message, as `panic!` was given it.
 fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str)).unwrap_or("a panic without a message")
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
 }
 
 fn model_info(generator: &Generator, source: &ModelSource) -> ModelInfo {
@@ -324,7 +334,11 @@ impl Worker {
     /// render marks its settings answered before it starts, so it is not retried in a loop).
     fn run(mut self, inbox: Receiver<Command>) {
         while let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.serve(&inbox))) {
-            self.report(format!("the engine hit an internal error while {}: {}; the pattern playing stays", self.doing, panic_message(&*panic)));
+            self.report(format!(
+                "the engine hit an internal error while {}: {}; the pattern playing stays",
+                self.doing,
+                panic_message(&*panic)
+            ));
         }
     }
 
@@ -385,7 +399,10 @@ impl Worker {
                     false
                 }
             };
-            let answered = self.answered.as_ref().is_some_and(|(source, answered)| *source == self.source && *answered == settings);
+            let answered = self
+                .answered
+                .as_ref()
+                .is_some_and(|(source, answered)| *source == self.source && *answered == settings);
             if !keep && !answered {
                 self.doing = "rendering";
                 self.render(settings);
@@ -422,7 +439,8 @@ impl Worker {
                 // With its own model, the restored settings are what the parameters ask for and
                 // the usual comparison keeps the pattern; without it, the current model reads the
                 // parameters differently, so the pattern is kept until they change.
-                self.restored = if missing && self.watch.is_some() { Restored::AwaitingParameters } else { Restored::No };
+                self.restored =
+                    if missing && self.watch.is_some() { Restored::AwaitingParameters } else { Restored::No };
                 self.generation += 1;
                 let update = Box::new(PatternUpdate { generation: self.generation, pattern, immediate: true });
                 self.publish_pattern(&update, settings, Duration::ZERO);
@@ -470,7 +488,11 @@ impl Worker {
         // Whatever happens, this pair has been answered: a failing render is not retried in
         // a loop, only when the user changes something.
         self.answered = Some((self.source.clone(), settings.clone()));
-        let clip = match settings.clip.as_deref().filter(|_| settings.source.mode.reads_clip(!settings.source.chords.is_empty())) {
+        let clip = match settings
+            .clip
+            .as_deref()
+            .filter(|_| settings.source.mode.reads_clip(!settings.source.chords.is_empty()))
+        {
             Some(take) => match self.generator.read_take(take, settings.request.bars) {
                 Ok(clip) => Some(clip),
                 Err(error) => {
@@ -509,7 +531,12 @@ impl Worker {
         published.message = if update.immediate {
             format!("the project's pattern: {} notes in {} bars", update.pattern.notes.len(), update.pattern.bars)
         } else {
-            format!("{} notes in {} bars, made in {} ms", update.pattern.notes.len(), update.pattern.bars, render_time.as_millis())
+            format!(
+                "{} notes in {} bars, made in {} ms",
+                update.pattern.notes.len(),
+                update.pattern.bars,
+                render_time.as_millis()
+            )
         };
     }
 
@@ -523,16 +550,24 @@ impl Worker {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::source::SourceMode;
     use crate::engine::pattern::Scale;
     use crate::model::default_generator;
+    use crate::model::source::SourceMode;
     use std::path::Path;
 
     fn settings(seed: u64) -> Settings {
         let generator = default_generator().unwrap();
         let tracks = generator.card().representation.tracks.len();
         Settings {
-            request: RenderRequest { bars: 4, seed, knobs: vec![], variation: 0.2, temperature: None, density: 0.0, named: Vec::new() },
+            request: RenderRequest {
+                bars: 4,
+                seed,
+                knobs: vec![],
+                variation: 0.2,
+                temperature: None,
+                density: 0.0,
+                named: Vec::new(),
+            },
             voicing: PatternOptions {
                 key: 0,
                 scale: Scale::Major,
@@ -641,7 +676,10 @@ pub(crate) mod tests {
     }
 
     /// An engine following a [`Knob`] that starts at `print`; its print, polls and reads.
-    fn spawn_watching(print: u64, make: impl FnMut(u64) -> Settings + Send + 'static) -> (Engine, AudioSide, [Arc<AtomicU64>; 3]) {
+    fn spawn_watching(
+        print: u64,
+        make: impl FnMut(u64) -> Settings + Send + 'static,
+    ) -> (Engine, AudioSide, [Arc<AtomicU64>; 3]) {
         let counters = [Arc::new(AtomicU64::new(print)), Arc::default(), Arc::default()];
         let [print, polls, reads] = counters.clone();
         let watch = Knob { print, polled: 0, make, polls, reads };
@@ -651,9 +689,11 @@ pub(crate) mod tests {
 
     /// Waits (at most 5 s) for `condition`.
     fn eventually(condition: impl Fn() -> bool) -> bool {
-        (0..5000).any(|_| condition() || {
-            std::thread::sleep(Duration::from_millis(1));
-            false
+        (0..5000).any(|_| {
+            condition() || {
+                std::thread::sleep(Duration::from_millis(1));
+                false
+            }
         })
     }
 
@@ -694,8 +734,16 @@ pub(crate) mod tests {
         let published = engine.published_handle();
         let problem = || lock(&published).problem.clone().unwrap_or_default();
         assert!(eventually(|| problem().contains("internal error")), "{}", problem());
-        assert!(problem().starts_with("the engine hit an internal error while reading the parameters: "), "{}", problem());
-        assert!(problem().contains("parameters no one can read") && problem().ends_with("; the pattern playing stays"), "{}", problem());
+        assert!(
+            problem().starts_with("the engine hit an internal error while reading the parameters: "),
+            "{}",
+            problem()
+        );
+        assert!(
+            problem().contains("parameters no one can read") && problem().ends_with("; the pattern playing stays"),
+            "{}",
+            problem()
+        );
         knob.store(2, Ordering::Release);
         assert_eq!(next_pattern(&mut audio).pattern, expected(2), "a change renders again");
         assert!(engine.is_alive());
@@ -746,7 +794,9 @@ pub(crate) mod tests {
         for i in 0..FOLDERS {
             let folder = dir.path().join(format!("model-{i:04}"));
             std::fs::create_dir(&folder).unwrap();
-            std::fs::hard_link(&card, folder.join("model.json")).or_else(|_| std::fs::copy(&card, folder.join("model.json")).map(drop)).unwrap();
+            std::fs::hard_link(&card, folder.join("model.json"))
+                .or_else(|_| std::fs::copy(&card, folder.join("model.json")).map(drop))
+                .unwrap();
         }
         let (engine, _audio) = spawn();
         let published = engine.published_handle();
@@ -772,7 +822,10 @@ pub(crate) mod tests {
         std::thread::sleep(Duration::from_millis(200));
         assert!(audio.patterns.pop().is_err(), "the restored settings are already answered");
         let problem = engine.published().problem.clone().unwrap_or_default();
-        assert!(problem.contains("saved pattern plays") && problem.contains("/no/such/model"), "the missing model is reported: {problem}");
+        assert!(
+            problem.contains("saved pattern plays") && problem.contains("/no/such/model"),
+            "the missing model is reported: {problem}"
+        );
         engine.send(Command::Settings(settings(6)));
         assert_eq!(next_pattern(&mut audio).pattern, expected(6), "a change renders with the model in use");
     }
@@ -786,7 +839,12 @@ pub(crate) mod tests {
         // Settings as another model (one track, on channel 6) would have them.
         let mut theirs = settings(2);
         theirs.voicing.channels = vec![5];
-        engine.send(Command::Restore { source: ModelSource::Folder("/gone".into()), settings: theirs, pattern: saved.clone(), serial: 1 });
+        engine.send(Command::Restore {
+            source: ModelSource::Folder("/gone".into()),
+            settings: theirs,
+            pattern: saved.clone(),
+            serial: 1,
+        });
         assert_eq!(next_pattern(&mut audio).pattern, saved);
         std::thread::sleep(Duration::from_millis(200));
         assert!(audio.patterns.pop().is_err(), "the restored parameters keep the saved pattern");
@@ -801,9 +859,25 @@ pub(crate) mod tests {
         let notes = [72u8, 74, 76, 77, 79, 77, 76, 74]
             .iter()
             .enumerate()
-            .map(|(i, &pitch)| crate::roll::TakeNote { track: 0, channel, pitch, velocity: 90, start: i as u64 * 960, end: (i as u64 + 1) * 960 })
+            .map(|(i, &pitch)| crate::roll::TakeNote {
+                track: 0,
+                channel,
+                pitch,
+                velocity: 90,
+                start: i as u64 * 960,
+                end: (i as u64 + 1) * 960,
+            })
             .collect();
-        Take { ticks_per_quarter: 960, meter: crate::roll::Meter::COMMON, bars: 2, notes, after_meter_change: 0, after_last_bar: 0, unplayable: 0, past_note_cap: 0 }
+        Take {
+            ticks_per_quarter: 960,
+            meter: crate::roll::Meter::COMMON,
+            bars: 2,
+            notes,
+            after_meter_change: 0,
+            after_last_bar: 0,
+            unplayable: 0,
+            past_note_cap: 0,
+        }
     }
 
     #[test]
@@ -820,7 +894,8 @@ pub(crate) mod tests {
         engine.send(Command::Settings(vary.clone()));
         let generator = default_generator().unwrap();
         let clip = generator.read_take(&melody_take(), vary.request.bars).unwrap();
-        let expected = build_pattern(&generator.render_from(&vary.request, &vary.source, Some(&clip)).unwrap(), &vary.voicing);
+        let expected =
+            build_pattern(&generator.render_from(&vary.request, &vary.source, Some(&clip)).unwrap(), &vary.voicing);
         assert_eq!(next_pattern(&mut audio).pattern, expected);
         assert_eq!(expected.bars, 2, "the clip's length");
         let published = engine.published();

@@ -23,7 +23,13 @@ pub fn beat_chord_agreement(reference: &Roll, written: &Roll) -> (usize, usize) 
     let representation = reference.representation();
     let classes = |roll: &Roll, step: usize| -> u16 {
         (0..roll.track_count())
-            .flat_map(|t| roll.sounding_at(t, step).iter().enumerate().filter(|(_, &on)| on).map(|(row, _)| representation.pitch_of_row(row) % 12))
+            .flat_map(|t| {
+                roll.sounding_at(t, step)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &on)| on)
+                    .map(|(row, _)| representation.pitch_of_row(row) % 12)
+            })
             .fold(0u16, |set, class| set | 1 << class)
     };
     let mut agreeing = 0;
@@ -58,9 +64,18 @@ mod tests {
     fn chords_agree_by_pitch_class_on_the_beats_the_reference_sounds() {
         // C major on beat 1, G major on beat 2, silence after.
         let reference = roll(4, 2, 1, &[(0, 0, 64, 4), (1, 0, 48, 4), (0, 4, 67, 4), (1, 4, 55, 4), (0, 4, 71, 4)]);
-        let voiced_otherwise = roll(4, 2, 1, &[(0, 0, 60, 4), (1, 0, 52, 4), (0, 4, 59, 4), (1, 4, 43, 4), (0, 4, 67, 4)]);
+        let voiced_otherwise =
+            roll(4, 2, 1, &[(0, 0, 60, 4), (1, 0, 52, 4), (0, 4, 59, 4), (1, 4, 43, 4), (0, 4, 67, 4)]);
         let wrong_second = roll(4, 2, 1, &[(0, 0, 64, 4), (1, 0, 48, 4), (0, 4, 65, 4), (1, 4, 55, 4), (0, 12, 60, 4)]);
-        assert_eq!(beat_chord_agreement(&reference, &voiced_otherwise), (2, 2), "C-E and G-B in other octaves and voicings");
-        assert_eq!(beat_chord_agreement(&reference, &wrong_second), (1, 2), "beat 4 sounds only in the written roll: not counted");
+        assert_eq!(
+            beat_chord_agreement(&reference, &voiced_otherwise),
+            (2, 2),
+            "C-E and G-B in other octaves and voicings"
+        );
+        assert_eq!(
+            beat_chord_agreement(&reference, &wrong_second),
+            (1, 2),
+            "beat 4 sounds only in the written roll: not counted"
+        );
     }
 }

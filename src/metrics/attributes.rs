@@ -26,7 +26,14 @@ pub enum Attribute {
 }
 
 impl Attribute {
-    pub const ALL: [Attribute; 6] = [Attribute::NoteDensity, Attribute::Register, Attribute::RhythmicActivity, Attribute::Leaps, Attribute::Spacing, Attribute::Polyphony];
+    pub const ALL: [Attribute; 6] = [
+        Attribute::NoteDensity,
+        Attribute::Register,
+        Attribute::RhythmicActivity,
+        Attribute::Leaps,
+        Attribute::Spacing,
+        Attribute::Polyphony,
+    ];
 
     /// What a producer sees on the knob.
     pub fn knob_name(self) -> &'static str {
@@ -67,7 +74,10 @@ impl Attribute {
             }
             Attribute::Leaps => mean(&mut (0..roll.track_count()).flat_map(|track| {
                 let notes = voice(roll, track).notes;
-                notes.windows(2).map(|pair| f64::from(u8::from(pair[0].pitch.abs_diff(pair[1].pitch) > STEP_SEMITONES))).collect::<Vec<_>>()
+                notes
+                    .windows(2)
+                    .map(|pair| f64::from(u8::from(pair[0].pitch.abs_diff(pair[1].pitch) > STEP_SEMITONES)))
+                    .collect::<Vec<_>>()
             })),
             Attribute::Spacing | Attribute::Polyphony => {
                 let voices: Vec<_> = (0..roll.track_count()).map(|track| voice(roll, track).line).collect();
@@ -75,7 +85,12 @@ impl Attribute {
                 if self == Attribute::Polyphony {
                     mean(&mut (0..roll.steps()).map(sounding).filter(|s| !s.is_empty()).map(|s| s.len() as f64))
                 } else {
-                    mean(&mut (0..roll.steps()).map(sounding).filter(|s| s.len() > 1).map(|s| f64::from(s.iter().max().unwrap() - s.iter().min().unwrap())))
+                    mean(
+                        &mut (0..roll.steps())
+                            .map(sounding)
+                            .filter(|s| s.len() > 1)
+                            .map(|s| f64::from(s.iter().max().unwrap() - s.iter().min().unwrap())),
+                    )
                 }
             }
         }
@@ -139,8 +154,16 @@ mod tests {
         assert_eq!(Attribute::Register.measure(&phrase), Some((60.0 + 64.0 + 67.0 + 69.0 + 48.0) / 5.0));
         assert_eq!(Attribute::RhythmicActivity.measure(&phrase), Some(0.2), "one of five onsets between beats");
         assert_eq!(Attribute::Leaps.measure(&phrase), Some(2.0 / 3.0), "C-E and E-G leap, G-A steps");
-        assert_eq!(Attribute::Spacing.measure(&phrase), Some((4.0 * 12.0 + 4.0 * 16.0 + 4.0 * 19.0 + 2.0 * 21.0) / 14.0), "over the 14 steps both sound");
-        assert_eq!(Attribute::Polyphony.measure(&phrase), Some((14.0 * 2.0 + 2.0) / 16.0), "two parts for 14 steps, one for the 2 rests above");
+        assert_eq!(
+            Attribute::Spacing.measure(&phrase),
+            Some((4.0 * 12.0 + 4.0 * 16.0 + 4.0 * 19.0 + 2.0 * 21.0) / 14.0),
+            "over the 14 steps both sound"
+        );
+        assert_eq!(
+            Attribute::Polyphony.measure(&phrase),
+            Some((14.0 * 2.0 + 2.0) / 16.0),
+            "two parts for 14 steps, one for the 2 rests above"
+        );
         assert_eq!(Attribute::Register.measure(&roll(&[])), None, "no notes, no register");
     }
 

@@ -51,10 +51,17 @@ pub fn chord_name(chord: PitchClasses, bass: Option<u8>) -> Option<String> {
     });
     Some(match found {
         Some((root, suffix)) => {
-            let slash = bass.map(|b| b % 12).filter(|&b| b != root).map_or(String::new(), |b| format!("/{}", NOTE_NAMES[usize::from(b)]));
+            let slash = bass
+                .map(|b| b % 12)
+                .filter(|&b| b != root)
+                .map_or(String::new(), |b| format!("/{}", NOTE_NAMES[usize::from(b)]));
             format!("{}{suffix}{slash}", NOTE_NAMES[usize::from(root)])
         }
-        None => (0..12u8).filter(|&c| chord & (1 << c) != 0).map(|c| NOTE_NAMES[usize::from(c)]).collect::<Vec<_>>().join(" "),
+        None => (0..12u8)
+            .filter(|&c| chord & (1 << c) != 0)
+            .map(|c| NOTE_NAMES[usize::from(c)])
+            .collect::<Vec<_>>()
+            .join(" "),
     })
 }
 
@@ -82,11 +89,14 @@ pub fn parse_chord(name: &str) -> Result<PitchClasses, String> {
         Some('b') => (natural + 11) % 12,
         _ => natural,
     };
-    QUALITIES
-        .iter()
-        .find(|(quality, _)| *quality == suffix)
-        .map(|(_, intervals)| shape(root, intervals))
-        .ok_or_else(|| format!("`{name}`: `{suffix}` is not a chord quality ({})", QUALITIES.map(|(q, _)| if q.is_empty() { "major" } else { q }).join(", ")))
+    QUALITIES.iter().find(|(quality, _)| *quality == suffix).map(|(_, intervals)| shape(root, intervals)).ok_or_else(
+        || {
+            format!(
+                "`{name}`: `{suffix}` is not a chord quality ({})",
+                QUALITIES.map(|(q, _)| if q.is_empty() { "major" } else { q }).join(", ")
+            )
+        },
+    )
 }
 
 /// Aarden and Essen's key profiles: how often each pitch class above the tonic sounds in
@@ -97,8 +107,10 @@ pub fn parse_chord(name: &str) -> Result<PitchClasses, String> {
 /// held-out chorale phrases, the key read from the soprano alone is the key read from all
 /// four parts 41 times in 75 with these, 31 with Krumhansl and Kessler's (`cargo xtask
 /// listen`).
-const MAJOR_PROFILE: [f64; 12] = [17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062, 0.145624, 8.15494, 0.232998, 4.95122];
-const MINOR_PROFILE: [f64; 12] = [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623];
+const MAJOR_PROFILE: [f64; 12] =
+    [17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062, 0.145624, 8.15494, 0.232998, 4.95122];
+const MINOR_PROFILE: [f64; 12] =
+    [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623];
 
 /// The pitch classes music in the key of `tracks` of `roll` draws on: the key found by the
 /// Krumhansl–Schmuckler method with Aarden and Essen's profiles (sounding time per pitch
@@ -163,7 +175,11 @@ fn scale_of_key(weights: &[f64; 12]) -> Option<PitchClasses> {
 /// number of beats (beats 1 and 3 of 4/4, 1 and 4 of 6/8).
 pub fn strong_beat_steps(representation: &Representation) -> usize {
     let bar = representation.steps_per_bar();
-    if representation.meter.numerator % 2 == 0 { bar / 2 } else { bar }
+    if representation.meter.numerator % 2 == 0 {
+        bar / 2
+    } else {
+        bar
+    }
 }
 
 /// Each bar's chord as a chord track gives it: the pitch classes of every note sounding in
@@ -208,7 +224,8 @@ mod tests {
 
     #[test]
     fn chords_are_named_as_musicians_name_them_and_read_back() {
-        let named = |pitches: &[u8], bass: Option<u8>| chord_name(pitch_classes(pitches.iter().copied()), bass).unwrap();
+        let named =
+            |pitches: &[u8], bass: Option<u8>| chord_name(pitch_classes(pitches.iter().copied()), bass).unwrap();
         assert_eq!(named(&[60, 64, 67], None), "C");
         assert_eq!(named(&[57, 60, 64], Some(57)), "Am");
         assert_eq!(named(&[64, 67, 72], Some(64)), "C/E", "an inversion names its bass");
@@ -252,9 +269,29 @@ mod tests {
         };
         // Ode to Joy in G, its first phrase (B B C D D C B A G G A B B. A A), which ends
         // on the dominant's A and dwells on B: read with listeners' ratings, B minor.
-        let half_cadence = melody(&[(59, 4), (59, 4), (60, 4), (62, 4), (62, 4), (60, 4), (59, 4), (57, 4), (55, 4), (55, 4), (57, 4), (59, 4), (59, 6), (57, 2), (57, 8)]);
+        let half_cadence = melody(&[
+            (59, 4),
+            (59, 4),
+            (60, 4),
+            (62, 4),
+            (62, 4),
+            (60, 4),
+            (59, 4),
+            (57, 4),
+            (55, 4),
+            (55, 4),
+            (57, 4),
+            (59, 4),
+            (59, 6),
+            (57, 2),
+            (57, 8),
+        ]);
         let g_major = key_scale(&half_cadence, &[0]).unwrap();
-        assert_eq!(chord_name(g_major & parse_chord("G").unwrap(), None).unwrap(), "G", "G major's tonic triad is in it");
+        assert_eq!(
+            chord_name(g_major & parse_chord("G").unwrap(), None).unwrap(),
+            "G",
+            "G major's tonic triad is in it"
+        );
         assert!(contains(g_major, 66) && !contains(g_major, 61), "F# is in G major, C# is not");
         assert!(!contains(g_major, 68) && !contains(g_major, 63) && !contains(g_major, 65), "nor Ab, Eb or F");
         // And the phrase that closes on G, in quarters.

@@ -127,9 +127,8 @@ pub fn polyphony(roll: &Roll) -> Tally {
 pub fn empty_beats(roll: &Roll, tracks: &[usize]) -> Tally {
     let beat = roll.representation().steps_per_beat();
     let beats = roll.steps() / beat;
-    let empty = (0..beats)
-        .filter(|&b| tracks.iter().all(|&track| roll.is_silent(track, b * beat..(b + 1) * beat)))
-        .count();
+    let empty =
+        (0..beats).filter(|&b| tracks.iter().all(|&track| roll.is_silent(track, b * beat..(b + 1) * beat))).count();
     Tally::of(empty as f64, beats as f64)
 }
 
@@ -149,9 +148,7 @@ fn onset_histogram(roll: &Roll) -> [f64; 12] {
 pub fn pitch_class_entropy(roll: &Roll) -> Option<f64> {
     let histogram = onset_histogram(roll);
     let total: f64 = histogram.iter().sum();
-    (total > 0.0).then(|| {
-        histogram.iter().filter(|&&n| n > 0.0).map(|&n| -(n / total) * (n / total).log2()).sum()
-    })
+    (total > 0.0).then(|| histogram.iter().filter(|&&n| n > 0.0).map(|&n| -(n / total) * (n / total).log2()).sum())
 }
 
 const MAJOR_SCALE: [usize; 7] = [0, 2, 4, 5, 7, 9, 11];
@@ -194,7 +191,11 @@ pub fn tonal_centroid(chroma: &[f64; 12]) -> Option<[f64; 6]> {
     for (class, &energy) in chroma.iter().enumerate() {
         let l = class as f64;
         let weight = energy / total;
-        let angles = [l * 7.0 * std::f64::consts::PI / 6.0, l * 3.0 * std::f64::consts::PI / 2.0, l * 2.0 * std::f64::consts::PI / 3.0];
+        let angles = [
+            l * 7.0 * std::f64::consts::PI / 6.0,
+            l * 3.0 * std::f64::consts::PI / 2.0,
+            l * 2.0 * std::f64::consts::PI / 3.0,
+        ];
         for (circle, (&angle, radius)) in angles.iter().zip([1.0, 1.0, 0.5]).enumerate() {
             centroid[2 * circle] += weight * radius * angle.sin();
             centroid[2 * circle + 1] += weight * radius * angle.cos();
@@ -222,7 +223,9 @@ pub fn tonal_distance(roll: &Roll, a: usize, b: usize) -> Tally {
     let mut tally = Tally::default();
     for start in (0..roll.steps() / beat).map(|b| b * beat) {
         let steps = start..start + beat;
-        let (Some(x), Some(y)) = (tonal_centroid(&chroma(roll, a, steps.clone())), tonal_centroid(&chroma(roll, b, steps))) else {
+        let (Some(x), Some(y)) =
+            (tonal_centroid(&chroma(roll, a, steps.clone())), tonal_centroid(&chroma(roll, b, steps)))
+        else {
             continue;
         };
         let distance = x.iter().zip(&y).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
@@ -254,14 +257,20 @@ pub fn groove_consistency(roll: &Roll) -> Tally {
 /// phrases a false match is a one-in-10^8 chance). `None` for a silent roll.
 pub fn transposition_free_fingerprint(roll: &Roll) -> Option<u64> {
     let lowest = (0..roll.track_count())
-        .flat_map(|track| (0..roll.steps()).filter_map(move |step| roll.sounding_at(track, step).iter().position(|&on| on)))
+        .flat_map(|track| {
+            (0..roll.steps()).filter_map(move |step| roll.sounding_at(track, step).iter().position(|&on| on))
+        })
         .min()?;
     let mut cells = Vec::new();
     for track in 0..roll.track_count() {
         for step in 0..roll.steps() {
             for row in (0..roll.pitch_count()).filter(|&row| roll.sounding_at(track, step)[row]) {
                 let struck = roll.onset(track, step, row) > 0;
-                cells.extend([track as u16, step as u16, (row - lowest) as u16, u16::from(struck)].iter().flat_map(|v| v.to_le_bytes()));
+                cells.extend(
+                    [track as u16, step as u16, (row - lowest) as u16, u16::from(struck)]
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes()),
+                );
             }
         }
     }
@@ -306,7 +315,8 @@ impl MetricsAccumulator {
     pub fn add(&mut self, roll: &Roll) {
         let specs = &roll.representation().tracks;
         if self.tracks.is_empty() {
-            self.tracks = specs.iter().map(|spec| TrackTallies { name: spec.name.clone(), ..TrackTallies::default() }).collect();
+            self.tracks =
+                specs.iter().map(|spec| TrackTallies { name: spec.name.clone(), ..TrackTallies::default() }).collect();
             let pitched: Vec<usize> = pitched_tracks(roll).collect();
             for (i, &a) in pitched.iter().enumerate() {
                 for &b in &pitched[i + 1..] {
@@ -522,7 +532,16 @@ pub(crate) mod tests {
     #[test]
     fn polyphony_needs_more_than_two_pitches_across_tracks() {
         // Steps 0-3: a triad over two tracks; 4-7: two pitches; 8-11: unison counts once.
-        let notes = [(0, 0, 60, 4), (0, 0, 64, 4), (1, 0, 67, 4), (0, 4, 60, 4), (1, 4, 64, 4), (0, 8, 60, 4), (1, 8, 60, 4), (0, 8, 64, 4)];
+        let notes = [
+            (0, 0, 60, 4),
+            (0, 0, 64, 4),
+            (1, 0, 67, 4),
+            (0, 4, 60, 4),
+            (1, 4, 64, 4),
+            (0, 8, 60, 4),
+            (1, 8, 60, 4),
+            (0, 8, 64, 4),
+        ];
         let bar = roll(4, 2, 1, &notes);
         assert!(close(polyphony(&bar).mean(), 4.0 / 16.0));
     }
@@ -545,7 +564,8 @@ pub(crate) mod tests {
         let chromatic: Vec<_> = (0..12).map(|i| (0, i, 60 + i as u8, 1)).collect();
         assert!(close(scale_consistency(&roll(4, 1, 1, &chromatic)), 7.0 / 12.0));
         // A harmonic-minor A: G sharp is outside every major and natural-minor scale that holds the rest.
-        let a_harmonic_minor: Vec<_> = [57, 59, 60, 62, 64, 65, 68, 69].iter().enumerate().map(|(i, &p)| (0, i * 2, p, 2)).collect();
+        let a_harmonic_minor: Vec<_> =
+            [57, 59, 60, 62, 64, 65, 68, 69].iter().enumerate().map(|(i, &p)| (0, i * 2, p, 2)).collect();
         assert!(close(scale_consistency(&roll(4, 1, 1, &a_harmonic_minor)), 7.0 / 8.0));
     }
 

@@ -84,7 +84,8 @@ pub fn cross_validated_accuracy(first: &[Vec<Vec<f32>>], second: &[Vec<Vec<f32>>
     }
     let mut correct = 0;
     for fold in 0..folds {
-        let (samples, labels): (Vec<&[f32]>, Vec<bool>) = dealt.iter().filter(|d| d.2 != fold).map(|d| (d.0, d.1)).unzip();
+        let (samples, labels): (Vec<&[f32]>, Vec<bool>) =
+            dealt.iter().filter(|d| d.2 != fold).map(|d| (d.0, d.1)).unzip();
         let model = LogisticRegression::fit(&samples, &labels, L2_PENALTY);
         correct += dealt.iter().filter(|d| d.2 == fold && model.predicts(d.0) == d.1).count();
     }
@@ -154,7 +155,11 @@ impl LogisticRegression {
             }
             let next: Vec<f32> = ahead.iter().zip(&slope).map(|(x, g)| x - g / smoothness).collect();
             let uphill = slope.iter().zip(next.iter().zip(&point)).map(|(g, (n, p))| g * (n - p)).sum::<f32>() > 0.0;
-            ahead = if uphill { next.clone() } else { next.iter().zip(&point).map(|(n, p)| n + momentum * (n - p)).collect() };
+            ahead = if uphill {
+                next.clone()
+            } else {
+                next.iter().zip(&point).map(|(n, p)| n + momentum * (n - p)).collect()
+            };
             point = next;
         }
         let weights: Vec<f32> = point[..width].iter().zip(&scale).map(|(w, s)| w * s).collect();
@@ -258,7 +263,9 @@ mod tests {
         let other = groups.split_off(40);
         let accuracy = cross_validated_accuracy(&groups, &other, FOLDS, 7);
         assert!((0.35..=0.65).contains(&accuracy), "{accuracy}");
-        let singles = |groups: &[Vec<Vec<f32>>]| -> Vec<Vec<Vec<f32>>> { groups.iter().flatten().map(|s| vec![s.clone()]).collect() };
+        let singles = |groups: &[Vec<Vec<f32>>]| -> Vec<Vec<Vec<f32>>> {
+            groups.iter().flatten().map(|s| vec![s.clone()]).collect()
+        };
         let split = cross_validated_accuracy(&singles(&groups), &singles(&other), FOLDS, 7);
         assert!(split > 0.7, "split groups are recognised: {split}");
     }

@@ -125,7 +125,8 @@ fn both_sounding<'a>(upper: &'a Voice, lower: &'a Voice) -> impl Iterator<Item =
 
 /// Steps at which the upper voice sounds below the lower one, over steps at which both sound.
 pub fn crossings(upper: &Voice, lower: &Voice) -> Tally {
-    let (crossed, both) = both_sounding(upper, lower).fold((0, 0), |(crossed, both), (a, b)| (crossed + usize::from(a < b), both + 1));
+    let (crossed, both) =
+        both_sounding(upper, lower).fold((0, 0), |(crossed, both), (a, b)| (crossed + usize::from(a < b), both + 1));
     Tally::of(crossed as f64, both as f64)
 }
 
@@ -140,7 +141,8 @@ pub fn parallels(upper: &Voice, lower: &Voice) -> Tally {
     for now in both_sounding(upper, lower) {
         if let Some(then) = before.filter(|&then| then != now) {
             let same_way = (now.0.cmp(&then.0)) == (now.1.cmp(&then.1)) && now.0 != then.0;
-            let perfect = interval_class(then) == interval_class(now) && PERFECT_INTERVAL_CLASSES.contains(&interval_class(now));
+            let perfect =
+                interval_class(then) == interval_class(now) && PERFECT_INTERVAL_CLASSES.contains(&interval_class(now));
             tally.add(Tally::of(f64::from(u8::from(same_way && perfect)), 1.0));
         }
         before = Some(now);
@@ -184,7 +186,11 @@ impl VoiceAccumulator {
             let (steps, quarters) = representation.steps_per_quarter();
             self.steps_per_sixteenth = steps as f64 / (4 * quarters) as f64;
             self.tracks = super::pitched_tracks(roll)
-                .map(|track| VoiceTallies { track, name: representation.tracks[track].name.clone(), ..VoiceTallies::default() })
+                .map(|track| VoiceTallies {
+                    track,
+                    name: representation.tracks[track].name.clone(),
+                    ..VoiceTallies::default()
+                })
                 .collect();
             for upper in 0..self.tracks.len() {
                 for lower in upper + 1..self.tracks.len() {
@@ -395,7 +401,8 @@ mod tests {
 
     /// Two voices of one bar, each as (start, pitch, length) notes.
     fn duet(upper: &[(usize, u8, usize)], lower: &[(usize, u8, usize)]) -> (Voice, Voice) {
-        let notes: Vec<_> = upper.iter().map(|&(s, p, l)| (0, s, p, l)).chain(lower.iter().map(|&(s, p, l)| (1, s, p, l))).collect();
+        let notes: Vec<_> =
+            upper.iter().map(|&(s, p, l)| (0, s, p, l)).chain(lower.iter().map(|&(s, p, l)| (1, s, p, l))).collect();
         let bar = roll(4, 2, 1, &notes);
         (voice(&bar, 0), voice(&bar, 1))
     }

@@ -1,8 +1,8 @@
 //! The model card (`model.json`): everything needed to rebuild a decoder around its weights
 //! and to use it well, validated before a single weight is read.
 
-use crate::roll::{Representation, RepresentationError};
 use crate::metrics::attributes::Attribute;
+use crate::roll::{Representation, RepresentationError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -337,7 +337,10 @@ impl ModelCard {
                 return Err(field(format!("architecture.{name}"), format!("{value} is not 1..=8192")));
             }
         }
-        if arch.patch == 0 || representation.steps_per_bar() % arch.patch != 0 || representation.pitch_count() % arch.patch != 0 {
+        if arch.patch == 0
+            || representation.steps_per_bar() % arch.patch != 0
+            || representation.pitch_count() % arch.patch != 0
+        {
             return Err(field(
                 "architecture.patch",
                 format!(
@@ -353,17 +356,26 @@ impl ModelCard {
         }
         if let Some(mode) = arch.track_latents {
             let (shared, private) = mode.split(self.latent_size, representation.track_count());
-            if shared + private * representation.track_count() != self.latent_size || (mode != TrackLatents::Composer && private == 0) {
+            if shared + private * representation.track_count() != self.latent_size
+                || (mode != TrackLatents::Composer && private == 0)
+            {
                 return Err(field(
                     "latent_size",
-                    format!("{} does not split into {mode:?} latents for {} tracks", self.latent_size, representation.track_count()),
+                    format!(
+                        "{} does not split into {mode:?} latents for {} tracks",
+                        self.latent_size,
+                        representation.track_count()
+                    ),
                 ));
             }
         }
         if self.preset == Preset::Midinet && self.latent_size % usize::from(representation.bars_per_phrase) != 0 {
             return Err(field(
                 "latent_size",
-                format!("{} is not a whole latent per bar for {} bars (midinet)", self.latent_size, representation.bars_per_phrase),
+                format!(
+                    "{} is not a whole latent per bar for {} bars (midinet)",
+                    self.latent_size, representation.bars_per_phrase
+                ),
             ));
         }
         if arch.chord_condition && self.preset != Preset::Midinet {
@@ -373,16 +385,27 @@ impl ModelCard {
             return Err(field("architecture.voice", "set for the voices preset, and only for it"));
         }
         if let Some(voice) = &arch.voice {
-            for (name, value) in [("embed", voice.embed), ("age_embed", voice.age_embed), ("position_embed", voice.position_embed), ("context", voice.context), ("head", voice.head)] {
+            for (name, value) in [
+                ("embed", voice.embed),
+                ("age_embed", voice.age_embed),
+                ("position_embed", voice.position_embed),
+                ("context", voice.context),
+                ("head", voice.head),
+            ] {
                 if value == 0 || value > 8192 {
                     return Err(field(format!("architecture.voice.{name}"), format!("{value} is not 1..=8192")));
                 }
             }
         }
         let decoding = &self.decoding;
-        for (name, value) in [("onset_threshold", decoding.onset_threshold), ("sustain_threshold", decoding.sustain_threshold)] {
+        for (name, value) in
+            [("onset_threshold", decoding.onset_threshold), ("sustain_threshold", decoding.sustain_threshold)]
+        {
             if !(value > 0.0 && value < 1.0) {
-                return Err(field(format!("decoding.{name}"), format!("{value} is not a probability strictly between 0 and 1")));
+                return Err(field(
+                    format!("decoding.{name}"),
+                    format!("{value} is not a probability strictly between 0 and 1"),
+                ));
             }
         }
         if decoding.monophonic.len() != representation.track_count() {
@@ -412,16 +435,24 @@ impl ModelCard {
             return Err(field("decoding.default_velocity", format!("{} is not 1..=127", decoding.default_velocity)));
         }
         if self.latent_center.len() != self.latent_size {
-            return Err(field("latent_center", format!("{} values for a latent of {}", self.latent_center.len(), self.latent_size)));
+            return Err(field(
+                "latent_center",
+                format!("{} values for a latent of {}", self.latent_center.len(), self.latent_size),
+            ));
         }
         if self.latent_center.iter().any(|v| !v.is_finite()) {
             return Err(field("latent_center", "holds a value that is not a finite number"));
         }
-        let directions = self.macro_knobs.iter().enumerate().map(|(i, k)| (format!("macro_knobs[{i}]"), &k.direction, k.spread));
-        let named = self.named_knobs.iter().enumerate().map(|(i, k)| (format!("named_knobs[{i}]"), &k.direction, k.spread));
+        let directions =
+            self.macro_knobs.iter().enumerate().map(|(i, k)| (format!("macro_knobs[{i}]"), &k.direction, k.spread));
+        let named =
+            self.named_knobs.iter().enumerate().map(|(i, k)| (format!("named_knobs[{i}]"), &k.direction, k.spread));
         for (name, direction, spread) in directions.chain(named) {
             if direction.len() != self.latent_size {
-                return Err(field(format!("{name}.direction"), format!("{} values for a latent of {}", direction.len(), self.latent_size)));
+                return Err(field(
+                    format!("{name}.direction"),
+                    format!("{} values for a latent of {}", direction.len(), self.latent_size),
+                ));
             }
             let norm = direction.iter().map(|v| v * v).sum::<f32>().sqrt();
             if !norm.is_finite() || (norm - 1.0).abs() > 1e-3 {
@@ -431,8 +462,16 @@ impl ModelCard {
                 return Err(field(format!("{name}.spread"), format!("{spread} is not a finite spread")));
             }
         }
-        if let Some(twice) = self.named_knobs.iter().enumerate().find(|(i, k)| self.named_knobs[..*i].iter().any(|other| other.attribute == k.attribute)) {
-            return Err(field(format!("named_knobs[{}]", twice.0), format!("a second knob for {:?}", twice.1.attribute)));
+        if let Some(twice) = self
+            .named_knobs
+            .iter()
+            .enumerate()
+            .find(|(i, k)| self.named_knobs[..*i].iter().any(|other| other.attribute == k.attribute))
+        {
+            return Err(field(
+                format!("named_knobs[{}]", twice.0),
+                format!("a second knob for {:?}", twice.1.attribute),
+            ));
         }
         Ok(())
     }
@@ -458,25 +497,58 @@ impl fmt::Display for ModelCard {
         writeln!(
             f,
             "  latent {}; hidden {}, bar hidden {}, {} channels, {}x{} patches",
-            self.latent_size, self.architecture.hidden, self.architecture.bar_hidden, self.architecture.channels, self.architecture.patch, self.architecture.patch
+            self.latent_size,
+            self.architecture.hidden,
+            self.architecture.bar_hidden,
+            self.architecture.channels,
+            self.architecture.patch,
+            self.architecture.patch
         )?;
         let d = &self.decoding;
         match &self.architecture.voice {
             Some(v) => {
                 let leading = if v.leading { ", voice-leading scores" } else { "" };
-                writeln!(f, "  voices: pitch embedding {}, age {}, position {}, context {}, heads {}{leading}", v.embed, v.age_embed, v.position_embed, v.context, v.head)?;
-                writeln!(f, "  temperature {:.2}, rest bias {:+.2}, crossing bias {:+.2}, parallel bias {:+.2}", d.temperature, d.rest_bias, d.crossing_bias, d.parallel_bias)?;
+                writeln!(
+                    f,
+                    "  voices: pitch embedding {}, age {}, position {}, context {}, heads {}{leading}",
+                    v.embed, v.age_embed, v.position_embed, v.context, v.head
+                )?;
+                writeln!(
+                    f,
+                    "  temperature {:.2}, rest bias {:+.2}, crossing bias {:+.2}, parallel bias {:+.2}",
+                    d.temperature, d.rest_bias, d.crossing_bias, d.parallel_bias
+                )?;
             }
-            None => writeln!(f, "  onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}", d.onset_threshold, d.sustain_threshold, d.temperature)?,
+            None => writeln!(
+                f,
+                "  onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}",
+                d.onset_threshold, d.sustain_threshold, d.temperature
+            )?,
         }
         for knob in &self.macro_knobs {
-            writeln!(f, "  {}: spread {:.3}, {:.1} % of the latent variance", knob.name, knob.spread, 100.0 * knob.variance_share)?;
+            writeln!(
+                f,
+                "  {}: spread {:.3}, {:.1} % of the latent variance",
+                knob.name,
+                knob.spread,
+                100.0 * knob.variance_share
+            )?;
         }
         for knob in &self.named_knobs {
-            writeln!(f, "  {}: spread {:.3}, Spearman ρ {:.3} over its sweep", knob.attribute.knob_name(), knob.spread, knob.rho)?;
+            writeln!(
+                f,
+                "  {}: spread {:.3}, Spearman ρ {:.3} over its sweep",
+                knob.attribute.knob_name(),
+                knob.spread,
+                knob.rho
+            )?;
         }
         let t = &self.training;
-        writeln!(f, "  trained on {} ({} pieces, {} bars): {} epochs, {} steps, {:.0} s, {:.0} bars/s on {}", t.data, t.pieces, t.bars, t.epochs, t.steps, t.wall_seconds, t.bars_per_second, t.device)?;
+        writeln!(
+            f,
+            "  trained on {} ({} pieces, {} bars): {} epochs, {} steps, {:.0} s, {:.0} bars/s on {}",
+            t.data, t.pieces, t.bars, t.epochs, t.steps, t.wall_seconds, t.bars_per_second, t.device
+        )?;
         if !t.terms.is_empty() {
             writeln!(f, "  terms: {}", t.terms)?;
         }
@@ -490,7 +562,8 @@ pub(crate) fn test_voice_card() -> ModelCard {
     let mut card = test_card();
     card.preset = Preset::Voices;
     card.decoding.monophonic = vec![true, true];
-    card.architecture.voice = Some(VoiceArchitecture { embed: 5, age_embed: 3, position_embed: 2, context: 4, head: 7, leading: true });
+    card.architecture.voice =
+        Some(VoiceArchitecture { embed: 5, age_embed: 3, position_embed: 2, context: 4, head: 7, leading: true });
     card
 }
 
@@ -512,10 +585,37 @@ pub(crate) fn test_card() -> ModelCard {
             tracks: vec![TrackSpec::new("Lead", 0), TrackSpec::new("Bass", 1)],
         },
         latent_size: 4,
-        architecture: Architecture { hidden: 8, bar_hidden: 6, channels: 3, patch: 4, track_latents: None, chord_condition: false, voice: None },
-        decoding: Decoding { onset_threshold: 0.5, sustain_threshold: 0.5, monophonic: vec![true, false], default_velocity: 90, temperature: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, harmonise_bias: 0.0, harmonise_short_note_bias: 0.0, harmonise_rest_bias: 0.0, harmonise_repeat_bias: 0.0, harmonise_leap_bias: 0.0 },
+        architecture: Architecture {
+            hidden: 8,
+            bar_hidden: 6,
+            channels: 3,
+            patch: 4,
+            track_latents: None,
+            chord_condition: false,
+            voice: None,
+        },
+        decoding: Decoding {
+            onset_threshold: 0.5,
+            sustain_threshold: 0.5,
+            monophonic: vec![true, false],
+            default_velocity: 90,
+            temperature: 0.0,
+            rest_bias: 0.0,
+            crossing_bias: 0.0,
+            parallel_bias: 0.0,
+            harmonise_bias: 0.0,
+            harmonise_short_note_bias: 0.0,
+            harmonise_rest_bias: 0.0,
+            harmonise_repeat_bias: 0.0,
+            harmonise_leap_bias: 0.0,
+        },
         latent_center: vec![0.0; 4],
-        macro_knobs: vec![MacroKnob { name: "Macro 1".into(), direction: vec![0.0, 1.0, 0.0, 0.0], spread: 2.0, variance_share: 0.5 }],
+        macro_knobs: vec![MacroKnob {
+            name: "Macro 1".into(),
+            direction: vec![0.0, 1.0, 0.0, 0.0],
+            spread: 2.0,
+            variance_share: 0.5,
+        }],
         named_knobs: Vec::new(),
         training: TrainingInfo::default(),
     }
@@ -533,15 +633,22 @@ mod tests {
 
     #[test]
     fn named_knobs_are_checked_like_macro_knobs_and_never_twice() {
-        let knob = NamedKnob { attribute: Attribute::Register, direction: vec![1.0, 0.0, 0.0, 0.0], spread: 0.5, rho: 0.97 };
+        let knob =
+            NamedKnob { attribute: Attribute::Register, direction: vec![1.0, 0.0, 0.0, 0.0], spread: 0.5, rho: 0.97 };
         let mut card = test_card();
         card.named_knobs = vec![knob.clone()];
         assert_eq!(ModelCard::from_json(&card.to_json()).unwrap(), card);
-        assert!(refusal(|c| c.named_knobs = vec![NamedKnob { direction: vec![2.0, 0.0, 0.0, 0.0], ..knob.clone() }]).contains("named_knobs[0].direction: length 2"));
-        assert!(refusal(|c| c.named_knobs = vec![knob.clone(), knob.clone()]).contains("named_knobs[1]: a second knob for Register"));
+        assert!(refusal(|c| c.named_knobs = vec![NamedKnob { direction: vec![2.0, 0.0, 0.0, 0.0], ..knob.clone() }])
+            .contains("named_knobs[0].direction: length 2"));
+        assert!(refusal(|c| c.named_knobs = vec![knob.clone(), knob.clone()])
+            .contains("named_knobs[1]: a second knob for Register"));
         let mut old: serde_json::Value = serde_json::from_str(&test_card().to_json()).unwrap();
         assert!(old.as_object_mut().unwrap().remove("named_knobs").is_some());
-        assert_eq!(ModelCard::from_json(&old.to_string()).unwrap(), test_card(), "cards from before named knobs still load");
+        assert_eq!(
+            ModelCard::from_json(&old.to_string()).unwrap(),
+            test_card(),
+            "cards from before named knobs still load"
+        );
     }
 
     #[test]
@@ -553,7 +660,10 @@ mod tests {
 
     #[test]
     fn versions_are_checked_first() {
-        let future = test_card().to_json().replace("\"schema_version\": 1", "\"schema_version\": 7").replace("\"name\"", "\"renamed\"");
+        let future = test_card()
+            .to_json()
+            .replace("\"schema_version\": 1", "\"schema_version\": 7")
+            .replace("\"name\"", "\"renamed\"");
         assert_eq!(ModelCard::from_json(&future).unwrap_err(), CardError::SchemaVersion { found: 7 });
         let unversioned = test_card().to_json().replace("\"schema_version\": 1,", "");
         assert!(ModelCard::from_json(&unversioned).unwrap_err().to_string().contains("schema_version: missing"));

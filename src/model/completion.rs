@@ -28,7 +28,8 @@ pub struct GivenParts {
 
 impl GivenParts {
     pub(crate) fn covers(&self, track: usize, step: usize) -> bool {
-        self.tracks.contains(&track) || (self.steps.contains(&step) && (self.steps_in.is_empty() || self.steps_in.contains(&track)))
+        self.tracks.contains(&track)
+            || (self.steps.contains(&step) && (self.steps_in.is_empty() || self.steps_in.contains(&track)))
     }
 
     /// The notes of `phrase` that start in given cells, alone.
@@ -60,7 +61,9 @@ pub enum SourceError {
     Distance,
     #[error("part {part} to keep: this model has parts 1 to {parts}")]
     NoSuchPart { part: usize, parts: usize },
-    #[error("the clip plays all {0} parts, so there is nothing to harmonise; keep fewer parts (the top one alone, say)")]
+    #[error(
+        "the clip plays all {0} parts, so there is nothing to harmonise; keep fewer parts (the top one alone, say)"
+    )]
     NothingToHarmonise(usize),
     #[error("follow chords needs a chord: hold one on Dreamroll's MIDI input, or give a clip of chords")]
     NoChord,
@@ -83,7 +86,14 @@ pub const CHORD_BIAS: f32 = -6.0;
 /// from the seed's stream for the phrase; of one, its first floor((1 - distance) x bars)
 /// bars (the model continues from them). Parts the clip does not play are the model's to
 /// write, as it learnt to, and are dropped afterwards (see `render_varied`).
-pub(crate) fn kept_when_varied(played: &[usize], bars: usize, steps_per_bar: usize, distance: f32, seed: u64, k: usize) -> GivenParts {
+pub(crate) fn kept_when_varied(
+    played: &[usize],
+    bars: usize,
+    steps_per_bar: usize,
+    distance: f32,
+    seed: u64,
+    k: usize,
+) -> GivenParts {
     let mut tracks = Vec::with_capacity(played.len());
     if played.len() > 1 {
         let rewritten = (distance * played.len() as f32).ceil() as usize;

@@ -21,7 +21,10 @@ pub struct ConvCritic {
 
 impl ConvCritic {
     pub fn new(shape: Shape, vb: VarBuilder) -> Result<ConvCritic> {
-        Ok(ConvCritic { reader: PhraseReader::new(shape, vb.clone())?, score: linear(shape.hidden, 1, vb.pp("score"))? })
+        Ok(ConvCritic {
+            reader: PhraseReader::new(shape, vb.clone())?,
+            score: linear(shape.hidden, 1, vb.pp("score"))?,
+        })
     }
 }
 

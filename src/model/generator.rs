@@ -3,22 +3,22 @@
 
 use super::card::{CardError, ModelCard, Preset};
 use super::completion::{kept_when_varied, slerp, GivenParts, SourceError, CHORD_BIAS, KEY_BIAS};
-use super::source::{Morph, MorphPoint, Source, SourceMode};
 use super::latent::{anchored_latent, phrase_latents};
-use super::voices::sampler::{ChordGuide, ALL_PITCH_CLASSES, GUIDE_BARS};
-use crate::metrics::chords::{bar_chords, key_scale, key_scale_of_chords, strong_beat_steps, PitchClasses};
-use crate::roll::{Clip, ClipError, Take, MOST_TAKE_BARS};
+use super::layers::Shape;
 use super::learned_phrases::{LearnedPhrases, LEARNED_PHRASES_FILE};
-use super::rolls::{logits_to_roll, DecodeOptions};
 use super::midinet::{MidinetGenerator, CHORD_SIZE};
 use super::musegan::MuseganGenerator;
-use super::layers::Shape;
+use super::rolls::{logits_to_roll, DecodeOptions};
+use super::source::{Morph, MorphPoint, Source, SourceMode};
 use super::vae::{Decoder, Encoder};
 use super::voices::network::{VoiceNetwork, VoiceShape};
 use super::voices::sampler::Sampling;
+use super::voices::sampler::{ChordGuide, ALL_PITCH_CLASSES, GUIDE_BARS};
 use super::voices::{VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
 use crate::files::{read_limited, FileError};
+use crate::metrics::chords::{bar_chords, key_scale, key_scale_of_chords, strong_beat_steps, PitchClasses};
 use crate::roll::Roll;
+use crate::roll::{Clip, ClipError, Take, MOST_TAKE_BARS};
 use candle_core::{bail, DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
@@ -85,10 +85,13 @@ impl Generator {
         let vb = vb.pp("decoder");
         let network = match (card.preset, card.architecture.track_latents) {
             (Preset::Voices, _) => {
-                let shape = VoiceShape::of(&card).ok_or_else(|| ModelError::Mismatch("a voices card without voice sizes".into()))?;
+                let shape = VoiceShape::of(&card)
+                    .ok_or_else(|| ModelError::Mismatch("a voices card without voice sizes".into()))?;
                 Network::Voices(Box::new(VoiceDecoder::new(shape, vb).map_err(mismatch)?))
             }
-            (Preset::Musegan, Some(mode)) => Network::Musegan(MuseganGenerator::new(shape, mode, vb).map_err(mismatch)?),
+            (Preset::Musegan, Some(mode)) => {
+                Network::Musegan(MuseganGenerator::new(shape, mode, vb).map_err(mismatch)?)
+            }
             (Preset::Midinet, _) => {
                 let chords = if card.architecture.chord_condition { CHORD_SIZE } else { 0 };
                 Network::Midinet(MidinetGenerator::new(shape, chords, vb).map_err(mismatch)?)
@@ -113,7 +116,9 @@ impl Generator {
     /// trainer writes `encoder.safetensors`).
     pub fn with_encoder_bytes(mut self, weights: &[u8]) -> Result<Generator, ModelError> {
         let vb = VarBuilder::from_tensors(finite_tensors(weights)?, DType::F32, &self.device);
-        self.encoder = Some(Encoder::new(Shape::of(&self.card), vb.pp("encoder")).map_err(|e| ModelError::Mismatch(e.to_string()))?);
+        self.encoder = Some(
+            Encoder::new(Shape::of(&self.card), vb.pp("encoder")).map_err(|e| ModelError::Mismatch(e.to_string()))?,
+        );
         Ok(self)
     }
 
@@ -144,7 +149,12 @@ impl Generator {
 
     /// The generator with a folder's optional file taken in by `take`: older folders lack
     /// the encoder and the learned phrases, but a damaged one is an error, not an absence.
-    fn with_optional_file(self, dir: &Path, file: &str, take: fn(Generator, &[u8]) -> Result<Generator, ModelError>) -> Result<Generator, ModelError> {
+    fn with_optional_file(
+        self,
+        dir: &Path,
+        file: &str,
+        take: fn(Generator, &[u8]) -> Result<Generator, ModelError>,
+    ) -> Result<Generator, ModelError> {
         let path = dir.join(file);
         if !path.exists() {
             return Ok(self);
@@ -197,7 +207,9 @@ impl Generator {
             Network::Phrase(decoder) => decoder.forward(z),
             Network::Musegan(generator) => generator.forward(z),
             Network::Midinet(generator) => generator.forward(z, chords),
-            Network::Voices(_) => Err(candle_core::Error::Msg("the voices preset has no per-cell logits; it samples choice by choice".into())),
+            Network::Voices(_) => Err(candle_core::Error::Msg(
+                "the voices preset has no per-cell logits; it samples choice by choice".into(),
+            )),
         }
     }
 
@@ -227,12 +239,28 @@ impl Generator {
     }
 
     /// One phrase per latent.
-    pub fn generate(&self, latents: &[Vec<f32>], options: &DecodeOptions, rng: &mut impl Rng) -> candle_core::Result<Vec<Roll>> {
+    pub fn generate(
+        &self,
+        latents: &[Vec<f32>],
+        options: &DecodeOptions,
+        rng: &mut impl Rng,
+    ) -> candle_core::Result<Vec<Roll>> {
         let representation = Arc::new(self.card.representation.clone());
         if let Network::Voices(decoder) = &self.network {
-            return decoder.phrases(&representation, latents, voice_sampling(options), options.velocity, &self.learned, rng);
+            return decoder.phrases(
+                &representation,
+                latents,
+                voice_sampling(options),
+                options.velocity,
+                &self.learned,
+                rng,
+            );
         }
-        Ok(self.phrase_logits(latents)?.iter().map(|phrase| logits_to_roll(&representation, phrase, options, rng)).collect())
+        Ok(self
+            .phrase_logits(latents)?
+            .iter()
+            .map(|phrase| logits_to_roll(&representation, phrase, options, rng))
+            .collect())
     }
 }
 
@@ -258,14 +286,17 @@ impl From<FileError> for ModelError {
     fn from(error: FileError) -> Self {
         match error {
             FileError::Io { path, source } => ModelError::Io { path, source },
-            FileError::NotRegular { path } => ModelError::Io { path, source: std::io::Error::other("not a regular file") },
+            FileError::NotRegular { path } => {
+                ModelError::Io { path, source: std::io::Error::other("not a regular file") }
+            }
             FileError::TooLarge { path, bytes, .. } => ModelError::TooLarge { path, bytes },
         }
     }
 }
 
 fn finite_tensors(weights: &[u8]) -> Result<std::collections::HashMap<String, Tensor>, ModelError> {
-    let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu).map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
+    let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu)
+        .map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
     for (name, tensor) in &tensors {
         let values = tensor
             .to_dtype(DType::F32)
@@ -329,7 +360,8 @@ impl Generator {
     pub fn render(&self, request: &RenderRequest) -> candle_core::Result<Roll> {
         let bars_per_phrase = usize::from(self.card.representation.bars_per_phrase);
         let phrases = request.bars.max(1).div_ceil(bars_per_phrase);
-        let latents = super::latent::phrase_latents(&self.card, request.seed, request.steering(), request.variation, phrases);
+        let latents =
+            super::latent::phrase_latents(&self.card, request.seed, request.steering(), request.variation, phrases);
         let joined = self.decode_latents(&latents, request)?;
         Ok(joined.slice(0..request.bars.max(1) * self.card.representation.steps_per_bar()))
     }
@@ -346,7 +378,14 @@ impl Generator {
                 let sampling = voice_sampling(&options);
                 let mut phrases = Vec::with_capacity(latents.len());
                 for z in latents {
-                    phrases.extend(decoder.phrases(&representation, std::slice::from_ref(z), sampling, options.velocity, &self.learned, &mut phrase_stream(request.seed, z))?);
+                    phrases.extend(decoder.phrases(
+                        &representation,
+                        std::slice::from_ref(z),
+                        sampling,
+                        options.velocity,
+                        &self.learned,
+                        &mut phrase_stream(request.seed, z),
+                    )?);
                 }
                 phrases
             }
@@ -365,14 +404,23 @@ impl Generator {
 
     /// The decoded bars `source` asks for: the one entry point of the plugin's engine and of
     /// `dreamroll render`, so that both write the same notes from the same clip and settings.
-    pub fn render_from(&self, request: &RenderRequest, source: &Source, clip: Option<&Clip>) -> std::result::Result<Roll, SourceError> {
+    pub fn render_from(
+        &self,
+        request: &RenderRequest,
+        source: &Source,
+        clip: Option<&Clip>,
+    ) -> std::result::Result<Roll, SourceError> {
         match (source.mode, clip) {
             (SourceMode::Dream, _) => Ok(match &source.morph {
                 Some(morph) => self.render_morph(request, morph)?,
                 None => self.render(request)?,
             }),
             (SourceMode::FollowChords, clip) => {
-                let mut chords = if source.chords.is_empty() { clip.map(|c| bar_chords(&c.roll)).unwrap_or_default() } else { source.chords.clone() };
+                let mut chords = if source.chords.is_empty() {
+                    clip.map(|c| bar_chords(&c.roll)).unwrap_or_default()
+                } else {
+                    source.chords.clone()
+                };
                 // A silent bar of a chord track keeps the chord before it.
                 for bar in 1..chords.len() {
                     if chords[bar] == 0 {
@@ -412,7 +460,14 @@ impl Generator {
     /// written under `latent` (velocities are the pattern's to set, as for every note). Only
     /// the voice decoder can: the other presets decode every cell at once, with nothing to
     /// hold fixed.
-    pub fn complete(&self, phrase: &Roll, given: &GivenParts, latent: &[f32], options: &DecodeOptions, rng: &mut impl rand::Rng) -> candle_core::Result<Roll> {
+    pub fn complete(
+        &self,
+        phrase: &Roll,
+        given: &GivenParts,
+        latent: &[f32],
+        options: &DecodeOptions,
+        rng: &mut impl rand::Rng,
+    ) -> candle_core::Result<Roll> {
         let card = self.card();
         let Some(decoder) = self.voice_decoder() else {
             bail!("the {} preset writes every note at once and cannot keep given ones; a voices model can", card.preset)
@@ -425,9 +480,22 @@ impl Generator {
             bail!("part {} is not one of the model's {} parts", track + 1, representation.track_count());
         }
         let tokens = super::voices::tokens::roll_to_tokens(phrase).tokens;
-        let choices: Vec<Vec<Option<u32>>> =
-            tokens.iter().enumerate().map(|(step, row)| row.iter().enumerate().map(|(track, &token)| given.covers(track, step).then_some(token)).collect()).collect();
-        decoder.complete(&representation, latent, &choices, voice_sampling(options), options.velocity, self.learned_phrases(), rng)
+        let choices: Vec<Vec<Option<u32>>> = tokens
+            .iter()
+            .enumerate()
+            .map(|(step, row)| {
+                row.iter().enumerate().map(|(track, &token)| given.covers(track, step).then_some(token)).collect()
+            })
+            .collect();
+        decoder.complete(
+            &representation,
+            latent,
+            &choices,
+            voice_sampling(options),
+            options.velocity,
+            self.learned_phrases(),
+            rng,
+        )
     }
 
     /// `request.bars` bars between two points: phrase k's latent is `morph.amount` of the way
@@ -437,16 +505,30 @@ impl Generator {
         let bars = request.bars.max(1);
         let phrases = bars.div_ceil(usize::from(card.representation.bars_per_phrase));
         let (a, b) = (self.point_latents(&morph.a, request, phrases)?, self.point_latents(&morph.b, request, phrases)?);
-        let latents: Vec<Vec<f32>> = a.iter().zip(&b).map(|(a, b)| slerp(a, b, super::latent::unit_interval(morph.amount))).collect();
+        let latents: Vec<Vec<f32>> =
+            a.iter().zip(&b).map(|(a, b)| slerp(a, b, super::latent::unit_interval(morph.amount))).collect();
         Ok(self.decode_latents(&latents, request)?.slice(0..bars * card.representation.steps_per_bar()))
     }
 
     /// A point's latents for `count` phrases.
-    fn point_latents(&self, point: &MorphPoint, request: &RenderRequest, count: usize) -> candle_core::Result<Vec<Vec<f32>>> {
+    fn point_latents(
+        &self,
+        point: &MorphPoint,
+        request: &RenderRequest,
+        count: usize,
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
         match point {
-            MorphPoint::Dream { seed, knobs, named } => Ok(phrase_latents(self.card(), *seed, super::latent::Knobs { macros: knobs, named }, request.variation, count)),
+            MorphPoint::Dream { seed, knobs, named } => Ok(phrase_latents(
+                self.card(),
+                *seed,
+                super::latent::Knobs { macros: knobs, named },
+                request.variation,
+                count,
+            )),
             MorphPoint::Clip(take) => {
-                let clip = self.read_take(take, MOST_TAKE_BARS as usize).map_err(|e| candle_core::Error::Msg(format!("a morph point's clip: {e}")))?;
+                let clip = self
+                    .read_take(take, MOST_TAKE_BARS as usize)
+                    .map_err(|e| candle_core::Error::Msg(format!("a morph point's clip: {e}")))?;
                 let Some(codes) = self.encode(&self.clip_phrases(&clip.roll))? else {
                     bail!("model {} has no encoder (encoder.safetensors) to read a clip with", self.card().name)
                 };
@@ -468,7 +550,8 @@ impl Generator {
         let representation = Arc::new(card.representation.clone());
         let bars_per_phrase = usize::from(representation.bars_per_phrase);
         let bars = request.bars.max(1);
-        let latents = phrase_latents(card, request.seed, request.steering(), request.variation, bars.div_ceil(bars_per_phrase));
+        let latents =
+            phrase_latents(card, request.seed, request.steering(), request.variation, bars.div_ceil(bars_per_phrase));
         let options = self.request_options(request);
         // Between strong beats the notes keep to the key the chords are in.
         let scale = key_scale_of_chords(chords);
@@ -487,7 +570,14 @@ impl Generator {
                 *chord = chords[(k * bars_per_phrase + b) % chords.len()];
             }
             let sampling = voice_sampling(&DecodeOptions { guide: Some(guide), ..options.clone() });
-            phrases.extend(decoder.phrases(&representation, std::slice::from_ref(z), sampling, options.velocity, self.learned_phrases(), &mut phrase_stream(request.seed, z))?);
+            phrases.extend(decoder.phrases(
+                &representation,
+                std::slice::from_ref(z),
+                sampling,
+                options.velocity,
+                self.learned_phrases(),
+                &mut phrase_stream(request.seed, z),
+            )?);
         }
         Ok(Roll::concat(&phrases).expect("at least one phrase").slice(0..bars * representation.steps_per_bar()))
     }
@@ -507,17 +597,31 @@ impl Generator {
         let Some(codes) = self.encode(&phrases)? else {
             bail!("model {} has no encoder (encoder.safetensors) to read a clip with", self.card().name)
         };
-        let guide = self.clip_key_guide(clip).map(|guide| ChordGuide { scale_bias: guide.scale_bias * (1.0 - distance), ..guide });
+        let guide = self
+            .clip_key_guide(clip)
+            .map(|guide| ChordGuide { scale_bias: guide.scale_bias * (1.0 - distance), ..guide });
         let options = DecodeOptions { guide, ..self.request_options(request) };
         let mut written = Vec::with_capacity(phrases.len());
         let played = clip.sounding_tracks();
         for (k, (phrase, code)) in phrases.iter().zip(&codes).enumerate() {
             let z = anchored_latent(self.card(), code, request.seed, k, request.steering(), distance);
-            let kept = kept_when_varied(&played, usize::from(representation.bars_per_phrase), representation.steps_per_bar(), distance, request.seed, k);
+            let kept = kept_when_varied(
+                &played,
+                usize::from(representation.bars_per_phrase),
+                representation.steps_per_bar(),
+                distance,
+                request.seed,
+                k,
+            );
             let everything_kept = kept.tracks.len() == played.len() || kept.steps.len() == phrase.steps();
             // A variation of a melody is a melody: what the model wrote in the parts the clip
             // leaves silent (its context while writing) is dropped.
-            written.push(if everything_kept { phrase.clone() } else { self.complete(phrase, &kept, &z, &options, &mut phrase_stream(request.seed, &z))?.only_notes(|note| played.contains(&note.track)) });
+            written.push(if everything_kept {
+                phrase.clone()
+            } else {
+                self.complete(phrase, &kept, &z, &options, &mut phrase_stream(request.seed, &z))?
+                    .only_notes(|note| played.contains(&note.track))
+            });
         }
         Ok(Roll::concat(&written).expect("a clip holds at least one phrase").slice(0..clip.steps()))
     }
@@ -527,7 +631,12 @@ impl Generator {
     /// reading of the given parts, `request.variation` away (so the harmony is in the
     /// melody's key); a model without an encoder takes the seed's latent walk. New notes get
     /// the card's harmonise bias, so that the written parts move as often as the composer's.
-    pub fn render_harmonised(&self, request: &RenderRequest, clip: &Roll, given_tracks: &[usize]) -> candle_core::Result<Roll> {
+    pub fn render_harmonised(
+        &self,
+        request: &RenderRequest,
+        clip: &Roll,
+        given_tracks: &[usize],
+    ) -> candle_core::Result<Roll> {
         let given = GivenParts { tracks: given_tracks.to_vec(), ..GivenParts::default() };
         let phrases = self.clip_phrases(clip);
         // The written parts keep to the key of the given ones (the encoder's reading of a lone
@@ -571,7 +680,8 @@ impl Generator {
             let tail = so_far.slice(so_far.steps().saturating_sub(context_bars * bar)..so_far.steps());
             // A clip shorter than the context sits at its end, after silence.
             let before = Roll::new(grid.clone(), context_bars * bar - tail.steps());
-            let phrase = Roll::concat(&[before, tail, Roll::new(grid.clone(), new_bars * bar)]).expect("parts of one grid");
+            let phrase =
+                Roll::concat(&[before, tail, Roll::new(grid.clone(), new_bars * bar)]).expect("parts of one grid");
             let z = self.latent_for_given(&given, &phrase, request, k)?;
             let written = self.complete(&phrase, &given, &z, &options, &mut phrase_stream(request.seed, &z))?;
             so_far = Roll::concat(&[so_far, written.slice(context_bars * bar..written.steps())]).expect("one grid");
@@ -582,7 +692,9 @@ impl Generator {
     /// A guide that keeps what is written in `scale` (`None`: no guide).
     fn key_guide(&self, scale: Option<PitchClasses>) -> Option<ChordGuide> {
         let representation = &self.card().representation;
-        scale.map(|scale| ChordGuide::scale_only(scale, representation.steps_per_bar(), representation.lowest_pitch, KEY_BIAS))
+        scale.map(|scale| {
+            ChordGuide::scale_only(scale, representation.steps_per_bar(), representation.lowest_pitch, KEY_BIAS)
+        })
     }
 
     /// The key of every part the clip plays, as a guide for what is written from it.
@@ -592,7 +704,13 @@ impl Generator {
 
     /// The latent to write phrase `k` under: the encoder's reading of its given parts,
     /// `request.variation` away, or without an encoder the seed's latent walk.
-    fn latent_for_given(&self, given: &GivenParts, phrase: &Roll, request: &RenderRequest, k: usize) -> candle_core::Result<Vec<f32>> {
+    fn latent_for_given(
+        &self,
+        given: &GivenParts,
+        phrase: &Roll,
+        request: &RenderRequest,
+        k: usize,
+    ) -> candle_core::Result<Vec<f32>> {
         let card = self.card();
         Ok(match self.encode(&[given.of(phrase)])? {
             Some(codes) => anchored_latent(card, &codes[0], request.seed, k, request.steering(), request.variation),
@@ -605,7 +723,8 @@ impl Generator {
         let representation = &self.card().representation;
         let length = representation.steps_per_phrase();
         let whole = clip.steps().div_ceil(length).max(1) * length;
-        let padded = Roll::concat(&[clip.clone(), Roll::new(clip.representation().clone(), whole - clip.steps())]).expect("one grid");
+        let padded = Roll::concat(&[clip.clone(), Roll::new(clip.representation().clone(), whole - clip.steps())])
+            .expect("one grid");
         let bars = usize::from(representation.bars_per_phrase);
         padded.phrases(bars, bars)
     }
@@ -613,7 +732,9 @@ impl Generator {
 
 /// The stream a phrase draws from: named by the seed and its latent, as `render` names it.
 fn phrase_stream(seed: u64, z: &[f32]) -> rand_chacha::ChaCha8Rng {
-    rand_chacha::ChaCha8Rng::seed_from_u64(crate::hash::fnv1a(seed.to_le_bytes().into_iter().chain(z.iter().flat_map(|v| v.to_le_bytes()))))
+    rand_chacha::ChaCha8Rng::seed_from_u64(crate::hash::fnv1a(
+        seed.to_le_bytes().into_iter().chain(z.iter().flat_map(|v| v.to_le_bytes())),
+    ))
 }
 
 #[cfg(test)]
@@ -640,7 +761,15 @@ mod tests {
     }
 
     fn request(seed: u64) -> RenderRequest {
-        RenderRequest { bars: 5, seed, knobs: vec![], variation: 0.5, temperature: Some(0.0), density: 0.0, named: Vec::new() }
+        RenderRequest {
+            bars: 5,
+            seed,
+            knobs: vec![],
+            variation: 0.5,
+            temperature: Some(0.0),
+            density: 0.0,
+            named: Vec::new(),
+        }
     }
 
     #[test]
@@ -729,7 +858,8 @@ mod tests {
         let varmap = VarMap::new();
         let card = crate::model::card::test_voice_card();
         Generator::build(card, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
-        let tensors: HashMap<String, Tensor> = varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let tensors: HashMap<String, Tensor> =
+            varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         bytes(&tensors)
     }
 
@@ -745,9 +875,15 @@ mod tests {
         assert_eq!(roll.steps(), 5 * 16);
         assert_eq!(roll, generator.render(&sampled).unwrap(), "the same request, the same notes");
         for track in 0..roll.track_count() {
-            assert!((0..roll.steps()).all(|step| roll.sounding_at(track, step).iter().filter(|&&s| s).count() <= 1), "track {track} is one voice");
+            assert!(
+                (0..roll.steps()).all(|step| roll.sounding_at(track, step).iter().filter(|&&s| s).count() <= 1),
+                "track {track} is one voice"
+            );
         }
-        assert!(generator.logits(&Tensor::zeros((1, 4), DType::F32, &Device::Cpu).unwrap()).is_err(), "no per-cell logits to misread");
+        assert!(
+            generator.logits(&Tensor::zeros((1, 4), DType::F32, &Device::Cpu).unwrap()).is_err(),
+            "no per-cell logits to misread"
+        );
         let strict = generator.render(&RenderRequest { variation: 0.0, bars: 6, ..sampled.clone() }).unwrap();
         assert_eq!(strict.slice(0..32), strict.slice(32..64), "with no variation the loop repeats, even when sampling");
         let busy = generator.render(&RenderRequest { density: 1.0, ..sampled.clone() }).unwrap().notes().len();
@@ -763,13 +899,20 @@ mod tests {
         let free = generator.render(&sampled).unwrap();
         let generator = generator.with_learned_phrases(LearnedPhrases::of(&free.phrases(2, 2)));
         let guarded = generator.render(&sampled).unwrap();
-        assert!(guarded.phrases(2, 2).iter().all(|phrase| !generator.learned_phrases().contains(phrase)), "no learned phrase is handed out");
+        assert!(
+            guarded.phrases(2, 2).iter().all(|phrase| !generator.learned_phrases().contains(phrase)),
+            "no learned phrase is handed out"
+        );
         assert_eq!(guarded, generator.render(&sampled).unwrap(), "the same request, the same notes");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(CARD_FILE), generator.card().to_json()).unwrap();
         std::fs::write(dir.path().join(DECODER_FILE), &weights).unwrap();
         std::fs::write(dir.path().join(LEARNED_PHRASES_FILE), generator.learned_phrases().to_bytes()).unwrap();
-        assert_eq!(Generator::from_dir(dir.path()).unwrap().render(&sampled).unwrap(), guarded, "the folder's file guards the same");
+        assert_eq!(
+            Generator::from_dir(dir.path()).unwrap().render(&sampled).unwrap(),
+            guarded,
+            "the folder's file guards the same"
+        );
         std::fs::write(dir.path().join(LEARNED_PHRASES_FILE), b"DRPHRAS1garbage").unwrap();
         let error = Generator::from_dir(dir.path()).err().unwrap().to_string();
         assert!(error.contains("learned-phrases.bin: learned phrases: cut off"), "{error}");
@@ -794,7 +937,8 @@ mod source_tests {
     use std::collections::HashMap;
 
     fn safetensors(varmap: &VarMap) -> Vec<u8> {
-        let tensors: HashMap<String, Tensor> = varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let tensors: HashMap<String, Tensor> =
+            varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
         candle_core::safetensors::save(&tensors, &path).unwrap();
@@ -805,9 +949,14 @@ mod source_tests {
     fn voices_with_encoder() -> Generator {
         let card = test_voice_card();
         let (decoder, encoder) = (VarMap::new(), VarMap::new());
-        Generator::build(card.clone(), VarBuilder::from_varmap(&decoder, DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
-        Encoder::new(Shape::of(&card), VarBuilder::from_varmap(&encoder, DType::F32, &Device::Cpu).pp("encoder")).unwrap();
-        Generator::from_bytes(&card.to_json(), &safetensors(&decoder)).unwrap().with_encoder_bytes(&safetensors(&encoder)).unwrap()
+        Generator::build(card.clone(), VarBuilder::from_varmap(&decoder, DType::F32, &Device::Cpu), &Device::Cpu)
+            .unwrap();
+        Encoder::new(Shape::of(&card), VarBuilder::from_varmap(&encoder, DType::F32, &Device::Cpu).pp("encoder"))
+            .unwrap();
+        Generator::from_bytes(&card.to_json(), &safetensors(&decoder))
+            .unwrap()
+            .with_encoder_bytes(&safetensors(&encoder))
+            .unwrap()
     }
 
     /// Three bars of a melody on the lead (track 0) of the test card's grid.
@@ -820,7 +969,15 @@ mod source_tests {
     }
 
     fn sampled() -> RenderRequest {
-        RenderRequest { bars: 3, seed: 5, knobs: vec![], variation: 0.3, temperature: Some(1.0), density: 0.0, named: Vec::new() }
+        RenderRequest {
+            bars: 3,
+            seed: 5,
+            knobs: vec![],
+            variation: 0.3,
+            temperature: Some(1.0),
+            density: 0.0,
+            named: Vec::new(),
+        }
     }
 
     fn track_notes(roll: &Roll, track: usize) -> Vec<GridNote> {
@@ -835,8 +992,15 @@ mod source_tests {
         assert_eq!(harmonised.steps(), clip.steps(), "the clip's length");
         assert_eq!(track_notes(&harmonised, 0), track_notes(&clip, 0), "the melody as it was played");
         assert!(!track_notes(&harmonised, 1).is_empty(), "a part written under it");
-        assert_eq!(harmonised, generator.render_harmonised(&sampled(), &clip, &[0]).unwrap(), "the same request, the same notes");
-        assert_ne!(harmonised, generator.render_harmonised(&RenderRequest { seed: 6, ..sampled() }, &clip, &[0]).unwrap());
+        assert_eq!(
+            harmonised,
+            generator.render_harmonised(&sampled(), &clip, &[0]).unwrap(),
+            "the same request, the same notes"
+        );
+        assert_ne!(
+            harmonised,
+            generator.render_harmonised(&RenderRequest { seed: 6, ..sampled() }, &clip, &[0]).unwrap()
+        );
     }
 
     #[test]
@@ -867,8 +1031,16 @@ mod source_tests {
         assert_eq!(kept, 1, "of two parts, one is rewritten and one kept");
         let all_new = generator.render_varied(&sampled(), &clip, 1.0).unwrap();
         assert!((0..2).all(|t| track_notes(&all_new, t) != track_notes(&clip, t)), "at 1 every part is new");
-        assert_eq!(kept_when_varied(&[0], 4, 16, 0.3, 8, 0), GivenParts { tracks: vec![], steps: 0..32, steps_in: vec![0] }, "of one part, its first bars are kept");
-        assert_eq!(kept_when_varied(&[0, 1, 2, 3], 4, 16, 0.3, 8, 0).tracks.len(), 2, "ceil(1.2) of four parts rewritten");
+        assert_eq!(
+            kept_when_varied(&[0], 4, 16, 0.3, 8, 0),
+            GivenParts { tracks: vec![], steps: 0..32, steps_in: vec![0] },
+            "of one part, its first bars are kept"
+        );
+        assert_eq!(
+            kept_when_varied(&[0, 1, 2, 3], 4, 16, 0.3, 8, 0).tracks.len(),
+            2,
+            "ceil(1.2) of four parts rewritten"
+        );
         let melody_only = generator.render_varied(&sampled(), &melody(&generator), 0.6).unwrap();
         assert!(track_notes(&melody_only, 1).is_empty(), "a varied melody is a melody");
         assert_ne!(track_notes(&melody_only, 0), track_notes(&melody(&generator), 0));
@@ -876,12 +1048,25 @@ mod source_tests {
 
     #[test]
     fn what_a_model_cannot_do_is_said_in_words() {
-        let without_encoder = Generator::build(test_voice_card(), VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
+        let without_encoder = Generator::build(
+            test_voice_card(),
+            VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu),
+            &Device::Cpu,
+        )
+        .unwrap();
         let clip = melody(&without_encoder);
         let error = without_encoder.render_varied(&sampled(), &clip, 0.2).unwrap_err().to_string();
         assert!(error.contains("has no encoder"), "{error}");
-        assert!(without_encoder.render_harmonised(&sampled(), &clip, &[0]).is_ok(), "harmonising falls back on the seed's latents");
-        let cells = Generator::build(test_card(), VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu), &Device::Cpu).unwrap();
+        assert!(
+            without_encoder.render_harmonised(&sampled(), &clip, &[0]).is_ok(),
+            "harmonising falls back on the seed's latents"
+        );
+        let cells = Generator::build(
+            test_card(),
+            VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu),
+            &Device::Cpu,
+        )
+        .unwrap();
         let error = cells.render_harmonised(&sampled(), &melody(&cells), &[0]).unwrap_err().to_string();
         assert!(error.contains("cannot keep given ones; a voices model can"), "{error}");
     }
@@ -906,7 +1091,10 @@ mod source_tests {
         let source = Source { mode: SourceMode::FollowChords, ..Source::default() };
         assert!(matches!(generator.render_from(&sampled(), &source, None), Err(SourceError::NoChord)));
         let given = Source { chords: vec![chords[0]], ..source };
-        assert_eq!(generator.render_from(&sampled(), &given, None).unwrap(), generator.render_following(&sampled(), &chords[..1]).unwrap());
+        assert_eq!(
+            generator.render_from(&sampled(), &given, None).unwrap(),
+            generator.render_following(&sampled(), &chords[..1]).unwrap()
+        );
     }
 
     #[test]
@@ -915,7 +1103,10 @@ mod source_tests {
         assert_eq!(slerp(&a, &b, 0.0), a.to_vec());
         assert_eq!(slerp(&a, &b, 1.0), b.to_vec());
         let middle = slerp(&a, &b, 0.5);
-        assert!((middle[0] - middle[1] / 2.0).abs() < 1e-6 && middle[0] > 0.7, "along the arc, not the chord: {middle:?}");
+        assert!(
+            (middle[0] - middle[1] / 2.0).abs() < 1e-6 && middle[0] > 0.7,
+            "along the arc, not the chord: {middle:?}"
+        );
         assert_eq!(slerp(&a, &a, 0.3), a.to_vec(), "one point: itself");
     }
 
@@ -926,11 +1117,21 @@ mod source_tests {
         let point = |seed| MorphPoint::Dream { seed, knobs: vec![], named: vec![] };
         let morph = |amount| Morph { a: point(request.seed), b: point(11), amount };
         assert_eq!(generator.render_morph(&request, &morph(0.0)).unwrap(), generator.render(&request).unwrap());
-        assert_eq!(generator.render_morph(&request, &morph(1.0)).unwrap(), generator.render(&RenderRequest { seed: 11, ..request.clone() }).unwrap());
-        let take = Take::from_score(&crate::roll::read_midi(&crate::roll::roll_to_midi(&melody(&generator), 120.0)).unwrap(), 8);
+        assert_eq!(
+            generator.render_morph(&request, &morph(1.0)).unwrap(),
+            generator.render(&RenderRequest { seed: 11, ..request.clone() }).unwrap()
+        );
+        let take = Take::from_score(
+            &crate::roll::read_midi(&crate::roll::roll_to_midi(&melody(&generator), 120.0)).unwrap(),
+            8,
+        );
         let toward_clip = Morph { b: MorphPoint::Clip(take), ..morph(0.5) };
         assert_eq!(generator.render_morph(&request, &toward_clip).unwrap().steps(), 3 * 16);
         let source = Source { morph: Some(morph(0.0)), ..Source::default() };
-        assert_eq!(generator.render_from(&request, &source, None).unwrap(), generator.render(&request).unwrap(), "dream reads the morph");
+        assert_eq!(
+            generator.render_from(&request, &source, None).unwrap(),
+            generator.render(&request).unwrap(),
+            "dream reads the morph"
+        );
     }
 }

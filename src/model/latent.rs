@@ -31,7 +31,11 @@ pub fn noise_in_stream(seed: u64, stream: u64, size: usize) -> Vec<f32> {
 /// `value` within 0..=1, NaN as 0: `clamp` passes NaN through, and one NaN share (of
 /// variation, distance, humanise or a morph) spreads to every number made from it.
 pub fn unit_interval(value: f32) -> f32 {
-    if value.is_nan() { 0.0 } else { value.clamp(0.0, 1.0) }
+    if value.is_nan() {
+        0.0
+    } else {
+        value.clamp(0.0, 1.0)
+    }
 }
 
 /// Farthest a knob reaches, in its spreads: the macro knobs' whole range (named knobs stop at
@@ -40,7 +44,11 @@ pub const KNOB_REACH: f32 = 3.0;
 
 /// A knob's value as a render uses it: within [`KNOB_REACH`], NaN as 0 (untouched).
 pub fn within_reach(value: f32) -> f32 {
-    if value.is_nan() { 0.0 } else { value.clamp(-KNOB_REACH, KNOB_REACH) }
+    if value.is_nan() {
+        0.0
+    } else {
+        value.clamp(-KNOB_REACH, KNOB_REACH)
+    }
 }
 
 /// Every knob a render can turn: the card's macro knobs in order, and the named knobs by
@@ -57,7 +65,10 @@ pub struct Knobs<'a> {
 pub fn steer(card: &ModelCard, noise: &[f32], knobs: Knobs) -> Vec<f32> {
     let mut z = noise.to_vec();
     let macros = card.macro_knobs.iter().zip(knobs.macros).map(|(k, &v)| (&k.direction, k.spread * within_reach(v)));
-    let named = card.named_knobs.iter().map(|k| (&k.direction, k.spread * within_reach(knobs.named.get(k.attribute.index()).copied().unwrap_or(0.0))));
+    let named = card
+        .named_knobs
+        .iter()
+        .map(|k| (&k.direction, k.spread * within_reach(knobs.named.get(k.attribute.index()).copied().unwrap_or(0.0))));
     for (direction, amount) in macros.chain(named) {
         for (zi, di) in z.iter_mut().zip(direction) {
             *zi += amount * di;
@@ -130,12 +141,21 @@ mod steering_tests {
     fn a_named_knob_moves_the_latent_by_its_spread_and_only_the_cards_knobs_count() {
         use crate::metrics::attributes::Attribute;
         let mut card = test_card();
-        card.named_knobs = vec![crate::model::card::NamedKnob { attribute: Attribute::Register, direction: vec![0.0, 0.0, 0.6, 0.8], spread: 0.5, rho: 1.0 }];
+        card.named_knobs = vec![crate::model::card::NamedKnob {
+            attribute: Attribute::Register,
+            direction: vec![0.0, 0.0, 0.6, 0.8],
+            spread: 0.5,
+            rho: 1.0,
+        }];
         let mut named = vec![0.0; Attribute::ALL.len()];
         named[Attribute::Register.index()] = 2.0;
         named[Attribute::Leaps.index()] = -2.0;
         let z = steer(&card, &[0.0; 4], Knobs { macros: &[], named: &named });
-        assert_eq!(z, vec![0.0, 0.0, 0.6, 0.8], "register at 2 moves twice its spread of 0.5 along its direction; leaps is not the card's");
+        assert_eq!(
+            z,
+            vec![0.0, 0.0, 0.6, 0.8],
+            "register at 2 moves twice its spread of 0.5 along its direction; leaps is not the card's"
+        );
         assert_eq!(steer(&card, &[0.1; 4], Knobs::default()), vec![0.1; 4], "at 0 a latent is untouched, bit for bit");
     }
 
@@ -143,10 +163,23 @@ mod steering_tests {
     fn impossible_knob_and_share_values_give_finite_latents() {
         let card = test_card();
         let wild = steer(&card, &[0.5; 4], Knobs { macros: &[f32::INFINITY, f32::NAN], named: &[] });
-        assert_eq!(wild, steer(&card, &[0.5; 4], Knobs { macros: &[KNOB_REACH, 0.0], named: &[] }), "infinity (1e39 in a saved point) reaches as far as a knob goes; NaN is untouched");
-        assert!(phrase_latents(&card, 5, Knobs::default(), f32::NAN, 3).iter().flatten().all(|z| z.is_finite()), "a NaN variation");
-        assert_eq!(phrase_latents(&card, 5, Knobs::default(), f32::NAN, 3), phrase_latents(&card, 5, Knobs::default(), 0.0, 3));
-        assert!(anchored_latent(&card, &[0.1; 4], 5, 1, Knobs::default(), f32::NAN).iter().all(|z| z.is_finite()), "a NaN distance");
+        assert_eq!(
+            wild,
+            steer(&card, &[0.5; 4], Knobs { macros: &[KNOB_REACH, 0.0], named: &[] }),
+            "infinity (1e39 in a saved point) reaches as far as a knob goes; NaN is untouched"
+        );
+        assert!(
+            phrase_latents(&card, 5, Knobs::default(), f32::NAN, 3).iter().flatten().all(|z| z.is_finite()),
+            "a NaN variation"
+        );
+        assert_eq!(
+            phrase_latents(&card, 5, Knobs::default(), f32::NAN, 3),
+            phrase_latents(&card, 5, Knobs::default(), 0.0, 3)
+        );
+        assert!(
+            anchored_latent(&card, &[0.1; 4], 5, 1, Knobs::default(), f32::NAN).iter().all(|z| z.is_finite()),
+            "a NaN distance"
+        );
     }
 
     #[test]
@@ -157,6 +190,9 @@ mod steering_tests {
         let free = phrase_latents(&card, 5, Knobs::default(), 1.0, 3);
         assert_eq!(free[0], strict[0]);
         assert_eq!(free[1], noise_in_stream(5, 1, 4));
-        assert_eq!(phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[] }, 0.4, 3), phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[] }, 0.4, 3));
+        assert_eq!(
+            phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[] }, 0.4, 3),
+            phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[] }, 0.4, 3)
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! Building blocks shared by every preset, so that weights are named the same way in all.
 
 use super::card::ModelCard;
-use candle_core::{Module, Result, Tensor};
 use crate::model::kernels::linear::Activation;
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{linear, Init, Linear, VarBuilder};
 
 /// Planes per track: onset and sustain.
@@ -63,7 +63,11 @@ impl PatchEmbed {
     pub fn new(in_channels: usize, out_channels: usize, patch: usize, vb: VarBuilder) -> Result<PatchEmbed> {
         let fan_in = (in_channels * patch * patch) as f64;
         let bound = 1.0 / fan_in.sqrt();
-        let weight = vb.get_with_hints((out_channels, in_channels, patch, patch), "weight", Init::Uniform { lo: -bound, up: bound })?;
+        let weight = vb.get_with_hints(
+            (out_channels, in_channels, patch, patch),
+            "weight",
+            Init::Uniform { lo: -bound, up: bound },
+        )?;
         let bias = vb.get_with_hints(out_channels, "bias", Init::Uniform { lo: -bound, up: bound })?;
         Ok(PatchEmbed { weight, bias, patch })
     }
@@ -98,7 +102,11 @@ pub struct PatchUnembed {
 impl PatchUnembed {
     pub fn new(in_channels: usize, out_channels: usize, patch: usize, vb: VarBuilder) -> Result<PatchUnembed> {
         let bound = 1.0 / (in_channels as f64).sqrt();
-        let weight = vb.get_with_hints((in_channels, out_channels, patch, patch), "weight", Init::Uniform { lo: -bound, up: bound })?;
+        let weight = vb.get_with_hints(
+            (in_channels, out_channels, patch, patch),
+            "weight",
+            Init::Uniform { lo: -bound, up: bound },
+        )?;
         let bias = vb.get_with_hints(out_channels, "bias", Init::Const(0.0))?;
         Ok(PatchUnembed { weight, bias, patch })
     }
@@ -175,7 +183,9 @@ fn over_last(layer: &Linear, x: &Tensor, activation: Activation) -> Result<Tenso
     let rows = leading.iter().product::<usize>();
     let flat = if dims.len() == 2 { x.clone() } else { x.reshape((rows, last.first().copied().unwrap_or(1)))? };
     let y = match layer.bias() {
-        Some(bias) if x.device().is_cpu() => crate::model::kernels::linear::linear(&flat, layer.weight(), bias, activation)?,
+        Some(bias) if x.device().is_cpu() => {
+            crate::model::kernels::linear::linear(&flat, layer.weight(), bias, activation)?
+        }
         _ => activation.composite(&layer.forward(&flat)?)?,
     };
     if dims.len() == 2 {
@@ -190,17 +200,23 @@ fn over_last(layer: &Linear, x: &Tensor, activation: Activation) -> Result<Tenso
 /// [batch * bars, planes, steps, pitches], so that one bar network serves every bar.
 pub fn phrase_to_bars(x: &Tensor, bars: usize) -> Result<Tensor> {
     let (batch, planes, steps, pitches) = x.dims4()?;
-    x.reshape((batch, planes, bars, steps / bars, pitches))?
-        .permute((0, 2, 1, 3, 4))?
-        .reshape((batch * bars, planes, steps / bars, pitches))
+    x.reshape((batch, planes, bars, steps / bars, pitches))?.permute((0, 2, 1, 3, 4))?.reshape((
+        batch * bars,
+        planes,
+        steps / bars,
+        pitches,
+    ))
 }
 
 /// The inverse of [`phrase_to_bars`].
 pub fn bars_to_phrase(x: &Tensor, bars: usize) -> Result<Tensor> {
     let (batch_bars, planes, steps, pitches) = x.dims4()?;
-    x.reshape((batch_bars / bars, bars, planes, steps, pitches))?
-        .permute((0, 2, 1, 3, 4))?
-        .reshape((batch_bars / bars, planes, bars * steps, pitches))
+    x.reshape((batch_bars / bars, bars, planes, steps, pitches))?.permute((0, 2, 1, 3, 4))?.reshape((
+        batch_bars / bars,
+        planes,
+        bars * steps,
+        pitches,
+    ))
 }
 
 #[cfg(test)]
@@ -217,7 +233,10 @@ mod tests {
         let expected = x.get(0).unwrap().get(2).unwrap().get(2).unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(bars.get(1).unwrap().get(2).unwrap().get(0).unwrap().to_vec1::<f32>().unwrap(), expected);
         let back = bars_to_phrase(&bars, 4).unwrap();
-        assert_eq!(back.flatten_all().unwrap().to_vec1::<f32>().unwrap(), x.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(
+            back.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
     }
 
     #[test]

@@ -41,7 +41,8 @@ impl LearnedPhrases {
 
     /// Whether `phrase` equals a learned phrase up to transposition (a silent one never does).
     pub fn contains(&self, phrase: &Roll) -> bool {
-        transposition_free_fingerprint(phrase).is_some_and(|fingerprint| self.sorted.binary_search(&fingerprint).is_ok())
+        transposition_free_fingerprint(phrase)
+            .is_some_and(|fingerprint| self.sorted.binary_search(&fingerprint).is_ok())
     }
 
     /// The file's bytes: a magic, the count, the fingerprints in ascending order, little-endian.
@@ -64,7 +65,8 @@ impl LearnedPhrases {
         if count.checked_mul(8) != Some(rest.len() as u64) {
             return Err(format!("says it holds {count} fingerprints but has {} bytes of them", rest.len()));
         }
-        let sorted: Vec<u64> = rest.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("eight bytes"))).collect();
+        let sorted: Vec<u64> =
+            rest.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("eight bytes"))).collect();
         if sorted.windows(2).any(|w| w[0] >= w[1]) {
             return Err("its fingerprints are not in ascending order (the file is damaged)".into());
         }
@@ -84,7 +86,10 @@ mod tests {
         assert!(learned.contains(&learned_phrase));
         assert!(learned.contains(&roll(4, 1, 1, &[(0, 0, 65, 4), (0, 4, 67, 4), (0, 8, 69, 8)])), "a fourth higher");
         assert!(!learned.contains(&roll(4, 1, 1, &[(0, 0, 60, 4), (0, 4, 62, 4), (0, 8, 65, 8)])), "one note differs");
-        assert!(!learned.contains(&roll(4, 1, 1, &[(0, 0, 60, 4), (0, 4, 62, 4), (0, 8, 64, 4), (0, 12, 64, 4)])), "re-struck, not held");
+        assert!(
+            !learned.contains(&roll(4, 1, 1, &[(0, 0, 60, 4), (0, 4, 62, 4), (0, 8, 64, 4), (0, 12, 64, 4)])),
+            "re-struck, not held"
+        );
         assert!(!learned.contains(&roll(4, 1, 1, &[])), "silence is nobody's");
     }
 

@@ -2,8 +2,8 @@
 //! conditioner CNN that reads the previous bar and feeds what it sees into every generator
 //! layer, and an optional chord condition (12 roots + a minor flag) per bar.
 
-use super::layers::{PatchEmbed, PatchUnembed};
 use super::layers::Shape;
+use super::layers::{PatchEmbed, PatchUnembed};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 
@@ -49,7 +49,9 @@ impl MidinetGenerator {
         let code = self.condition_code.forward(&seen.flatten_from(1)?)?.relu()?;
         let input = match chord {
             Some(chord) => Tensor::cat(&[z, chord, &code], 1)?,
-            None if self.chords > 0 => Tensor::cat(&[z, &Tensor::zeros((batch, self.chords), DType::F32, z.device())?, &code], 1)?,
+            None if self.chords > 0 => {
+                Tensor::cat(&[z, &Tensor::zeros((batch, self.chords), DType::F32, z.device())?, &code], 1)?
+            }
             None => Tensor::cat(&[z, &code], 1)?,
         };
         let h = self.latent.forward(&input)?.relu()?;

@@ -18,7 +18,10 @@ pub mod source;
 pub mod vae;
 pub mod voices;
 
-pub use card::{Architecture, CardError, Decoding, MacroKnob, ModelCard, Preset, TrackLatents, TrainingInfo, VoiceArchitecture, SCHEMA_VERSION};
+pub use card::{
+    Architecture, CardError, Decoding, MacroKnob, ModelCard, Preset, TrackLatents, TrainingInfo, VoiceArchitecture,
+    SCHEMA_VERSION,
+};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/default_model.rs"));

@@ -23,7 +23,9 @@ impl MuseganGenerator {
         let decoders = match mode {
             TrackLatents::Composer => vec![Decoder::new(shape, vb.clone())?],
             _ => (0..shape.tracks)
-                .map(|t| Decoder::new(Shape { tracks: 1, latent: shared + private, ..shape }, vb.pp(format!("track{t}"))))
+                .map(|t| {
+                    Decoder::new(Shape { tracks: 1, latent: shared + private, ..shape }, vb.pp(format!("track{t}")))
+                })
                 .collect::<Result<_>>()?,
         };
         Ok(MuseganGenerator { mode, shared, private, tracks: shape.tracks, decoders })

@@ -1,7 +1,7 @@
 //! Rolls to tensors for the networks, and network output back to rolls.
 
-use super::voices::sampler::ChordGuide;
 use super::card::Decoding;
+use super::voices::sampler::ChordGuide;
 use crate::roll::{GridNote, Representation, Roll};
 use candle_core::{Device, Result, Tensor};
 use rand::Rng;
@@ -15,12 +15,18 @@ pub fn rolls_to_tensor(rolls: &[&Roll], device: &Device) -> Result<Tensor> {
     let plane = steps * pitches;
     let mut cells = vec![0f32; rolls.len() * 2 * tracks * plane];
     for (item, roll) in rolls.iter().enumerate() {
-        assert_eq!((roll.track_count(), roll.steps(), roll.pitch_count()), (tracks, steps, pitches), "one shape per batch");
+        assert_eq!(
+            (roll.track_count(), roll.steps(), roll.pitch_count()),
+            (tracks, steps, pitches),
+            "one shape per batch"
+        );
         for track in 0..tracks {
             let onset_base = (item * 2 * tracks + track) * plane;
             let sustain_base = (item * 2 * tracks + tracks + track) * plane;
             for step in 0..steps {
-                for (row, (&velocity, &sounding)) in roll.onsets_at(track, step).iter().zip(roll.sounding_at(track, step)).enumerate() {
+                for (row, (&velocity, &sounding)) in
+                    roll.onsets_at(track, step).iter().zip(roll.sounding_at(track, step)).enumerate()
+                {
                     cells[onset_base + step * pitches + row] = f32::from(u8::from(velocity > 0));
                     cells[sustain_base + step * pitches + row] = f32::from(u8::from(sounding));
                 }
@@ -128,7 +134,12 @@ fn draw_below_sigmoid(u: f32, x: f32) -> bool {
 /// Turns one phrase's logits, laid out [2 * tracks, steps, pitches] as
 /// [`rolls_to_tensor`] lays out its input, into a roll. Pure but for `rng`, which only
 /// temperature above 0 draws on.
-pub fn logits_to_roll<R: Rng>(representation: &Arc<Representation>, logits: &[f32], options: &DecodeOptions, rng: &mut R) -> Roll {
+pub fn logits_to_roll<R: Rng>(
+    representation: &Arc<Representation>,
+    logits: &[f32],
+    options: &DecodeOptions,
+    rng: &mut R,
+) -> Roll {
     let (tracks, pitches) = (representation.track_count(), representation.pitch_count());
     let steps = logits.len() / (2 * tracks * pitches);
     let plane = steps * pitches;
@@ -169,7 +180,8 @@ pub fn logits_to_roll<R: Rng>(representation: &Arc<Representation>, logits: &[f3
             } else {
                 // One voice, several candidates: drawn by their softened probabilities, so that
                 // sampling varies the melody and not only the rhythm.
-                let weights: Vec<f32> = firing.iter().map(|&row| (onsets[at(row)] / options.temperature).exp()).collect();
+                let weights: Vec<f32> =
+                    firing.iter().map(|&row| (onsets[at(row)] / options.temperature).exp()).collect();
                 let mut pick = rng.random::<f32>() * weights.iter().sum::<f32>();
                 let chosen = firing.iter().zip(&weights).find(|(_, &w)| {
                     pick -= w;
@@ -207,10 +219,12 @@ mod tests {
     fn the_quick_draw_always_answers_as_the_exact_comparison() {
         // Every draw a 24-bit uniform can be near the bound (the draws are multiples of
         // 2^-24), and logits from far below the cut to above it.
-        let draws: Vec<f32> = (0..=24).flat_map(|k| {
-            let at = (-(k as f32)).exp2();
-            [0.0, at, at * 0.999_999, at * 1.000_001, at * 0.5, at * 0.75]
-        }).collect();
+        let draws: Vec<f32> = (0..=24)
+            .flat_map(|k| {
+                let at = (-(k as f32)).exp2();
+                [0.0, at, at * 0.999_999, at * 1.000_001, at * 0.5, at * 0.75]
+            })
+            .collect();
         for i in -20_000..=2_000 {
             let x = i as f32 * 0.005;
             for &u in &draws {

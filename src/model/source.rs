@@ -29,7 +29,8 @@ pub enum SourceMode {
 }
 
 impl SourceMode {
-    pub const ALL: [SourceMode; 5] = [SourceMode::Dream, SourceMode::Vary, SourceMode::Harmonise, SourceMode::Continue, SourceMode::FollowChords];
+    pub const ALL: [SourceMode; 5] =
+        [SourceMode::Dream, SourceMode::Vary, SourceMode::Harmonise, SourceMode::Continue, SourceMode::FollowChords];
     /// Stable forever: projects (the parameter and the saved settings) and `--source` name
     /// modes by these.
     pub const IDS: [&'static str; 5] = ["dream", "vary", "harmonise", "continue", "follow-chords"];
@@ -133,7 +134,10 @@ mod tests {
     #[test]
     fn follow_chords_reads_the_clip_only_while_no_chord_is_held() {
         let reading = |held| SourceMode::ALL.into_iter().filter(|m| m.reads_clip(held)).collect::<Vec<_>>();
-        assert_eq!(reading(false), [SourceMode::Vary, SourceMode::Harmonise, SourceMode::Continue, SourceMode::FollowChords]);
+        assert_eq!(
+            reading(false),
+            [SourceMode::Vary, SourceMode::Harmonise, SourceMode::Continue, SourceMode::FollowChords]
+        );
         assert_eq!(reading(true), [SourceMode::Vary, SourceMode::Harmonise, SourceMode::Continue]);
     }
 }

@@ -12,9 +12,9 @@ pub mod shared;
 pub mod watch;
 
 use crate::capture::CaptureTap;
-use crate::playhead::Playhead;
 use crate::engine::models::ModelSource;
 use crate::engine::worker::{AudioSide, Engine, PatternUpdate};
+use crate::playhead::Playhead;
 use crate::roll::Meter;
 use crate::schedule::{sort_events, NoteEvent, Pattern, Scheduler, Window, MAX_EVENTS};
 use crate::synth::PreviewSynth;
@@ -80,7 +80,9 @@ impl Default for Dreamroll {
             silence: Pattern { steps_per_beat: 4, meter: Meter::COMMON, bars: 1, notes: Vec::new() },
             scheduler: Box::new(Scheduler::new()),
             synth: Box::new(PreviewSynth::new(44_100.0)),
-            outgoing: Box::new([NoteEvent { offset: 0, channel: 0, pitch: 0, velocity: 0 }; 2 * MAX_EVENTS + THRU_CAPACITY]),
+            outgoing: Box::new(
+                [NoteEvent { offset: 0, channel: 0, pitch: 0, velocity: 0 }; 2 * MAX_EVENTS + THRU_CAPACITY],
+            ),
             sample_rate: 44_100.0,
             was_bypassed: false,
             preview_was_on: false,
@@ -123,7 +125,9 @@ fn host_window(transport: &Transport, samples: u32) -> Window {
         .unwrap_or(0.0);
     let bar_quarters = meter.quarters_per_bar();
     let (bar_start, bar_number) = match (transport.bar_start_pos_beats(), transport.bar_number()) {
-        (Some(bar_start), Some(bar_number)) if bar_start.is_finite() && bar_start <= start + 1e-9 && start - bar_start < bar_quarters + 1e-9 => {
+        (Some(bar_start), Some(bar_number))
+            if bar_start.is_finite() && bar_start <= start + 1e-9 && start - bar_start < bar_quarters + 1e-9 =>
+        {
             (bar_start, i64::from(bar_number))
         }
         _ => {
@@ -236,7 +240,11 @@ impl Dreamroll {
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
-            if done() { Waited::Answered } else { Waited::GaveUp }
+            if done() {
+                Waited::Answered
+            } else {
+                Waited::GaveUp
+            }
         };
         match until(&|| self.capture.as_ref().is_none_or(CaptureLine::all_heard)) {
             Waited::Answered => {}
@@ -297,7 +305,13 @@ impl Dreamroll {
             }
             let (channel, key) = (Channel::Number(event.channel), Key::Number(event.pitch));
             let note = if event.is_on() {
-                HostEvent::NoteOn { timing: event.offset, voice_id: VoiceID::Wildcard, channel, key, velocity: f32::from(event.velocity) / 127.0 }
+                HostEvent::NoteOn {
+                    timing: event.offset,
+                    voice_id: VoiceID::Wildcard,
+                    channel,
+                    key,
+                    velocity: f32::from(event.velocity) / 127.0,
+                }
             } else {
                 HostEvent::NoteOff { timing: event.offset, voice_id: VoiceID::Wildcard, channel, key, velocity: 0.0 }
             };
@@ -326,21 +340,39 @@ impl Plugin for Dreamroll {
             main_output_channels: NonZeroU32::new(2),
             aux_input_ports: &[],
             aux_output_ports: &[],
-            names: PortNames { layout: Some("Stereo preview"), main_input: None, main_output: Some("Preview"), aux_inputs: &[], aux_outputs: &[] },
+            names: PortNames {
+                layout: Some("Stereo preview"),
+                main_input: None,
+                main_output: Some("Preview"),
+                aux_inputs: &[],
+                aux_outputs: &[],
+            },
         },
         AudioIOLayout {
             main_input_channels: None,
             main_output_channels: NonZeroU32::new(1),
             aux_input_ports: &[],
             aux_output_ports: &[],
-            names: PortNames { layout: Some("Mono preview"), main_input: None, main_output: Some("Preview"), aux_inputs: &[], aux_outputs: &[] },
+            names: PortNames {
+                layout: Some("Mono preview"),
+                main_input: None,
+                main_output: Some("Preview"),
+                aux_inputs: &[],
+                aux_outputs: &[],
+            },
         },
         AudioIOLayout {
             main_input_channels: None,
             main_output_channels: None,
             aux_input_ports: &[],
             aux_output_ports: &[],
-            names: PortNames { layout: Some("MIDI only"), main_input: None, main_output: None, aux_inputs: &[], aux_outputs: &[] },
+            names: PortNames {
+                layout: Some("MIDI only"),
+                main_input: None,
+                main_output: None,
+                aux_inputs: &[],
+                aux_outputs: &[],
+            },
         },
     ];
     const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
@@ -356,10 +388,19 @@ impl Plugin for Dreamroll {
     }
 
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
-        crate::editor::create(self.params.clone(), self.playhead.clone(), self.engine.as_ref().map(|e| (e.published_handle(), e.commander())))
+        crate::editor::create(
+            self.params.clone(),
+            self.playhead.clone(),
+            self.engine.as_ref().map(|e| (e.published_handle(), e.commander())),
+        )
     }
 
-    fn activate(&mut self, _layout: &AudioIOLayout, buffer_config: &BufferConfig, _context: &mut impl ActivateContext<Self>) -> bool {
+    fn activate(
+        &mut self,
+        _layout: &AudioIOLayout,
+        buffer_config: &BufferConfig,
+        _context: &mut impl ActivateContext<Self>,
+    ) -> bool {
         self.offline = buffer_config.process_mode == ProcessMode::Offline;
         if self.sample_rate != buffer_config.sample_rate {
             self.sample_rate = buffer_config.sample_rate;
@@ -389,7 +430,12 @@ impl Plugin for Dreamroll {
         self.synth.silence();
     }
 
-    fn process(&mut self, buffer: &mut Buffer, _aux: &mut AuxiliaryBuffers, context: &mut impl ProcessContext<Self>) -> ProcessStatus {
+    fn process(
+        &mut self,
+        buffer: &mut Buffer,
+        _aux: &mut AuxiliaryBuffers,
+        context: &mut impl ProcessContext<Self>,
+    ) -> ProcessStatus {
         let samples = buffer.samples() as u32;
         let mut count = 0usize;
         let window = window_from(context.transport(), samples);
@@ -407,7 +453,9 @@ impl Plugin for Dreamroll {
         // without swallowing what is played into it; and are recorded as the clip.
         while let Some(event) = context.next_event() {
             let (offset, channel, key, velocity) = match event {
-                HostEvent::NoteOn { timing, channel, key, velocity, .. } => (timing, channel, key, midi_velocity(velocity)),
+                HostEvent::NoteOn { timing, channel, key, velocity, .. } => {
+                    (timing, channel, key, midi_velocity(velocity))
+                }
                 HostEvent::NoteOff { timing, channel, key, .. } => (timing, channel, key, 0),
                 _ => continue,
             };
@@ -421,7 +469,8 @@ impl Plugin for Dreamroll {
                 self.held &= !(1 << pitch);
             }
             if count < THRU_CAPACITY {
-                self.outgoing[count] = NoteEvent { offset: offset.min(samples.saturating_sub(1)), channel, pitch, velocity };
+                self.outgoing[count] =
+                    NoteEvent { offset: offset.min(samples.saturating_sub(1)), channel, pitch, velocity };
                 count += 1;
             }
         }
@@ -479,21 +528,28 @@ impl Plugin for Dreamroll {
             let loop_quarters = f64::from(playing.pattern.bars) * playing.pattern.meter.quarters_per_bar();
             let bar_quarters = window.meter.quarters_per_bar();
             let loop_bar = window.bar_number.rem_euclid(i64::from(playing.pattern.bars.max(1)));
-            let position = (loop_bar as f64 * bar_quarters + (window.start - window.bar_start)).rem_euclid(loop_quarters.max(1e-9));
+            let position = (loop_bar as f64 * bar_quarters + (window.start - window.bar_start))
+                .rem_euclid(loop_quarters.max(1e-9));
             self.playhead.set_position(position);
         }
         self.playhead.playing.store(window.playing && !bypassed, Ordering::Relaxed);
         self.emit(count, buffer, context);
-        if self.params.preview.value() && !self.synth.is_silent() { ProcessStatus::KeepAlive } else { ProcessStatus::Normal }
+        if self.params.preview.value() && !self.synth.is_silent() {
+            ProcessStatus::KeepAlive
+        } else {
+            ProcessStatus::Normal
+        }
     }
 }
 
 impl ClapPlugin for Dreamroll {
     const CLAP_ID: &'static str = "org.dreamroll.dreamroll";
-    const CLAP_DESCRIPTION: Option<&'static str> = Some("MIDI from a learned piano-roll decoder, in time with the host");
+    const CLAP_DESCRIPTION: Option<&'static str> =
+        Some("MIDI from a learned piano-roll decoder, in time with the host");
     const CLAP_MANUAL_URL: Option<&'static str> = None;
     const CLAP_SUPPORT_URL: Option<&'static str> = None;
-    const CLAP_FEATURES: &'static [ClapFeature] = &[ClapFeature::NoteEffect, ClapFeature::Instrument, ClapFeature::Synthesizer, ClapFeature::Stereo];
+    const CLAP_FEATURES: &'static [ClapFeature] =
+        &[ClapFeature::NoteEffect, ClapFeature::Instrument, ClapFeature::Synthesizer, ClapFeature::Stereo];
 }
 
 impl Vst3Plugin for Dreamroll {
@@ -529,7 +585,11 @@ mod tests {
     #[test]
     fn what_a_host_leaves_out_is_filled_in() {
         let window = window_from(&host(None, None, None), 512);
-        assert_eq!((window.tempo, window.start, window.meter), (120.0, 0.0, Meter::COMMON), "no tempo, position or meter");
+        assert_eq!(
+            (window.tempo, window.start, window.meter),
+            (120.0, 0.0, Meter::COMMON),
+            "no tempo, position or meter"
+        );
         let window = window_from(&host(Some(7.5), Some(90.0), Some((3, 4))), 512);
         assert_eq!((window.bar_start, window.bar_number), (6.0, 2), "bars of three quarters from the song's start");
         let nonsense = window_from(&host(Some(f64::NAN), Some(-5.0), Some((0, 3))), 512);
@@ -555,12 +615,18 @@ mod tests {
             assert!(!window.playing, "{window:?}");
             assert_eq!((window.start, window.bar_start, window.bar_number), (0.0, 0.0, 0));
         }
-        assert!(window_from(&rate(1.0, 4e9, 120.0), 512).playing, "1 Hz four billion beats in is slow and late, but music");
+        assert!(
+            window_from(&rate(1.0, 4e9, 120.0), 512).playing,
+            "1 Hz four billion beats in is slow and late, but music"
+        );
     }
 
     #[test]
     fn a_host_velocity_is_midis_one_to_127() {
-        assert_eq!([2.0, 1.0, 0.5, 0.0, -3.0, f32::NAN, f32::INFINITY].map(midi_velocity), [127, 127, 64, 1, 1, 1, 127]);
+        assert_eq!(
+            [2.0, 1.0, 0.5, 0.0, -3.0, f32::NAN, f32::INFINITY].map(midi_velocity),
+            [127, 127, 64, 1, 1, 1, 127]
+        );
     }
 
     #[test]

@@ -6,10 +6,10 @@ use super::session::SessionField;
 use super::shared::{ClipSlot, HeardChord, MorphPoints, SessionSlots};
 use crate::engine::pattern::{PatternOptions, Scale};
 use crate::engine::worker::Settings;
-use crate::model::source::{Morph, Source, SourceMode};
 use crate::metrics::attributes::Attribute;
 use crate::model::card::ModelCard;
 use crate::model::generator::RenderRequest;
+use crate::model::source::{Morph, Source, SourceMode};
 use nice_plug::prelude::*;
 use nice_plug_egui::EguiEditorState;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -251,7 +251,11 @@ impl TrackParams {
                 .with_value_to_string(Arc::new(|c| if c == 0 { "Model's".to_string() } else { c.to_string() }))
                 .with_string_to_value(Arc::new(|s| {
                     let s = s.trim();
-                    if s.eq_ignore_ascii_case("model's") || s.eq_ignore_ascii_case("model") { Some(0) } else { s.parse().ok().filter(|c| (1..=16).contains(c)) }
+                    if s.eq_ignore_ascii_case("model's") || s.eq_ignore_ascii_case("model") {
+                        Some(0)
+                    } else {
+                        s.parse().ok().filter(|c| (1..=16).contains(c))
+                    }
                 })),
         }
     }
@@ -285,13 +289,19 @@ impl Default for DreamrollParams {
             density: FloatParam::new("Density", 0.0, FloatRange::Linear { min: -1.0, max: 1.0 })
                 .with_step_size(0.01)
                 .with_value_to_string(Arc::new(|d| format!("{:+.0} %", d * 100.0)))
-                .with_string_to_value(Arc::new(|s| s.trim().trim_end_matches('%').trim().parse::<f32>().ok().map(|p| p / 100.0))),
+                .with_string_to_value(Arc::new(|s| {
+                    s.trim().trim_end_matches('%').trim().parse::<f32>().ok().map(|p| p / 100.0)
+                })),
             temperature: FloatParam::new("Temperature", 1.0, FloatRange::Linear { min: 0.0, max: 3.0 })
                 .with_step_size(0.01)
                 .with_value_to_string(Arc::new(|t| if t == 0.0 { "Strict".to_string() } else { format!("×{t:.2}") }))
                 .with_string_to_value(Arc::new(|s| {
                     let s = s.trim();
-                    if s.eq_ignore_ascii_case("strict") { Some(0.0) } else { s.trim_start_matches('×').trim_start_matches('x').parse().ok() }
+                    if s.eq_ignore_ascii_case("strict") {
+                        Some(0.0)
+                    } else {
+                        s.trim_start_matches('×').trim_start_matches('x').parse().ok()
+                    }
                 })),
             key: EnumParam::new("Key", Tonic::C),
             scale: EnumParam::new("Scale", Scale::Chromatic),
@@ -304,7 +314,11 @@ impl Default for DreamrollParams {
             preview_volume: FloatParam::new(
                 "Preview volume",
                 util::db_to_gain(-6.0),
-                FloatRange::Skewed { min: util::db_to_gain(-48.0), max: util::db_to_gain(6.0), factor: FloatRange::gain_skew_factor(-48.0, 6.0) },
+                FloatRange::Skewed {
+                    min: util::db_to_gain(-48.0),
+                    max: util::db_to_gain(6.0),
+                    factor: FloatRange::gain_skew_factor(-48.0, 6.0),
+                },
             )
             .with_unit(" dB")
             .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
@@ -334,9 +348,15 @@ impl Default for DreamrollParams {
 /// Morph as typed: what it shows (`A 70 % · B 30 %`), B's share alone (`B 30`), A's (`A 70`),
 /// or a bare percentage, which is B's, the way the slider runs from A to B.
 fn morph_from_text(text: &str) -> Option<f32> {
-    let percent = |s: &str| s.trim().trim_end_matches('%').trim().parse::<f32>().ok().filter(|p| p.is_finite()).map(|p| p / 100.0);
+    let percent = |s: &str| {
+        s.trim().trim_end_matches('%').trim().parse::<f32>().ok().filter(|p| p.is_finite()).map(|p| p / 100.0)
+    };
     let text = text.trim();
-    let share_of = |point: char| text.split('·').map(str::trim).find_map(|part| part.strip_prefix(point).or_else(|| part.strip_prefix(point.to_ascii_lowercase())));
+    let share_of = |point: char| {
+        text.split('·')
+            .map(str::trim)
+            .find_map(|part| part.strip_prefix(point).or_else(|| part.strip_prefix(point.to_ascii_lowercase())))
+    };
     match (share_of('B'), share_of('A')) {
         (Some(b), _) => percent(b),
         (None, Some(a)) => percent(a).map(|a| 1.0 - a),
@@ -347,7 +367,12 @@ fn morph_from_text(text: &str) -> Option<f32> {
 impl DreamrollParams {
     /// The shared values a saved session restores into.
     pub fn session_slots(&self) -> SessionSlots {
-        SessionSlots { takes: self.takes.clone(), clip: self.clip.clone(), chord: self.heard_chord.clone(), morph: self.morph_points.clone() }
+        SessionSlots {
+            takes: self.takes.clone(),
+            clip: self.clip.clone(),
+            chord: self.heard_chord.clone(),
+            morph: self.morph_points.clone(),
+        }
     }
 }
 
@@ -371,7 +396,9 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
     let float = |p: &FloatParam| u64::from(p.value().to_bits());
     let int = |v: i32| v as u32 as u64;
     let mut values = [0u64; KNOBS + NAMED_KNOBS + 17 + 2 * TRACK_SLOTS];
-    for (slot, knob) in values.iter_mut().zip(params.knobs.iter().map(|k| &k.value).chain(params.named.iter().map(|k| &k.value))) {
+    for (slot, knob) in
+        values.iter_mut().zip(params.knobs.iter().map(|k| &k.value).chain(params.named.iter().map(|k| &k.value)))
+    {
         *slot = float(knob);
     }
     let scalars = [
@@ -406,7 +433,11 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
 /// The named knobs' values by attribute, as `dreamroll render --named` sends them: a knob the
 /// card does not have is 0, so that a render request names only what its model can turn.
 fn named_knob_values(values: [f32; NAMED_KNOBS], card: &ModelCard) -> Vec<f32> {
-    Attribute::ALL.iter().zip(values).map(|(&attribute, value)| if card.named_knobs.iter().any(|k| k.attribute == attribute) { value } else { 0.0 }).collect()
+    Attribute::ALL
+        .iter()
+        .zip(values)
+        .map(|(&attribute, value)| if card.named_knobs.iter().any(|k| k.attribute == attribute) { value } else { 0.0 })
+        .collect()
 }
 
 /// A float parameter's value, or its default where a host has sent something that is not a
@@ -489,25 +520,44 @@ mod tests {
         let generator = default_generator().unwrap();
         let card = generator.card();
         let has = |attribute: Attribute| card.named_knobs.iter().any(|k| k.attribute == attribute);
-        let (turned, lacking) = (Attribute::ALL.into_iter().find(|&a| has(a)).unwrap(), Attribute::ALL.into_iter().find(|&a| !has(a)).unwrap());
+        let (turned, lacking) = (
+            Attribute::ALL.into_iter().find(|&a| has(a)).unwrap(),
+            Attribute::ALL.into_iter().find(|&a| !has(a)).unwrap(),
+        );
         let mut values = [0.0; NAMED_KNOBS];
         values[turned.index()] = 1.5;
         values[lacking.index()] = -1.0;
         let mut expected = vec![0.0; NAMED_KNOBS];
         expected[turned.index()] = 1.5;
-        assert_eq!(named_knob_values(values, card), expected, "as `dreamroll render --named` asks: a knob the model lacks is 0");
+        assert_eq!(
+            named_knob_values(values, card),
+            expected,
+            "as `dreamroll render --named` asks: a knob the model lacks is 0"
+        );
         assert_eq!(settings_for(&DreamrollParams::default(), card).request.named, vec![0.0; NAMED_KNOBS]);
     }
 
     #[test]
     fn morph_reads_what_it_shows_and_a_share_typed_alone() {
         let morph = DreamrollParams::default().morph;
-        for (text, value) in [("A 100 % · B 0 %", 0.0), ("A 30 % · B 70 %", 0.7), ("B 25", 0.25), ("a 60 %", 0.4), ("45 %", 0.45), ("12.5", 0.125), ("72.5", 0.725)] {
+        for (text, value) in [
+            ("A 100 % · B 0 %", 0.0),
+            ("A 30 % · B 70 %", 0.7),
+            ("B 25", 0.25),
+            ("a 60 %", 0.4),
+            ("45 %", 0.45),
+            ("12.5", 0.125),
+            ("72.5", 0.725),
+        ] {
             assert!(morph_from_text(text).is_some_and(|read| (read - value).abs() < 1e-6), "{text}");
             let shown = morph.normalized_value_to_string(value, false);
             let read = morph_from_text(&shown).unwrap();
             assert!((read - value).abs() <= 0.005 + 1e-6, "{shown}: to the whole percent it shows");
-            assert_eq!(morph.normalized_value_to_string(read, false), shown, "the shares make 100 % and read back as shown");
+            assert_eq!(
+                morph.normalized_value_to_string(read, false),
+                shown,
+                "the shares make 100 % and read back as shown"
+            );
         }
         assert_eq!(morph_from_text("halfway"), None);
         assert_eq!(morph_from_text("B NaN"), None);
@@ -537,12 +587,26 @@ mod tests {
     fn a_new_take_changes_nothing_while_dreamroll_dreams() {
         let generator = default_generator().unwrap();
         let params = DreamrollParams::default();
-        let take = crate::roll::Take::from_midi(&crate::roll::write_midi(480, 500_000, crate::roll::Meter::COMMON, &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes: vec![(0, 480, 72, 90)] }], 1920), 8).unwrap();
+        let take = crate::roll::Take::from_midi(
+            &crate::roll::write_midi(
+                480,
+                500_000,
+                crate::roll::Meter::COMMON,
+                &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes: vec![(0, 480, 72, 90)] }],
+                1920,
+            ),
+            8,
+        )
+        .unwrap();
         let dreaming = pattern_fingerprint(&params);
         params.clip.set(Some(Arc::new(take)));
         assert_eq!(pattern_fingerprint(&params), dreaming, "a new take changes nothing while Dreamroll dreams");
         assert_eq!(settings_for(&params, generator.card()).clip, None, "(tests/clap_plugin.rs varies a recorded take)");
-        assert_eq!(SourceMode::ids().unwrap(), ["dream", "vary", "harmonise", "continue", "follow-chords"], "saved projects name sources by these");
+        assert_eq!(
+            SourceMode::ids().unwrap(),
+            ["dream", "vary", "harmonise", "continue", "follow-chords"],
+            "saved projects name sources by these"
+        );
         let heard = HeardChord::default();
         assert_eq!(heard.get(), None);
         heard.set(Some((0b1000_1001_0001, Some(45))));

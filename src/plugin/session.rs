@@ -10,8 +10,8 @@
 
 use crate::engine::models::ModelSource;
 use crate::engine::worker::{lock, Command, Published, Settings};
-use crate::model::source::MorphPoint;
 use crate::model::latent::KNOB_REACH;
+use crate::model::source::MorphPoint;
 use crate::plugin::shared::{ClipSlot, HeardChord, MorphPoints, SessionSlots};
 use crate::roll::Take;
 use crate::roll::{MAX_BEATS_PER_BAR, MAX_STEPS_PER_BEAT};
@@ -101,7 +101,8 @@ pub fn read_session(text: &str) -> Result<(Session, Vec<String>), SessionError> 
         serde_json::error::Category::Data => SessionError::NoVersion,
         _ => SessionError::NotJson(error),
     })?;
-    let version = versioned.schema_version.and_then(|raw| raw.get().parse::<u64>().ok()).ok_or(SessionError::NoVersion)?;
+    let version =
+        versioned.schema_version.and_then(|raw| raw.get().parse::<u64>().ok()).ok_or(SessionError::NoVersion)?;
     if version > u64::from(SESSION_VERSION) {
         return Err(SessionError::FromTheFuture { found: version });
     }
@@ -121,16 +122,28 @@ pub fn read_session(text: &str) -> Result<(Session, Vec<String>), SessionError> 
     }
     let mut dropped = Vec::new();
     let clip = saved.clip.and_then(|raw| {
-        let take = serde_json::from_str::<Take>(raw.get()).map_err(|e| e.to_string()).and_then(|take| take.check().map(|()| take));
+        let take = serde_json::from_str::<Take>(raw.get())
+            .map_err(|e| e.to_string())
+            .and_then(|take| take.check().map(|()| take));
         take.map_err(|reason| dropped.push(format!("the saved clip was damaged and is left out ({reason})"))).ok()
     });
     let morph_points = [0, 1].map(|which| {
         let raw = saved.morph_points[which]?;
-        let point = serde_json::from_str::<MorphPoint>(raw.get()).map_err(|e| e.to_string()).and_then(|point| check_point(&point).map(|()| point));
+        let point = serde_json::from_str::<MorphPoint>(raw.get())
+            .map_err(|e| e.to_string())
+            .and_then(|point| check_point(&point).map(|()| point));
         let name = ["A", "B"][which];
         point.map_err(|reason| dropped.push(format!("morph point {name} was damaged and is left out ({reason})"))).ok()
     });
-    let session = Session { schema_version: saved.schema_version, model: saved.model, settings, takes: saved.takes, pattern, clip, morph_points };
+    let session = Session {
+        schema_version: saved.schema_version,
+        model: saved.model,
+        settings,
+        takes: saved.takes,
+        pattern,
+        clip,
+        morph_points,
+    };
     Ok((session, dropped))
 }
 
@@ -138,10 +151,12 @@ pub fn read_session(text: &str) -> Result<(Session, Vec<String>), SessionError> 
 fn check_point(point: &MorphPoint) -> Result<(), String> {
     match point {
         MorphPoint::Clip(take) => take.check(),
-        MorphPoint::Dream { knobs, named, .. } => match knobs.iter().chain(named).find(|value| !(-KNOB_REACH..=KNOB_REACH).contains(*value)) {
-            Some(value) => Err(format!("a knob at {value}, past the ±{KNOB_REACH} a knob reaches")),
-            None => Ok(()),
-        },
+        MorphPoint::Dream { knobs, named, .. } => {
+            match knobs.iter().chain(named).find(|value| !(-KNOB_REACH..=KNOB_REACH).contains(*value)) {
+                Some(value) => Err(format!("a knob at {value}, past the ±{KNOB_REACH} a knob reaches")),
+                None => Ok(()),
+            }
+        }
     }
 }
 
@@ -150,7 +165,10 @@ fn check_pattern(pattern: &mut Pattern) -> Result<(), String> {
     if pattern.steps_per_beat == 0 || pattern.steps_per_beat > u32::from(MAX_STEPS_PER_BEAT) {
         return Err(format!("{} steps per beat", pattern.steps_per_beat));
     }
-    if meter.numerator == 0 || u32::from(meter.numerator) > u32::from(MAX_BEATS_PER_BAR) || !matches!(meter.denominator, 1 | 2 | 4 | 8 | 16 | 32) {
+    if meter.numerator == 0
+        || u32::from(meter.numerator) > u32::from(MAX_BEATS_PER_BAR)
+        || !matches!(meter.denominator, 1 | 2 | 4 | 8 | 16 | 32)
+    {
         return Err(format!("a meter of {}/{}", meter.numerator, meter.denominator));
     }
     if pattern.bars == 0 || pattern.bars > MAX_BARS {
@@ -161,7 +179,8 @@ fn check_pattern(pattern: &mut Pattern) -> Result<(), String> {
     }
     let steps = pattern.bars * pattern.steps_per_bar();
     for note in &pattern.notes {
-        let fits = note.start < steps && note.length >= 1 && note.length <= steps && note.channel < 16 && note.pitch < 128;
+        let fits =
+            note.start < steps && note.length >= 1 && note.length <= steps && note.channel < 16 && note.pitch < 128;
         if !fits || !(1..=127).contains(&note.velocity) || note.delay > MAX_DELAY {
             return Err(format!("an impossible note {note:?}"));
         }
@@ -226,7 +245,12 @@ fn restore(targets: Targets, session: Session, serial: u64) -> u64 {
     // The chord a project followed is heard again, so its settings are what the parameters ask.
     targets.chord.set(session.settings.source.chords.first().map(|&classes| (classes, None)));
     let extras_serial = targets.clip.serial() + targets.morph.serial();
-    let _ = targets.commands.send(Command::Restore { source: session.model, settings: session.settings, pattern: session.pattern, serial });
+    let _ = targets.commands.send(Command::Restore {
+        source: session.model,
+        settings: session.settings,
+        pattern: session.pattern,
+        serial,
+    });
     extras_serial
 }
 
@@ -236,7 +260,11 @@ impl SessionField {
         let SessionSlots { takes, clip, chord, morph } = slots;
         let mut link = lock(&self.inner);
         if let Some((session, serial)) = link.waiting.take() {
-            let extras_serial = restore(Targets { commands: &commands, takes: &takes, clip: &clip, chord: &chord, morph: &morph }, session, serial);
+            let extras_serial = restore(
+                Targets { commands: &commands, takes: &takes, clip: &clip, chord: &chord, morph: &morph },
+                session,
+                serial,
+            );
             if let Some(loaded) = link.loaded.as_mut().filter(|loaded| loaded.serial == serial) {
                 loaded.extras_serial = Some(extras_serial);
             }
@@ -264,7 +292,9 @@ impl SessionField {
         };
         let published = lock(published);
         if let Some(loaded) = &link.loaded {
-            let pattern_changed = published.restored.is_some_and(|mark| mark.serial == loaded.serial && published.generation != mark.generation);
+            let pattern_changed = published
+                .restored
+                .is_some_and(|mark| mark.serial == loaded.serial && published.generation != mark.generation);
             let now = link.clip.as_ref().zip(link.morph.as_ref()).map(|(clip, morph)| clip.serial() + morph.serial());
             let extras_changed = loaded.extras_serial.zip(now).is_some_and(|(at_load, now)| now != at_load);
             if !pattern_changed && !extras_changed {
@@ -294,7 +324,9 @@ impl SessionField {
                 link.loads += 1;
                 let serial = link.loads;
                 let extras_serial = match (&link.commands, &link.takes, &link.clip, &link.chord, &link.morph) {
-                    (Some(commands), Some(takes), Some(clip), Some(chord), Some(morph)) => Some(restore(Targets { commands, takes, clip, chord, morph }, session, serial)),
+                    (Some(commands), Some(takes), Some(clip), Some(chord), Some(morph)) => {
+                        Some(restore(Targets { commands, takes, clip, chord, morph }, session, serial))
+                    }
                     _ => {
                         link.waiting = Some((session, serial));
                         None
@@ -334,8 +366,25 @@ mod tests {
             schema_version: SESSION_VERSION,
             model: ModelSource::Embedded,
             settings: Settings {
-                request: RenderRequest { bars: 1, seed: 1, knobs: vec![0.5], variation: 0.0, temperature: None, density: 0.0, named: Vec::new() },
-                voicing: PatternOptions { key: 0, scale: Scale::Major, transpose: 0, velocity: 90, humanise: 0.0, seed: 1, channels: vec![0], muted: vec![false] },
+                request: RenderRequest {
+                    bars: 1,
+                    seed: 1,
+                    knobs: vec![0.5],
+                    variation: 0.0,
+                    temperature: None,
+                    density: 0.0,
+                    named: Vec::new(),
+                },
+                voicing: PatternOptions {
+                    key: 0,
+                    scale: Scale::Major,
+                    transpose: 0,
+                    velocity: 90,
+                    humanise: 0.0,
+                    seed: 1,
+                    channels: vec![0],
+                    muted: vec![false],
+                },
                 source: Default::default(),
                 clip: None,
             },
@@ -358,7 +407,13 @@ mod tests {
     }
 
     fn one_note_take() -> Take {
-        let file = crate::roll::write_midi(480, 500_000, Meter::COMMON, &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes: vec![(0, 480, 72, 90)] }], 1920);
+        let file = crate::roll::write_midi(
+            480,
+            500_000,
+            Meter::COMMON,
+            &[crate::roll::TrackToWrite { name: "a".into(), channel: 0, notes: vec![(0, 480, 72, 90)] }],
+            1920,
+        );
         Take::from_score(&crate::roll::read_midi(&file).unwrap(), 8)
     }
 
@@ -367,7 +422,8 @@ mod tests {
         let take = one_note_take();
         let mut with = session();
         with.clip = Some(take.clone());
-        with.morph_points = [Some(MorphPoint::Dream { seed: 3, knobs: vec![1.0], named: vec![] }), Some(MorphPoint::Clip(take))];
+        with.morph_points =
+            [Some(MorphPoint::Dream { seed: 3, knobs: vec![1.0], named: vec![] }), Some(MorphPoint::Clip(take))];
         assert_eq!(read_session(&serde_json::to_string(&with).unwrap()).unwrap(), (with, vec![]));
     }
 
@@ -378,20 +434,32 @@ mod tests {
         with.clip = Some(take.clone());
         let mut damaged = take.clone();
         damaged.notes[0].pitch = 200;
-        with.morph_points = [Some(MorphPoint::Clip(damaged)), Some(MorphPoint::Dream { seed: 3, knobs: vec![2.5], named: vec![] })];
+        with.morph_points =
+            [Some(MorphPoint::Clip(damaged)), Some(MorphPoint::Dream { seed: 3, knobs: vec![2.5], named: vec![] })];
         let text = serde_json::to_string(&with).unwrap().replace("[2.5]", "[1e39]");
         let (restored, dropped) = read_session(&text).unwrap();
         assert_eq!((restored.pattern, restored.clip), (session().pattern, Some(take.clone())), "the rest is restored");
         assert_eq!(restored.morph_points, [None, None]);
         assert_eq!(dropped.len(), 2);
-        assert!(dropped[0].starts_with("morph point A was damaged and is left out (an impossible note in the take"), "{dropped:?}");
+        assert!(
+            dropped[0].starts_with("morph point A was damaged and is left out (an impossible note in the take"),
+            "{dropped:?}"
+        );
         assert_eq!(dropped[1], "morph point B was damaged and is left out (a knob at inf, past the ±3 a knob reaches)");
 
         with.morph_points = [None, Some(MorphPoint::Clip(take.clone()))];
         let clip = serde_json::to_string(&take).unwrap();
-        let text = serde_json::to_string(&with).unwrap().replacen(&clip, &clip.replace("\"velocity\":90", "\"velocity\":\"loud\""), 1);
+        let text = serde_json::to_string(&with).unwrap().replacen(
+            &clip,
+            &clip.replace("\"velocity\":90", "\"velocity\":\"loud\""),
+            1,
+        );
         let (restored, dropped) = read_session(&text).unwrap();
-        assert_eq!((restored.clip, restored.morph_points), (None, [None, Some(MorphPoint::Clip(take))]), "a clip that is not even a take");
+        assert_eq!(
+            (restored.clip, restored.morph_points),
+            (None, [None, Some(MorphPoint::Clip(take))]),
+            "a clip that is not even a take"
+        );
         assert!(dropped[0].starts_with("the saved clip was damaged and is left out (invalid type"), "{dropped:?}");
 
         let field = SessionField::default();
@@ -407,13 +475,22 @@ mod tests {
         let mut damaged = one_note_take();
         damaged.notes[0].velocity = 0;
         with.settings.clip = Some(Arc::new(damaged));
-        assert!(parse_session(&serde_json::to_string(&with).unwrap()).unwrap_err().to_string().contains("impossible note in the take"));
+        assert!(parse_session(&serde_json::to_string(&with).unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("impossible note in the take"));
     }
 
     #[test]
     fn a_blob_past_the_limit_is_refused_unparsed_and_a_crowded_step_is_one_note_per_key() {
         let huge = " ".repeat(MOST_SESSION_BYTES + 1);
-        assert_eq!(parse_session(&huge).unwrap_err().to_string(), format!("the saved session is {} bytes, more than the {MOST_SESSION_BYTES} a session can be", MOST_SESSION_BYTES + 1));
+        assert_eq!(
+            parse_session(&huge).unwrap_err().to_string(),
+            format!(
+                "the saved session is {} bytes, more than the {MOST_SESSION_BYTES} a session can be",
+                MOST_SESSION_BYTES + 1
+            )
+        );
         let mut crowded = session();
         let note = crowded.pattern.notes[0];
         crowded.pattern.notes = vec![note; MAX_NOTES - 1];
@@ -492,7 +569,13 @@ mod tests {
             p.generation = 5;
             p.pattern = Some(Arc::new(newer.pattern.clone()));
             p.settings = Some(newer.settings.clone());
-            p.model = Some(crate::engine::worker::ModelInfo { source: ModelSource::Embedded, name: "m".into(), tracks: vec![], steps_per_beat: 4, named_knobs: vec![] });
+            p.model = Some(crate::engine::worker::ModelInfo {
+                source: ModelSource::Embedded,
+                name: "m".into(),
+                tracks: vec![],
+                steps_per_beat: 4,
+                named_knobs: vec![],
+            });
         }
         let saved = parse_session(&field.saved_text()).unwrap();
         assert_eq!(saved.pattern, newer.pattern, "a new pattern since the restore is what is saved");

@@ -24,7 +24,9 @@ impl HeardChord {
     }
 
     pub fn set(&self, chord: Option<(u16, Option<u8>)>) {
-        let pack = |(classes, bass): (u16, Option<u8>)| u32::from(classes & 0xfff) | u32::from(bass.map_or(0, |b| b.min(127) + 1)) << 16;
+        let pack = |(classes, bass): (u16, Option<u8>)| {
+            u32::from(classes & 0xfff) | u32::from(bass.map_or(0, |b| b.min(127) + 1)) << 16
+        };
         self.0.store(chord.map_or(0, pack), Ordering::Release);
     }
 

@@ -113,7 +113,16 @@ mod tests {
     fn play_quarter(tap: &mut CaptureTap, line: &mut CaptureLine, quarter: u32, flood: u32) {
         let start = f64::from(quarter);
         let bar = (start / 4.0).floor();
-        let window = Window { playing: true, sample_rate: 48_000.0, tempo: 120.0, start, bar_start: bar * 4.0, bar_number: bar as i64, meter: Meter::COMMON, samples: QUARTER };
+        let window = Window {
+            playing: true,
+            sample_rate: 48_000.0,
+            tempo: 120.0,
+            start,
+            bar_start: bar * 4.0,
+            bar_number: bar as i64,
+            meter: Meter::COMMON,
+            samples: QUARTER,
+        };
         let mut send = |event| line.send(event);
         tap.begin_block(&window, true, &mut send);
         let pitch = 60 + (quarter % 12) as u8;
@@ -142,7 +151,10 @@ mod tests {
         }
         assert_eq!(params.clip.get(), None, "the take with a gap is not kept");
         // 42 events in one block, 16 of them fitting.
-        assert_eq!(problems, ["26 notes and bar lines played in were lost (the engine fell behind); the take in progress was discarded"]);
+        assert_eq!(
+            problems,
+            ["26 notes and bar lines played in were lost (the engine fell behind); the take in progress was discarded"]
+        );
         // The next four bars are heard whole, and are the take.
         for quarter in 16..32 {
             play_quarter(&mut tap, &mut line, quarter, 0);

@@ -4,10 +4,10 @@
 
 use super::import::{score_to_piece, TrackAssignment};
 use super::midi_file::{read_midi, MidiError, Score, ScoreNote, MOST_MIDI_FILE_BYTES};
-use serde::{Deserialize, Serialize};
 use super::piano_roll::Roll;
 use super::representation::{Meter, Representation};
 use crate::files::{read_limited, FileError};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -101,12 +101,22 @@ impl Take {
     /// The first `most_bars` bars of a score (at most [`MOST_TAKE_BARS`]) in the meter it begins in.
     pub fn from_score(score: &Score, most_bars: u32) -> Take {
         let meter = score.meters.first().filter(|&&(tick, _)| tick == 0).map_or(Meter::COMMON, |&(_, meter)| meter);
-        let meter_changes = score.meters.iter().find(|&&(tick, other)| tick > 0 && other != meter).map_or(u64::MAX, |&(tick, _)| tick);
+        let meter_changes =
+            score.meters.iter().find(|&&(tick, other)| tick > 0 && other != meter).map_or(u64::MAX, |&(tick, _)| tick);
         let bar = ticks_per_bar(score.ticks_per_quarter, meter);
         let in_meter = meter_changes.min(score.end);
         let bars = (in_meter.div_ceil(bar) as u32).clamp(1, most_bars.clamp(1, MOST_TAKE_BARS));
         let cut = meter_changes.min(u64::from(bars) * bar);
-        let mut take = Take { ticks_per_quarter: score.ticks_per_quarter, meter, bars, notes: Vec::new(), after_meter_change: 0, after_last_bar: 0, unplayable: 0, past_note_cap: 0 };
+        let mut take = Take {
+            ticks_per_quarter: score.ticks_per_quarter,
+            meter,
+            bars,
+            notes: Vec::new(),
+            after_meter_change: 0,
+            after_last_bar: 0,
+            unplayable: 0,
+            past_note_cap: 0,
+        };
         // A note-on and its note-off on one tick (drum exports write hits so) sounds for a step.
         let sixteenth = (u64::from(score.ticks_per_quarter) / 4).max(1);
         for note in &score.notes {
@@ -122,7 +132,14 @@ impl Take {
                 let track = u16::try_from(note.track).unwrap_or(u16::MAX);
                 let end = if note.end > note.start { note.end } else { note.start.saturating_add(sixteenth) };
                 let velocity = note.velocity.clamp(1, 127);
-                take.notes.push(TakeNote { track, channel: note.channel, pitch: note.pitch, velocity, start: note.start, end: end.min(cut) });
+                take.notes.push(TakeNote {
+                    track,
+                    channel: note.channel,
+                    pitch: note.pitch,
+                    velocity,
+                    start: note.start,
+                    end: end.min(cut),
+                });
             }
         }
         take
@@ -138,12 +155,15 @@ impl Take {
         if self.ticks_per_quarter == 0 {
             return Err("a take of 0 ticks per quarter note".into());
         }
-        Meter::new(self.meter.numerator, self.meter.denominator).map_err(|e| format!("a take in {}: {e}", self.meter))?;
+        Meter::new(self.meter.numerator, self.meter.denominator)
+            .map_err(|e| format!("a take in {}: {e}", self.meter))?;
         if !(1..=MOST_TAKE_BARS).contains(&self.bars) || self.notes.len() > MOST_TAKE_NOTES {
             return Err(format!("a take of {} bars and {} notes", self.bars, self.notes.len()));
         }
         let end = u64::from(self.bars) * self.ticks_per_bar();
-        match self.notes.iter().find(|n| n.channel > 15 || n.pitch > 127 || !(1..=127).contains(&n.velocity) || n.start >= n.end || n.end > end) {
+        match self.notes.iter().find(|n| {
+            n.channel > 15 || n.pitch > 127 || !(1..=127).contains(&n.velocity) || n.start >= n.end || n.end > end
+        }) {
             Some(note) => Err(format!("an impossible note in the take {note:?}")),
             None => Ok(()),
         }
@@ -151,7 +171,12 @@ impl Take {
 
     /// The take as `representation`'s model reads it: its first `bars` bars, each note on
     /// its part, and every note that could not be read counted in words.
-    pub fn clip(&self, representation: &Arc<Representation>, assignment: TrackAssignment, bars: usize) -> Result<Clip, ClipError> {
+    pub fn clip(
+        &self,
+        representation: &Arc<Representation>,
+        assignment: TrackAssignment,
+        bars: usize,
+    ) -> Result<Clip, ClipError> {
         if self.meter != representation.meter {
             return Err(ClipError::Meter { found: self.meter, wanted: representation.meter });
         }
@@ -165,7 +190,14 @@ impl Take {
             meters: vec![(0, self.meter)],
             notes: kept
                 .into_iter()
-                .map(|n| ScoreNote { track: usize::from(n.track), channel: n.channel, pitch: n.pitch, velocity: n.velocity, start: n.start, end: n.end.min(cut) })
+                .map(|n| ScoreNote {
+                    track: usize::from(n.track),
+                    channel: n.channel,
+                    pitch: n.pitch,
+                    velocity: n.velocity,
+                    start: n.start,
+                    end: n.end.min(cut),
+                })
                 .collect(),
             track_names: vec![String::new(); tracks],
             end: cut,
@@ -179,14 +211,25 @@ impl Take {
                 left_out.push(format!("{n} {} {why}", if n == 1 { "note" } else { "notes" }));
             }
         };
-        count(report.outside_window, &format!("outside the model's pitches ({}..{})", representation.lowest_pitch, u16::from(representation.lowest_pitch) + u16::from(representation.pitch_count)));
+        count(
+            report.outside_window,
+            &format!(
+                "outside the model's pitches ({}..{})",
+                representation.lowest_pitch,
+                u16::from(representation.lowest_pitch) + u16::from(representation.pitch_count)
+            ),
+        );
         count(report.no_track, "on channels the model has no part for");
         count(self.after_meter_change as usize, "after the meter changes");
         count(later.len() + self.after_last_bar as usize, &format!("after the first {kept_bars} bars"));
         count(self.unplayable as usize, "with a pitch over 127 or a channel over 16");
         count(self.past_note_cap as usize, &format!("past the {MOST_TAKE_NOTES} a clip holds"));
         let Some(roll) = piece.segments.into_iter().next().filter(|roll| !roll.notes().is_empty()) else {
-            return Err(ClipError::Nothing(if left_out.is_empty() { "it is empty".into() } else { left_out.join(", ") }));
+            return Err(ClipError::Nothing(if left_out.is_empty() {
+                "it is empty".into()
+            } else {
+                left_out.join(", ")
+            }));
         };
         let tracks_given = roll.sounding_tracks();
         Ok(Clip { roll, tracks_given, left_out })
@@ -199,7 +242,12 @@ fn ticks_per_bar(ticks_per_quarter: u16, meter: Meter) -> u64 {
 }
 
 /// The first `bars` bars (at most) of a MIDI file's bytes on `representation`'s grid.
-pub fn read_clip(bytes: &[u8], representation: &Arc<Representation>, assignment: TrackAssignment, bars: usize) -> Result<Clip, ClipError> {
+pub fn read_clip(
+    bytes: &[u8],
+    representation: &Arc<Representation>,
+    assignment: TrackAssignment,
+    bars: usize,
+) -> Result<Clip, ClipError> {
     Take::from_midi(bytes, bars.try_into().unwrap_or(u32::MAX))?.clip(representation, assignment, bars)
 }
 
@@ -222,7 +270,11 @@ mod tests {
             .map(|channel| TrackToWrite {
                 name: format!("ch{channel}"),
                 channel,
-                notes: notes.iter().filter(|n| n.0 == channel).map(|&(_, start, length, pitch)| (start, length, pitch, 100)).collect(),
+                notes: notes
+                    .iter()
+                    .filter(|n| n.0 == channel)
+                    .map(|&(_, start, length, pitch)| (start, length, pitch, 100))
+                    .collect(),
             })
             .collect();
         write_midi(TPQ, 500_000, meter, &tracks, 8 * BAR)
@@ -230,21 +282,31 @@ mod tests {
 
     #[test]
     fn a_clip_is_read_from_its_start_and_what_is_left_out_is_counted() {
-        let bytes = file(Meter::COMMON, &[(0, 0, BAR, 60), (0, BAR, BAR, 62), (0, 3 * BAR, BAR, 64), (0, 0, BAR, 100), (2, 0, BAR, 50)]);
+        let bytes = file(
+            Meter::COMMON,
+            &[(0, 0, BAR, 60), (0, BAR, BAR, 62), (0, 3 * BAR, BAR, 64), (0, 0, BAR, 100), (2, 0, BAR, 50)],
+        );
         let clip = read_clip(&bytes, &two_parts(), TrackAssignment::ByChannel, 2).unwrap();
         assert_eq!(clip.roll.steps(), 32, "its first two bars");
         assert_eq!(clip.roll.notes().iter().map(|n| n.pitch).collect::<Vec<_>>(), vec![60, 62]);
         assert_eq!(clip.tracks_given, vec![0], "only the lead plays");
         assert_eq!(
             clip.left_out,
-            vec!["1 note outside the model's pitches (48..72)", "1 note on channels the model has no part for", "1 note after the first 2 bars"]
+            vec![
+                "1 note outside the model's pitches (48..72)",
+                "1 note on channels the model has no part for",
+                "1 note after the first 2 bars"
+            ]
         );
     }
 
     #[test]
     fn a_clip_the_model_cannot_read_is_refused_in_words() {
         let waltz = file(Meter::new(3, 4).unwrap(), &[(0, 0, TPQ as u64, 60)]);
-        assert_eq!(read_clip(&waltz, &two_parts(), TrackAssignment::ByChannel, 4).unwrap_err().to_string(), "the clip begins in 3/4; this model writes 4/4");
+        assert_eq!(
+            read_clip(&waltz, &two_parts(), TrackAssignment::ByChannel, 4).unwrap_err().to_string(),
+            "the clip begins in 3/4; this model writes 4/4"
+        );
         let too_high = file(Meter::COMMON, &[(0, 0, BAR, 100)]);
         let error = read_clip(&too_high, &two_parts(), TrackAssignment::ByChannel, 4).unwrap_err().to_string();
         assert_eq!(error, "the clip has no notes this model can read (1 note outside the model's pitches (48..72))");
@@ -253,10 +315,15 @@ mod tests {
 
     #[test]
     fn a_take_keeps_whole_bars_of_its_first_meter_and_counts_the_rest() {
-        let mut score = read_midi(&file(Meter::COMMON, &[(0, 0, BAR, 60), (0, BAR, 2 * BAR, 62), (0, 3 * BAR, BAR, 64)])).unwrap();
+        let mut score =
+            read_midi(&file(Meter::COMMON, &[(0, 0, BAR, 60), (0, BAR, 2 * BAR, 62), (0, 3 * BAR, BAR, 64)])).unwrap();
         let take = Take::from_score(&score, 2);
         assert_eq!((take.bars, take.after_last_bar), (2, 1));
-        assert_eq!(take.notes.iter().map(|n| (n.start, n.end)).collect::<Vec<_>>(), vec![(0, BAR), (BAR, 2 * BAR)], "a note over the cut ends there");
+        assert_eq!(
+            take.notes.iter().map(|n| (n.start, n.end)).collect::<Vec<_>>(),
+            vec![(0, BAR), (BAR, 2 * BAR)],
+            "a note over the cut ends there"
+        );
         assert!(take.check().is_ok());
         score.meters.push((2 * BAR, Meter::new(3, 4).unwrap()));
         let take = Take::from_score(&score, 8);
@@ -277,19 +344,38 @@ mod tests {
             note(20, 60, 90, TPQ as u64, 2 * TPQ as u64),
             note(1, 55, 90, BAR - 1, BAR - 1),
         ];
-        let score = Score { ticks_per_quarter: TPQ, tempos: vec![], meters: vec![(0, Meter::COMMON)], notes, track_names: vec![String::new()], end: BAR, unterminated_notes: 0 };
+        let score = Score {
+            ticks_per_quarter: TPQ,
+            tempos: vec![],
+            meters: vec![(0, Meter::COMMON)],
+            notes,
+            track_names: vec![String::new()],
+            end: BAR,
+            unterminated_notes: 0,
+        };
         let take = Take::from_score(&score, 1);
         take.check().unwrap();
         let kept: Vec<(u8, u8, u64, u64)> = take.notes.iter().map(|n| (n.pitch, n.velocity, n.start, n.end)).collect();
         let (q, sixteenth) = (TPQ as u64, TPQ as u64 / 4);
-        assert_eq!(kept, vec![(50, 100, 0, sixteenth), (60, 1, q, 2 * q), (62, 127, q, 2 * q), (55, 90, BAR - 1, BAR)], "a zero-length note sounds for a step, within the take");
+        assert_eq!(
+            kept,
+            vec![(50, 100, 0, sixteenth), (60, 1, q, 2 * q), (62, 127, q, 2 * q), (55, 90, BAR - 1, BAR)],
+            "a zero-length note sounds for a step, within the take"
+        );
         let clip = take.clip(&two_parts(), TrackAssignment::ByChannel, 1).unwrap();
         assert_eq!(clip.left_out, vec!["2 notes with a pitch over 127 or a channel over 16"]);
-        let crowded = Score { notes: (0..MOST_TAKE_NOTES as u64 + 3).map(|k| note(0, 60, 90, k % BAR, k % BAR + 1)).collect(), ..score };
+        let crowded = Score {
+            notes: (0..MOST_TAKE_NOTES as u64 + 3).map(|k| note(0, 60, 90, k % BAR, k % BAR + 1)).collect(),
+            ..score
+        };
         let take = Take::from_score(&crowded, 1);
         take.check().unwrap();
         assert_eq!((take.notes.len(), take.past_note_cap), (MOST_TAKE_NOTES, 3));
-        assert!(take.clip(&two_parts(), TrackAssignment::ByChannel, 1).unwrap().left_out.contains(&"3 notes past the 20000 a clip holds".to_string()));
+        assert!(take
+            .clip(&two_parts(), TrackAssignment::ByChannel, 1)
+            .unwrap()
+            .left_out
+            .contains(&"3 notes past the 20000 a clip holds".to_string()));
     }
 
     #[test]

@@ -51,7 +51,10 @@ pub fn pattern_to_midi(pattern: &Pattern, bpm: f64, track_names: &[(u8, String)]
     let mut tracks: Vec<TrackToWrite> = channels
         .iter()
         .map(|&channel| {
-            let name = track_names.iter().find(|(c, _)| *c == channel).map_or_else(|| format!("Channel {}", channel + 1), |(_, n)| n.clone());
+            let name = track_names
+                .iter()
+                .find(|(c, _)| *c == channel)
+                .map_or_else(|| format!("Channel {}", channel + 1), |(_, n)| n.clone());
             TrackToWrite { name, channel, notes: Vec::new() }
         })
         .collect();
@@ -75,7 +78,12 @@ mod pattern_tests {
     #[test]
     fn an_exported_pattern_reads_back_note_for_note() {
         let note = |start, channel, pitch, delay| PatternNote { start, length: 3, channel, pitch, velocity: 77, delay };
-        let pattern = Pattern { steps_per_beat: 4, meter: Meter::COMMON, bars: 2, notes: vec![note(0, 0, 60, 0), note(5, 3, 40, 128), note(31, 0, 64, 0)] };
+        let pattern = Pattern {
+            steps_per_beat: 4,
+            meter: Meter::COMMON,
+            bars: 2,
+            notes: vec![note(0, 0, 60, 0), note(5, 3, 40, 128), note(31, 0, 64, 0)],
+        };
         let score = read_midi(&pattern_to_midi(&pattern, 97.0, &[(3, "Bass".into())])).unwrap();
         let notes: Vec<(u64, u8, u8)> = score.notes.iter().map(|n| (n.start, n.channel, n.pitch)).collect();
         assert_eq!(notes, vec![(0, 0, 60), (5 * 120 + 60, 3, 40), (31 * 120, 0, 64)], "a half-step delay is 60 ticks");

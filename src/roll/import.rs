@@ -107,7 +107,11 @@ impl Grid {
 }
 
 /// Puts a score on the representation's grid. The representation must be valid.
-pub fn score_to_piece(score: &Score, representation: &Arc<Representation>, assignment: TrackAssignment) -> ImportedPiece {
+pub fn score_to_piece(
+    score: &Score,
+    representation: &Arc<Representation>,
+    assignment: TrackAssignment,
+) -> ImportedPiece {
     let grid = Grid::new(representation, score.ticks_per_quarter);
     let mut report = ImportReport {
         notes_read: score.notes.len(),
@@ -206,12 +210,8 @@ fn track_lookup<'a>(
     assignment: TrackAssignment,
 ) -> impl Fn(&ScoreNote) -> Option<usize> + 'a {
     let drum_track = representation.tracks.iter().position(|track| track.is_drum);
-    let mut pitched_tracks: Vec<usize> = score
-        .notes
-        .iter()
-        .filter(|note| note.channel != DRUM_CHANNEL)
-        .map(|note| note.track)
-        .collect();
+    let mut pitched_tracks: Vec<usize> =
+        score.notes.iter().filter(|note| note.channel != DRUM_CHANNEL).map(|note| note.track).collect();
     pitched_tracks.sort_unstable();
     pitched_tracks.dedup();
     let melodic_tracks: Vec<usize> = (0..representation.track_count()).filter(|&t| Some(t) != drum_track).collect();
@@ -317,7 +317,11 @@ mod tests {
     #[test]
     fn a_pickup_keeps_its_place_in_the_bar() {
         // One-beat pickup, padded with three beats of silence as the corpus is.
-        let piece = score_to_piece(&score(vec![note(0, 0, 67, 1440, 1920), note(0, 0, 72, 1920, 3840)], vec![]), &two_voices(), TrackAssignment::ByChannel);
+        let piece = score_to_piece(
+            &score(vec![note(0, 0, 67, 1440, 1920), note(0, 0, 72, 1920, 3840)], vec![]),
+            &two_voices(),
+            TrackAssignment::ByChannel,
+        );
         assert_eq!(piece.segments[0].notes(), vec![grid(0, 12, 67, 4), grid(0, 16, 72, 16)]);
         assert_eq!(piece.bar_count(), 2);
     }
@@ -326,7 +330,8 @@ mod tests {
     fn only_spans_in_the_wanted_meter_are_kept() {
         let bar = 4 * u64::from(TPQ);
         let three_four = 3 * u64::from(TPQ);
-        let meters = vec![(0, Meter::COMMON), (2 * bar, Meter::new(3, 4).unwrap()), (2 * bar + 2 * three_four, Meter::COMMON)];
+        let meters =
+            vec![(0, Meter::COMMON), (2 * bar, Meter::new(3, 4).unwrap()), (2 * bar + 2 * three_four, Meter::COMMON)];
         let back = 2 * bar + 2 * three_four;
         let notes = vec![
             note(0, 0, 60, 0, bar),
@@ -348,14 +353,20 @@ mod tests {
     fn meter_repeated_is_one_span() {
         let bar = 4 * u64::from(TPQ);
         let meters = vec![(0, Meter::COMMON), (bar, Meter::COMMON)];
-        let piece = score_to_piece(&score(vec![note(0, 0, 60, 0, 2 * bar)], meters), &two_voices(), TrackAssignment::ByChannel);
+        let piece =
+            score_to_piece(&score(vec![note(0, 0, 60, 0, 2 * bar)], meters), &two_voices(), TrackAssignment::ByChannel);
         assert_eq!(piece.segments.len(), 1);
         assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 32)]);
     }
 
     #[test]
     fn channels_choose_tracks_and_strays_are_counted() {
-        let notes = vec![note(0, 1, 50, 0, 480), note(0, 0, 70, 0, 480), note(0, 5, 60, 0, 480), note(0, DRUM_CHANNEL, 36, 0, 120)];
+        let notes = vec![
+            note(0, 1, 50, 0, 480),
+            note(0, 0, 70, 0, 480),
+            note(0, 5, 60, 0, 480),
+            note(0, DRUM_CHANNEL, 36, 0, 120),
+        ];
         let piece = score_to_piece(&score(notes, vec![]), &two_voices(), TrackAssignment::ByChannel);
         assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 70, 4), grid(1, 0, 50, 4)]);
         assert_eq!(piece.report.no_track, 2, "channel 6 and the drum note have nowhere to go");
@@ -391,14 +402,19 @@ mod tests {
     fn notes_quantised_together_merge_into_the_louder_and_longer() {
         let mut quiet = note(0, 0, 60, 0, 960);
         quiet.velocity = 40;
-        let piece = score_to_piece(&score(vec![quiet, note(0, 0, 60, 10, 480)], vec![]), &two_voices(), TrackAssignment::ByChannel);
+        let piece = score_to_piece(
+            &score(vec![quiet, note(0, 0, 60, 10, 480)], vec![]),
+            &two_voices(),
+            TrackAssignment::ByChannel,
+        );
         assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 8)]);
         assert_eq!(piece.report.merged, 1);
     }
 
     #[test]
     fn a_very_short_note_still_lasts_one_step() {
-        let piece = score_to_piece(&score(vec![note(0, 0, 60, 0, 5)], vec![]), &two_voices(), TrackAssignment::ByChannel);
+        let piece =
+            score_to_piece(&score(vec![note(0, 0, 60, 0, 5)], vec![]), &two_voices(), TrackAssignment::ByChannel);
         assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 1)]);
     }
 

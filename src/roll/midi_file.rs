@@ -50,7 +50,9 @@ pub enum MidiError {
     TrackCount { declared: u16, found: usize },
     #[error("format 2 (independent sequences) is not supported; save it as format 0 or 1")]
     SequentialFormat,
-    #[error("the file times events in SMPTE frames ({fps} fps), not in beats; export it with a tempo-based time division")]
+    #[error(
+        "the file times events in SMPTE frames ({fps} fps), not in beats; export it with a tempo-based time division"
+    )]
     SmpteTiming { fps: u8 },
     #[error("the header declares 0 ticks per quarter note")]
     ZeroTicksPerQuarter,
@@ -247,7 +249,9 @@ pub fn write_midi(
             events.push((start + length, TrackEventKind::Midi { channel, message: off }));
         }
         // Note-offs before note-ons at the same tick, or a repeated note would cut itself off.
-        events.sort_by_key(|(tick, kind)| (*tick, !matches!(kind, TrackEventKind::Midi { message: MidiMessage::NoteOff { .. }, .. })));
+        events.sort_by_key(|(tick, kind)| {
+            (*tick, !matches!(kind, TrackEventKind::Midi { message: MidiMessage::NoteOff { .. }, .. }))
+        });
         smf.tracks.push(delta_encode(events, end));
     }
     let mut bytes = Vec::new();

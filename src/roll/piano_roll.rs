@@ -188,7 +188,8 @@ impl Roll {
     /// model that learns from it learns to begin a phrase by waiting (one fine-tuned with it
     /// wrote a wholly silent phrase for one seed in forty).
     pub fn phrases_from_first_sound(&self, bars: usize, hop: usize) -> Vec<Roll> {
-        let first_sound = (0..self.steps).find(|&step| (0..self.track_count()).any(|t| self.sounding_at(t, step).contains(&true)));
+        let first_sound =
+            (0..self.steps).find(|&step| (0..self.track_count()).any(|t| self.sounding_at(t, step).contains(&true)));
         self.phrases_starting_at_or_after(first_sound.unwrap_or(self.steps), bars, hop)
     }
 
@@ -316,10 +317,7 @@ mod tests {
     #[test]
     fn placing_outside_the_roll_says_why() {
         let mut roll = Roll::new(representation(), 16);
-        assert_eq!(
-            roll.place(note(0, 0, 72, 1)),
-            Err(PlaceError::OutsideWindow { pitch: 72, low: 60, high: 72 })
-        );
+        assert_eq!(roll.place(note(0, 0, 72, 1)), Err(PlaceError::OutsideWindow { pitch: 72, low: 60, high: 72 }));
         assert_eq!(roll.place(note(0, 15, 60, 2)), Err(PlaceError::OutsideRoll { start: 15, length: 2, steps: 16 }));
         assert_eq!(roll.place(note(2, 0, 60, 1)), Err(PlaceError::NoSuchTrack { track: 2, tracks: 2 }));
         assert_eq!(roll.place(GridNote { velocity: 0, ..note(0, 0, 60, 1) }), Err(PlaceError::Velocity(0)));
@@ -356,9 +354,16 @@ mod tests {
         let phrases = roll.phrases_from_first_sound(2, 1);
         assert_eq!(phrases.len(), 2, "the bars from the first downbeat after the pickup");
         assert_eq!(phrases[0].notes(), roll.slice(16..48).notes());
-        let on_the_downbeat = { let mut r = Roll::new(representation(), 16 * 4); r.place(note(0, 0, 60, 4)).unwrap(); r };
+        let on_the_downbeat = {
+            let mut r = Roll::new(representation(), 16 * 4);
+            r.place(note(0, 0, 60, 4)).unwrap();
+            r
+        };
         assert_eq!(on_the_downbeat.phrases_from_first_sound(2, 1).len(), 3);
-        assert!(Roll::new(representation(), 64).phrases_from_first_sound(1, 1).is_empty(), "a silent roll has no music to cut");
+        assert!(
+            Roll::new(representation(), 64).phrases_from_first_sound(1, 1).is_empty(),
+            "a silent roll has no music to cut"
+        );
     }
 
     #[test]

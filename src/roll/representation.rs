@@ -145,10 +145,7 @@ impl Representation {
             )));
         }
         if self.tracks.is_empty() || self.tracks.len() > 16 {
-            return Err(RepresentationError::new(format!(
-                "{} tracks; a roll has 1..=16",
-                self.tracks.len()
-            )));
+            return Err(RepresentationError::new(format!("{} tracks; a roll has 1..=16", self.tracks.len())));
         }
         for (index, track) in self.tracks.iter().enumerate() {
             if track.name.trim().is_empty() {

@@ -8,7 +8,9 @@
 use clap_sys::audio_buffer::clap_audio_buffer;
 use clap_sys::entry::clap_plugin_entry;
 use clap_sys::events::*;
-use clap_sys::ext::audio_ports_config::{clap_audio_ports_config, clap_plugin_audio_ports_config, CLAP_EXT_AUDIO_PORTS_CONFIG};
+use clap_sys::ext::audio_ports_config::{
+    clap_audio_ports_config, clap_plugin_audio_ports_config, CLAP_EXT_AUDIO_PORTS_CONFIG,
+};
 use clap_sys::ext::params::{clap_param_info, clap_plugin_params, CLAP_EXT_PARAMS};
 use clap_sys::ext::state::{clap_plugin_state, CLAP_EXT_STATE};
 use clap_sys::factory::plugin_factory::{clap_plugin_factory, CLAP_PLUGIN_FACTORY_ID};
@@ -112,7 +114,9 @@ unsafe extern "C" fn out_push(list: *const clap_output_events, event: *const cla
     unsafe {
         let out = &mut *((*list).ctx as *mut OutEvents);
         let header = &*event;
-        if header.space_id == CLAP_CORE_EVENT_SPACE_ID && (header.type_ == CLAP_EVENT_NOTE_ON || header.type_ == CLAP_EVENT_NOTE_OFF) {
+        if header.space_id == CLAP_CORE_EVENT_SPACE_ID
+            && (header.type_ == CLAP_EVENT_NOTE_ON || header.type_ == CLAP_EVENT_NOTE_OFF)
+        {
             let note = *(event as *const clap_event_note);
             out.notes.push((header.time, header.type_ == CLAP_EVENT_NOTE_ON, note));
         } else {
@@ -165,15 +169,19 @@ impl ClapInstance {
     /// Loads the plugin from a `.clap` file (or any library exporting `clap_entry`).
     pub fn load(path: &Path) -> ClapInstance {
         unsafe {
-            let library = libloading::Library::new(path).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
-            let entry = *library.get::<*const clap_plugin_entry>(b"clap_entry\0").expect("the library exports clap_entry");
+            let library =
+                libloading::Library::new(path).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
+            let entry =
+                *library.get::<*const clap_plugin_entry>(b"clap_entry\0").expect("the library exports clap_entry");
             let path_c = CString::new(path.to_str().unwrap()).unwrap();
             assert!(((*entry).init.unwrap())(path_c.as_ptr()), "clap_entry.init failed");
-            let factory = ((*entry).get_factory.unwrap())(CLAP_PLUGIN_FACTORY_ID.as_ptr()) as *const clap_plugin_factory;
+            let factory =
+                ((*entry).get_factory.unwrap())(CLAP_PLUGIN_FACTORY_ID.as_ptr()) as *const clap_plugin_factory;
             assert!(!factory.is_null(), "no plugin factory");
             assert_eq!(((*factory).get_plugin_count.unwrap())(factory), 1, "one plugin in the bundle");
             let descriptor = ((*factory).get_plugin_descriptor.unwrap())(factory, 0);
-            let names = [c"dreamroll-test-host".to_owned(), c"Dreamroll tests".to_owned(), c"".to_owned(), c"1.0".to_owned()];
+            let names =
+                [c"dreamroll-test-host".to_owned(), c"Dreamroll tests".to_owned(), c"".to_owned(), c"1.0".to_owned()];
             let host_data = Box::new(HostData { callback_requested: AtomicBool::new(false) });
             let host = Box::new(clap_host {
                 clap_version: CLAP_VERSION,
@@ -190,7 +198,8 @@ impl ClapInstance {
             let plugin = ((*factory).create_plugin.unwrap())(factory, &*host, (*descriptor).id);
             assert!(!plugin.is_null(), "create_plugin failed");
             assert!(((*plugin).init.unwrap())(plugin), "plugin init failed");
-            let params = ((*plugin).get_extension.unwrap())(plugin, CLAP_EXT_PARAMS.as_ptr()) as *const clap_plugin_params;
+            let params =
+                ((*plugin).get_extension.unwrap())(plugin, CLAP_EXT_PARAMS.as_ptr()) as *const clap_plugin_params;
             let state = ((*plugin).get_extension.unwrap())(plugin, CLAP_EXT_STATE.as_ptr()) as *const clap_plugin_state;
             assert!(!params.is_null() && !state.is_null(), "params and state extensions");
             ClapInstance {
@@ -261,13 +270,16 @@ impl ClapInstance {
     pub fn text_to_value(&self, id: u32, text: &str) -> Option<f64> {
         let text_c = CString::new(text).unwrap();
         let mut value = 0.0;
-        unsafe { ((*self.params).text_to_value.unwrap())(self.plugin, id, text_c.as_ptr(), &mut value) }.then_some(value)
+        unsafe { ((*self.params).text_to_value.unwrap())(self.plugin, id, text_c.as_ptr(), &mut value) }
+            .then_some(value)
     }
 
     /// `clap_plugin_params.value_to_text`: what a host shows for `value`.
     pub fn value_to_text(&self, id: u32, value: f64) -> Option<String> {
         let mut buffer = [0 as c_char; 256];
-        let written = unsafe { ((*self.params).value_to_text.unwrap())(self.plugin, id, value, buffer.as_mut_ptr(), buffer.len() as u32) };
+        let written = unsafe {
+            ((*self.params).value_to_text.unwrap())(self.plugin, id, value, buffer.as_mut_ptr(), buffer.len() as u32)
+        };
         written.then(|| unsafe { CStr::from_ptr(buffer.as_ptr()) }.to_string_lossy().into_owned())
     }
 
@@ -276,7 +288,8 @@ impl ClapInstance {
     pub fn choose_output_channels(&mut self, channels: u32) {
         assert!(!self.active);
         unsafe {
-            let configs = ((*self.plugin).get_extension.unwrap())(self.plugin, CLAP_EXT_AUDIO_PORTS_CONFIG.as_ptr()) as *const clap_plugin_audio_ports_config;
+            let configs = ((*self.plugin).get_extension.unwrap())(self.plugin, CLAP_EXT_AUDIO_PORTS_CONFIG.as_ptr())
+                as *const clap_plugin_audio_ports_config;
             assert!(!configs.is_null(), "the audio-ports-config extension");
             let id = (0..((*configs).count.unwrap())(self.plugin))
                 .find_map(|index| {
@@ -305,8 +318,13 @@ impl ClapInstance {
 
     /// Sets parameters outside processing, as a host does from its main thread.
     pub fn flush_params(&mut self, changes: &[(u32, f64)]) {
-        let mut events = InEvents { events: changes.iter().map(|&(id, value)| InEvent::Param(param_event(0, id, value))).collect() };
-        let input = clap_input_events { ctx: &mut events as *mut InEvents as *mut c_void, size: Some(in_size), get: Some(in_get) };
+        let mut events =
+            InEvents { events: changes.iter().map(|&(id, value)| InEvent::Param(param_event(0, id, value))).collect() };
+        let input = clap_input_events {
+            ctx: &mut events as *mut InEvents as *mut c_void,
+            size: Some(in_size),
+            get: Some(in_get),
+        };
         let mut sink = OutEvents { notes: Vec::new(), other: 0 };
         let output = clap_output_events { ctx: &mut sink as *mut OutEvents as *mut c_void, try_push: Some(out_push) };
         unsafe { ((*self.params).flush.unwrap())(self.plugin, &input, &output) };
@@ -317,7 +335,8 @@ impl ClapInstance {
     pub fn set_offline(&mut self) {
         use clap_sys::ext::render::{clap_plugin_render, CLAP_EXT_RENDER, CLAP_RENDER_OFFLINE};
         unsafe {
-            let render = ((*self.plugin).get_extension.unwrap())(self.plugin, CLAP_EXT_RENDER.as_ptr()) as *const clap_plugin_render;
+            let render = ((*self.plugin).get_extension.unwrap())(self.plugin, CLAP_EXT_RENDER.as_ptr())
+                as *const clap_plugin_render;
             assert!(!render.is_null(), "the render extension");
             assert!(((*render).set.unwrap())(self.plugin, CLAP_RENDER_OFFLINE), "offline rendering refused");
         }
@@ -325,7 +344,9 @@ impl ClapInstance {
 
     pub fn activate(&mut self, sample_rate: f64, max_frames: u32) {
         assert!(!self.active);
-        unsafe { assert!(((*self.plugin).activate.unwrap())(self.plugin, sample_rate, 1, max_frames), "activate failed") };
+        unsafe {
+            assert!(((*self.plugin).activate.unwrap())(self.plugin, sample_rate, 1, max_frames), "activate failed")
+        };
         self.sample_rate = sample_rate;
         self.left = vec![0.0; max_frames as usize];
         self.right = vec![0.0; max_frames as usize];
@@ -357,18 +378,39 @@ impl ClapInstance {
     }
 
     /// The same, with notes played into the plugin (`sample` relative to the block).
-    pub fn process_with_notes(&mut self, frames: u32, transport: &Transport, changes: &[(u32, u32, f64)], notes: &[Played]) -> (Vec<Played>, f32) {
+    pub fn process_with_notes(
+        &mut self,
+        frames: u32,
+        transport: &Transport,
+        changes: &[(u32, u32, f64)],
+        notes: &[Played],
+    ) -> (Vec<Played>, f32) {
         let input: Vec<HostInput> = notes
             .iter()
-            .map(|n| HostInput::Note { sample: n.sample as u32, on: n.on, channel: i16::from(n.channel), key: i16::from(n.key), velocity: f64::from(n.velocity) / 127.0 })
+            .map(|n| HostInput::Note {
+                sample: n.sample as u32,
+                on: n.on,
+                channel: i16::from(n.channel),
+                key: i16::from(n.key),
+                velocity: f64::from(n.velocity) / 127.0,
+            })
             .collect();
         self.process_with_input(frames, transport, changes, &input)
     }
 
     /// The same, with whatever a host may send played in.
-    pub fn process_with_input(&mut self, frames: u32, transport: &Transport, changes: &[(u32, u32, f64)], input: &[HostInput]) -> (Vec<Played>, f32) {
+    pub fn process_with_input(
+        &mut self,
+        frames: u32,
+        transport: &Transport,
+        changes: &[(u32, u32, f64)],
+        input: &[HostInput],
+    ) -> (Vec<Played>, f32) {
         assert!(self.active && frames as usize <= self.left.len());
-        let mut flags = CLAP_TRANSPORT_HAS_TEMPO | CLAP_TRANSPORT_HAS_BEATS_TIMELINE | CLAP_TRANSPORT_HAS_SECONDS_TIMELINE | CLAP_TRANSPORT_HAS_TIME_SIGNATURE;
+        let mut flags = CLAP_TRANSPORT_HAS_TEMPO
+            | CLAP_TRANSPORT_HAS_BEATS_TIMELINE
+            | CLAP_TRANSPORT_HAS_SECONDS_TIMELINE
+            | CLAP_TRANSPORT_HAS_TIME_SIGNATURE;
         if transport.playing {
             flags |= CLAP_TRANSPORT_IS_PLAYING;
         }
@@ -379,7 +421,13 @@ impl ClapInstance {
         let beats = |b: f64| (b * CLAP_BEATTIME_FACTOR as f64).round() as i64;
         let seconds = |b: f64| (b * 60.0 / transport.tempo * CLAP_SECTIME_FACTOR as f64).round() as i64;
         let clap_transport = clap_event_transport {
-            header: clap_event_header { size: size_of::<clap_event_transport>() as u32, time: 0, space_id: CLAP_CORE_EVENT_SPACE_ID, type_: CLAP_EVENT_TRANSPORT, flags: 0 },
+            header: clap_event_header {
+                size: size_of::<clap_event_transport>() as u32,
+                time: 0,
+                space_id: CLAP_CORE_EVENT_SPACE_ID,
+                type_: CLAP_EVENT_TRANSPORT,
+                flags: 0,
+            },
             flags,
             song_pos_beats: beats(transport.beats),
             song_pos_seconds: seconds(transport.beats),
@@ -398,7 +446,13 @@ impl ClapInstance {
             HostInput::Note { sample, on, channel, key, velocity } => {
                 let type_ = if on { CLAP_EVENT_NOTE_ON } else { CLAP_EVENT_NOTE_OFF };
                 InEvent::Note(clap_event_note {
-                    header: clap_event_header { size: size_of::<clap_event_note>() as u32, time: sample, space_id: CLAP_CORE_EVENT_SPACE_ID, type_, flags: 0 },
+                    header: clap_event_header {
+                        size: size_of::<clap_event_note>() as u32,
+                        time: sample,
+                        space_id: CLAP_CORE_EVENT_SPACE_ID,
+                        type_,
+                        flags: 0,
+                    },
                     note_id: -1,
                     port_index: 0,
                     channel,
@@ -407,20 +461,42 @@ impl ClapInstance {
                 })
             }
             HostInput::Midi { sample, data } => InEvent::Midi(clap_event_midi {
-                header: clap_event_header { size: size_of::<clap_event_midi>() as u32, time: sample, space_id: CLAP_CORE_EVENT_SPACE_ID, type_: CLAP_EVENT_MIDI, flags: 0 },
+                header: clap_event_header {
+                    size: size_of::<clap_event_midi>() as u32,
+                    time: sample,
+                    space_id: CLAP_CORE_EVENT_SPACE_ID,
+                    type_: CLAP_EVENT_MIDI,
+                    flags: 0,
+                },
                 port_index: 0,
                 data,
             }),
         });
-        let mut events = InEvents { events: changes.iter().map(|&(offset, id, value)| InEvent::Param(param_event(offset, id, value))).chain(note_events).collect() };
+        let mut events = InEvents {
+            events: changes
+                .iter()
+                .map(|&(offset, id, value)| InEvent::Param(param_event(offset, id, value)))
+                .chain(note_events)
+                .collect(),
+        };
         events.events.sort_by_key(|e| e.header().time);
-        let input = clap_input_events { ctx: &mut events as *mut InEvents as *mut c_void, size: Some(in_size), get: Some(in_get) };
+        let input = clap_input_events {
+            ctx: &mut events as *mut InEvents as *mut c_void,
+            size: Some(in_size),
+            get: Some(in_get),
+        };
         let mut sink = OutEvents { notes: Vec::with_capacity(256), other: 0 };
         let output = clap_output_events { ctx: &mut sink as *mut OutEvents as *mut c_void, try_push: Some(out_push) };
         self.left[..frames as usize].fill(f32::NAN);
         self.right[..frames as usize].fill(f32::NAN);
         let mut channels = [self.left.as_mut_ptr(), self.right.as_mut_ptr()];
-        let mut audio = clap_audio_buffer { data32: channels.as_mut_ptr(), data64: std::ptr::null_mut(), channel_count: self.output_channels, latency: 0, constant_mask: 0 };
+        let mut audio = clap_audio_buffer {
+            data32: channels.as_mut_ptr(),
+            data64: std::ptr::null_mut(),
+            channel_count: self.output_channels,
+            latency: 0,
+            constant_mask: 0,
+        };
         let process = clap_process {
             steady_time: self.position as i64,
             frames_count: frames,
@@ -440,10 +516,22 @@ impl ClapInstance {
             .iter()
             .map(|&(time, on, note)| {
                 assert!(time < frames, "an event at {time} in a block of {frames}");
-                Played { sample: self.position + u64::from(time), on, channel: note.channel as u8, key: note.key as u8, velocity: (note.velocity * 127.0).round() as u8 }
+                Played {
+                    sample: self.position + u64::from(time),
+                    on,
+                    channel: note.channel as u8,
+                    key: note.key as u8,
+                    velocity: (note.velocity * 127.0).round() as u8,
+                }
             })
             .collect();
-        let peak = (0..self.output_channels as usize).flat_map(|c| self.output(c, frames)).fold(0.0f32, |m, s| if s.is_nan() { f32::NAN } else { m.max(s.abs()) });
+        let peak = (0..self.output_channels as usize).flat_map(|c| self.output(c, frames)).fold(0.0f32, |m, s| {
+            if s.is_nan() {
+                f32::NAN
+            } else {
+                m.max(s.abs())
+            }
+        });
         self.position += u64::from(frames);
         self.pump_main_thread();
         (played, peak)
@@ -468,7 +556,13 @@ impl ClapInstance {
 
 fn param_event(offset: u32, id: u32, value: f64) -> clap_event_param_value {
     clap_event_param_value {
-        header: clap_event_header { size: size_of::<clap_event_param_value>() as u32, time: offset, space_id: CLAP_CORE_EVENT_SPACE_ID, type_: CLAP_EVENT_PARAM_VALUE, flags: 0 },
+        header: clap_event_header {
+            size: size_of::<clap_event_param_value>() as u32,
+            time: offset,
+            space_id: CLAP_CORE_EVENT_SPACE_ID,
+            type_: CLAP_EVENT_PARAM_VALUE,
+            flags: 0,
+        },
         param_id: id,
         cookie: std::ptr::null_mut(),
         note_id: -1,
@@ -492,14 +586,16 @@ impl Drop for ClapInstance {
 /// nice-plug's saved state: a little-endian length, then JSON whose `fields` hold each
 /// persisted field as JSON text. These read and replace Dreamroll's session in it.
 pub fn session_in_state(state: &[u8]) -> serde_json::Value {
-    let outer: serde_json::Value = serde_json::from_slice(&state[8..]).expect("nice-plug's state is JSON after its length");
+    let outer: serde_json::Value =
+        serde_json::from_slice(&state[8..]).expect("nice-plug's state is JSON after its length");
     let field = outer["fields"]["session"].as_str().unwrap_or_else(|| panic!("no session saved in {outer}"));
     let text: String = serde_json::from_str(field).expect("the field holds the session as a JSON string");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("the session {text:?} is not JSON: {e}"))
 }
 
 pub fn state_with_session(state: &[u8], session: &str) -> Vec<u8> {
-    let mut outer: serde_json::Value = serde_json::from_slice(&state[8..]).expect("nice-plug's state is JSON after its length");
+    let mut outer: serde_json::Value =
+        serde_json::from_slice(&state[8..]).expect("nice-plug's state is JSON after its length");
     outer["fields"]["session"] = serde_json::Value::String(serde_json::to_string(session).unwrap());
     let json = serde_json::to_vec(&outer).unwrap();
     (json.len() as u64).to_le_bytes().into_iter().chain(json).collect()

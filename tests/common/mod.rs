@@ -9,11 +9,23 @@ use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, T
 pub type Timed = (u64, TrackEventKind<'static>);
 
 pub fn note_on(tick: u64, channel: u8, key: u8, vel: u8) -> Timed {
-    (tick, TrackEventKind::Midi { channel: u4::new(channel), message: MidiMessage::NoteOn { key: u7::new(key), vel: u7::new(vel) } })
+    (
+        tick,
+        TrackEventKind::Midi {
+            channel: u4::new(channel),
+            message: MidiMessage::NoteOn { key: u7::new(key), vel: u7::new(vel) },
+        },
+    )
 }
 
 pub fn note_off(tick: u64, channel: u8, key: u8) -> Timed {
-    (tick, TrackEventKind::Midi { channel: u4::new(channel), message: MidiMessage::NoteOff { key: u7::new(key), vel: u7::new(64) } })
+    (
+        tick,
+        TrackEventKind::Midi {
+            channel: u4::new(channel),
+            message: MidiMessage::NoteOff { key: u7::new(key), vel: u7::new(64) },
+        },
+    )
 }
 
 pub fn tempo(tick: u64, microseconds_per_quarter: u32) -> Timed {

@@ -21,7 +21,12 @@ pub fn target_dir() -> PathBuf {
 
 fn run(command: &mut Command, what: &str) {
     let output = command.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    assert!(output.status.success(), "{what} failed:\n{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The CLAP and VST3 bundles, built once per test binary with the product's own bundler.
@@ -29,7 +34,10 @@ pub fn bundles() -> &'static (PathBuf, PathBuf) {
     static BUNDLES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BUNDLES.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        run(Command::new(env!("CARGO")).current_dir(root).args(["xtask", "bundle", "dreamroll", "--release"]), "cargo xtask bundle dreamroll --release");
+        run(
+            Command::new(env!("CARGO")).current_dir(root).args(["xtask", "bundle", "dreamroll", "--release"]),
+            "cargo xtask bundle dreamroll --release",
+        );
         let bundled = target_dir().join("bundled");
         (bundled.join("dreamroll.clap"), bundled.join("dreamroll.vst3"))
     })
@@ -42,10 +50,25 @@ pub fn alloc_checked_plugin() -> &'static PathBuf {
     PLUGIN.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         run(
-            Command::new(env!("CARGO")).current_dir(root).args(["build", "--package", "dreamroll", "--lib", "--profile", "alloc-check", "--features", "assert_process_allocs"]),
+            Command::new(env!("CARGO")).current_dir(root).args([
+                "build",
+                "--package",
+                "dreamroll",
+                "--lib",
+                "--profile",
+                "alloc-check",
+                "--features",
+                "assert_process_allocs",
+            ]),
             "building the allocation-checked plugin",
         );
-        let name = if cfg!(target_os = "macos") { "libdreamroll.dylib" } else if cfg!(windows) { "dreamroll.dll" } else { "libdreamroll.so" };
+        let name = if cfg!(target_os = "macos") {
+            "libdreamroll.dylib"
+        } else if cfg!(windows) {
+            "dreamroll.dll"
+        } else {
+            "libdreamroll.so"
+        };
         target_dir().join("alloc-check").join(name)
     })
 }
@@ -58,8 +81,16 @@ pub fn host_python() -> &'static PathBuf {
         let python = venv.join("bin/python");
         let ready = venv.join(format!(".ready-{}", HOST_PACKAGES.join("-")));
         if !ready.exists() {
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv (the DawDreamer test needs Python 3.9+ with venv)");
-            run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(HOST_PACKAGES), "pip install of the test hosts");
+            run(
+                Command::new("python3").args(["-m", "venv"]).arg(&venv),
+                "python3 -m venv (the DawDreamer test needs Python 3.9+ with venv)",
+            );
+            run(
+                Command::new(&python)
+                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                    .args(HOST_PACKAGES),
+                "pip install of the test hosts",
+            );
             std::fs::write(&ready, "").expect("marking the venv ready");
         }
         python
@@ -88,8 +119,18 @@ pub fn events_of_file(midi: &[u8], rate: u32, bpm: f64) -> Vec<NoteEvent> {
     let at = |tick: u64| (tick as f64 * samples_per_tick).round() as u32;
     let mut events: Vec<NoteEvent> = Vec::new();
     for note in &score.notes {
-        events.push(NoteEvent { offset: at(note.start), channel: note.channel, pitch: note.pitch, velocity: note.velocity });
-        events.push(NoteEvent { offset: at(note.end).max(at(note.start) + 1), channel: note.channel, pitch: note.pitch, velocity: 0 });
+        events.push(NoteEvent {
+            offset: at(note.start),
+            channel: note.channel,
+            pitch: note.pitch,
+            velocity: note.velocity,
+        });
+        events.push(NoteEvent {
+            offset: at(note.end).max(at(note.start) + 1),
+            channel: note.channel,
+            pitch: note.pitch,
+            velocity: 0,
+        });
     }
     sort_events(&mut events);
     events
@@ -98,7 +139,13 @@ pub fn events_of_file(midi: &[u8], rate: u32, bpm: f64) -> Vec<NoteEvent> {
 /// `dreamroll render` with these arguments, returning the file's bytes.
 pub fn render_file(dir: &Path, args: &[&str]) -> Vec<u8> {
     let path = dir.join("render.mid");
-    let output = Command::new(env!("CARGO_BIN_EXE_dreamroll")).arg("render").args(args).arg("-o").arg(&path).output().expect("dreamroll runs");
+    let output = Command::new(env!("CARGO_BIN_EXE_dreamroll"))
+        .arg("render")
+        .args(args)
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .expect("dreamroll runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     std::fs::read(path).unwrap()
 }

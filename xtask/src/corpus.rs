@@ -58,9 +58,7 @@ impl Collection {
 pub fn run(args: CorpusArgs) -> Result<()> {
     let started = Instant::now();
     let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let workspace = xtask_dir
-        .parent()
-        .context("xtask is expected to sit inside the workspace")?;
+    let workspace = xtask_dir.parent().context("xtask is expected to sit inside the workspace")?;
     let script = xtask_dir.join("corpus").join("music21_to_midi.py");
     if !script.is_file() {
         bail!("the converter script is missing: {}", script.display());
@@ -68,8 +66,9 @@ pub fn run(args: CorpusArgs) -> Result<()> {
     // A relative --out is taken from the current directory, as any CLI path would be;
     // only the default is anchored to the workspace, so it works from any subfolder.
     let out = match args.out {
-        Some(dir) => std::path::absolute(&dir)
-            .with_context(|| format!("cannot resolve the output folder {}", dir.display()))?,
+        Some(dir) => {
+            std::path::absolute(&dir).with_context(|| format!("cannot resolve the output folder {}", dir.display()))?
+        }
         None => workspace.join("data").join("corpus"),
     };
     let jobs = match args.jobs {
@@ -98,17 +97,11 @@ pub fn run(args: CorpusArgs) -> Result<()> {
         cmd.arg("--limit").arg(limit.to_string());
     }
     println!("corpus: converting into {}", out.display());
-    let status = cmd
-        .status()
-        .with_context(|| format!("could not start {}", python.display()))?;
+    let status = cmd.status().with_context(|| format!("could not start {}", python.display()))?;
     if !status.success() {
         bail!("the converter failed ({status}); see its output above");
     }
-    println!(
-        "corpus: done in {:.0} s, written to {}",
-        started.elapsed().as_secs_f64(),
-        out.display()
-    );
+    println!("corpus: done in {:.0} s, written to {}", started.elapsed().as_secs_f64(), out.display());
     Ok(())
 }
 
@@ -132,15 +125,10 @@ fn ensure_venv(base_python: &Path, venv: &Path) -> Result<PathBuf> {
     // removed), lacks pip, or is too old for music21 cannot be repaired in place:
     // start over.
     if venv.exists()
-        && (!runs_quietly(Command::new(&python).args(["-m", "pip", "--version"]))
-            || check_python(&python).is_err())
+        && (!runs_quietly(Command::new(&python).args(["-m", "pip", "--version"])) || check_python(&python).is_err())
     {
-        println!(
-            "corpus: the venv at {} is broken, recreating it",
-            venv.display()
-        );
-        std::fs::remove_dir_all(venv)
-            .with_context(|| format!("cannot remove the broken venv {}", venv.display()))?;
+        println!("corpus: the venv at {} is broken, recreating it", venv.display());
+        std::fs::remove_dir_all(venv).with_context(|| format!("cannot remove the broken venv {}", venv.display()))?;
     }
     if !venv.exists() {
         check_python(base_python)?;
@@ -177,20 +165,14 @@ fn ensure_venv(base_python: &Path, venv: &Path) -> Result<PathBuf> {
     match installed_music21(&python) {
         Some(v) if v == MUSIC21_VERSION => Ok(python),
         Some(v) => bail!("pip left music21 {v} in the venv, not {MUSIC21_VERSION}"),
-        None => bail!(
-            "music21 is still not importable from {} after pip install",
-            python.display()
-        ),
+        None => bail!("music21 is still not importable from {} after pip install", python.display()),
     }
 }
 
 /// Asks the package metadata rather than importing music21, which takes a second.
 fn installed_music21(python: &Path) -> Option<String> {
     let output = Command::new(python)
-        .args([
-            "-c",
-            "import importlib.metadata as m; print(m.version('music21'))",
-        ])
+        .args(["-c", "import importlib.metadata as m; print(m.version('music21'))"])
         .stderr(Stdio::null())
         .output()
         .ok()?;
@@ -201,16 +183,11 @@ fn installed_music21(python: &Path) -> Option<String> {
 }
 
 fn runs_quietly(cmd: &mut Command) -> bool {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 fn check_python(python: &Path) -> Result<()> {
-    let output = Command::new(python)
-        .args(["-c", "import sys; print('%d %d' % sys.version_info[:2])"])
-        .output();
+    let output = Command::new(python).args(["-c", "import sys; print('%d %d' % sys.version_info[:2])"]).output();
     let output = match output {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
@@ -230,10 +207,7 @@ fn check_python(python: &Path) -> Result<()> {
         );
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    let version: Vec<u32> = text
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    let version: Vec<u32> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
     match version[..] {
         [major, minor] if (major, minor) >= MIN_PYTHON => Ok(()),
         [major, minor] => bail!(
@@ -243,10 +217,7 @@ fn check_python(python: &Path) -> Result<()> {
             MIN_PYTHON.1,
             python.display()
         ),
-        _ => bail!(
-            "could not tell which Python version `{}` is",
-            python.display()
-        ),
+        _ => bail!("could not tell which Python version `{}` is", python.display()),
     }
 }
 
@@ -256,9 +227,7 @@ mod tests {
 
     #[test]
     fn a_missing_interpreter_is_named_with_the_way_out() {
-        let error = check_python(Path::new("/nonexistent/python3"))
-            .unwrap_err()
-            .to_string();
+        let error = check_python(Path::new("/nonexistent/python3")).unwrap_err().to_string();
         assert!(error.contains("/nonexistent/python3"), "{error}");
         assert!(error.contains("--python"), "{error}");
     }
@@ -273,9 +242,7 @@ mod tests {
 
     #[test]
     fn the_converter_script_is_where_run_looks() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("corpus")
-            .join("music21_to_midi.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join("music21_to_midi.py");
         assert!(script.is_file(), "{} is missing", script.display());
     }
 }

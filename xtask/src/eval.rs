@@ -85,7 +85,8 @@ fn eval_folder(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     }
     let summary = measure(corpus.pieces.iter().flat_map(|(_, piece)| &piece.segments));
     print!("{}", table(&summary));
-    let phrases_by_piece: Vec<Vec<Roll>> = corpus.pieces.iter().map(|(_, piece)| piece.phrases(TEST_BARS, TEST_BARS)).collect();
+    let phrases_by_piece: Vec<Vec<Roll>> =
+        corpus.pieces.iter().map(|(_, piece)| piece.phrases(TEST_BARS, TEST_BARS)).collect();
     let control = half_corpus_control(&phrases_by_piece, args);
     println!("\n{control}");
     if let Some(path) = &args.json {
@@ -101,7 +102,8 @@ fn measure<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> MetricsSummary {
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n").with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {}", path.display());
     Ok(())
 }
@@ -160,7 +162,13 @@ fn two_sample_test(sides: [Side; 2], args: &EvalArgs) -> TwoSampleTest {
     let [first, second] = sides.each_ref().map(|side| {
         let mut order: Vec<&Vec<&Roll>> = side.groups.iter().collect();
         order.shuffle(&mut rng);
-        let moved = |phrase: &Roll, rng: &mut ChaCha8Rng| if side.transpose { augment(phrase, DEFAULT_TRANSPOSE, rng) } else { phrase.clone() };
+        let moved = |phrase: &Roll, rng: &mut ChaCha8Rng| {
+            if side.transpose {
+                augment(phrase, DEFAULT_TRANSPOSE, rng)
+            } else {
+                phrase.clone()
+            }
+        };
         let mut drawn: Vec<Vec<Roll>> = Vec::new();
         let mut left = count;
         for group in order {
@@ -198,7 +206,10 @@ fn half_corpus_control(phrases_by_piece: &[Vec<Roll>], args: &EvalArgs) -> TwoSa
     let pieces = by_piece(phrases_by_piece);
     let half = |parity: usize| -> Vec<Vec<&Roll>> { pieces.iter().skip(parity).step_by(2).cloned().collect() };
     two_sample_test(
-        [Side { name: "odd pieces", groups: half(0), transpose: true }, Side { name: "even pieces", groups: half(1), transpose: true }],
+        [
+            Side { name: "odd pieces", groups: half(0), transpose: true },
+            Side { name: "even pieces", groups: half(1), transpose: true },
+        ],
         args,
     )
 }
@@ -226,7 +237,8 @@ struct ModelMetrics {
 }
 
 fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
-    let generator = Generator::from_dir(folder).with_context(|| format!("loading the model in {}", folder.display()))?;
+    let generator =
+        Generator::from_dir(folder).with_context(|| format!("loading the model in {}", folder.display()))?;
     let card = generator.card().clone();
     let representation = Arc::new(card.representation.clone());
     let bars_per_phrase = usize::from(representation.bars_per_phrase);
@@ -234,14 +246,17 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     println!("training data: {corpus}");
     // The statistics read the phrases as the trainer cuts them, one starting at every bar.
     // The two-sample test keeps disjoint phrases, so that no two of a side overlap.
-    let cut = |bars: usize, hop: usize| -> Vec<Vec<Roll>> { corpus.pieces.iter().map(|(_, piece)| piece.phrases(bars, hop)).collect() };
+    let cut = |bars: usize, hop: usize| -> Vec<Vec<Roll>> {
+        corpus.pieces.iter().map(|(_, piece)| piece.phrases(bars, hop)).collect()
+    };
     let phrases_by_piece = cut(bars_per_phrase, bars_per_phrase);
     let learned_by_piece = cut(bars_per_phrase, 1);
     let learned_phrases: Vec<Roll> = learned_by_piece.iter().flatten().cloned().collect();
     // Bars are cut once; the corpus-against-itself copy rate splits them by piece.
     let bars_by_piece = cut(1, 1);
     let training_bars: Vec<Roll> = bars_by_piece.iter().flatten().cloned().collect();
-    let half_bars = |parity: usize| -> Vec<Roll> { bars_by_piece.iter().skip(parity).step_by(2).flatten().cloned().collect() };
+    let half_bars =
+        |parity: usize| -> Vec<Roll> { bars_by_piece.iter().skip(parity).step_by(2).flatten().cloned().collect() };
 
     // The test may want more phrases than the metrics; the first phrases are the same either way.
     let measured_phrases = args.bars.div_ceil(bars_per_phrase);
@@ -253,7 +268,9 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut generated = Vec::with_capacity(phrases);
     for first in (0..phrases).step_by(256) {
-        let latents: Vec<Vec<f32>> = (first..(first + 256).min(phrases)).map(|i| noise(args.seed.wrapping_mul(1 << 32) + i as u64, card.latent_size)).collect();
+        let latents: Vec<Vec<f32>> = (first..(first + 256).min(phrases))
+            .map(|i| noise(args.seed.wrapping_mul(1 << 32) + i as u64, card.latent_size))
+            .collect();
         generated.extend(generator.generate(&latents, &options, &mut rng)?);
     }
     let two_sample_test = two_sample_test(
@@ -291,10 +308,18 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
 
 /// A model's training music on its grid: from `data`, or the folder `cargo xtask corpus`
 /// makes under the card's data name.
-pub fn training_corpus(card: &dreamroll::model::ModelCard, data: Option<&Path>) -> anyhow::Result<dreamroll::corpus::Corpus> {
-    let data = data.map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/corpus").join(&card.training.data), Path::to_path_buf);
+pub fn training_corpus(
+    card: &dreamroll::model::ModelCard,
+    data: Option<&Path>,
+) -> anyhow::Result<dreamroll::corpus::Corpus> {
+    let data = data.map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/corpus").join(&card.training.data),
+        Path::to_path_buf,
+    );
     Ok(read_folder(&data)
-        .with_context(|| format!("reading the training data (pass --data DIR; `cargo xtask corpus` makes {})", data.display()))?
+        .with_context(|| {
+            format!("reading the training data (pass --data DIR; `cargo xtask corpus` makes {})", data.display())
+        })?
         .into_corpus(&Arc::new(card.representation.clone()), card.training.track_assignment))
 }
 
@@ -467,10 +492,17 @@ fn voice_table(voices: &VoiceSummary) -> String {
         out += "\n| voice pair | crossings | parallels per move | moves |\n|---|---|---|---|\n";
         for pair in &voices.pairs {
             let moves = pair.moves;
-            out += &format!("| {} / {} | {} | {} | {moves} |\n", pair.voices[0], pair.voices[1], cell(pair.crossings, true), cell(pair.parallels, true));
+            out += &format!(
+                "| {} / {} | {} | {} | {moves} |\n",
+                pair.voices[0],
+                pair.voices[1],
+                cell(pair.crossings, true),
+                cell(pair.parallels, true)
+            );
         }
         let moves: usize = voices.pairs.iter().map(|pair| pair.moves).sum();
-        out += &format!("| all pairs | {} | {} | {moves} |\n", cell(voices.crossings, true), cell(voices.parallels, true));
+        out +=
+            &format!("| all pairs | {} | {} | {moves} |\n", cell(voices.crossings, true), cell(voices.parallels, true));
     }
     out + &overlap_note(voices, "")
 }

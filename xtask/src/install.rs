@@ -21,7 +21,10 @@ fn default_dirs() -> anyhow::Result<(PathBuf, PathBuf)> {
         let local = PathBuf::from(local).join("Programs/Common");
         return Ok((local.join("CLAP"), local.join("VST3")));
     }
-    let home = PathBuf::from(std::env::var_os("HOME").context("HOME is not set, so there is no per-user plugin folder; pass --clap-dir and --vst3-dir")?);
+    let home = PathBuf::from(
+        std::env::var_os("HOME")
+            .context("HOME is not set, so there is no per-user plugin folder; pass --clap-dir and --vst3-dir")?,
+    );
     if cfg!(target_os = "macos") {
         let plugins = home.join("Library/Audio/Plug-Ins");
         Ok((plugins.join("CLAP"), plugins.join("VST3")))
@@ -34,7 +37,10 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
     nice_plug_xtask::main_with_args("cargo xtask", ["bundle", "dreamroll", "--release"].map(String::from))?;
     let (clap_default, vst3_default) = default_dirs()?;
     let bundled = PathBuf::from("target/bundled");
-    for (bundle, dir) in [("dreamroll.clap", args.clap_dir.unwrap_or(clap_default)), ("dreamroll.vst3", args.vst3_dir.unwrap_or(vst3_default))] {
+    for (bundle, dir) in [
+        ("dreamroll.clap", args.clap_dir.unwrap_or(clap_default)),
+        ("dreamroll.vst3", args.vst3_dir.unwrap_or(vst3_default)),
+    ] {
         let from = bundled.join(bundle);
         if !from.exists() {
             bail!("{} was not built; see the bundler's output above", from.display());

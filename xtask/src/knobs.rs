@@ -101,7 +101,8 @@ fn mean_and_sd(values: &[f64]) -> (f64, f64) {
 }
 
 pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
-    let generator = Generator::from_dir(&args.model).with_context(|| format!("loading the model in {}", args.model.display()))?;
+    let generator =
+        Generator::from_dir(&args.model).with_context(|| format!("loading the model in {}", args.model.display()))?;
     let card = generator.card().clone();
     let corpus = crate::eval::training_corpus(&card, args.data.as_deref())?;
     let bars = usize::from(card.representation.bars_per_phrase);
@@ -123,7 +124,11 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     let mut passing = Vec::new();
     for attribute in Attribute::ALL.into_iter().filter(|a| card.representation.track_count() > 1 || !a.needs_parts()) {
-        let mut measured: Vec<(f64, &Vec<f32>)> = phrases.iter().zip(&codes).filter_map(|(phrase, code)| attribute.measure(phrase).map(|v| (v, code))).collect();
+        let mut measured: Vec<(f64, &Vec<f32>)> = phrases
+            .iter()
+            .zip(&codes)
+            .filter_map(|(phrase, code)| attribute.measure(phrase).map(|v| (v, code)))
+            .collect();
         measured.sort_by(|a, b| a.0.total_cmp(&b.0));
         let quarter = measured.len() / 4;
         if quarter == 0 {
@@ -142,14 +147,21 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
         let (high, high_z) = mean_of(&measured[measured.len() - quarter..]);
         let gap: Vec<f32> = high_z.iter().zip(&low_z).map(|(h, l)| h - l).collect();
         let norm = gap.iter().map(|g| g * g).sum::<f32>().sqrt();
-        let knob = NamedKnob { attribute, direction: gap.iter().map(|g| g / norm).collect(), spread: norm / 2.0, rho: 0.0 };
+        let knob =
+            NamedKnob { attribute, direction: gap.iter().map(|g| g / norm).collect(), spread: norm / 2.0, rho: 0.0 };
 
         let (mut positions, mut values, mut sweep) = (Vec::new(), Vec::new(), Vec::new());
         // Per position, the voice statistics that leave the corpus's ±2 σ there.
         let mut outside = Vec::new();
         for &position in &SWEEP {
             let latents: Vec<Vec<f32>> = (0..args.seeds)
-                .map(|s| noise(args.seed + s, card.latent_size).iter().zip(&knob.direction).map(|(z, d)| z + position * knob.spread * d).collect())
+                .map(|s| {
+                    noise(args.seed + s, card.latent_size)
+                        .iter()
+                        .zip(&knob.direction)
+                        .map(|(z, d)| z + position * knob.spread * d)
+                        .collect()
+                })
                 .collect();
             let written = generator.generate(&latents, &options, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
             let at_position: Vec<f64> = written.iter().filter_map(|roll| attribute.measure(roll)).collect();
@@ -170,18 +182,39 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
         }
         // The knob's reach: the widest symmetric part of the sweep whose ends keep the
         // corpus's style; the card's knob spans it from -2 to 2.
-        let inside = |reach: f32| SWEEP.iter().zip(&outside).filter(|(p, _)| p.abs() == reach).all(|(_, o)| o.is_empty());
+        let inside =
+            |reach: f32| SWEEP.iter().zip(&outside).filter(|(p, _)| p.abs() == reach).all(|(_, o)| o.is_empty());
         let reach = [2.0, 1.5, 1.0, 0.5].into_iter().find(|&r| inside(r)).unwrap_or(0.5);
         let within: Vec<usize> = (0..SWEEP.len()).filter(|&i| SWEEP[i].abs() <= reach).collect();
-        let rho_of_means = spearman(&within.iter().map(|&i| f64::from(SWEEP[i])).collect::<Vec<_>>(), &within.iter().map(|&i| sweep[i]).collect::<Vec<_>>()).unwrap_or(0.0);
+        let rho_of_means = spearman(
+            &within.iter().map(|&i| f64::from(SWEEP[i])).collect::<Vec<_>>(),
+            &within.iter().map(|&i| sweep[i]).collect::<Vec<_>>(),
+        )
+        .unwrap_or(0.0);
         let in_reach: Vec<usize> = (0..positions.len()).filter(|&i| positions[i].abs() <= f64::from(reach)).collect();
-        let rho_of_phrases = spearman(&in_reach.iter().map(|&i| positions[i]).collect::<Vec<_>>(), &in_reach.iter().map(|&i| values[i]).collect::<Vec<_>>()).unwrap_or(0.0);
-        let outside_at_ends: Vec<String> = SWEEP.iter().zip(&outside).filter(|(p, _)| p.abs() == reach).flat_map(|(_, o)| o.clone()).collect();
+        let rho_of_phrases = spearman(
+            &in_reach.iter().map(|&i| positions[i]).collect::<Vec<_>>(),
+            &in_reach.iter().map(|&i| values[i]).collect::<Vec<_>>(),
+        )
+        .unwrap_or(0.0);
+        let outside_at_ends: Vec<String> =
+            SWEEP.iter().zip(&outside).filter(|(p, _)| p.abs() == reach).flat_map(|(_, o)| o.clone()).collect();
         let passed = rho_of_means >= LEAST_RHO && outside_at_ends.is_empty();
         if passed {
             passing.push(NamedKnob { rho: rho_of_means, spread: knob.spread * reach / 2.0, ..knob });
         }
-        reports.push(KnobReport { attribute, name: attribute.knob_name(), corpus_low: low, corpus_high: high, sweep, reach, rho_of_means, rho_of_phrases, outside_at_ends, passed });
+        reports.push(KnobReport {
+            attribute,
+            name: attribute.knob_name(),
+            corpus_low: low,
+            corpus_high: high,
+            sweep,
+            reach,
+            rho_of_means,
+            rho_of_phrases,
+            outside_at_ends,
+            passed,
+        });
     }
     let report = Report { model: card.name.clone(), corpus_phrases: phrases.len(), seeds: args.seeds, knobs: reports };
     print!("{}", markdown(&report));
@@ -189,7 +222,8 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
     if args.write {
         let card = ModelCard { named_knobs: passing, ..card };
         card.validate().context("the card with its named knobs")?;
-        std::fs::write(args.model.join(CARD_FILE), card.to_json()).with_context(|| format!("writing {}", args.model.join(CARD_FILE).display()))?;
+        std::fs::write(args.model.join(CARD_FILE), card.to_json())
+            .with_context(|| format!("writing {}", args.model.join(CARD_FILE).display()))?;
         println!("wrote {} named knobs into {}", card.named_knobs.len(), args.model.join(CARD_FILE).display());
         // The knobs as the product turns them: the folder loaded again, `render` with each
         // knob at five positions, the others at 0.
@@ -202,13 +236,25 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
                 named[knob.attribute.index()] = position;
                 let mut values = Vec::new();
                 for s in 0..args.seeds {
-                    let request = RenderRequest { bars, seed: args.seed + s, knobs: Vec::new(), variation: 0.3, temperature: None, density: 0.0, named: named.clone() };
+                    let request = RenderRequest {
+                        bars,
+                        seed: args.seed + s,
+                        knobs: Vec::new(),
+                        variation: 0.3,
+                        temperature: None,
+                        density: 0.0,
+                        named: named.clone(),
+                    };
                     values.extend(knob.attribute.measure(&written.render(&request)?));
                 }
                 means.push(values.iter().sum::<f64>() / values.len().max(1) as f64);
             }
             let rho = spearman(&[-2.0, -1.0, 0.0, 1.0, 2.0], &means).unwrap_or(0.0);
-            println!("| {} | {} | {rho:.3} |", knob.attribute.knob_name(), means.iter().map(|m| format!("{m:.2}")).collect::<Vec<_>>().join(" | "));
+            println!(
+                "| {} | {} | {rho:.3} |",
+                knob.attribute.knob_name(),
+                means.iter().map(|m| format!("{m:.2}")).collect::<Vec<_>>().join(" | ")
+            );
         }
     }
     Ok(())

@@ -13,9 +13,9 @@ use dreamroll::metrics::voices::{VoiceAccumulator, VoiceStatistics};
 use dreamroll::model::card::{Decoding, BIAS_LIMIT};
 use dreamroll::model::generator::{Generator, RenderRequest, CARD_FILE};
 use dreamroll::model::rolls::DecodeOptions;
+use dreamroll::roll::Roll;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use dreamroll::roll::Roll;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -51,10 +51,25 @@ struct HarmoniseBias {
 }
 
 const HARMONISE_BIASES: [HarmoniseBias; 5] = [
-    HarmoniseBias { name: "new-note", bias: |d| &mut d.harmonise_bias, statistic: |s| s.note_length_sixteenths, rises: false },
-    HarmoniseBias { name: "short-note", bias: |d| &mut d.harmonise_short_note_bias, statistic: |s| s.short_notes, rises: true },
+    HarmoniseBias {
+        name: "new-note",
+        bias: |d| &mut d.harmonise_bias,
+        statistic: |s| s.note_length_sixteenths,
+        rises: false,
+    },
+    HarmoniseBias {
+        name: "short-note",
+        bias: |d| &mut d.harmonise_short_note_bias,
+        statistic: |s| s.short_notes,
+        rises: true,
+    },
     HarmoniseBias { name: "rest", bias: |d| &mut d.harmonise_rest_bias, statistic: |s| s.rests, rises: true },
-    HarmoniseBias { name: "repeat", bias: |d| &mut d.harmonise_repeat_bias, statistic: |s| s.repeated_pitches, rises: true },
+    HarmoniseBias {
+        name: "repeat",
+        bias: |d| &mut d.harmonise_repeat_bias,
+        statistic: |s| s.repeated_pitches,
+        rises: true,
+    },
     HarmoniseBias { name: "leap", bias: |d| &mut d.harmonise_leap_bias, statistic: |s| s.leaps, rises: true },
 ];
 
@@ -79,7 +94,15 @@ fn calibrate_harmonise_biases(generator: Generator, training: &[Roll], seed: u64
     let harmonised = |generator: &Generator| -> anyhow::Result<VoiceStatistics> {
         let mut written = Vec::with_capacity(training.len());
         for (k, phrase) in training.iter().enumerate() {
-            let request = RenderRequest { bars, seed: seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
+            let request = RenderRequest {
+                bars,
+                seed: seed + k as u64,
+                knobs: Vec::new(),
+                variation: 0.3,
+                temperature: None,
+                density: 0.0,
+                named: Vec::new(),
+            };
             written.push(generator.render_harmonised(&request, phrase, &[0])?);
         }
         Ok(lower_parts(&written))
@@ -94,7 +117,8 @@ fn calibrate_harmonise_biases(generator: Generator, training: &[Roll], seed: u64
     };
     for round in 1..=CALIBRATION_ROUNDS {
         for calibrated in &HARMONISE_BIASES {
-            let target = (calibrated.statistic)(&composer).with_context(|| format!("the training phrases' lower parts have no {} statistic", calibrated.name))?;
+            let target = (calibrated.statistic)(&composer)
+                .with_context(|| format!("the training phrases' lower parts have no {} statistic", calibrated.name))?;
             let (mut low, mut high) = (-BIAS_LIMIT, BIAS_LIMIT);
             for _ in 0..10 {
                 let middle = 0.5 * (low + high);
@@ -177,7 +201,8 @@ struct ChordFollowing {
 }
 
 /// The progressions followed, a chord a bar, in C; each render transposes one.
-const PROGRESSIONS: [[&str; 4]; 4] = [["C", "G", "Am", "F"], ["Am", "F", "C", "G"], ["C", "F", "G7", "C"], ["Dm7", "G7", "C", "Am"]];
+const PROGRESSIONS: [[&str; 4]; 4] =
+    [["C", "G", "Am", "F"], ["Am", "F", "C", "G"], ["C", "F", "G7", "C"], ["Dm7", "G7", "C", "Am"]];
 
 /// Strong-beat chord tones with and without following, over `renders` renders.
 fn chord_following(generator: &Generator, renders: usize, seed: u64) -> anyhow::Result<ChordFollowing> {
@@ -187,16 +212,36 @@ fn chord_following(generator: &Generator, renders: usize, seed: u64) -> anyhow::
         let shift = (k * 7 % 12) as u32;
         let chords: Vec<u16> = PROGRESSIONS[k % PROGRESSIONS.len()]
             .iter()
-            .map(|name| parse_chord(name).map(|c| ((u32::from(c) << shift | u32::from(c) >> (12 - shift)) & 0xfff) as u16))
+            .map(|name| {
+                parse_chord(name).map(|c| ((u32::from(c) << shift | u32::from(c) >> (12 - shift)) & 0xfff) as u16)
+            })
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?;
-        let request = RenderRequest { bars, seed: seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
-        let (a, b) = (strong_beat_chord_tones(&generator.render_following(&request, &chords)?, &chords), strong_beat_chord_tones(&generator.render(&request)?, &chords));
+        let request = RenderRequest {
+            bars,
+            seed: seed + k as u64,
+            knobs: Vec::new(),
+            variation: 0.3,
+            temperature: None,
+            density: 0.0,
+            named: Vec::new(),
+        };
+        let (a, b) = (
+            strong_beat_chord_tones(&generator.render_following(&request, &chords)?, &chords),
+            strong_beat_chord_tones(&generator.render(&request)?, &chords),
+        );
         with = (with.0 + a.0, with.1 + a.1);
         without = (without.0 + b.0, without.1 + b.1);
     }
     let share = |(tones, all): (usize, usize)| tones as f64 / all.max(1) as f64;
-    Ok(ChordFollowing { renders, bars, with_chords: share(with), without_chords: share(without), strong_beat_notes_with: with.1, strong_beat_notes_without: without.1 })
+    Ok(ChordFollowing {
+        renders,
+        bars,
+        with_chords: share(with),
+        without_chords: share(without),
+        strong_beat_notes_with: with.1,
+        strong_beat_notes_without: without.1,
+    })
 }
 
 #[derive(Serialize)]
@@ -213,20 +258,32 @@ struct ListenReport {
 }
 
 pub fn run(args: ListenArgs) -> anyhow::Result<()> {
-    let mut generator = Generator::from_dir(&args.model).with_context(|| format!("loading the model in {}", args.model.display()))?;
+    let mut generator =
+        Generator::from_dir(&args.model).with_context(|| format!("loading the model in {}", args.model.display()))?;
     let mut card = generator.card().clone();
     let representation = card.representation.clone();
     let corpus = crate::eval::training_corpus(&card, args.data.as_deref())?;
     let share = ShapeArgs::defaults().validation_share;
     if args.calibrate && representation.track_count() > 1 && generator.voice_network().is_some() {
         let bars = usize::from(representation.bars_per_phrase);
-        let trained: Vec<Roll> = corpus.pieces.iter().filter(|(path, _)| !is_validation_piece(path, card.training.seed, share)).flat_map(|(_, piece)| piece.phrases(bars, bars)).collect();
+        let trained: Vec<Roll> = corpus
+            .pieces
+            .iter()
+            .filter(|(path, _)| !is_validation_piece(path, card.training.seed, share))
+            .flat_map(|(_, piece)| piece.phrases(bars, bars))
+            .collect();
         let step = trained.len().div_ceil(args.phrases.max(1)).max(1);
-        generator = calibrate_harmonise_biases(generator, &trained.into_iter().step_by(step).collect::<Vec<_>>(), args.seed + 1_000_000)?;
+        generator = calibrate_harmonise_biases(
+            generator,
+            &trained.into_iter().step_by(step).collect::<Vec<_>>(),
+            args.seed + 1_000_000,
+        )?;
         card = generator.card().clone();
-        std::fs::write(args.model.join(CARD_FILE), card.to_json()).with_context(|| format!("writing {}", args.model.join(CARD_FILE).display()))?;
+        std::fs::write(args.model.join(CARD_FILE), card.to_json())
+            .with_context(|| format!("writing {}", args.model.join(CARD_FILE).display()))?;
     }
-    let held_out: Vec<&_> = corpus.pieces.iter().filter(|(path, _)| is_validation_piece(path, card.training.seed, share)).collect();
+    let held_out: Vec<&_> =
+        corpus.pieces.iter().filter(|(path, _)| is_validation_piece(path, card.training.seed, share)).collect();
     let bars = usize::from(representation.bars_per_phrase);
     let all: Vec<Roll> = held_out.iter().flat_map(|(_, piece)| piece.phrases(bars, bars)).collect();
     if all.is_empty() {
@@ -236,13 +293,24 @@ pub fn run(args: ListenArgs) -> anyhow::Result<()> {
     let step = all.len().div_ceil(args.phrases.max(1)).max(1);
     let clips: Vec<Roll> = all.into_iter().step_by(step).collect();
     println!("{} held-out pieces, {} of their {}-bar phrases", held_out.len(), clips.len(), bars);
-    let request = |k: usize, temperature: Option<f32>| RenderRequest { bars, seed: args.seed + k as u64, knobs: Vec::new(), variation: 0.3, temperature, density: 0.0, named: Vec::new() };
+    let request = |k: usize, temperature: Option<f32>| RenderRequest {
+        bars,
+        seed: args.seed + k as u64,
+        knobs: Vec::new(),
+        variation: 0.3,
+        temperature,
+        density: 0.0,
+        named: Vec::new(),
+    };
 
     let latent_reconstruction_f1 = match generator.encode(&clips)? {
         Some(codes) => {
             let strict = DecodeOptions { temperature: 0.0, ..DecodeOptions::from_card(&card.decoding) };
             let decoded = generator.generate(&codes, &strict, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
-            Some(clips.iter().zip(&decoded).map(|(clip, written)| note_f1(clip, written)).sum::<f64>() / clips.len() as f64)
+            Some(
+                clips.iter().zip(&decoded).map(|(clip, written)| note_f1(clip, written)).sum::<f64>()
+                    / clips.len() as f64,
+            )
         }
         None => None,
     };
@@ -275,7 +343,10 @@ pub fn run(args: ListenArgs) -> anyhow::Result<()> {
         let (written, composer) = (written.summary(), composer.summary());
         let every_part: Vec<usize> = (0..representation.track_count()).collect();
         Some(Harmonisation {
-            key_from_top_part: clips.iter().filter(|clip| key_scale(clip, &[0]) == key_scale(clip, &every_part)).count(),
+            key_from_top_part: clips
+                .iter()
+                .filter(|clip| key_scale(clip, &[0]) == key_scale(clip, &every_part))
+                .count(),
             takes: HARMONISE_TAKES,
             chord_agreement: agreeing as f64 / beats.max(1) as f64,
             beats,
@@ -290,18 +361,31 @@ pub fn run(args: ListenArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let follow_chords = if generator.voice_network().is_some() { Some(chord_following(&generator, 100, args.seed)?) } else { None };
-    let report = ListenReport { model: card.name.clone(), held_out_pieces: held_out.len(), phrases: clips.len(), latent_reconstruction_f1, vary, harmonise, follow_chords };
+    let follow_chords =
+        if generator.voice_network().is_some() { Some(chord_following(&generator, 100, args.seed)?) } else { None };
+    let report = ListenReport {
+        model: card.name.clone(),
+        held_out_pieces: held_out.len(),
+        phrases: clips.len(),
+        latent_reconstruction_f1,
+        vary,
+        harmonise,
+        follow_chords,
+    };
     print!("{}", markdown(&report));
     let path = args.json.clone().unwrap_or_else(|| args.model.join("listen.json"));
-    std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {}", path.display());
     Ok(())
 }
 
 fn markdown(report: &ListenReport) -> String {
     let percent = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.1} %", 100.0 * v));
-    let mut text = format!("\n## {}: writing from {} held-out phrases ({} pieces)\n\n", report.model, report.phrases, report.held_out_pieces);
+    let mut text = format!(
+        "\n## {}: writing from {} held-out phrases ({} pieces)\n\n",
+        report.model, report.phrases, report.held_out_pieces
+    );
     if !report.vary.is_empty() {
         text += "vary: note F1 to the clip (onset step and pitch exact)\n\n| distance | likeliest choices | sampled |\n|---|---|---|\n";
         for row in &report.vary {
@@ -309,7 +393,8 @@ fn markdown(report: &ListenReport) -> String {
         }
     }
     if let Some(f1) = report.latent_reconstruction_f1 {
-        text += &format!("\neach phrase decoded from the encoder's reading alone (likeliest choices): note F1 {f1:.3}\n");
+        text +=
+            &format!("\neach phrase decoded from the encoder's reading alone (likeliest choices): note F1 {f1:.3}\n");
     }
     if let Some(f) = &report.follow_chords {
         text += &format!(
@@ -342,7 +427,8 @@ fn markdown(report: &ListenReport) -> String {
             ("parallel 5ths/8ves per move (all pairs)", h.written_parallels, h.composer_parallels, true),
         ];
         for (name, written, composer, is_share) in &rows {
-            let show = |v: Option<f64>| if *is_share { percent(v) } else { v.map_or("–".into(), |v| format!("{v:.2}")) };
+            let show =
+                |v: Option<f64>| if *is_share { percent(v) } else { v.map_or("–".into(), |v| format!("{v:.2}")) };
             text += &format!("| {name} | {} | {} |\n", show(*written), show(*composer));
         }
     }

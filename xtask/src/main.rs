@@ -6,9 +6,9 @@
 mod bench;
 mod corpus;
 mod eval;
+mod install;
 mod knobs;
 mod listen;
-mod install;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -81,7 +81,9 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::run(args),
         Task::BenchWorker(args) => bench::candle_side::worker(args),
         Task::Train(args) => train::run(args),
-        Task::Bundle { args } => nice_plug_xtask::main_with_args("cargo xtask", std::iter::once("bundle".to_string()).chain(args)),
+        Task::Bundle { args } => {
+            nice_plug_xtask::main_with_args("cargo xtask", std::iter::once("bundle".to_string()).chain(args))
+        }
         Task::Install(args) => install::run(args),
     }
 }

@@ -25,9 +25,23 @@ fn write_corpus(folder: &Path) {
             for beat in 0..4usize {
                 let degree = major[(bar + beat * (1 + usize::from(piece) % 3)) % 8];
                 let length = if (bar + beat) % 3 == 0 { 4 } else { 2 };
-                roll.place(GridNote { track: 0, start: bar * 16 + beat * 4, pitch: key + degree, length, velocity: 90 }).unwrap();
+                roll.place(GridNote {
+                    track: 0,
+                    start: bar * 16 + beat * 4,
+                    pitch: key + degree,
+                    length,
+                    velocity: 90,
+                })
+                .unwrap();
             }
-            roll.place(GridNote { track: 1, start: bar * 16, pitch: key - 19 + major[bar % 4], length: 16, velocity: 80 }).unwrap();
+            roll.place(GridNote {
+                track: 1,
+                start: bar * 16,
+                pitch: key - 19 + major[bar % 4],
+                length: 16,
+                velocity: 80,
+            })
+            .unwrap();
         }
         std::fs::write(folder.join(format!("piece-{piece:02}.mid")), roll_to_midi(&roll, 120.0)).unwrap();
     }
@@ -43,7 +57,20 @@ fn corpus_folder() -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 const TINY: [&str; 14] = [
-    "--latent", "8", "--hidden", "32", "--bar-hidden", "16", "--channels", "4", "--batch", "8", "--bars", "2", "--kl-warmup", "20",
+    "--latent",
+    "8",
+    "--hidden",
+    "32",
+    "--bar-hidden",
+    "16",
+    "--channels",
+    "4",
+    "--batch",
+    "8",
+    "--bars",
+    "2",
+    "--kl-warmup",
+    "20",
 ];
 
 fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -60,7 +87,12 @@ fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
 }
 
 fn ok(output: &Output) {
-    assert!(output.status.success(), "trainer failed:\n{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "trainer failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn losses(folder: &Path) -> Vec<(u64, f64)> {
@@ -79,7 +111,8 @@ fn losses(folder: &Path) -> Vec<(u64, f64)> {
 fn checkpoint_tensors(folder: &Path) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(folder.join("checkpoint.safetensors")).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut all: Vec<(String, Vec<u8>)> = tensors.tensors().into_iter().map(|(name, view)| (name, view.data().to_vec())).collect();
+    let mut all: Vec<(String, Vec<u8>)> =
+        tensors.tensors().into_iter().map(|(name, view)| (name, view.data().to_vec())).collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     all
 }
@@ -93,7 +126,15 @@ fn a_short_run_learns_and_writes_a_loadable_model() {
     let mean = |part: &[(u64, f64)]| part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64;
     let (first, last) = (mean(&losses[..5]), mean(&losses[losses.len() - 5..]));
     assert!(last < 0.5 * first, "loss fell only from {first} to {last}");
-    for file in ["model.json", "decoder.safetensors", "encoder.safetensors", "loss.png", "train.csv", "samples/prior.mid", "samples/prior.png"] {
+    for file in [
+        "model.json",
+        "decoder.safetensors",
+        "encoder.safetensors",
+        "loss.png",
+        "train.csv",
+        "samples/prior.mid",
+        "samples/prior.png",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let generator = Generator::from_dir(&out).unwrap();
@@ -102,13 +143,30 @@ fn a_short_run_learns_and_writes_a_loadable_model() {
 }
 
 /// The voice decoder's sizes for a tiny run.
-const TINY_VOICES: [&str; 12] = ["--preset", "voices", "--embed", "6", "--age-embed", "3", "--position-embed", "3", "--context", "8", "--head", "16"];
+const TINY_VOICES: [&str; 12] = [
+    "--preset",
+    "voices",
+    "--embed",
+    "6",
+    "--age-embed",
+    "3",
+    "--position-embed",
+    "3",
+    "--context",
+    "8",
+    "--head",
+    "16",
+];
 
 #[test]
 fn the_voice_decoder_learns_and_writes_a_model_that_renders_voices() {
     let (dir, data) = corpus_folder();
     let out = dir.path().join("voices");
-    ok(&train(&data, &out, &[&TINY_VOICES[..], &["--epochs", "8", "--checkpoint-every", "40", "--lr", "0.003"]].concat()));
+    ok(&train(
+        &data,
+        &out,
+        &[&TINY_VOICES[..], &["--epochs", "8", "--checkpoint-every", "40", "--lr", "0.003"]].concat(),
+    ));
     let losses = losses(&out);
     let mean = |part: &[(u64, f64)]| part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64;
     let (first, last) = (mean(&losses[..5]), mean(&losses[losses.len() - 5..]));
@@ -116,7 +174,15 @@ fn the_voice_decoder_learns_and_writes_a_model_that_renders_voices() {
     let generator = Generator::from_dir(&out).unwrap();
     assert_eq!(generator.card().preset.to_string(), "voices");
     assert_eq!(generator.card().macro_knobs.len(), 8, "knobs from the encoder's means");
-    let request = dreamroll::model::generator::RenderRequest { bars: 6, seed: 4, knobs: vec![1.0], variation: 0.3, temperature: None, density: 0.0, named: Vec::new() };
+    let request = dreamroll::model::generator::RenderRequest {
+        bars: 6,
+        seed: 4,
+        knobs: vec![1.0],
+        variation: 0.3,
+        temperature: None,
+        density: 0.0,
+        named: Vec::new(),
+    };
     let roll = generator.render(&request).unwrap();
     assert_eq!(roll.steps(), 6 * 16);
     assert_eq!(roll, generator.render(&request).unwrap(), "the same request gives the same notes");
@@ -131,7 +197,13 @@ fn the_voice_decoder_learns_and_writes_a_model_that_renders_voices() {
 fn a_voice_run_resumes_exactly_and_a_time_budget_ends_it_with_a_model() {
     let (dir, data) = corpus_folder();
     let (whole, halves) = (dir.path().join("whole"), dir.path().join("halves"));
-    let run = |out: &Path, steps: &str, extra: &[&str]| ok(&train(&data, out, &[&TINY_VOICES[..], &["--epochs", "5", "--max-steps", steps, "--checkpoint-every", "100"], extra].concat()));
+    let run = |out: &Path, steps: &str, extra: &[&str]| {
+        ok(&train(
+            &data,
+            out,
+            &[&TINY_VOICES[..], &["--epochs", "5", "--max-steps", steps, "--checkpoint-every", "100"], extra].concat(),
+        ))
+    };
     run(&whole, "16", &[]);
     run(&halves, "7", &[]);
     run(&halves, "16", &["--resume"]);
@@ -179,7 +251,11 @@ fn folders_without_music_get_errors_in_words() {
     let dir = tempfile::tempdir().unwrap();
     let output = train(&dir.path().join("missing"), &dir.path().join("m1"), &[]);
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no such folder"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no such folder"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let three_four = dir.path().join("waltzes");
     std::fs::create_dir(&three_four).unwrap();
     let representation = Arc::new(Representation {
@@ -240,7 +316,11 @@ fn losses_or_empty(folder: &Path) -> Vec<(u64, f64)> {
 #[test]
 fn every_gan_preset_trains_and_exports_a_loadable_model() {
     let (dir, data) = corpus_folder();
-    for (preset, extra) in [("musegan", &["--track-latents", "hybrid"][..]), ("midinet", &["--chord-condition"][..]), ("cnn-lstm", &[][..])] {
+    for (preset, extra) in [
+        ("musegan", &["--track-latents", "hybrid"][..]),
+        ("midinet", &["--chord-condition"][..]),
+        ("cnn-lstm", &[][..]),
+    ] {
         let out = dir.path().join(preset);
         ok(&train(&data, &out, &[&["--preset", preset, "--epochs", "1", "--checkpoint-every", "5"], extra].concat()));
         let generator = Generator::from_dir(&out).unwrap_or_else(|e| panic!("{preset}: {e}"));
@@ -289,7 +369,8 @@ fn sigkill_at_random_moments_never_leaves_a_broken_checkpoint_and_resume_continu
         if resume {
             command.arg("--resume");
         }
-        let mut child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child =
+            command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
         // Let it get going, then kill it somewhere inside the next stretch of work.
         let rows_before = losses_or_empty(&killed).len();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -310,10 +391,16 @@ fn sigkill_at_random_moments_never_leaves_a_broken_checkpoint_and_resume_continu
         let checkpoint = killed.join("checkpoint.safetensors");
         if checkpoint.is_file() {
             let bytes = std::fs::read(&checkpoint).unwrap();
-            let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("trial {trial}: a broken checkpoint on disk: {e}"));
+            let tensors = safetensors::SafeTensors::deserialize(&bytes)
+                .unwrap_or_else(|e| panic!("trial {trial}: a broken checkpoint on disk: {e}"));
             assert!(tensors.len() > 10, "trial {trial}: {} tensors", tensors.len());
             let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-            let state: serde_json::Value = metadata.metadata().as_ref().and_then(|m| m.get("state")).map(|s| serde_json::from_str(s).unwrap()).unwrap();
+            let state: serde_json::Value = metadata
+                .metadata()
+                .as_ref()
+                .and_then(|m| m.get("state"))
+                .map(|s| serde_json::from_str(s).unwrap())
+                .unwrap();
             resumed_from.push(state["step"].as_u64().unwrap());
         }
     }

@@ -99,18 +99,33 @@ impl CustomOp2 for BceSum {
         Ok((CpuStorage::F32(vec![(total / batch) as f32]), Shape::from(())))
     }
 
-    fn bwd(&self, logits: &Tensor, targets: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let scale = grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
         let d_logits = if logits.track_op() {
-            let kept = self.gradient.lock().map_err(|_| candle_core::Error::Msg("bce: a poisoned lock".into()))?.clone();
+            let kept =
+                self.gradient.lock().map_err(|_| candle_core::Error::Msg("bce: a poisoned lock".into()))?.clone();
             let per_cell = kept.ok_or_else(|| candle_core::Error::Msg("bce: backward before forward".into()))?;
-            Some(Tensor::from_vec(per_cell.into_iter().map(|g| g * scale).collect::<Vec<_>>(), logits.shape(), logits.device())?)
+            Some(Tensor::from_vec(
+                per_cell.into_iter().map(|g| g * scale).collect::<Vec<_>>(),
+                logits.shape(),
+                logits.device(),
+            )?)
         } else {
             None
         };
         let d_targets = if targets.track_op() {
             let scale = scale / batch_of(logits.dims()) as f32;
-            Some(Tensor::from_vec(host(logits)?.iter().map(|&x| -scale * x).collect::<Vec<_>>(), targets.shape(), targets.device())?)
+            Some(Tensor::from_vec(
+                host(logits)?.iter().map(|&x| -scale * x).collect::<Vec<_>>(),
+                targets.shape(),
+                targets.device(),
+            )?)
         } else {
             None
         };
@@ -129,7 +144,8 @@ mod tests {
         let mut logits: Vec<f32> = crate::model::latent::noise(1, 2 * 3 * 40).iter().map(|x| x * 4.0).collect();
         logits[0] = 120.0;
         logits[1] = -120.0;
-        let targets: Vec<f32> = crate::model::latent::noise(2, logits.len()).iter().map(|&x| f32::from(u8::from(x > 0.3))).collect();
+        let targets: Vec<f32> =
+            crate::model::latent::noise(2, logits.len()).iter().map(|&x| f32::from(u8::from(x > 0.3))).collect();
         let logits = Var::from_tensor(&Tensor::from_vec(logits, (2, 3, 40), &Device::Cpu).unwrap()).unwrap();
         let targets = Tensor::from_vec(targets, (2, 3, 40), &Device::Cpu).unwrap();
         let fused = bce_with_logits_sum(&logits, &targets).unwrap();
@@ -137,7 +153,10 @@ mod tests {
         let (a, b) = (fused.to_scalar::<f32>().unwrap(), reference.to_scalar::<f32>().unwrap());
         assert!((a - b).abs() < 1e-5 * b.abs(), "{a} vs {b}");
         let (ga, gb) = ((fused * 3.0).unwrap().backward().unwrap(), (reference * 3.0).unwrap().backward().unwrap());
-        let (ga, gb) = (ga.get(&logits).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), gb.get(&logits).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let (ga, gb) = (
+            ga.get(&logits).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            gb.get(&logits).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
         for (i, (x, y)) in ga.iter().zip(&gb).enumerate() {
             assert!((x - y).abs() < 1e-6, "cell {i}: {x} vs {y}");
         }
@@ -147,7 +166,8 @@ mod tests {
     fn blocks_shared_between_threads_sum_to_the_composite_loss() {
         let cells = 2 * 3 * 20_001;
         let logits: Vec<f32> = crate::model::latent::noise(3, cells).iter().map(|x| x * 6.0).collect();
-        let targets: Vec<f32> = crate::model::latent::noise(4, cells).iter().map(|&x| f32::from(u8::from(x > 0.0))).collect();
+        let targets: Vec<f32> =
+            crate::model::latent::noise(4, cells).iter().map(|&x| f32::from(u8::from(x > 0.0))).collect();
         let logits = Var::from_tensor(&Tensor::from_vec(logits, (2, 3, 20_001), &Device::Cpu).unwrap()).unwrap();
         let targets = Tensor::from_vec(targets, (2, 3, 20_001), &Device::Cpu).unwrap();
         let fused = bce_with_logits_sum(&logits, &targets).unwrap().to_scalar::<f32>().unwrap();
@@ -163,7 +183,9 @@ mod tests {
         let targets = Tensor::ones((2, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
         let grads = bce_with_logits_sum(&logits, &targets).unwrap().backward().unwrap();
         assert!(grads.get(&targets).is_none() && grads.get(&logits).is_some());
-        let error = bce_with_logits_sum(&logits, &Tensor::ones((4, 2), candle_core::DType::F32, &Device::Cpu).unwrap()).unwrap_err().to_string();
+        let error = bce_with_logits_sum(&logits, &Tensor::ones((4, 2), candle_core::DType::F32, &Device::Cpu).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("differ in shape"), "{error}");
     }
 }

@@ -27,7 +27,12 @@ pub struct ChoiceTargets {
 pub fn choice_loss(scores: &Tensor, targets: ChoiceTargets) -> Result<Tensor> {
     let rows = scores.elem_count() / scores.dims().last().copied().unwrap_or(1).max(1);
     if targets.chosen.len() != rows || targets.weight.len() != rows || targets.barred.len() != rows {
-        candle_core::bail!("choice_loss: {rows} rows of scores but {} / {} / {} targets", targets.chosen.len(), targets.weight.len(), targets.barred.len());
+        candle_core::bail!(
+            "choice_loss: {rows} rows of scores but {} / {} / {} targets",
+            targets.chosen.len(),
+            targets.weight.len(),
+            targets.barred.len()
+        );
     }
     scores.contiguous()?.apply_op1(ChoiceLoss { targets, gradient: Mutex::new(None) })
 }
@@ -85,10 +90,21 @@ impl CustomOp1 for ChoiceLoss {
             let first_row = part.start * ROWS_PER_BLOCK;
             let end_row = (part.end * ROWS_PER_BLOCK).min(rows);
             // SAFETY: the parts of `parallel_for` are disjoint ranges of blocks.
-            let (gradient, sums) = unsafe { (all_gradient.part(first_row * classes..end_row * classes), all_sums.part(part.clone())) };
+            let (gradient, sums) =
+                unsafe { (all_gradient.part(first_row * classes..end_row * classes), all_sums.part(part.clone())) };
             for (block, sum) in part.zip(sums) {
                 let block_rows = block * ROWS_PER_BLOCK..((block + 1) * ROWS_PER_BLOCK).min(rows);
-                *sum = block_rows.map(|row| row_loss(row, &scores[row * classes..][..classes], &mut gradient[(row - first_row) * classes..][..classes], t, batch)).sum();
+                *sum = block_rows
+                    .map(|row| {
+                        row_loss(
+                            row,
+                            &scores[row * classes..][..classes],
+                            &mut gradient[(row - first_row) * classes..][..classes],
+                            t,
+                            batch,
+                        )
+                    })
+                    .sum();
             }
         });
         let total: f64 = partial_sums.iter().sum();
@@ -98,8 +114,17 @@ impl CustomOp1 for ChoiceLoss {
 
     fn bwd(&self, scores: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let scale = grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
-        let kept = self.gradient.lock().map_err(poisoned)?.clone().ok_or_else(|| candle_core::Error::Msg("choice_loss: backward before forward".into()))?;
-        Ok(Some(Tensor::from_vec(kept.into_iter().map(|g| g * scale).collect::<Vec<_>>(), scores.shape(), scores.device())?))
+        let kept = self
+            .gradient
+            .lock()
+            .map_err(poisoned)?
+            .clone()
+            .ok_or_else(|| candle_core::Error::Msg("choice_loss: backward before forward".into()))?;
+        Ok(Some(Tensor::from_vec(
+            kept.into_iter().map(|g| g * scale).collect::<Vec<_>>(),
+            scores.shape(),
+            scores.device(),
+        )?))
     }
 }
 
@@ -134,7 +159,12 @@ mod tests {
     }
 
     fn loss_and_gradient_match_at(rows: usize, classes: usize) {
-        let scores = Var::from_tensor(&(Tensor::from_vec(crate::model::latent::noise(3, rows * classes), (rows, classes), &Device::Cpu).unwrap() * 3.0).unwrap()).unwrap();
+        let scores = Var::from_tensor(
+            &(Tensor::from_vec(crate::model::latent::noise(3, rows * classes), (rows, classes), &Device::Cpu).unwrap()
+                * 3.0)
+                .unwrap(),
+        )
+        .unwrap();
         let targets = ChoiceTargets {
             chosen: (0..rows).map(|r| (r * 5 % classes) as u32).collect(),
             weight: (0..rows).map(|r| if r % 4 == 0 { 0.0 } else { 1.0 }).collect(),
@@ -145,9 +175,31 @@ mod tests {
         let reference = composite(&scores, &targets);
         let (a, b) = (fused.to_scalar::<f32>().unwrap(), reference.to_scalar::<f32>().unwrap());
         assert!((a - b).abs() < 1e-5 * b.abs(), "{a} vs {b}");
-        assert_eq!(a, choice_loss(&scores, targets.clone()).unwrap().to_scalar::<f32>().unwrap(), "the same total every time");
-        let ga = (fused * 2.0).unwrap().backward().unwrap().get(&scores).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let gb = (reference * 2.0).unwrap().backward().unwrap().get(&scores).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(
+            a,
+            choice_loss(&scores, targets.clone()).unwrap().to_scalar::<f32>().unwrap(),
+            "the same total every time"
+        );
+        let ga = (fused * 2.0)
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(&scores)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let gb = (reference * 2.0)
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(&scores)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         for (i, (x, y)) in ga.iter().zip(&gb).enumerate() {
             assert!((x - y).abs() < 1e-6, "element {i}: {x} vs {y}");
         }

@@ -16,7 +16,11 @@ use std::sync::Mutex;
 /// and after the last of each item: a dilated convolution of width 3 (dilation d =
 /// `dilation`) with a residual connection.
 pub fn dilated_residual(x: &Tensor, weight: &Tensor, bias: &Tensor, dilation: usize) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, DilatedResidual { dilation, relu_out: Mutex::new(None) })
+    x.contiguous()?.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        DilatedResidual { dilation, relu_out: Mutex::new(None) },
+    )
 }
 
 struct DilatedResidual {
@@ -76,21 +80,44 @@ impl CustomOp3 for DilatedResidual {
         "dilated-residual"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let sizes = Sizes::of(l1.dims(), l2.dims(), l3.dims())?;
         let op = "dilated_residual";
         let (x, weight, bias) = (contiguous(s1, l1, op)?, contiguous(s2, l2, op)?, contiguous(s3, l3, op)?);
         let (cells, c) = (sizes.cells(), sizes.channels);
         let windows = windows(x, sizes, self.dilation);
         let mut relu_out = bias.repeat(cells);
-        matmul(&mut relu_out, Strided::row_major(cells, c), &windows, Strided::row_major(cells, 3 * c), weight, Strided::row_major(c, 3 * c).t(), true);
+        matmul(
+            &mut relu_out,
+            Strided::row_major(cells, c),
+            &windows,
+            Strided::row_major(cells, 3 * c),
+            weight,
+            Strided::row_major(c, 3 * c).t(),
+            true,
+        );
         relu_out.iter_mut().for_each(|y| *y = y.max(0.0));
         let out = x.iter().zip(&relu_out).map(|(x, y)| x + y).collect();
         *self.relu_out.lock().map_err(poisoned)? = Some(relu_out);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, _out: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let sizes = Sizes::of(x.dims(), weight.dims(), bias.dims())?;
         let op = "dilated_residual";
         let (cells, c, steps, d) = (sizes.cells(), sizes.channels, sizes.steps, self.dilation);
@@ -98,7 +125,9 @@ impl CustomOp3 for DilatedResidual {
         let (grad_storage, grad_layout) = grad.storage_and_layout();
         let g = cpu_values(&grad_storage, grad_layout, op)?;
         let guard = self.relu_out.lock().map_err(poisoned)?;
-        let relu_out = guard.as_ref().ok_or_else(|| candle_core::Error::Msg("dilated_residual: backward before forward".into()))?;
+        let relu_out = guard
+            .as_ref()
+            .ok_or_else(|| candle_core::Error::Msg("dilated_residual: backward before forward".into()))?;
         // relu passes the gradient where its output is positive.
         let g_relu: Vec<f32> = g.iter().zip(relu_out).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect();
         let device = x.device();
@@ -106,7 +135,15 @@ impl CustomOp3 for DilatedResidual {
             let weight = weight.contiguous()?;
             let (storage, layout) = weight.storage_and_layout();
             let mut d_windows = filled(cells * 3 * c, 0.0);
-            matmul(&mut d_windows, Strided::row_major(cells, 3 * c), &g_relu, Strided::row_major(cells, c), cpu_values(&storage, layout, op)?, Strided::row_major(c, 3 * c), false);
+            matmul(
+                &mut d_windows,
+                Strided::row_major(cells, 3 * c),
+                &g_relu,
+                Strided::row_major(cells, c),
+                cpu_values(&storage, layout, op)?,
+                Strided::row_major(c, 3 * c),
+                false,
+            );
             // The residual's gradient, and each window's part back at the step it was read from.
             let mut d_x = g.to_vec();
             let all_d_x = DisjointWrites::new(&mut d_x);
@@ -115,7 +152,9 @@ impl CustomOp3 for DilatedResidual {
                 let d_x = unsafe { all_d_x.part(part.start * c..part.end * c) };
                 for (cell, d_cell) in part.zip(d_x.chunks_exact_mut(c)) {
                     let step = cell % steps;
-                    let mut add = |from: usize, part: usize| d_cell.iter_mut().zip(&d_windows[from * 3 * c + part * c..][..c]).for_each(|(d, w)| *d += w);
+                    let mut add = |from: usize, part: usize| {
+                        d_cell.iter_mut().zip(&d_windows[from * 3 * c + part * c..][..c]).for_each(|(d, w)| *d += w)
+                    };
                     if step + d < steps {
                         add(cell + d, 0);
                     }
@@ -134,7 +173,15 @@ impl CustomOp3 for DilatedResidual {
             let (storage, layout) = x.storage_and_layout();
             let windows = windows(cpu_values(&storage, layout, op)?, sizes, d);
             let mut d_weight = vec![0f32; c * 3 * c];
-            matmul(&mut d_weight, Strided::row_major(c, 3 * c), &g_relu, Strided::row_major(cells, c).t(), &windows, Strided::row_major(cells, 3 * c), false);
+            matmul(
+                &mut d_weight,
+                Strided::row_major(c, 3 * c),
+                &g_relu,
+                Strided::row_major(cells, c).t(),
+                &windows,
+                Strided::row_major(cells, 3 * c),
+                false,
+            );
             Some(Tensor::from_vec(d_weight, (c, 3 * c), device)?)
         } else {
             None
@@ -169,15 +216,23 @@ mod tests {
         // Dilations shorter than, equal to and longer than the steps; the last size is large
         // enough for the products to be shared between threads.
         for (items, steps, c, dilation) in [(2, 6, 3, 1), (3, 5, 4, 2), (2, 3, 2, 4), (40, 32, 24, 8)] {
-            let (x, weight, bias) = (random(&[items, steps, c], 1, 1.0), random(&[c, 3 * c], 2, 0.5), random(&[c], 3, 0.5));
+            let (x, weight, bias) =
+                (random(&[items, steps, c], 1, 1.0), random(&[c, 3 * c], 2, 0.5), random(&[c], 3, 0.5));
             let fused = dilated_residual(&x, &weight, &bias, dilation).unwrap();
             let reference = composite_dilated_residual(&x, &weight, &bias, dilation).unwrap();
             assert_eq!(values(&fused), values(&reference), "the same arithmetic, so the same values");
-            assert!(values(&fused).iter().zip(values(x.as_tensor())).any(|(y, x)| *y == x), "the test reaches relu's flat side");
-            let (fused_grads, reference_grads) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+            assert!(
+                values(&fused).iter().zip(values(x.as_tensor())).any(|(y, x)| *y == x),
+                "the test reaches relu's flat side"
+            );
+            let (fused_grads, reference_grads) =
+                (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
             for (name, var) in [("x", &x), ("weight", &weight), ("bias", &bias)] {
                 let (a, b) = (values(fused_grads.get(var).unwrap()), values(reference_grads.get(var).unwrap()));
-                assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-4 * (1.0 + b.abs())), "{items}x{steps}x{c} by {dilation}: {name}'s gradients differ");
+                assert!(
+                    a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-4 * (1.0 + b.abs())),
+                    "{items}x{steps}x{c} by {dilation}: {name}'s gradients differ"
+                );
             }
         }
     }
@@ -185,12 +240,19 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let (x, weight, bias) = (random(&[2, 4, 2], 4, 1.0), random(&[2, 6], 5, 0.7), random(&[2], 6, 0.3));
-        super::super::assert_gradients_match_finite_differences(&[&x, &weight, &bias], |x| loss(&dilated_residual(&x[0], &x[1], &x[2], 1).unwrap()), 1e-3, 1, 5e-3);
+        super::super::assert_gradients_match_finite_differences(
+            &[&x, &weight, &bias],
+            |x| loss(&dilated_residual(&x[0], &x[1], &x[2], 1).unwrap()),
+            1e-3,
+            1,
+            5e-3,
+        );
     }
 
     #[test]
     fn constants_get_no_gradient_and_bad_shapes_are_refused_in_words() {
-        let (x, weight, bias) = (random(&[1, 3, 2], 1, 1.0).as_tensor().detach(), random(&[2, 6], 2, 1.0), random(&[2], 3, 1.0));
+        let (x, weight, bias) =
+            (random(&[1, 3, 2], 1, 1.0).as_tensor().detach(), random(&[2, 6], 2, 1.0), random(&[2], 3, 1.0));
         let grads = dilated_residual(&x, &weight, &bias, 1).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&x).is_none() && grads.get(&weight).is_some() && grads.get(&bias).is_some());
         let error = dilated_residual(&x, &random(&[2, 4], 4, 1.0), &bias, 1).unwrap_err().to_string();

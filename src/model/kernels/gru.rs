@@ -52,7 +52,9 @@ struct Sizes {
 
 impl Sizes {
     fn of(gates_in: &[usize], initial: &[usize], recurrent: &[usize]) -> Result<Sizes> {
-        let wrong = || -> Result<Sizes> { candle_core::bail!("gru_sequence: shapes {gates_in:?}, {initial:?}, {recurrent:?} do not make one GRU (want [rows × steps, 3H], [rows, H], [3H, H + 1])") };
+        let wrong = || -> Result<Sizes> {
+            candle_core::bail!("gru_sequence: shapes {gates_in:?}, {initial:?}, {recurrent:?} do not make one GRU (want [rows × steps, 3H], [rows, H], [3H, H + 1])")
+        };
         let ([cells, gates], [rows, hidden]) = (gates_in, initial) else { return wrong() };
         if *rows == 0 || cells % rows != 0 || *gates != 3 * hidden || recurrent != [3 * hidden, hidden + 1] {
             return wrong();
@@ -155,9 +157,21 @@ impl CustomOp3 for GruSequence {
         "gru-sequence"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let sizes = Sizes::of(l1.dims(), l2.dims(), l3.dims())?;
-        let (gates_in, initial, recurrent) = (contiguous(s1, l1, "gru_sequence")?, contiguous(s2, l2, "gru_sequence")?, contiguous(s3, l3, "gru_sequence")?);
+        let (gates_in, initial, recurrent) = (
+            contiguous(s1, l1, "gru_sequence")?,
+            contiguous(s2, l2, "gru_sequence")?,
+            contiguous(s3, l3, "gru_sequence")?,
+        );
         let Sizes { rows, steps, hidden: h } = sizes;
         let mut states = filled(rows * steps * h, 0.0);
         let mut kept = filled(rows * steps * KEPT_PER_UNIT * h, 0.0);
@@ -169,19 +183,40 @@ impl CustomOp3 for GruSequence {
             } else {
                 (&states[(t - 1) * h..], Strided { rows, cols: h, row_stride: steps * h, col_stride: 1 })
             };
-            matmul(&mut gates_state, Strided::row_major(rows, 3 * h), previous, previous_view, recurrent, sizes.weight_transposed(), false);
+            matmul(
+                &mut gates_state,
+                Strided::row_major(rows, 3 * h),
+                previous,
+                previous_view,
+                recurrent,
+                sizes.weight_transposed(),
+                false,
+            );
             // Rows are independent within a step; each thread takes whole rows (every step of
             // them, so that a row's state before the step is in its part too).
-            let (all_states, all_kept, gates_state, bias_state) = (DisjointWrites::new(&mut states), DisjointWrites::new(&mut kept), &gates_state, &bias_state);
+            let (all_states, all_kept, gates_state, bias_state) =
+                (DisjointWrites::new(&mut states), DisjointWrites::new(&mut kept), &gates_state, &bias_state);
             parallel_for(rows, h * UNIT_COST, |part| {
                 // SAFETY: the parts of `parallel_for` are disjoint ranges of rows.
-                let (states, kept) = unsafe { (all_states.part(part.start * steps * h..part.end * steps * h), all_kept.part(part.start * steps * KEPT_PER_UNIT * h..part.end * steps * KEPT_PER_UNIT * h)) };
+                let (states, kept) = unsafe {
+                    (
+                        all_states.part(part.start * steps * h..part.end * steps * h),
+                        all_kept.part(part.start * steps * KEPT_PER_UNIT * h..part.end * steps * KEPT_PER_UNIT * h),
+                    )
+                };
                 for r in part.clone() {
                     let (cell, local) = (r * steps + t, (r - part.start) * steps + t);
                     let (earlier, from_now) = states.split_at_mut(local * h);
                     let before = if t == 0 { &initial[r * h..(r + 1) * h] } else { &earlier[(local - 1) * h..] };
                     let keep = &mut kept[local * KEPT_PER_UNIT * h..(local + 1) * KEPT_PER_UNIT * h];
-                    step_row(&gates_in[cell * 3 * h..], &gates_state[r * 3 * h..], bias_state, before, &mut from_now[..h], keep);
+                    step_row(
+                        &gates_in[cell * 3 * h..],
+                        &gates_state[r * 3 * h..],
+                        bias_state,
+                        before,
+                        &mut from_now[..h],
+                        keep,
+                    );
                 }
             });
         }
@@ -189,22 +224,35 @@ impl CustomOp3 for GruSequence {
         Ok((CpuStorage::F32(states), Shape::from((rows * steps, h))))
     }
 
-    fn bwd(&self, gates_in: &Tensor, initial: &Tensor, recurrent: &Tensor, states: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        gates_in: &Tensor,
+        initial: &Tensor,
+        recurrent: &Tensor,
+        states: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let sizes = Sizes::of(gates_in.dims(), initial.dims(), recurrent.dims())?;
         let Sizes { rows, steps, hidden: h } = sizes;
         let (initial_values, weights) = (host(initial)?, host(recurrent)?);
         let (states, grad) = (states.contiguous()?, grad.contiguous()?);
-        let ((states_storage, states_layout), (grad_storage, grad_layout)) = (states.storage_and_layout(), grad.storage_and_layout());
-        let (state_values, grad_values) = (cpu_values(&states_storage, states_layout, "gru_sequence")?, cpu_values(&grad_storage, grad_layout, "gru_sequence")?);
+        let ((states_storage, states_layout), (grad_storage, grad_layout)) =
+            (states.storage_and_layout(), grad.storage_and_layout());
+        let (state_values, grad_values) = (
+            cpu_values(&states_storage, states_layout, "gru_sequence")?,
+            cpu_values(&grad_storage, grad_layout, "gru_sequence")?,
+        );
         let guard = self.kept.lock().map_err(poisoned)?;
-        let kept = guard.as_ref().ok_or_else(|| candle_core::Error::Msg("gru_sequence: backward before forward".into()))?;
+        let kept =
+            guard.as_ref().ok_or_else(|| candle_core::Error::Msg("gru_sequence: backward before forward".into()))?;
         let cells = rows * steps;
         // The state before every step, and a 1 after it: W_hh's gradient and b_hh's are then
         // one product, laid out as `recurrent` is.
         let mut before = filled(cells * (h + 1), 1.0);
         for (cell, row) in before.chunks_exact_mut(h + 1).enumerate() {
             let (r, t) = (cell / steps, cell % steps);
-            let state = if t == 0 { &initial_values[r * h..(r + 1) * h] } else { &state_values[(cell - 1) * h..cell * h] };
+            let state =
+                if t == 0 { &initial_values[r * h..(r + 1) * h] } else { &state_values[(cell - 1) * h..cell * h] };
             row[..h].copy_from_slice(state);
         }
 
@@ -213,31 +261,65 @@ impl CustomOp3 for GruSequence {
         // The gradient reaching the state after step t from the steps after it.
         let mut d_state = vec![0f32; rows * h];
         for t in (0..steps).rev() {
-            let (all_d_gates_in, all_d_gates_state, all_d_state) = (DisjointWrites::new(&mut d_gates_in), DisjointWrites::new(&mut d_gates_state), DisjointWrites::new(&mut d_state));
+            let (all_d_gates_in, all_d_gates_state, all_d_state) = (
+                DisjointWrites::new(&mut d_gates_in),
+                DisjointWrites::new(&mut d_gates_state),
+                DisjointWrites::new(&mut d_state),
+            );
             parallel_for(rows, h * UNIT_COST, |part| {
                 let gates_part = part.start * steps * 3 * h..part.end * steps * 3 * h;
                 // SAFETY: the parts of `parallel_for` are disjoint ranges of rows.
-                let (d_gates_in, d_gates_state, d_state) = unsafe { (all_d_gates_in.part(gates_part.clone()), all_d_gates_state.part(gates_part), all_d_state.part(part.start * h..part.end * h)) };
+                let (d_gates_in, d_gates_state, d_state) = unsafe {
+                    (
+                        all_d_gates_in.part(gates_part.clone()),
+                        all_d_gates_state.part(gates_part),
+                        all_d_state.part(part.start * h..part.end * h),
+                    )
+                };
                 for r in part.clone() {
                     let (cell, local, local_row) = (r * steps + t, (r - part.start) * steps + t, r - part.start);
                     let range = local * 3 * h..(local + 1) * 3 * h;
                     let keep = &kept[cell * KEPT_PER_UNIT * h..(cell + 1) * KEPT_PER_UNIT * h];
                     let d_state_row = &mut d_state[local_row * h..(local_row + 1) * h];
-                    step_row_backward(&grad_values[cell * h..(cell + 1) * h], keep, &before[cell * (h + 1)..cell * (h + 1) + h], d_state_row, &mut d_gates_in[range.clone()], &mut d_gates_state[range]);
+                    step_row_backward(
+                        &grad_values[cell * h..(cell + 1) * h],
+                        keep,
+                        &before[cell * (h + 1)..cell * (h + 1) + h],
+                        d_state_row,
+                        &mut d_gates_in[range.clone()],
+                        &mut d_gates_state[range],
+                    );
                 }
             });
             let step_view = Strided { rows, cols: 3 * h, row_stride: steps * 3 * h, col_stride: 1 };
-            matmul(&mut d_state, Strided::row_major(rows, h), &d_gates_state[t * 3 * h..], step_view, &weights, sizes.weight(), true);
+            matmul(
+                &mut d_state,
+                Strided::row_major(rows, h),
+                &d_gates_state[t * 3 * h..],
+                step_view,
+                &weights,
+                sizes.weight(),
+                true,
+            );
         }
         let device = gates_in.device();
         let d_recurrent = if recurrent.track_op() {
             let mut d_weights = vec![0f32; 3 * h * (h + 1)];
-            matmul(&mut d_weights, Strided::row_major(3 * h, h + 1), &d_gates_state, Strided::row_major(cells, 3 * h).t(), &before, Strided::row_major(cells, h + 1), false);
+            matmul(
+                &mut d_weights,
+                Strided::row_major(3 * h, h + 1),
+                &d_gates_state,
+                Strided::row_major(cells, 3 * h).t(),
+                &before,
+                Strided::row_major(cells, h + 1),
+                false,
+            );
             Some(Tensor::from_vec(d_weights, (3 * h, h + 1), device)?)
         } else {
             None
         };
-        let d_gates_in = if gates_in.track_op() { Some(Tensor::from_vec(d_gates_in, (cells, 3 * h), device)?) } else { None };
+        let d_gates_in =
+            if gates_in.track_op() { Some(Tensor::from_vec(d_gates_in, (cells, 3 * h), device)?) } else { None };
         let d_initial = if initial.track_op() { Some(Tensor::from_vec(d_state, (rows, h), device)?) } else { None };
         Ok((d_gates_in, d_initial, d_recurrent))
     }
@@ -253,7 +335,12 @@ mod tests {
     fn composite(gates_in: &Tensor, initial: &Tensor, recurrent: &Tensor) -> Result<Tensor> {
         let h = initial.dim(1)?;
         let unused = Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?;
-        let weights = GruWeights { weight_ih: unused.clone(), bias_ih: unused, weight_hh: recurrent.narrow(1, 0, h)?, bias_hh: recurrent.narrow(1, h, 1)?.squeeze(1)? };
+        let weights = GruWeights {
+            weight_ih: unused.clone(),
+            bias_ih: unused,
+            weight_hh: recurrent.narrow(1, 0, h)?,
+            bias_hh: recurrent.narrow(1, h, 1)?.squeeze(1)?,
+        };
         weights.composite_sequence(gates_in, initial)
     }
 
@@ -267,7 +354,8 @@ mod tests {
 
     /// A loss that weighs every state differently, so that no gradient can hide.
     fn loss(states: &Tensor) -> Tensor {
-        let weights = Tensor::arange(0f32, states.elem_count() as f32, &Device::Cpu).unwrap().reshape(states.shape()).unwrap();
+        let weights =
+            Tensor::arange(0f32, states.elem_count() as f32, &Device::Cpu).unwrap().reshape(states.shape()).unwrap();
         (states.mul(&(weights * 0.01).unwrap().sin().unwrap()).unwrap()).sum_all().unwrap()
     }
 
@@ -289,7 +377,11 @@ mod tests {
             let reference_grads = loss(&reference).backward().unwrap();
             for (name, var) in [("gates_in", &gates_in), ("initial", &initial), ("recurrent", &recurrent)] {
                 let (a, b) = (fused_grads.get(var).unwrap(), reference_grads.get(var).unwrap());
-                assert!(max_relative(a, b) < 1e-5, "{rows}x{steps}x{h} {name}: gradients differ by {}", max_relative(a, b));
+                assert!(
+                    max_relative(a, b) < 1e-5,
+                    "{rows}x{steps}x{h} {name}: gradients differ by {}",
+                    max_relative(a, b)
+                );
             }
         }
     }
@@ -297,7 +389,13 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let (gates_in, initial, recurrent) = inputs(2, 4, 3);
-        super::super::assert_gradients_match_finite_differences(&[&gates_in, &initial, &recurrent], |x| loss(&gru_sequence(&x[0], &x[1], &x[2]).unwrap()), 1e-2, 5, 2e-3);
+        super::super::assert_gradients_match_finite_differences(
+            &[&gates_in, &initial, &recurrent],
+            |x| loss(&gru_sequence(&x[0], &x[1], &x[2]).unwrap()),
+            1e-2,
+            5,
+            2e-3,
+        );
     }
 
     #[test]

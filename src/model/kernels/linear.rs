@@ -44,8 +44,12 @@ const TANH_COST: usize = 20;
 
 fn sizes(x: &[usize], weight: &[usize], bias: &[usize]) -> Result<(usize, usize, usize)> {
     match (x, weight, bias) {
-        ([rows, inputs], [outputs, inputs_w], [outputs_b]) if inputs == inputs_w && outputs == outputs_b => Ok((*rows, *inputs, *outputs)),
-        _ => candle_core::bail!("linear: shapes {x:?}, {weight:?}, {bias:?} do not make a layer (want [rows, in], [out, in], [out])"),
+        ([rows, inputs], [outputs, inputs_w], [outputs_b]) if inputs == inputs_w && outputs == outputs_b => {
+            Ok((*rows, *inputs, *outputs))
+        }
+        _ => candle_core::bail!(
+            "linear: shapes {x:?}, {weight:?}, {bias:?} do not make a layer (want [rows, in], [out, in], [out])"
+        ),
     }
 }
 
@@ -54,11 +58,28 @@ impl CustomOp3 for Linear {
         "linear"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (rows, inputs, outputs) = sizes(l1.dims(), l2.dims(), l3.dims())?;
-        let (x, weight, bias) = (contiguous(s1, l1, "linear")?, contiguous(s2, l2, "linear")?, contiguous(s3, l3, "linear")?);
+        let (x, weight, bias) =
+            (contiguous(s1, l1, "linear")?, contiguous(s2, l2, "linear")?, contiguous(s3, l3, "linear")?);
         let mut out = bias.repeat(rows);
-        matmul(&mut out, Strided::row_major(rows, outputs), x, Strided::row_major(rows, inputs), weight, Strided::row_major(outputs, inputs).t(), true);
+        matmul(
+            &mut out,
+            Strided::row_major(rows, outputs),
+            x,
+            Strided::row_major(rows, inputs),
+            weight,
+            Strided::row_major(outputs, inputs).t(),
+            true,
+        );
         match self.activation {
             Activation::Identity => {}
             Activation::Relu => out.iter_mut().for_each(|y| *y = y.max(0.0)),
@@ -66,14 +87,23 @@ impl CustomOp3 for Linear {
                 let all_out = DisjointWrites::new(&mut out);
                 parallel_for(rows, outputs * TANH_COST, |part| {
                     // SAFETY: the parts of `parallel_for` are disjoint ranges of rows.
-                    unsafe { all_out.part(part.start * outputs..part.end * outputs) }.iter_mut().for_each(|y| *y = y.tanh());
+                    unsafe { all_out.part(part.start * outputs..part.end * outputs) }
+                        .iter_mut()
+                        .for_each(|y| *y = y.tanh());
                 });
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
     }
 
-    fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, out: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (_, _, outputs) = sizes(x.dims(), weight.dims(), bias.dims())?;
         let grad = grad.contiguous()?;
         let (grad_storage, grad_layout) = grad.storage_and_layout();
@@ -94,11 +124,8 @@ impl CustomOp3 for Linear {
         };
         let device = x.device();
         let (d_x, d_weight) = product_gradients(x, weight, g, "linear")?;
-        let d_bias = if bias.track_op() {
-            Some(Tensor::from_vec(column_sums(g, outputs), outputs, device)?)
-        } else {
-            None
-        };
+        let d_bias =
+            if bias.track_op() { Some(Tensor::from_vec(column_sums(g, outputs), outputs, device)?) } else { None };
         Ok((d_x, d_weight, d_bias))
     }
 }
@@ -118,7 +145,10 @@ mod tests {
         let fused = linear(&x, &w, &b, Activation::Identity).unwrap();
         let reference = candle_nn::Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone())).forward(&x).unwrap();
         let close = |a: &Tensor, b: &Tensor| {
-            let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            let (a, b) = (
+                a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
             a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5 * (1.0 + y.abs()))
         };
         assert!(close(&fused, &reference));
@@ -134,15 +164,25 @@ mod tests {
     fn the_relu_layer_matches_candles_relu() {
         let (x, w, b) = (random(&[7, 3], 4), random(&[5, 3], 5), random(&[5], 6));
         let fused = linear(&x, &w, &b, Activation::Relu).unwrap();
-        let reference = candle_nn::Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone())).forward(&x).unwrap().relu().unwrap();
+        let reference = candle_nn::Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone()))
+            .forward(&x)
+            .unwrap()
+            .relu()
+            .unwrap();
         let weights = Tensor::arange(0f32, 35.0, &Device::Cpu).unwrap().reshape((7, 5)).unwrap().cos().unwrap();
         let loss = |y: &Tensor| y.mul(&weights).unwrap().sum_all().unwrap();
         let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
         for var in [&x, &w, &b] {
-            let (a, b) = (g1.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), g2.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            let (a, b) = (
+                g1.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                g2.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
             assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5 * (1.0 + y.abs())));
         }
-        assert!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().any(|&y| y == 0.0), "the test reaches relu's flat side");
+        assert!(
+            fused.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().any(|&y| y == 0.0),
+            "the test reaches relu's flat side"
+        );
     }
 
     #[test]

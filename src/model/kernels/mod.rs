@@ -83,7 +83,9 @@ fn parallel_for(items: usize, cost_per_item: usize, work: impl Fn(Range<usize>) 
     pool.execute(|part| {
         let start = part * chunk;
         if start < items {
-            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(start..items.min(start + chunk)))) {
+            if let Err(panic) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(start..items.min(start + chunk))))
+            {
                 first_panic.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(panic);
             }
         }
@@ -190,7 +192,9 @@ fn exp(x: f32) -> f32 {
     // it): a float-to-int conversion would keep the loop from vectorising.
     let whole = shifted.to_bits().wrapping_sub(ROUNDING.to_bits());
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
     (p * r * r + r + 1.0) * f32::from_bits(whole.wrapping_add(127) << 23)
 }
 
@@ -201,7 +205,10 @@ fn exp(x: f32) -> f32 {
 fn ln_1p_unit(e: f32) -> f32 {
     let s = e / (2.0 + e);
     let s2 = s * s;
-    let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0 + s2 * (1.0 / 15.0)))))));
+    let series = 1.0
+        + s2 * (1.0 / 3.0
+            + s2 * (1.0 / 5.0
+                + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0 + s2 * (1.0 / 15.0)))))));
     2.0 * s * series
 }
 
@@ -217,14 +224,23 @@ fn column_sums(matrix: &[f32], columns: usize) -> Vec<f32> {
 #[cfg(test)]
 fn random_var(shape: &[usize], seed: u64, scale: f64) -> candle_core::Var {
     let values = crate::model::latent::noise(seed, shape.iter().product());
-    candle_core::Var::from_tensor(&(Tensor::from_vec(values, shape, &candle_core::Device::Cpu).unwrap() * scale).unwrap()).unwrap()
+    candle_core::Var::from_tensor(
+        &(Tensor::from_vec(values, shape, &candle_core::Device::Cpu).unwrap() * scale).unwrap(),
+    )
+    .unwrap()
 }
 
 /// Checks the gradients backward gives `inputs` against central differences of `loss`,
 /// which is handed every input's current values (one of them moved by ±`delta` at a time),
 /// at every `stride`-th element of each input: what every kernel's test does for its op.
 #[cfg(test)]
-fn assert_gradients_match_finite_differences(inputs: &[&candle_core::Var], loss: impl Fn(&[Tensor]) -> Tensor, delta: f32, stride: usize, tolerance: f64) {
+fn assert_gradients_match_finite_differences(
+    inputs: &[&candle_core::Var],
+    loss: impl Fn(&[Tensor]) -> Tensor,
+    delta: f32,
+    stride: usize,
+    tolerance: f64,
+) {
     let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let current: Vec<Tensor> = inputs.iter().map(|var| var.as_tensor().clone()).collect();
     let grads = loss(&current).backward().unwrap();
@@ -240,7 +256,11 @@ fn assert_gradients_match_finite_differences(inputs: &[&candle_core::Var], loss:
                 f64::from(loss(&args).to_scalar::<f32>().unwrap())
             };
             let numeric = (at(delta) - at(-delta)) / (2.0 * f64::from(delta));
-            assert!((numeric - f64::from(analytic[index])).abs() < tolerance * (1.0 + numeric.abs()), "input {which}, element {index}: numeric {numeric}, analytic {}", analytic[index]);
+            assert!(
+                (numeric - f64::from(analytic[index])).abs() < tolerance * (1.0 + numeric.abs()),
+                "input {which}, element {index}: numeric {numeric}, analytic {}",
+                analytic[index]
+            );
         }
     }
 }
@@ -254,7 +274,15 @@ fn product_gradients(x: &Tensor, weight: &Tensor, g: &[f32], op: &str) -> Result
         let weight = weight.contiguous()?;
         let (storage, layout) = weight.storage_and_layout();
         let mut d_x = filled(rows * inputs, 0.0);
-        matmul(&mut d_x, Strided::row_major(rows, inputs), g, Strided::row_major(rows, outputs), cpu_values(&storage, layout, op)?, Strided::row_major(outputs, inputs), false);
+        matmul(
+            &mut d_x,
+            Strided::row_major(rows, inputs),
+            g,
+            Strided::row_major(rows, outputs),
+            cpu_values(&storage, layout, op)?,
+            Strided::row_major(outputs, inputs),
+            false,
+        );
         Some(Tensor::from_vec(d_x, (rows, inputs), x.device())?)
     } else {
         None
@@ -263,7 +291,15 @@ fn product_gradients(x: &Tensor, weight: &Tensor, g: &[f32], op: &str) -> Result
         let x = x.contiguous()?;
         let (storage, layout) = x.storage_and_layout();
         let mut d_weight = vec![0f32; outputs * inputs];
-        matmul(&mut d_weight, Strided::row_major(outputs, inputs), g, Strided::row_major(rows, outputs).t(), cpu_values(&storage, layout, op)?, Strided::row_major(rows, inputs), false);
+        matmul(
+            &mut d_weight,
+            Strided::row_major(outputs, inputs),
+            g,
+            Strided::row_major(rows, outputs).t(),
+            cpu_values(&storage, layout, op)?,
+            Strided::row_major(rows, inputs),
+            false,
+        );
         Some(Tensor::from_vec(d_weight, (outputs, inputs), x.device())?)
     } else {
         None
@@ -313,7 +349,15 @@ const PARALLEL_MIN_PRODUCT: usize = 1 << 22;
 /// columns, where those are what lie apart in memory) as candle's pool has threads, each
 /// block one single-threaded product: products and the element-wise kernels then share one
 /// set of threads, rather than gemm waking its own while candle's still spin.
-pub fn matmul(out: &mut [f32], out_view: Strided, a: &[f32], a_view: Strided, b: &[f32], b_view: Strided, accumulate: bool) {
+pub fn matmul(
+    out: &mut [f32],
+    out_view: Strided,
+    a: &[f32],
+    a_view: Strided,
+    b: &[f32],
+    b_view: Strided,
+    accumulate: bool,
+) {
     let (m, k, n) = (a_view.rows, a_view.cols, b_view.cols);
     let rows_apart = out_view.row_stride >= out_view.cols * out_view.col_stride;
     let columns_apart = out_view.col_stride >= out_view.rows * out_view.row_stride;
@@ -335,14 +379,36 @@ pub fn matmul(out: &mut [f32], out_view: Strided, a: &[f32], a_view: Strided, b:
         let block = unsafe { all_out.part(first..first + block_view.extent()) };
         let a_block = Strided { rows: rows.len(), ..a_view };
         let b_block = Strided { cols: columns.len(), ..b_view };
-        matmul_on_this_thread(block, block_view, &a[rows.start * a_view.row_stride..], a_block, &b[columns.start * b_view.col_stride..], b_block, accumulate);
+        matmul_on_this_thread(
+            block,
+            block_view,
+            &a[rows.start * a_view.row_stride..],
+            a_block,
+            &b[columns.start * b_view.col_stride..],
+            b_block,
+            accumulate,
+        );
     });
 }
 
-fn matmul_on_this_thread(out: &mut [f32], out_view: Strided, a: &[f32], a_view: Strided, b: &[f32], b_view: Strided, accumulate: bool) {
+fn matmul_on_this_thread(
+    out: &mut [f32],
+    out_view: Strided,
+    a: &[f32],
+    a_view: Strided,
+    b: &[f32],
+    b_view: Strided,
+    accumulate: bool,
+) {
     let (m, k, n) = (a_view.rows, a_view.cols, b_view.cols);
-    assert!(b_view.rows == k && out_view.rows == m && out_view.cols == n, "matmul shapes: {a_view:?} x {b_view:?} -> {out_view:?}");
-    assert!(a.len() >= a_view.extent() && b.len() >= b_view.extent() && out.len() >= out_view.extent(), "matmul views outside their slices");
+    assert!(
+        b_view.rows == k && out_view.rows == m && out_view.cols == n,
+        "matmul shapes: {a_view:?} x {b_view:?} -> {out_view:?}"
+    );
+    assert!(
+        a.len() >= a_view.extent() && b.len() >= b_view.extent() && out.len() >= out_view.extent(),
+        "matmul views outside their slices"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -425,7 +491,9 @@ mod tests {
     #[test]
     fn pieces_shared_between_threads_cover_every_element_once() {
         let mut values = vec![0f32; 100_003];
-        for_each_piece(&mut values, 10, |offset, piece| piece.iter_mut().enumerate().for_each(|(i, x)| *x += (offset + i) as f32));
+        for_each_piece(&mut values, 10, |offset, piece| {
+            piece.iter_mut().enumerate().for_each(|(i, x)| *x += (offset + i) as f32)
+        });
         assert!(values.iter().enumerate().all(|(i, &x)| x == i as f32));
     }
 
@@ -443,11 +511,21 @@ mod tests {
             let payload = panicked.expect_err("the panic reaches the caller");
             assert_eq!(payload.downcast_ref::<&str>(), Some(&"a kernel fault"));
             let mut values = vec![0f32; 100_003];
-            for_each_piece(&mut values, 10, |offset, piece| piece.iter_mut().enumerate().for_each(|(i, x)| *x = (offset + i) as f32));
+            for_each_piece(&mut values, 10, |offset, piece| {
+                piece.iter_mut().enumerate().for_each(|(i, x)| *x = (offset + i) as f32)
+            });
             assert!(values.iter().enumerate().all(|(i, &x)| x == i as f32), "the pool still shares work");
         }
         let generator = crate::model::default_generator().unwrap();
-        let request = crate::model::generator::RenderRequest { bars: 2, seed: 1, knobs: vec![], variation: 0.2, temperature: None, density: 0.0, named: Vec::new() };
+        let request = crate::model::generator::RenderRequest {
+            bars: 2,
+            seed: 1,
+            knobs: vec![],
+            variation: 0.2,
+            temperature: None,
+            density: 0.0,
+            named: Vec::new(),
+        };
         assert!(!generator.render(&request).unwrap().notes().is_empty(), "and a model renders");
     }
 
@@ -466,7 +544,8 @@ mod tests {
         let (m, k, n) = (131, 300, 117);
         let a: Vec<f32> = crate::model::latent::noise(1, m * k);
         let b: Vec<f32> = crate::model::latent::noise(2, k * n);
-        let expected = |i: usize, j: usize| (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j])).sum::<f64>();
+        let expected =
+            |i: usize, j: usize| (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j])).sum::<f64>();
         for out_view in [Strided::row_major(m, n), Strided::row_major(n, m).t()] {
             let mut out = vec![0.5f32; m * n];
             matmul(&mut out, out_view, &a, Strided::row_major(m, k), &b, Strided::row_major(k, n), true);

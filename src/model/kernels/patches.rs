@@ -62,7 +62,10 @@ impl Patches {
                     let row = ((n * self.h + i) * self.w + j) * columns;
                     for c in 0..self.fine {
                         for a in 0..p {
-                            let fine = ((phrase * self.fine + c) * self.bars * bar_height + bar * bar_height + i * p + a) * width + j * p;
+                            let fine =
+                                ((phrase * self.fine + c) * self.bars * bar_height + bar * bar_height + i * p + a)
+                                    * width
+                                    + j * p;
                             copy(row + (c * p + a) * p, fine);
                         }
                     }
@@ -119,8 +122,6 @@ impl Patches {
     }
 }
 
-
-
 /// The bias gradient: the sum of each channel's gradient over every cell.
 /// A few elements: as plain moves for the usual patch sizes, where a call to memmove per
 /// run cost more than the matrix product.
@@ -152,24 +153,59 @@ impl CustomOp3 for PatchEmbed {
         "patch-embed"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let sizes = self.sizes(l1.dims(), l2.dims(), l3.dims())?;
-        let (x, weight, bias) = (contiguous(s1, l1, "patch convolutions")?, contiguous(s2, l2, "patch convolutions")?, contiguous(s3, l3, "patch convolutions")?);
+        let (x, weight, bias) = (
+            contiguous(s1, l1, "patch convolutions")?,
+            contiguous(s2, l2, "patch convolutions")?,
+            contiguous(s3, l3, "patch convolutions")?,
+        );
         let patches = sizes.gather_fine(x);
         let mut out = bias.repeat(sizes.cells());
         // [cells, in·p·p] x [out, in·p·p]^T
-        matmul(&mut out, Strided::row_major(sizes.cells(), sizes.coarse), &patches, Strided::row_major(sizes.cells(), sizes.patch_size()), weight, Strided::row_major(sizes.coarse, sizes.patch_size()).t(), true);
+        matmul(
+            &mut out,
+            Strided::row_major(sizes.cells(), sizes.coarse),
+            &patches,
+            Strided::row_major(sizes.cells(), sizes.patch_size()),
+            weight,
+            Strided::row_major(sizes.coarse, sizes.patch_size()).t(),
+            true,
+        );
         Ok((CpuStorage::F32(sizes.scatter_coarse(&out)), sizes.coarse_shape()))
     }
 
-    fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let sizes = self.sizes(x.dims(), weight.dims(), bias.dims())?;
         let d_out = sizes.gather_coarse(&host(grad)?);
         let (cells, columns) = (sizes.cells(), sizes.patch_size());
         let device = x.device();
         let d_x = if x.track_op() {
             let mut d_patches = vec![0f32; cells * columns];
-            matmul(&mut d_patches, Strided::row_major(cells, columns), &d_out, Strided::row_major(cells, sizes.coarse), &host(weight)?, Strided::row_major(sizes.coarse, columns), false);
+            matmul(
+                &mut d_patches,
+                Strided::row_major(cells, columns),
+                &d_out,
+                Strided::row_major(cells, sizes.coarse),
+                &host(weight)?,
+                Strided::row_major(sizes.coarse, columns),
+                false,
+            );
             Some(Tensor::from_vec(sizes.scatter_fine(&d_patches), sizes.fine_shape(), device)?)
         } else {
             None
@@ -177,12 +213,24 @@ impl CustomOp3 for PatchEmbed {
         let d_weight = if weight.track_op() {
             let patches = sizes.gather_fine(&host(x)?);
             let mut d_weight = vec![0f32; sizes.coarse * columns];
-            matmul(&mut d_weight, Strided::row_major(sizes.coarse, columns), &d_out, Strided::row_major(cells, sizes.coarse).t(), &patches, Strided::row_major(cells, columns), false);
+            matmul(
+                &mut d_weight,
+                Strided::row_major(sizes.coarse, columns),
+                &d_out,
+                Strided::row_major(cells, sizes.coarse).t(),
+                &patches,
+                Strided::row_major(cells, columns),
+                false,
+            );
             Some(Tensor::from_vec(d_weight, weight.shape(), device)?)
         } else {
             None
         };
-        let d_bias = if bias.track_op() { Some(Tensor::from_vec(column_sums(&d_out, sizes.coarse), sizes.coarse, device)?) } else { None };
+        let d_bias = if bias.track_op() {
+            Some(Tensor::from_vec(column_sums(&d_out, sizes.coarse), sizes.coarse, device)?)
+        } else {
+            None
+        };
         Ok((d_x, d_weight, d_bias))
     }
 }
@@ -208,9 +256,21 @@ impl CustomOp3 for PatchUnembed {
         "patch-unembed"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let sizes = self.sizes(l1.dims(), l2.dims(), l3.dims())?;
-        let (x, weight, bias) = (contiguous(s1, l1, "patch convolutions")?, contiguous(s2, l2, "patch convolutions")?, contiguous(s3, l3, "patch convolutions")?);
+        let (x, weight, bias) = (
+            contiguous(s1, l1, "patch convolutions")?,
+            contiguous(s2, l2, "patch convolutions")?,
+            contiguous(s3, l3, "patch convolutions")?,
+        );
         let (cells, columns) = (sizes.cells(), sizes.patch_size());
         // Every row of the patch matrix starts as the bias of each place of each channel: one
         // row built, then copied (an iterator of iterators per element was slower than the
@@ -218,32 +278,67 @@ impl CustomOp3 for PatchUnembed {
         let bias_row: Vec<f32> = bias.iter().flat_map(|&b| std::iter::repeat_n(b, sizes.p * sizes.p)).collect();
         let mut out = bias_row.repeat(cells);
         // [cells, in] x [in, out·p·p]
-        matmul(&mut out, Strided::row_major(cells, columns), &sizes.gather_coarse(x), Strided::row_major(cells, sizes.coarse), weight, Strided::row_major(sizes.coarse, columns), true);
+        matmul(
+            &mut out,
+            Strided::row_major(cells, columns),
+            &sizes.gather_coarse(x),
+            Strided::row_major(cells, sizes.coarse),
+            weight,
+            Strided::row_major(sizes.coarse, columns),
+            true,
+        );
         Ok((CpuStorage::F32(sizes.scatter_fine(&out)), sizes.fine_shape()))
     }
 
-    fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let sizes = self.sizes(x.dims(), weight.dims(), bias.dims())?;
         let (cells, columns) = (sizes.cells(), sizes.patch_size());
         let d_out = sizes.gather_fine(&host(grad)?);
         let device = x.device();
         let d_x = if x.track_op() {
             let mut d_matrix = vec![0f32; cells * sizes.coarse];
-            matmul(&mut d_matrix, Strided::row_major(cells, sizes.coarse), &d_out, Strided::row_major(cells, columns), &host(weight)?, Strided::row_major(sizes.coarse, columns).t(), false);
+            matmul(
+                &mut d_matrix,
+                Strided::row_major(cells, sizes.coarse),
+                &d_out,
+                Strided::row_major(cells, columns),
+                &host(weight)?,
+                Strided::row_major(sizes.coarse, columns).t(),
+                false,
+            );
             Some(Tensor::from_vec(sizes.scatter_coarse(&d_matrix), sizes.coarse_shape(), device)?)
         } else {
             None
         };
         let d_weight = if weight.track_op() {
             let mut d_weight = vec![0f32; sizes.coarse * columns];
-            matmul(&mut d_weight, Strided::row_major(sizes.coarse, columns), &sizes.gather_coarse(&host(x)?), Strided::row_major(cells, sizes.coarse).t(), &d_out, Strided::row_major(cells, columns), false);
+            matmul(
+                &mut d_weight,
+                Strided::row_major(sizes.coarse, columns),
+                &sizes.gather_coarse(&host(x)?),
+                Strided::row_major(cells, sizes.coarse).t(),
+                &d_out,
+                Strided::row_major(cells, columns),
+                false,
+            );
             Some(Tensor::from_vec(d_weight, weight.shape(), device)?)
         } else {
             None
         };
         let d_bias = if bias.track_op() {
             let per_column = column_sums(&d_out, columns);
-            Some(Tensor::from_vec(per_column.chunks_exact(sizes.p * sizes.p).map(|c| c.iter().sum()).collect::<Vec<f32>>(), sizes.fine, device)?)
+            Some(Tensor::from_vec(
+                per_column.chunks_exact(sizes.p * sizes.p).map(|c| c.iter().sum()).collect::<Vec<f32>>(),
+                sizes.fine,
+                device,
+            )?)
         } else {
             None
         };
@@ -285,7 +380,8 @@ mod tests {
 
         let (x, w, b) = (random(&[3, 5, 3, 4], 4), random(&[5, 4, p, p], 5), random(&[4], 6));
         let fused = patch_unembed(&x, &w, &b, 1).unwrap();
-        let reference = x.conv_transpose2d(&w, 0, 0, p, 1).unwrap().broadcast_add(&b.reshape((1, 4, 1, 1)).unwrap()).unwrap();
+        let reference =
+            x.conv_transpose2d(&w, 0, 0, p, 1).unwrap().broadcast_add(&b.reshape((1, 4, 1, 1)).unwrap()).unwrap();
         assert_eq!(fused.dims(), &[3, 4, 6, 8]);
         assert!(relative(&fused, &reference) < 1e-6);
         let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
@@ -303,7 +399,10 @@ mod tests {
         let (x, w, b) = (random(&[2, 4, bars * 4, 6], 10), random(&[5, 4, p, p], 11), random(&[5], 12));
         let fused = patch_embed(&x, &w, &b, bars).unwrap();
         let reference = patch_embed(&phrase_to_bars(&x, bars).unwrap(), &w, &b, 1).unwrap();
-        assert_eq!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), reference.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(
+            fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            reference.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
         let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
         for var in [&x, &w, &b] {
             assert!(relative(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-6);
@@ -313,7 +412,10 @@ mod tests {
         let fused = patch_unembed(&x, &w, &b, bars).unwrap();
         let reference = bars_to_phrase(&patch_unembed(&x, &w, &b, 1).unwrap(), bars).unwrap();
         assert_eq!(fused.dims(), &[2, 4, bars * 4, 6]);
-        assert_eq!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), reference.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(
+            fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            reference.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
         let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
         for var in [&x, &w, &b] {
             assert!(relative(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-6);
@@ -333,7 +435,13 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let (x, w, b) = (random(&[2, 3, 2, 2], 7), random(&[3, 2, 2, 2], 8), random(&[2], 9));
-        super::super::assert_gradients_match_finite_differences(&[&x, &w, &b], |x| loss(&patch_unembed(&x[0], &x[1], &x[2], 1).unwrap()), 1e-2, 1, 1e-3);
+        super::super::assert_gradients_match_finite_differences(
+            &[&x, &w, &b],
+            |x| loss(&patch_unembed(&x[0], &x[1], &x[2], 1).unwrap()),
+            1e-2,
+            1,
+            1e-3,
+        );
     }
 
     #[test]

@@ -61,7 +61,15 @@ impl CustomOp3 for LinearPlusPickedRows {
         "linear-plus-picked-rows"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (rows, inputs, width, entries) = sizes(l1.dims(), l2.dims(), l3.dims(), &self.0)?;
         let op = "linear_plus_picked_rows";
         let (x, weight, table) = (contiguous(s1, l1, op)?, contiguous(s2, l2, op)?, contiguous(s3, l3, op)?);
@@ -79,11 +87,26 @@ impl CustomOp3 for LinearPlusPickedRows {
                 }
             }
         });
-        matmul(&mut out, Strided::row_major(rows, width), x, Strided::row_major(rows, inputs), weight, Strided::row_major(width, inputs).t(), true);
+        matmul(
+            &mut out,
+            Strided::row_major(rows, width),
+            x,
+            Strided::row_major(rows, inputs),
+            weight,
+            Strided::row_major(width, inputs).t(),
+            true,
+        );
         Ok((CpuStorage::F32(out), Shape::from((rows, width))))
     }
 
-    fn bwd(&self, x: &Tensor, weight: &Tensor, table: &Tensor, _out: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        table: &Tensor,
+        _out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (rows, _, width, entries) = sizes(x.dims(), weight.dims(), table.dims(), &self.0)?;
         let op = "linear_plus_picked_rows";
         let grad = grad.contiguous()?;
@@ -97,7 +120,9 @@ impl CustomOp3 for LinearPlusPickedRows {
             let partial_sums = Mutex::new(Vec::new());
             parallel_for(rows, self.0.per_row * width * PICK_COST, |part| {
                 let mut sums = vec![0f32; entries * width];
-                for (row, picked) in g[part.start * width..part.end * width].chunks_exact(width).zip(self.rows_picked().skip(part.start)) {
+                for (row, picked) in
+                    g[part.start * width..part.end * width].chunks_exact(width).zip(self.rows_picked().skip(part.start))
+                {
                     for &index in picked {
                         sums[index as usize * width..][..width].iter_mut().zip(row).for_each(|(s, g)| *s += g);
                     }
@@ -147,17 +172,28 @@ mod tests {
         // The second size is large enough for the rows to be shared between threads (and
         // the product to be cut into blocks), with rows picking the same table rows.
         for (rows, inputs, width, entries, per_row) in [(9, 5, 4, 6, 3), (611, 37, 53, 29, 4)] {
-            let (x, weight, table) = (random(&[rows, inputs], 1), random(&[width, inputs], 2), random(&[entries, width], 3));
+            let (x, weight, table) =
+                (random(&[rows, inputs], 1), random(&[width, inputs], 2), random(&[entries, width], 3));
             let picks = picks(rows, per_row, entries);
             let fused = linear_plus_picked_rows(&x, &weight, &table, picks.clone()).unwrap();
             let indices = Tensor::from_vec(picks.indices, (rows, per_row), &Device::Cpu).unwrap();
-            let reference = (x.matmul(&weight.t().unwrap()).unwrap() + composite_sum_of_rows(&table, &indices).unwrap()).unwrap();
+            let reference =
+                (x.matmul(&weight.t().unwrap()).unwrap() + composite_sum_of_rows(&table, &indices).unwrap()).unwrap();
             assert!(close(&fused, &reference), "{rows} rows: sums differ");
-            let loss_weights = Tensor::arange(0f32, (rows * width) as f32, &Device::Cpu).unwrap().reshape((rows, width)).unwrap().sin().unwrap();
+            let loss_weights = Tensor::arange(0f32, (rows * width) as f32, &Device::Cpu)
+                .unwrap()
+                .reshape((rows, width))
+                .unwrap()
+                .sin()
+                .unwrap();
             let loss = |y: &Tensor| y.mul(&loss_weights).unwrap().sum_all().unwrap();
-            let (fused_grads, reference_grads) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+            let (fused_grads, reference_grads) =
+                (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
             for (name, var) in [("x", &x), ("weight", &weight), ("table", &table)] {
-                assert!(close(fused_grads.get(var).unwrap(), reference_grads.get(var).unwrap()), "{rows} rows: {name}'s gradients differ");
+                assert!(
+                    close(fused_grads.get(var).unwrap(), reference_grads.get(var).unwrap()),
+                    "{rows} rows: {name}'s gradients differ"
+                );
             }
         }
     }
@@ -166,17 +202,33 @@ mod tests {
     fn gradients_match_finite_differences() {
         let (x, weight, table) = (random(&[4, 3], 4), random(&[2, 3], 5), random(&[5, 2], 6));
         let picks = picks(4, 2, 5);
-        super::super::assert_gradients_match_finite_differences(&[&x, &weight, &table], |x| linear_plus_picked_rows(&x[0], &x[1], &x[2], picks.clone()).unwrap().sqr().unwrap().sum_all().unwrap(), 1e-2, 1, 2e-3);
+        super::super::assert_gradients_match_finite_differences(
+            &[&x, &weight, &table],
+            |x| linear_plus_picked_rows(&x[0], &x[1], &x[2], picks.clone()).unwrap().sqr().unwrap().sum_all().unwrap(),
+            1e-2,
+            1,
+            2e-3,
+        );
     }
 
     #[test]
     fn constants_get_no_gradient_and_bad_picks_are_refused_in_words() {
         let (x, weight, table) = (random(&[3, 2], 1).as_tensor().detach(), random(&[2, 2], 2), random(&[4, 2], 3));
-        let grads = linear_plus_picked_rows(&x, &weight, &table, picks(3, 2, 4)).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = linear_plus_picked_rows(&x, &weight, &table, picks(3, 2, 4))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         assert!(grads.get(&x).is_none() && grads.get(&weight).is_some() && grads.get(&table).is_some());
-        let past = linear_plus_picked_rows(&x, &weight, &table, RowPicks { indices: vec![0, 4, 1, 1, 2, 2], per_row: 2 }).unwrap_err().to_string();
+        let past =
+            linear_plus_picked_rows(&x, &weight, &table, RowPicks { indices: vec![0, 4, 1, 1, 2, 2], per_row: 2 })
+                .unwrap_err()
+                .to_string();
         assert!(past.contains("index 4 past the 4 table rows"), "{past}");
-        let short = linear_plus_picked_rows(&x, &weight, &table, RowPicks { indices: vec![0, 1], per_row: 2 }).unwrap_err().to_string();
+        let short = linear_plus_picked_rows(&x, &weight, &table, RowPicks { indices: vec![0, 1], per_row: 2 })
+            .unwrap_err()
+            .to_string();
         assert!(short.contains("do not fit"), "{short}");
     }
 }

@@ -20,7 +20,12 @@ pub struct TablePicks {
 pub fn add_table_sums(scores: &Tensor, table: &Tensor, picks: TablePicks) -> Result<Tensor> {
     let (rows, columns) = scores.dims2()?;
     if picks.first_column > columns || picks.indices.len() != rows * (columns - picks.first_column) * picks.picks {
-        candle_core::bail!("add_table_sums: {} indices for {rows} rows of {columns} columns from column {}, {} picks each", picks.indices.len(), picks.first_column, picks.picks);
+        candle_core::bail!(
+            "add_table_sums: {} indices for {rows} rows of {columns} columns from column {}, {} picks each",
+            picks.indices.len(),
+            picks.first_column,
+            picks.picks
+        );
     }
     if scores.device().is_cpu() {
         return scores.contiguous()?.apply_op2(&table.contiguous()?, TableScores(picks));
@@ -62,7 +67,13 @@ impl CustomOp2 for TableScores {
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
-    fn bwd(&self, scores: &Tensor, table: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        scores: &Tensor,
+        table: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let d_scores = scores.track_op().then(|| grad.clone());
         if !table.track_op() {
             return Ok((d_scores, None));
@@ -97,7 +108,12 @@ mod tests {
         let table = random_var(&[5, 1], 2, 1.0);
         let weights = Tensor::arange(0f32, 12.0, &Device::Cpu).unwrap().reshape((3, 4)).unwrap().sin().unwrap();
         let run = |fused: bool| {
-            let out = if fused { add_table_sums(&scores, &table, picks()) } else { composite_add_table_sums(&scores, &table, &picks()) }.unwrap();
+            let out = if fused {
+                add_table_sums(&scores, &table, picks())
+            } else {
+                composite_add_table_sums(&scores, &table, &picks())
+            }
+            .unwrap();
             let grads = (out.clone() * &weights).unwrap().sum_all().unwrap().backward().unwrap();
             let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             (values(&out), values(grads.get(&scores).unwrap()), values(grads.get(&table).unwrap()))
@@ -118,7 +134,11 @@ mod tests {
                 f64::from((out * &weights).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap())
             };
             let numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
-            assert!((numeric - f64::from(fused.2[entry])).abs() < 1e-3 * (1.0 + numeric.abs()), "entry {entry}: numeric {numeric}, analytic {}", fused.2[entry]);
+            assert!(
+                (numeric - f64::from(fused.2[entry])).abs() < 1e-3 * (1.0 + numeric.abs()),
+                "entry {entry}: numeric {numeric}, analytic {}",
+                fused.2[entry]
+            );
         }
     }
 
@@ -133,6 +153,8 @@ mod tests {
         let error = add_table_sums(&scores, &table, past).unwrap_err().to_string();
         assert!(error.contains("index 5 past the 5 table entries"), "{error}");
         let short = TablePicks { indices: vec![0; 4], ..picks() };
-        assert!(add_table_sums(&scores, &Var::ones((5, 1), candle_core::DType::F32, &Device::Cpu).unwrap(), short).is_err());
+        assert!(
+            add_table_sums(&scores, &Var::ones((5, 1), candle_core::DType::F32, &Device::Cpu).unwrap(), short).is_err()
+        );
     }
 }

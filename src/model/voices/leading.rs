@@ -103,7 +103,8 @@ fn pair_entries(upper_before: u32, lower_before: u32, upper_now: u32, lower_now:
     }
     let (a, b, c, x) = (upper_before as i32, lower_before as i32, upper_now as i32, lower_now as i32);
     let after = (c - x).rem_euclid(12) as u32;
-    let (before, upper_direction, lower_direction) = if a > 0 && b > 0 { ((a - b).rem_euclid(12) as u32, direction(c - a), direction(x - b)) } else { (12, 1, 1) };
+    let (before, upper_direction, lower_direction) =
+        if a > 0 && b > 0 { ((a - b).rem_euclid(12) as u32, direction(c - a), direction(x - b)) } else { (12, 1, 1) };
     let parallel = ((before * 12 + after) * 3 + upper_direction) * 3 + lower_direction;
     let spacing = ((c - x).clamp(SPACING_LOW, SPACING_HIGH) - SPACING_LOW) as u32;
     (parallel, spacing)
@@ -120,7 +121,15 @@ pub fn remember(last: &mut [u32], sounding: &[u32]) {
 
 /// Adds voice `v`'s voice-leading scores to its `scores` over every class (rest first, which
 /// gets none), from the flat `table`.
-pub fn add_scores(layout: &LeadingLayout, table: &[f32], v: usize, last: &[u32], now: &[u32], scores: &mut [f32], entries: &mut Vec<u32>) {
+pub fn add_scores(
+    layout: &LeadingLayout,
+    table: &[f32],
+    v: usize,
+    last: &[u32],
+    now: &[u32],
+    scores: &mut [f32],
+    entries: &mut Vec<u32>,
+) {
     entries.clear();
     layout.candidate_entries(v, last, now, entries);
     let picks = layout.picks(v);
@@ -154,7 +163,8 @@ mod tests {
         }
         assert!(seen.iter().filter(|&&s| s).count() > 100);
         assert_eq!(layout.entries(), 4 * MOTION_ENTRIES + 6 * PAIR_ENTRIES);
-        let bases: Vec<u32> = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)].iter().map(|&(u, v)| layout.pair_base(u, v)).collect();
+        let bases: Vec<u32> =
+            [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)].iter().map(|&(u, v)| layout.pair_base(u, v)).collect();
         assert!(bases.windows(2).all(|w| w[1] - w[0] == PAIR_ENTRIES as u32), "{bases:?}");
     }
 
@@ -170,7 +180,11 @@ mod tests {
         assert_eq!(fifths, ((7 * 12 + 7) * 3 + 2) * 3 + 2);
         assert_eq!(octaves, 2 * 3 + 2);
         assert_ne!(contrary, fifths);
-        assert_eq!(pair_entries(21, 0, 23, 16).0, ((12 * 12 + 7) * 3 + 1) * 3 + 1, "the lower voice was silent: no motion to compare");
+        assert_eq!(
+            pair_entries(21, 0, 23, 16).0,
+            ((12 * 12 + 7) * 3 + 1) * 3 + 1,
+            "the lower voice was silent: no motion to compare"
+        );
         assert_eq!(pair_entries(0, 14, 0, 16), (UPPER_SILENT_PARALLEL, UPPER_SILENT_SPACING));
     }
 
@@ -178,7 +192,11 @@ mod tests {
     fn spacing_tells_crossings_and_is_clipped() {
         assert_eq!(pair_entries(0, 0, 20, 20).1, 12, "unison");
         assert_eq!(pair_entries(0, 0, 20, 23).1, 9, "the lower voice above the upper: a crossing");
-        assert_eq!(pair_entries(0, 0, 44, 1).1, (SPACING_HIGH - SPACING_LOW) as u32, "wider than three octaves reads as three");
+        assert_eq!(
+            pair_entries(0, 0, 44, 1).1,
+            (SPACING_HIGH - SPACING_LOW) as u32,
+            "wider than three octaves reads as three"
+        );
     }
 
     #[test]

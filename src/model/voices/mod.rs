@@ -19,12 +19,12 @@ pub mod tokens;
 use super::card::ModelCard;
 use super::learned_phrases::{LearnedPhrases, REDRAWS};
 use crate::roll::{Representation, Roll};
-use std::sync::Arc;
 use candle_core::Result;
 use candle_nn::VarBuilder;
 use network::{VoiceNetwork, VoiceShape};
 use rand::Rng;
 use sampler::{Given, Sampling, VoiceSampler};
+use std::sync::Arc;
 use tokens::tokens_to_roll;
 
 /// How far the density control moves new-note scores at its ends, in logits.
@@ -100,7 +100,13 @@ impl VoiceDecoder {
         learned: &LearnedPhrases,
         rng: &mut impl Rng,
     ) -> Result<Roll> {
-        let mut draw = || -> Result<Roll> { Ok(tokens_to_roll(representation, &self.sampler.phrase(&self.network, z, given, sampling, rng, None)?, velocity)) };
+        let mut draw = || -> Result<Roll> {
+            Ok(tokens_to_roll(
+                representation,
+                &self.sampler.phrase(&self.network, z, given, sampling, rng, None)?,
+                velocity,
+            ))
+        };
         let mut phrase = draw()?;
         let redraws = if sampling.temperature > 0.0 { REDRAWS } else { 0 };
         for _ in 0..redraws {

@@ -113,7 +113,11 @@ impl Conductor {
     /// [batch, latent] -> [batch, bars, conductor]
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let batch = z.dim(0)?;
-        linear_tanh_over_last(&self.bars, &linear_relu_over_last(&self.first, z)?)?.reshape((batch, self.shape.bars, self.shape.conductor))
+        linear_tanh_over_last(&self.bars, &linear_relu_over_last(&self.first, z)?)?.reshape((
+            batch,
+            self.shape.bars,
+            self.shape.conductor,
+        ))
     }
 }
 
@@ -126,7 +130,9 @@ pub struct ContextReader {
 impl ContextReader {
     fn new(shape: VoiceShape, vb: VarBuilder) -> Result<ContextReader> {
         let input = linear(shape.voices * (shape.voice_features() + 1), shape.context, vb.pp("input"))?;
-        let layers = (0..CONTEXT_DILATIONS.len()).map(|i| linear(3 * shape.context, shape.context, vb.pp(format!("layer{i}")))).collect::<Result<_>>()?;
+        let layers = (0..CONTEXT_DILATIONS.len())
+            .map(|i| linear(3 * shape.context, shape.context, vb.pp(format!("layer{i}"))))
+            .collect::<Result<_>>()?;
         Ok(ContextReader { input, layers })
     }
 
@@ -225,8 +231,11 @@ impl GruWeights {
         let hidden = state.dim(1)?;
         let gates_state = state.matmul(&self.weight_hh.t()?)?.broadcast_add(&self.bias_hh)?;
         let reset = candle_nn::ops::sigmoid(&(gates_in.narrow(1, 0, hidden)? + gates_state.narrow(1, 0, hidden)?)?)?;
-        let update = candle_nn::ops::sigmoid(&(gates_in.narrow(1, hidden, hidden)? + gates_state.narrow(1, hidden, hidden)?)?)?;
-        let candidate = (gates_in.narrow(1, 2 * hidden, hidden)? + reset.mul(&gates_state.narrow(1, 2 * hidden, hidden)?)?)?.tanh()?;
+        let update =
+            candle_nn::ops::sigmoid(&(gates_in.narrow(1, hidden, hidden)? + gates_state.narrow(1, hidden, hidden)?)?)?;
+        let candidate = (gates_in.narrow(1, 2 * hidden, hidden)?
+            + reset.mul(&gates_state.narrow(1, 2 * hidden, hidden)?)?)?
+        .tanh()?;
         // (1 - u) n + u h, written as n + u (h - n).
         &candidate + update.mul(&(state - &candidate)?)?
     }
@@ -258,7 +267,10 @@ impl VoiceNetwork {
         let heads = (0..shape.voices)
             .map(|v| {
                 let vb = vb.pp(format!("head{v}"));
-                Ok(VoiceHead { hidden: linear(shape.hidden + v * features, shape.head, vb.pp("hidden"))?, out: linear(shape.head, shape.classes(), vb.pp("out"))? })
+                Ok(VoiceHead {
+                    hidden: linear(shape.hidden + v * features, shape.head, vb.pp("hidden"))?,
+                    out: linear(shape.head, shape.classes(), vb.pp("out"))?,
+                })
             })
             .collect::<Result<_>>()?;
         Ok(VoiceNetwork {
@@ -271,7 +283,12 @@ impl VoiceNetwork {
             gru: GruWeights::new(shape.step_input(), shape.hidden, vb.pp("gru"))?,
             initial: linear(shape.conductor, shape.hidden, vb.pp("initial"))?,
             heads,
-            leading: shape.leading.then(|| vb.get_with_hints((shape.leading_layout().entries(), 1), "leading", candle_nn::Init::Const(0.0))).transpose()?,
+            leading: shape
+                .leading
+                .then(|| {
+                    vb.get_with_hints((shape.leading_layout().entries(), 1), "leading", candle_nn::Init::Const(0.0))
+                })
+                .transpose()?,
         })
     }
 
@@ -297,7 +314,11 @@ impl VoiceNetwork {
         let batch = bar_embeddings.dim(0)?;
         let positions = Tensor::arange(0u32, s.steps_per_bar as u32, bar_embeddings.device())?;
         let position = self.position.forward(&positions)?.unsqueeze(0)?.repeat((batch, s.bars, 1))?;
-        let per_step = bar_embeddings.unsqueeze(2)?.repeat((1, 1, s.steps_per_bar, 1))?.reshape((batch, s.steps(), s.conductor))?;
+        let per_step = bar_embeddings.unsqueeze(2)?.repeat((1, 1, s.steps_per_bar, 1))?.reshape((
+            batch,
+            s.steps(),
+            s.conductor,
+        ))?;
         Tensor::cat(&[position, per_step, context.clone()], D::Minus1)
     }
 
@@ -308,12 +329,21 @@ impl VoiceNetwork {
     /// it is cheapest: the states through tables of their embeddings' projections (as the
     /// sampler does), the bar once per bar rather than once per step. Together that saves
     /// a third of a training step's multiply-adds.
-    fn input_gates(&self, batch: &VoiceBatch, current: &Tensor, step_inputs: &Tensor, bar_embeddings: &Tensor) -> Result<Tensor> {
+    fn input_gates(
+        &self,
+        batch: &VoiceBatch,
+        current: &Tensor,
+        step_inputs: &Tensor,
+        bar_embeddings: &Tensor,
+    ) -> Result<Tensor> {
         let s = self.shape;
         let w = &self.gru.weight_ih;
         let states_width = s.voices * s.voice_features();
         let bar_at = states_width + s.position_embed;
-        let per_step_weight = Tensor::cat(&[w.narrow(1, states_width, s.position_embed)?, w.narrow(1, bar_at + s.conductor, s.context)?], 1)?;
+        let per_step_weight = Tensor::cat(
+            &[w.narrow(1, states_width, s.position_embed)?, w.narrow(1, bar_at + s.conductor, s.context)?],
+            1,
+        )?;
         let per_bar = bar_embeddings.matmul(&w.narrow(1, bar_at, s.conductor)?.t()?)?;
         if step_inputs.device().is_cpu() {
             // Per step, the sum of the rows its voices' states pick from their tables, its
@@ -324,21 +354,32 @@ impl VoiceNetwork {
             picks.indices = state_picks
                 .chunks_exact(picks.per_row)
                 .enumerate()
-                .flat_map(|(cell, states)| states.iter().copied().chain([(bar_row + cell / s.steps_per_bar) as u32, bias_row as u32]))
+                .flat_map(|(cell, states)| {
+                    states.iter().copied().chain([(bar_row + cell / s.steps_per_bar) as u32, bias_row as u32])
+                })
                 .collect();
             picks.per_row += 2;
             let table = Tensor::cat(&[state_tables, per_bar, self.gru.bias_ih.unsqueeze(0)?], 0)?;
-            return crate::model::kernels::picked_rows::linear_plus_picked_rows(step_inputs, &per_step_weight, &table, picks);
+            return crate::model::kernels::picked_rows::linear_plus_picked_rows(
+                step_inputs,
+                &per_step_weight,
+                &table,
+                picks,
+            );
         }
         let per_step = step_inputs.matmul(&per_step_weight.t()?)?.broadcast_add(&self.gru.bias_ih)?;
         // The states before each step: silence before the first.
         let items = current.dim(0)?;
         let silent = Tensor::zeros((items, 1, s.voices), DType::U32, current.device())?;
         let silence = self.features(&silent, &silent)?;
-        let before = Tensor::cat(&[silence, current.narrow(1, 0, s.steps() - 1)?], 1)?.reshape((items * s.steps(), states_width))?;
+        let before = Tensor::cat(&[silence, current.narrow(1, 0, s.steps() - 1)?], 1)?
+            .reshape((items * s.steps(), states_width))?;
         let states = before.matmul(&w.narrow(1, 0, states_width)?.t()?)?;
         let (bars, gates) = (bar_embeddings.dim(0)?, 3 * s.hidden);
-        (per_step + states)?.reshape((bars, s.steps_per_bar, gates))?.broadcast_add(&per_bar.unsqueeze(1)?)?.reshape((bars * s.steps_per_bar, gates))
+        (per_step + states)?
+            .reshape((bars, s.steps_per_bar, gates))?
+            .broadcast_add(&per_bar.unsqueeze(1)?)?
+            .reshape((bars * s.steps_per_bar, gates))
     }
 
     /// Per voice, the projections of its pitch and age embeddings by the GRU's input weights
@@ -362,7 +403,12 @@ impl VoiceNetwork {
             for step in 0..steps {
                 for v in 0..voices {
                     // The state before the step: the previous step's, silence at the start.
-                    let (pitch, age) = if step == 0 { (0, 0) } else { let cell = (item * steps + step - 1) * voices + v; (sounding[cell], age[cell]) };
+                    let (pitch, age) = if step == 0 {
+                        (0, 0)
+                    } else {
+                        let cell = (item * steps + step - 1) * voices + v;
+                        (sounding[cell], age[cell])
+                    };
                     let base = (v * (pitch_rows + age_rows)) as u32;
                     indices.push(base + pitch);
                     indices.push(base + pitch_rows as u32 + age);
@@ -387,7 +433,8 @@ impl VoiceNetwork {
         let positions = Tensor::arange(0u32, s.steps_per_bar as u32, z.device())?;
         let position = self.position.forward(&positions)?.unsqueeze(0)?.repeat((items, s.bars, 1))?;
         let step_inputs = Tensor::cat(&[position, context], D::Minus1)?.reshape((rows * s.steps_per_bar, ()))?;
-        let gates_in = self.input_gates(batch, &current, &step_inputs, &bar_embeddings.reshape((rows, s.conductor))?)?;
+        let gates_in =
+            self.input_gates(batch, &current, &step_inputs, &bar_embeddings.reshape((rows, s.conductor))?)?;
         let initial = self.initial_state(&bar_embeddings.reshape((rows, s.conductor))?)?;
         // The heads work on one row per (phrase, step): every reshape is a copy in backward.
         let cells = items * s.steps();
@@ -399,7 +446,11 @@ impl VoiceNetwork {
         };
         let mut scores = Vec::with_capacity(s.voices);
         for (v, head) in self.heads.iter().enumerate() {
-            let input = if v == 0 { states.clone() } else { Tensor::cat(&[&states, &current.narrow(1, 0, v * s.voice_features())?], 1)? };
+            let input = if v == 0 {
+                states.clone()
+            } else {
+                Tensor::cat(&[&states, &current.narrow(1, 0, v * s.voice_features())?], 1)?
+            };
             let voice_scores = linear_over_last(&head.out, &linear_relu_over_last(&head.hidden, &input)?)?;
             scores.push(match &self.leading {
                 Some(table) => self.with_leading_scores(&voice_scores, table, &sounding, v)?,
@@ -446,7 +497,8 @@ pub(crate) mod tests {
         names.sort();
         for (k, name) in names.into_iter().enumerate() {
             let variable = &variables[name];
-            let noise = crate::model::latent::noise(k as u64, variable.elem_count()).into_iter().map(|x| 0.5 * x).collect();
+            let noise =
+                crate::model::latent::noise(k as u64, variable.elem_count()).into_iter().map(|x| 0.5 * x).collect();
             variable.set(&Tensor::from_vec(noise, variable.shape(), &Device::Cpu).unwrap()).unwrap();
         }
         network
@@ -454,11 +506,29 @@ pub(crate) mod tests {
 
     pub fn nothing_given(batch: usize, steps: usize, voices: usize) -> GivenView {
         let zeros = || Tensor::zeros((batch, steps, voices), DType::U32, &Device::Cpu).unwrap();
-        GivenView { sounding: zeros(), age: zeros(), mask: Tensor::zeros((batch, steps, voices), DType::F32, &Device::Cpu).unwrap() }
+        GivenView {
+            sounding: zeros(),
+            age: zeros(),
+            mask: Tensor::zeros((batch, steps, voices), DType::F32, &Device::Cpu).unwrap(),
+        }
     }
 
     pub fn small_shape() -> VoiceShape {
-        VoiceShape { voices: 2, bars: 2, steps_per_bar: 4, pitches: 5, latent: 3, hidden: 6, conductor: 4, embed: 3, age_embed: 2, position_embed: 2, context: 4, head: 5, leading: true }
+        VoiceShape {
+            voices: 2,
+            bars: 2,
+            steps_per_bar: 4,
+            pitches: 5,
+            latent: 3,
+            hidden: 6,
+            conductor: 4,
+            embed: 3,
+            age_embed: 2,
+            position_embed: 2,
+            context: 4,
+            head: 5,
+            leading: true,
+        }
     }
 
     #[test]

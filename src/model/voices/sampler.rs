@@ -107,7 +107,17 @@ pub struct Sampling {
 impl Sampling {
     /// Drawing at `temperature` from the network's scores as they are: no bias, no guide.
     pub fn unbiased(temperature: f32) -> Sampling {
-        Sampling { temperature, new_note_bias: 0.0, rest_bias: 0.0, crossing_bias: 0.0, parallel_bias: 0.0, short_note_bias: 0.0, repeat_bias: 0.0, leap_bias: 0.0, chords: None }
+        Sampling {
+            temperature,
+            new_note_bias: 0.0,
+            rest_bias: 0.0,
+            crossing_bias: 0.0,
+            parallel_bias: 0.0,
+            short_note_bias: 0.0,
+            repeat_bias: 0.0,
+            leap_bias: 0.0,
+            chords: None,
+        }
     }
 }
 
@@ -139,12 +149,24 @@ pub const ALL_PITCH_CLASSES: u16 = 0xfff;
 impl ChordGuide {
     /// A guide that only keeps to a scale.
     pub fn scale_only(scale: u16, steps_per_bar: usize, lowest_pitch: u8, scale_bias: f32) -> ChordGuide {
-        ChordGuide { bars: [ALL_PITCH_CLASSES; GUIDE_BARS], steps_per_bar, strong_steps: steps_per_bar, lowest_pitch, bias: 0.0, scale, scale_bias }
+        ChordGuide {
+            bars: [ALL_PITCH_CLASSES; GUIDE_BARS],
+            steps_per_bar,
+            strong_steps: steps_per_bar,
+            lowest_pitch,
+            bias: 0.0,
+            scale,
+            scale_bias,
+        }
     }
 
     /// Moves the scores of a step's choices; `holding` is the row + 1 the voice sounds (0 resting).
     fn apply(&self, step: usize, holding: u32, scores: &mut [f32]) {
-        let chord = if step % self.strong_steps == 0 { self.bars[(step / self.steps_per_bar).min(GUIDE_BARS - 1)] } else { ALL_PITCH_CLASSES };
+        let chord = if step % self.strong_steps == 0 {
+            self.bars[(step / self.steps_per_bar).min(GUIDE_BARS - 1)]
+        } else {
+            ALL_PITCH_CLASSES
+        };
         let penalty = |row: u32| {
             let class = 1 << ((u32::from(self.lowest_pitch) + row) % 12);
             let off_scale = if self.scale & class == 0 { self.scale_bias } else { 0.0 };
@@ -190,7 +212,12 @@ impl VoiceSampler {
         for (v, head) in network.heads.iter().enumerate() {
             let weight = head.hidden.weight();
             let above = (0..v)
-                .map(|u| Ok((tabulate(weight, s.hidden + u * features, pitch)?, tabulate(weight, s.hidden + u * features + s.embed, age)?)))
+                .map(|u| {
+                    Ok((
+                        tabulate(weight, s.hidden + u * features, pitch)?,
+                        tabulate(weight, s.hidden + u * features + s.embed, age)?,
+                    ))
+                })
                 .collect::<Result<_>>()?;
             heads.push(HeadTables {
                 from_state: Matrix::from_tensor(&weight.narrow(1, 0, s.hidden)?)?,
@@ -207,7 +234,16 @@ impl VoiceSampler {
             weight_hh: Matrix::from_tensor(&network.gru.weight_hh)?,
             bias_hh: network.gru.bias_hh.to_dtype(DType::F32)?.to_vec1()?,
             heads,
-            leading: network.leading.as_ref().map(|table| Ok::<_, candle_core::Error>((s.leading_layout(), table.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?))).transpose()?,
+            leading: network
+                .leading
+                .as_ref()
+                .map(|table| {
+                    Ok::<_, candle_core::Error>((
+                        s.leading_layout(),
+                        table.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+                    ))
+                })
+                .transpose()?,
         })
     }
 
@@ -229,7 +265,8 @@ impl VoiceSampler {
         let conditions = network.step_conditions(&bar_embeddings, &network.context_of(&view)?)?.squeeze(0)?;
         let gru = &network.gru;
         let choice_columns = s.voices * s.voice_features();
-        let conditioning_weight = gru.weight_ih.narrow(1, choice_columns, s.step_input() - choice_columns)?.t()?.contiguous()?;
+        let conditioning_weight =
+            gru.weight_ih.narrow(1, choice_columns, s.step_input() - choice_columns)?.t()?.contiguous()?;
         let constants = conditions.matmul(&conditioning_weight)?.broadcast_add(&gru.bias_ih)?;
         let initial = network.initial_state(&bar_embeddings.squeeze(0)?)?;
         Ok((Matrix::from_tensor(&constants)?, Matrix::from_tensor(&initial)?))
@@ -239,7 +276,15 @@ impl VoiceSampler {
     /// `given[step][voice]` forces a choice there; missing steps or `None` are the model's to
     /// choose. Returns the tokens [steps][voices]; `scores_seen` collects every voice's
     /// scores before its choice, for checking them against the network.
-    pub fn phrase(&self, network: &VoiceNetwork, z: &[f32], given: &Given, sampling: Sampling, rng: &mut impl Rng, mut scores_seen: Option<&mut Vec<Vec<f32>>>) -> Result<Vec<Vec<u32>>> {
+    pub fn phrase(
+        &self,
+        network: &VoiceNetwork,
+        z: &[f32],
+        given: &Given,
+        sampling: Sampling,
+        rng: &mut impl Rng,
+        mut scores_seen: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<Vec<Vec<u32>>> {
         let s = self.shape;
         let mut states = vec![VoiceState::SILENT; s.voices];
         if let Some(token) = given.iter().flatten().flatten().find(|&&t| t as usize >= s.classes()) {
@@ -439,7 +484,8 @@ mod tests {
             given: nothing_given(1, shape.steps(), shape.voices),
         };
         let zt = Tensor::from_slice(&z, (1, 3), &Device::Cpu).unwrap();
-        let expected = network.forward(&zt, &batch).unwrap().flatten_to(2).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        let expected =
+            network.forward(&zt, &batch).unwrap().flatten_to(2).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(seen.len(), expected.len());
         for (index, (got, want)) in seen.iter().zip(&expected).enumerate() {
             for (a, b) in got.iter().zip(want) {
@@ -452,10 +498,13 @@ mod tests {
     #[test]
     fn given_choices_are_kept_and_the_likeliest_choice_is_repeatable() {
         let (shape, network, sampler) = untrained();
-        let given: Vec<Vec<Option<u32>>> = (0..shape.steps()).map(|step| vec![Some(if step % 2 == 0 { NEW_NOTE + 3 } else { HOLD }), None]).collect();
+        let given: Vec<Vec<Option<u32>>> =
+            (0..shape.steps()).map(|step| vec![Some(if step % 2 == 0 { NEW_NOTE + 3 } else { HOLD }), None]).collect();
         let strict = Sampling::unbiased(0.0);
         let write = |seed: u64| {
-            sampler.phrase(&network, &[0.1, 0.2, 0.3], &given, strict, &mut ChaCha8Rng::seed_from_u64(seed), None).unwrap()
+            sampler
+                .phrase(&network, &[0.1, 0.2, 0.3], &given, strict, &mut ChaCha8Rng::seed_from_u64(seed), None)
+                .unwrap()
         };
         let tokens = write(1);
         assert!(tokens.iter().zip(&given).all(|(t, g)| Some(t[0]) == g[0]), "the given voice is kept");
@@ -493,7 +542,13 @@ mod tests {
         let sampling = Sampling { parallel_bias: -3.0, ..Sampling::unbiased(0.0) };
         let moved = |last: &[u32], now: &[u32]| -> Vec<u32> {
             let mut scores = vec![0.0f32; NEW_NOTE as usize + 40];
-            add_part_writing_biases(&mut scores, VoiceState { sounding: *last.last().unwrap(), age: 1 }, last, now, sampling);
+            add_part_writing_biases(
+                &mut scores,
+                VoiceState { sounding: *last.last().unwrap(), age: 1 },
+                last,
+                now,
+                sampling,
+            );
             scores.iter().enumerate().filter(|(_, &x)| x < 0.0).map(|(t, _)| t as u32 - NEW_NOTE + 1).collect()
         };
         // The upper voice goes 27 -> 29 over a lower voice at 20, a fifth: moving up to 22
@@ -510,14 +565,27 @@ mod tests {
         let sampling = Sampling { repeat_bias: -1.0, leap_bias: -2.0, ..Sampling::unbiased(0.0) };
         let moved = |last: &[u32], bias: f32| -> Vec<u32> {
             let mut scores = vec![0.0f32; NEW_NOTE as usize + 40];
-            add_part_writing_biases(&mut scores, VoiceState { sounding: *last.last().unwrap(), age: 3 }, last, &[0], sampling);
+            add_part_writing_biases(
+                &mut scores,
+                VoiceState { sounding: *last.last().unwrap(), age: 3 },
+                last,
+                &[0],
+                sampling,
+            );
             assert!(scores[..NEW_NOTE as usize].iter().all(|&x| x == 0.0), "rest and hold are neither");
             scores.iter().enumerate().filter(|(_, &x)| x == bias).map(|(t, _)| t as u32 - NEW_NOTE + 1).collect()
         };
         assert_eq!(moved(&[30, 20], -1.0), vec![20], "striking the last pitch again repeats it");
         let leaps: Vec<u32> = (1..=12).chain(28..=40).collect();
-        assert_eq!(moved(&[30, 20], -2.0), leaps, "more than seven semitones from 20 leaps; 13 and 27 (a fifth) do not");
-        assert!(moved(&[30, 0], -2.0).is_empty() && moved(&[30, 0], -1.0).is_empty(), "a voice's first note neither repeats nor leaps");
+        assert_eq!(
+            moved(&[30, 20], -2.0),
+            leaps,
+            "more than seven semitones from 20 leaps; 13 and 27 (a fifth) do not"
+        );
+        assert!(
+            moved(&[30, 0], -2.0).is_empty() && moved(&[30, 0], -1.0).is_empty(),
+            "a voice's first note neither repeats nor leaps"
+        );
     }
 
     #[test]
@@ -529,13 +597,25 @@ mod tests {
         assert_ne!(choose(&mut scores(), VoiceState { sounding: 2, age: 1 }, sampling, &mut rng), HOLD);
         assert_eq!(choose(&mut scores(), VoiceState { sounding: 2, age: 2 }, sampling, &mut rng), HOLD);
         let mut silent = vec![1.0, 0.0, 0.0, 0.0];
-        assert_eq!(choose(&mut silent, VoiceState::SILENT, sampling, &mut rng), REST, "a silent voice has no note to end");
+        assert_eq!(
+            choose(&mut silent, VoiceState::SILENT, sampling, &mut rng),
+            REST,
+            "a silent voice has no note to end"
+        );
     }
 
     #[test]
     fn a_chord_guide_moves_exactly_the_pitches_outside_the_chord_on_strong_beats() {
         // Rows 0.. are pitches 60..; the chord is C E G; strong beats every 8 steps.
-        let guide = ChordGuide { bars: [0b1001_0001; GUIDE_BARS], steps_per_bar: 16, strong_steps: 8, lowest_pitch: 60, bias: -5.0, scale: ALL_PITCH_CLASSES, scale_bias: -1.0 };
+        let guide = ChordGuide {
+            bars: [0b1001_0001; GUIDE_BARS],
+            steps_per_bar: 16,
+            strong_steps: 8,
+            lowest_pitch: 60,
+            bias: -5.0,
+            scale: ALL_PITCH_CLASSES,
+            scale_bias: -1.0,
+        };
         let moved = |step: usize, holding: u32| -> Vec<u32> {
             let mut scores = vec![0.0f32; NEW_NOTE as usize + 13];
             guide.apply(step, holding, &mut scores);
@@ -549,7 +629,8 @@ mod tests {
         let c_major = ChordGuide::scale_only(0b1010_1011_0101, 16, 60, -2.0);
         let mut scores = vec![0.0f32; NEW_NOTE as usize + 12];
         c_major.apply(3, 0, &mut scores);
-        let off: Vec<u32> = scores.iter().enumerate().filter(|(_, &x)| x < 0.0).map(|(t, _)| t as u32 - NEW_NOTE).collect();
+        let off: Vec<u32> =
+            scores.iter().enumerate().filter(|(_, &x)| x < 0.0).map(|(t, _)| t as u32 - NEW_NOTE).collect();
         assert_eq!(off, vec![1, 3, 6, 8, 10], "C#, Eb, F#, Ab, Bb at any step");
     }
 }

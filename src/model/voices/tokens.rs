@@ -63,7 +63,12 @@ pub fn states_after(tokens: &[Vec<u32>], max_age: u32) -> Vec<Vec<VoiceState>> {
 /// the cell is given. A voice's state is built from given choices only — a given hold after
 /// a choice that is not given reads as silence — so that nothing of what is to be written
 /// reaches the reader, in training as in use.
-pub fn given_view(given: &[Vec<Option<u32>>], steps: usize, voices: usize, max_age: u32) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
+pub fn given_view(
+    given: &[Vec<Option<u32>>],
+    steps: usize,
+    voices: usize,
+    max_age: u32,
+) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
     let mut sounding = vec![0u32; steps * voices];
     let mut age = vec![0u32; steps * voices];
     let mut mask = vec![0f32; steps * voices];
@@ -136,7 +141,8 @@ pub fn tokens_to_roll(representation: &Arc<Representation>, tokens: &[Vec<u32>],
         let close = |open: Option<(usize, u32)>, end: usize, roll: &mut Roll| {
             if let Some((start, row)) = open {
                 let pitch = representation.pitch_of_row(row as usize);
-                roll.place(GridNote { track, start, pitch, length: end - start, velocity }).expect("a voice's notes lie inside its roll");
+                roll.place(GridNote { track, start, pitch, length: end - start, velocity })
+                    .expect("a voice's notes lie inside its roll");
             }
         };
         for (step, row_tokens) in tokens.iter().enumerate() {
@@ -214,7 +220,12 @@ mod tests {
     fn the_given_view_shows_only_what_is_given() {
         // Voice 0: a note struck at step 0 (not given) and held through step 2 (given); voice 1
         // given throughout; a short row leaves voice 1 out at step 3.
-        let given = vec![vec![None, Some(NEW_NOTE + 1)], vec![None, Some(HOLD)], vec![Some(HOLD), Some(REST)], vec![Some(NEW_NOTE + 5)]];
+        let given = vec![
+            vec![None, Some(NEW_NOTE + 1)],
+            vec![None, Some(HOLD)],
+            vec![Some(HOLD), Some(REST)],
+            vec![Some(NEW_NOTE + 5)],
+        ];
         let (sounding, age, mask) = given_view(&given, 4, 2, 8);
         assert_eq!(mask, vec![0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
         assert_eq!(sounding, vec![0, 2, 0, 2, 0, 0, 6, 0], "the given hold after an unseen strike reads as silence");

@@ -11,8 +11,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use clap::{Args, ValueEnum};
 use dreamroll::model::generator::{Generator, CARD_FILE, DECODER_FILE, ENCODER_FILE};
-use dreamroll::model::rolls::{rolls_to_tensor, DecodeOptions};
 use dreamroll::model::layers::Shape;
+use dreamroll::model::rolls::{rolls_to_tensor, DecodeOptions};
 use dreamroll::model::vae::{bce_with_logits, reparameterise, Encoder};
 use dreamroll::model::{ModelCard, Preset};
 use dreamroll::roll::Roll;
@@ -33,7 +33,11 @@ impl TrainedModel {
     pub fn load(folder: &Path) -> anyhow::Result<TrainedModel> {
         let (card, weights) = read_trained_model(folder)?;
         if !matches!(card.preset, Preset::Vae | Preset::Voices) {
-            bail!("{}: the comparison with PyTorch covers the presets that ship models (vae, voices), not {:?}", folder.display(), card.preset);
+            bail!(
+                "{}: the comparison with PyTorch covers the presets that ship models (vae, voices), not {:?}",
+                folder.display(),
+                card.preset
+            );
         }
         Ok(TrainedModel { card, weights })
     }
@@ -52,7 +56,12 @@ impl TrainedModel {
         std::fs::create_dir_all(folder)?;
         std::fs::write(folder.join(CARD_FILE), self.card.to_json())?;
         for (file, prefix) in [(ENCODER_FILE, "encoder."), (DECODER_FILE, "decoder.")] {
-            let part: HashMap<String, Tensor> = self.weights.iter().filter(|(name, _)| name.starts_with(prefix)).map(|(n, t)| (n.clone(), t.clone())).collect();
+            let part: HashMap<String, Tensor> = self
+                .weights
+                .iter()
+                .filter(|(name, _)| name.starts_with(prefix))
+                .map(|(n, t)| (n.clone(), t.clone()))
+                .collect();
             candle_core::safetensors::save(&part, folder.join(file))?;
         }
         Ok(())
@@ -75,8 +84,16 @@ impl TrainedModel {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut phrases = generator.generate(&prior_latents(count, self.card.latent_size, 0), &options, &mut rng)?;
         while phrases[0].steps() < steps {
-            let more = generator.generate(&prior_latents(count, self.card.latent_size, phrases[0].steps() as u64 * 1000), &options, &mut rng)?;
-            phrases = phrases.iter().zip(&more).map(|(a, b)| Roll::concat(&[a.clone(), b.clone()]).expect("two phrases")).collect();
+            let more = generator.generate(
+                &prior_latents(count, self.card.latent_size, phrases[0].steps() as u64 * 1000),
+                &options,
+                &mut rng,
+            )?;
+            phrases = phrases
+                .iter()
+                .zip(&more)
+                .map(|(a, b)| Roll::concat(&[a.clone(), b.clone()]).expect("two phrases"))
+                .collect();
         }
         Ok(phrases.iter().map(|p| p.slice(0..steps)).collect())
     }
@@ -196,13 +213,19 @@ pub struct Timings {
 
 pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let mut timings = Timings::default();
-    let mut time = |name: &str, repeats: usize, warmup: usize, run: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<()> {
+    let mut time = |name: &str,
+                    repeats: usize,
+                    warmup: usize,
+                    run: &mut dyn FnMut() -> anyhow::Result<()>|
+     -> anyhow::Result<()> {
         for _ in 0..warmup {
             run()?;
         }
         let mut seconds = Vec::with_capacity(repeats);
         let timing = Instant::now();
-        while seconds.len() < repeats || (timing.elapsed().as_secs_f64() < SHORT_MEASURE_SECONDS && seconds.len() < SHORT_MEASURE_REPEATS) {
+        while seconds.len() < repeats
+            || (timing.elapsed().as_secs_f64() < SHORT_MEASURE_SECONDS && seconds.len() < SHORT_MEASURE_REPEATS)
+        {
             let start = Instant::now();
             run()?;
             seconds.push(start.elapsed().as_secs_f64());
@@ -246,7 +269,8 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
 
 /// The process's high-water mark of resident memory (Linux: VmHWM).
 fn peak_rss_mb() -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status (resident memory is read on Linux)")?;
+    let status = std::fs::read_to_string("/proc/self/status")
+        .context("reading /proc/self/status (resident memory is read on Linux)")?;
     let kilobytes = status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
@@ -267,12 +291,31 @@ mod tests {
     /// the inputs must be all the twin needs to recompute the loss.
     #[test]
     fn a_fixture_carries_every_gradient_and_input() {
-        for (name, inputs) in [("chorales-satb", &["batch", "eps", "sounding", "age", "given_sounding", "given_age", "given_mask", "tokens", "scored", "barred"][..]), ("chorales-satb-vae", &["batch", "eps"][..])] {
+        for (name, inputs) in [
+            (
+                "chorales-satb",
+                &[
+                    "batch",
+                    "eps",
+                    "sounding",
+                    "age",
+                    "given_sounding",
+                    "given_age",
+                    "given_mask",
+                    "tokens",
+                    "scored",
+                    "barred",
+                ][..],
+            ),
+            ("chorales-satb-vae", &["batch", "eps"][..]),
+        ] {
             let model = shipped(name);
             let phrases = model.phrases(3).unwrap();
             let tensors = fixture(&model, &phrases, 5).unwrap();
             for weight in model.weights.keys() {
-                let gradient = tensors.get(&format!("grad.{weight}")).unwrap_or_else(|| panic!("{name}: no gradient for {weight}"));
+                let gradient = tensors
+                    .get(&format!("grad.{weight}"))
+                    .unwrap_or_else(|| panic!("{name}: no gradient for {weight}"));
                 assert_eq!(gradient.dims(), model.weights[weight].dims());
             }
             for input in inputs {
@@ -288,6 +331,9 @@ mod tests {
         let model = shipped("chorales-satb").with_bars(8, 1).unwrap();
         let phrases = model.phrases(2).unwrap();
         assert_eq!(phrases[0].steps(), 8 * 16);
-        assert!(model.weights.keys().any(|k| k.starts_with("encoder.")) && model.weights.keys().any(|k| k.starts_with("decoder.")));
+        assert!(
+            model.weights.keys().any(|k| k.starts_with("encoder."))
+                && model.weights.keys().any(|k| k.starts_with("decoder."))
+        );
     }
 }

@@ -46,7 +46,8 @@ pub struct BenchArgs {
 }
 
 /// The shipped models the comparison covers by default.
-const SHIPPED: [&str; 4] = ["models/chorales-satb", "models/folk-melody", "models/chorales-satb-vae", "models/folk-melody-vae"];
+const SHIPPED: [&str; 4] =
+    ["models/chorales-satb", "models/folk-melody", "models/chorales-satb-vae", "models/folk-melody-vae"];
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.vs_pytorch {

@@ -74,13 +74,17 @@ fn python() -> anyhow::Result<PathBuf> {
     let python = venv.join("bin/python");
     let requirements = root.join(TWIN_DIR).join("requirements.txt");
     let ready = venv.join(".installed");
-    let wanted = std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
+    let wanted =
+        std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
     if std::fs::read_to_string(&ready).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(python);
     }
     eprintln!("creating the PyTorch venv in {} (a download of about 3 GB, once)", venv.display());
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv (needs Python 3.9 or later)")?;
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "-r"]).arg(&requirements), "pip install of the twin's requirements")?;
+    run(
+        Command::new(&python).args(["-m", "pip", "install", "--quiet", "-r"]).arg(&requirements),
+        "pip install of the twin's requirements",
+    )?;
     std::fs::write(&ready, wanted)?;
     Ok(python)
 }
@@ -88,7 +92,12 @@ fn python() -> anyhow::Result<PathBuf> {
 fn run(command: &mut Command, what: &str) -> anyhow::Result<String> {
     let output = command.output().with_context(|| format!("starting {what}"))?;
     if !output.status.success() {
-        bail!("{what} failed ({}):\n{}{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "{what} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(String::from_utf8(output.stdout)?)
 }
@@ -137,7 +146,9 @@ impl Sides {
 /// Fixtures are named `<what>-b<batch>.safetensors`.
 fn fixture_batch(fixture: &Path) -> anyhow::Result<usize> {
     let stem = fixture.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    stem.rsplit_once("-b").and_then(|(_, b)| b.parse().ok()).with_context(|| format!("{} is not named <what>-b<batch>", fixture.display()))
+    stem.rsplit_once("-b")
+        .and_then(|(_, b)| b.parse().ok())
+        .with_context(|| format!("{} is not named <what>-b<batch>", fixture.display()))
 }
 
 /// The parity check's report, as the twin prints it.
@@ -177,20 +188,35 @@ pub fn run_comparison(settings: VsPytorch) -> anyhow::Result<()> {
         let name = model.card.name.clone();
         let work = settings.out.join(&name);
         std::fs::create_dir_all(&work)?;
-        let mut result = ModelResult { name: name.clone(), batch: settings.batch, bars_per_phrase: model.card.representation.bars_per_phrase.into(), ..Default::default() };
+        let mut result = ModelResult {
+            name: name.clone(),
+            batch: settings.batch,
+            bars_per_phrase: model.card.representation.bars_per_phrase.into(),
+            ..Default::default()
+        };
 
         eprintln!("{name}: parity of one training step (batch 16)");
         let parity_fixture = write_fixture(&model, &work.join("parity-b16.safetensors"), 16)?;
         let parity: Parity = serde_json::from_str(
-            run(sides.twin().arg("parity").arg("--model").arg(folder).arg("--fixture").arg(&parity_fixture), "the twin's parity check")?.lines().last().unwrap_or(""),
+            run(
+                sides.twin().arg("parity").arg("--model").arg(folder).arg("--fixture").arg(&parity_fixture),
+                "the twin's parity check",
+            )?
+            .lines()
+            .last()
+            .unwrap_or(""),
         )?;
-        eprintln!("  {} tensors; largest relative difference {:.2e} ({})", parity.tensors, parity.max_relative, parity.worst);
+        eprintln!(
+            "  {} tensors; largest relative difference {:.2e} ({})",
+            parity.tensors, parity.max_relative, parity.worst
+        );
         if parity.max_relative.is_nan() || parity.max_relative > PARITY_TOLERANCE {
             bail!("{name}: the PyTorch twin differs from candle by {:.2e} relative in {} (more than {PARITY_TOLERANCE:.0e}); fix the twin before timing it", parity.max_relative, parity.worst);
         }
         result.parity = Some(parity);
 
-        let train_fixture = write_fixture(&model, &work.join(format!("train-b{}.safetensors", settings.batch)), settings.batch)?;
+        let train_fixture =
+            write_fixture(&model, &work.join(format!("train-b{}.safetensors", settings.batch)), settings.batch)?;
         for round in 0..settings.rounds {
             let order = if round % 2 == 0 { [Side::Candle, Side::Pytorch] } else { [Side::Pytorch, Side::Candle] };
             for side in order {
@@ -202,7 +228,10 @@ pub fn run_comparison(settings: VsPytorch) -> anyhow::Result<()> {
                     for (measure, seconds) in &timings.seconds {
                         per_side.entry(measure.clone()).or_default().add(seconds, timings.peak_rss_mb);
                     }
-                    per_side.entry(format!("{job:?}_process").to_lowercase()).or_default().add(&[], timings.peak_rss_mb);
+                    per_side
+                        .entry(format!("{job:?}_process").to_lowercase())
+                        .or_default()
+                        .add(&[], timings.peak_rss_mb);
                 }
             }
         }
@@ -211,7 +240,8 @@ pub fn run_comparison(settings: VsPytorch) -> anyhow::Result<()> {
             // The card's own length is the batch sweep's, with the trained weights; other
             // lengths need weights of other sizes, drawn fresh.
             let card_bars = model.card.representation.bars_per_phrase;
-            let other_lengths = SCALING_BARS.iter().filter(|&&bars| bars != card_bars).map(|&bars| (settings.batch, Some(bars)));
+            let other_lengths =
+                SCALING_BARS.iter().filter(|&&bars| bars != card_bars).map(|&bars| (settings.batch, Some(bars)));
             let configurations = SCALING_BATCHES.iter().map(|&b| (b, None)).chain(other_lengths);
             for (batch, bars) in configurations {
                 let scaled;
@@ -226,14 +256,19 @@ pub fn run_comparison(settings: VsPytorch) -> anyhow::Result<()> {
                 };
                 let bars = model.card.representation.bars_per_phrase;
                 eprintln!("{name}: scaling, batch {batch}, {bars} bars");
-                let fixture = write_fixture(model, &work.join(format!("scaling-{bars}bars-b{batch}.safetensors")), batch)?;
+                let fixture =
+                    write_fixture(model, &work.join(format!("scaling-{bars}bars-b{batch}.safetensors")), batch)?;
                 let mut medians = HashMap::new();
                 let mut pooled: HashMap<String, Vec<f64>> = HashMap::new();
                 for round in 0..settings.rounds.div_ceil(2) {
-                    let order = if round % 2 == 0 { [Side::Candle, Side::Pytorch] } else { [Side::Pytorch, Side::Candle] };
+                    let order =
+                        if round % 2 == 0 { [Side::Candle, Side::Pytorch] } else { [Side::Pytorch, Side::Candle] };
                     for side in order {
                         let timings = sides.time(side, &folder, &fixture, Job::Train, settings.repeats.div_ceil(2))?;
-                        pooled.entry(format!("{side:?}").to_lowercase()).or_default().extend(&timings.seconds["train_step"]);
+                        pooled
+                            .entry(format!("{side:?}").to_lowercase())
+                            .or_default()
+                            .extend(&timings.seconds["train_step"]);
                     }
                 }
                 for (side, seconds) in pooled {
@@ -264,26 +299,60 @@ fn write_fixture(model: &TrainedModel, path: &Path, batch: usize) -> anyhow::Res
 fn report(results: &[ModelResult]) -> String {
     let mut text = String::new();
     for result in results {
-        let _ = writeln!(text, "\n### {} (batch {}, {}-bar phrases)\n", result.name, result.batch, result.bars_per_phrase);
+        let _ =
+            writeln!(text, "\n### {} (batch {}, {}-bar phrases)\n", result.name, result.batch, result.bars_per_phrase);
         if let Some(parity) = &result.parity {
-            let _ = writeln!(text, "Parity: {} tensors (logits, losses, every gradient) agree within {:.1e} relative (worst: {}).\n", parity.tensors, parity.max_relative, parity.worst);
+            let _ = writeln!(
+                text,
+                "Parity: {} tensors (logits, losses, every gradient) agree within {:.1e} relative (worst: {}).\n",
+                parity.tensors, parity.max_relative, parity.worst
+            );
         }
-        let _ = writeln!(text, "| measure | candle: median (p25–p75) | PyTorch: median (p25–p75) | candle / PyTorch time |");
+        let _ = writeln!(
+            text,
+            "| measure | candle: median (p25–p75) | PyTorch: median (p25–p75) | candle / PyTorch time |"
+        );
         let _ = writeln!(text, "|---|---|---|---|");
         let samples = |side: &str, measure: &str| result.samples.get(side).and_then(|s| s.get(measure));
         let bars_per_step = (result.batch * result.bars_per_phrase) as f64;
-        for (measure, label) in [("decode_1", "decode one phrase, batch 1"), ("decode_16", "decode, batch 16 (all 16 phrases)"), ("train_step", "training step")] {
-            let (Some(candle), Some(pytorch)) = (samples("candle", measure), samples("pytorch", measure)) else { continue };
+        for (measure, label) in [
+            ("decode_1", "decode one phrase, batch 1"),
+            ("decode_16", "decode, batch 16 (all 16 phrases)"),
+            ("train_step", "training step"),
+        ] {
+            let (Some(candle), Some(pytorch)) = (samples("candle", measure), samples("pytorch", measure)) else {
+                continue;
+            };
             let (c, c25, c75) = quartiles(&candle.seconds);
             let (p, p25, p75) = quartiles(&pytorch.seconds);
             let ms = |x: f64| x * 1e3;
-            let _ = writeln!(text, "| {label} | {:.2} ms ({:.2}–{:.2}) | {:.2} ms ({:.2}–{:.2}) | {:.2}x |", ms(c), ms(c25), ms(c75), ms(p), ms(p25), ms(p75), c / p);
+            let _ = writeln!(
+                text,
+                "| {label} | {:.2} ms ({:.2}–{:.2}) | {:.2} ms ({:.2}–{:.2}) | {:.2}x |",
+                ms(c),
+                ms(c25),
+                ms(c75),
+                ms(p),
+                ms(p25),
+                ms(p75),
+                c / p
+            );
             if measure == "train_step" {
-                let _ = writeln!(text, "| training bars/s | {:.0} | {:.0} | {:.2}x PyTorch's speed |", bars_per_step / c, bars_per_step / p, p / c);
+                let _ = writeln!(
+                    text,
+                    "| training bars/s | {:.0} | {:.0} | {:.2}x PyTorch's speed |",
+                    bars_per_step / c,
+                    bars_per_step / p,
+                    p / c
+                );
             }
         }
-        for (process, label) in [("decode_process", "peak RSS, inference process"), ("train_process", "peak RSS, training process")] {
-            let (Some(candle), Some(pytorch)) = (samples("candle", process), samples("pytorch", process)) else { continue };
+        for (process, label) in
+            [("decode_process", "peak RSS, inference process"), ("train_process", "peak RSS, training process")]
+        {
+            let (Some(candle), Some(pytorch)) = (samples("candle", process), samples("pytorch", process)) else {
+                continue;
+            };
             let (c, p) = (quartiles(&candle.peak_rss_mb).0, quartiles(&pytorch.peak_rss_mb).0);
             let _ = writeln!(text, "| {label} | {c:.0} MB | {p:.0} MB | {:.2}x |", c / p);
         }
@@ -293,7 +362,15 @@ fn report(results: &[ModelResult]) -> String {
             let _ = writeln!(text, "|---|---|---|---|---|");
             for point in &result.scaling {
                 let (c, p) = (point.quartiles["candle"].0, point.quartiles["pytorch"].0);
-                let _ = writeln!(text, "| {} | {} | {:.1} ms | {:.1} ms | {:.2}x |", point.batch, point.bars, c * 1e3, p * 1e3, c / p);
+                let _ = writeln!(
+                    text,
+                    "| {} | {} | {:.1} ms | {:.1} ms | {:.2}x |",
+                    point.batch,
+                    point.bars,
+                    c * 1e3,
+                    p * 1e3,
+                    c / p
+                );
             }
         }
     }
@@ -306,13 +383,23 @@ fn plot_scaling(results: &[ModelResult], out: &Path) -> anyhow::Result<()> {
             let mut points = result
                 .scaling
                 .iter()
-                .filter(|point| if by_batch { usize::from(point.bars) == result.bars_per_phrase } else { point.batch == result.batch })
-                .map(|point| (if by_batch { point.batch as f64 } else { f64::from(point.bars) }, point.quartiles[side].0 * 1e3))
+                .filter(|point| {
+                    if by_batch {
+                        usize::from(point.bars) == result.bars_per_phrase
+                    } else {
+                        point.batch == result.batch
+                    }
+                })
+                .map(|point| {
+                    (if by_batch { point.batch as f64 } else { f64::from(point.bars) }, point.quartiles[side].0 * 1e3)
+                })
                 .collect::<Vec<_>>();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             (side.to_string(), points)
         };
-        for (by_batch, x_desc, file) in [(true, "batch (phrases)", "scaling-batch"), (false, "phrase length (bars)", "scaling-bars")] {
+        for (by_batch, x_desc, file) in
+            [(true, "batch (phrases)", "scaling-batch"), (false, "phrase length (bars)", "scaling-bars")]
+        {
             let (candle, pytorch) = (series("candle", by_batch), series("pytorch", by_batch));
             line_chart(
                 &out.join(format!("{}-{file}.png", result.name)),

@@ -21,12 +21,29 @@ pub struct AdamW {
 }
 
 impl AdamW {
-    pub fn new(mut vars: Vec<(String, Var)>, learning_rate: f64, beta1: f64, beta2: f64, weight_decay: f64) -> Result<AdamW> {
+    pub fn new(
+        mut vars: Vec<(String, Var)>,
+        learning_rate: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+    ) -> Result<AdamW> {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let zeros = |var: &Var| Var::zeros(var.shape(), var.dtype(), var.device());
         let first = vars.iter().map(|(_, v)| zeros(v)).collect::<Result<_>>()?;
         let second = vars.iter().map(|(_, v)| zeros(v)).collect::<Result<_>>()?;
-        Ok(AdamW { vars, first, second, step: 0, learning_rate, beta1, beta2, epsilon: 1e-8, weight_decay, max_grad_norm: 5.0 })
+        Ok(AdamW {
+            vars,
+            first,
+            second,
+            step: 0,
+            learning_rate,
+            beta1,
+            beta2,
+            epsilon: 1e-8,
+            weight_decay,
+            max_grad_norm: 5.0,
+        })
     }
 
     /// One update from the gradients of `loss`; returns the gradient norm before clipping.
@@ -46,7 +63,13 @@ impl AdamW {
         self.step += 1;
         let t = self.step as i32;
         let (bias1, bias2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
-        let update = WeightUpdate { learning_rate: self.learning_rate, bias1, bias2, epsilon: self.epsilon, kept: 1.0 - self.learning_rate * self.weight_decay };
+        let update = WeightUpdate {
+            learning_rate: self.learning_rate,
+            bias1,
+            bias2,
+            epsilon: self.epsilon,
+            kept: 1.0 - self.learning_rate * self.weight_decay,
+        };
         for (((_, var), grad), (m, v)) in self.vars.iter().zip(present).zip(self.first.iter().zip(&self.second)) {
             let Some(grad) = grad else { continue };
             if var.device().is_cpu() {
@@ -62,7 +85,15 @@ impl AdamW {
 
     /// One weight's update in candle's ops: on devices other than the CPU, and the reference
     /// for the in-place ops.
-    fn composite_update(&self, var: &Var, m: &Var, v: &Var, grad: &Tensor, scale: f64, update: &WeightUpdate) -> Result<()> {
+    fn composite_update(
+        &self,
+        var: &Var,
+        m: &Var,
+        v: &Var,
+        grad: &Tensor,
+        scale: f64,
+        update: &WeightUpdate,
+    ) -> Result<()> {
         let grad = (grad * scale)?;
         let next_m = ((m.as_tensor() * self.beta1)? + (&grad * (1.0 - self.beta1))?)?;
         let next_v = ((v.as_tensor() * self.beta2)? + (grad.sqr()? * (1.0 - self.beta2))?)?;
@@ -81,7 +112,8 @@ impl AdamW {
             tensors.push((format!("{prefix}.v.{name}"), v.as_tensor().clone()));
         }
         let device = candle_core::Device::Cpu;
-        tensors.push((format!("{prefix}.step"), Tensor::new(&[self.step as u32], &device).expect("a one-value tensor")));
+        tensors
+            .push((format!("{prefix}.step"), Tensor::new(&[self.step as u32], &device).expect("a one-value tensor")));
         tensors
     }
 
@@ -89,11 +121,14 @@ impl AdamW {
         for ((name, _), (m, v)) in self.vars.iter().zip(self.first.iter().zip(&self.second)) {
             for (moment, kind) in [(m, "m"), (v, "v")] {
                 let key = format!("{prefix}.{kind}.{name}");
-                let saved = tensors.get(&key).ok_or_else(|| anyhow::anyhow!("checkpoint lacks optimiser state `{key}`"))?;
+                let saved =
+                    tensors.get(&key).ok_or_else(|| anyhow::anyhow!("checkpoint lacks optimiser state `{key}`"))?;
                 moment.set(saved)?;
             }
         }
-        let step = tensors.get(&format!("{prefix}.step")).ok_or_else(|| anyhow::anyhow!("checkpoint lacks `{prefix}.step`"))?;
+        let step = tensors
+            .get(&format!("{prefix}.step"))
+            .ok_or_else(|| anyhow::anyhow!("checkpoint lacks `{prefix}.step`"))?;
         self.step = u64::from(step.to_vec1::<u32>()?[0]);
         Ok(())
     }
@@ -143,7 +178,13 @@ impl InplaceOp2 for MomentUpdate {
         "adam-moment"
     }
 
-    fn cpu_fwd(&self, moment: &mut CpuStorage, moment_layout: &Layout, grad: &CpuStorage, grad_layout: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        moment: &mut CpuStorage,
+        moment_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<()> {
         let grad = values(grad, grad_layout, "gradient")?;
         let moment = values_mut(moment, moment_layout, "moment")?;
         let (decay, rest, scale) = (self.decay as f32, (1.0 - self.decay) as f32, self.scale as f32);
@@ -172,10 +213,19 @@ impl InplaceOp3 for WeightUpdate {
         "adam-weights"
     }
 
-    fn cpu_fwd(&self, weights: &mut CpuStorage, weights_layout: &Layout, m: &CpuStorage, m_layout: &Layout, v: &CpuStorage, v_layout: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        weights: &mut CpuStorage,
+        weights_layout: &Layout,
+        m: &CpuStorage,
+        m_layout: &Layout,
+        v: &CpuStorage,
+        v_layout: &Layout,
+    ) -> Result<()> {
         let (m, v) = (values(m, m_layout, "first moment")?, values(v, v_layout, "second moment")?);
         let weights = values_mut(weights, weights_layout, "weight")?;
-        let (rate, bias1, bias2, epsilon, kept) = (self.learning_rate as f32, self.bias1 as f32, self.bias2 as f32, self.epsilon as f32, self.kept as f32);
+        let (rate, bias1, bias2, epsilon, kept) =
+            (self.learning_rate as f32, self.bias1 as f32, self.bias2 as f32, self.epsilon as f32, self.kept as f32);
         for_each_piece(weights, ELEMENT_COST, |offset, weights| {
             for ((w, &m), &v) in weights.iter_mut().zip(&m[offset..]).zip(&v[offset..]) {
                 *w = *w * kept - rate * ((m / bias1) / ((v / bias2).sqrt() + epsilon));
@@ -205,7 +255,13 @@ mod tests {
         let adam = AdamW::new(vec![("w".into(), var(&weights))], 1e-2, 0.9, 0.999, 0.05).unwrap();
         // Moments from earlier steps, and clipping at work.
         let (m, v) = (var(&[0.1, -0.2, 0.05, 0.0, 0.3]), var(&[0.01, 0.04, 0.002, 0.0, 0.2]));
-        let update = WeightUpdate { learning_rate: adam.learning_rate, bias1: 1.0 - 0.9f64.powi(3), bias2: 1.0 - 0.999f64.powi(3), epsilon: adam.epsilon, kept: 1.0 - 1e-2 * 0.05 };
+        let update = WeightUpdate {
+            learning_rate: adam.learning_rate,
+            bias1: 1.0 - 0.9f64.powi(3),
+            bias2: 1.0 - 0.999f64.powi(3),
+            epsilon: adam.epsilon,
+            kept: 1.0 - 1e-2 * 0.05,
+        };
         let (fused_w, fused_m, fused_v) = (var(&weights), var(&values(&m)), var(&values(&v)));
         fused_m.inplace_op2(&grad, &MomentUpdate { decay: 0.9, scale: 0.5, squared: false }).unwrap();
         fused_v.inplace_op2(&grad, &MomentUpdate { decay: 0.999, scale: 0.5, squared: true }).unwrap();

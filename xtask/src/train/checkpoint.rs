@@ -27,7 +27,11 @@ fn raw(tensor: &Tensor) -> anyhow::Result<(Dtype, Vec<usize>, Vec<u8>)> {
 
 /// Writes `tensors` with `metadata` to `path` atomically: temp file, fsync, rename, fsync of
 /// the folder.
-pub fn write_atomically(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> anyhow::Result<()> {
+pub fn write_atomically(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> anyhow::Result<()> {
     let raws: Vec<(String, (Dtype, Vec<usize>, Vec<u8>))> =
         tensors.iter().map(|(name, t)| Ok((name.clone(), raw(t)?))).collect::<anyhow::Result<_>>()?;
     let views: Vec<(String, TensorView)> = raws
@@ -59,8 +63,10 @@ pub struct Loaded {
 
 pub fn read(path: &Path, device: &Device) -> anyhow::Result<Loaded> {
     let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).with_context(|| format!("{} is not a checkpoint", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{} is not a checkpoint", path.display()))?;
     let metadata = header.metadata().clone().unwrap_or_default();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, device).with_context(|| format!("reading tensors of {}", path.display()))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+        .with_context(|| format!("reading tensors of {}", path.display()))?;
     Ok(Loaded { tensors, metadata })
 }

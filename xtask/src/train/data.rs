@@ -2,9 +2,9 @@
 //! training and validation by piece (never by bar, or neighbouring bars of one piece would
 //! sit on both sides and flatter the validation loss).
 
-use dreamroll::hash::fnv1a;
 use anyhow::{bail, Context};
 use dreamroll::corpus::read_folder;
+use dreamroll::hash::fnv1a;
 use dreamroll::model::learned_phrases::LearnedPhrases;
 use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment, TrackSpec, DRUM_CHANNEL};
 use rand::Rng;
@@ -171,7 +171,8 @@ fn onset_rate(phrases: &[Roll], track: usize) -> f64 {
 }
 
 fn sounding_rate(phrases: &[Roll], track: usize) -> f64 {
-    let sounding: usize = phrases.iter().map(|p| (0..p.steps()).filter(|&s| p.sounding_at(track, s).contains(&true)).count()).sum();
+    let sounding: usize =
+        phrases.iter().map(|p| (0..p.steps()).filter(|&s| p.sounding_at(track, s).contains(&true)).count()).sum();
     sounding as f64 / phrases.iter().map(Roll::steps).sum::<usize>().max(1) as f64
 }
 

@@ -8,10 +8,12 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use dreamroll::metrics::voices::{VoiceAccumulator, VoiceSummary};
 use dreamroll::model::card::BIAS_LIMIT;
-use dreamroll::model::learned_phrases::LEARNED_PHRASES_FILE;
 use dreamroll::model::generator::{Generator, CARD_FILE, DECODER_FILE, ENCODER_FILE};
+use dreamroll::model::learned_phrases::LEARNED_PHRASES_FILE;
 use dreamroll::model::rolls::{logits_to_roll, rolls_to_tensor, DecodeOptions};
-use dreamroll::model::{Architecture, Decoding, MacroKnob, ModelCard, Preset, TrainingInfo, VoiceArchitecture, SCHEMA_VERSION};
+use dreamroll::model::{
+    Architecture, Decoding, MacroKnob, ModelCard, Preset, TrainingInfo, VoiceArchitecture, SCHEMA_VERSION,
+};
 use dreamroll::roll::{roll_to_midi, Roll};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -121,7 +123,12 @@ pub fn calibrate_onset_threshold(card: &ModelCard, logits: &[Vec<f32>], onset_ra
 
 /// The sustain threshold at which decoded phrases sound for as many steps as the training
 /// phrases do, by bisection (sounding time falls as the threshold rises).
-pub fn calibrate_sustain_threshold(card: &ModelCard, logits: &[Vec<f32>], onset_threshold: f32, sounding_rate: &[f64]) -> f32 {
+pub fn calibrate_sustain_threshold(
+    card: &ModelCard,
+    logits: &[Vec<f32>],
+    onset_threshold: f32,
+    sounding_rate: &[f64],
+) -> f32 {
     let representation = representation_of(card);
     let target = sounding_rate.iter().sum::<f64>() / sounding_rate.len().max(1) as f64;
     let base = DecodeOptions { onset_threshold, ..DecodeOptions::from_card(&card.decoding) };
@@ -163,7 +170,10 @@ pub fn calibrate_temperature(card: &ModelCard, logits: &[Vec<f32>], options: &De
         let options = DecodeOptions { temperature, ..options.clone() };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut metrics = dreamroll::metrics::MetricsAccumulator::default();
-        logits.iter().take(128).for_each(|phrase| metrics.add(&logits_to_roll(&representation, phrase, &options, &mut rng)));
+        logits
+            .iter()
+            .take(128)
+            .for_each(|phrase| metrics.add(&logits_to_roll(&representation, phrase, &options, &mut rng)));
         metrics.summary().used_pitch_classes.unwrap_or(0.0)
     };
     if upc_at(0.0) >= training_upc {
@@ -231,13 +241,25 @@ fn voice_summary<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> VoiceSummary 
 /// The voice decoder's rest bias at which phrases from the prior rest (the mean over voices
 /// of the share of steps each rests, up to its last note) as often as the `training` phrases.
 pub fn calibrate_rest_bias(generator: &Generator, card: &ModelCard, training: &[Roll]) -> anyhow::Result<f32> {
-    calibrate_bias(generator, card, training, |summary| summary.mean.rests, |options, bias| DecodeOptions { rest_bias: bias, ..options.clone() })
+    calibrate_bias(
+        generator,
+        card,
+        training,
+        |summary| summary.mean.rests,
+        |options, bias| DecodeOptions { rest_bias: bias, ..options.clone() },
+    )
 }
 
 /// The voice decoder's crossing bias at which phrases from the prior cross voices as often as
 /// the `training` phrases (0 for a single voice, which has nothing to cross).
 pub fn calibrate_crossing_bias(generator: &Generator, card: &ModelCard, training: &[Roll]) -> anyhow::Result<f32> {
-    calibrate_bias(generator, card, training, |summary| summary.crossings, |options, bias| DecodeOptions { crossing_bias: bias, ..options.clone() })
+    calibrate_bias(
+        generator,
+        card,
+        training,
+        |summary| summary.crossings,
+        |options, bias| DecodeOptions { crossing_bias: bias, ..options.clone() },
+    )
 }
 
 /// The bias at which phrases from the prior show `statistic` at the `training` phrases'
@@ -271,12 +293,23 @@ fn calibrate_bias(
 /// The voice decoder's parallel bias at which phrases from the prior move in parallel
 /// fifths and octaves as often as the `training` phrases (0 for a single voice).
 pub fn calibrate_parallel_bias(generator: &Generator, card: &ModelCard, training: &[Roll]) -> anyhow::Result<f32> {
-    calibrate_bias(generator, card, training, |summary| summary.parallels, |options, bias| DecodeOptions { parallel_bias: bias, ..options.clone() })
+    calibrate_bias(
+        generator,
+        card,
+        training,
+        |summary| summary.parallels,
+        |options, bias| DecodeOptions { parallel_bias: bias, ..options.clone() },
+    )
 }
 
 /// Phrases from the prior at the current state, decoded as calibrated on them (onset
 /// density, then sounding time, then pitch variety), with the decoding settings found.
-fn sample_phrases(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, count: usize) -> anyhow::Result<(Vec<Roll>, DecodeOptions)> {
+fn sample_phrases(
+    objective: &dyn Objective,
+    data: &TrainingData,
+    card: &ModelCard,
+    count: usize,
+) -> anyhow::Result<(Vec<Roll>, DecodeOptions)> {
     let latents = prior_latents(256.max(count), card.latent_size, 1_000_000);
     if card.preset == Preset::Voices {
         // Choices drawn from the learned distribution need no thresholds to calibrate.
@@ -287,7 +320,8 @@ fn sample_phrases(objective: &dyn Objective, data: &TrainingData, card: &ModelCa
     let logits = objective.generator().phrase_logits(&latents)?;
     let mut options = DecodeOptions::from_card(&card.decoding);
     options.onset_threshold = calibrate_onset_threshold(card, &logits, &data.onset_rate);
-    options.sustain_threshold = calibrate_sustain_threshold(card, &logits, options.onset_threshold, &data.sounding_rate);
+    options.sustain_threshold =
+        calibrate_sustain_threshold(card, &logits, options.onset_threshold, &data.sounding_rate);
     options.temperature = calibrate_temperature(card, &logits, &options, data.used_pitch_classes);
     let representation = representation_of(card);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -302,7 +336,13 @@ fn write_samples(folder: &Path, stem: &str, phrases: &[Roll]) -> anyhow::Result<
 }
 
 /// Four phrases at a checkpoint, so a person can watch a run learn.
-pub fn progress_samples(objective: &dyn Objective, data: &TrainingData, card: &ModelCard, folder: &Path, step: u64) -> anyhow::Result<()> {
+pub fn progress_samples(
+    objective: &dyn Objective,
+    data: &TrainingData,
+    card: &ModelCard,
+    folder: &Path,
+    step: u64,
+) -> anyhow::Result<()> {
     let (phrases, _) = sample_phrases(objective, data, card, 4)?;
     write_samples(folder, &format!("step-{step:06}"), &phrases)
 }
@@ -421,7 +461,13 @@ mod tests {
         ];
         for (name, options, calibrate) in cases {
             for known in [-1.5f32, 2.0] {
-                let training = generator.generate(&prior_latents(400, card.latent_size, 7), &options(known), &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+                let training = generator
+                    .generate(
+                        &prior_latents(400, card.latent_size, 7),
+                        &options(known),
+                        &mut ChaCha8Rng::seed_from_u64(9),
+                    )
+                    .unwrap();
                 let found = calibrate(generator, &card, &training).unwrap();
                 assert!((found - known).abs() < 0.4, "{name} bias: made with {known}, found {found}");
             }

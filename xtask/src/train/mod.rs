@@ -14,14 +14,14 @@ pub(crate) mod objective;
 pub mod plot;
 mod reconstruction;
 mod seeded;
-pub(crate) mod warm_start;
 pub(crate) mod voices;
+pub(crate) mod warm_start;
 
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
+use checkpoint::BEST_WEIGHTS_FILE;
 use clap::{Args, ValueEnum};
 pub(crate) use data::augment;
-use checkpoint::BEST_WEIGHTS_FILE;
 pub use data::is_validation_piece;
 use data::{GridChoice, TrainingData};
 use dreamroll::model::rolls::rolls_to_tensor;
@@ -261,8 +261,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let checkpoint_path = args.out.join(checkpoint::CHECKPOINT_FILE);
     let (config, resumed) = if args.resume {
-        let loaded = checkpoint::read(&checkpoint_path, &device).with_context(|| "--resume needs a checkpoint from an earlier run in --out")?;
-        let mut config: RunConfig = serde_json::from_str(loaded.metadata.get("config").context("checkpoint has no configuration")?)?;
+        let loaded = checkpoint::read(&checkpoint_path, &device)
+            .with_context(|| "--resume needs a checkpoint from an earlier run in --out")?;
+        let mut config: RunConfig =
+            serde_json::from_str(loaded.metadata.get("config").context("checkpoint has no configuration")?)?;
         // A resumed run may go on longer, or more gently after a NaN; nothing else changes.
         config.epochs = args.epochs.max(config.epochs);
         config.lr = args.lr.unwrap_or(config.lr);
@@ -272,7 +274,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             bail!("{} already holds a run; pass --resume to continue it, or choose another --out", args.out.display());
         }
         let lr = args.lr.unwrap_or(if matches!(args.preset, Preset::Vae | Preset::Voices) { 1e-3 } else { 1e-4 });
-        (RunConfig { preset: args.preset, data: args.data.clone(), epochs: args.epochs, batch: args.batch, lr, seed: args.seed, shape: args.shape.clone(), warm_start: args.warm_start.clone() }, None)
+        (
+            RunConfig {
+                preset: args.preset,
+                data: args.data.clone(),
+                epochs: args.epochs,
+                batch: args.batch,
+                lr,
+                seed: args.seed,
+                shape: args.shape.clone(),
+                warm_start: args.warm_start.clone(),
+            },
+            None,
+        )
     };
     if config.preset.is_adversarial() {
         // The GANs' gradient penalty differentiates a gradient; candle keeps the graph of its
@@ -284,7 +298,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         bail!("--batch must be at least 1 and --lr above 0");
     }
     let warm = config.warm_start.as_deref().map(warm_start::WarmStart::read).transpose()?;
-    let pitch_window = resumed.as_ref().and_then(|c| c.metadata.get("pitch_window")).and_then(|w| serde_json::from_str(w).ok());
+    let pitch_window =
+        resumed.as_ref().and_then(|c| c.metadata.get("pitch_window")).and_then(|w| serde_json::from_str(w).ok());
     let data = TrainingData::load(
         &config.data,
         &GridChoice {
@@ -355,7 +370,10 @@ impl Run<'_> {
     /// What a stopped run leaves for the user to go on from.
     fn what_is_kept(&self) -> String {
         if self.checkpoint_path.exists() {
-            format!("the last good checkpoint is kept in {} (continue with --resume and a lower --lr)", self.checkpoint_path.display())
+            format!(
+                "the last good checkpoint is kept in {} (continue with --resume and a lower --lr)",
+                self.checkpoint_path.display()
+            )
         } else {
             "no checkpoint had been written yet (start again with a lower --lr)".to_string()
         }
@@ -379,9 +397,11 @@ impl Run<'_> {
         let limit = self.args.max_steps.map_or(total, |m| m.min(total));
         let progress = ProgressBar::new(limit).with_position(state.step.min(limit));
         progress.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps, {per_sec}, ETA {eta} | {msg}")
-                .expect("a valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, {per_sec}, ETA {eta} | {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
         );
         let started = Instant::now();
         let elapsed_before = state.elapsed_seconds;
@@ -405,14 +425,22 @@ impl Run<'_> {
                     println!("the time budget is spent after {} steps ({:.0} s)", state.step, state.elapsed_seconds);
                     break 'epochs;
                 }
-                let chosen = &order[state.batch_in_epoch * self.config.batch..((state.batch_in_epoch + 1) * self.config.batch).min(order.len())];
-                let phrases: Vec<Roll> =
-                    chosen.iter().map(|&i| augment(&self.data.train[i as usize], self.config.shape.transpose, rng)).collect();
+                let chosen = &order[state.batch_in_epoch * self.config.batch
+                    ..((state.batch_in_epoch + 1) * self.config.batch).min(order.len())];
+                let phrases: Vec<Roll> = chosen
+                    .iter()
+                    .map(|&i| augment(&self.data.train[i as usize], self.config.shape.transpose, rng))
+                    .collect();
                 let batch = rolls_to_tensor(&phrases.iter().collect::<Vec<_>>(), &self.device)?;
                 let losses = objective.train_step(&batch, &phrases, state.step, rng)?;
                 if losses.iter().any(|v| !v.is_finite()) {
                     progress.abandon();
-                    bail!("the loss became {} at step {}; training stopped, and {}", losses[0], state.step + 1, self.what_is_kept());
+                    bail!(
+                        "the loss became {} at step {}; training stopped, and {}",
+                        losses[0],
+                        state.step + 1,
+                        self.what_is_kept()
+                    );
                 }
                 state.step += 1;
                 state.batch_in_epoch += 1;
@@ -431,16 +459,23 @@ impl Run<'_> {
         progress.finish();
         self.checkpoint(objective, state, rng, order, &mut log, card)?;
         match stop {
-            Stop::Interrupted => println!("interrupted: checkpoint saved at step {}; continue with --resume", state.step),
+            Stop::Interrupted => {
+                println!("interrupted: checkpoint saved at step {}; continue with --resume", state.step)
+            }
             Stop::MaxSteps => println!("stopped at step {} as asked; continue with --resume", state.step),
             Stop::Finished => {
                 let bars_per_second = state.bars_seen as f64 / state.elapsed_seconds.max(1e-9);
-                println!("trained {} steps in {:.0} s ({bars_per_second:.1} bars/s)", state.step, state.elapsed_seconds);
+                println!(
+                    "trained {} steps in {:.0} s ({bars_per_second:.1} bars/s)",
+                    state.step, state.elapsed_seconds
+                );
                 let mut card = card.clone();
                 if let Some((best_step, best_loss)) = state.best_validation.filter(|&(step, _)| step != state.step) {
                     let best = checkpoint::read(&self.best_path(), &self.device)?;
                     objective.load_weights(&best.tensors)?;
-                    println!("kept the weights of step {best_step}, whose validation loss ({best_loss:.3}) was the lowest");
+                    println!(
+                        "kept the weights of step {best_step}, whose validation loss ({best_loss:.3}) was the lowest"
+                    );
                     card.training.kept_step = Some(best_step as usize);
                 }
                 export::finish(objective, &self.data, &self.config, state, &card, &self.args.out, &self.device)?;
@@ -460,7 +495,12 @@ impl Run<'_> {
     ) -> anyhow::Result<()> {
         let validation = self.validate(objective)?;
         if validation.iter().any(|v| !v.is_finite()) {
-            bail!("the weights diverged by step {} (validation loss {}); training stopped, and {}", state.step, validation[0], self.what_is_kept());
+            bail!(
+                "the weights diverged by step {} (validation loss {}); training stopped, and {}",
+                state.step,
+                validation[0],
+                self.what_is_kept()
+            );
         }
         log.validation(state, &validation)?;
         if self.validation_ranks_weights() && state.best_validation.is_none_or(|(_, best)| validation[0] < best) {
@@ -549,7 +589,10 @@ impl Log {
     fn write_all(&self) -> anyhow::Result<()> {
         let mut text = self.header();
         for (step, split, values, seconds) in &self.rows {
-            text += &format!("{step},{split},{seconds:.1},{}\n", values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(","));
+            text += &format!(
+                "{step},{split},{seconds:.1},{}\n",
+                values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(",")
+            );
         }
         checkpoint::write_file_atomically(&self.path, text.as_bytes())
     }
@@ -557,7 +600,11 @@ impl Log {
     fn append(&mut self, step: u64, split: &'static str, values: &[f64], seconds: f64) -> anyhow::Result<()> {
         self.rows.push((step, split, values.to_vec(), seconds));
         let mut file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
-        writeln!(file, "{step},{split},{seconds:.1},{}", values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(","))?;
+        writeln!(
+            file,
+            "{step},{split},{seconds:.1},{}",
+            values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(",")
+        )?;
         Ok(())
     }
 
@@ -583,7 +630,11 @@ impl Log {
                 (x, window.iter().map(|p| p.1).sum::<f64>() / window.len() as f64)
             })
             .collect();
-        plot::loss_chart(path, "training loss", &[("train (mean of 50 steps)", smoothed), ("validation", series("validation"))])
+        plot::loss_chart(
+            path,
+            "training loss",
+            &[("train (mean of 50 steps)", smoothed), ("validation", series("validation"))],
+        )
     }
 }
 
@@ -598,12 +649,32 @@ pub fn representation_of(card: &dreamroll::model::ModelCard) -> Arc<dreamroll::r
 
 /// The shipped chorale model's card with small sizes, and a fresh objective for it.
 #[cfg(test)]
-pub(crate) fn small_voices_objective(voice_leading: bool, seed: u64) -> (dreamroll::model::ModelCard, Box<dyn Objective>) {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/chorales-satb/model.json")).unwrap();
+pub(crate) fn small_voices_objective(
+    voice_leading: bool,
+    seed: u64,
+) -> (dreamroll::model::ModelCard, Box<dyn Objective>) {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/chorales-satb/model.json")).unwrap();
     let mut card = dreamroll::model::ModelCard::from_json(&text).unwrap();
     (card.architecture.hidden, card.architecture.bar_hidden, card.architecture.channels) = (12, 6, 4);
-    card.architecture.voice = Some(dreamroll::model::VoiceArchitecture { embed: 3, age_embed: 2, position_embed: 2, context: 4, head: 5, leading: voice_leading });
-    let config = RunConfig { preset: card.preset, data: PathBuf::new(), epochs: 1, batch: 2, lr: 1e-3, seed, shape: ShapeArgs::defaults(), warm_start: None };
+    card.architecture.voice = Some(dreamroll::model::VoiceArchitecture {
+        embed: 3,
+        age_embed: 2,
+        position_embed: 2,
+        context: 4,
+        head: 5,
+        leading: voice_leading,
+    });
+    let config = RunConfig {
+        preset: card.preset,
+        data: PathBuf::new(),
+        epochs: 1,
+        batch: 2,
+        lr: 1e-3,
+        seed,
+        shape: ShapeArgs::defaults(),
+        warm_start: None,
+    };
     let objective = objective::build(&config, &card, &Device::Cpu).unwrap();
     (card, objective)
 }

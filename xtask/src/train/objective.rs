@@ -2,17 +2,17 @@
 
 use super::adam::AdamW;
 use super::reconstruction::{Cells, Reconstruction};
+use super::seeded::SeededVarMap;
 use super::RunConfig;
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor};
 use candle_core::Module;
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use dreamroll::model::critic::{ConvCritic, LstmCritic};
-use dreamroll::model::midinet::{bar_chords, CHORD_SIZE};
 use dreamroll::model::generator::Generator;
-use super::seeded::SeededVarMap;
 use dreamroll::model::latent::noise;
 use dreamroll::model::layers::Shape;
+use dreamroll::model::midinet::{bar_chords, CHORD_SIZE};
 use dreamroll::model::vae::{kl_per_dimension, reparameterise, Encoder};
 use dreamroll::model::{ModelCard, Preset};
 use dreamroll::roll::Roll;
@@ -24,7 +24,13 @@ pub trait Objective {
     /// Names of the numbers `train_step` returns; the first is the one minimised.
     fn loss_names(&self) -> Vec<&'static str>;
     /// `batch` is `phrases` as the roll tensor the encoders and critics read.
-    fn train_step(&mut self, batch: &Tensor, phrases: &[Roll], step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>>;
+    fn train_step(
+        &mut self,
+        batch: &Tensor,
+        phrases: &[Roll],
+        step: u64,
+        rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Vec<f64>>;
     fn validation_losses(&self, batch: &Tensor, phrases: &[Roll]) -> anyhow::Result<Vec<f64>>;
     /// Weights and optimiser state, for a checkpoint.
     fn tensors(&self) -> Vec<(String, Tensor)>;
@@ -53,7 +59,11 @@ pub fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
 
 pub fn named_vars_under(varmap: &VarMap, prefix: &str) -> Vec<(String, candle_core::Var)> {
     let data = varmap.data().lock().expect("the trainer holds the only lock");
-    let mut vars: Vec<_> = data.iter().filter(|(name, _)| name.starts_with(prefix)).map(|(name, var)| (name.clone(), var.clone())).collect();
+    let mut vars: Vec<_> = data
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .map(|(name, var)| (name.clone(), var.clone()))
+        .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars
 }
@@ -118,7 +128,14 @@ impl<R: Reconstruction> Vae<R> {
     }
 
     /// (loss, reconstruction, KL) for `z = mean + sigma * eps`.
-    fn losses(&self, batch: &Tensor, phrases: &[Roll], eps: &Tensor, beta: f64, rng: Option<&mut ChaCha8Rng>) -> anyhow::Result<(Tensor, Tensor, Tensor)> {
+    fn losses(
+        &self,
+        batch: &Tensor,
+        phrases: &[Roll],
+        eps: &Tensor,
+        beta: f64,
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> anyhow::Result<(Tensor, Tensor, Tensor)> {
         let (mean, log_variance) = self.encoder.forward(batch)?;
         let z = reparameterise(&mean, &log_variance, eps)?;
         let reconstruction = self.reconstruction.reconstruction(&self.generator, &z, batch, phrases, rng)?;
@@ -129,7 +146,13 @@ impl<R: Reconstruction> Vae<R> {
 
 /// (loss, KL) of a VAE: a latent dimension's KL below `free_bits` nats costs nothing, so that
 /// the decoder keeps a use for the latent.
-pub fn vae_loss(reconstruction: &Tensor, mean: &Tensor, log_variance: &Tensor, free_bits: f64, beta: f64) -> candle_core::Result<(Tensor, Tensor)> {
+pub fn vae_loss(
+    reconstruction: &Tensor,
+    mean: &Tensor,
+    log_variance: &Tensor,
+    free_bits: f64,
+    beta: f64,
+) -> candle_core::Result<(Tensor, Tensor)> {
     let kl = kl_per_dimension(mean, log_variance)?;
     let penalised = kl.maximum(free_bits)?.sum_all()?;
     Ok(((reconstruction + (penalised * beta)?)?, kl.sum_all()?))
@@ -140,7 +163,13 @@ impl<R: Reconstruction> Objective for Vae<R> {
         vec!["loss", "reconstruction", "kl"]
     }
 
-    fn train_step(&mut self, batch: &Tensor, phrases: &[Roll], step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>> {
+    fn train_step(
+        &mut self,
+        batch: &Tensor,
+        phrases: &[Roll],
+        step: u64,
+        rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Vec<f64>> {
         let eps = gaussian(rng, batch.dim(0)?, self.latent, batch.device())?;
         let beta = self.beta * (step as f64 / self.warmup.max(1) as f64).min(1.0);
         let (loss, reconstruction, kl) = self.losses(batch, phrases, &eps, beta, Some(rng))?;
@@ -159,7 +188,8 @@ impl<R: Reconstruction> Objective for Vae<R> {
     }
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut tensors: Vec<_> = named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+        let mut tensors: Vec<_> =
+            named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
         tensors.extend(self.adam.state("adam"));
         tensors
     }
@@ -241,7 +271,8 @@ impl Gan {
         }
         let r = &self.representation;
         let (batch, tracks, bars) = (real.dim(0)?, r.track_count(), usize::from(r.bars_per_phrase));
-        let sustain = real.narrow(1, tracks, tracks)?.sum(1)?.reshape((batch * bars, r.steps_per_bar() * r.pitch_count()))?;
+        let sustain =
+            real.narrow(1, tracks, tracks)?.sum(1)?.reshape((batch * bars, r.steps_per_bar() * r.pitch_count()))?;
         let mut chords = bar_chords(&sustain.to_vec2::<f32>()?, r.pitch_count(), r.lowest_pitch);
         for phrase in chords.chunks_mut(bars) {
             if rng.next_u32() % 2 == 0 {
@@ -274,7 +305,13 @@ impl Objective for Gan {
         vec!["critic", "wasserstein", "gradient_penalty", "generator"]
     }
 
-    fn train_step(&mut self, real: &Tensor, _phrases: &[Roll], step: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<f64>> {
+    fn train_step(
+        &mut self,
+        real: &Tensor,
+        _phrases: &[Roll],
+        step: u64,
+        rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Vec<f64>> {
         let batch = real.dim(0)?;
         let chords = self.chords(real, rng)?;
         let z = gaussian(rng, batch, self.latent, real.device())?;
@@ -307,10 +344,14 @@ impl Objective for Gan {
     }
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut tensors: Vec<_> = named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+        let mut tensors: Vec<_> =
+            named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
         tensors.extend(self.critic_adam.state("adam_critic"));
         tensors.extend(self.generator_adam.state("adam_generator"));
-        tensors.push(("trainer.generator_loss".into(), Tensor::new(&[self.last_generator_loss as f32], &Device::Cpu).expect("one value")));
+        tensors.push((
+            "trainer.generator_loss".into(),
+            Tensor::new(&[self.last_generator_loss as f32], &Device::Cpu).expect("one value"),
+        ));
         tensors
     }
 

@@ -21,7 +21,13 @@ pub fn loss_chart(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) 
 
 /// Named series of (x, y) on one chart; y as log10 when it spans over a decade, so that the
 /// slow part of training is not a flat line under the first steps' fall.
-pub fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> anyhow::Result<()> {
     register_font();
     let finite = |y: f64| y.is_finite();
     let values: Vec<f64> = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1)).filter(|&y| finite(y)).collect();
@@ -31,8 +37,10 @@ pub fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: 
     let (low, high) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &y| (lo.min(y), hi.max(y)));
     let logarithmic = low > 0.0 && high / low > 10.0;
     let scale = |y: f64| if logarithmic { y.log10() } else { y };
-    let series: Vec<(&str, Vec<(f64, f64)>)> =
-        series.iter().map(|(name, s)| (*name, s.iter().filter(|p| finite(p.1)).map(|&(x, y)| (x, scale(y))).collect())).collect();
+    let series: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(name, s)| (*name, s.iter().filter(|p| finite(p.1)).map(|&(x, y)| (x, scale(y))).collect()))
+        .collect();
     let x_max = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)).fold(1.0, f64::max);
     let (y_min, y_max) = (scale(low), scale(high));
     let pad = ((y_max - y_min) * 0.05).max(1e-6);
@@ -54,7 +62,12 @@ pub fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: 
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 14)).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
     root.present()?;
     Ok(())
 }
@@ -70,7 +83,13 @@ pub fn piano_rolls(path: &Path, phrases: &[Roll]) -> anyhow::Result<()> {
     let total = (height + gap) * phrases.len() as u32;
     let root = BitMapBackend::new(path, (width, total)).into_drawing_area();
     root.fill(&WHITE)?;
-    let colours = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(255, 127, 14)];
+    let colours = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+    ];
     let bar = first.representation().steps_per_bar();
     for (index, phrase) in phrases.iter().enumerate() {
         let top = index as u32 * (height + gap);

@@ -92,7 +92,9 @@ impl Choices {
                     age.push(after[step][v].age);
                     tokens.push(token);
                 }
-                given.push(choices.iter().enumerate().map(|(v, &token)| mask[step * s.voices + v].then_some(token)).collect());
+                given.push(
+                    choices.iter().enumerate().map(|(v, &token)| mask[step * s.voices + v].then_some(token)).collect(),
+                );
             }
             let (view_sounding, view_age, view_mask) = given_view(&given, s.steps(), s.voices, s.max_age());
             given_sounding.extend(view_sounding);
@@ -105,17 +107,27 @@ impl Choices {
             batch: VoiceBatch {
                 sounding: Tensor::from_vec(sounding, dims, device)?,
                 age: Tensor::from_vec(age, dims, device)?,
-                given: GivenView { sounding: Tensor::from_vec(given_sounding, dims, device)?, age: Tensor::from_vec(given_age, dims, device)?, mask: Tensor::from_vec(given_mask, dims, device)? },
+                given: GivenView {
+                    sounding: Tensor::from_vec(given_sounding, dims, device)?,
+                    age: Tensor::from_vec(given_age, dims, device)?,
+                    mask: Tensor::from_vec(given_mask, dims, device)?,
+                },
             },
             choices: ChoiceTargets { chosen: tokens, weight, barred, batch: phrases.len() },
             classes: s.classes(),
         })
     }
-
 }
 
 impl Reconstruction for Choices {
-    fn reconstruction(&self, generator: &Generator, z: &Tensor, _batch: &Tensor, phrases: &[Roll], rng: Option<&mut ChaCha8Rng>) -> anyhow::Result<Tensor> {
+    fn reconstruction(
+        &self,
+        generator: &Generator,
+        z: &Tensor,
+        _batch: &Tensor,
+        phrases: &[Roll],
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> anyhow::Result<Tensor> {
         let masks: Vec<Vec<bool>> = match rng {
             Some(rng) => phrases.iter().map(|_| given_mask(rng, &self.shape)).collect(),
             None => vec![vec![false; self.shape.steps() * self.shape.voices]; phrases.len()],
@@ -187,7 +199,21 @@ mod tests {
 
     #[test]
     fn given_masks_cover_every_kind_and_never_give_everything() {
-        let shape = VoiceShape { voices: 4, bars: 4, steps_per_bar: 16, pitches: 44, latent: 8, hidden: 8, conductor: 8, embed: 4, age_embed: 2, position_embed: 2, context: 4, head: 4, leading: true };
+        let shape = VoiceShape {
+            voices: 4,
+            bars: 4,
+            steps_per_bar: 16,
+            pitches: 44,
+            latent: 8,
+            hidden: 8,
+            conductor: 8,
+            embed: 4,
+            age_embed: 2,
+            position_embed: 2,
+            context: 4,
+            head: 4,
+            leading: true,
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let (mut nothing, mut voices, mut leading_bars, mut spans) = (0, 0, 0, 0);
         for _ in 0..2000 {
@@ -205,7 +231,10 @@ mod tests {
                 spans += 1;
             }
         }
-        assert!(nothing > 700 && voices > 300 && leading_bars > 100 && spans > 100, "{nothing} {voices} {leading_bars} {spans}");
+        assert!(
+            nothing > 700 && voices > 300 && leading_bars > 100 && spans > 100,
+            "{nothing} {voices} {leading_bars} {spans}"
+        );
         for (voices, bars) in [(1, 1), (1, 4), (4, 1), (2, 2)] {
             let shape = VoiceShape { voices, bars, ..shape };
             for _ in 0..500 {

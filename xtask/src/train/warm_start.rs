@@ -20,7 +20,10 @@ pub fn read_trained_model(folder: &Path) -> anyhow::Result<(ModelCard, HashMap<S
     let mut weights = HashMap::new();
     for file in [ENCODER_FILE, DECODER_FILE] {
         let path = folder.join(file);
-        weights.extend(candle_core::safetensors::load(&path, &Device::Cpu).with_context(|| format!("reading {}", path.display()))?);
+        weights.extend(
+            candle_core::safetensors::load(&path, &Device::Cpu)
+                .with_context(|| format!("reading {}", path.display()))?,
+        );
     }
     Ok((card, weights))
 }
@@ -50,7 +53,11 @@ impl WarmStart {
             bail!("--warm-start {from} is a {} model; this run trains {}", old.preset, new.preset);
         }
         let (a, b) = (&old.representation, &new.representation);
-        if a.track_count() != b.track_count() || a.steps_per_bar() != b.steps_per_bar() || a.bars_per_phrase != b.bars_per_phrase || (a.lowest_pitch, a.pitch_count) != (b.lowest_pitch, b.pitch_count) {
+        if a.track_count() != b.track_count()
+            || a.steps_per_bar() != b.steps_per_bar()
+            || a.bars_per_phrase != b.bars_per_phrase
+            || (a.lowest_pitch, a.pitch_count) != (b.lowest_pitch, b.pitch_count)
+        {
             bail!(
                 "--warm-start {from} writes {} parts, {} steps a bar, {}-bar phrases, pitches {}+{}; this run's data and options give {}, {}, {}, {}+{}",
                 a.track_count(),
@@ -67,7 +74,11 @@ impl WarmStart {
         }
         // A model that was itself warm-started brings its own start's training along.
         let earlier = old.training.started_from.clone().unwrap_or_default();
-        Ok(StartedFrom { model: old.name.clone(), steps: old.training.steps + earlier.steps, wall_seconds: old.training.wall_seconds + earlier.wall_seconds })
+        Ok(StartedFrom {
+            model: old.name.clone(),
+            steps: old.training.steps + earlier.steps,
+            wall_seconds: old.training.wall_seconds + earlier.wall_seconds,
+        })
     }
 
     /// Sets every weight the model has under the same name and shape; the others keep
@@ -75,8 +86,13 @@ impl WarmStart {
     /// another shape, means another architecture: refused. Says what was taken.
     pub fn load_into(&self, objective: &mut dyn Objective) -> anyhow::Result<String> {
         // Copies: a weight cannot be set from its own tensor.
-        let mut merged: HashMap<String, Tensor> = objective.weights("").into_iter().map(|(name, tensor)| Ok((name, tensor.copy()?))).collect::<candle_core::Result<_>>()?;
-        let mut fresh: Vec<&str> = merged.keys().filter(|name| !self.weights.contains_key(*name)).map(String::as_str).collect();
+        let mut merged: HashMap<String, Tensor> = objective
+            .weights("")
+            .into_iter()
+            .map(|(name, tensor)| Ok((name, tensor.copy()?)))
+            .collect::<candle_core::Result<_>>()?;
+        let mut fresh: Vec<&str> =
+            merged.keys().filter(|name| !self.weights.contains_key(*name)).map(String::as_str).collect();
         fresh.sort_unstable();
         let fresh = fresh.join(", ");
         for (name, tensor) in &self.weights {
@@ -84,7 +100,12 @@ impl WarmStart {
                 bail!("--warm-start {}: its weight `{name}` has no place in this run's network (other sizes or preset options?)", self.folder.display());
             };
             if current.dims() != tensor.dims() {
-                bail!("--warm-start {}: `{name}` is {:?} there and {:?} here (other sizes?)", self.folder.display(), tensor.dims(), current.dims());
+                bail!(
+                    "--warm-start {}: `{name}` is {:?} there and {:?} here (other sizes?)",
+                    self.folder.display(),
+                    tensor.dims(),
+                    current.dims()
+                );
             }
             merged.insert(name.clone(), tensor.to_device(current.device())?.to_dtype(current.dtype())?);
         }
@@ -122,7 +143,9 @@ mod tests {
         for (name, tensor) in new.weights("") {
             let values = tensor.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             match before.get(&name) {
-                Some(old) => assert_eq!(values, old.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "{name} is taken"),
+                Some(old) => {
+                    assert_eq!(values, old.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "{name} is taken")
+                }
                 None => assert!(values.iter().all(|&x| x == 0.0), "{name} starts at zero"),
             }
         }
