@@ -183,7 +183,7 @@ fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging
             18 if dice.below(8) == 0 => {
                 // A model change, the way a host makes one: loading a project that uses another model.
                 // Alternately the folk model's folder and the built-in model.
-                let (session, model) = if model_changes % 2 == 0 {
+                let (session, model) = if model_changes.is_multiple_of(2) {
                     (session_for_folk.clone(), serde_json::json!({ "folder": folk }))
                 } else {
                     (

@@ -345,7 +345,10 @@ fn chord_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn written_seeds() -> Vec<(&'static str, Vec<(&'static str, Vec<u8>)>)> {
+/// A target's seeds: each file's name and bytes.
+type Seeds = Vec<(&'static str, Vec<u8>)>;
+
+fn written_seeds() -> Vec<(&'static str, Seeds)> {
     vec![
         ("clip", clip_seeds()),
         ("session_restore", session_seeds()),

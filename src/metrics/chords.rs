@@ -175,7 +175,7 @@ fn scale_of_key(weights: &[f64; 12]) -> Option<PitchClasses> {
 /// number of beats (beats 1 and 3 of 4/4, 1 and 4 of 6/8).
 pub fn strong_beat_steps(representation: &Representation) -> usize {
     let bar = representation.steps_per_bar();
-    if representation.meter.numerator % 2 == 0 {
+    if representation.meter.numerator.is_multiple_of(2) {
         bar / 2
     } else {
         bar

@@ -338,8 +338,8 @@ impl ModelCard {
             }
         }
         if arch.patch == 0
-            || representation.steps_per_bar() % arch.patch != 0
-            || representation.pitch_count() % arch.patch != 0
+            || !representation.steps_per_bar().is_multiple_of(arch.patch)
+            || !representation.pitch_count().is_multiple_of(arch.patch)
         {
             return Err(field(
                 "architecture.patch",
@@ -369,7 +369,9 @@ impl ModelCard {
                 ));
             }
         }
-        if self.preset == Preset::Midinet && self.latent_size % usize::from(representation.bars_per_phrase) != 0 {
+        if self.preset == Preset::Midinet
+            && !self.latent_size.is_multiple_of(usize::from(representation.bars_per_phrase))
+        {
             return Err(field(
                 "latent_size",
                 format!(

@@ -102,7 +102,7 @@ impl Grid {
     }
 
     fn is_on_grid(self, tick: u64) -> bool {
-        tick * self.numerator % self.denominator == 0
+        (tick * self.numerator).is_multiple_of(self.denominator)
     }
 }
 

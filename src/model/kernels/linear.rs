@@ -180,7 +180,7 @@ mod tests {
             assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5 * (1.0 + y.abs())));
         }
         assert!(
-            fused.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().any(|&y| y == 0.0),
+            fused.flatten_all().unwrap().to_vec1::<f32>().unwrap().contains(&0.0),
             "the test reaches relu's flat side"
         );
     }

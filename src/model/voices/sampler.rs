@@ -162,7 +162,7 @@ impl ChordGuide {
 
     /// Moves the scores of a step's choices; `holding` is the row + 1 the voice sounds (0 resting).
     fn apply(&self, step: usize, holding: u32, scores: &mut [f32]) {
-        let chord = if step % self.strong_steps == 0 {
+        let chord = if step.is_multiple_of(self.strong_steps) {
             self.bars[(step / self.steps_per_bar).min(GUIDE_BARS - 1)]
         } else {
             ALL_PITCH_CLASSES

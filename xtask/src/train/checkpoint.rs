@@ -25,6 +25,9 @@ fn raw(tensor: &Tensor) -> anyhow::Result<(Dtype, Vec<usize>, Vec<u8>)> {
     })
 }
 
+/// A tensor as safetensors stores it: its type, shape and little-endian bytes.
+type RawTensor = (Dtype, Vec<usize>, Vec<u8>);
+
 /// Writes `tensors` with `metadata` to `path` atomically: temp file, fsync, rename, fsync of
 /// the folder.
 pub fn write_atomically(
@@ -32,7 +35,7 @@ pub fn write_atomically(
     tensors: &[(String, Tensor)],
     metadata: HashMap<String, String>,
 ) -> anyhow::Result<()> {
-    let raws: Vec<(String, (Dtype, Vec<usize>, Vec<u8>))> =
+    let raws: Vec<(String, RawTensor)> =
         tensors.iter().map(|(name, t)| Ok((name.clone(), raw(t)?))).collect::<anyhow::Result<_>>()?;
     let views: Vec<(String, TensorView)> = raws
         .iter()

@@ -294,7 +294,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         // else needs it, and keeping that graph makes every backward op record itself.
         std::env::set_var("CANDLE_GRAD_DO_NOT_DETACH", "1");
     }
-    if config.batch == 0 || !(config.lr > 0.0) {
+    if config.batch == 0 || !config.lr.is_finite() || config.lr <= 0.0 {
         bail!("--batch must be at least 1 and --lr above 0");
     }
     let warm = config.warm_start.as_deref().map(warm_start::WarmStart::read).transpose()?;
@@ -449,7 +449,7 @@ impl Run<'_> {
                 log.train(state, &losses)?;
                 progress.set_position(state.step);
                 progress.set_message(format!("epoch {} loss {:.3}", state.epoch + 1, losses[0]));
-                if state.step % self.args.checkpoint_every == 0 {
+                if state.step.is_multiple_of(self.args.checkpoint_every) {
                     self.checkpoint(objective, state, rng, order, &mut log, card)?;
                 }
             }

@@ -275,7 +275,7 @@ impl Gan {
             real.narrow(1, tracks, tracks)?.sum(1)?.reshape((batch * bars, r.steps_per_bar() * r.pitch_count()))?;
         let mut chords = bar_chords(&sustain.to_vec2::<f32>()?, r.pitch_count(), r.lowest_pitch);
         for phrase in chords.chunks_mut(bars) {
-            if rng.next_u32() % 2 == 0 {
+            if rng.next_u32().is_multiple_of(2) {
                 phrase.iter_mut().for_each(|c| *c = [0.0; CHORD_SIZE]);
             }
         }
