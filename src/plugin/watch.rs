@@ -31,7 +31,10 @@ impl CaptureLine {
     /// heard whole, so no take is ever made across the gap.
     pub fn send(&mut self, event: CaptureEvent) {
         let event = match event {
-            CaptureEvent::Note { .. } if self.gap => return,
+            CaptureEvent::Note { .. } if self.gap => {
+                self.lost.fetch_add(1, Ordering::Release);
+                return;
+            }
             _ if self.gap => CaptureEvent::Break,
             event => event,
         };
@@ -61,6 +64,9 @@ pub struct ParameterWatch {
     lost: Arc<AtomicU64>,
     /// Of the events lost, those the user has been told of.
     lost_told: u64,
+    /// Events lost since losing began, while it goes on from poll to poll (a gap lasts to the
+    /// next bar line), so that the status line gives the whole count, not its last part.
+    lost_in_gap: u64,
 }
 
 /// A capture ring of `capacity` events between the audio thread and the engine.
@@ -69,7 +75,7 @@ pub fn capture_line(params: Arc<DreamrollParams>, capacity: usize) -> (CaptureLi
     let (heard, lost) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let recorder = Recorder::new(params.take_length.value().bars());
     let line = CaptureLine { events, sent: 0, heard: heard.clone(), lost: lost.clone(), gap: false };
-    (line, ParameterWatch { params, captured, recorder, heard, lost, lost_told: 0 })
+    (line, ParameterWatch { params, captured, recorder, heard, lost, lost_told: 0, lost_in_gap: 0 })
 }
 
 impl Watch for ParameterWatch {
@@ -86,8 +92,12 @@ impl Watch for ParameterWatch {
         self.heard.fetch_add(count, Ordering::AcqRel);
         params.bars_heard.store(self.recorder.bars_toward_take() as u32, Ordering::Relaxed);
         let lost = self.lost.load(Ordering::Acquire);
+        self.lost_in_gap = if lost > self.lost_told { self.lost_in_gap + lost - self.lost_told } else { 0 };
         let problem = (lost > self.lost_told).then(|| {
-            format!("{} notes and bar lines played in were lost (the engine fell behind); the take in progress was discarded", lost - self.lost_told)
+            format!(
+                "{} notes and bar lines played in were lost (the engine fell behind); the take in progress was discarded",
+                self.lost_in_gap
+            )
         });
         self.lost_told = lost;
         Polled { fingerprint: params::pattern_fingerprint(params), problem }
@@ -150,11 +160,12 @@ mod tests {
             assert!(line.all_heard());
         }
         assert_eq!(params.clip.get(), None, "the take with a gap is not kept");
-        // 42 events in one block, 16 of them fitting.
-        assert_eq!(
-            problems,
-            ["26 notes and bar lines played in were lost (the engine fell behind); the take in progress was discarded"]
-        );
+        // 42 events in one block, 16 of them fitting; then the rest of the bar's notes (two a
+        // quarter) are dropped until its bar line, and the count grows to the whole gap.
+        let told = |lost: u32| {
+            format!("{lost} notes and bar lines played in were lost (the engine fell behind); the take in progress was discarded")
+        };
+        assert_eq!(problems, [told(26), told(28), told(30)]);
         // The next four bars are heard whole, and are the take.
         for quarter in 16..32 {
             play_quarter(&mut tap, &mut line, quarter, 0);
