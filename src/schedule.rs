@@ -198,14 +198,18 @@ pub const MOST_BARS_PER_BLOCK: f64 = 1024.0;
 pub const FARTHEST_QUARTER: f64 = (1u64 << 40) as f64;
 
 impl Window {
-    /// Whether the block can be played with bounded work: see [`MOST_BARS_PER_BLOCK`].
+    /// Whether the block can be played with bounded work: see [`MOST_BARS_PER_BLOCK`]. Its
+    /// bar must also hold its start (as [`crate::plugin::window_from`] makes sure): a bar line
+    /// far behind the position would have the capture walk every bar in between.
     pub fn is_playable(&self) -> bool {
         let span = f64::from(self.samples) * self.tempo / (60.0 * self.sample_rate);
         let within = |quarters: f64| quarters.abs() <= FARTHEST_QUARTER;
+        let into_bar = self.start - self.bar_start;
         self.sample_rate >= 1.0
             && self.tempo > 0.0
             && within(self.start)
             && within(self.bar_start)
+            && (-1e-6..self.bar_quarters() + 1e-6).contains(&into_bar)
             && self.bar_number.unsigned_abs() <= FARTHEST_QUARTER as u64
             && span <= MOST_BARS_PER_BLOCK * self.bar_quarters()
     }
@@ -556,6 +560,8 @@ mod tests {
             Window { sample_rate: f64::NAN, ..window(0.0, 512) },
             Window { start: 1e300, bar_start: 1e300, bar_number: i64::MAX, ..window(0.0, 512) },
             Window { bar_number: i64::MIN, ..window(0.0, 512) },
+            // A bar line 2^39 quarters behind the position.
+            Window { bar_start: -(FARTHEST_QUARTER / 2.0), ..window(0.0, 512) },
             Window { start: f64::NAN, ..window(0.0, 512) },
         ];
         for (index, block) in hostile.iter().enumerate() {
