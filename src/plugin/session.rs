@@ -90,6 +90,22 @@ pub fn parse_session(text: &str) -> Result<Session, SessionError> {
     read_session(text).map(|(session, _)| session)
 }
 
+/// The settings' own numbers are finite: JSON has no infinity, so one would be saved as `null`
+/// and the project refused the next time it opens.
+fn check_numbers(settings: &Settings) -> Result<(), String> {
+    let request = &settings.request;
+    let numbers = request.knobs.iter().chain(&request.named).chain(request.temperature.as_ref()).chain([
+        &request.variation,
+        &request.density,
+        &settings.voicing.humanise,
+        &settings.source.distance,
+    ]);
+    match numbers.copied().find(|value| !value.is_finite()) {
+        Some(value) => Err(format!("a setting of {value}")),
+        None => Ok(()),
+    }
+}
+
 /// Reads a saved session, checking its size and version before anything else and every
 /// number the scheduler will trust; with it, a line for each clip or morph point dropped as
 /// damaged.
@@ -110,6 +126,7 @@ pub fn read_session(text: &str) -> Result<(Session, Vec<String>), SessionError> 
     let mut pattern = saved.pattern;
     check_pattern(&mut pattern).map_err(SessionError::Damaged)?;
     let settings = saved.settings;
+    check_numbers(&settings).map_err(SessionError::Damaged)?;
     let settings_points = settings.source.morph.iter().flat_map(|morph| [&morph.a, &morph.b]);
     for point in settings_points {
         check_point(point).map_err(SessionError::Damaged)?;
