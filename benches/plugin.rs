@@ -22,27 +22,7 @@ use std::time::{Duration, Instant};
 fn plugin_library() -> PathBuf {
     let exe = std::env::current_exe().expect("the bench has a path");
     let profile_dir = exe.ancestors().nth(2).expect("target/<profile>/deps/<bench>");
-    let name = if cfg!(target_os = "macos") {
-        "libdreamroll.dylib"
-    } else if cfg!(windows) {
-        "dreamroll.dll"
-    } else {
-        "libdreamroll.so"
-    };
-    profile_dir.join(name)
-}
-
-fn playing_at(beats: f64) -> Transport {
-    Transport {
-        playing: true,
-        tempo: 120.0,
-        beats,
-        bar_start: (beats / 4.0).floor() * 4.0,
-        bar_number: (beats / 4.0).floor() as i32,
-        numerator: 4,
-        denominator: 4,
-        loop_range: None,
-    }
+    profile_dir.join(clap_host::PLUGIN_LIBRARY)
 }
 
 /// Resident memory of this process, in bytes (Linux; elsewhere 0).
@@ -65,7 +45,7 @@ fn process_block(c: &mut Criterion) {
     let mut block = |plugin: &mut ClapInstance| {
         let beats = (index % 1500) as f64 * quarters_per_block;
         index += 1;
-        plugin.process(512, &playing_at(beats), &[]).0.len()
+        plugin.process(512, &Transport::four_four(beats, 120.0, true), &[]).0.len()
     };
     for _ in 0..200 {
         block(&mut plugin);
@@ -98,7 +78,7 @@ fn worst_block(c: &mut Criterion) {
     let mut block = |plugin: &mut ClapInstance| {
         let beats = (index % 64) as f64 * quarters_per_block;
         index += 1;
-        let transport = Transport { tempo, ..playing_at(beats) };
+        let transport = Transport { tempo, ..Transport::four_four(beats, 120.0, true) };
         plugin.process(FRAMES, &transport, &[]).0.len()
     };
     assert!(block(&mut plugin) > 1000, "the block is full of notes");
@@ -118,7 +98,7 @@ fn load_to_first_note(c: &mut Criterion) {
                 let started = Instant::now();
                 let mut plugin = ClapInstance::load(&library);
                 plugin.activate(48_000.0, 512);
-                let (played, _) = plugin.process(512, &playing_at(0.0), &[]);
+                let (played, _) = plugin.process(512, &Transport::four_four(0.0, 120.0, true), &[]);
                 total += started.elapsed();
                 assert!(played.iter().any(|p| p.on && p.sample == 0), "the first block starts the first notes");
             }

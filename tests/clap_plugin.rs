@@ -8,19 +8,6 @@ mod hosts;
 use clap_host::{ClapInstance, Played, Transport};
 use std::collections::BTreeSet;
 
-fn transport_at(beats: f64, tempo: f64, playing: bool) -> Transport {
-    Transport {
-        playing,
-        tempo,
-        beats,
-        bar_start: (beats / 4.0).floor() * 4.0,
-        bar_number: (beats / 4.0).floor() as i32,
-        numerator: 4,
-        denominator: 4,
-        loop_range: None,
-    }
-}
-
 /// Plays from the song's start for `samples`, in blocks cycling through `sizes`.
 fn play(plugin: &mut ClapInstance, rate: f64, tempo: f64, samples: u64, sizes: &[u32]) -> Vec<Played> {
     let start = plugin.position;
@@ -32,7 +19,7 @@ fn play(plugin: &mut ClapInstance, rate: f64, tempo: f64, samples: u64, sizes: &
         }
         let frames = size.min((samples - done) as u32);
         let beats = done as f64 * tempo / 60.0 / rate;
-        played.extend(plugin.process(frames, &transport_at(beats, tempo, true), &[]).0);
+        played.extend(plugin.process(frames, &Transport::four_four(beats, tempo, true), &[]).0);
     }
     played.iter().map(|p| Played { sample: p.sample - start, ..*p }).collect()
 }
@@ -205,7 +192,7 @@ fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging
             }
             _ => {}
         }
-        let transport = Transport { playing, ..transport_at(beats, tempo, playing) };
+        let transport = Transport { playing, ..Transport::four_four(beats, tempo, playing) };
         let (played, peak) = plugin.process(frames, &transport, &changes);
         assert!(!peak.is_nan(), "block {block}: the plugin left its audio output unwritten");
         for event in played {
@@ -221,7 +208,7 @@ fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging
         }
     }
     // Stopping releases everything still owed.
-    let (played, _) = plugin.process(64, &transport_at(beats, tempo, false), &[]);
+    let (played, _) = plugin.process(64, &Transport::four_four(beats, tempo, false), &[]);
     for event in played {
         assert!(!event.on && sounding.remove(&(event.channel, event.key)));
     }
@@ -328,7 +315,7 @@ fn notes_played_into_the_plugin_pass_through_on_their_samples() {
         Played { sample: 10, on: true, channel: 9, key: 36, velocity: 100 },
         Played { sample: 300, on: false, channel: 9, key: 36, velocity: 0 },
     ];
-    let (out, _) = plugin.process_with_notes(512, &transport_at(0.0, 120.0, true), &[], &played_in);
+    let (out, _) = plugin.process_with_notes(512, &Transport::four_four(0.0, 120.0, true), &[], &played_in);
     let got: Vec<(u64, bool, u8, u8)> = out.iter().map(|p| (p.sample, p.on, p.channel, p.key)).collect();
     assert_eq!(
         got,
@@ -375,7 +362,9 @@ fn an_offline_bounce_switches_to_a_turned_knob_exactly_at_the_next_bar_line() {
     for block in 0..1500u64 {
         let beats = block as f64 * 512.0 * 2.0 / 48_000.0;
         let changes = if block * 512 == bar_three { vec![(0, knob.0, knob.1)] } else { Vec::new() };
-        played.extend(plugin.process(512, &transport_at(beats, 120.0, true), &changes).0.into_iter().filter(|p| p.on));
+        played.extend(
+            plugin.process(512, &Transport::four_four(beats, 120.0, true), &changes).0.into_iter().filter(|p| p.on),
+        );
     }
     assert_ne!(before, after, "the knob changes the music");
     assert_eq!(played, expected);
@@ -461,7 +450,8 @@ fn a_take_played_in_is_varied_from_the_next_bar_line_as_render_varies_it_and_rec
             })
             .collect();
         let beats = from as f64 / quarter as f64;
-        let (out, _) = plugin.process_with_notes(BLOCK as u32, &transport_at(beats, 120.0, true), &[], &played_in);
+        let (out, _) =
+            plugin.process_with_notes(BLOCK as u32, &Transport::four_four(beats, 120.0, true), &[], &played_in);
         generated.extend(
             out.into_iter().filter(|p| p.on && p.sample >= 4 * BAR).map(|p| Played { sample: p.sample - 4 * BAR, ..p }),
         );
@@ -552,7 +542,7 @@ fn heard(plugin: &mut ClapInstance, rate: f64) -> (Vec<Played>, Vec<u32>) {
     let samples = (4.0 * 4.0 * 60.0 / 120.0 * rate) as u64;
     while plugin.position - start < samples {
         let beats = (plugin.position - start) as f64 * 2.0 / rate;
-        let (played, _) = plugin.process(BLOCK, &transport_at(beats, 120.0, true), &[]);
+        let (played, _) = plugin.process(BLOCK, &Transport::four_four(beats, 120.0, true), &[]);
         notes.extend(played.into_iter().map(|p| Played { sample: p.sample - start, ..p }));
         audio.extend(plugin.output(0, BLOCK).iter().map(|s| s.to_bits()));
     }
@@ -671,7 +661,7 @@ fn the_notes_go_out_and_the_preview_sounds_in_stereo_mono_or_without_audio() {
         let (mut notes, mut left) = (Vec::new(), Vec::new());
         for block in 0..375u32 {
             let (played, peak) =
-                plugin.process(512, &transport_at(f64::from(block) * 512.0 / 24_000.0, 120.0, true), &[]);
+                plugin.process(512, &Transport::four_four(f64::from(block) * 512.0 / 24_000.0, 120.0, true), &[]);
             assert!(!peak.is_nan(), "{channels} channels: the output is written");
             notes.extend(played);
             if channels > 0 {
@@ -713,7 +703,7 @@ fn notes_no_midi_message_can_carry_are_ignored_and_loud_ones_clamped() {
         note(403, false, 0, 65, 0.0),
         note(404, false, 0, 67, 0.0),
     ];
-    let (out, _) = plugin.process_with_input(512, &transport_at(0.0, 120.0, true), &[], &hostile);
+    let (out, _) = plugin.process_with_input(512, &Transport::four_four(0.0, 120.0, true), &[], &hostile);
     let got: Vec<(u64, bool, u8, u8, u8)> =
         out.iter().map(|p| (p.sample, p.on, p.channel, p.key, p.velocity)).collect();
     let expected = vec![
@@ -733,7 +723,7 @@ fn notes_no_midi_message_can_carry_are_ignored_and_loud_ones_clamped() {
     // Past the bar line: the one-bar take of what was played is the clip, and holds only what
     // MIDI can say.
     for block in 1..200u32 {
-        plugin.process(512, &transport_at(f64::from(block) * 512.0 / 24_000.0, 120.0, true), &[]);
+        plugin.process(512, &Transport::four_four(f64::from(block) * 512.0 / 24_000.0, 120.0, true), &[]);
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let session = loop {
@@ -862,7 +852,7 @@ proptest::proptest! {
                 }
                 beats += f64::from(block.frames) * block.tempo / 60.0 / rate;
             }
-            let (played, _) = plugin.process(64, &transport_at(0.0, 120.0, false), &[]);
+            let (played, _) = plugin.process(64, &Transport::four_four(0.0, 120.0, false), &[]);
             for event in played {
                 assert!(!event.on && sounding.remove(&(event.channel, event.key)), "{event:?} after the stop");
             }

@@ -3,6 +3,7 @@
 //! the same seed and knobs, each on the sample its tick implies, and a saved state reloads to the
 //! same audio. pedalboard (JUCE): it loads the plugin and lists its parameters.
 
+mod clap_host;
 mod hosts;
 
 use dreamroll::plugin::params::DreamrollParams;

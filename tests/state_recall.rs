@@ -9,23 +9,10 @@ mod hosts;
 use clap_host::{ClapInstance, Transport};
 use serde_json::Value;
 
-fn transport_at(beats: f64) -> Transport {
-    Transport {
-        playing: true,
-        tempo: 120.0,
-        beats,
-        bar_start: (beats / 4.0).floor() * 4.0,
-        bar_number: (beats / 4.0).floor() as i32,
-        numerator: 4,
-        denominator: 4,
-        loop_range: None,
-    }
-}
-
 /// Plays two bars at 120 BPM, 48 kHz, so that the engine's patterns have been heard.
 fn play_two_bars(plugin: &mut ClapInstance) {
     for block in 0..375u32 {
-        plugin.process(512, &transport_at(f64::from(block) * 512.0 * 2.0 / 48_000.0), &[]);
+        plugin.process(512, &Transport::four_four(f64::from(block) * 512.0 * 2.0 / 48_000.0, 120.0, true), &[]);
     }
 }
 
@@ -179,7 +166,9 @@ fn a_damaged_clip_or_morph_point_does_not_cost_the_pattern() {
     plugin.activate(48_000.0, 512);
     let mut played = Vec::new();
     for block in 0..375u32 {
-        played.extend(plugin.process(512, &transport_at(f64::from(block) * 512.0 * 2.0 / 48_000.0), &[]).0);
+        played.extend(
+            plugin.process(512, &Transport::four_four(f64::from(block) * 512.0 * 2.0 / 48_000.0, 120.0, true), &[]).0,
+        );
     }
     let keys: Vec<(u8, u8)> = played.iter().filter(|p| p.on).map(|p| (p.channel, p.key)).collect();
     assert_eq!(keys, vec![(0, 101); 2], "the saved one-bar pattern, twice");

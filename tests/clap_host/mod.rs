@@ -38,6 +38,33 @@ pub struct Transport {
     pub loop_range: Option<(f64, f64)>,
 }
 
+impl Transport {
+    /// Playing (or stopped) in 4/4 at `tempo`, `beats` quarters from the song's start, with the
+    /// bar grid from the song's start: what most tests and benches drive the plugin with.
+    pub fn four_four(beats: f64, tempo: f64, playing: bool) -> Transport {
+        let bar = (beats / 4.0).floor();
+        Transport {
+            playing,
+            tempo,
+            beats,
+            bar_start: bar * 4.0,
+            bar_number: bar as i32,
+            numerator: 4,
+            denominator: 4,
+            loop_range: None,
+        }
+    }
+}
+
+/// The plugin's shared library as cargo names it on this OS (`target/<profile>/…`).
+pub const PLUGIN_LIBRARY: &str = if cfg!(target_os = "macos") {
+    "libdreamroll.dylib"
+} else if cfg!(windows) {
+    "dreamroll.dll"
+} else {
+    "libdreamroll.so"
+};
+
 /// A note event the plugin sent, at an absolute sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Played {

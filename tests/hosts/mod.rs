@@ -62,14 +62,7 @@ pub fn alloc_checked_plugin() -> &'static PathBuf {
             ]),
             "building the allocation-checked plugin",
         );
-        let name = if cfg!(target_os = "macos") {
-            "libdreamroll.dylib"
-        } else if cfg!(windows) {
-            "dreamroll.dll"
-        } else {
-            "libdreamroll.so"
-        };
-        target_dir().join("alloc-check").join(name)
+        target_dir().join("alloc-check").join(crate::clap_host::PLUGIN_LIBRARY)
     })
 }
 
