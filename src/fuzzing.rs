@@ -177,13 +177,7 @@ fn default_generator_once() -> &'static Generator {
 /// The engine's render of `settings` (`Engine::render`): the clip read by the model when the
 /// source reads one, the notes from `render_from`, voiced into a pattern. Errors are answers.
 fn render_as_the_engine_does(generator: &Generator, settings: &Settings) {
-    let clip = match settings.clip.as_deref().filter(|_| settings.source.mode != SourceMode::Dream) {
-        Some(take) => match generator.read_take(take, settings.request.bars) {
-            Ok(clip) => Some(clip),
-            Err(_) => return,
-        },
-        None => None,
-    };
+    let Ok(clip) = crate::engine::worker::clip_for(generator, settings) else { return };
     if let Ok(roll) = generator.render_from(&settings.request, &settings.source, clip.as_ref()) {
         build_pattern(&roll, &settings.voicing);
     }

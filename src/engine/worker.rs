@@ -13,7 +13,7 @@ use crate::metrics::attributes::Attribute;
 use crate::model::card::ModelCard;
 use crate::model::generator::{Generator, RenderRequest};
 use crate::model::source::Source;
-use crate::roll::{Clip, Take};
+use crate::roll::{Clip, ClipError, Take};
 use crate::schedule::Pattern;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
@@ -291,6 +291,13 @@ fn clip_shown(clip: &Clip, voicing: &PatternOptions, generator: &Generator) -> C
     ClipShown { pattern: Arc::new(build_pattern(&clip.roll, voicing)), summary }
 }
 
+/// The clip as `generator` reads it for `settings`, where their source reads one: the one
+/// path from a saved take to what a render is given, for the engine and the fuzz targets.
+pub fn clip_for(generator: &Generator, settings: &Settings) -> Result<Option<Clip>, ClipError> {
+    let reads = settings.source.mode.reads_clip(!settings.source.chords.is_empty());
+    settings.clip.as_deref().filter(|_| reads).map(|take| generator.read_take(take, settings.request.bars)).transpose()
+}
+
 struct Worker {
     generator: Generator,
     source: ModelSource,
@@ -488,20 +495,13 @@ impl Worker {
         // Whatever happens, this pair has been answered: a failing render is not retried in
         // a loop, only when the user changes something.
         self.answered = Some((self.source.clone(), settings.clone()));
-        let clip = match settings
-            .clip
-            .as_deref()
-            .filter(|_| settings.source.mode.reads_clip(!settings.source.chords.is_empty()))
-        {
-            Some(take) => match self.generator.read_take(take, settings.request.bars) {
-                Ok(clip) => Some(clip),
-                Err(error) => {
-                    self.report(format!("the clip cannot be used: {error}; the pattern playing stays"));
-                    lock(&self.published).clip = None;
-                    return;
-                }
-            },
-            None => None,
+        let clip = match clip_for(&self.generator, &settings) {
+            Ok(clip) => clip,
+            Err(error) => {
+                self.report(format!("the clip cannot be used: {error}; the pattern playing stays"));
+                lock(&self.published).clip = None;
+                return;
+            }
         };
         match self.generator.render_from(&settings.request, &settings.source, clip.as_ref()) {
             Ok(roll) => {
