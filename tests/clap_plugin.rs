@@ -331,21 +331,8 @@ fn an_offline_bounce_switches_to_a_turned_knob_exactly_at_the_next_bar_line() {
     // the old pattern: a knob turned at bar 3's first block is heard from that bar line on.
     let (clap, _) = hosts::bundles();
     let dir = tempfile::tempdir().unwrap();
-    let ons = |midi: &[u8]| -> Vec<Played> {
-        hosts::events_of_file(midi, 48_000, 120.0)
-            .into_iter()
-            .filter(|e| e.is_on())
-            .map(|e| Played {
-                sample: u64::from(e.offset),
-                on: true,
-                channel: e.channel,
-                key: e.pitch,
-                velocity: e.velocity,
-            })
-            .collect()
-    };
-    let before = ons(&hosts::render_file(dir.path(), &["--bars", "8", "--seed", "42", "--bpm", "120"]));
-    let after = ons(&hosts::render_file(dir.path(), &["--bars", "8", "--seed", "42", "--bpm", "120", "--knob", "1=2"]));
+    let before = rendered_ons(dir.path(), &["--bars", "8", "--seed", "42", "--bpm", "120"]);
+    let after = rendered_ons(dir.path(), &["--bars", "8", "--seed", "42", "--bpm", "120", "--knob", "1=2"]);
     let bar_three = 2 * 96_000u64;
     let expected: Vec<Played> = before
         .iter()

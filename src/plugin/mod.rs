@@ -325,6 +325,23 @@ impl Dreamroll {
     }
 }
 
+/// A layout with no audio input and `channels` of preview output (none: MIDI only).
+const fn output_layout(channels: Option<NonZeroU32>, name: &'static str) -> AudioIOLayout {
+    AudioIOLayout {
+        main_input_channels: None,
+        main_output_channels: channels,
+        aux_input_ports: &[],
+        aux_output_ports: &[],
+        names: PortNames {
+            layout: Some(name),
+            main_input: None,
+            main_output: if channels.is_some() { Some("Preview") } else { None },
+            aux_inputs: &[],
+            aux_outputs: &[],
+        },
+    }
+}
+
 impl Plugin for Dreamroll {
     const NAME: &'static str = "Dreamroll";
     const VENDOR: &'static str = "Dreamroll";
@@ -335,45 +352,9 @@ impl Plugin for Dreamroll {
     /// Stereo first, as most hosts take the first; mono and MIDI-only for hosts and tracks
     /// that offer only those, where the notes go out all the same.
     const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[
-        AudioIOLayout {
-            main_input_channels: None,
-            main_output_channels: NonZeroU32::new(2),
-            aux_input_ports: &[],
-            aux_output_ports: &[],
-            names: PortNames {
-                layout: Some("Stereo preview"),
-                main_input: None,
-                main_output: Some("Preview"),
-                aux_inputs: &[],
-                aux_outputs: &[],
-            },
-        },
-        AudioIOLayout {
-            main_input_channels: None,
-            main_output_channels: NonZeroU32::new(1),
-            aux_input_ports: &[],
-            aux_output_ports: &[],
-            names: PortNames {
-                layout: Some("Mono preview"),
-                main_input: None,
-                main_output: Some("Preview"),
-                aux_inputs: &[],
-                aux_outputs: &[],
-            },
-        },
-        AudioIOLayout {
-            main_input_channels: None,
-            main_output_channels: None,
-            aux_input_ports: &[],
-            aux_output_ports: &[],
-            names: PortNames {
-                layout: Some("MIDI only"),
-                main_input: None,
-                main_output: None,
-                aux_inputs: &[],
-                aux_outputs: &[],
-            },
-        },
+        output_layout(NonZeroU32::new(2), "Stereo preview"),
+        output_layout(NonZeroU32::new(1), "Mono preview"),
+        output_layout(None, "MIDI only"),
     ];
     const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
     const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
