@@ -177,7 +177,7 @@ impl Take {
         assignment: TrackAssignment,
         bars: usize,
     ) -> Result<Clip, ClipError> {
-        if self.meter != representation.meter {
+        if !self.meter.reads_as(representation.meter) {
             return Err(ClipError::Meter { found: self.meter, wanted: representation.meter });
         }
         let kept_bars = bars.clamp(1, self.bars as usize);

@@ -123,7 +123,7 @@ pub fn score_to_piece(
     let mut segments = Vec::new();
     for span in meter_spans(score) {
         let in_span = |note: &&ScoreNote| span.start <= note.start && note.start < span.end;
-        if span.meter != representation.meter {
+        if !span.meter.reads_as(representation.meter) {
             report.other_meter += score.notes.iter().filter(in_span).count();
             continue;
         }
@@ -324,6 +324,19 @@ mod tests {
         );
         assert_eq!(piece.segments[0].notes(), vec![grid(0, 12, 67, 4), grid(0, 16, 72, 16)]);
         assert_eq!(piece.bar_count(), 2);
+    }
+
+    #[test]
+    fn a_reel_in_cut_time_is_read_as_common_time() {
+        let half = 2 * u64::from(TPQ);
+        let notes = vec![note(0, 0, 60, 0, half), note(0, 0, 62, half, 2 * half), note(0, 0, 64, 2 * half, 3 * half)];
+        let piece = score_to_piece(
+            &score(notes, vec![(0, Meter::new(2, 2).unwrap())]),
+            &two_voices(),
+            TrackAssignment::ByChannel,
+        );
+        assert_eq!(piece.report.other_meter, 0);
+        assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 8), grid(0, 8, 62, 8), grid(0, 16, 64, 8)]);
     }
 
     #[test]

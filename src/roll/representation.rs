@@ -23,13 +23,23 @@ impl Meter {
         Ok(meter)
     }
 
-    /// Any meter a MIDI file can state. Free-metre folk songs notate bars of 116/4, so the
-    /// numerator is not bounded here; a representation bounds it (see [`MAX_BEATS_PER_BAR`]).
     /// A bar's length in quarter notes (6/8 is three).
     pub fn quarters_per_bar(self) -> f64 {
         f64::from(self.numerator) * 4.0 / f64::from(self.denominator)
     }
 
+    /// Whether music notated in `self` is the same music in `model`'s bars: the same meter,
+    /// or cut time and common time (2/2 and 4/4), which differ only in the beat it is counted
+    /// in — the same bar, the same strong first and third quarter, the same 16th grid.
+    /// O'Neill's and Ryan's reels are notated in 2/2. Meters of one length but another
+    /// grouping (3/4 and 6/8) are different music and stay apart.
+    pub fn reads_as(self, model: Meter) -> bool {
+        let duple = |m: Meter| m.numerator.is_power_of_two() && m.denominator <= 4;
+        self == model || (duple(self) && duple(model) && self.quarters_per_bar() == model.quarters_per_bar())
+    }
+
+    /// Any meter a MIDI file can state. Free-metre folk songs notate bars of 116/4, so the
+    /// numerator is not bounded here; a representation bounds it (see [`MAX_BEATS_PER_BAR`]).
     fn validate(self) -> Result<(), RepresentationError> {
         if self.numerator == 0 {
             return Err(RepresentationError::new(format!("meter {self}: a bar needs at least one beat")));
@@ -239,6 +249,17 @@ mod tests {
         let mut representation = satb();
         change(&mut representation);
         representation.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn cut_time_reads_as_common_time_and_compound_meters_stay_apart() {
+        let m = |n, d| Meter::new(n, d).unwrap();
+        assert!(m(2, 2).reads_as(Meter::COMMON));
+        assert!(Meter::COMMON.reads_as(m(2, 2)));
+        assert!(m(3, 4).reads_as(m(3, 4)));
+        assert!(!m(6, 8).reads_as(m(3, 4)), "one length, another grouping");
+        assert!(!m(2, 4).reads_as(Meter::COMMON), "half the bar");
+        assert!(!m(8, 8).reads_as(Meter::COMMON), "eighth-note beats are grouped, not counted in quarters");
     }
 
     #[test]

@@ -101,8 +101,51 @@ pub fn run(args: CorpusArgs) -> Result<()> {
     if !status.success() {
         bail!("the converter failed ({status}); see its output above");
     }
+    if !matches!(args.only, Some(Collection::Chorales)) {
+        let files = gather_public_domain_folk(&out)?;
+        println!("corpus: {files} public-domain folk tunes gathered into {}", out.join(PUBLIC_DOMAIN_FOLK).display());
+    }
     println!("corpus: done in {:.0} s, written to {}", started.elapsed().as_secs_f64(), out.display());
     Ok(())
+}
+
+/// The folk tunes a producer may use in released music: the Essen collection's terms are
+/// non-commercial research only, so a model meant for music leaves it out.
+const PUBLIC_DOMAIN_FOLK: &str = "folk-public-domain";
+/// The 19th-century and early-20th-century books in music21's folk corpus, all long out of
+/// copyright: O'Neill's Music of Ireland (1850 selection), Aird's Selection of Scotch,
+/// English, Irish and Foreign Airs, Ryan's Mammoth Collection, and miscFolk (The American
+/// Veteran Fifer, Northumbrian Minstrelsy).
+const PUBLIC_DOMAIN_SOURCES: [&str; 4] = ["oneills1850", "airdsAirs", "ryansMammoth", "miscFolk"];
+
+/// Makes `folk-public-domain/<source>/` beside `folk/` from the public-domain sources alone
+/// (hard links where the file system allows, copies elsewhere), so that a model trained on
+/// it names one folder as its data. Returns how many tunes it holds.
+fn gather_public_domain_folk(out: &Path) -> Result<usize> {
+    let target = out.join(PUBLIC_DOMAIN_FOLK);
+    if target.exists() {
+        std::fs::remove_dir_all(&target).with_context(|| format!("cannot clear {}", target.display()))?;
+    }
+    let mut files = 0;
+    for source in PUBLIC_DOMAIN_SOURCES {
+        let from = out.join("folk").join(source);
+        let to = target.join(source);
+        std::fs::create_dir_all(&to).with_context(|| format!("cannot create {}", to.display()))?;
+        let entries = std::fs::read_dir(&from)
+            .with_context(|| format!("{} is missing: the folk conversion did not write it", from.display()))?;
+        for entry in entries {
+            let path = entry.with_context(|| format!("cannot list {}", from.display()))?.path();
+            if path.extension().is_some_and(|e| e == "mid") {
+                let dest = to.join(path.file_name().expect("a listed file has a name"));
+                if std::fs::hard_link(&path, &dest).is_err() {
+                    std::fs::copy(&path, &dest)
+                        .with_context(|| format!("cannot copy {} to {}", path.display(), dest.display()))?;
+                }
+                files += 1;
+            }
+        }
+    }
+    Ok(files)
 }
 
 fn venv_python(venv: &Path) -> PathBuf {
@@ -238,6 +281,21 @@ mod tests {
         if Path::new("/bin/true").exists() {
             assert!(check_python(Path::new("/bin/true")).is_err());
         }
+    }
+
+    #[test]
+    fn the_public_domain_folk_leaves_essen_out() {
+        let out = std::env::temp_dir().join(format!("dreamroll-pd-folk-{}", std::process::id()));
+        for source in ["essen", "oneills1850", "airdsAirs", "ryansMammoth", "miscFolk"] {
+            let dir = out.join("folk").join(source);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{source}_0001.mid")), b"MThd").unwrap();
+        }
+        assert_eq!(gather_public_domain_folk(&out).unwrap(), 4);
+        assert!(!out.join(PUBLIC_DOMAIN_FOLK).join("essen").exists());
+        assert!(out.join(PUBLIC_DOMAIN_FOLK).join("oneills1850").join("oneills1850_0001.mid").is_file());
+        assert_eq!(gather_public_domain_folk(&out).unwrap(), 4, "a rebuild starts the folder afresh");
+        std::fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]
