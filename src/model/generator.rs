@@ -5,7 +5,7 @@ use super::card::{CardError, ModelCard, Preset};
 use super::completion::{kept_when_varied, slerp, GivenParts, SourceError, CHORD_BIAS, KEY_BIAS};
 use super::latent::{anchored_latent, phrase_latents};
 use super::layers::Shape;
-use super::learned_phrases::{LearnedPhrases, LEARNED_PHRASES_FILE};
+use super::learned_phrases::{LearnedPhrases, LEARNED_PHRASES_FILE, REDRAWS};
 use super::midinet::{MidinetGenerator, CHORD_SIZE};
 use super::musegan::MuseganGenerator;
 use super::rolls::{logits_to_roll, DecodeOptions};
@@ -14,6 +14,8 @@ use super::vae::{Decoder, Encoder};
 use super::voices::network::{VoiceNetwork, VoiceShape};
 use super::voices::sampler::Sampling;
 use super::voices::sampler::{ChordGuide, ALL_PITCH_CLASSES, GUIDE_BARS};
+use super::voices::seams::{given_around, seams, window, write_back};
+use super::voices::tokens::{roll_to_tokens, tokens_to_roll};
 use super::voices::{VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
 use crate::files::{read_limited, FileError};
 use crate::metrics::chords::{bar_chords, key_scale, key_scale_of_chords, strong_beat_steps, PitchClasses};
@@ -358,30 +360,41 @@ impl Generator {
 
     /// `bars` bars: phrases from the seed's latent walk, joined and cut to length.
     pub fn render(&self, request: &RenderRequest) -> candle_core::Result<Roll> {
-        let bars_per_phrase = usize::from(self.card.representation.bars_per_phrase);
-        let phrases = request.bars.max(1).div_ceil(bars_per_phrase);
         let latents =
-            super::latent::phrase_latents(&self.card, request.seed, request.steering(), request.variation, phrases);
-        let joined = self.decode_latents(&latents, request)?;
-        Ok(joined.slice(0..request.bars.max(1) * self.card.representation.steps_per_bar()))
+            phrase_latents(&self.card, request.seed, request.steering(), request.variation, self.phrases_of(request));
+        self.render_loop(&latents, request, None)
     }
 
-    /// One phrase per latent, decoded as the request says and joined.
-    pub(crate) fn decode_latents(&self, latents: &[Vec<f32>], request: &RenderRequest) -> candle_core::Result<Roll> {
+    /// Phrases a request's loop takes (the last may be cut short).
+    fn phrases_of(&self, request: &RenderRequest) -> usize {
+        request.bars.max(1).div_ceil(usize::from(self.card.representation.bars_per_phrase))
+    }
+
+    /// The loop a request asks for, one phrase per latent (with the strong beats on `chords`,
+    /// bar by bar, where given), cut to length and joined at every phrase start and at the wrap.
+    fn render_loop(
+        &self,
+        latents: &[Vec<f32>],
+        request: &RenderRequest,
+        chords: Option<&[PitchClasses]>,
+    ) -> candle_core::Result<Roll> {
         let options = self.request_options(request);
+        let steps_per_bar = self.card.representation.steps_per_bar();
         let phrases = match &self.network {
             // Each phrase draws from a stream named by the seed and its own latent, so that the
             // same latent plays the same phrase: with no variation the loop repeats exactly, at
-            // any temperature. Phrases start from silence, as the decoder learnt them.
+            // any temperature. Phrases start from silence, as the decoder learnt them; the
+            // seams are joined afterwards.
             Network::Voices(decoder) => {
                 let representation = Arc::new(self.card.representation.clone());
-                let sampling = voice_sampling(&options);
+                let bars_per_phrase = usize::from(representation.bars_per_phrase);
                 let mut phrases = Vec::with_capacity(latents.len());
-                for z in latents {
+                for (k, z) in latents.iter().enumerate() {
+                    let guide = chords.map(|chords| self.chord_guide(chords, k * bars_per_phrase..));
                     phrases.extend(decoder.phrases(
                         &representation,
                         std::slice::from_ref(z),
-                        sampling,
+                        voice_sampling(&DecodeOptions { guide, ..options.clone() }),
                         options.velocity,
                         &self.learned,
                         &mut phrase_stream(request.seed, z),
@@ -391,7 +404,76 @@ impl Generator {
             }
             _ => self.generate(latents, &options, &mut rand_chacha::ChaCha8Rng::seed_from_u64(request.seed))?,
         };
-        Ok(Roll::concat(&phrases).expect("at least one phrase"))
+        let whole = Roll::concat(&phrases).expect("at least one phrase");
+        self.join_seams(whole.slice(0..request.bars.max(1) * steps_per_bar), latents, request, chords)
+    }
+
+    /// The loop with each phrase's opening — up to its first strong beat after the downbeat —
+    /// written again knowing the half phrase before it (for the first phrase, the loop's
+    /// end, which it follows when the loop comes round) and the rest of its own, so that the
+    /// voices move into a phrase as they move inside one, rather than restart. The opening is
+    /// written under the latent halfway along the arc between the two phrases, from a stream
+    /// named by the seed and that latent: without variation every seam is written alike and
+    /// the loop still repeats exactly. The other presets decode every cell at once and
+    /// cannot keep what is around a seam: their loops play as decoded.
+    fn join_seams(
+        &self,
+        joined: Roll,
+        latents: &[Vec<f32>],
+        request: &RenderRequest,
+        chords: Option<&[PitchClasses]>,
+    ) -> candle_core::Result<Roll> {
+        let Some(decoder) = self.voice_decoder() else { return Ok(joined) };
+        let representation = joined.representation().clone();
+        let (steps_per_bar, bars_per_phrase) =
+            (representation.steps_per_bar(), usize::from(representation.bars_per_phrase));
+        let loop_bars = joined.steps() / steps_per_bar;
+        let options = self.request_options(request);
+        let mut tokens = roll_to_tokens(&joined).tokens;
+        for seam in seams(loop_bars, bars_per_phrase, steps_per_bar, strong_beat_steps(&representation)) {
+            let window = window(&tokens, seam.window_start, bars_per_phrase * steps_per_bar);
+            let before = seam.phrase.checked_sub(1).unwrap_or(latents.len() - 1);
+            let z = slerp(&latents[before], &latents[seam.phrase], 0.5);
+            let first_bar = seam.window_start / steps_per_bar;
+            let guide = chords.map(|chords| self.chord_guide(chords, (first_bar..).map(|bar| bar % loop_bars)));
+            let sampling = voice_sampling(&DecodeOptions { guide, ..options.clone() });
+            let given = given_around(&window, &seam.rewrite);
+            let stream = &mut phrase_stream(request.seed, &z);
+            // A joined phrase equal to a learned one is written again, the stream going on, as
+            // a phrase from silence is (see `VoiceDecoder::complete`).
+            let phrase =
+                seam.phrase * bars_per_phrase * steps_per_bar..(seam.phrase + 1) * bars_per_phrase * steps_per_bar;
+            let redraws = if sampling.temperature > 0.0 { REDRAWS } else { 0 };
+            for _ in 0..=redraws {
+                write_back(&mut tokens, &decoder.tokens(&z, &given, sampling, stream)?, &seam);
+                let whole =
+                    tokens.get(phrase.clone()).map(|span| tokens_to_roll(&representation, span, options.velocity));
+                if !whole.is_some_and(|whole| self.learned.contains(&whole)) {
+                    break;
+                }
+            }
+        }
+        Ok(tokens_to_roll(&representation, &tokens, options.velocity))
+    }
+
+    /// A guide putting the strong beats of each bar of a phrase on its chord (`chords` indexed
+    /// by loop bar, repeating; the phrase's bars are `bars`), and the notes between them in the
+    /// key the chords are in.
+    fn chord_guide(&self, chords: &[PitchClasses], bars: impl IntoIterator<Item = usize>) -> ChordGuide {
+        let representation = &self.card.representation;
+        let mut guide = ChordGuide {
+            bars: [0; GUIDE_BARS],
+            steps_per_bar: representation.steps_per_bar(),
+            strong_steps: strong_beat_steps(representation),
+            lowest_pitch: representation.lowest_pitch,
+            bias: CHORD_BIAS,
+            scale: key_scale_of_chords(chords).unwrap_or(ALL_PITCH_CLASSES),
+            scale_bias: KEY_BIAS,
+        };
+        for (chord, bar) in guide.bars.iter_mut().zip(bars).take(usize::from(representation.bars_per_phrase)) {
+            *chord = chords[bar % chords.len()];
+        }
+        guide
     }
 }
 
@@ -501,13 +583,11 @@ impl Generator {
     /// `request.bars` bars between two points: phrase k's latent is `morph.amount` of the way
     /// along the arc from A's phrase-k latent to B's (a clip point repeats its phrases).
     pub fn render_morph(&self, request: &RenderRequest, morph: &Morph) -> candle_core::Result<Roll> {
-        let card = self.card();
-        let bars = request.bars.max(1);
-        let phrases = bars.div_ceil(usize::from(card.representation.bars_per_phrase));
+        let phrases = self.phrases_of(request);
         let (a, b) = (self.point_latents(&morph.a, request, phrases)?, self.point_latents(&morph.b, request, phrases)?);
         let latents: Vec<Vec<f32>> =
             a.iter().zip(&b).map(|(a, b)| slerp(a, b, super::latent::unit_interval(morph.amount))).collect();
-        Ok(self.decode_latents(&latents, request)?.slice(0..bars * card.representation.steps_per_bar()))
+        self.render_loop(&latents, request, None)
     }
 
     /// A point's latents for `count` phrases.
@@ -540,46 +620,18 @@ impl Generator {
     /// `request.bars` bars from the seed's latent walk, as `render` writes them, but with the
     /// strong beats of bar b on `chords[b % chords.len()]` (see [`ChordGuide`]).
     pub fn render_following(&self, request: &RenderRequest, chords: &[PitchClasses]) -> candle_core::Result<Roll> {
-        let card = self.card();
-        let Some(decoder) = self.voice_decoder() else {
-            bail!("the {} preset writes every note at once and cannot follow chords; a voices model can", card.preset)
-        };
+        if self.voice_decoder().is_none() {
+            bail!(
+                "the {} preset writes every note at once and cannot follow chords; a voices model can",
+                self.card.preset
+            )
+        }
         if chords.is_empty() {
             bail!("no chord to follow");
         }
-        let representation = Arc::new(card.representation.clone());
-        let bars_per_phrase = usize::from(representation.bars_per_phrase);
-        let bars = request.bars.max(1);
         let latents =
-            phrase_latents(card, request.seed, request.steering(), request.variation, bars.div_ceil(bars_per_phrase));
-        let options = self.request_options(request);
-        // Between strong beats the notes keep to the key the chords are in.
-        let scale = key_scale_of_chords(chords);
-        let mut phrases = Vec::with_capacity(latents.len());
-        for (k, z) in latents.iter().enumerate() {
-            let mut guide = ChordGuide {
-                bars: [0; GUIDE_BARS],
-                steps_per_bar: representation.steps_per_bar(),
-                strong_steps: strong_beat_steps(&representation),
-                lowest_pitch: representation.lowest_pitch,
-                bias: CHORD_BIAS,
-                scale: scale.unwrap_or(ALL_PITCH_CLASSES),
-                scale_bias: KEY_BIAS,
-            };
-            for (b, chord) in guide.bars.iter_mut().enumerate().take(bars_per_phrase) {
-                *chord = chords[(k * bars_per_phrase + b) % chords.len()];
-            }
-            let sampling = voice_sampling(&DecodeOptions { guide: Some(guide), ..options.clone() });
-            phrases.extend(decoder.phrases(
-                &representation,
-                std::slice::from_ref(z),
-                sampling,
-                options.velocity,
-                self.learned_phrases(),
-                &mut phrase_stream(request.seed, z),
-            )?);
-        }
-        Ok(Roll::concat(&phrases).expect("at least one phrase").slice(0..bars * representation.steps_per_bar()))
+            phrase_latents(&self.card, request.seed, request.steering(), request.variation, self.phrases_of(request));
+        self.render_loop(&latents, request, Some(chords))
     }
 
     /// The clip varied, phrase by phrase, the way a composer reworks a passage: a share
@@ -889,6 +941,69 @@ mod tests {
         let busy = generator.render(&RenderRequest { density: 1.0, ..sampled.clone() }).unwrap().notes().len();
         let sparse = generator.render(&RenderRequest { density: -1.0, ..sampled }).unwrap().notes().len();
         assert!(sparse < busy, "density favours new notes: {sparse} < {busy}");
+    }
+
+    /// A voices model's request that samples and varies, as a user's would.
+    fn sampled_voices() -> RenderRequest {
+        RenderRequest { temperature: Some(1.0), variation: 0.3, ..request(5) }
+    }
+
+    #[test]
+    fn a_loop_is_written_again_only_at_its_phrase_openings() {
+        let generator = voices_generator(&voices_weights());
+        let card = generator.card();
+        let (bar, phrase_bars) =
+            (card.representation.steps_per_bar(), usize::from(card.representation.bars_per_phrase));
+        let request = RenderRequest { bars: 3 * phrase_bars, ..sampled_voices() };
+        let joined = roll_to_tokens(&generator.render(&request).unwrap()).tokens;
+        // The same phrases from silence, as they were before their openings were joined.
+        let latents = phrase_latents(card, request.seed, request.steering(), request.variation, 3);
+        let options = generator.request_options(&request);
+        let representation = Arc::new(card.representation.clone());
+        let phrases: Vec<Roll> = latents
+            .iter()
+            .flat_map(|z| {
+                let decoder = generator.voice_decoder().unwrap();
+                let sampling = voice_sampling(&options);
+                let stream = &mut phrase_stream(request.seed, z);
+                decoder.phrases(
+                    &representation,
+                    std::slice::from_ref(z),
+                    sampling,
+                    options.velocity,
+                    generator.learned_phrases(),
+                    stream,
+                )
+            })
+            .flatten()
+            .collect();
+        let unjoined = roll_to_tokens(&Roll::concat(&phrases).unwrap()).tokens;
+        let opening = strong_beat_steps(&card.representation);
+        for start in (0..3).map(|phrase| phrase * phrase_bars * bar) {
+            // Past the opening and the step after it (where a note held out of it is struck
+            // afresh) the phrase is as it was written.
+            let rest = start + opening + 1..start + phrase_bars * bar;
+            assert_eq!(joined[rest.clone()], unjoined[rest]);
+        }
+        assert_ne!(joined, unjoined, "the openings were written again");
+    }
+
+    #[test]
+    fn joined_loops_of_every_length_repeat_exactly_without_variation() {
+        let generator = voices_generator(&voices_weights());
+        let bar = generator.card().representation.steps_per_bar();
+        for bars in [1, 2, 3, 4, 5, 8] {
+            let request = RenderRequest { bars, ..sampled_voices() };
+            let roll = generator.render(&request).unwrap();
+            assert_eq!(roll.steps(), bars * bar);
+            assert_eq!(roll, generator.render(&request).unwrap(), "{bars} bars: the same request, the same notes");
+        }
+        let strict = RenderRequest { variation: 0.0, ..sampled_voices() };
+        let phrase = generator.render(&RenderRequest { bars: 2, ..strict.clone() }).unwrap();
+        let long = generator.render(&RenderRequest { bars: 8, ..strict }).unwrap();
+        for k in 0..4 {
+            assert_eq!(long.slice(k * 2 * bar..(k + 1) * 2 * bar), phrase, "phrase {k} of the strict loop");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 pub mod leading;
 pub mod network;
 pub mod sampler;
+pub mod seams;
 pub mod tokens;
 
 use super::card::ModelCard;
@@ -85,6 +86,13 @@ impl VoiceDecoder {
         latents.iter().map(|z| self.complete(representation, z, &[], sampling, velocity, learned, rng)).collect()
     }
 
+    /// The choices of one phrase written under latent `z` around the `given` ones, as tokens
+    /// (for callers that splice them into a longer line; no learned-phrase check, since what
+    /// they write is a span, not a phrase).
+    pub fn tokens(&self, z: &[f32], given: &Given, sampling: Sampling, rng: &mut impl Rng) -> Result<Vec<Vec<u32>>> {
+        self.sampler.phrase(&self.network, z, given, sampling, rng, None)
+    }
+
     /// A phrase written under latent `z` around the `given` choices ([step][voice]; `None` or
     /// a missing step is the model's to make), which it keeps. A phrase equal to a `learned`
     /// one is drawn again (up to `REDRAWS` times), the stream going on. At temperature 0 the
@@ -100,13 +108,8 @@ impl VoiceDecoder {
         learned: &LearnedPhrases,
         rng: &mut impl Rng,
     ) -> Result<Roll> {
-        let mut draw = || -> Result<Roll> {
-            Ok(tokens_to_roll(
-                representation,
-                &self.sampler.phrase(&self.network, z, given, sampling, rng, None)?,
-                velocity,
-            ))
-        };
+        let mut draw =
+            || -> Result<Roll> { Ok(tokens_to_roll(representation, &self.tokens(z, given, sampling, rng)?, velocity)) };
         let mut phrase = draw()?;
         let redraws = if sampling.temperature > 0.0 { REDRAWS } else { 0 };
         for _ in 0..redraws {

@@ -275,7 +275,13 @@ impl VoiceSampler {
     /// Writes one phrase from latent `z`, from silence, as the decoder learnt its phrases.
     /// `given[step][voice]` forces a choice there; missing steps or `None` are the model's to
     /// choose. Returns the tokens [steps][voices]; `scores_seen` collects every voice's
-    /// scores before its choice, for checking them against the network.
+    /// scores before its choice at the steps the network runs, for checking them against it.
+    ///
+    /// The network runs only where it has something to write: the recurrent state starts
+    /// afresh at every bar line, so the bars before the first bar with a choice to make are
+    /// only read (their given choices set each voice's state), and the steps after the last
+    /// choice to make cannot change it. Rewriting the first beats of a phrase (a seam) thus
+    /// costs those beats, not a phrase.
     pub fn phrase(
         &self,
         network: &VoiceNetwork,
@@ -290,6 +296,11 @@ impl VoiceSampler {
         if let Some(token) = given.iter().flatten().flatten().find(|&&t| t as usize >= s.classes()) {
             candle_core::bail!("a given choice {token} lies outside the model's {} choices", s.classes());
         }
+        let is_free =
+            |step: usize| (0..s.voices).any(|v| given.get(step).and_then(|g| g.get(v).copied()).flatten().is_none());
+        let first_run_step =
+            (0..s.steps()).find(|&step| is_free(step)).map_or(s.steps(), |step| step - step % s.steps_per_bar);
+        let last_free_step = (0..s.steps()).rev().find(|&step| is_free(step));
         let (constants, initial) = self.phrase_constants(network, z, given)?;
         let hidden = s.hidden;
         let mut state = vec![0f32; hidden];
@@ -303,6 +314,17 @@ impl VoiceSampler {
         let mut leading_entries = Vec::new();
         let mut tokens = Vec::with_capacity(s.steps());
         for step in 0..s.steps() {
+            if step < first_run_step || last_free_step.is_none_or(|last| step > last) {
+                let chosen: Vec<u32> =
+                    (0..s.voices).map(|v| given[step][v].expect("a step the network skips is given whole")).collect();
+                for (v, &token) in chosen.iter().enumerate() {
+                    states[v] = states[v].after(token, s.max_age());
+                    now[v] = states[v].sounding;
+                }
+                remember(&mut last, &now);
+                tokens.push(chosen);
+                continue;
+            }
             if step % s.steps_per_bar == 0 {
                 state.copy_from_slice(initial.row(step / s.steps_per_bar));
             }
@@ -449,7 +471,7 @@ fn choose(scores: &mut [f32], voice: VoiceState, sampling: Sampling, rng: &mut i
 
 #[cfg(test)]
 mod tests {
-    use super::super::network::tests::{nothing_given, seeded_network, small_shape};
+    use super::super::network::tests::{seeded_network, small_shape};
     use super::super::network::VoiceBatch;
     use super::super::tokens::states_after;
     use super::*;
@@ -464,35 +486,67 @@ mod tests {
         (shape, network, sampler)
     }
 
-    #[test]
-    fn the_sampler_scores_as_the_network_does() {
+    /// Lets the sampler write a phrase around `given`, recording its scores, then scores the
+    /// same choices with the network under teacher forcing: the two must agree at every step
+    /// the sampler ran, which are `ran`. Returns the tokens.
+    fn sampled_scores_match_the_network(given: &Given, ran: std::ops::Range<usize>) -> Vec<Vec<u32>> {
         let (shape, network, sampler) = untrained();
         let z = [0.4f32, -0.2, 1.1];
-        // Let the sampler write a phrase, recording its scores, then score the same choices
-        // with the network under teacher forcing.
         let mut seen = Vec::new();
         let sampling = Sampling::unbiased(1.0);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let tokens = sampler.phrase(&network, &z, &[], sampling, &mut rng, Some(&mut seen)).unwrap();
+        let tokens = sampler.phrase(&network, &z, given, sampling, &mut rng, Some(&mut seen)).unwrap();
         let replay: Vec<VoiceState> = states_after(&tokens, shape.max_age()).into_iter().flatten().collect();
         let sounding: Vec<u32> = replay.iter().map(|state| state.sounding).collect();
         let age: Vec<u32> = replay.iter().map(|state| state.age).collect();
         let dims = (1, shape.steps(), shape.voices);
+        let (given_sounding, given_age, mask) = given_view(given, shape.steps(), shape.voices, shape.max_age());
         let batch = VoiceBatch {
             sounding: Tensor::from_vec(sounding, dims, &Device::Cpu).unwrap(),
             age: Tensor::from_vec(age, dims, &Device::Cpu).unwrap(),
-            given: nothing_given(1, shape.steps(), shape.voices),
+            given: GivenView {
+                sounding: Tensor::from_vec(given_sounding, dims, &Device::Cpu).unwrap(),
+                age: Tensor::from_vec(given_age, dims, &Device::Cpu).unwrap(),
+                mask: Tensor::from_vec(mask, dims, &Device::Cpu).unwrap(),
+            },
         };
         let zt = Tensor::from_slice(&z, (1, 3), &Device::Cpu).unwrap();
         let expected =
             network.forward(&zt, &batch).unwrap().flatten_to(2).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        let expected = &expected[ran.start * shape.voices..ran.end * shape.voices];
         assert_eq!(seen.len(), expected.len());
-        for (index, (got, want)) in seen.iter().zip(&expected).enumerate() {
+        for (index, (got, want)) in seen.iter().zip(expected).enumerate() {
             for (a, b) in got.iter().zip(want) {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "score {index}: {got:?} vs {want:?}");
             }
         }
+        tokens
+    }
+
+    #[test]
+    fn the_sampler_scores_as_the_network_does() {
+        let steps = small_shape().steps();
+        let tokens = sampled_scores_match_the_network(&[], 0..steps);
         assert!(tokens.iter().flatten().any(|&t| t >= NEW_NOTE), "an untrained network still plays something");
+    }
+
+    #[test]
+    fn around_a_given_span_the_sampler_runs_only_from_its_bar_to_its_last_choice_and_scores_alike() {
+        // Two bars of four steps: the first bar given whole, the second's first three steps free.
+        let given: Vec<Vec<Option<u32>>> = (0..8)
+            .map(|step| match step {
+                0 => vec![Some(NEW_NOTE + 1), Some(NEW_NOTE + 4)],
+                1..=3 => vec![Some(HOLD), Some(REST)],
+                4..=6 => vec![None, None],
+                _ => vec![Some(NEW_NOTE + 2), Some(REST)],
+            })
+            .collect();
+        let tokens = sampled_scores_match_the_network(&given, 4..7);
+        assert_eq!(
+            tokens[..4],
+            [vec![NEW_NOTE + 1, NEW_NOTE + 4], vec![HOLD, REST], vec![HOLD, REST], vec![HOLD, REST]]
+        );
+        assert_eq!(tokens[7], vec![NEW_NOTE + 2, REST]);
     }
 
     #[test]
