@@ -161,32 +161,45 @@ pub fn chords_within_parts(phrases: &[Roll]) -> String {
 }
 
 /// What a training phrase gives the decoder, per step and voice (true = given): nothing
-/// (four times in ten), some of the voices (a melody to harmonise), the first bars (a clip
-/// to continue), or a span of steps (a gap to fill).
+/// (three times in ten), some of the voices (a melody to harmonise), the first bars (a clip
+/// to continue), a span of steps (notes to write around), or everything but a gap (a phrase's
+/// opening between the phrase before it and the rest of its own: the seams a loop is joined
+/// at, which only a decoder that has filled gaps knowing both sides can bridge).
 pub fn given_mask(rng: &mut ChaCha8Rng, shape: &VoiceShape) -> Vec<bool> {
     let (steps, voices, bar) = (shape.steps(), shape.voices, shape.steps_per_bar);
     let mut mask = vec![false; steps * voices];
     let mut set = |step: usize, voice: usize| mask[step * voices + voice] = true;
     match rng.next_u32() % 10 {
-        0..=3 => {}
-        4 | 5 if voices > 1 => {
+        0..=2 => {}
+        3 | 4 if voices > 1 => {
             // A proper, non-empty subset of the voices.
             let subset = 1 + rng.next_u32() as usize % ((1usize << voices) - 2);
             for voice in (0..voices).filter(|v| subset >> v & 1 == 1) {
                 (0..steps).for_each(|step| set(step, voice));
             }
         }
-        4..=7 if shape.bars > 1 => {
+        3..=6 if shape.bars > 1 => {
             let bars = 1 + rng.next_u32() as usize % (shape.bars - 1);
             (0..bars * bar).for_each(|step| (0..voices).for_each(|voice| set(step, voice)));
         }
-        _ => {
+        7 => {
             // A bar up to half the phrase, never the whole of it.
             let longest = (steps / 2).max(1);
             let shortest = bar.min(longest);
             let length = shortest + rng.next_u32() as usize % (longest - shortest + 1);
             let start = rng.next_u32() as usize % (steps - length + 1);
             (start..start + length).for_each(|step| (0..voices).for_each(|voice| set(step, voice)));
+        }
+        _ => {
+            // Half a bar to two bars (at most half the phrase) left free, with given steps on
+            // both sides where the phrase is long enough to have them.
+            let longest = (2 * bar).min(steps / 2).max(1);
+            let shortest = (bar / 2).clamp(1, longest);
+            let length = shortest + rng.next_u32() as usize % (longest - shortest + 1);
+            let start = if steps > length + 1 { 1 + rng.next_u32() as usize % (steps - length - 1) } else { 0 };
+            (0..steps)
+                .filter(|step| !(start..start + length).contains(step))
+                .for_each(|step| (0..voices).for_each(|voice| set(step, voice)));
         }
     }
     mask
@@ -215,25 +228,30 @@ mod tests {
             leading: true,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let (mut nothing, mut voices, mut leading_bars, mut spans) = (0, 0, 0, 0);
+        let (mut nothing, mut voices, mut leading_bars, mut spans, mut gaps) = (0, 0, 0, 0, 0);
         for _ in 0..2000 {
             let mask = given_mask(&mut rng, &shape);
             let count = mask.iter().filter(|&&g| g).count();
             assert!(count < mask.len(), "something is always left to write");
             let whole_voice = |v: usize| (0..64).all(|s| mask[s * 4 + v]);
+            let (first, last) = (mask[0] && mask[3], mask[63 * 4] && mask[63 * 4 + 3]);
             if count == 0 {
                 nothing += 1;
             } else if (0..4).any(whole_voice) {
                 voices += 1;
-            } else if mask[0] && mask[3] {
+            } else if first && last {
+                let free = mask.chunks(4).filter(|step| step.iter().all(|&g| !g)).count();
+                assert!((8..=32).contains(&free), "a gap of half a bar to two bars: {free} steps");
+                gaps += 1;
+            } else if first && count % 64 == 0 {
                 leading_bars += 1;
             } else {
                 spans += 1;
             }
         }
         assert!(
-            nothing > 700 && voices > 300 && leading_bars > 100 && spans > 100,
-            "{nothing} {voices} {leading_bars} {spans}"
+            nothing > 450 && voices > 300 && leading_bars > 300 && spans > 100 && gaps > 300,
+            "{nothing} {voices} {leading_bars} {spans} {gaps}"
         );
         for (voices, bars) in [(1, 1), (1, 4), (4, 1), (2, 2)] {
             let shape = VoiceShape { voices, bars, ..shape };
