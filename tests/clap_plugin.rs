@@ -508,6 +508,26 @@ fn each_named_knob_of_the_default_model_plays_what_render_named_writes() {
     }
 }
 
+#[test]
+fn loops_of_every_length_come_round_in_the_plugin_as_render_writes_them() {
+    let (clap, _) = hosts::bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let mut plugin = ClapInstance::load(clap);
+    plugin.activate(48_000.0, 512);
+    let bar_samples = 4 * 48_000 / 2;
+    for (bars, name) in [(1u64, "1 bar"), (2, "2 bars"), (4, "4 bars")] {
+        let once = rendered_ons(dir.path(), &["--bars", &bars.to_string(), "--seed", "42", "--bpm", "120"]);
+        // Eight bars of play are the rendered loop, wrap and all, 8 / bars times over.
+        let expected: Vec<Played> = (0..8 / bars)
+            .flat_map(|round| once.iter().map(move |p| Played { sample: p.sample + round * bars * bar_samples, ..*p }))
+            .collect();
+        let change = plugin.change("Loop length", name);
+        set_and_reactivate(&mut plugin, &[change], 48_000.0, 512);
+        let played: Vec<Played> = eight_bars(&mut plugin).into_iter().filter(|p| p.on).collect();
+        assert_eq!(played, expected, "a {name} loop plays what render --bars {bars} writes, round and round");
+    }
+}
+
 /// Parameters that may leave the notes and the preview's audio alone when moved from their
 /// default with nothing else changed, each with the reason. Anything not here must be heard.
 const HEARD_ONLY_WITH_MORE: [(&str, &str); 8] = [
