@@ -86,11 +86,20 @@ impl VoiceDecoder {
         latents.iter().map(|z| self.complete(representation, z, &[], sampling, velocity, learned, rng)).collect()
     }
 
-    /// The choices of one phrase written under latent `z` around the `given` ones, as tokens
-    /// (for callers that splice them into a longer line; no learned-phrase check, since what
-    /// they write is a span, not a phrase).
-    pub fn tokens(&self, z: &[f32], given: &Given, sampling: Sampling, rng: &mut impl Rng) -> Result<Vec<Vec<u32>>> {
-        self.sampler.phrase(&self.network, z, given, sampling, rng, None)
+    /// The choices of one phrase written under latent `z` around the `given` ones, as tokens,
+    /// for callers that splice a span of them into a longer line: of `candidates` drawn, the
+    /// one the given choices after it follow from best (see `VoiceSampler::best_joined`). At
+    /// temperature 0 every draw is the likeliest, so one is drawn.
+    pub fn joined_tokens(
+        &self,
+        z: &[f32],
+        given: &Given,
+        sampling: Sampling,
+        rng: &mut impl Rng,
+        candidates: usize,
+    ) -> Result<Vec<Vec<u32>>> {
+        let candidates = if sampling.temperature > 0.0 { candidates } else { 1 };
+        self.sampler.best_joined(&self.network, z, given, sampling, rng, candidates)
     }
 
     /// A phrase written under latent `z` around the `given` choices ([step][voice]; `None` or
@@ -108,8 +117,13 @@ impl VoiceDecoder {
         learned: &LearnedPhrases,
         rng: &mut impl Rng,
     ) -> Result<Roll> {
-        let mut draw =
-            || -> Result<Roll> { Ok(tokens_to_roll(representation, &self.tokens(z, given, sampling, rng)?, velocity)) };
+        let mut draw = || -> Result<Roll> {
+            Ok(tokens_to_roll(
+                representation,
+                &self.sampler.phrase(&self.network, z, given, sampling, rng, None)?,
+                velocity,
+            ))
+        };
         let mut phrase = draw()?;
         let redraws = if sampling.temperature > 0.0 { REDRAWS } else { 0 };
         for _ in 0..redraws {

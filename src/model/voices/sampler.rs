@@ -289,19 +289,82 @@ impl VoiceSampler {
         given: &Given,
         sampling: Sampling,
         rng: &mut impl Rng,
-        mut scores_seen: Option<&mut Vec<Vec<f32>>>,
+        scores_seen: Option<&mut Vec<Vec<f32>>>,
     ) -> Result<Vec<Vec<u32>>> {
-        let s = self.shape;
-        let mut states = vec![VoiceState::SILENT; s.voices];
-        if let Some(token) = given.iter().flatten().flatten().find(|&&t| t as usize >= s.classes()) {
-            candle_core::bail!("a given choice {token} lies outside the model's {} choices", s.classes());
+        self.check_given(given)?;
+        let (constants, initial) = self.phrase_constants(network, z, given)?;
+        let run = self.run_span(given, false);
+        Ok(self.write(&constants, &initial, given, run, sampling, rng, scores_seen).0)
+    }
+
+    /// The likeliest-joined of `candidates` phrases written around `given` (see `phrase`):
+    /// each is scored by how likely the network finds the given choices that follow what it
+    /// wrote, to the end of that bar, so that a span written between two given sides is one
+    /// the side after it follows from, not only one that follows the side before it. The
+    /// network's recurrent state starts afresh each bar, so the rest of the phrase scores the
+    /// same after every candidate. The candidates draw from `rng` one after another.
+    pub fn best_joined(
+        &self,
+        network: &VoiceNetwork,
+        z: &[f32],
+        given: &Given,
+        sampling: Sampling,
+        rng: &mut impl Rng,
+        candidates: usize,
+    ) -> Result<Vec<Vec<u32>>> {
+        self.check_given(given)?;
+        let (constants, initial) = self.phrase_constants(network, z, given)?;
+        let run = self.run_span(given, true);
+        let mut best: Option<(Vec<Vec<u32>>, f32)> = None;
+        for _ in 0..candidates.max(1) {
+            let (tokens, joined) = self.write(&constants, &initial, given, run.clone(), sampling, rng, None);
+            if best.as_ref().is_none_or(|(_, most)| joined > *most) {
+                best = Some((tokens, joined));
+            }
         }
+        Ok(best.expect("at least one candidate").0)
+    }
+
+    fn check_given(&self, given: &Given) -> Result<()> {
+        match given.iter().flatten().flatten().find(|&&t| t as usize >= self.shape.classes()) {
+            Some(token) => {
+                candle_core::bail!("a given choice {token} lies outside the model's {} choices", self.shape.classes())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The steps the network must run for `given`: from the bar of the first choice to make to
+    /// the last choice to make, or (`to_bar_end`) on to the end of the bar holding the step
+    /// after it, so that given choices after it are scored. Empty when everything is given.
+    fn run_span(&self, given: &Given, to_bar_end: bool) -> std::ops::Range<usize> {
+        let s = self.shape;
         let is_free =
             |step: usize| (0..s.voices).any(|v| given.get(step).and_then(|g| g.get(v).copied()).flatten().is_none());
-        let first_run_step =
-            (0..s.steps()).find(|&step| is_free(step)).map_or(s.steps(), |step| step - step % s.steps_per_bar);
-        let last_free_step = (0..s.steps()).rev().find(|&step| is_free(step));
-        let (constants, initial) = self.phrase_constants(network, z, given)?;
+        let Some(first_free) = (0..s.steps()).find(|&step| is_free(step)) else { return 0..0 };
+        let last_free = (0..s.steps()).rev().find(|&step| is_free(step)).expect("a free step was found");
+        let end = if to_bar_end { ((last_free + 1) / s.steps_per_bar + 1) * s.steps_per_bar } else { last_free + 1 };
+        first_free - first_free % s.steps_per_bar..end.min(s.steps())
+    }
+
+    /// Writes the phrase, running the network over `run` (the steps outside it are given
+    /// whole); returns the tokens and the log-likelihood the network gives the given choices
+    /// it runs over after the first choice it makes.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        constants: &Matrix,
+        initial: &Matrix,
+        given: &Given,
+        run: std::ops::Range<usize>,
+        sampling: Sampling,
+        rng: &mut impl Rng,
+        mut scores_seen: Option<&mut Vec<Vec<f32>>>,
+    ) -> (Vec<Vec<u32>>, f32) {
+        let s = self.shape;
+        let mut states = vec![VoiceState::SILENT; s.voices];
+        let mut made_a_choice = false;
+        let mut joined = 0f32;
         let hidden = s.hidden;
         let mut state = vec![0f32; hidden];
         let mut gates_in = vec![0f32; 3 * hidden];
@@ -314,7 +377,7 @@ impl VoiceSampler {
         let mut leading_entries = Vec::new();
         let mut tokens = Vec::with_capacity(s.steps());
         for step in 0..s.steps() {
-            if step < first_run_step || last_free_step.is_none_or(|last| step > last) {
+            if !run.contains(&step) {
                 let chosen: Vec<u32> =
                     (0..s.voices).map(|v| given[step][v].expect("a step the network skips is given whole")).collect();
                 for (v, &token) in chosen.iter().enumerate() {
@@ -360,8 +423,14 @@ impl VoiceSampler {
                     seen.push(scores.clone());
                 }
                 let token = match forced.and_then(|f| f.get(v).copied().flatten()) {
-                    Some(token) => token,
+                    Some(token) => {
+                        if made_a_choice {
+                            joined += log_probability(&scores, token);
+                        }
+                        token
+                    }
                     None => {
+                        made_a_choice = true;
                         add_part_writing_biases(&mut scores, states[v], &last[..=v], &now[..v], sampling);
                         if let Some(guide) = &sampling.chords {
                             guide.apply(step, states[v].sounding, &mut scores);
@@ -377,8 +446,15 @@ impl VoiceSampler {
             remember(&mut last, &now);
             tokens.push(chosen);
         }
-        Ok(tokens)
+        (tokens, joined)
     }
+}
+
+/// log softmax(scores)[token]: how likely the network finds a choice, before any bias.
+fn log_probability(scores: &[f32], token: u32) -> f32 {
+    let top = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = scores.iter().map(|x| (x - top).exp()).sum();
+    scores[token as usize] - top - total.ln()
 }
 
 fn bias_of(bias: Option<&Tensor>, size: usize) -> Result<Vec<f32>> {
