@@ -7,6 +7,7 @@ use dreamroll::metrics::attributes::Attribute;
 use dreamroll::metrics::chords::parse_chord;
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::model::source::{Morph, MorphPoint, Source, SourceMode};
+use dreamroll::plugin::params::DEFAULT_VARIATION;
 use dreamroll::roll::{pattern_to_midi, Clip, Roll, Take, MOST_TAKE_BARS};
 use std::path::PathBuf;
 
@@ -40,7 +41,7 @@ enum Command {
         #[arg(long = "named", value_name = "NAME=V", allow_hyphen_values = true)]
         named: Vec<String>,
         /// How far each phrase wanders from the one before: 0 repeats, 1 is unrelated.
-        #[arg(long, default_value_t = 0.3)]
+        #[arg(long, default_value_t = DEFAULT_VARIATION)]
         variation: f32,
         /// 0 plays the likeliest notes, higher values sample more freely [default: the model's].
         #[arg(long)]

@@ -8,11 +8,14 @@ pub type PitchClasses = u16;
 
 const NOTE_NAMES: [&str; 12] = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"];
 
+const MAJOR_TRIAD: &[u8] = &[0, 4, 7];
+const MINOR_TRIAD: &[u8] = &[0, 3, 7];
+
 /// Chord qualities by their intervals above the root, most common first (so that an
 /// ambiguous set, such as C6 = Am7, gets the more common name).
 const QUALITIES: [(&str, &[u8]); 12] = [
-    ("", &[0, 4, 7]),
-    ("m", &[0, 3, 7]),
+    ("", MAJOR_TRIAD),
+    ("m", MINOR_TRIAD),
     ("7", &[0, 4, 7, 10]),
     ("m7", &[0, 3, 7, 10]),
     ("maj7", &[0, 4, 7, 11]),
@@ -112,12 +115,26 @@ const MAJOR_PROFILE: [f64; 12] =
 const MINOR_PROFILE: [f64; 12] =
     [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623];
 
-/// The pitch classes music in the key of `tracks` of `roll` draws on: the key found by the
-/// Krumhansl–Schmuckler method with Aarden and Essen's profiles (sounding time per pitch
-/// class against each key's profile),
-/// and its scale — in minor with the raised sixth and seventh its melodies and dominants
-/// use. `None` when the tracks are silent.
-pub fn key_scale(roll: &Roll, tracks: &[usize]) -> Option<PitchClasses> {
+/// A key: its tonic's pitch class and its mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub tonic: u8,
+    pub minor: bool,
+}
+
+impl Key {
+    /// The pitch classes music in this key draws on: in minor with the raised sixth and
+    /// seventh its melodies and dominants use.
+    pub fn scale(self) -> PitchClasses {
+        let degrees: &[u8] = if self.minor { &[0, 2, 3, 5, 7, 8, 9, 10, 11] } else { &[0, 2, 4, 5, 7, 9, 11] };
+        shape(self.tonic, degrees)
+    }
+}
+
+/// The key of `tracks` of `roll`, found by the Krumhansl–Schmuckler method with Aarden and
+/// Essen's profiles (sounding time per pitch class against each key's profile). `None` when
+/// the tracks are silent.
+pub fn key(roll: &Roll, tracks: &[usize]) -> Option<Key> {
     let representation = roll.representation();
     let mut weights = [0f64; 12];
     for step in 0..roll.steps() {
@@ -129,7 +146,12 @@ pub fn key_scale(roll: &Roll, tracks: &[usize]) -> Option<PitchClasses> {
             }
         }
     }
-    scale_of_key(&weights)
+    key_of_weights(&weights)
+}
+
+/// The scale ([`Key::scale`]) of the [`key`] of `tracks` of `roll`.
+pub fn key_scale(roll: &Roll, tracks: &[usize]) -> Option<PitchClasses> {
+    key(roll, tracks).map(Key::scale)
 }
 
 /// The scale (as `key_scale` gives it) of the key a progression of chords is in, each chord's
@@ -141,11 +163,11 @@ pub fn key_scale_of_chords(chords: &[PitchClasses]) -> Option<PitchClasses> {
             *weight += f64::from(chord >> class & 1);
         }
     }
-    scale_of_key(&weights)
+    key_of_weights(&weights).map(Key::scale)
 }
 
-/// The scale of the key whose profile best fits `weights` (time or count per pitch class).
-fn scale_of_key(weights: &[f64; 12]) -> Option<PitchClasses> {
+/// The key whose profile best fits `weights` (time or count per pitch class).
+fn key_of_weights(weights: &[f64; 12]) -> Option<Key> {
     if weights.iter().all(|&w| w == 0.0) {
         return None;
     }
@@ -167,8 +189,13 @@ fn scale_of_key(weights: &[f64; 12]) -> Option<PitchClasses> {
             score(a).total_cmp(&score(b))
         })
         .expect("24 keys");
-    let degrees: &[u8] = if minor { &[0, 2, 3, 5, 7, 8, 9, 10, 11] } else { &[0, 2, 4, 5, 7, 9, 11] };
-    Some(shape(tonic as u8, degrees))
+    Some(Key { tonic: tonic as u8, minor })
+}
+
+/// The root of a chord that is exactly a major or a minor triad (no note doubled in another
+/// pitch class, nothing added); `None` for any other set.
+pub fn triad_root(chord: PitchClasses) -> Option<u8> {
+    (0..12).find(|&root| shape(root, MAJOR_TRIAD) == chord || shape(root, MINOR_TRIAD) == chord)
 }
 
 /// Steps between strong beats: the downbeat, and the bar's middle beat when it has an even
@@ -243,6 +270,17 @@ mod tests {
     }
 
     #[test]
+    fn only_a_major_or_minor_triad_has_a_triad_root() {
+        let root = |name: &str| triad_root(parse_chord(name).unwrap());
+        assert_eq!((root("C"), root("F#m"), root("Bb")), (Some(0), Some(6), Some(10)));
+        assert_eq!(triad_root(pitch_classes([64, 67, 72, 76])), Some(0), "doubled, inverted: still C");
+        for other in ["G7", "Bdim", "Caug", "Dsus4", "E5"] {
+            assert_eq!(root(other), None, "{other}");
+        }
+        assert_eq!(triad_root(0), None);
+    }
+
+    #[test]
     fn strong_beat_notes_are_checked_against_their_bars_chord() {
         // The test grid: 4/4, 4 steps a beat, two parts, pitches 48..72.
         let mut roll = Roll::new(Arc::new(crate::model::card::test_card().representation), 32);
@@ -298,6 +336,7 @@ mod tests {
         let roll = melody(&[59u8, 59, 60, 62, 62, 60, 59, 57, 55, 55, 57, 59, 59, 57, 57, 55].map(|pitch| (pitch, 4)));
         let scale = key_scale(&roll, &[0]).unwrap();
         assert_eq!(scale, g_major);
+        assert_eq!(key(&roll, &[0]), Some(Key { tonic: 7, minor: false }));
         assert_eq!(chord_name(scale & parse_chord("G").unwrap(), None).unwrap(), "G", "G major's tonic triad is in it");
         assert!(contains(scale, 66) && !contains(scale, 61), "F# is in G major, C# is not");
         assert!(!contains(scale, 68) && !contains(scale, 63), "nor Ab and Eb");

@@ -20,13 +20,14 @@
 //!
 //! Drum tracks are left out of every pitch-based metric.
 //!
-//! [`voices`] measures how each part moves and how parts move together, [`two_sample`] asks
-//! whether a classifier can tell two sets of phrases apart, and [`agreement`] how far a
-//! written roll agrees with a reference one.
+//! [`voices`] measures how each part moves and how parts move together, [`seams`] how phrases
+//! join and end, [`two_sample`] asks whether a classifier can tell two sets of phrases apart,
+//! and [`agreement`] how far a written roll agrees with a reference one.
 
 pub mod agreement;
 pub mod attributes;
 pub mod chords;
+pub mod seams;
 pub mod two_sample;
 pub mod voices;
 

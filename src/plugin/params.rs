@@ -27,6 +27,10 @@ pub const TRACK_SLOTS: usize = 8;
 /// enough that a host's normalised value lands on each integer exactly.
 pub const MAX_SEED: i32 = 99_999;
 
+/// How far each phrase wanders from the one before until a producer turns it: the plugin's
+/// sound, which `dreamroll render` and `cargo xtask eval` play too.
+pub const DEFAULT_VARIATION: f32 = 0.3;
+
 #[derive(Params)]
 pub struct DreamrollParams {
     /// Editor size and whether it is open.
@@ -284,7 +288,7 @@ impl Default for DreamrollParams {
             named: std::array::from_fn(NamedKnobParams::new),
             seed: IntParam::new("Seed", 42, IntRange::Linear { min: 0, max: MAX_SEED }),
             new_seed: BoolParam::new("New seed", false).with_callback(on_new_seed),
-            variation: percent_param("Variation", 0.3),
+            variation: percent_param("Variation", DEFAULT_VARIATION),
             loop_bars: EnumParam::new("Loop length", LoopBars::Eight),
             density: FloatParam::new("Density", 0.0, FloatRange::Linear { min: -1.0, max: 1.0 })
                 .with_step_size(0.01)

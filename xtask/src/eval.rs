@@ -6,12 +6,15 @@ use crate::train::{augment, DEFAULT_TRANSPOSE};
 use anyhow::{bail, Context};
 use clap::Args;
 use dreamroll::corpus::read_folder;
+use dreamroll::metrics::seams::{played_twice, JunctionAccumulator, JunctionSummary, MoveSummary};
 use dreamroll::metrics::two_sample::classifier_accuracy;
 use dreamroll::metrics::voices::{VoiceStatistics, VoiceSummary};
 use dreamroll::metrics::{copy_rate, MetricsAccumulator, MetricsSummary};
-use dreamroll::model::generator::Generator;
+use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::model::latent::noise;
 use dreamroll::model::rolls::DecodeOptions;
+use dreamroll::model::source::Source;
+use dreamroll::plugin::params::DEFAULT_VARIATION;
 use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -54,10 +57,18 @@ pub struct EvalArgs {
     /// Also write the metrics as JSON here (with --model: default <model>/metrics.json).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Loops of each length (8 and 16 bars) that --model renders as the plugin does, seeds
+    /// 1..=N, for the seams, the wrap and the cadences.
+    #[arg(long, default_value_t = 125, value_parser = clap::value_parser!(u64).range(1..))]
+    loops: u64,
 }
 
 /// Bars per phrase of the two-sample test for --midi (a model's tests use its phrase length).
 const TEST_BARS: usize = 4;
+
+/// The loop lengths --model renders: the plugin's longest, and twice that (`dreamroll render`
+/// makes any length), so that seams are heard both next to the wrap and away from it.
+const LOOP_BARS: [usize; 2] = [8, 16];
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     match (&args.midi, &args.model) {
@@ -87,7 +98,7 @@ fn eval_folder(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     print!("{}", table(&summary));
     let phrases_by_piece: Vec<Vec<Roll>> =
         corpus.pieces.iter().map(|(_, piece)| piece.phrases(TEST_BARS, TEST_BARS)).collect();
-    let control = half_corpus_control(&phrases_by_piece, args);
+    let control = half_corpus_control(&phrases_by_piece, args.test_phrases, args.seed);
     println!("\n{control}");
     if let Some(path) = &args.json {
         write_json(path, &FolderMetrics { metrics: summary, half_corpus_control: control })?;
@@ -153,12 +164,12 @@ struct Side<'a> {
     transpose: bool,
 }
 
-/// The test on as many phrases a side as the smaller side holds (at most --test-phrases):
-/// whole groups in a random order, the last one cut to fit.
-fn two_sample_test(sides: [Side; 2], args: &EvalArgs) -> TwoSampleTest {
+/// The test on as many phrases a side as the smaller side holds (at most `most`): whole
+/// groups in a random order, the last one cut to fit.
+fn two_sample_test(sides: [Side; 2], most: usize, seed: u64) -> TwoSampleTest {
     let available = |side: &Side| side.groups.iter().map(Vec::len).sum::<usize>();
-    let count = sides.iter().map(available).min().unwrap_or(0).min(args.test_phrases);
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let count = sides.iter().map(available).min().unwrap_or(0).min(most);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let [first, second] = sides.each_ref().map(|side| {
         let mut order: Vec<&Vec<&Roll>> = side.groups.iter().collect();
         order.shuffle(&mut rng);
@@ -186,7 +197,7 @@ fn two_sample_test(sides: [Side; 2], args: &EvalArgs) -> TwoSampleTest {
         sets: sides.map(|side| side.name.to_string()),
         phrases_per_side: count,
         bars_per_phrase: first.iter().flatten().next().map_or(0, Roll::bar_count),
-        accuracy: classifier_accuracy(&first, &second, args.seed),
+        accuracy: classifier_accuracy(&first, &second, seed),
         transposition: format!(
             "the {} phrases each moved by a random transposition within ±{DEFAULT_TRANSPOSE} semitones, as the trainer augments; folds keep a piece's phrases together",
             transposed.join(" and ")
@@ -199,10 +210,10 @@ fn by_piece(phrases_by_piece: &[Vec<Roll>]) -> Vec<Vec<&Roll>> {
     phrases_by_piece.iter().map(|piece| piece.iter().collect()).collect()
 }
 
-/// The test between the odd- and the even-numbered pieces' phrases, both moved alike: two sets
-/// of real music, which should score about 0.5; more would mean the test sees something other
-/// than the difference between real and generated music.
-fn half_corpus_control(phrases_by_piece: &[Vec<Roll>], args: &EvalArgs) -> TwoSampleTest {
+/// The test between the odd- and the even-numbered pieces' phrases (at most `most` a side),
+/// both moved alike: two sets of real music, which should score about 0.5; more would mean the
+/// test sees something other than the difference between real and generated music.
+fn half_corpus_control(phrases_by_piece: &[Vec<Roll>], most: usize, seed: u64) -> TwoSampleTest {
     let pieces = by_piece(phrases_by_piece);
     let half = |parity: usize| -> Vec<Vec<&Roll>> { pieces.iter().skip(parity).step_by(2).cloned().collect() };
     two_sample_test(
@@ -210,7 +221,8 @@ fn half_corpus_control(phrases_by_piece: &[Vec<Roll>], args: &EvalArgs) -> TwoSa
             Side { name: "odd pieces", groups: half(0), transpose: true },
             Side { name: "even pieces", groups: half(1), transpose: true },
         ],
-        args,
+        most,
+        seed,
     )
 }
 
@@ -234,6 +246,33 @@ struct ModelMetrics {
     training: MetricsSummary,
     two_sample_test: TwoSampleTest,
     half_corpus_control: TwoSampleTest,
+    loops: LoopMetrics,
+}
+
+/// Whole loops rendered as the plugin plays them, heard repeating, beside the training pieces.
+#[derive(Serialize)]
+struct LoopMetrics {
+    /// Loops of each length, seeds 1..=loops.
+    loops: u64,
+    variation: f32,
+    /// `None` plays the card's own, as the plugin does at ×1.
+    temperature: Option<f32>,
+    bars_per_phrase: usize,
+    generated: Vec<LoopJunctions>,
+    training: JunctionSummary,
+    /// Generated against training on windows of two phrases that hold two seams each (see
+    /// [`seam_windows`]).
+    seam_test: TwoSampleTest,
+    /// The same between the odd- and even-numbered pieces' windows, as many a side.
+    seam_control: TwoSampleTest,
+}
+
+/// Loops of one length.
+#[derive(Serialize)]
+struct LoopJunctions {
+    bars: usize,
+    #[serde(flatten)]
+    junctions: JunctionSummary,
 }
 
 fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
@@ -278,7 +317,8 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
             Side { name: "generated", groups: generated.iter().map(|phrase| vec![phrase]).collect(), transpose: false },
             Side { name: "training", groups: by_piece(&phrases_by_piece), transpose: true },
         ],
-        args,
+        args.test_phrases,
+        args.seed,
     );
     generated.truncate(measured_phrases);
     let generated_bars: Vec<Roll> = generated.iter().flat_map(|p| p.phrases(1, 1)).collect();
@@ -298,12 +338,152 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         generated: measure(&generated),
         training: measure(&learned_phrases),
         two_sample_test,
-        half_corpus_control: half_corpus_control(&phrases_by_piece, args),
+        half_corpus_control: half_corpus_control(&phrases_by_piece, args.test_phrases, args.seed),
+        loops: loops_as_played(&generator, &corpus, args)?,
     };
-    let markdown = side_by_side(&report);
+    let markdown = side_by_side(&report) + &loops_section(&report.loops);
     print!("{markdown}");
     std::fs::write(folder.join("metrics.md"), &markdown)?;
     write_json(&args.json.clone().unwrap_or_else(|| folder.join("metrics.json")), &report)
+}
+
+/// Renders --loops loops of each of [`LOOP_BARS`] as the plugin's Dream source does with its
+/// knobs where a fresh plugin has them (only the seed and the loop length turned), and
+/// measures their seams, wrap and cadences, and a two-sample test on windows across seams,
+/// beside the training pieces read the same way.
+fn loops_as_played(
+    generator: &Generator,
+    corpus: &dreamroll::corpus::Corpus,
+    args: &EvalArgs,
+) -> anyhow::Result<LoopMetrics> {
+    let bars_per_phrase = usize::from(generator.card().representation.bars_per_phrase);
+    let mut generated = Vec::new();
+    let mut windows_by_loop: Vec<Vec<Roll>> = Vec::new();
+    for bars in LOOP_BARS {
+        let mut junctions = JunctionAccumulator::default();
+        for seed in 1..=args.loops {
+            let request = RenderRequest {
+                bars,
+                seed,
+                knobs: vec![],
+                variation: DEFAULT_VARIATION,
+                temperature: args.temperature,
+                density: 0.0,
+                named: vec![],
+            };
+            let looped = generator
+                .render_from(&request, &Source::default(), None)
+                .with_context(|| format!("rendering the {bars}-bar loop of seed {seed}"))?;
+            junctions.add_loop(&looped);
+            windows_by_loop.push(seam_windows(&played_twice(&looped), bars_per_phrase, looped.steps()));
+        }
+        generated.push(LoopJunctions { bars, junctions: junctions.summary() });
+    }
+    let mut training = JunctionAccumulator::default();
+    let mut windows_by_piece: Vec<Vec<Roll>> = Vec::new();
+    for (_, piece) in &corpus.pieces {
+        piece.segments.iter().for_each(|segment| training.add_piece(segment));
+        windows_by_piece.push(
+            piece.segments.iter().flat_map(|segment| seam_windows(segment, bars_per_phrase, segment.steps())).collect(),
+        );
+    }
+    let seam_test = two_sample_test(
+        [
+            Side { name: "generated loops", groups: by_piece(&windows_by_loop), transpose: false },
+            Side { name: "training", groups: by_piece(&windows_by_piece), transpose: true },
+        ],
+        args.test_phrases,
+        args.seed,
+    );
+    let seam_control = half_corpus_control(&windows_by_piece, seam_test.phrases_per_side, args.seed);
+    Ok(LoopMetrics {
+        loops: args.loops,
+        variation: DEFAULT_VARIATION,
+        temperature: args.temperature,
+        bars_per_phrase,
+        generated,
+        training: training.summary(),
+        seam_test,
+        seam_control,
+    })
+}
+
+/// The windows of two phrases' length that start half a phrase into a phrase (bars 3, 11,
+/// 19 … of 4-bar phrases) and start before `starts_before`: each holds two seams, at its
+/// bars 3 and 7, with the bars either side, always in the same places, so that a classifier
+/// reading them step by step sees what happens at a seam. Of a loop played twice, with
+/// `starts_before` its length, each window of the loop heard repeating once (one holds the
+/// wrap).
+fn seam_windows(roll: &Roll, bars_per_phrase: usize, starts_before: usize) -> Vec<Roll> {
+    let bar = roll.representation().steps_per_bar();
+    let (length, offset) = (2 * bars_per_phrase * bar, bars_per_phrase / 2 * bar);
+    (offset..)
+        .step_by(length)
+        .take_while(|&start| start < starts_before && start + length <= roll.steps())
+        .map(|start| roll.slice(start..start + length))
+        .collect()
+}
+
+/// The loops' seams, wrap and cadences beside the training pieces', as Markdown.
+fn loops_section(loops: &LoopMetrics) -> String {
+    let phrase = loops.bars_per_phrase;
+    let temperature = loops.temperature.map_or("the card's temperature".to_string(), |t| format!("temperature {t}"));
+    let mut out = format!(
+        "\n## Loops as the plugin plays them: seams, wrap, cadences\n\n{} loops of each length (seeds 1..={}, variation {:.0} %, {temperature}, every other knob at rest), each heard repeating, beside the training pieces ({} segments) in {phrase}-bar phrases from their first bar. A move is between consecutive notes of a voice, across rests, pooled over voices; a repeated pitch is a move of 0. A seam is the move onto a phrase's first note (bars {}); the wrap, onto the loop's first note from its last.\n\n",
+        loops.loops,
+        loops.loops,
+        100.0 * loops.variation,
+        loops.training.rolls,
+        (1..4).map(|k| (k * phrase + 1).to_string()).collect::<Vec<_>>().join(", ") + ", …",
+    );
+    out += "| moves | set | moves | leaps > a 5th | mean interval (semitones) |\n|---|---|---|---|---|\n";
+    let mut sets: Vec<(String, &JunctionSummary)> =
+        loops.generated.iter().map(|set| (format!("{}-bar loops", set.bars), &set.junctions)).collect();
+    sets.push(("training".into(), &loops.training));
+    let moves = |out: &mut String, kind: &str, set: &str, moves: &MoveSummary| {
+        *out += &format!(
+            "| {kind} | {set} | {} | {} | {} |\n",
+            moves.moves,
+            cell(moves.leaps, true),
+            cell(moves.mean_semitones, false)
+        );
+    };
+    for (name, set) in &sets {
+        moves(&mut out, "seams", name, &set.seams);
+    }
+    for (name, set) in sets.iter().filter(|(_, set)| set.wrap.moves > 0) {
+        moves(&mut out, "wrap", name, &set.wrap);
+    }
+    for (name, set) in &sets {
+        moves(&mut out, "within phrases", name, &set.within);
+    }
+    let chords = loops.training.triads.is_some();
+    out += &format!(
+        "\nCadences: a phrase's end is what sounds at its last onset (the last chord struck, wherever in the bar it falls); the key is read from the whole loop or piece.{}\n\n",
+        if chords { "" } else { " One voice sounds no chord: only its final note is judged." }
+    );
+    let names: Vec<&str> = sets.iter().map(|(name, _)| name.as_str()).collect();
+    out += &format!("| phrase ends | {} |\n|---|{}\n", names.join(" | "), "---|".repeat(names.len()));
+    let mut row = |name: &str, pick: fn(&JunctionSummary) -> Option<f64>| {
+        let cells: Vec<String> = sets.iter().map(|(_, set)| cell(pick(set), true)).collect();
+        out += &format!("| {name} | {} |\n", cells.join(" | "));
+    };
+    if chords {
+        row("on a major or minor triad", |s| s.triads);
+        row("triad with its root in the bass", |s| s.bass_on_root);
+        row("bass reached by a 4th or 5th", |s| s.bass_by_fourth_or_fifth);
+    }
+    row("top voice on the tonic", |s| s.top_on_tonic);
+    row("top voice reached by step", |s| s.top_by_step);
+    let counts: Vec<String> = sets.iter().map(|(_, set)| set.phrase_ends.to_string()).collect();
+    out += &format!("| (phrase ends) | {} |\n", counts.join(" | "));
+    out + &format!(
+        "\nOn windows of {} bars that start {} bars into a phrase, so that each holds two seams (a loop's window that reaches past its end holds the wrap):\n{}\n{}\n",
+        2 * phrase,
+        phrase / 2,
+        loops.seam_test,
+        loops.seam_control
+    )
 }
 
 /// A model's training music on its grid: from `data`, or the folder `cargo xtask corpus`
@@ -550,7 +730,7 @@ mod tests {
             Side { name: "low", groups: low_pieces, transpose: true },
             Side { name: "high", groups: high.iter().map(|phrase| vec![phrase]).collect(), transpose: false },
         ];
-        let test = two_sample_test(sides, &args(&[]));
+        let test = two_sample_test(sides, 2000, 0);
         assert_eq!((test.phrases_per_side, test.bars_per_phrase), (12, 1));
         assert_eq!(test.accuracy, 1.0, "two octaves and more apart, whatever the transposition");
         assert!(test.transposition.starts_with("the low phrases each moved"), "{}", test.transposition);
@@ -559,8 +739,34 @@ mod tests {
                 Side { name: "a", groups: vec![low.iter().collect()], transpose: true },
                 Side { name: "b", groups: vec![high.iter().collect()], transpose: true },
             ],
-            &args(&["--test-phrases", "5"]),
+            5,
+            0,
         );
         assert_eq!(capped.phrases_per_side, 5);
+    }
+
+    #[test]
+    fn loops_are_125_of_each_length_unless_asked_and_never_none() {
+        assert_eq!(args(&[]).loops, 125);
+        assert_eq!(args(&["--loops", "3"]).loops, 3);
+        let refused = Cli::try_parse_from(["eval", "--model", "m", "--loops", "0"]).err().unwrap().to_string();
+        assert!(refused.contains("--loops") && refused.contains("0 is not in 1.."), "{refused}");
+    }
+
+    #[test]
+    fn seam_windows_start_half_a_phrase_in_and_a_loops_reach_past_its_end_once() {
+        // 20 one-bar rolls joined, bar b holding pitch 40 + b; 4-bar phrases, 8-bar windows.
+        let bars: Vec<Roll> = (0..20u8).map(|bar| phrases(40 + bar, 1).remove(0)).collect();
+        let piece = Roll::concat(&bars).unwrap();
+        let first_pitches = |windows: Vec<Roll>| -> Vec<(usize, u8)> {
+            windows.iter().map(|window| (window.bar_count(), window.notes()[0].pitch)).collect()
+        };
+        assert_eq!(first_pitches(seam_windows(&piece, 4, piece.steps())), vec![(8, 42), (8, 50)], "bars 3-10, 11-18");
+        let twice_sixteen = Roll::concat(&[bars[..16].to_vec(), bars[..16].to_vec()].concat()).unwrap();
+        assert_eq!(first_pitches(seam_windows(&twice_sixteen, 4, 16 * 16)), vec![(8, 42), (8, 50)]);
+        let twice_eight = Roll::concat(&[bars[..8].to_vec(), bars[..8].to_vec()].concat()).unwrap();
+        let across_the_wrap = seam_windows(&twice_eight, 4, 8 * 16);
+        assert_eq!(first_pitches(across_the_wrap.clone()), vec![(8, 42)]);
+        assert_eq!(across_the_wrap[0].notes()[6].pitch, 40, "bars 3-8, then 1-2 again");
     }
 }
