@@ -113,7 +113,7 @@ pub fn run(args: CorpusArgs) -> Result<()> {
 /// non-commercial research only, so a model meant for music leaves it out.
 const PUBLIC_DOMAIN_FOLK: &str = "folk-public-domain";
 /// The 19th-century and early-20th-century books in music21's folk corpus, all long out of
-/// copyright: O'Neill's Music of Ireland (1850 selection), Aird's Selection of Scotch,
+/// copyright: O'Neill's Music of Ireland: 1850 Melodies (1903), Aird's Selection of Scotch,
 /// English, Irish and Foreign Airs, Ryan's Mammoth Collection, and miscFolk (The American
 /// Veteran Fifer, Northumbrian Minstrelsy).
 const PUBLIC_DOMAIN_SOURCES: [&str; 4] = ["oneills1850", "airdsAirs", "ryansMammoth", "miscFolk"];
