@@ -18,7 +18,9 @@ use super::voices::seams::{given_around, seams, window, write_back};
 use super::voices::tokens::{roll_to_tokens, tokens_to_roll, REST};
 use super::voices::{VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
 use crate::files::{read_limited, FileError};
-use crate::metrics::chords::{bar_chords, key_scale, key_scale_of_chords, strong_beat_steps, PitchClasses};
+use crate::metrics::chords::{
+    bar_chords, bar_key_scales, key_scale, key_scale_of_chords, strong_beat_steps, PitchClasses,
+};
 use crate::roll::{Clip, ClipError, Take, MOST_TAKE_BARS};
 use crate::roll::{Representation, Roll};
 use candle_core::{bail, DType, Device, Tensor};
@@ -487,7 +489,7 @@ impl Generator {
             strong_steps: strong_beat_steps(representation),
             lowest_pitch: representation.lowest_pitch,
             bias: CHORD_BIAS,
-            scale: key_scale_of_chords(chords).unwrap_or(ALL_PITCH_CLASSES),
+            scales: [key_scale_of_chords(chords).unwrap_or(ALL_PITCH_CLASSES); GUIDE_BARS],
             scale_bias: KEY_BIAS,
         };
         for (chord, bar) in guide.bars.iter_mut().zip(bars).take(usize::from(representation.bars_per_phrase)) {
@@ -703,6 +705,10 @@ impl Generator {
     /// reading of the given parts, `request.variation` away (so the harmony is in the
     /// melody's key); a model without an encoder takes the seed's latent walk. New notes get
     /// the card's harmonise bias, so that the written parts move as often as the composer's.
+    /// The written parts keep to the key the given ones are in at each bar (the encoder's
+    /// reading of a lone melody carries its key only loosely), read from the whole clip, so
+    /// that a phrase is in the key its melody closes in and a melody that modulates is
+    /// harmonised in each key in turn.
     pub fn render_harmonised(
         &self,
         request: &RenderRequest,
@@ -711,9 +717,7 @@ impl Generator {
     ) -> candle_core::Result<Roll> {
         let given = GivenParts { tracks: given_tracks.to_vec(), ..GivenParts::default() };
         let phrases = self.clip_phrases(clip);
-        // The written parts keep to the key of the given ones (the encoder's reading of a lone
-        // melody carries its key only loosely).
-        let guide = self.key_guide(key_scale(clip, given_tracks));
+        let guides = self.key_guides(clip, given_tracks);
         let decoding = &self.card().decoding;
         let options = DecodeOptions {
             new_note_bias: decoding.harmonise_bias,
@@ -721,12 +725,12 @@ impl Generator {
             rest_bias: decoding.rest_bias + decoding.harmonise_rest_bias,
             repeat_bias: decoding.harmonise_repeat_bias,
             leap_bias: decoding.harmonise_leap_bias,
-            guide,
             ..self.request_options(request)
         };
         let mut written = Vec::with_capacity(phrases.len());
         for (k, phrase) in phrases.iter().enumerate() {
             let z = self.latent_for_given(&given, phrase, request, k)?;
+            let options = DecodeOptions { guide: guides.get(k).copied().flatten(), ..options.clone() };
             written.push(self.complete(phrase, &given, &z, &options, &mut phrase_stream(request.seed, &z))?);
         }
         Ok(Roll::concat(&written).expect("a clip holds at least one phrase").slice(0..clip.steps()))
@@ -761,17 +765,31 @@ impl Generator {
         Ok(so_far.slice(clip.steps()..clip.steps() + wanted * bar))
     }
 
-    /// A guide that keeps what is written in `scale` (`None`: no guide).
-    fn key_guide(&self, scale: Option<PitchClasses>) -> Option<ChordGuide> {
+    /// A guide for one phrase that keeps bar b of what is written in `bar_scales[b]`, and
+    /// the bars after the last scale in the last (no scale: no guide).
+    fn key_guide(&self, bar_scales: &[PitchClasses]) -> Option<ChordGuide> {
         let representation = &self.card().representation;
-        scale.map(|scale| {
-            ChordGuide::scale_only(scale, representation.steps_per_bar(), representation.lowest_pitch, KEY_BIAS)
-        })
+        let &last = bar_scales.last()?;
+        let mut guide =
+            ChordGuide::scale_only(last, representation.steps_per_bar(), representation.lowest_pitch, KEY_BIAS);
+        for (bar, &scale) in guide.scales.iter_mut().zip(bar_scales) {
+            *bar = scale;
+        }
+        Some(guide)
+    }
+
+    /// For each phrase of `clip`, a guide that keeps each of its bars to the key
+    /// `given_tracks` are in there.
+    fn key_guides(&self, clip: &Roll, given_tracks: &[usize]) -> Vec<Option<ChordGuide>> {
+        let bars_per_phrase = usize::from(self.card().representation.bars_per_phrase);
+        let bar_scales = bar_key_scales(clip, given_tracks).unwrap_or_default();
+        bar_scales.chunks(bars_per_phrase).map(|scales| self.key_guide(scales)).collect()
     }
 
     /// The key of every part the clip plays, as a guide for what is written from it.
     fn clip_key_guide(&self, clip: &Roll) -> Option<ChordGuide> {
-        self.key_guide(key_scale(clip, &(0..clip.track_count()).collect::<Vec<_>>()))
+        let scale = key_scale(clip, &(0..clip.track_count()).collect::<Vec<_>>())?;
+        self.key_guide(&[scale])
     }
 
     /// The latent to write phrase `k` under: the encoder's reading of its given parts,
@@ -1145,6 +1163,38 @@ mod source_tests {
             harmonised,
             generator.render_harmonised(&RenderRequest { seed: 6, ..sampled() }, &clip, &[0]).unwrap()
         );
+    }
+
+    #[test]
+    fn a_harmonised_melody_is_written_in_the_key_of_each_of_its_bars() {
+        use crate::metrics::chords::{c_then_g, contains, ode_to_joy, parse_chord};
+        let generator = voices_with_encoder();
+        let grid = Arc::new(generator.card().representation.clone());
+        let clip = |notes: &[(u8, usize)]| {
+            let mut roll = Roll::new(grid.clone(), notes.iter().map(|&(_, length)| length).sum());
+            let mut start = 0;
+            for &(pitch, length) in notes {
+                roll.place(GridNote { track: 0, start, pitch, length, velocity: 90 }).unwrap();
+                start += length;
+            }
+            roll
+        };
+        let scale = |chords: [&str; 3]| chords.iter().fold(0, |scale, chord| scale | parse_chord(chord).unwrap());
+        let (c_major, g_major) = (scale(["C", "F", "G"]), scale(["G", "C", "D"]));
+        let likeliest = RenderRequest { temperature: Some(0.0), ..sampled() };
+        let ode = clip(&ode_to_joy());
+        let guides = generator.key_guides(&ode, &[0]);
+        assert!(guides.iter().all(|guide| guide.unwrap().scales[..2] == [g_major; 2]), "Ode to Joy is in G major");
+        let written = track_notes(&generator.render_harmonised(&likeliest, &ode, &[0]).unwrap(), 1);
+        assert!(!written.is_empty());
+        assert!(written.iter().all(|note| contains(g_major, note.pitch)), "G major, no C#, G# or D#: {written:?}");
+        // Sixteen bars, eight phrases of two: the first phrases in C, the last in G.
+        let guides = generator.key_guides(&clip(&c_then_g()), &[0]);
+        assert_eq!(guides.len(), 8);
+        let phrase_scales = |k: usize| guides[k].unwrap().scales[..2].to_vec();
+        assert_eq!((phrase_scales(0), phrase_scales(2)), (vec![c_major; 2], vec![c_major; 2]));
+        assert_eq!((phrase_scales(6), phrase_scales(7)), (vec![g_major; 2], vec![g_major; 2]));
+        assert_eq!(generator.key_guides(&clip(&c_then_g()), &[1]), vec![], "a silent part: no guide");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::train::{is_validation_piece, ShapeArgs};
 use anyhow::{bail, Context};
 use clap::Args;
 use dreamroll::metrics::agreement::{beat_chord_agreement, note_f1};
-use dreamroll::metrics::chords::{key_scale, parse_chord, strong_beat_chord_tones};
+use dreamroll::metrics::chords::{bar_key_scales, key_scale, parse_chord, strong_beat_chord_tones};
 use dreamroll::metrics::voices::{VoiceAccumulator, VoiceStatistics};
 use dreamroll::model::card::{Decoding, BIAS_LIMIT};
 use dreamroll::model::generator::{Generator, RenderRequest, CARD_FILE};
@@ -168,11 +168,45 @@ struct VaryRow {
     f1_sampled: f64,
 }
 
+/// How often the key read from the top part alone (what harmonise keeps to) is the key of the
+/// composer's setting: the key read the same way (sounding time and cadences) from all of
+/// its parts.
+#[derive(Default, Serialize)]
+struct KeyAgreement {
+    clips: usize,
+    /// Clips whose key is the setting's.
+    right: usize,
+    bars: usize,
+    /// Bars whose key (read from the bars around it in the clip) is the setting's there.
+    bars_right: usize,
+}
+
+impl KeyAgreement {
+    fn add(&mut self, clip: &Roll) {
+        let every_part: Vec<usize> = (0..clip.track_count()).collect();
+        let (Some(setting), Some(setting_bars)) = (key_scale(clip, &every_part), bar_key_scales(clip, &every_part))
+        else {
+            return;
+        };
+        self.clips += 1;
+        self.right += usize::from(key_scale(clip, &[0]) == Some(setting));
+        let top_bars = bar_key_scales(clip, &[0]).unwrap_or_default();
+        self.bars += setting_bars.len();
+        self.bars_right += top_bars.iter().zip(&setting_bars).filter(|(top, all)| top == all).count();
+    }
+
+    fn share(&self) -> (f64, f64) {
+        (self.right as f64 / self.clips.max(1) as f64, self.bars_right as f64 / self.bars.max(1) as f64)
+    }
+}
+
 #[derive(Serialize)]
 struct Harmonisation {
-    /// Phrases whose key, read from the given top part alone (what harmonise keeps to), is
-    /// the key read from all of the composer's parts.
-    key_from_top_part: usize,
+    /// Of the held-out phrases read alone, as harmonise reads a phrase given to it.
+    phrase_keys: KeyAgreement,
+    /// Of the held-out pieces read whole (their spans in the model's meter one after
+    /// another): a piece's key so read is the key of its signature.
+    piece_keys: KeyAgreement,
     /// Each phrase is harmonised this many times.
     takes: usize,
     /// Beats at which the composer's chord (pitch classes of every part) is written.
@@ -341,12 +375,16 @@ pub fn run(args: ListenArgs) -> anyhow::Result<()> {
             composer.add(clip);
         }
         let (written, composer) = (written.summary(), composer.summary());
-        let every_part: Vec<usize> = (0..representation.track_count()).collect();
+        let (mut phrase_keys, mut piece_keys) = (KeyAgreement::default(), KeyAgreement::default());
+        clips.iter().for_each(|clip| phrase_keys.add(clip));
+        for (_, piece) in &held_out {
+            if let Some(whole) = Roll::concat(&piece.segments) {
+                piece_keys.add(&whole);
+            }
+        }
         Some(Harmonisation {
-            key_from_top_part: clips
-                .iter()
-                .filter(|clip| key_scale(clip, &[0]) == key_scale(clip, &every_part))
-                .count(),
+            phrase_keys,
+            piece_keys,
             takes: HARMONISE_TAKES,
             chord_agreement: agreeing as f64 / beats.max(1) as f64,
             beats,
@@ -408,13 +446,21 @@ fn markdown(report: &ListenReport) -> String {
         );
     }
     if let Some(h) = &report.harmonise {
+        let ((phrases, phrase_bars), (pieces, piece_bars)) = (h.phrase_keys.share(), h.piece_keys.share());
         text += &format!(
-            "\nharmonise (top part given, {} takes of each phrase): the composer's chord on {:.1} % of {} beats; the key read from the top part is the key of all parts in {} of {} phrases\n\n| lower parts | written | composer |\n|---|---|---|\n",
+            "\nharmonise (top part given, {} takes of each phrase): the composer's chord on {:.1} % of {} beats\n\
+             the key read from the top part alone is the key read from all the composer's parts (sounding time and cadences; of a whole piece, its signature's key): \
+             of {} phrases read alone {:.1} %, of their bars {:.1} %; of {} whole pieces {:.1} %, of their bars {:.1} %\n\n\
+             | lower parts | written | composer |\n|---|---|---|\n",
             h.takes,
             100.0 * h.chord_agreement,
             h.beats,
-            h.key_from_top_part,
-            report.phrases
+            h.phrase_keys.clips,
+            100.0 * phrases,
+            100.0 * phrase_bars,
+            h.piece_keys.clips,
+            100.0 * pieces,
+            100.0 * piece_bars,
         );
         let rows: [(&str, Option<f64>, Option<f64>, bool); 8] = [
             ("note length (16ths)", h.written.note_length_sixteenths, h.composer.note_length_sixteenths, false),

@@ -124,8 +124,8 @@ impl Sampling {
 /// Most bars of a phrase a guide holds chords for.
 pub const GUIDE_BARS: usize = 16;
 
-/// Pitches to keep to, for the bars of one phrase: at every step a pitch outside `scale` is
-/// `scale_bias` less likely (in logits), and on strong beats a pitch outside the bar's chord
+/// Pitches to keep to, for the bars of one phrase: at every step a pitch outside the bar's
+/// scale is `scale_bias` less likely (in logits), and on strong beats a pitch outside the bar's chord
 /// is `bias` less likely besides, whether struck there or held into it. Chords bind strong
 /// beats only, so that passing and neighbour notes between them stay the model's to write;
 /// the scale keeps those in the key.
@@ -139,7 +139,8 @@ pub struct ChordGuide {
     /// The pitch of choice row 0.
     pub lowest_pitch: u8,
     pub bias: f32,
-    pub scale: u16,
+    /// Pitch classes of each bar's scale: a melody that modulates is kept to each key in turn.
+    pub scales: [u16; GUIDE_BARS],
     pub scale_bias: f32,
 }
 
@@ -155,21 +156,18 @@ impl ChordGuide {
             strong_steps: steps_per_bar,
             lowest_pitch,
             bias: 0.0,
-            scale,
+            scales: [scale; GUIDE_BARS],
             scale_bias,
         }
     }
 
     /// Moves the scores of a step's choices; `holding` is the row + 1 the voice sounds (0 resting).
     fn apply(&self, step: usize, holding: u32, scores: &mut [f32]) {
-        let chord = if step.is_multiple_of(self.strong_steps) {
-            self.bars[(step / self.steps_per_bar).min(GUIDE_BARS - 1)]
-        } else {
-            ALL_PITCH_CLASSES
-        };
+        let bar = (step / self.steps_per_bar).min(GUIDE_BARS - 1);
+        let chord = if step.is_multiple_of(self.strong_steps) { self.bars[bar] } else { ALL_PITCH_CLASSES };
         let penalty = |row: u32| {
             let class = 1 << ((u32::from(self.lowest_pitch) + row) % 12);
-            let off_scale = if self.scale & class == 0 { self.scale_bias } else { 0.0 };
+            let off_scale = if self.scales[bar] & class == 0 { self.scale_bias } else { 0.0 };
             off_scale + if chord & class == 0 { self.bias } else { 0.0 }
         };
         for (row, score) in scores[NEW_NOTE as usize..].iter_mut().enumerate() {
@@ -743,7 +741,7 @@ mod tests {
             strong_steps: 8,
             lowest_pitch: 60,
             bias: -5.0,
-            scale: ALL_PITCH_CLASSES,
+            scales: [ALL_PITCH_CLASSES; GUIDE_BARS],
             scale_bias: -1.0,
         };
         let moved = |step: usize, holding: u32| -> Vec<u32> {
@@ -756,11 +754,17 @@ mod tests {
         assert_eq!(moved(4, 0), Vec::<u32>::new(), "beat 2 is the model's");
         assert_eq!(moved(16, 2)[0], HOLD, "holding C# (row 1) into the next bar's downbeat");
         assert!(!moved(0, 5).contains(&HOLD), "holding E is in the chord");
-        let c_major = ChordGuide::scale_only(0b1010_1011_0101, 16, 60, -2.0);
-        let mut scores = vec![0.0f32; NEW_NOTE as usize + 12];
-        c_major.apply(3, 0, &mut scores);
-        let off: Vec<u32> =
-            scores.iter().enumerate().filter(|(_, &x)| x < 0.0).map(|(t, _)| t as u32 - NEW_NOTE).collect();
-        assert_eq!(off, vec![1, 3, 6, 8, 10], "C#, Eb, F#, Ab, Bb at any step");
+        let (c_major, g_major) = (0b1010_1011_0101, 0b1010_1101_0101);
+        let off_scale = |guide: &ChordGuide, step: usize| -> Vec<u32> {
+            let mut scores = vec![0.0f32; NEW_NOTE as usize + 12];
+            guide.apply(step, 0, &mut scores);
+            scores.iter().enumerate().filter(|(_, &x)| x < 0.0).map(|(t, _)| t as u32 - NEW_NOTE).collect()
+        };
+        let in_c = ChordGuide::scale_only(c_major, 16, 60, -2.0);
+        assert_eq!(off_scale(&in_c, 3), vec![1, 3, 6, 8, 10], "C#, Eb, F#, Ab, Bb at any step");
+        let mut modulating = in_c;
+        modulating.scales[1] = g_major;
+        assert_eq!(off_scale(&modulating, 15), vec![1, 3, 6, 8, 10], "bar 1 in C");
+        assert_eq!(off_scale(&modulating, 16 + 3), vec![1, 3, 5, 8, 10], "bar 2 in G: F is off, F# is not");
     }
 }
