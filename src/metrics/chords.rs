@@ -285,7 +285,8 @@ impl KeyEvidence {
             let to = (bar + KEY_WINDOW_BARS + 1).min(self.time.len());
             self.score(key, from, to) + if key == whole { CLIP_KEY_PRIOR } else { 0.0 }
         };
-        let best_of = |totals: &[f64]| (0..totals.len()).max_by(|&a, &b| totals[a].total_cmp(&totals[b])).expect("keys");
+        let best_of =
+            |totals: &[f64]| (0..totals.len()).max_by(|&a, &b| totals[a].total_cmp(&totals[b])).expect("keys");
         let mut totals: Vec<f64> = keys.iter().map(|&key| local(0, key)).collect();
         let mut came_from: Vec<Vec<usize>> = Vec::with_capacity(self.time.len());
         for bar in 1..self.time.len() {

@@ -823,10 +823,12 @@ impl Generator {
 /// Openings drawn for each seam, of which the one the rest of the phrase follows from best is
 /// kept: the decoder writes left to right, so a single draw follows the phrase before the seam
 /// and may leap to the notes after it; scoring several by the network's own likelihood of what
-/// follows lets the side after the seam choose too. Each costs a bar of the network. On the
+/// follows lets the side after the seam choose too. On the
 /// chorale model's 16-bar loops (seeds 1–125), leaps past a fifth where the opening meets the
-/// rest of the phrase: 10.9 % with one draw, 8.0 % with 4, 6.5 % with 8, 6.1 % with 16; an
-/// 8-bar pattern on one core takes 29.5 ms with 4 and 84 ms with 16, and 30 ms is the budget.
+/// rest of the phrase: 10.9 % with one draw, 8.0 % with 4, 6.5 % with 8, 6.1 % with 16. Each
+/// draw costs a bar of the network at every seam; with 4 an 8-bar chorale pattern takes 10.9 ms
+/// on one core (`cargo bench --bench render`; 29.5 ms while the other core trained), within
+/// the 30 ms budget.
 const SEAM_CANDIDATES: usize = 4;
 
 /// The stream a phrase draws from: named by the seed and its latent, as `render` names it.
