@@ -158,6 +158,33 @@ const TINY_VOICES: [&str; 12] = [
     "16",
 ];
 
+/// The training and validation phrase counts the trainer reports.
+fn phrase_counts(output: &Output) -> (usize, usize) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find(|line| line.contains(" training and ")).expect("the trainer counts its phrases");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[0].parse().unwrap(), words[3].parse().unwrap())
+}
+
+#[test]
+fn hop_cuts_training_phrases_as_the_pieces_fall_into_phrases() {
+    let (dir, data) = corpus_folder();
+    let run = |name: &str, hop: &[&str]| {
+        let output = train(&data, &dir.path().join(name), &[&["--epochs", "1"], hop].concat());
+        ok(&output);
+        phrase_counts(&output)
+    };
+    // Pieces of 8 bars in phrases of 2: one at every bar is 7 a piece, one every 2 bars 4.
+    let ((every_bar, validation), (every_phrase, validation_again)) =
+        (run("hop-1", &[]), run("hop-2", &["--hop", "2"]));
+    assert_eq!(validation, validation_again, "validation phrases are disjoint either way");
+    assert_eq!((every_bar % 7, every_phrase % 4), (0, 0));
+    assert_eq!(every_bar / 7, every_phrase / 4, "the same training pieces: {every_bar} and {every_phrase}");
+    let refused = train(&data, &dir.path().join("hop-0"), &["--hop", "0"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--hop"), "{}", String::from_utf8_lossy(&refused.stderr));
+}
+
 #[test]
 fn the_voice_decoder_learns_and_writes_a_model_that_renders_voices() {
     let (dir, data) = corpus_folder();

@@ -22,6 +22,8 @@ pub struct GridChoice {
     pub tracks: Option<Vec<TrackSpec>>,
     pub assignment: TrackAssignment,
     pub validation_share: f64,
+    /// Bars between the starts of training phrases.
+    pub hop: usize,
     pub seed: u64,
 }
 
@@ -95,9 +97,9 @@ impl TrainingData {
         for (path, piece) in &corpus.pieces {
             every_phrase.extend(piece.phrases(bars, 1));
             let in_validation = is_validation_piece(path, choice.seed, choice.validation_share);
-            // Training phrases start at every bar (four times the data of disjoint phrases);
-            // validation phrases are disjoint, so each bar is judged once.
-            let phrases = if in_validation { piece.phrases(bars, bars) } else { piece.phrases(bars, 1) };
+            // Training phrases start every `hop` bars (at every bar, four times the data of
+            // disjoint phrases); validation phrases are disjoint, so each bar is judged once.
+            let phrases = if in_validation { piece.phrases(bars, bars) } else { piece.phrases(bars, choice.hop) };
             let audible = phrases.into_iter().filter(|p| (0..p.track_count()).any(|t| !p.is_silent(t, 0..p.steps())));
             if in_validation {
                 validation.extend(audible);

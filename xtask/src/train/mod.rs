@@ -118,6 +118,13 @@ pub struct ShapeArgs {
     pub transpose: i32,
     #[arg(long, default_value_t = 0.1)]
     pub validation_share: f64,
+    /// Bars between the starts of training phrases. 1 starts one at every bar, the most
+    /// data; the phrase length cuts each piece into phrases from its first bar, as it falls
+    /// into phrases, so that the model learns that a phrase's last bar is where the music
+    /// closes (a chorale's fermatas fall every two or four bars).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    #[serde(default = "defaults::hop")]
+    pub hop: u16,
     /// VAE: weight of the KL term once warmed up.
     #[arg(long, default_value_t = 1.0)]
     pub beta: f64,
@@ -174,6 +181,9 @@ pub struct ShapeArgs {
 
 /// What checkpoints written before the voices preset existed read as its sizes.
 mod defaults {
+    pub fn hop() -> u16 {
+        1
+    }
     pub fn embed() -> usize {
         24
     }
@@ -311,6 +321,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             tracks: None,
             assignment: config.shape.parts,
             validation_share: config.shape.validation_share,
+            hop: usize::from(config.shape.hop),
             seed: config.seed,
         },
     )?;
