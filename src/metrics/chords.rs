@@ -407,6 +407,19 @@ pub(crate) fn ode_to_joy() -> Vec<(u8, usize)> {
     [&opening[..], &[(b, 6), (a, 2), (a, 8)], &opening[..], &[(a, 6), (g, 2), (g, 8)]].concat()
 }
 
+/// A melody of (pitch, steps) on track 0 of `grid`, one note after another, as long as its
+/// notes.
+#[cfg(test)]
+pub(crate) fn melody_roll(grid: std::sync::Arc<crate::roll::Representation>, notes: &[(u8, usize)]) -> Roll {
+    let mut roll = Roll::new(grid, notes.iter().map(|&(_, length)| length).sum());
+    let mut start = 0;
+    for &(pitch, length) in notes {
+        roll.place(crate::roll::GridNote { track: 0, start, pitch, length, velocity: 90 }).unwrap();
+        start += length;
+    }
+    roll
+}
+
 /// Sixteen bars of a melody: eight in C closing on C, then eight with F#s closing on G.
 #[cfg(test)]
 pub(crate) fn c_then_g() -> Vec<(u8, usize)> {
@@ -468,17 +481,9 @@ mod tests {
         assert_eq!(bar_chords(&roll), vec![pitch_classes([60, 62, 65]), pitch_classes([67, 69])]);
     }
 
-    /// A melody on the test grid (4/4, 4 steps a beat, pitches 48..72) of (pitch, steps),
-    /// one note after another, as long as its notes.
+    /// A melody on the test grid (4/4, 4 steps a beat, pitches 48..72).
     fn melody(notes: &[(u8, usize)]) -> Roll {
-        let steps = notes.iter().map(|&(_, length)| length).sum();
-        let mut roll = Roll::new(Arc::new(crate::model::card::test_card().representation), steps);
-        let mut start = 0;
-        for &(pitch, length) in notes {
-            roll.place(GridNote { track: 0, start, pitch, length, velocity: 90 }).unwrap();
-            start += length;
-        }
-        roll
+        melody_roll(Arc::new(crate::model::card::test_card().representation), notes)
     }
 
     #[test]

@@ -823,12 +823,12 @@ impl Generator {
 /// Openings drawn for each seam, of which the one the rest of the phrase follows from best is
 /// kept: the decoder writes left to right, so a single draw follows the phrase before the seam
 /// and may leap to the notes after it; scoring several by the network's own likelihood of what
-/// follows lets the side after the seam choose too. On the
-/// chorale model's 16-bar loops (seeds 1–125), leaps past a fifth where the opening meets the
-/// rest of the phrase: 10.9 % with one draw, 8.0 % with 4, 6.5 % with 8, 6.1 % with 16. Each
-/// draw costs a bar of the network at every seam; with 4 an 8-bar chorale pattern takes 10.9 ms
-/// on one core (`cargo bench --bench render`; 29.5 ms while the other core trained), within
-/// the 30 ms budget.
+/// follows lets the side after the seam choose too. On the chorale model's 16-bar loops (seeds
+/// 1–125; its weights before the phrase-cut fine-tune), leaps past a fifth where the opening
+/// meets the rest of the phrase: 10.9 % with one draw, 8.0 % with 4, 6.5 % with 8, 6.1 % with
+/// 16. Each draw costs a bar of the network at every seam; with 4 an 8-bar chorale pattern
+/// takes 10.5 ms on one core (`cargo bench --bench render`; 29.5 ms while the other core
+/// trained), within the 30 ms budget.
 const SEAM_CANDIDATES: usize = 4;
 
 /// The stream a phrase draws from: named by the seed and its latent, as `render` names it.
@@ -1092,7 +1092,7 @@ mod tests {
 #[cfg(test)]
 mod source_tests {
     use super::*;
-    use crate::model::card::{test_card, test_voice_card};
+    use crate::model::card::test_voice_card;
     use crate::model::layers::Shape;
     use crate::model::vae::Encoder;
     use crate::roll::GridNote;
@@ -1165,14 +1165,7 @@ mod source_tests {
 
     /// The grid's melody of (pitch, steps), one note after another, on track 0.
     fn melody_of(generator: &Generator, notes: &[(u8, usize)]) -> Roll {
-        let grid = Arc::new(generator.card().representation.clone());
-        let mut roll = Roll::new(grid, notes.iter().map(|&(_, length)| length).sum());
-        let mut start = 0;
-        for &(pitch, length) in notes {
-            roll.place(GridNote { track: 0, start, pitch, length, velocity: 90 }).unwrap();
-            start += length;
-        }
-        roll
+        crate::metrics::chords::melody_roll(Arc::new(generator.card().representation.clone()), notes)
     }
 
     #[test]
