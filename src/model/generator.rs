@@ -454,6 +454,11 @@ impl Generator {
                 }
             }
         }
+        // A note the wrap's seam holds from the loop's last step into its first would be cut
+        // at the loop's end, leaving its downbeat silent: it is struck afresh there.
+        if let Some(first) = window(&tokens, 0, 1).pop() {
+            tokens[0] = first;
+        }
         Ok(tokens_to_roll(&representation, &tokens, options.velocity))
     }
 
@@ -1050,9 +1055,22 @@ mod tests {
         let strict = RenderRequest { variation: 0.0, ..sampled_voices() };
         let phrase = generator.render(&RenderRequest { bars: 2, ..strict.clone() }).unwrap();
         let long = generator.render(&RenderRequest { bars: 8, ..strict }).unwrap();
+        let sounding = |roll: &Roll| -> Vec<Vec<bool>> {
+            (0..roll.track_count())
+                .flat_map(|t| (0..roll.steps()).map(move |step| roll.sounding_at(t, step).to_vec()))
+                .collect()
+        };
         for k in 0..4 {
-            assert_eq!(long.slice(k * 2 * bar..(k + 1) * 2 * bar), phrase, "phrase {k} of the strict loop");
+            // The same notes sound; where the loop comes round a note held into it is struck
+            // afresh, where one phrase follows another it may be held on.
+            let repeat = long.slice(k * 2 * bar..(k + 1) * 2 * bar);
+            assert_eq!(sounding(&repeat), sounding(&phrase), "phrase {k} of the strict loop");
+            let onsets_after_the_first_step =
+                |roll: &Roll| -> Vec<_> { roll.notes().into_iter().filter(|note| note.start > 0).collect() };
+            assert_eq!(onsets_after_the_first_step(&repeat), onsets_after_the_first_step(&phrase), "phrase {k}");
         }
+        let downbeat = |roll: &Roll| (0..roll.track_count()).any(|t| roll.sounding_at(t, 0).iter().any(|&on| on));
+        assert_eq!(downbeat(&long), downbeat(&phrase));
     }
 
     #[test]
