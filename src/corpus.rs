@@ -161,7 +161,7 @@ impl ScoreFolder {
             }
         }
         if self.scores.iter().any(|(_, score)| score.notes.iter().any(|n| n.channel == DRUM_CHANNEL)) {
-            specs.push(TrackSpec { name: "Drums".into(), channel: DRUM_CHANNEL, is_drum: true });
+            specs.push(TrackSpec::drums("Drums", Vec::new()));
         }
         specs
     }
@@ -177,7 +177,13 @@ impl ScoreFolder {
                 });
             }
         }
-        names.into_iter().map(|(channel, name)| TrackSpec { name, channel, is_drum: channel == DRUM_CHANNEL }).collect()
+        names
+            .into_iter()
+            .map(|(channel, name)| match channel {
+                DRUM_CHANNEL => TrackSpec::drums(name, Vec::new()),
+                _ => TrackSpec::new(name, channel),
+            })
+            .collect()
     }
 
     pub fn into_corpus(self, representation: &Arc<Representation>, assignment: TrackAssignment) -> Corpus {

@@ -11,7 +11,7 @@ use crate::model::source::{Morph, Source, SourceMode};
 use crate::model::{default_generator, ModelCard, DEFAULT_CARD};
 use crate::plugin::session::parse_session;
 use crate::plugin::window_from;
-use crate::roll::{read_midi, score_to_piece, Meter, Representation, Take, TrackAssignment, TrackSpec, DRUM_CHANNEL};
+use crate::roll::{read_midi, score_to_piece, Meter, Representation, Take, TrackAssignment, TrackSpec};
 use crate::schedule::{Scheduler, Window};
 use nice_plug::prelude::Transport;
 use std::sync::{Arc, OnceLock};
@@ -25,11 +25,7 @@ pub fn midi_import(data: &[u8]) {
         bars_per_phrase: 4,
         lowest_pitch: 36,
         pitch_count: 48,
-        tracks: vec![
-            TrackSpec::new("One", 0),
-            TrackSpec::new("Two", 1),
-            TrackSpec { is_drum: true, ..TrackSpec::new("Drums", DRUM_CHANNEL) },
-        ],
+        tracks: vec![TrackSpec::new("One", 0), TrackSpec::new("Two", 1), TrackSpec::drums("Drums", Vec::new())],
     });
     for assignment in [TrackAssignment::ByChannel, TrackAssignment::ByTrackOrder] {
         let piece = score_to_piece(&score, &representation, assignment);
@@ -125,7 +121,7 @@ fn small_representation(meter: Meter, grid: u8) -> Option<Arc<Representation>> {
         bars_per_phrase: u16::from(grid / 8 % 4) + 1,
         lowest_pitch: 0,
         pitch_count: 128,
-        tracks: vec![TrackSpec::new("Part", 0), TrackSpec { is_drum: true, ..TrackSpec::new("Drums", DRUM_CHANNEL) }],
+        tracks: vec![TrackSpec::new("Part", 0), TrackSpec::drums("Drums", Vec::new())],
     };
     representation.validate().ok().map(|()| Arc::new(representation))
 }

@@ -159,6 +159,7 @@ pub fn score_to_piece(
             continue;
         }
         let mut roll = Roll::new(representation.clone(), steps as usize);
+        spread_over_voices(&mut placed, representation);
         report.merged += merge_collisions(&mut placed);
         for note in placed {
             roll.place(note).expect("notes were fitted to the roll above");
@@ -204,29 +205,93 @@ fn tie_in_notes_from_before(
     }
 }
 
+/// A note's part: for a drum note the lane that plays its sound, for a pitched note the first
+/// track of the part its channel (or MIDI track) goes to. A part of several voices is spread
+/// over them afterwards (see [`spread_over_voices`]).
 fn track_lookup<'a>(
     score: &'a Score,
     representation: &'a Representation,
     assignment: TrackAssignment,
 ) -> impl Fn(&ScoreNote) -> Option<usize> + 'a {
-    let drum_track = representation.tracks.iter().position(|track| track.is_drum);
     let mut pitched_tracks: Vec<usize> =
         score.notes.iter().filter(|note| note.channel != DRUM_CHANNEL).map(|note| note.track).collect();
     pitched_tracks.sort_unstable();
     pitched_tracks.dedup();
-    let melodic_tracks: Vec<usize> = (0..representation.track_count()).filter(|&t| Some(t) != drum_track).collect();
+    let tracks = &representation.tracks;
+    // Each pitched part's first track, in order.
+    let pitched_parts: Vec<usize> = (0..tracks.len())
+        .filter(|&t| !tracks[t].is_drum && (t == 0 || tracks[t - 1].channel != tracks[t].channel))
+        .collect();
     move |note: &ScoreNote| {
         if note.channel == DRUM_CHANNEL {
-            return drum_track;
+            return tracks.iter().position(|track| track.is_drum && track.plays(note.pitch));
         }
         match assignment {
-            TrackAssignment::ByChannel => representation.tracks.iter().position(|track| track.channel == note.channel),
+            TrackAssignment::ByChannel => tracks.iter().position(|track| track.channel == note.channel),
             TrackAssignment::ByTrackOrder => {
                 let order = pitched_tracks.binary_search(&note.track).ok()?;
-                melodic_tracks.get(order).copied()
+                pitched_parts.get(order).copied()
             }
         }
     }
+}
+
+/// Spreads the notes of each part with several voices (a comping hand) over its voices, all
+/// having been put on the part's first track: the notes struck together are dealt to as many
+/// voices, in pitch order, choosing the voices whose last notes lie nearest — so a chord fills
+/// the voices top to bottom, and a lone note struck under a held chord goes to the voice it
+/// moves from rather than cutting the top one. Notes beyond the voices stay on the lowest
+/// voice, where reading the part as voices counts them as dropped.
+fn spread_over_voices(notes: &mut [GridNote], representation: &Representation) {
+    for first in 0..representation.track_count() {
+        let voices = representation.part_of(first);
+        if voices.len() < 2 || voices[0] != first || representation.tracks[first].is_drum {
+            continue;
+        }
+        let mut part: Vec<&mut GridNote> = notes.iter_mut().filter(|note| note.track == first).collect();
+        part.sort_by_key(|note| (note.start, std::cmp::Reverse(note.pitch)));
+        let mut last: Vec<Option<u8>> = vec![None; voices.len()];
+        let mut from = 0;
+        while from < part.len() {
+            let start = part[from].start;
+            let to = from + part[from..].iter().take_while(|note| note.start == start).count();
+            let struck: Vec<u8> = part[from..to].iter().map(|note| note.pitch).collect();
+            let chosen = nearest_voices(&struck, &last);
+            for (note, voice) in
+                part[from..to].iter_mut().zip(chosen.iter().copied().chain(std::iter::repeat(voices.len() - 1)))
+            {
+                note.track = voices[voice];
+                last[voice] = Some(note.pitch);
+            }
+            from = to;
+        }
+    }
+}
+
+/// For `struck` pitches (highest first), as many voices in order, top first, whose last
+/// pitches they lie nearest in all (a voice not yet heard is as near as any); of equally
+/// near choices, the highest voices. At most as many pitches as voices are dealt.
+fn nearest_voices(struck: &[u8], last: &[Option<u8>]) -> Vec<usize> {
+    let dealt = struck.len().min(last.len());
+    let distance = |voices: &[usize]| -> u32 {
+        voices.iter().zip(struck).map(|(&v, &pitch)| last[v].map_or(0, |l| u32::from(l.abs_diff(pitch)))).sum()
+    };
+    // Every increasing choice of `dealt` voices, the highest first: a part has a few voices.
+    let mut best: Option<(u32, Vec<usize>)> = None;
+    let mut choice: Vec<usize> = (0..dealt).collect();
+    loop {
+        let cost = distance(&choice);
+        if best.as_ref().is_none_or(|(least, _)| cost < *least) {
+            best = Some((cost, choice.clone()));
+        }
+        // The next combination in order.
+        let Some(i) = (0..dealt).rev().find(|&i| choice[i] < last.len() - dealt + i) else { break };
+        choice[i] += 1;
+        for j in i + 1..dealt {
+            choice[j] = choice[j - 1] + 1;
+        }
+    }
+    best.map_or_else(Vec::new, |(_, voices)| voices)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -387,12 +452,76 @@ mod tests {
 
     #[test]
     fn drums_go_to_the_drum_track() {
-        let mut drum = TrackSpec::new("Drums", DRUM_CHANNEL);
-        drum.is_drum = true;
-        let representation = representation(vec![TrackSpec::new("Keys", 0), drum]);
+        let representation = representation(vec![TrackSpec::new("Keys", 0), TrackSpec::drums("Drums", Vec::new())]);
         let notes = vec![note(0, DRUM_CHANNEL, 49, 0, 120), note(0, 0, 60, 0, 480)];
         let piece = score_to_piece(&score(notes, vec![]), &representation, TrackAssignment::ByTrackOrder);
         assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 4), grid(1, 0, 49, 1)]);
+    }
+
+    #[test]
+    fn drum_sounds_go_to_their_lanes_and_sounds_of_no_lane_are_counted() {
+        let representation = representation(vec![
+            TrackSpec::drums("Kick", vec![48]),
+            TrackSpec::drums("Snare", vec![50, 52]),
+            TrackSpec::new("Bass", 0),
+        ]);
+        let notes = vec![
+            note(0, DRUM_CHANNEL, 48, 0, 60),
+            note(0, DRUM_CHANNEL, 52, 0, 60),
+            note(0, DRUM_CHANNEL, 50, 480, 540),
+            note(0, DRUM_CHANNEL, 60, 480, 540),
+            note(1, 0, 55, 0, 480),
+        ];
+        let piece = score_to_piece(&score(notes, vec![]), &representation, TrackAssignment::ByTrackOrder);
+        assert_eq!(
+            piece.segments[0].notes(),
+            vec![grid(0, 0, 48, 1), grid(1, 0, 52, 1), grid(1, 4, 50, 1), grid(2, 0, 55, 4)]
+        );
+        assert_eq!(piece.report.no_track, 1, "sound 60 belongs to no lane");
+    }
+
+    #[test]
+    fn a_chord_fills_the_voices_of_its_part_and_a_lone_note_goes_to_the_voice_it_moves_from() {
+        let representation = representation(vec![
+            TrackSpec::new("Comp 1", 2),
+            TrackSpec::new("Comp 2", 2),
+            TrackSpec::new("Comp 3", 2),
+            TrackSpec::new("Bass", 3),
+        ]);
+        let notes = vec![
+            // A C major triad for two beats, then a lone G under the held top two, then four
+            // notes struck at once: one more than the voices.
+            note(0, 2, 72, 0, 1920),
+            note(0, 2, 67, 0, 960),
+            note(0, 2, 64, 0, 960),
+            note(0, 2, 55, 960, 1920),
+            note(0, 2, 76, 1920, 2400),
+            note(0, 2, 72, 1920, 2400),
+            note(0, 2, 67, 1920, 2400),
+            note(0, 2, 60, 1920, 2400),
+            note(1, 3, 48, 0, 1920),
+        ];
+        let piece = score_to_piece(&score(notes, vec![]), &representation, TrackAssignment::ByChannel);
+        let on = |track: usize| -> Vec<(usize, u8)> {
+            piece.segments[0].notes().iter().filter(|n| n.track == track).map(|n| (n.start, n.pitch)).collect()
+        };
+        assert_eq!(on(0), vec![(0, 72), (16, 76)]);
+        assert_eq!(on(1), vec![(0, 67), (16, 72)]);
+        assert_eq!(
+            on(2),
+            vec![(0, 64), (8, 55), (16, 60), (16, 67)],
+            "the G goes where the E was; a chord's fourth note to the lowest voice"
+        );
+        assert_eq!(on(3), vec![(0, 48)]);
+    }
+
+    #[test]
+    fn nearest_voices_deal_in_order() {
+        assert_eq!(nearest_voices(&[70, 60], &[None, None, None]), vec![0, 1], "nothing heard yet: from the top");
+        assert_eq!(nearest_voices(&[55], &[Some(72), Some(67), Some(64)]), vec![2]);
+        assert_eq!(nearest_voices(&[71, 66], &[Some(72), Some(67), Some(64)]), vec![0, 1]);
+        assert_eq!(nearest_voices(&[66, 63], &[Some(72), Some(67), Some(64)]), vec![1, 2]);
+        assert_eq!(nearest_voices(&[80, 70, 60, 50], &[None, None]), vec![0, 1]);
     }
 
     #[test]

@@ -81,11 +81,27 @@ pub struct TrackSpec {
     /// from pitch metrics that only make sense for pitched parts.
     #[serde(default)]
     pub is_drum: bool,
+    /// A drum lane's General MIDI sounds (a kick lane's are 35 and 36): the percussion notes
+    /// it takes from a file and the only ones it plays, so that a lane is one voice choosing
+    /// among its sounds as a drummer's limb does. Empty for a pitched track, and for a drum
+    /// track that takes every sound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sounds: Vec<u8>,
 }
 
 impl TrackSpec {
     pub fn new(name: impl Into<String>, channel: u8) -> TrackSpec {
-        TrackSpec { name: name.into(), channel, is_drum: false }
+        TrackSpec { name: name.into(), channel, is_drum: false, sounds: Vec::new() }
+    }
+
+    /// A drum track on the percussion channel; `sounds` as the field says.
+    pub fn drums(name: impl Into<String>, sounds: Vec<u8>) -> TrackSpec {
+        TrackSpec { name: name.into(), channel: DRUM_CHANNEL, is_drum: true, sounds }
+    }
+
+    /// Whether this track plays `pitch`: any pitch, unless it is a lane of chosen sounds.
+    pub fn plays(&self, pitch: u8) -> bool {
+        self.sounds.is_empty() || self.sounds.contains(&pitch)
     }
 }
 
@@ -173,11 +189,40 @@ impl Representation {
                     track.name
                 )));
             }
-            if let Some(other) = self.tracks[..index].iter().find(|t| t.channel == track.channel) {
+            if !track.sounds.is_empty() && !track.is_drum {
                 return Err(RepresentationError::new(format!(
-                    "tracks `{}` and `{}` share channel {}",
-                    other.name, track.name, track.channel
+                    "track `{}` names sounds, which only a drum lane has",
+                    track.name
                 )));
+            }
+            if let Some(&pitch) = track.sounds.iter().find(|&&pitch| self.pitch_row(pitch).is_none()) {
+                return Err(RepresentationError::new(format!(
+                    "drum lane `{}` plays sound {pitch}, outside the pitch window",
+                    track.name
+                )));
+            }
+            if let Some(other) = self.tracks[..index].iter().rev().find(|t| t.channel == track.channel) {
+                // One channel, several tracks: a drum kit's lanes, which must split its sounds
+                // between them, or the voices of one part (a comping hand), which must sit
+                // together, highest first, so that a chord is spread over them in order.
+                let lanes_apart = track.is_drum
+                    && !track.sounds.is_empty()
+                    && self.tracks[..index]
+                        .iter()
+                        .filter(|t| t.channel == track.channel)
+                        .all(|t| !t.sounds.is_empty() && t.sounds.iter().all(|s| !track.sounds.contains(s)));
+                let voices_together = !track.is_drum && self.tracks[index - 1].channel == track.channel;
+                if !(lanes_apart || voices_together) {
+                    let why = if track.is_drum {
+                        "drum lanes on one channel must each name their own sounds"
+                    } else {
+                        "the voices of one part must be neighbours"
+                    };
+                    return Err(RepresentationError::new(format!(
+                        "tracks `{}` and `{}` share channel {}: {why}",
+                        other.name, track.name, track.channel
+                    )));
+                }
             }
         }
         Ok(())
@@ -205,6 +250,13 @@ impl Representation {
 
     pub fn pitch_count(&self) -> usize {
         usize::from(self.pitch_count)
+    }
+
+    /// The tracks of the part `track` belongs to: the tracks on its channel. A part is one
+    /// track, a drum kit of lanes, or the voices of one hand (highest first).
+    pub fn part_of(&self, track: usize) -> Vec<usize> {
+        let channel = self.tracks[track].channel;
+        (0..self.track_count()).filter(|&t| self.tracks[t].channel == channel).collect()
     }
 
     /// The roll row of a MIDI pitch, or `None` outside the window.
@@ -288,9 +340,36 @@ mod tests {
         assert!(refusal(|r| r.tracks.clear()).contains("0 tracks"));
         assert!(refusal(|r| r.tracks[1].name = " ".into()).contains("track 1 has no name"));
         assert!(refusal(|r| r.tracks[1].channel = 16).contains("channel 16"));
-        assert!(refusal(|r| r.tracks[1].channel = 0).contains("share channel 0"));
+        assert!(refusal(|r| r.tracks[2].channel = 0).contains("must be neighbours"));
+        assert!(refusal(|r| r.tracks[1].sounds = vec![38]).contains("only a drum lane"));
         assert!(refusal(|r| r.tracks[1].channel = DRUM_CHANNEL).contains("drum tracks"));
         assert!(refusal(|r| r.tracks[1].is_drum = true).contains("drum tracks"));
+    }
+
+    #[test]
+    fn one_channel_holds_a_kit_of_lanes_or_the_voices_of_one_part() {
+        let mut band = satb();
+        band.tracks = vec![
+            TrackSpec::drums("Kick", vec![36]),
+            TrackSpec::drums("Snare", vec![38, 40]),
+            TrackSpec::new("Comp 1", 2),
+            TrackSpec::new("Comp 2", 2),
+            TrackSpec::new("Bass", 3),
+        ];
+        band.validate().unwrap();
+        assert_eq!(band.part_of(1), vec![0, 1]);
+        assert_eq!(band.part_of(3), vec![2, 3]);
+        assert_eq!(band.part_of(4), vec![4]);
+        let refused = |change: &dyn Fn(&mut Representation)| {
+            let mut r = band.clone();
+            change(&mut r);
+            r.validate().unwrap_err().to_string()
+        };
+        assert!(refused(&|r| r.tracks[1].sounds = vec![36, 40]).contains("own sounds"));
+        assert!(refused(&|r| r.tracks[1].sounds.clear()).contains("own sounds"));
+        assert!(refused(&|r| r.tracks[0].sounds = vec![20]).contains("outside the pitch window"));
+        assert!(refused(&|r| r.tracks.swap(3, 4)).contains("must be neighbours"));
+        assert!(band.tracks[0].plays(36) && !band.tracks[0].plays(38) && band.tracks[4].plays(38));
     }
 
     #[test]
