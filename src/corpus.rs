@@ -127,18 +127,111 @@ pub struct Corpus {
     pub report: ImportReport,
 }
 
+/// How a model reads a part: as voices making one choice a step (the `voices` preset), where
+/// a part that plays chords needs several voices and a drum kit is read as lanes, or as a
+/// roll of cells that hold any number of notes (the roll presets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartReading {
+    Voices,
+    Cells,
+}
+
+/// The most voices one part is read as: a comping hand's four-note chords.
+pub const MOST_VOICES_PER_PART: usize = 4;
+
 impl ScoreFolder {
-    /// The parts of a folder nobody described, as `assignment` finds them.
-    pub fn tracks(&self, assignment: TrackAssignment) -> Vec<TrackSpec> {
-        match assignment {
+    /// The parts of a folder nobody described, as `assignment` finds them and `reading` holds
+    /// them: drums as one track of cells, or for voices as a lane per group of sounds heard;
+    /// a pitched part as one track, or for voices as many as it sounds notes at once (in nine
+    /// of ten onsets, up to [`MOST_VOICES_PER_PART`]).
+    pub fn tracks(&self, assignment: TrackAssignment, reading: PartReading) -> Vec<TrackSpec> {
+        let mut parts = match assignment {
             TrackAssignment::ByChannel => self.tracks_by_channel(),
             TrackAssignment::ByTrackOrder => self.tracks_by_order(),
+            TrackAssignment::ByRole => self.tracks_by_role(),
+        };
+        let heard_drums: Vec<u8> = {
+            let mut sounds: Vec<u8> = self
+                .scores
+                .iter()
+                .flat_map(|(_, score)| score.notes.iter().filter(|n| n.channel == DRUM_CHANNEL).map(|n| n.pitch))
+                .collect();
+            sounds.sort_unstable();
+            sounds.dedup();
+            sounds
+        };
+        if reading == PartReading::Cells {
+            if !heard_drums.is_empty() {
+                parts.push(TrackSpec::drums("Drums", Vec::new()));
+            }
+            return parts;
+        }
+        let voices = self.voices_per_part(&parts, assignment);
+        let mut tracks: Vec<TrackSpec> = parts
+            .into_iter()
+            .zip(voices)
+            .flat_map(|(part, voices)| {
+                (0..voices).map(move |voice| match voices {
+                    1 => part.clone(),
+                    _ => TrackSpec::new(format!("{} {}", part.name, voice + 1), part.channel),
+                })
+            })
+            .collect();
+        tracks.extend(crate::roll::drums::lanes_for(&heard_drums));
+        tracks
+    }
+
+    /// How many voices each pitched part needs: the notes it sounds at its onsets, read with
+    /// the import itself (so that parts are found as training will find them), in nine onsets
+    /// of ten.
+    fn voices_per_part(&self, parts: &[TrackSpec], assignment: TrackAssignment) -> Vec<usize> {
+        if parts.is_empty() {
+            return Vec::new();
+        }
+        let whole_range = Arc::new(Representation {
+            steps_per_beat: 4,
+            meter: crate::roll::Meter::COMMON,
+            bars_per_phrase: 1,
+            lowest_pitch: 0,
+            pitch_count: 128,
+            tracks: parts.to_vec(),
+        });
+        let mut sounding_at_onsets: Vec<Vec<usize>> = vec![Vec::new(); parts.len()];
+        for (_, score) in &self.scores {
+            // Every meter: the voices a part needs do not depend on which bars a model keeps.
+            let mut any_meter = score.clone();
+            any_meter.meters.clear();
+            for roll in score_to_piece(&any_meter, &whole_range, assignment).segments {
+                for (track, counts) in sounding_at_onsets.iter_mut().enumerate() {
+                    for step in 0..roll.steps() {
+                        if roll.onsets_at(track, step).iter().any(|&v| v > 0) {
+                            counts.push(roll.sounding_at(track, step).iter().filter(|&&on| on).count());
+                        }
+                    }
+                }
+            }
+        }
+        sounding_at_onsets
+            .into_iter()
+            .map(|mut counts| {
+                counts.sort_unstable();
+                let ninth_decile = counts.get(counts.len().saturating_sub(1) * 9 / 10).copied().unwrap_or(1);
+                ninth_decile.clamp(1, MOST_VOICES_PER_PART)
+            })
+            .collect()
+    }
+
+    /// A bass and a comping part, where any file has pitched notes (see `TrackAssignment::ByRole`).
+    fn tracks_by_role(&self) -> Vec<TrackSpec> {
+        let pitched = self.scores.iter().any(|(_, score)| score.notes.iter().any(|n| n.channel != DRUM_CHANNEL));
+        match pitched {
+            true => vec![TrackSpec::new("Bass", 0), TrackSpec::new("Comp", 1)],
+            false => Vec::new(),
         }
     }
 
     /// As many parts as the file with the most MIDI tracks of pitched notes has, named after
-    /// that file's tracks and put on channels 1, 2, … (skipping percussion), plus a drum track
-    /// if any file plays drums.
+    /// that file's tracks and put on channels 1, 2, … (skipping percussion).
     fn tracks_by_order(&self) -> Vec<TrackSpec> {
         let pitched_tracks = |score: &Score| -> Vec<usize> {
             let mut tracks: Vec<usize> =
@@ -160,30 +253,21 @@ impl ScoreFolder {
                 specs.push(TrackSpec::new(name, channel));
             }
         }
-        if self.scores.iter().any(|(_, score)| score.notes.iter().any(|n| n.channel == DRUM_CHANNEL)) {
-            specs.push(TrackSpec::drums("Drums", Vec::new()));
-        }
         specs
     }
 
-    /// One track per MIDI channel in use, named after the first MIDI track seen on it.
-    pub fn tracks_by_channel(&self) -> Vec<TrackSpec> {
+    /// One part per pitched MIDI channel in use, named after the first MIDI track seen on it.
+    fn tracks_by_channel(&self) -> Vec<TrackSpec> {
         let mut names: BTreeMap<u8, String> = BTreeMap::new();
         for (_, score) in &self.scores {
-            for note in &score.notes {
+            for note in score.notes.iter().filter(|n| n.channel != DRUM_CHANNEL) {
                 names.entry(note.channel).or_insert_with(|| match score.track_names[note.track].as_str() {
                     "" => format!("Channel {}", note.channel + 1),
                     name => name.to_string(),
                 });
             }
         }
-        names
-            .into_iter()
-            .map(|(channel, name)| match channel {
-                DRUM_CHANNEL => TrackSpec::drums(name, Vec::new()),
-                _ => TrackSpec::new(name, channel),
-            })
-            .collect()
+        names.into_iter().map(|(channel, name)| TrackSpec::new(name, channel)).collect()
     }
 
     pub fn into_corpus(self, representation: &Arc<Representation>, assignment: TrackAssignment) -> Corpus {
@@ -258,5 +342,68 @@ impl fmt::Display for Corpus {
             grouped(r.moved_to_grid),
             grouped(r.unterminated),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roll::ScoreNote;
+
+    /// A bar of a band: kick, snare and hats; triads on channel 1; a bass on channel 2.
+    fn band_folder() -> ScoreFolder {
+        let note =
+            |track, channel, pitch, start: u64, end: u64| ScoreNote { track, channel, pitch, velocity: 90, start, end };
+        let mut notes = Vec::new();
+        for beat in 0..4u64 {
+            let at = beat * 480;
+            notes.push(note(0, DRUM_CHANNEL, if beat % 2 == 0 { 36 } else { 38 }, at, at + 60));
+            notes.push(note(0, DRUM_CHANNEL, 42, at, at + 60));
+            notes.extend([60, 64, 67].map(|pitch| note(1, 1, pitch, at, at + 480)));
+            notes.push(note(2, 2, 36, at, at + 480));
+        }
+        notes.sort_by_key(|n| (n.start, n.channel, n.pitch, n.end));
+        let score = Score {
+            ticks_per_quarter: 480,
+            tempos: vec![(0, 500_000)],
+            meters: vec![],
+            notes,
+            track_names: vec!["Drums".into(), "Piano".into(), "Bass".into()],
+            programs: [None; 16],
+            end: 1920,
+            unterminated_notes: 0,
+        };
+        ScoreFolder { scores: vec![(PathBuf::from("band.mid"), score)], skipped: Vec::new() }
+    }
+
+    #[test]
+    fn voices_read_a_kit_as_lanes_and_a_chord_part_as_voices() {
+        let folder = band_folder();
+        let names = |tracks: &[TrackSpec]| tracks.iter().map(|t| (t.name.clone(), t.channel)).collect::<Vec<_>>();
+        let voices = folder.tracks(TrackAssignment::ByChannel, PartReading::Voices);
+        let expected: Vec<(String, u8)> = [
+            ("Piano 1", 1),
+            ("Piano 2", 1),
+            ("Piano 3", 1),
+            ("Bass", 2),
+            ("Kick", DRUM_CHANNEL),
+            ("Snare", DRUM_CHANNEL),
+            ("Hi-hat", DRUM_CHANNEL),
+        ]
+        .map(|(name, channel)| (name.to_string(), channel))
+        .to_vec();
+        assert_eq!(names(&voices), expected);
+        assert_eq!(voices[6].sounds, vec![42]);
+        let cells = folder.tracks(TrackAssignment::ByChannel, PartReading::Cells);
+        assert_eq!(
+            names(&cells),
+            [("Piano", 1), ("Bass", 2), ("Drums", DRUM_CHANNEL)].map(|(n, c)| (n.to_string(), c)).to_vec()
+        );
+        // By role: the bass is found by its track's name, the piano by its chords.
+        let roles = folder.tracks(TrackAssignment::ByRole, PartReading::Voices);
+        assert_eq!(
+            names(&roles)[..4],
+            [("Bass", 0), ("Comp 1", 1), ("Comp 2", 1), ("Comp 3", 1)].map(|(n, c)| (n.to_string(), c))
+        );
     }
 }

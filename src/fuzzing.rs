@@ -27,7 +27,7 @@ pub fn midi_import(data: &[u8]) {
         pitch_count: 48,
         tracks: vec![TrackSpec::new("One", 0), TrackSpec::new("Two", 1), TrackSpec::drums("Drums", Vec::new())],
     });
-    for assignment in [TrackAssignment::ByChannel, TrackAssignment::ByTrackOrder] {
+    for assignment in [TrackAssignment::ByChannel, TrackAssignment::ByTrackOrder, TrackAssignment::ByRole] {
         let piece = score_to_piece(&score, &representation, assignment);
         for segment in &piece.segments {
             let _ = segment.phrases(4, 4);

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use dreamroll::corpus::read_folder;
+use dreamroll::corpus::{read_folder, PartReading};
 use dreamroll::metrics::MetricsAccumulator;
 use dreamroll::roll::{Meter, Representation, TrackAssignment};
 use midly::Format;
@@ -23,7 +23,7 @@ fn a_folder_of_known_music_gives_known_metrics() {
     std::fs::write(folder.path().join("broken.mid"), b"MThd").unwrap();
 
     let scores = read_folder(folder.path()).unwrap();
-    let tracks = scores.tracks_by_channel();
+    let tracks = scores.tracks(TrackAssignment::ByChannel, PartReading::Cells);
     assert_eq!(
         tracks.iter().map(|t| (t.name.as_str(), t.channel)).collect::<Vec<_>>(),
         vec![("Channel 1", 0), ("Channel 4", 3)]
@@ -69,12 +69,12 @@ fn parts_on_one_channel_are_found_by_track_order() {
     std::fs::write(folder.path().join("trio.mid"), three).unwrap();
     std::fs::write(folder.path().join("duo.mid"), smf(Format::Parallel, 480, vec![part(72), part(48)])).unwrap();
     let scores = read_folder(folder.path()).unwrap();
-    let tracks = scores.tracks(TrackAssignment::ByTrackOrder);
+    let tracks = scores.tracks(TrackAssignment::ByTrackOrder, PartReading::Cells);
     assert_eq!(
         tracks.iter().map(|t| (t.name.as_str(), t.channel)).collect::<Vec<_>>(),
         vec![("Flute", 0), ("Viola", 1), ("Cello", 2)]
     );
-    assert_eq!(scores.tracks(TrackAssignment::ByChannel).len(), 1, "by channel they are one part");
+    assert_eq!(scores.tracks(TrackAssignment::ByChannel, PartReading::Cells).len(), 1, "by channel they are one part");
     let representation = Arc::new(Representation {
         steps_per_beat: 4,
         meter: Meter::COMMON,

@@ -200,6 +200,7 @@ impl Take {
                 })
                 .collect(),
             track_names: vec![String::new(); tracks],
+            programs: [None; 16],
             end: cut,
             unterminated_notes: 0,
         };
@@ -350,6 +351,7 @@ mod tests {
             meters: vec![(0, Meter::COMMON)],
             notes,
             track_names: vec![String::new()],
+            programs: [None; 16],
             end: BAR,
             unterminated_notes: 0,
         };

@@ -16,6 +16,10 @@ pub enum TrackAssignment {
     /// (files whose parts all share one channel). Percussion-channel notes still go to the
     /// drum track.
     ByTrackOrder,
+    /// A band's parts by what they play, whatever their channels: the drums to their lanes,
+    /// the file's bass (see [`BandRoles`]) to the first pitched part and its comping to the
+    /// second; the file's other parts (a melody, a pad, a second guitar) are left out.
+    ByRole,
 }
 
 impl std::str::FromStr for TrackAssignment {
@@ -25,7 +29,8 @@ impl std::str::FromStr for TrackAssignment {
         match text {
             "channel" => Ok(TrackAssignment::ByChannel),
             "track" => Ok(TrackAssignment::ByTrackOrder),
-            other => Err(format!("`{other}`: parts are found by `channel` or by `track` order")),
+            "role" => Ok(TrackAssignment::ByRole),
+            other => Err(format!("`{other}`: parts are found by `channel`, by `track` order or by `role`")),
         }
     }
 }
@@ -222,6 +227,10 @@ fn track_lookup<'a>(
     let pitched_parts: Vec<usize> = (0..tracks.len())
         .filter(|&t| !tracks[t].is_drum && (t == 0 || tracks[t - 1].channel != tracks[t].channel))
         .collect();
+    let roles = match assignment {
+        TrackAssignment::ByRole => BandRoles::of(score),
+        _ => BandRoles::default(),
+    };
     move |note: &ScoreNote| {
         if note.channel == DRUM_CHANNEL {
             return tracks.iter().position(|track| track.is_drum && track.plays(note.pitch));
@@ -232,7 +241,60 @@ fn track_lookup<'a>(
                 let order = pitched_tracks.binary_search(&note.track).ok()?;
                 pitched_parts.get(order).copied()
             }
+            TrackAssignment::ByRole => {
+                let role = [roles.bass, roles.comping].iter().position(|&channel| channel == Some(note.channel))?;
+                pitched_parts.get(role).copied()
+            }
         }
+    }
+}
+
+/// Which channels of a file play a band's bass and its comping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BandRoles {
+    /// The channel whose instrument is a General MIDI bass (programs 33-40), or failing that
+    /// whose track is named as a bass; of several, the one with the most notes.
+    pub bass: Option<u8>,
+    /// Of the other pitched channels (sound effects aside), the one that plays the most notes
+    /// struck together with another, if at least a fifth of its notes are: the part that
+    /// plays the chords.
+    pub comping: Option<u8>,
+}
+
+/// General MIDI's basses (programs 33-40, 0-based 32-39).
+const BASS_PROGRAMS: std::ops::RangeInclusive<u8> = 32..=39;
+/// General MIDI's sound effects (programs 121-128): never a part.
+const SOUND_EFFECTS: std::ops::RangeInclusive<u8> = 120..=127;
+
+impl BandRoles {
+    pub fn of(score: &Score) -> BandRoles {
+        let mut notes = [0usize; 16];
+        let mut chordal = [0usize; 16];
+        let mut named_bass = [false; 16];
+        // Notes are sorted by start, then channel: the notes one channel strikes together lie
+        // side by side.
+        for struck in score.notes.chunk_by(|a, b| (a.start, a.channel) == (b.start, b.channel)) {
+            let channel = usize::from(struck[0].channel);
+            notes[channel] += struck.len();
+            if struck.len() > 1 {
+                chordal[channel] += struck.len();
+            }
+            for note in struck {
+                named_bass[channel] |=
+                    score.track_names.get(note.track).is_some_and(|name| name.to_lowercase().contains("bass"));
+            }
+        }
+        let pitched = |c: usize| c != usize::from(DRUM_CHANNEL) && notes[c] > 0;
+        let program = |c: usize| score.programs[c];
+        let most_notes = |candidates: &mut dyn Iterator<Item = usize>| candidates.max_by_key(|&c| (notes[c], 16 - c));
+        let bass =
+            most_notes(&mut (0..16).filter(|&c| pitched(c) && program(c).is_some_and(|p| BASS_PROGRAMS.contains(&p))))
+                .or_else(|| most_notes(&mut (0..16).filter(|&c| pitched(c) && program(c).is_none() && named_bass[c])));
+        let comping = (0..16)
+            .filter(|&c| pitched(c) && Some(c) != bass && !program(c).is_some_and(|p| SOUND_EFFECTS.contains(&p)))
+            .filter(|&c| 5 * chordal[c] >= notes[c])
+            .max_by_key(|&c| (chordal[c], 16 - c));
+        BandRoles { bass: bass.map(|c| c as u8), comping: comping.map(|c| c as u8) }
     }
 }
 
@@ -356,6 +418,7 @@ mod tests {
             meters,
             notes,
             track_names: vec![String::new(); 4],
+            programs: [None; 16],
             end,
             unterminated_notes: 0,
         }
@@ -522,6 +585,39 @@ mod tests {
         assert_eq!(nearest_voices(&[71, 66], &[Some(72), Some(67), Some(64)]), vec![0, 1]);
         assert_eq!(nearest_voices(&[66, 63], &[Some(72), Some(67), Some(64)]), vec![1, 2]);
         assert_eq!(nearest_voices(&[80, 70, 60, 50], &[None, None]), vec![0, 1]);
+    }
+
+    #[test]
+    fn band_roles_are_read_from_programs_names_and_chords() {
+        // Channel 0: a melody; 1: chords on a piano; 2: a bass by its program; 9: drums.
+        let mut notes = vec![note(0, 0, 72, 0, 480), note(0, 0, 74, 480, 960), note(3, DRUM_CHANNEL, 50, 0, 60)];
+        for start in [0, 960] {
+            notes.extend([60, 64, 67].map(|pitch| note(1, 1, pitch, start, start + 960)));
+        }
+        notes.push(note(2, 2, 52, 0, 1920));
+        let mut band = score(notes, vec![]);
+        band.notes.sort_by_key(|n| (n.start, n.channel, n.pitch, n.end));
+        band.programs[2] = Some(33);
+        band.programs[1] = Some(0);
+        assert_eq!(BandRoles::of(&band), BandRoles { bass: Some(2), comping: Some(1) });
+        // No bass program: a track named as a bass (on a channel with no program) is one.
+        band.programs[2] = None;
+        band.track_names[2] = "Fretless Bass".into();
+        assert_eq!(BandRoles::of(&band).bass, Some(2));
+        band.track_names[2] = "Tuba?".into();
+        assert_eq!(BandRoles::of(&band), BandRoles { bass: None, comping: Some(1) });
+
+        let representation = representation(vec![
+            TrackSpec::drums("Kick", vec![50]),
+            TrackSpec::new("Bass", 1),
+            TrackSpec::new("Comp 1", 2),
+            TrackSpec::new("Comp 2", 2),
+        ]);
+        band.programs[2] = Some(33);
+        let piece = score_to_piece(&band, &representation, TrackAssignment::ByRole);
+        let tracks: Vec<usize> = piece.segments[0].notes().iter().map(|n| n.track).collect();
+        assert_eq!(tracks, vec![0, 1, 2, 2, 3, 3, 3, 3], "kick, bass, the chords' tops, the rest on the lower voice");
+        assert_eq!(piece.report.no_track, 2, "the melody has no part in a band");
     }
 
     #[test]

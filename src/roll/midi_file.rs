@@ -31,6 +31,9 @@ pub struct Score {
     pub notes: Vec<ScoreNote>,
     /// Name meta event of each track, empty where there is none.
     pub track_names: Vec<String>,
+    /// Each channel's first program (General MIDI instrument), where the file sets one: what
+    /// tells a bass from a piano when a file's parts are read by their roles.
+    pub programs: [Option<u8>; 16],
     /// The last tick of the file: its last event or its last note's end.
     pub end: u64,
     /// Note-ons that no note-off ended; they were closed at the end of their track.
@@ -138,6 +141,7 @@ pub fn read_midi(bytes: &[u8]) -> Result<Score, MidiError> {
         meters: Vec::new(),
         notes: Vec::new(),
         track_names: Vec::with_capacity(smf.tracks.len()),
+        programs: [None; 16],
         end: 0,
         unterminated_notes: 0,
     };
@@ -172,6 +176,10 @@ fn read_track(track: usize, events: &[TrackEvent], max_ticks: u64, score: &mut S
                 let (pitch, velocity) = match message {
                     MidiMessage::NoteOn { key, vel } => (key.as_int(), vel.as_int()),
                     MidiMessage::NoteOff { key, .. } => (key.as_int(), 0),
+                    MidiMessage::ProgramChange { program } => {
+                        score.programs[usize::from(channel)].get_or_insert(program.as_int());
+                        continue;
+                    }
                     _ => continue,
                 };
                 let stack = open.entry((channel, pitch)).or_default();

@@ -1,6 +1,7 @@
 //! Piano rolls and their conversion from and to MIDI.
 
 mod clip;
+pub mod drums;
 mod export;
 mod import;
 mod midi_file;

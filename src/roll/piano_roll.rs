@@ -224,12 +224,13 @@ impl Roll {
     }
 
     /// The roll moved by `semitones`, or `None` when a sounding note would leave the window
-    /// (augmentation should skip such a shift rather than mangle the music).
+    /// (augmentation should skip such a shift rather than mangle the music). Drum tracks stay
+    /// as they are: their pitches are sounds, not notes of a key.
     pub fn transposed(&self, semitones: i32) -> Option<Roll> {
         let pitches = self.pitch_count() as i64;
-        let shift = i64::from(semitones);
         let mut moved = Roll::new(self.representation.clone(), self.steps);
         for track in 0..self.track_count() {
+            let shift = if self.representation.tracks[track].is_drum { 0 } else { i64::from(semitones) };
             for step in 0..self.steps {
                 for row in 0..self.pitch_count() {
                     let from = self.cell(track, step, row);
@@ -386,5 +387,28 @@ mod tests {
         assert!(roll.transposed(7).is_none(), "70 + 7 leaves the window");
         assert!(roll.transposed(-1).is_none(), "60 - 1 leaves the window");
         assert_eq!(up.transposed(-5).unwrap(), roll);
+    }
+
+    #[test]
+    fn transposing_leaves_drums_where_they_are() {
+        let representation = Arc::new(Representation {
+            steps_per_beat: 4,
+            meter: Meter::COMMON,
+            bars_per_phrase: 1,
+            lowest_pitch: 36,
+            pitch_count: 24,
+            tracks: vec![TrackSpec::drums("Kick", vec![36]), TrackSpec::new("Bass", 0)],
+        });
+        let mut roll = Roll::new(representation, 16);
+        roll.place(GridNote { track: 0, start: 0, pitch: 36, length: 1, velocity: 100 }).unwrap();
+        roll.place(GridNote { track: 1, start: 0, pitch: 40, length: 4, velocity: 80 }).unwrap();
+        let up = roll.transposed(3).unwrap();
+        assert_eq!(
+            up.notes(),
+            vec![
+                GridNote { track: 0, start: 0, pitch: 36, length: 1, velocity: 100 },
+                GridNote { track: 1, start: 0, pitch: 43, length: 4, velocity: 80 }
+            ]
+        );
     }
 }

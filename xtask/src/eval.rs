@@ -5,7 +5,7 @@
 use crate::train::{augment, DEFAULT_TRANSPOSE};
 use anyhow::{bail, Context};
 use clap::Args;
-use dreamroll::corpus::read_folder;
+use dreamroll::corpus::{read_folder, PartReading};
 use dreamroll::metrics::seams::{played_twice, JunctionAccumulator, JunctionSummary, MoveSummary};
 use dreamroll::metrics::two_sample::classifier_accuracy;
 use dreamroll::metrics::voices::{VoiceStatistics, VoiceSummary};
@@ -86,7 +86,7 @@ fn eval_folder(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         bars_per_phrase: 1,
         lowest_pitch: 0,
         pitch_count: 128,
-        tracks: scores.tracks(args.parts),
+        tracks: scores.tracks(args.parts, PartReading::Cells),
     });
     representation.validate()?;
     let corpus = scores.into_corpus(&representation, args.parts);

@@ -3,10 +3,10 @@
 //! sit on both sides and flatter the validation loss).
 
 use anyhow::{bail, Context};
-use dreamroll::corpus::read_folder;
+use dreamroll::corpus::{read_folder, PartReading, ScoreFolder};
 use dreamroll::hash::fnv1a;
 use dreamroll::model::learned_phrases::LearnedPhrases;
-use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment, TrackSpec, DRUM_CHANNEL};
+use dreamroll::roll::{score_to_piece, Meter, Representation, Roll, TrackAssignment, TrackSpec};
 use rand::Rng;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +21,8 @@ pub struct GridChoice {
     pub pitch_window: Option<(u8, u8)>,
     pub tracks: Option<Vec<TrackSpec>>,
     pub assignment: TrackAssignment,
+    /// Parts as voices (drums as lanes) or as cells, as the preset reads them.
+    pub reading: PartReading,
     pub validation_share: f64,
     /// Bars between the starts of training phrases.
     pub hop: usize,
@@ -59,26 +61,51 @@ fn fit_pitch_window(pitches: &mut [u8], multiple: usize, margin: u8) -> (u8, u8)
     (low, count as u8)
 }
 
+/// The window for `tracks`: the pitched parts' pitches as the import places them (a band's
+/// melody, which no part takes, is not among them) fitted as [`fit_pitch_window`] fits them,
+/// widened to every drum lane's sounds.
+fn fitted_window(scores: &ScoreFolder, tracks: &[TrackSpec], choice: &GridChoice) -> anyhow::Result<(u8, u8)> {
+    let whole_range = Arc::new(Representation {
+        steps_per_beat: choice.steps_per_beat,
+        meter: choice.meter,
+        bars_per_phrase: choice.bars,
+        lowest_pitch: 0,
+        pitch_count: 128,
+        tracks: tracks.to_vec(),
+    });
+    whole_range.validate()?;
+    let mut pitches: Vec<u8> = Vec::new();
+    for (_, score) in &scores.scores {
+        for roll in score_to_piece(score, &whole_range, choice.assignment).segments {
+            pitches.extend(roll.notes().iter().filter(|n| !tracks[n.track].is_drum).map(|n| n.pitch));
+        }
+    }
+    let sounds = tracks.iter().flat_map(|t| t.sounds.iter().copied());
+    let (low, high) = match pitches.is_empty() {
+        false => {
+            let (low, count) = fit_pitch_window(&mut pitches, choice.pitch_multiple, 3);
+            (low, low + (count - 1))
+        }
+        true => match tracks.iter().any(|t| !t.sounds.is_empty()) {
+            true => (127, 0),
+            false => bail!("the files hold no notes in {} on the chosen parts' channels", choice.meter),
+        },
+    };
+    let (low, high) = sounds.fold((low, high), |(low, high), sound| (low.min(sound), high.max(sound)));
+    let count = (usize::from(high - low) + 1).div_ceil(choice.pitch_multiple) * choice.pitch_multiple;
+    Ok((low.min((128 - count) as u8), count as u8))
+}
+
 impl TrainingData {
     pub fn load(folder: &Path, choice: &GridChoice) -> anyhow::Result<TrainingData> {
         let scores = read_folder(folder).with_context(|| format!("reading training data from {}", folder.display()))?;
         if scores.scores.is_empty() {
             bail!("{}: none of its {} MIDI files could be read", folder.display(), scores.skipped.len());
         }
-        let tracks = choice.tracks.clone().unwrap_or_else(|| scores.tracks(choice.assignment));
+        let tracks = choice.tracks.clone().unwrap_or_else(|| scores.tracks(choice.assignment, choice.reading));
         let (lowest_pitch, pitch_count) = match choice.pitch_window {
             Some(window) => window,
-            None => {
-                let mut pitches: Vec<u8> = scores
-                    .scores
-                    .iter()
-                    .flat_map(|(_, score)| score.notes.iter().filter(|n| n.channel != DRUM_CHANNEL).map(|n| n.pitch))
-                    .collect();
-                if pitches.is_empty() {
-                    bail!("{}: the files hold no notes on the chosen tracks' channels", folder.display());
-                }
-                fit_pitch_window(&mut pitches, choice.pitch_multiple, 3)
-            }
+            None => fitted_window(&scores, &tracks, choice).with_context(|| format!("{}", folder.display()))?,
         };
         let representation = Arc::new(Representation {
             steps_per_beat: choice.steps_per_beat,

@@ -24,6 +24,7 @@ use clap::{Args, ValueEnum};
 pub(crate) use data::augment;
 pub use data::is_validation_piece;
 use data::{GridChoice, TrainingData};
+use dreamroll::corpus::PartReading;
 use dreamroll::model::rolls::rolls_to_tensor;
 use dreamroll::model::{Preset, TrackLatents};
 use dreamroll::roll::{Meter, Roll, TrackAssignment};
@@ -320,6 +321,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             pitch_window: pitch_window.or(warm.as_ref().map(warm_start::WarmStart::pitch_window)),
             tracks: None,
             assignment: config.shape.parts,
+            reading: match config.preset {
+                Preset::Voices => PartReading::Voices,
+                _ => PartReading::Cells,
+            },
             validation_share: config.shape.validation_share,
             hop: usize::from(config.shape.hop),
             seed: config.seed,
