@@ -150,8 +150,14 @@ pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
         if options.muted.get(note.track).copied().unwrap_or(false) {
             continue;
         }
-        let moved = (i32::from(note.pitch) + i32::from(options.transpose)).clamp(0, 127) as u8;
-        let pitch = snap_to_scale(moved, options.key % 12, options.scale);
+        // A drum's pitch is its sound: key, scale and transposition are not a drum's.
+        let pitch = match representation.tracks[note.track].is_drum {
+            true => note.pitch,
+            false => {
+                let moved = (i32::from(note.pitch) + i32::from(options.transpose)).clamp(0, 127) as u8;
+                snap_to_scale(moved, options.key % 12, options.scale)
+            }
+        };
         let downbeat = note.start % steps_per_bar == 0;
         let accent = if downbeat { 8.0 } else { 0.0 };
         let humanise = unit_interval(options.humanise);
@@ -195,6 +201,29 @@ mod tests {
             roll.place(GridNote { track, start, pitch, length: 2, velocity: 90 }).unwrap();
         }
         roll
+    }
+
+    #[test]
+    fn drums_keep_their_sounds_under_transposition_and_scale_lock() {
+        let representation = Arc::new(Representation {
+            steps_per_beat: 4,
+            meter: Meter::COMMON,
+            bars_per_phrase: 1,
+            lowest_pitch: 36,
+            pitch_count: 24,
+            tracks: vec![TrackSpec::new("Bass", 0), TrackSpec::drums("Snare", vec![37, 38])],
+        });
+        let mut roll = Roll::new(representation, 16);
+        roll.place(GridNote { track: 0, start: 0, pitch: 37, length: 2, velocity: 90 }).unwrap();
+        roll.place(GridNote { track: 1, start: 4, pitch: 37, length: 1, velocity: 90 }).unwrap();
+        let mut o = PatternOptions::plain(vec![0, crate::roll::DRUM_CHANNEL]);
+        (o.key, o.scale, o.transpose) = (0, Scale::Major, 2);
+        let pitches: Vec<(u8, u8)> = build_pattern(&roll, &o).notes.iter().map(|n| (n.channel, n.pitch)).collect();
+        assert_eq!(
+            pitches,
+            vec![(0, 38), (crate::roll::DRUM_CHANNEL, 37)],
+            "the bass moves and locks, the side stick stays"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::voices::sampler::Sampling;
 use super::voices::sampler::{ChordGuide, ALL_PITCH_CLASSES, GUIDE_BARS};
 use super::voices::seams::{given_around, seams, window, write_back};
 use super::voices::tokens::{roll_to_tokens, tokens_to_roll, REST};
-use super::voices::{VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
+use super::voices::{Kit, VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
 use crate::files::{read_limited, FileError};
 use crate::metrics::chords::{
     bar_chords, bar_key_scales, key_scale, key_scale_of_chords, strong_beat_steps, PitchClasses,
@@ -91,7 +91,8 @@ impl Generator {
             (Preset::Voices, _) => {
                 let shape = VoiceShape::of(&card)
                     .ok_or_else(|| ModelError::Mismatch("a voices card without voice sizes".into()))?;
-                Network::Voices(Box::new(VoiceDecoder::new(shape, vb).map_err(mismatch)?))
+                let kit = Kit::of(&card.representation);
+                Network::Voices(Box::new(VoiceDecoder::new(shape, kit, vb).map_err(mismatch)?))
             }
             (Preset::Musegan, Some(mode)) => {
                 Network::Musegan(MuseganGenerator::new(shape, mode, vb).map_err(mismatch)?)

@@ -58,18 +58,47 @@ impl VoiceShape {
 pub struct VoiceDecoder {
     pub network: VoiceNetwork,
     sampler: VoiceSampler,
+    kit: Kit,
+}
+
+/// Which voices are drums, and the rows each may strike: a drum lane plays only its sounds,
+/// and no drum is held to a key, a chord or the rules of part-writing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Kit {
+    /// Per voice: `None` for a pitched voice; for a drum, per row whether it is one of its
+    /// sounds (every row for a drum track of every sound).
+    pub rows: Vec<Option<Vec<bool>>>,
+}
+
+impl Kit {
+    pub fn of(representation: &Representation) -> Kit {
+        let rows = representation
+            .tracks
+            .iter()
+            .map(|track| {
+                track.is_drum.then(|| {
+                    (0..representation.pitch_count()).map(|row| track.plays(representation.pitch_of_row(row))).collect()
+                })
+            })
+            .collect();
+        Kit { rows }
+    }
+
+    pub fn is_drum(&self, voice: usize) -> bool {
+        self.rows.get(voice).is_some_and(Option::is_some)
+    }
 }
 
 impl VoiceDecoder {
-    pub fn new(shape: VoiceShape, vb: VarBuilder) -> Result<VoiceDecoder> {
+    pub fn new(shape: VoiceShape, kit: Kit, vb: VarBuilder) -> Result<VoiceDecoder> {
         let network = VoiceNetwork::new(shape, vb)?;
-        let sampler = VoiceSampler::new(&network)?;
-        Ok(VoiceDecoder { network, sampler })
+        let sampler = VoiceSampler::new(&network, kit.clone())?;
+        Ok(VoiceDecoder { network, sampler, kit })
     }
 
     /// The sampler reads tabulated weights: after the trainer changes them, tabulate again.
     pub fn refresh(&mut self) -> Result<()> {
-        self.sampler = VoiceSampler::new(&self.network)?;
+        self.sampler = VoiceSampler::new(&self.network, self.kit.clone())?;
         Ok(())
     }
 

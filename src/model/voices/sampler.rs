@@ -10,6 +10,7 @@
 
 use super::leading::{add_scores, remember, LeadingLayout};
 use super::network::{GivenView, VoiceNetwork, VoiceShape};
+use super::Kit;
 use super::tokens::{given_view, VoiceState, HOLD, NEW_NOTE, REST};
 use candle_core::{DType, Device, Result, Tensor};
 use rand::Rng;
@@ -189,6 +190,7 @@ pub struct VoiceSampler {
     heads: Vec<HeadTables>,
     /// The voice-leading table, where the model has one.
     leading: Option<(LeadingLayout, Vec<f32>)>,
+    kit: Kit,
 }
 
 /// Choices a caller fixes, [step][voice]: `None` (or a missing step or voice) is the
@@ -196,7 +198,7 @@ pub struct VoiceSampler {
 pub type Given = [Vec<Option<u32>>];
 
 impl VoiceSampler {
-    pub fn new(network: &VoiceNetwork) -> Result<VoiceSampler> {
+    pub fn new(network: &VoiceNetwork, kit: Kit) -> Result<VoiceSampler> {
         let s = network.shape;
         let features = s.voice_features();
         let (pitch, age) = (network.pitch.embeddings(), network.age.embeddings());
@@ -242,6 +244,7 @@ impl VoiceSampler {
                     ))
                 })
                 .transpose()?,
+            kit,
         })
     }
 
@@ -373,6 +376,7 @@ impl VoiceSampler {
         let mut last = vec![0u32; s.voices];
         let mut now = vec![0u32; s.voices];
         let mut leading_entries = Vec::new();
+        let (mut pitched_last, mut pitched_now) = (Vec::with_capacity(s.voices), Vec::with_capacity(s.voices));
         let mut tokens = Vec::with_capacity(s.steps());
         for step in 0..s.steps() {
             if !run.contains(&step) {
@@ -429,9 +433,22 @@ impl VoiceSampler {
                     }
                     None => {
                         made_a_choice = true;
-                        add_part_writing_biases(&mut scores, states[v], &last[..=v], &now[..v], sampling);
-                        if let Some(guide) = &sampling.chords {
-                            guide.apply(step, states[v].sounding, &mut scores);
+                        match self.kit.rows.get(v).and_then(Option::as_ref) {
+                            Some(sounds) => strike_only(sounds, &mut scores),
+                            None => {
+                                // Part-writing is among the pitched voices above: drums lead no voice.
+                                pitched_last.clear();
+                                pitched_now.clear();
+                                for u in (0..v).filter(|&u| !self.kit.is_drum(u)) {
+                                    pitched_last.push(last[u]);
+                                    pitched_now.push(now[u]);
+                                }
+                                pitched_last.push(last[v]);
+                                add_part_writing_biases(&mut scores, states[v], &pitched_last, &pitched_now, sampling);
+                                if let Some(guide) = &sampling.chords {
+                                    guide.apply(step, states[v].sounding, &mut scores);
+                                }
+                            }
                         }
                         choose(&mut scores, states[v], sampling, rng)
                     }
@@ -513,6 +530,15 @@ fn add_part_writing_biases(scores: &mut [f32], voice: VoiceState, last: &[u32], 
     }
 }
 
+/// A drum lane strikes only its own sounds.
+fn strike_only(sounds: &[bool], scores: &mut [f32]) {
+    for (score, &plays) in scores[NEW_NOTE as usize..].iter_mut().zip(sounds) {
+        if !plays {
+            *score = f32::NEG_INFINITY;
+        }
+    }
+}
+
 /// A choice from one voice's scores: hold is barred for a silent voice; new notes and rest
 /// are moved by their biases, and by the short-note bias where they would end a note struck
 /// at the step before; then the likeliest, or a draw at the temperature.
@@ -556,7 +582,7 @@ mod tests {
     fn untrained() -> (VoiceShape, VoiceNetwork, VoiceSampler) {
         let shape = small_shape();
         let network = seeded_network(shape);
-        let sampler = VoiceSampler::new(&network).unwrap();
+        let sampler = VoiceSampler::new(&network, Kit::default()).unwrap();
         (shape, network, sampler)
     }
 
@@ -637,6 +663,34 @@ mod tests {
         let tokens = write(1);
         assert!(tokens.iter().zip(&given).all(|(t, g)| Some(t[0]) == g[0]), "the given voice is kept");
         assert_eq!(tokens, write(2), "at temperature 0 the seed does not matter");
+    }
+
+    #[test]
+    fn a_drum_lane_strikes_only_its_sounds_and_no_chord_or_part_writing_moves_it() {
+        let (shape, network, _) = untrained();
+        // The lower voice is a lane of rows 1 and 3; the guide allows only row 0's pitch
+        // class, and part-writing biases would bar the lane from sounding above the voice above.
+        let kit = Kit { rows: vec![None, Some(vec![false, true, false, true, false])] };
+        let sampler = VoiceSampler::new(&network, kit).unwrap();
+        let mut sampling = Sampling::unbiased(1.0);
+        sampling.crossing_bias = -1e6;
+        let mut guide = ChordGuide::scale_only(1, shape.steps_per_bar, 0, -1e6);
+        guide.bias = -1e6;
+        guide.bars = [1; GUIDE_BARS];
+        sampling.chords = Some(guide);
+        sampling.new_note_bias = 5.0;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut struck = [0usize; 5];
+        for _ in 0..20 {
+            for step in sampler.phrase(&network, &[0.1, -0.4, 0.8], &[], sampling, &mut rng, None).unwrap() {
+                assert!(step[0] == REST || step[0] == HOLD || step[0] == NEW_NOTE, "the pitched voice keeps to the guide");
+                if step[1] >= NEW_NOTE {
+                    struck[(step[1] - NEW_NOTE) as usize] += 1;
+                }
+            }
+        }
+        assert_eq!((struck[0], struck[2], struck[4]), (0, 0, 0), "only the lane's sounds: {struck:?}");
+        assert!(struck[1] > 0 && struck[3] > 0, "both of its sounds, guide or not: {struck:?}");
     }
 
     #[test]
