@@ -98,6 +98,11 @@ pub fn snap_to_scale(pitch: u8, key: u8, scale: Scale) -> u8 {
     nearest as u8
 }
 
+/// The velocity of a plain note in a model's roll (the card's default velocity, which every
+/// trained model has): such a note plays at the *Velocity* parameter, and a note the model
+/// plays louder or softer (an accent, a ghost note) plays as much louder or softer.
+pub const PLAIN_VELOCITY: u8 = 90;
+
 /// How a roll becomes a pattern.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PatternOptions {
@@ -161,8 +166,9 @@ pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
         let downbeat = note.start % steps_per_bar == 0;
         let accent = if downbeat { 8.0 } else { 0.0 };
         let humanise = unit_interval(options.humanise);
-        let velocity =
-            (f32::from(options.velocity) + accent + humanise * 24.0 * spread).round().clamp(1.0, 127.0) as u8;
+        // The model's loudness for the note, as the Velocity parameter scales it.
+        let loudness = f32::from(note.velocity) * f32::from(options.velocity) / f32::from(PLAIN_VELOCITY);
+        let velocity = (loudness + accent + humanise * 24.0 * spread).round().clamp(1.0, 127.0) as u8;
         notes.push(PatternNote {
             start: note.start as u32,
             length: note.length as u32,

@@ -121,7 +121,18 @@ pub struct VoiceArchitecture {
     /// before them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub leading: bool,
+    /// How many loudness levels (ghost, normal, accent…) each voice chooses among for each
+    /// note it strikes; 0 for models whose notes all play at the *Velocity* parameter.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub velocity_levels: usize,
 }
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The most loudness levels a voice decoder learns.
+pub const MOST_VELOCITY_LEVELS: usize = 8;
 
 /// The widest calibrated bias (rest, crossing) a card may carry, in logits: past it a voice
 /// all but never does the thing, or all but always does.
@@ -140,6 +151,12 @@ pub struct Decoding {
     /// decoded by taking the likeliest pitch rather than every pitch over the threshold.
     pub monophonic: Vec<bool>,
     pub default_velocity: u8,
+    /// Per track, the velocity of each loudness level the voice decoder learned (quietest
+    /// first), as the training music played it — a ghost note, a normal hit, an accent —
+    /// at the *Velocity* parameter's default (`default_velocity`); the parameter scales them
+    /// all. Empty for models without levels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dynamics: Vec<Vec<u8>>,
     /// Default sampling temperature (0 decodes by threshold alone). Sampling is how a model of
     /// per-cell probabilities is meant to be played; the threshold alone keeps to the likeliest
     /// pitch and repeats itself.
@@ -433,6 +450,34 @@ impl ModelCard {
                 return Err(field(name, format!("{bias} is not within ±{BIAS_LIMIT}")));
             }
         }
+        let levels = self.architecture.voice.as_ref().map_or(0, |voice| voice.velocity_levels);
+        if levels > MOST_VELOCITY_LEVELS {
+            return Err(field(
+                "architecture.voice.velocity_levels",
+                format!("{levels} is not 0..={MOST_VELOCITY_LEVELS}"),
+            ));
+        }
+        let dynamics_fit = match levels {
+            0 => decoding.dynamics.is_empty(),
+            _ => {
+                decoding.dynamics.len() == representation.track_count()
+                    && decoding.dynamics.iter().all(|track| {
+                        (1..=levels).contains(&track.len())
+                            && track.iter().all(|v| (1..=127).contains(v))
+                            && track.windows(2).all(|pair| pair[0] < pair[1])
+                    })
+            }
+        };
+        if !dynamics_fit {
+            return Err(field(
+                "decoding.dynamics",
+                format!(
+                    "needs, for each of the {} tracks, 1..={levels} velocities in 1..=127, quietest first \
+                     (none when the decoder has no loudness levels)",
+                    representation.track_count()
+                ),
+            ));
+        }
         if !(1..=127).contains(&decoding.default_velocity) {
             return Err(field("decoding.default_velocity", format!("{} is not 1..=127", decoding.default_velocity)));
         }
@@ -564,8 +609,15 @@ pub(crate) fn test_voice_card() -> ModelCard {
     let mut card = test_card();
     card.preset = Preset::Voices;
     card.decoding.monophonic = vec![true, true];
-    card.architecture.voice =
-        Some(VoiceArchitecture { embed: 5, age_embed: 3, position_embed: 2, context: 4, head: 7, leading: true });
+    card.architecture.voice = Some(VoiceArchitecture {
+        embed: 5,
+        age_embed: 3,
+        position_embed: 2,
+        context: 4,
+        head: 7,
+        leading: true,
+        velocity_levels: 0,
+    });
     card
 }
 
@@ -601,6 +653,7 @@ pub(crate) fn test_card() -> ModelCard {
             sustain_threshold: 0.5,
             monophonic: vec![true, false],
             default_velocity: 90,
+            dynamics: Vec::new(),
             temperature: 0.0,
             rest_bias: 0.0,
             crossing_bias: 0.0,
@@ -683,6 +736,7 @@ mod tests {
         assert!(refusal(|c| c.decoding.onset_threshold = 1.0).contains("decoding.onset_threshold"));
         assert!(refusal(|c| c.decoding.monophonic.pop().map(drop).unwrap_or(())).contains("1 entries for 2 tracks"));
         assert!(refusal(|c| c.decoding.default_velocity = 0).contains("default_velocity"));
+        assert!(refusal(|c| c.decoding.dynamics = vec![vec![60, 100]; 2]).contains("decoding.dynamics"));
         assert!(refusal(|c| c.latent_center = vec![0.0; 3]).contains("latent_center: 3 values"));
         assert!(refusal(|c| c.macro_knobs[0].direction = vec![0.0, 2.0, 0.0, 0.0]).contains("not a unit vector"));
         assert!(refusal(|c| c.macro_knobs[0].direction.push(0.0)).contains("macro_knobs[0].direction: 5 values"));

@@ -11,12 +11,12 @@ use super::musegan::MuseganGenerator;
 use super::rolls::{logits_to_roll, DecodeOptions};
 use super::source::{Morph, MorphPoint, Source, SourceMode};
 use super::vae::{Decoder, Encoder};
-use super::voices::network::{VoiceNetwork, VoiceShape};
+use super::voices::network::VoiceNetwork;
 use super::voices::sampler::Sampling;
 use super::voices::sampler::{ChordGuide, ALL_PITCH_CLASSES, GUIDE_BARS};
 use super::voices::seams::{given_around, seams, window, write_back};
 use super::voices::tokens::{roll_to_tokens, tokens_to_roll, REST};
-use super::voices::{Kit, VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
+use super::voices::{VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
 use crate::files::{read_limited, FileError};
 use crate::metrics::chords::{
     bar_chords, bar_key_scales, key_scale, key_scale_of_chords, strong_beat_steps, PitchClasses,
@@ -88,12 +88,7 @@ impl Generator {
         let mismatch = |e: candle_core::Error| ModelError::Mismatch(e.to_string());
         let vb = vb.pp("decoder");
         let network = match (card.preset, card.architecture.track_latents) {
-            (Preset::Voices, _) => {
-                let shape = VoiceShape::of(&card)
-                    .ok_or_else(|| ModelError::Mismatch("a voices card without voice sizes".into()))?;
-                let kit = Kit::of(&card.representation);
-                Network::Voices(Box::new(VoiceDecoder::new(shape, kit, vb).map_err(mismatch)?))
-            }
+            (Preset::Voices, _) => Network::Voices(Box::new(VoiceDecoder::new(&card, vb).map_err(mismatch)?)),
             (Preset::Musegan, Some(mode)) => {
                 Network::Musegan(MuseganGenerator::new(shape, mode, vb).map_err(mismatch)?)
             }
@@ -460,7 +455,8 @@ impl Generator {
         if let Some(first) = window(&tokens, 0, 1).pop() {
             tokens[0] = first;
         }
-        Ok(tokens_to_roll(&representation, &tokens, options.velocity))
+        let loudness = &mut phrase_stream(request.seed ^ LOUDNESS_STREAM, &latents[0]);
+        decoder.voiced(&representation, &tokens, latents, options.velocity, options.temperature, loudness)
     }
 
     /// The latent a seam window is written under. The decoder's recurrent state starts every
@@ -838,6 +834,10 @@ impl Generator {
 const SEAM_CANDIDATES: usize = 4;
 
 /// The stream a phrase draws from: named by the seed and its latent, as `render` names it.
+/// Set apart the stream the loudness of a loop's notes is drawn from, so that drawing it
+/// changes none of the notes.
+const LOUDNESS_STREAM: u64 = 0x10ad_0e55;
+
 fn phrase_stream(seed: u64, z: &[f32]) -> rand_chacha::ChaCha8Rng {
     rand_chacha::ChaCha8Rng::seed_from_u64(crate::hash::fnv1a(
         seed.to_le_bytes().into_iter().chain(z.iter().flat_map(|v| v.to_le_bytes())),

@@ -26,7 +26,7 @@ use network::{VoiceNetwork, VoiceShape};
 use rand::Rng;
 use sampler::{Given, Sampling, VoiceSampler};
 use std::sync::Arc;
-use tokens::tokens_to_roll;
+use tokens::{tokens_to_roll, tokens_to_roll_with};
 
 /// How far the density control moves new-note scores at its ends, in logits.
 pub const DENSITY_LOGITS: f32 = 1.5;
@@ -50,6 +50,7 @@ impl VoiceShape {
             context: voice.context,
             head: voice.head,
             leading: voice.leading,
+            velocity_levels: voice.velocity_levels,
         })
     }
 }
@@ -59,6 +60,10 @@ pub struct VoiceDecoder {
     pub network: VoiceNetwork,
     sampler: VoiceSampler,
     kit: Kit,
+    /// Per track, the velocity of each loudness level at `default_velocity` (the card's
+    /// `decoding.dynamics`); empty for a decoder without levels.
+    dynamics: Vec<Vec<u8>>,
+    default_velocity: u8,
 }
 
 /// Which voices are drums, and the rows each may strike: a drum lane plays only its sounds,
@@ -90,10 +95,48 @@ impl Kit {
 }
 
 impl VoiceDecoder {
-    pub fn new(shape: VoiceShape, kit: Kit, vb: VarBuilder) -> Result<VoiceDecoder> {
+    pub fn new(card: &ModelCard, vb: VarBuilder) -> Result<VoiceDecoder> {
+        let shape =
+            VoiceShape::of(card).ok_or_else(|| candle_core::Error::Msg("a voices card without voice sizes".into()))?;
+        let kit = Kit::of(&card.representation);
         let network = VoiceNetwork::new(shape, vb)?;
         let sampler = VoiceSampler::new(&network, kit.clone())?;
-        Ok(VoiceDecoder { network, sampler, kit })
+        Ok(VoiceDecoder {
+            network,
+            sampler,
+            kit,
+            dynamics: card.decoding.dynamics.clone(),
+            default_velocity: card.decoding.default_velocity,
+        })
+    }
+
+    /// Phrases of tokens (`latents[k]` the latent of the k-th phrase of `tokens`, the last
+    /// perhaps cut short) as a roll, every note at `velocity` or, where the decoder learned
+    /// loudness levels, at the level it draws for the note (at `temperature`, from `rng`),
+    /// scaled as `velocity` is to the card's default.
+    pub fn voiced(
+        &self,
+        representation: &Arc<Representation>,
+        tokens: &[Vec<u32>],
+        latents: &[Vec<f32>],
+        velocity: u8,
+        temperature: f32,
+        rng: &mut impl Rng,
+    ) -> Result<Roll> {
+        if self.dynamics.is_empty() {
+            return Ok(tokens_to_roll(representation, tokens, velocity));
+        }
+        let phrase_steps = representation.steps_per_phrase();
+        let mut levels: Vec<Vec<u8>> = Vec::with_capacity(tokens.len());
+        for (phrase, z) in tokens.chunks(phrase_steps).zip(latents.iter().cycle()) {
+            levels.extend(self.sampler.levels(&self.network, z, phrase, temperature, rng)?.unwrap_or_default());
+        }
+        let scale = f32::from(velocity) / f32::from(self.default_velocity);
+        Ok(tokens_to_roll_with(representation, tokens, |step, track| {
+            let track_levels = &self.dynamics[track];
+            let level = usize::from(levels.get(step).map_or(0, |l| l[track])).min(track_levels.len() - 1);
+            (f32::from(track_levels[level]) * scale).round().clamp(1.0, 127.0) as u8
+        }))
     }
 
     /// The sampler reads tabulated weights: after the trainer changes them, tabulate again.
@@ -146,21 +189,14 @@ impl VoiceDecoder {
         learned: &LearnedPhrases,
         rng: &mut impl Rng,
     ) -> Result<Roll> {
-        let mut draw = || -> Result<Roll> {
-            Ok(tokens_to_roll(
-                representation,
-                &self.sampler.phrase(&self.network, z, given, sampling, rng, None)?,
-                velocity,
-            ))
-        };
-        let mut phrase = draw()?;
+        let mut tokens = self.sampler.phrase(&self.network, z, given, sampling, rng, None)?;
         let redraws = if sampling.temperature > 0.0 { REDRAWS } else { 0 };
         for _ in 0..redraws {
-            if !learned.contains(&phrase) {
+            if !learned.contains(&tokens_to_roll(representation, &tokens, velocity)) {
                 break;
             }
-            phrase = draw()?;
+            tokens = self.sampler.phrase(&self.network, z, given, sampling, rng, None)?;
         }
-        Ok(phrase)
+        self.voiced(representation, &tokens, std::slice::from_ref(&z.to_vec()), velocity, sampling.temperature, rng)
     }
 }

@@ -45,6 +45,8 @@ pub struct VoiceShape {
     pub head: usize,
     /// Voice-leading scores ([`super::leading`]); models from before them have none.
     pub leading: bool,
+    /// Loudness levels a voice chooses among for each note it strikes; 0 for none.
+    pub velocity_levels: usize,
 }
 
 impl VoiceShape {
@@ -245,6 +247,10 @@ impl GruWeights {
 pub struct VoiceHead {
     pub hidden: Linear,
     pub out: Linear,
+    /// The loudness level of a note it strikes, from the same hidden layer. The level feeds
+    /// nothing back (no later choice reads it), so it can be drawn once a phrase's choices
+    /// are made, which keeps it out of every step that writes, rewrites and joins choices.
+    pub velocity: Option<Linear>,
 }
 
 pub struct VoiceNetwork {
@@ -270,6 +276,9 @@ impl VoiceNetwork {
                 Ok(VoiceHead {
                     hidden: linear(shape.hidden + v * features, shape.head, vb.pp("hidden"))?,
                     out: linear(shape.head, shape.classes(), vb.pp("out"))?,
+                    velocity: (shape.velocity_levels > 0)
+                        .then(|| linear(shape.head, shape.velocity_levels, vb.pp("velocity")))
+                        .transpose()?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -421,6 +430,12 @@ impl VoiceNetwork {
     /// Scores of every choice of every voice at every step, each given the true choices
     /// before it (teacher forcing): [batch, steps, voices, classes]. Hold is not yet masked.
     pub fn forward(&self, z: &Tensor, batch: &VoiceBatch) -> Result<Tensor> {
+        Ok(self.forward_with_levels(z, batch)?.0)
+    }
+
+    /// [`Self::forward`], and where the decoder has loudness levels the scores of each level
+    /// for a note struck at every step of every voice: [batch, steps, voices, levels].
+    pub fn forward_with_levels(&self, z: &Tensor, batch: &VoiceBatch) -> Result<(Tensor, Option<Tensor>)> {
         let s = self.shape;
         let items = z.dim(0)?;
         let current = self.features(&batch.sounding, &batch.age)?;
@@ -445,19 +460,29 @@ impl VoiceNetwork {
             None => Vec::new(),
         };
         let mut scores = Vec::with_capacity(s.voices);
+        let mut levels = Vec::with_capacity(s.voices);
         for (v, head) in self.heads.iter().enumerate() {
             let input = if v == 0 {
                 states.clone()
             } else {
                 Tensor::cat(&[&states, &current.narrow(1, 0, v * s.voice_features())?], 1)?
             };
-            let voice_scores = linear_over_last(&head.out, &linear_relu_over_last(&head.hidden, &input)?)?;
+            let hidden = linear_relu_over_last(&head.hidden, &input)?;
+            let voice_scores = linear_over_last(&head.out, &hidden)?;
             scores.push(match &self.leading {
                 Some(table) => self.with_leading_scores(&voice_scores, table, &sounding, v)?,
                 None => voice_scores,
             });
+            if let Some(velocity) = &head.velocity {
+                levels.push(linear_over_last(velocity, &hidden)?);
+            }
         }
-        Tensor::stack(&scores, 1)?.reshape((items, s.steps(), s.voices, s.classes()))
+        let scores = Tensor::stack(&scores, 1)?.reshape((items, s.steps(), s.voices, s.classes()))?;
+        let levels = match levels.is_empty() {
+            true => None,
+            false => Some(Tensor::stack(&levels, 1)?.reshape((items, s.steps(), s.voices, s.velocity_levels))?),
+        };
+        Ok((scores, levels))
     }
 
     /// Voice `v`'s `scores` [phrases × steps, classes] with its voice-leading scores added
@@ -528,6 +553,7 @@ pub(crate) mod tests {
             context: 4,
             head: 5,
             leading: true,
+            velocity_levels: 3,
         }
     }
 

@@ -10,8 +10,8 @@
 
 use super::leading::{add_scores, remember, LeadingLayout};
 use super::network::{GivenView, VoiceNetwork, VoiceShape};
-use super::Kit;
 use super::tokens::{given_view, VoiceState, HOLD, NEW_NOTE, REST};
+use super::Kit;
 use candle_core::{DType, Device, Result, Tensor};
 use rand::Rng;
 
@@ -191,6 +191,8 @@ pub struct VoiceSampler {
     /// The voice-leading table, where the model has one.
     leading: Option<(LeadingLayout, Vec<f32>)>,
     kit: Kit,
+    /// Per voice, the loudness levels' layer (weight, bias); empty without levels.
+    velocity: Vec<(Matrix, Vec<f32>)>,
 }
 
 /// Choices a caller fixes, [step][voice]: `None` (or a missing step or voice) is the
@@ -245,6 +247,12 @@ impl VoiceSampler {
                 })
                 .transpose()?,
             kit,
+            velocity: network
+                .heads
+                .iter()
+                .filter_map(|head| head.velocity.as_ref())
+                .map(|layer| Ok((Matrix::from_tensor(layer.weight())?, bias_of(layer.bias(), s.velocity_levels)?)))
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -366,10 +374,7 @@ impl VoiceSampler {
         let mut states = vec![VoiceState::SILENT; s.voices];
         let mut made_a_choice = false;
         let mut joined = 0f32;
-        let hidden = s.hidden;
-        let mut state = vec![0f32; hidden];
-        let mut gates_in = vec![0f32; 3 * hidden];
-        let mut gates_state = vec![0f32; 3 * hidden];
+        let mut recurrence = Recurrence::new(s.hidden);
         let mut head_hidden = vec![0f32; s.head];
         let mut scores = vec![0f32; s.classes()];
         // Each voice's last pitch before the step, and its pitch at this step once chosen.
@@ -390,32 +395,11 @@ impl VoiceSampler {
                 tokens.push(chosen);
                 continue;
             }
-            if step % s.steps_per_bar == 0 {
-                state.copy_from_slice(initial.row(step / s.steps_per_bar));
-            }
-            gates_in.copy_from_slice(constants.row(step));
-            for (v, voice) in states.iter().enumerate() {
-                add(&mut gates_in, self.input_pitch[v].row(voice.sounding as usize));
-                add(&mut gates_in, self.input_age[v].row(voice.age as usize));
-            }
-            gates_state.copy_from_slice(&self.bias_hh);
-            self.weight_hh.multiply_add(&state, &mut gates_state);
-            for i in 0..hidden {
-                let reset = sigmoid(gates_in[i] + gates_state[i]);
-                let update = sigmoid(gates_in[hidden + i] + gates_state[hidden + i]);
-                let candidate = (gates_in[2 * hidden + i] + reset * gates_state[2 * hidden + i]).tanh();
-                state[i] = candidate + update * (state[i] - candidate);
-            }
+            self.advance(constants, initial, step, &states, &mut recurrence);
             let mut chosen = vec![0u32; s.voices];
             let forced = given.get(step);
             for (v, head) in self.heads.iter().enumerate() {
-                head_hidden.copy_from_slice(&head.bias);
-                head.from_state.multiply_add(&state, &mut head_hidden);
-                for (u, (pitch, age)) in head.above.iter().enumerate() {
-                    add(&mut head_hidden, pitch.row(states[u].sounding as usize));
-                    add(&mut head_hidden, age.row(states[u].age as usize));
-                }
-                head_hidden.iter_mut().for_each(|x| *x = x.max(0.0));
+                self.head_hidden(v, &recurrence.state, &states, &mut head_hidden);
                 scores.copy_from_slice(&head.out_bias);
                 head.out.multiply_add(&head_hidden, &mut scores);
                 if let Some((layout, table)) = &self.leading {
@@ -462,6 +446,96 @@ impl VoiceSampler {
             tokens.push(chosen);
         }
         (tokens, joined)
+    }
+}
+
+/// The GRU's state at a step, with its scratch space.
+struct Recurrence {
+    state: Vec<f32>,
+    gates_in: Vec<f32>,
+    gates_state: Vec<f32>,
+}
+
+impl Recurrence {
+    fn new(hidden: usize) -> Recurrence {
+        Recurrence { state: vec![0.0; hidden], gates_in: vec![0.0; 3 * hidden], gates_state: vec![0.0; 3 * hidden] }
+    }
+}
+
+impl VoiceSampler {
+    /// One step of the recurrence from the voices' `states` before it; a bar starts afresh
+    /// from its embedding.
+    fn advance(&self, constants: &Matrix, initial: &Matrix, step: usize, states: &[VoiceState], r: &mut Recurrence) {
+        let s = self.shape;
+        let hidden = s.hidden;
+        if step % s.steps_per_bar == 0 {
+            r.state.copy_from_slice(initial.row(step / s.steps_per_bar));
+        }
+        r.gates_in.copy_from_slice(constants.row(step));
+        for (v, voice) in states.iter().enumerate() {
+            add(&mut r.gates_in, self.input_pitch[v].row(voice.sounding as usize));
+            add(&mut r.gates_in, self.input_age[v].row(voice.age as usize));
+        }
+        r.gates_state.copy_from_slice(&self.bias_hh);
+        self.weight_hh.multiply_add(&r.state, &mut r.gates_state);
+        for i in 0..hidden {
+            let reset = sigmoid(r.gates_in[i] + r.gates_state[i]);
+            let update = sigmoid(r.gates_in[hidden + i] + r.gates_state[hidden + i]);
+            let candidate = (r.gates_in[2 * hidden + i] + reset * r.gates_state[2 * hidden + i]).tanh();
+            r.state[i] = candidate + update * (r.state[i] - candidate);
+        }
+    }
+
+    /// Voice `v`'s hidden layer from the step's state and the voices above as they now are.
+    fn head_hidden(&self, v: usize, state: &[f32], states: &[VoiceState], out: &mut [f32]) {
+        let head = &self.heads[v];
+        out.copy_from_slice(&head.bias);
+        head.from_state.multiply_add(state, out);
+        for (u, (pitch, age)) in head.above.iter().enumerate() {
+            add(out, pitch.row(states[u].sounding as usize));
+            add(out, age.row(states[u].age as usize));
+        }
+        out.iter_mut().for_each(|x| *x = x.max(0.0));
+    }
+
+    /// The loudness level of every note struck in `tokens` (one phrase, [step][voice]), drawn
+    /// at `temperature` from what the network makes of the phrase under latent `z` (0 at
+    /// every other cell; `None` for a decoder without levels). Levels feed nothing back, so
+    /// drawing them once the choices are final is drawing them as the choices are made.
+    pub fn levels(
+        &self,
+        network: &VoiceNetwork,
+        z: &[f32],
+        tokens: &[Vec<u32>],
+        temperature: f32,
+        rng: &mut impl Rng,
+    ) -> Result<Option<Vec<Vec<u8>>>> {
+        if self.velocity.is_empty() {
+            return Ok(None);
+        }
+        let s = self.shape;
+        let given: Vec<Vec<Option<u32>>> = tokens.iter().map(|step| step.iter().map(|&t| Some(t)).collect()).collect();
+        self.check_given(&given)?;
+        let (constants, initial) = self.phrase_constants(network, z, &[])?;
+        let mut recurrence = Recurrence::new(s.hidden);
+        let mut head_hidden = vec![0f32; s.head];
+        let mut scores = vec![0f32; s.velocity_levels];
+        let mut states = vec![VoiceState::SILENT; s.voices];
+        let mut levels = vec![vec![0u8; s.voices]; tokens.len()];
+        for (step, choices) in tokens.iter().enumerate().take(s.steps()) {
+            self.advance(&constants, &initial, step, &states, &mut recurrence);
+            for (v, &token) in choices.iter().enumerate() {
+                if token >= NEW_NOTE {
+                    self.head_hidden(v, &recurrence.state, &states, &mut head_hidden);
+                    let (weight, bias) = &self.velocity[v];
+                    scores.copy_from_slice(bias);
+                    weight.multiply_add(&head_hidden, &mut scores);
+                    levels[step][v] = draw(&mut scores, temperature, rng) as u8;
+                }
+                states[v] = states[v].after(token, s.max_age());
+            }
+        }
+        Ok(Some(levels))
     }
 }
 
@@ -549,14 +623,19 @@ fn choose(scores: &mut [f32], voice: VoiceState, sampling: Sampling, rng: &mut i
     let ending_fresh_note = if voice.sounding > 0 && voice.age == 1 { sampling.short_note_bias } else { 0.0 };
     scores[NEW_NOTE as usize..].iter_mut().for_each(|x| *x += sampling.new_note_bias + ending_fresh_note);
     scores[REST as usize] += sampling.rest_bias + ending_fresh_note;
+    draw(scores, sampling.temperature, rng)
+}
+
+/// The likeliest of `scores` at temperature 0, else a draw from their softmax at `temperature`.
+fn draw(scores: &mut [f32], temperature: f32, rng: &mut impl Rng) -> u32 {
     let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
-    if sampling.temperature <= 0.0 {
+    if temperature <= 0.0 {
         return best as u32;
     }
     let top = scores[best];
     let mut total = 0.0f32;
     for x in scores.iter_mut() {
-        *x = ((*x - top) / sampling.temperature).exp();
+        *x = ((*x - top) / temperature).exp();
         total += *x;
     }
     let mut pick = rng.random::<f32>() * total;
@@ -683,7 +762,10 @@ mod tests {
         let mut struck = [0usize; 5];
         for _ in 0..20 {
             for step in sampler.phrase(&network, &[0.1, -0.4, 0.8], &[], sampling, &mut rng, None).unwrap() {
-                assert!(step[0] == REST || step[0] == HOLD || step[0] == NEW_NOTE, "the pitched voice keeps to the guide");
+                assert!(
+                    step[0] == REST || step[0] == HOLD || step[0] == NEW_NOTE,
+                    "the pitched voice keeps to the guide"
+                );
                 if step[1] >= NEW_NOTE {
                     struck[(step[1] - NEW_NOTE) as usize] += 1;
                 }
@@ -691,6 +773,43 @@ mod tests {
         }
         assert_eq!((struck[0], struck[2], struck[4]), (0, 0, 0), "only the lane's sounds: {struck:?}");
         assert!(struck[1] > 0 && struck[3] > 0, "both of its sounds, guide or not: {struck:?}");
+    }
+
+    #[test]
+    fn loudness_levels_are_the_networks_levels_for_the_notes_struck() {
+        let (shape, network, sampler) = untrained();
+        let z = [0.4f32, -0.2, 0.9];
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let tokens = sampler.phrase(&network, &z, &[], Sampling::unbiased(1.0), &mut rng, None).unwrap();
+        let levels = sampler.levels(&network, &z, &tokens, 0.0, &mut rng).unwrap().expect("the shape has levels");
+        let states = states_after(&tokens, shape.max_age());
+        let column = |pick: fn(&VoiceState) -> u32| -> Tensor {
+            let cells: Vec<u32> = states.iter().flatten().map(pick).collect();
+            Tensor::from_vec(cells, (1, shape.steps(), shape.voices), &Device::Cpu).unwrap()
+        };
+        let batch = VoiceBatch {
+            sounding: column(|s| s.sounding),
+            age: column(|s| s.age),
+            given: super::super::network::tests::nothing_given(1, shape.steps(), shape.voices),
+        };
+        let z_tensor = Tensor::from_slice(&z, (1, 3), &Device::Cpu).unwrap();
+        let scores = network.forward_with_levels(&z_tensor, &batch).unwrap().1.unwrap();
+        let scores = scores.squeeze(0).unwrap().to_vec3::<f32>().unwrap();
+        let mut struck = 0;
+        for (step, choices) in tokens.iter().enumerate() {
+            for (v, &token) in choices.iter().enumerate() {
+                let expected = match token >= NEW_NOTE {
+                    true => {
+                        struck += 1;
+                        let row = &scores[step][v];
+                        (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap() as u8
+                    }
+                    false => 0,
+                };
+                assert_eq!(levels[step][v], expected, "step {step}, voice {v}");
+            }
+        }
+        assert!(struck > 0);
     }
 
     #[test]

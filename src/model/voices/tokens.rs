@@ -134,6 +134,15 @@ pub fn roll_to_tokens(roll: &Roll) -> VoiceTokens {
 /// Tokens [steps][tracks] back to a roll; every note gets `velocity`. A hold after silence
 /// (which a sampler never draws) is read as rest.
 pub fn tokens_to_roll(representation: &Arc<Representation>, tokens: &[Vec<u32>], velocity: u8) -> Roll {
+    tokens_to_roll_with(representation, tokens, |_, _| velocity)
+}
+
+/// [`tokens_to_roll`] with each note's velocity from `velocity_at(step, track)` of its onset.
+pub fn tokens_to_roll_with(
+    representation: &Arc<Representation>,
+    tokens: &[Vec<u32>],
+    velocity_at: impl Fn(usize, usize) -> u8,
+) -> Roll {
     let tracks = representation.track_count();
     let mut roll = Roll::new(representation.clone(), tokens.len());
     for track in 0..tracks {
@@ -141,6 +150,7 @@ pub fn tokens_to_roll(representation: &Arc<Representation>, tokens: &[Vec<u32>],
         let close = |open: Option<(usize, u32)>, end: usize, roll: &mut Roll| {
             if let Some((start, row)) = open {
                 let pitch = representation.pitch_of_row(row as usize);
+                let velocity = velocity_at(start, track);
                 roll.place(GridNote { track, start, pitch, length: end - start, velocity })
                     .expect("a voice's notes lie inside its roll");
             }

@@ -179,6 +179,57 @@ fn piece_hash(path: &Path, seed: u64) -> u64 {
     fnv1a(name.bytes().chain([0xff]).chain(seed.to_ne_bytes()))
 }
 
+/// Per track, the velocities of up to `levels` loudness levels (quietest first) that the
+/// notes struck in `phrases` fall into: a one-dimensional k-means from the quantiles, so that
+/// a kit with accents, plain hits and ghost notes gets those three. Empty when no track plays
+/// more than one velocity (a corpus that has none to learn) or `levels` is 0.
+pub fn dynamics(phrases: &[Roll], tracks: usize, levels: u8) -> Vec<Vec<u8>> {
+    let per_track: Vec<Vec<u8>> = (0..tracks)
+        .map(|track| {
+            let velocities: Vec<u8> = phrases
+                .iter()
+                .flat_map(|phrase| phrase.notes().into_iter().filter(|n| n.track == track).map(|n| n.velocity))
+                .collect();
+            loudness_levels(velocities, usize::from(levels))
+        })
+        .collect();
+    match levels > 0 && per_track.iter().any(|levels| levels.len() > 1) {
+        true => per_track,
+        false => Vec::new(),
+    }
+}
+
+/// Up to `levels` centres of `velocities` (quietest first, distinct), by Lloyd's iterations
+/// from evenly spaced quantiles; the default velocity for a track with no notes.
+fn loudness_levels(mut velocities: Vec<u8>, levels: usize) -> Vec<u8> {
+    const DEFAULT_VELOCITY: u8 = 90;
+    if velocities.is_empty() || levels == 0 {
+        return vec![DEFAULT_VELOCITY];
+    }
+    velocities.sort_unstable();
+    let quantile = |q: f64| f64::from(velocities[((velocities.len() - 1) as f64 * q).round() as usize]);
+    let mut centres: Vec<f64> = (0..levels).map(|k| quantile((k as f64 + 0.5) / levels as f64)).collect();
+    for _ in 0..50 {
+        let mut sums = vec![(0.0, 0usize); levels];
+        for &v in &velocities {
+            let nearest = (0..levels)
+                .min_by(|&a, &b| (centres[a] - f64::from(v)).abs().total_cmp(&(centres[b] - f64::from(v)).abs()));
+            let (sum, count) = &mut sums[nearest.expect("at least one level")];
+            *sum += f64::from(v);
+            *count += 1;
+        }
+        for (centre, (sum, count)) in centres.iter_mut().zip(sums) {
+            if count > 0 {
+                *centre = sum / count as f64;
+            }
+        }
+    }
+    let mut rounded: Vec<u8> = centres.iter().map(|c| c.round().clamp(1.0, 127.0) as u8).collect();
+    rounded.sort_unstable();
+    rounded.dedup();
+    rounded
+}
+
 fn polyphonic_share(phrases: &[Roll], track: usize) -> f64 {
     let (mut sounding_steps, mut polyphonic_steps) = (0usize, 0usize);
     for phrase in phrases {
@@ -231,6 +282,16 @@ mod tests {
         assert_eq!(low, 47);
         assert_eq!(count % 4, 0);
         assert!(u16::from(low) + u16::from(count) > 82);
+    }
+
+    #[test]
+    fn loudness_levels_find_ghosts_hits_and_accents() {
+        let kit: Vec<u8> =
+            [40u8, 42, 45].repeat(10).into_iter().chain([90u8, 92, 88].repeat(30)).chain([120u8; 12]).collect();
+        assert_eq!(loudness_levels(kit, 3), vec![42, 90, 120]);
+        assert_eq!(loudness_levels(vec![64; 50], 3), vec![64], "one velocity is one level");
+        assert_eq!(loudness_levels(vec![], 3), vec![90]);
+        assert_eq!(loudness_levels(vec![30, 100], 1), vec![65]);
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub const MACRO_KNOBS: usize = 8;
 
 pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyhow::Result<ModelCard> {
     let shape = &config.shape;
+    let dynamics = match config.preset {
+        Preset::Voices => super::data::dynamics(&data.train, data.representation.track_count(), shape.velocity_levels),
+        _ => Vec::new(),
+    };
     let name = shape.name.clone().unwrap_or_else(|| out.file_name().unwrap_or_default().to_string_lossy().into_owned());
     let card = ModelCard {
         schema_version: SCHEMA_VERSION,
@@ -53,6 +57,7 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
                 context: shape.context,
                 head: shape.head,
                 leading: shape.voice_leading,
+                velocity_levels: if dynamics.is_empty() { 0 } else { usize::from(shape.velocity_levels) },
             }),
         },
         decoding: Decoding {
@@ -60,6 +65,7 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             sustain_threshold: 0.5,
             monophonic: data.monophonic.clone(),
             default_velocity: 90,
+            dynamics,
             // The voice decoder's choices are drawn from what it learned; the others start
             // from threshold decoding and are calibrated at the end.
             temperature: if config.preset == Preset::Voices { 1.0 } else { 0.0 },

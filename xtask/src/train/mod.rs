@@ -160,6 +160,12 @@ pub struct ShapeArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     #[serde(default)]
     pub voice_leading: bool,
+    /// voices: loudness levels (ghost, normal, accent…) each voice learns for the notes it
+    /// strikes, fitted to the velocities the data plays; 0 plays every note at the *Velocity*
+    /// parameter, as does a model of data that plays one velocity throughout.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=8))]
+    #[serde(default)]
+    pub velocity_levels: u8,
     /// MuseGAN: how tracks share the latent.
     #[arg(long, default_value = "hybrid")]
     pub track_latents: String,
@@ -167,8 +173,8 @@ pub struct ShapeArgs {
     #[arg(long)]
     #[serde(default)]
     pub chord_condition: bool,
-    /// How notes find their part: by MIDI `channel`, or by `track` order (files whose parts
-    /// share one channel).
+    /// How notes find their part: by MIDI `channel`, by `track` order (files whose parts
+    /// share one channel), or by `role` (a band: drums, the bass, the comping part).
     #[arg(long, default_value = "channel")]
     #[serde(default)]
     pub parts: TrackAssignment,
@@ -680,6 +686,7 @@ pub(crate) fn small_voices_objective(
         context: 4,
         head: 5,
         leading: voice_leading,
+        velocity_levels: 0,
     });
     let config = RunConfig {
         preset: card.preset,

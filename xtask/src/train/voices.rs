@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor, D};
 use dreamroll::model::generator::Generator;
 use dreamroll::model::kernels::choice_loss::{choice_loss, ChoiceTargets};
 use dreamroll::model::voices::network::{GivenView, VoiceBatch, VoiceShape};
-use dreamroll::model::voices::tokens::{given_view, roll_to_tokens, states_after, VoiceState, HOLD};
+use dreamroll::model::voices::tokens::{given_view, roll_to_tokens, states_after, VoiceState, HOLD, NEW_NOTE};
 use dreamroll::model::ModelCard;
 use dreamroll::roll::Roll;
 use rand::RngCore;
@@ -22,6 +22,8 @@ const BARRED: f32 = -1e4;
 /// not given, under teacher forcing.
 pub struct Choices {
     shape: VoiceShape,
+    /// Per track, the velocity of each loudness level (the card's `decoding.dynamics`).
+    dynamics: Vec<Vec<u8>>,
 }
 
 /// One batch's targets and what the network reads.
@@ -31,6 +33,10 @@ pub struct Targets {
     /// when it was given; validation scores every cell, so the two reconstructions differ in
     /// scale), and hold barred where the voice was silent the step before.
     pub choices: ChoiceTargets,
+    /// Where the decoder has loudness levels: per cell, the level of the note struck there,
+    /// scored where the choice is (and its velocity known: a note tied in from before the
+    /// phrase has none).
+    pub levels: Option<ChoiceTargets>,
     classes: usize,
 }
 
@@ -64,7 +70,10 @@ impl Targets {
 
 impl Choices {
     pub fn of(card: &ModelCard) -> Choices {
-        Choices { shape: VoiceShape::of(card).expect("a voices card has voice sizes (the card validates it)") }
+        Choices {
+            shape: VoiceShape::of(card).expect("a voices card has voice sizes (the card validates it)"),
+            dynamics: card.decoding.dynamics.clone(),
+        }
     }
 
     pub fn shape(&self) -> &VoiceShape {
@@ -80,6 +89,7 @@ impl Choices {
         let mut tokens = Vec::with_capacity(phrases.len() * cells);
         let (mut given_sounding, mut given_age, mut given_mask) = (Vec::new(), Vec::new(), Vec::new());
         let mut barred = Vec::with_capacity(phrases.len() * cells);
+        let mut levels = Vec::with_capacity(if self.dynamics.is_empty() { 0 } else { phrases.len() * cells });
         for (phrase, mask) in phrases.iter().zip(masks) {
             let voice_tokens = roll_to_tokens(phrase);
             let after = states_after(&voice_tokens.tokens, s.max_age());
@@ -88,6 +98,12 @@ impl Choices {
                 for (v, &token) in choices.iter().enumerate() {
                     let before = if step == 0 { VoiceState::SILENT } else { after[step - 1][v] };
                     barred.push((!before.may_hold()).then_some(HOLD));
+                    if let Some(track_levels) = self.dynamics.get(v) {
+                        let struck = (token >= NEW_NOTE && !mask[step * s.voices + v])
+                            .then(|| phrase.onsets_at(v, step)[(token - NEW_NOTE) as usize])
+                            .filter(|&velocity| velocity > 0);
+                        levels.push(struck.map(|velocity| level_of(velocity, track_levels)));
+                    }
                     sounding.push(after[step][v].sounding);
                     age.push(after[step][v].age);
                     tokens.push(token);
@@ -114,6 +130,12 @@ impl Choices {
                 },
             },
             choices: ChoiceTargets { chosen: tokens, weight, barred, batch: phrases.len() },
+            levels: (!self.dynamics.is_empty()).then(|| ChoiceTargets {
+                chosen: levels.iter().map(|level| level.unwrap_or(0)).collect(),
+                weight: levels.iter().map(|level| if level.is_some() { 1.0 } else { 0.0 }).collect(),
+                barred: vec![None; levels.len()],
+                batch: phrases.len(),
+            }),
             classes: s.classes(),
         })
     }
@@ -134,8 +156,18 @@ impl Reconstruction for Choices {
         };
         let targets = self.targets(phrases, &masks, z.device())?;
         let network = generator.voice_network().expect("a voices generator");
-        negative_log_likelihood(&network.forward(z, &targets.batch)?, &targets)
+        let (scores, levels) = network.forward_with_levels(z, &targets.batch)?;
+        let choices = negative_log_likelihood(&scores, &targets)?;
+        Ok(match (levels, targets.levels) {
+            (Some(levels), Some(targets)) => (choices + choice_loss(&levels, targets)?)?,
+            _ => choices,
+        })
     }
+}
+
+/// The loudness level nearest `velocity` among a track's levels (quietest first).
+pub fn level_of(velocity: u8, levels: &[u8]) -> u32 {
+    (0..levels.len()).min_by_key(|&level| levels[level].abs_diff(velocity)).unwrap_or(0) as u32
 }
 
 /// The loss of the network's `scores` [batch, steps, voices, classes] on the choices it had
@@ -226,6 +258,7 @@ mod tests {
             context: 4,
             head: 4,
             leading: true,
+            velocity_levels: 0,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let (mut nothing, mut voices, mut leading_bars, mut spans, mut gaps) = (0, 0, 0, 0, 0);
