@@ -221,11 +221,12 @@ impl ScoreFolder {
             .collect()
     }
 
-    /// A bass and a comping part, where any file has pitched notes (see `TrackAssignment::ByRole`).
+    /// A comping part above a bass, where any file has pitched notes (see
+    /// `TrackAssignment::ByRole`): top down, as voices are written.
     fn tracks_by_role(&self) -> Vec<TrackSpec> {
         let pitched = self.scores.iter().any(|(_, score)| score.notes.iter().any(|n| n.channel != DRUM_CHANNEL));
         match pitched {
-            true => vec![TrackSpec::new("Bass", 0), TrackSpec::new("Comp", 1)],
+            true => vec![TrackSpec::new("Comp", 1), TrackSpec::new("Bass", 0)],
             false => Vec::new(),
         }
     }
@@ -403,7 +404,7 @@ mod tests {
         let roles = folder.tracks(TrackAssignment::ByRole, PartReading::Voices);
         assert_eq!(
             names(&roles)[..4],
-            [("Bass", 0), ("Comp 1", 1), ("Comp 2", 1), ("Comp 3", 1)].map(|(n, c)| (n.to_string(), c))
+            [("Comp 1", 1), ("Comp 2", 1), ("Comp 3", 1), ("Bass", 0)].map(|(n, c)| (n.to_string(), c))
         );
     }
 }

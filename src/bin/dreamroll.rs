@@ -324,7 +324,12 @@ fn main() -> anyhow::Result<()> {
             let source =
                 Source { mode: source, distance, keep: keep.iter().map(|part| part - 1).collect(), chords, morph };
             let pattern = build_pattern(&decode(&generator, &request, source, clip.as_ref())?, &voicing);
-            let names: Vec<(u8, String)> = tracks.iter().map(|t| (t.channel, t.name.clone())).collect();
+            let representation = &generator.card().representation;
+            let names: Vec<(u8, String)> = representation
+                .parts()
+                .iter()
+                .map(|part| (tracks[part[0]].channel, representation.part_name(part)))
+                .collect();
             std::fs::write(&output, pattern_to_midi(&pattern, bpm, &names))
                 .with_context(|| format!("writing {}", output.display()))?;
             println!(

@@ -117,7 +117,11 @@ impl NiceEguiApp for DreamrollEditor {
             self.header(ui, &published);
             ui.add_space(6.0);
             let roll_height = 210.0;
-            let tracks = published.model.as_ref().map(|m| m.tracks.clone()).unwrap_or_default();
+            let parts: Vec<String> = published
+                .model
+                .as_ref()
+                .map(|m| m.parts.iter().map(|(name, _)| name.clone()).collect())
+                .unwrap_or_default();
             let channels = published.settings.as_ref().map(|s| s.voicing.channels.clone()).unwrap_or_default();
             let continuing = published.settings.as_ref().is_some_and(|s| s.source.mode == SourceMode::Continue);
             let clip =
@@ -184,7 +188,7 @@ impl NiceEguiApp for DreamrollEditor {
                     });
                     ui.add_space(4.0);
                     ui.label(RichText::new("Tracks: mute, MIDI channel").strong());
-                    for (index, name) in tracks.iter().enumerate().take(self.params.tracks.len()) {
+                    for (index, name) in parts.iter().enumerate().take(self.params.tracks.len()) {
                         let slot = &self.params.tracks[index];
                         ui.horizontal(|ui| {
                             let colour = TRACK_COLOURS[index % TRACK_COLOURS.len()];
@@ -249,7 +253,7 @@ impl DreamrollEditor {
         let pattern = published.pattern.as_ref().ok_or("there is no pattern yet")?;
         let names: Vec<(u8, String)> = match (&published.model, &published.settings) {
             (Some(model), Some(settings)) => {
-                settings.voicing.channels.iter().copied().zip(model.tracks.iter().cloned()).collect()
+                model.parts.iter().map(|(name, tracks)| (settings.voicing.channels[tracks[0]], name.clone())).collect()
             }
             _ => Vec::new(),
         };

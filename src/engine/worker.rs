@@ -68,7 +68,9 @@ pub struct PatternUpdate {
 pub struct ModelInfo {
     pub source: ModelSource,
     pub name: String,
-    pub tracks: Vec<String>,
+    /// The model's parts (a kit, a hand of voices, one line), named, with their tracks: what
+    /// the editor's mute and channel slots stand for.
+    pub parts: Vec<(String, Vec<usize>)>,
     pub steps_per_beat: u32,
     /// The named knobs the model has.
     pub named_knobs: Vec<Attribute>,
@@ -273,7 +275,12 @@ fn model_info(generator: &Generator, source: &ModelSource) -> ModelInfo {
     ModelInfo {
         source: source.clone(),
         name: card.name.clone(),
-        tracks: card.representation.tracks.iter().map(|t| t.name.clone()).collect(),
+        parts: card
+            .representation
+            .parts()
+            .into_iter()
+            .map(|part| (card.representation.part_name(&part), part))
+            .collect(),
         steps_per_beat: u32::from(card.representation.steps_per_beat),
         named_knobs: card.named_knobs.iter().map(|k| k.attribute).collect(),
     }

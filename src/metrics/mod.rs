@@ -26,6 +26,7 @@
 
 pub mod agreement;
 pub mod attributes;
+pub mod band;
 pub mod chords;
 pub mod seams;
 pub mod two_sample;

@@ -456,7 +456,9 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
     let (mode, held) = (params.source.value(), params.heard_chord.get());
     let tracks = &card.representation.tracks;
     let seed = render_seed(params.seed.value(), params.takes.load(Ordering::Acquire));
-    let slot = |track: usize| params.tracks.get(track);
+    // A slot mutes and routes a part: a whole kit, a hand of voices.
+    let parts = card.representation.parts();
+    let slot = |track: usize| parts.iter().position(|part| part.contains(&track)).and_then(|p| params.tracks.get(p));
     Settings {
         request: RenderRequest {
             bars: params.loop_bars.value().bars(),

@@ -589,7 +589,7 @@ mod tests {
             p.model = Some(crate::engine::worker::ModelInfo {
                 source: ModelSource::Embedded,
                 name: "m".into(),
-                tracks: vec![],
+                parts: vec![],
                 steps_per_beat: 4,
                 named_knobs: vec![],
             });

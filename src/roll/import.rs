@@ -17,8 +17,9 @@ pub enum TrackAssignment {
     /// drum track.
     ByTrackOrder,
     /// A band's parts by what they play, whatever their channels: the drums to their lanes,
-    /// the file's bass (see [`BandRoles`]) to the first pitched part and its comping to the
-    /// second; the file's other parts (a melody, a pad, a second guitar) are left out.
+    /// the file's comping (see [`BandRoles`]) to the first pitched part and its bass to the
+    /// second (top down, as voices are written); the file's other parts (a melody, a pad, a
+    /// second guitar) are left out.
     ByRole,
 }
 
@@ -242,7 +243,7 @@ fn track_lookup<'a>(
                 pitched_parts.get(order).copied()
             }
             TrackAssignment::ByRole => {
-                let role = [roles.bass, roles.comping].iter().position(|&channel| channel == Some(note.channel))?;
+                let role = [roles.comping, roles.bass].iter().position(|&channel| channel == Some(note.channel))?;
                 pitched_parts.get(role).copied()
             }
         }
@@ -609,14 +610,14 @@ mod tests {
 
         let representation = representation(vec![
             TrackSpec::drums("Kick", vec![50]),
-            TrackSpec::new("Bass", 1),
             TrackSpec::new("Comp 1", 2),
             TrackSpec::new("Comp 2", 2),
+            TrackSpec::new("Bass", 1),
         ]);
         band.programs[2] = Some(33);
         let piece = score_to_piece(&band, &representation, TrackAssignment::ByRole);
         let tracks: Vec<usize> = piece.segments[0].notes().iter().map(|n| n.track).collect();
-        assert_eq!(tracks, vec![0, 1, 2, 2, 3, 3, 3, 3], "kick, bass, the chords' tops, the rest on the lower voice");
+        assert_eq!(tracks, vec![0, 1, 1, 2, 2, 2, 2, 3], "kick, the chords' tops, the rest on the lower voice, bass");
         assert_eq!(piece.report.no_track, 2, "the melody has no part in a band");
     }
 

@@ -259,6 +259,29 @@ impl Representation {
         (0..self.track_count()).filter(|&t| self.tracks[t].channel == channel).collect()
     }
 
+    /// Every part's tracks, in the order the parts first appear: what a producer mutes and
+    /// routes as one (a kit, not its hi-hat lane).
+    pub fn parts(&self) -> Vec<Vec<usize>> {
+        let mut parts: Vec<Vec<usize>> = Vec::new();
+        for track in 0..self.track_count() {
+            if !parts.iter().any(|part| part.contains(&track)) {
+                parts.push(self.part_of(track));
+            }
+        }
+        parts
+    }
+
+    /// A part's name: its track's, a kit's "Drums", or a hand's without its voice numbers
+    /// ("Comp" for "Comp 1", "Comp 2", "Comp 3").
+    pub fn part_name(&self, part: &[usize]) -> String {
+        let first = &self.tracks[part[0]];
+        match (part.len(), first.is_drum) {
+            (1, _) => first.name.clone(),
+            (_, true) => "Drums".to_string(),
+            (_, false) => first.name.strip_suffix(" 1").unwrap_or(&first.name).to_string(),
+        }
+    }
+
     /// The roll row of a MIDI pitch, or `None` outside the window.
     pub fn pitch_row(&self, pitch: u8) -> Option<usize> {
         let row = usize::from(pitch.checked_sub(self.lowest_pitch)?);
@@ -360,6 +383,9 @@ mod tests {
         assert_eq!(band.part_of(1), vec![0, 1]);
         assert_eq!(band.part_of(3), vec![2, 3]);
         assert_eq!(band.part_of(4), vec![4]);
+        assert_eq!(band.parts(), vec![vec![0, 1], vec![2, 3], vec![4]]);
+        let names: Vec<String> = band.parts().iter().map(|part| band.part_name(part)).collect();
+        assert_eq!(names, vec!["Drums", "Comp", "Bass"]);
         let refused = |change: &dyn Fn(&mut Representation)| {
             let mut r = band.clone();
             change(&mut r);

@@ -6,6 +6,7 @@ use crate::train::{augment, DEFAULT_TRANSPOSE};
 use anyhow::{bail, Context};
 use clap::Args;
 use dreamroll::corpus::{read_folder, PartReading};
+use dreamroll::metrics::band::{BandAccumulator, BandSummary, LaneSummary};
 use dreamroll::metrics::seams::{played_twice, JunctionAccumulator, JunctionSummary, MoveSummary};
 use dreamroll::metrics::two_sample::classifier_accuracy;
 use dreamroll::metrics::voices::{VoiceStatistics, VoiceSummary};
@@ -265,6 +266,8 @@ struct LoopMetrics {
     seam_test: TwoSampleTest,
     /// The same between the odd- and even-numbered pieces' windows, as many a side.
     seam_control: TwoSampleTest,
+    /// For a model with drums or a bass: how the band plays in the loops and in the pieces.
+    band: Option<[BandSummary; 2]>,
 }
 
 /// Loops of one length.
@@ -341,7 +344,10 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         half_corpus_control: half_corpus_control(&phrases_by_piece, args.test_phrases, args.seed),
         loops: loops_as_played(&generator, &corpus, args)?,
     };
-    let markdown = side_by_side(&report) + &loops_section(&report.loops);
+    let mut markdown = side_by_side(&report) + &loops_section(&report.loops);
+    if let Some(band) = &report.loops.band {
+        markdown += &band_section(band);
+    }
     print!("{markdown}");
     std::fs::write(folder.join("metrics.md"), &markdown)?;
     write_json(&args.json.clone().unwrap_or_else(|| folder.join("metrics.json")), &report)
@@ -359,6 +365,7 @@ fn loops_as_played(
     let bars_per_phrase = usize::from(generator.card().representation.bars_per_phrase);
     let mut generated = Vec::new();
     let mut windows_by_loop: Vec<Vec<Roll>> = Vec::new();
+    let (mut band_loops, mut band_pieces) = (BandAccumulator::default(), BandAccumulator::default());
     for bars in LOOP_BARS {
         let mut junctions = JunctionAccumulator::default();
         for seed in 1..=args.loops {
@@ -375,6 +382,7 @@ fn loops_as_played(
                 .render_from(&request, &Source::default(), None)
                 .with_context(|| format!("rendering the {bars}-bar loop of seed {seed}"))?;
             junctions.add_loop(&looped);
+            band_loops.add(&looped, bars_per_phrase);
             windows_by_loop.push(seam_windows(&played_twice(&looped), bars_per_phrase, looped.steps()));
         }
         generated.push(LoopJunctions { bars, junctions: junctions.summary() });
@@ -383,6 +391,7 @@ fn loops_as_played(
     let mut windows_by_piece: Vec<Vec<Roll>> = Vec::new();
     for (_, piece) in &corpus.pieces {
         piece.segments.iter().for_each(|segment| training.add_piece(segment));
+        piece.segments.iter().for_each(|segment| band_pieces.add(segment, bars_per_phrase));
         windows_by_piece.push(
             piece.segments.iter().flat_map(|segment| seam_windows(segment, bars_per_phrase, segment.steps())).collect(),
         );
@@ -405,7 +414,46 @@ fn loops_as_played(
         training: training.summary(),
         seam_test,
         seam_control,
+        band: is_band(&generator.card().representation).then(|| [band_loops.summary(), band_pieces.summary()]),
     })
+}
+
+/// A model that plays drums or a bass, whose loops the band measures describe.
+fn is_band(representation: &Representation) -> bool {
+    representation.tracks.iter().any(|t| t.is_drum || t.name.to_lowercase().contains("bass"))
+}
+
+/// The band measures of the loops beside the pieces', as a drummer and a bass player read
+/// them.
+fn band_section(band: &[BandSummary; 2]) -> String {
+    let [loops, pieces] = band;
+    let mut out = String::from("\n## How the band plays (loops as played | training pieces)\n\n");
+    out += "| lane | hits per bar, loops | pieces | velocity spread, loops | pieces |\n|---|---|---|---|---|\n";
+    let spread = |lane: Option<&LaneSummary>| {
+        lane.and_then(|l| l.velocity_spread).map_or("–".to_string(), |v| format!("{v:.1}"))
+    };
+    for lane in &pieces.lanes {
+        let played = loops.lanes.iter().find(|l| l.lane == lane.lane);
+        out += &format!(
+            "| {} | {} | {:.2} | {} | {} |\n",
+            lane.lane,
+            played.map_or("–".to_string(), |l| format!("{:.2}", l.hits_per_bar)),
+            lane.hits_per_bar,
+            spread(played),
+            spread(Some(lane))
+        );
+    }
+    out += "\n| | loops | pieces |\n|---|---|---|\n";
+    for (name, played, heard) in [
+        ("kick on the downbeat", loops.kick_on_downbeats, pieces.kick_on_downbeats),
+        ("snare, rim or clap on the backbeat", loops.snare_on_backbeats, pieces.snare_on_backbeats),
+        ("fills: last bar of a phrase", loops.fills_at_phrase_ends, pieces.fills_at_phrase_ends),
+        ("fills: other bars", loops.fills_elsewhere, pieces.fills_elsewhere),
+        ("bass on a chord tone of the comping, strong beats", loops.bass_on_chord_tones, pieces.bass_on_chord_tones),
+    ] {
+        out += &format!("| {name} | {} | {} |\n", cell(played, true), cell(heard, true));
+    }
+    out
 }
 
 /// The windows of two phrases' length that start half a phrase into a phrase (bars 3, 11,

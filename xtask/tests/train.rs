@@ -440,3 +440,93 @@ fn sigkill_at_random_moments_never_leaves_a_broken_checkpoint_and_resume_continu
     assert_eq!(losses(&whole), losses(&killed), "the log matches an uninterrupted run");
     eprintln!("{trials} kills; the checkpoints on disk after them were at steps {resumed_from:?}");
 }
+
+/// Eight 4-bar band pieces: a groove (kick and snare with ghost notes, hats loud and soft),
+/// a bass on the chord roots, and triads on a piano, over I-vi-IV-V in a key of its own.
+fn write_band_corpus(folder: &Path) {
+    let representation = Arc::new(Representation {
+        steps_per_beat: 4,
+        meter: Meter::COMMON,
+        bars_per_phrase: 1,
+        lowest_pitch: 30,
+        pitch_count: 60,
+        tracks: vec![TrackSpec::new("Piano", 0), TrackSpec::new("Bass", 1), TrackSpec::drums("Drums", Vec::new())],
+    });
+    let progression = [[0u8, 4, 7], [9, 12, 16], [5, 9, 12], [7, 11, 14]];
+    for piece in 0..8u8 {
+        let key = 48 + piece % 5;
+        let mut roll = Roll::new(representation.clone(), 4 * 16);
+        let mut hit = |track: usize, start: usize, pitch: u8, length: usize, velocity: u8| {
+            roll.place(GridNote { track, start, pitch, length, velocity }).unwrap();
+        };
+        for (bar, chord) in progression.iter().enumerate() {
+            let at = bar * 16;
+            for beat in 0..4 {
+                hit(2, at + beat * 4, if beat % 2 == 0 { 36 } else { 38 }, 1, if beat % 2 == 0 { 110 } else { 100 });
+                hit(1, at + beat * 4, key - 12 + chord[0], 3, 90);
+            }
+            hit(2, at + 7, 38, 1, 35);
+            hit(2, at + 15, 38, 1, 35);
+            for eighth in 0..8 {
+                hit(2, at + eighth * 2, 42, 1, if eighth % 2 == 0 { 90 } else { 50 });
+            }
+            for &interval in chord {
+                hit(0, at, key + interval, 8, 80);
+                hit(0, at + 8, key + interval, 6, 80);
+            }
+        }
+        std::fs::write(folder.join(format!("band-{piece:02}.mid")), roll_to_midi(&roll, 100.0)).unwrap();
+    }
+}
+
+#[test]
+fn a_band_is_learned_as_lanes_a_bass_and_comping_voices_with_its_dynamics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("band");
+    std::fs::create_dir(&data).unwrap();
+    write_band_corpus(&data);
+    let out = dir.path().join("model");
+    ok(&train(
+        &data,
+        &out,
+        &[&TINY_VOICES[..], &["--parts", "role", "--epochs", "12", "--checkpoint-every", "40", "--lr", "0.003"]]
+            .concat(),
+    ));
+    let generator = Generator::from_dir(&out).unwrap();
+    let card = generator.card();
+    let tracks: Vec<(&str, u8, &[u8])> =
+        card.representation.tracks.iter().map(|t| (t.name.as_str(), t.channel, t.sounds.as_slice())).collect();
+    assert_eq!(
+        tracks,
+        vec![
+            ("Comp 1", 1, &[][..]),
+            ("Comp 2", 1, &[][..]),
+            ("Comp 3", 1, &[][..]),
+            ("Bass", 0, &[][..]),
+            ("Kick", 9, &[36][..]),
+            ("Snare", 9, &[38][..]),
+            ("Hi-hat", 9, &[42][..]),
+        ],
+        "a kit of lanes, a bass, and the piano's triads over three voices"
+    );
+    let snare = &card.decoding.dynamics[5];
+    assert!(snare.len() >= 2 && snare[0] < 50 && *snare.last().unwrap() > 90, "ghost notes and backbeats: {snare:?}");
+    let request = dreamroll::model::generator::RenderRequest {
+        bars: 8,
+        seed: 2,
+        knobs: Vec::new(),
+        variation: 0.3,
+        temperature: None,
+        density: 0.0,
+        named: Vec::new(),
+    };
+    let roll = generator.render(&request).unwrap();
+    let notes = roll.notes();
+    for note in &notes {
+        let track = &card.representation.tracks[note.track];
+        assert!(track.plays(note.pitch), "{} plays {}", track.name, note.pitch);
+    }
+    let hats: Vec<u8> = notes.iter().filter(|n| n.track == 6).map(|n| n.velocity).collect();
+    assert!(hats.len() > 16, "the hats play: {hats:?}");
+    assert!(hats.iter().any(|&v| v < 70) && hats.iter().any(|&v| v > 70), "loud and soft hats: {hats:?}");
+}
