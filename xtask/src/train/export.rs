@@ -1,9 +1,10 @@
 //! From a trained objective to a model folder: the calibrated card, macro knobs, weights
 //! and samples.
 
+use super::budget::{stage, CalibrationPlan};
 use super::data::TrainingData;
 use super::objective::Objective;
-use super::{checkpoint, plot, prior_latents, representation_of, LoopState, RunConfig};
+use super::{checkpoint, plot, prior, prior_latents, representation_of, LoopState, RunConfig};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use dreamroll::metrics::voices::{VoiceAccumulator, VoiceSummary};
@@ -15,10 +16,12 @@ use dreamroll::model::{
     Architecture, Decoding, MacroKnob, ModelCard, Preset, TrainingInfo, VoiceArchitecture, SCHEMA_VERSION,
 };
 use dreamroll::roll::{roll_to_midi, Roll};
+use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 pub const MACRO_KNOBS: usize = 8;
 
@@ -244,73 +247,237 @@ fn voice_summary<'a>(rolls: impl IntoIterator<Item = &'a Roll>) -> VoiceSummary 
     voices.summary()
 }
 
+/// How a calibration's bisection search runs.
+pub struct Search<'a> {
+    pub plan: CalibrationPlan,
+    /// A step that would not end by then is not started: the search keeps the bias it has
+    /// reached (it always takes its first step).
+    pub until: Option<Instant>,
+    pub threads: usize,
+    /// Told of every phrase written; a plain line per step where it is hidden (no terminal).
+    pub progress: &'a ProgressBar,
+}
+
+/// What a calibration's search found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Found {
+    pub bias: f32,
+    pub steps: usize,
+    /// The statistic at the last step's bias, and the training phrases'.
+    pub rate: f64,
+    pub target: f64,
+}
+
+impl Found {
+    fn none() -> Found {
+        Found { bias: 0.0, steps: 0, rate: 0.0, target: 0.0 }
+    }
+}
+
 /// The voice decoder's rest bias at which phrases from the prior rest (the mean over voices
 /// of the share of steps each rests, up to its last note) as often as the `training` phrases.
-pub fn calibrate_rest_bias(generator: &Generator, card: &ModelCard, training: &[Roll]) -> anyhow::Result<f32> {
+pub fn calibrate_rest_bias(
+    generator: &Generator,
+    card: &ModelCard,
+    training: &VoiceSummary,
+    search: &Search,
+) -> anyhow::Result<Found> {
     calibrate_bias(
         generator,
         card,
         training,
         |summary| summary.mean.rests,
         |options, bias| DecodeOptions { rest_bias: bias, ..options.clone() },
+        search,
     )
 }
 
 /// The voice decoder's crossing bias at which phrases from the prior cross voices as often as
 /// the `training` phrases (0 for a single voice, which has nothing to cross).
-pub fn calibrate_crossing_bias(generator: &Generator, card: &ModelCard, training: &[Roll]) -> anyhow::Result<f32> {
+pub fn calibrate_crossing_bias(
+    generator: &Generator,
+    card: &ModelCard,
+    training: &VoiceSummary,
+    search: &Search,
+) -> anyhow::Result<Found> {
     calibrate_bias(
         generator,
         card,
         training,
         |summary| summary.crossings,
         |options, bias| DecodeOptions { crossing_bias: bias, ..options.clone() },
+        search,
     )
 }
 
 /// The bias at which phrases from the prior show `statistic` at the `training` phrases'
 /// rate. It only grows with the bias, so it is found by bisection, on the same latents and
-/// random stream each time; the card's other settings stay as they are.
+/// random stream each time; the card's other settings stay as they are. The phrases of a
+/// step are written on `search.threads` threads, the same phrases on any number of them.
 fn calibrate_bias(
     generator: &Generator,
     card: &ModelCard,
-    training: &[Roll],
+    training: &VoiceSummary,
     statistic: impl Fn(&VoiceSummary) -> Option<f64>,
     with_bias: impl Fn(&DecodeOptions, f32) -> DecodeOptions,
-) -> anyhow::Result<f32> {
-    let Some(target) = statistic(&voice_summary(training)) else { return Ok(0.0) };
-    // Rests and part-writing faults come in clumps (a part out for a bar), so it takes a
-    // thousand phrases for the rate to settle within a tenth of itself.
-    let latents = prior_latents(1024, card.latent_size, 1_000_000);
+    search: &Search,
+) -> anyhow::Result<Found> {
+    let Some(target) = statistic(training) else { return Ok(Found::none()) };
+    let latents = prior_latents(search.plan.phrases, card.latent_size, 1_000_000);
     let base = DecodeOptions::from_card(&card.decoding);
     let (mut low, mut high) = (-BIAS_LIMIT, BIAS_LIMIT);
-    for _ in 0..12 {
+    let (mut steps, mut rate, mut last_step) = (0, 0.0, Duration::ZERO);
+    while steps < search.plan.steps {
+        if steps > 0 && search.until.is_some_and(|until| Instant::now() + last_step > until) {
+            break;
+        }
+        let started = Instant::now();
         let middle = 0.5 * (low + high);
-        let phrases = generator.generate(&latents, &with_bias(&base, middle), &mut ChaCha8Rng::seed_from_u64(0))?;
-        if statistic(&voice_summary(&phrases)).unwrap_or(1.0) < target {
+        let phrases = prior::generate(generator, &latents, &with_bias(&base, middle), 0, search.threads, &|count| {
+            search.progress.inc(count as u64)
+        })?;
+        rate = statistic(&voice_summary(&phrases)).unwrap_or(1.0);
+        if rate < target {
             low = middle;
         } else {
             high = middle;
         }
+        steps += 1;
+        last_step = started.elapsed();
+        if search.progress.is_hidden() {
+            println!(
+                "  step {steps}/{}: bias {middle:+.3} gives {:.3} % (the training phrases: {:.3} %), {:.1} s",
+                search.plan.steps,
+                100.0 * rate,
+                100.0 * target,
+                last_step.as_secs_f64()
+            );
+        }
     }
-    Ok(0.5 * (low + high))
+    Ok(Found { bias: 0.5 * (low + high), steps, rate, target })
 }
 
 /// The voice decoder's parallel bias at which phrases from the prior move in parallel
 /// fifths and octaves as often as the `training` phrases (0 for a single voice).
-pub fn calibrate_parallel_bias(generator: &Generator, card: &ModelCard, training: &[Roll]) -> anyhow::Result<f32> {
+pub fn calibrate_parallel_bias(
+    generator: &Generator,
+    card: &ModelCard,
+    training: &VoiceSummary,
+    search: &Search,
+) -> anyhow::Result<Found> {
     calibrate_bias(
         generator,
         card,
         training,
         |summary| summary.parallels,
         |options, bias| DecodeOptions { parallel_bias: bias, ..options.clone() },
+        search,
     )
+}
+
+/// A bias's name, what it counts, its search, and where the card keeps it.
+type PartWritingSearch = (
+    &'static str,
+    &'static str,
+    fn(&Generator, &ModelCard, &VoiceSummary, &Search) -> anyhow::Result<Found>,
+    fn(&mut ModelCard) -> &mut f32,
+);
+
+/// The voices preset's part-writing biases. Rests, crossings and parallels move each other
+/// a little: each is calibrated with the others as found so far, then rests again with
+/// everything as it will be played. Each search gets an equal share of the time left until
+/// `until`, where there is a deadline.
+pub fn calibrate_part_writing(
+    generator: &Generator,
+    card: &mut ModelCard,
+    training: &[Roll],
+    plan: CalibrationPlan,
+    until: Option<Instant>,
+) -> anyhow::Result<()> {
+    let searches: [PartWritingSearch; PART_WRITING_SEARCHES] = [
+        ("rest bias", "rests", calibrate_rest_bias, |card| &mut card.decoding.rest_bias),
+        ("crossing bias", "crossings", calibrate_crossing_bias, |card| &mut card.decoding.crossing_bias),
+        ("parallel bias", "parallels", calibrate_parallel_bias, |card| &mut card.decoding.parallel_bias),
+        ("rest bias, again", "rests", calibrate_rest_bias, |card| &mut card.decoding.rest_bias),
+    ];
+    let threads = prior::threads();
+    println!(
+        "calibrating the decoding: {} searches of {} steps on {} phrases each from the prior ({} phrases), on {threads} thread{}{}",
+        searches.len(),
+        plan.steps,
+        plan.phrases,
+        plan.phrases_in_all(searches.len()),
+        if threads == 1 { "" } else { "s" },
+        match until {
+            Some(until) => format!(
+                ", within {:.0} s",
+                until.saturating_duration_since(Instant::now()).as_secs_f64()
+            ),
+            None => String::new(),
+        }
+    );
+    let progress = ProgressBar::new(plan.phrases_in_all(searches.len()) as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} phrases, {per_sec}, ETA {eta} | {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let training = voice_summary(training);
+    for (index, (name, statistic, calibrate, field)) in searches.into_iter().enumerate() {
+        progress.set_message(name);
+        if progress.is_hidden() {
+            println!("{name} ({} of {}):", index + 1, searches.len());
+        }
+        let started = Instant::now();
+        let left = searches.len() - index;
+        let search_until = until.map(|until| started + until.saturating_duration_since(started).div_f64(left as f64));
+        let search = Search { plan, until: search_until, threads, progress: &progress };
+        let found = calibrate(generator, card, &training, &search)?;
+        *field(card) = found.bias;
+        // A search cut short leaves its phrases unwritten: the bar counts what is left.
+        let unwritten = ((plan.steps - found.steps.min(plan.steps)) * plan.phrases) as u64;
+        progress.set_length(progress.length().unwrap_or(0).saturating_sub(unwritten));
+        let line = if found.steps == 0 {
+            format!("{name}: 0 (the training phrases have no {statistic} to match)")
+        } else {
+            format!(
+                "{name}: {:+.3} after {} of {} steps ({statistic} {:.3} % at the last step, the training phrases {:.3} %), {:.1} s{}",
+                found.bias,
+                found.steps,
+                plan.steps,
+                100.0 * found.rate,
+                100.0 * found.target,
+                started.elapsed().as_secs_f64(),
+                if found.steps < plan.steps { "; cut short by the time budget" } else { "" }
+            )
+        };
+        if progress.is_hidden() {
+            println!("{line}");
+        } else {
+            progress.println(line);
+        }
+    }
+    progress.finish_and_clear();
+    Ok(())
+}
+
+/// The searches [`calibrate_part_writing`] runs.
+pub const PART_WRITING_SEARCHES: usize = 4;
+
+/// Wall seconds a calibration spends on a phrase from the prior with this generator:
+/// `count` phrases written on every thread and counted, as a search's step does.
+pub fn calibration_phrase_seconds(generator: &Generator, card: &ModelCard, count: usize) -> anyhow::Result<f64> {
+    let latents = prior_latents(count, card.latent_size, 1_000_000);
+    let options = DecodeOptions::from_card(&card.decoding);
+    let started = Instant::now();
+    let phrases = prior::generate(generator, &latents, &options, 0, prior::threads(), &|_| {})?;
+    voice_summary(&phrases);
+    Ok(started.elapsed().as_secs_f64() / count.max(1) as f64)
 }
 
 /// Phrases from the prior at the current state, decoded as calibrated on them (onset
 /// density, then sounding time, then pitch variety), with the decoding settings found.
-fn sample_phrases(
+pub fn sample_phrases(
     objective: &dyn Objective,
     data: &TrainingData,
     card: &ModelCard,
@@ -357,7 +524,37 @@ fn save_weights(path: &Path, weights: Vec<(String, Tensor)>) -> anyhow::Result<(
     checkpoint::write_atomically(path, &weights, HashMap::new())
 }
 
+/// How large the voices preset's calibration is, and when it must be done by (with a time
+/// budget).
+#[derive(Clone, Copy, Debug)]
+pub struct Calibration {
+    pub plan: CalibrationPlan,
+    pub until: Option<Instant>,
+}
+
+impl Calibration {
+    /// What a run without a time budget does.
+    pub const FULL: Calibration = Calibration { plan: CalibrationPlan::FULL, until: None };
+}
+
+/// The encoder's latent means of the training phrases (none for a preset without one).
+pub fn training_codes(objective: &dyn Objective, train: &[Roll], device: &Device) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut codes: Vec<Vec<f32>> = Vec::new();
+    for chunk in train.chunks(CODES_BATCH) {
+        let batch = rolls_to_tensor(&chunk.iter().collect::<Vec<_>>(), device)?;
+        match objective.encode(&batch)? {
+            Some(means) => codes.extend(means.to_dtype(DType::F32)?.to_vec2::<f32>()?),
+            None => break,
+        }
+    }
+    Ok(codes)
+}
+
+/// Training phrases the encoder reads at once for the macro knobs.
+pub const CODES_BATCH: usize = 256;
+
 /// Writes the model folder: calibrated `model.json` with macro knobs, weights, samples.
+#[allow(clippy::too_many_arguments)]
 pub fn finish(
     objective: &dyn Objective,
     data: &TrainingData,
@@ -366,29 +563,23 @@ pub fn finish(
     card: &ModelCard,
     out: &Path,
     device: &Device,
+    calibration: Calibration,
 ) -> anyhow::Result<()> {
     let mut card = card.clone();
     if card.preset == Preset::Voices {
-        // Rests, crossings and parallels move each other a little: each is calibrated with
-        // the others as found so far, then rests again with everything as it will be played.
-        let generator = objective.generator();
-        card.decoding.rest_bias = calibrate_rest_bias(generator, &card, &data.train)?;
-        card.decoding.crossing_bias = calibrate_crossing_bias(generator, &card, &data.train)?;
-        card.decoding.parallel_bias = calibrate_parallel_bias(generator, &card, &data.train)?;
-        card.decoding.rest_bias = calibrate_rest_bias(generator, &card, &data.train)?;
+        calibrate_part_writing(objective.generator(), &mut card, &data.train, calibration.plan, calibration.until)?;
     }
-    let (phrases, options) = sample_phrases(objective, data, &card, 8)?;
+    let what = if card.preset == Preset::Voices {
+        "writing sample phrases"
+    } else {
+        "calibrating the thresholds and temperature on 256 phrases from the prior, and writing samples"
+    };
+    let (phrases, options) = stage(what, || sample_phrases(objective, data, &card, 8))?;
     card.decoding.onset_threshold = options.onset_threshold;
     card.decoding.sustain_threshold = options.sustain_threshold;
     card.decoding.temperature = options.temperature;
-    let mut codes: Vec<Vec<f32>> = Vec::new();
-    for chunk in data.train.chunks(256) {
-        let batch = rolls_to_tensor(&chunk.iter().collect::<Vec<_>>(), device)?;
-        match objective.encode(&batch)? {
-            Some(means) => codes.extend(means.to_dtype(DType::F32)?.to_vec2::<f32>()?),
-            None => break,
-        }
-    }
+    let what = format!("reading the latent means of the {} training phrases for the macro knobs", data.train.len());
+    let codes = stage(&what, || training_codes(objective, &data.train, device))?;
     let (center, knobs, method) = if codes.is_empty() {
         // A GAN's prior is isotropic: every orthonormal basis carries equal variance, so the
         // knobs are the first latent axes (the shared latent first), one prior sigma each.
@@ -414,20 +605,23 @@ pub fn finish(
     card.training.device = format!("{:?}", device.location());
     card.training.knob_method = method;
     card.validate()?;
-    save_weights(&out.join(DECODER_FILE), objective.weights("decoder."))?;
-    let encoder = objective.weights("encoder.");
-    if !encoder.is_empty() {
-        save_weights(&out.join(ENCODER_FILE), encoder)?;
-    }
-    if card.preset == Preset::Voices {
-        // Only a decoder that samples can draw again when a phrase matches.
-        checkpoint::write_file_atomically(&out.join(LEARNED_PHRASES_FILE), &data.learned.to_bytes())?;
-    }
-    checkpoint::write_file_atomically(&out.join(CARD_FILE), card.to_json().as_bytes())?;
-    write_samples(&out.join("samples"), "prior", &phrases)?;
-    for (index, phrase) in phrases.iter().enumerate().take(3) {
-        std::fs::write(out.join("samples").join(format!("phrase-{}.mid", index + 1)), roll_to_midi(phrase, 100.0))?;
-    }
+    stage("writing the model folder", || {
+        save_weights(&out.join(DECODER_FILE), objective.weights("decoder."))?;
+        let encoder = objective.weights("encoder.");
+        if !encoder.is_empty() {
+            save_weights(&out.join(ENCODER_FILE), encoder)?;
+        }
+        if card.preset == Preset::Voices {
+            // Only a decoder that samples can draw again when a phrase matches.
+            checkpoint::write_file_atomically(&out.join(LEARNED_PHRASES_FILE), &data.learned.to_bytes())?;
+        }
+        checkpoint::write_file_atomically(&out.join(CARD_FILE), card.to_json().as_bytes())?;
+        write_samples(&out.join("samples"), "prior", &phrases)?;
+        for (index, phrase) in phrases.iter().enumerate().take(3) {
+            std::fs::write(out.join("samples").join(format!("phrase-{}.mid", index + 1)), roll_to_midi(phrase, 100.0))?;
+        }
+        Ok(())
+    })?;
     println!(
         "wrote {} (onset threshold {:.3}, sustain threshold {:.3}, temperature {:.2}, rest bias {:+.2}, crossing bias {:+.2}, parallel bias {:+.2}; {} macro knobs; run config: {} epochs, batch {}, lr {})",
         out.display(),
@@ -449,9 +643,20 @@ pub fn finish(
 mod tests {
     use super::*;
 
-    type Calibration = fn(&Generator, &ModelCard, &[Roll]) -> anyhow::Result<f32>;
+    type Calibrate = fn(&Generator, &ModelCard, &VoiceSummary, &Search) -> anyhow::Result<Found>;
     /// A bias's name, options made with it, and its calibration.
-    type Case<'a> = (&'a str, &'a dyn Fn(f32) -> DecodeOptions, Calibration);
+    type Case<'a> = (&'a str, &'a dyn Fn(f32) -> DecodeOptions, Calibrate);
+
+    fn search(plan: CalibrationPlan, until: Option<Instant>, threads: usize, progress: &ProgressBar) -> Search<'_> {
+        Search { plan, until, threads, progress }
+    }
+
+    /// Training phrases made by the small model itself with its rest bias at `bias`.
+    fn made_with_rest_bias(generator: &Generator, card: &ModelCard, bias: f32) -> VoiceSummary {
+        let options = DecodeOptions { rest_bias: bias, ..DecodeOptions::from_card(&card.decoding) };
+        let latents = prior_latents(400, card.latent_size, 7);
+        voice_summary(&generator.generate(&latents, &options, &mut ChaCha8Rng::seed_from_u64(9)).unwrap())
+    }
 
     #[test]
     fn the_part_writing_biases_are_found_again_from_phrases_made_with_them() {
@@ -465,6 +670,7 @@ mod tests {
             ("crossing", &with_crossing, calibrate_crossing_bias),
             ("parallel", &with_parallels, calibrate_parallel_bias),
         ];
+        let progress = ProgressBar::hidden();
         for (name, options, calibrate) in cases {
             for known in [-1.5f32, 2.0] {
                 let training = generator
@@ -474,10 +680,89 @@ mod tests {
                         &mut ChaCha8Rng::seed_from_u64(9),
                     )
                     .unwrap();
-                let found = calibrate(generator, &card, &training).unwrap();
-                assert!((found - known).abs() < 0.4, "{name} bias: made with {known}, found {found}");
+                let search = search(CalibrationPlan::FULL, None, 2, &progress);
+                let found = calibrate(generator, &card, &voice_summary(&training), &search).unwrap();
+                assert_eq!(found.steps, 12);
+                assert!((found.bias - known).abs() < 0.4, "{name} bias: made with {known}, found {}", found.bias);
             }
         }
+    }
+
+    /// The search as it was before it was shared over threads and bounded: one stream for
+    /// the phrases of a step (a thousand of them, `CalibrationPlan::FULL`).
+    fn rest_bias_written_one_after_another(
+        generator: &Generator,
+        card: &ModelCard,
+        training: &VoiceSummary,
+        plan: CalibrationPlan,
+    ) -> f32 {
+        let target = training.mean.rests.unwrap();
+        let latents = prior_latents(plan.phrases, card.latent_size, 1_000_000);
+        let (mut low, mut high) = (-BIAS_LIMIT, BIAS_LIMIT);
+        for _ in 0..plan.steps {
+            let middle = 0.5 * (low + high);
+            let options = DecodeOptions { rest_bias: middle, ..DecodeOptions::from_card(&card.decoding) };
+            let phrases = generator.generate(&latents, &options, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+            if voice_summary(&phrases).mean.rests.unwrap_or(1.0) < target {
+                low = middle;
+            } else {
+                high = middle;
+            }
+        }
+        0.5 * (low + high)
+    }
+
+    #[test]
+    fn a_calibration_finds_the_same_bias_on_one_and_two_threads_as_on_one_stream() {
+        let (card, objective) = crate::train::small_voices_objective(true, 3);
+        let generator = objective.generator();
+        let training = made_with_rest_bias(generator, &card, 0.7);
+        // 12 chunks and a part; the full size only takes longer.
+        let plan = CalibrationPlan { phrases: 200, steps: 12 };
+        let progress = ProgressBar::hidden();
+        let on = |threads| {
+            calibrate_rest_bias(generator, &card, &training, &search(plan, None, threads, &progress)).unwrap()
+        };
+        let (one, two) = (on(1), on(2));
+        assert_eq!(one, two, "the threads change what is found");
+        assert_eq!(one.steps, 12);
+        assert_eq!(one.bias, rest_bias_written_one_after_another(generator, &card, &training, plan));
+        assert_eq!(progress.position(), 2 * 12 * 200, "every phrase is counted");
+    }
+
+    #[test]
+    fn a_search_past_its_deadline_stops_after_its_first_step_with_the_bias_it_reached() {
+        let (card, objective) = crate::train::small_voices_objective(true, 3);
+        let generator = objective.generator();
+        let training = made_with_rest_bias(generator, &card, 0.7);
+        let progress = ProgressBar::hidden();
+        let plan = CalibrationPlan::SMALLEST;
+        let found = |plan, until| calibrate_rest_bias(generator, &card, &training, &search(plan, until, 2, &progress));
+        let cut = found(plan, Some(Instant::now())).unwrap();
+        assert_eq!(cut.steps, 1);
+        assert_eq!(cut.bias.abs(), BIAS_LIMIT / 2.0, "the middle of the half the first step kept");
+        assert_eq!(cut, found(CalibrationPlan { steps: 1, ..plan }, None).unwrap(), "a one-step search");
+        // A deadline far off is no bound.
+        let later = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(found(plan, Some(later)).unwrap(), found(plan, None).unwrap());
+    }
+
+    #[test]
+    fn the_part_writing_calibration_sets_every_bias_and_past_its_deadline_takes_a_step_for_each() {
+        let (mut card, objective) = crate::train::small_voices_objective(true, 3);
+        let generator = objective.generator();
+        let options = DecodeOptions { rest_bias: 1.0, ..DecodeOptions::from_card(&card.decoding) };
+        let training = generator
+            .generate(&prior_latents(300, card.latent_size, 7), &options, &mut ChaCha8Rng::seed_from_u64(9))
+            .unwrap();
+        let mut rough = card.clone();
+        calibrate_part_writing(generator, &mut rough, &training, CalibrationPlan::SMALLEST, Some(Instant::now()))
+            .unwrap();
+        calibrate_part_writing(generator, &mut card, &training, CalibrationPlan::SMALLEST, None).unwrap();
+        for rough in [rough.decoding.rest_bias, rough.decoding.crossing_bias, rough.decoding.parallel_bias] {
+            assert_eq!(rough.abs(), BIAS_LIMIT / 2.0, "one step each");
+        }
+        assert!((card.decoding.rest_bias - 1.0).abs() < 0.5, "made with a rest bias of 1: {}", card.decoding.rest_bias);
     }
 
     #[test]

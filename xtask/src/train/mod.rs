@@ -7,17 +7,20 @@
 //! the preset's [`Objective`].
 
 mod adam;
+mod budget;
 pub mod checkpoint;
 mod data;
 mod export;
 pub(crate) mod objective;
 pub mod plot;
+mod prior;
 mod reconstruction;
 mod seeded;
 pub(crate) mod voices;
 pub(crate) mod warm_start;
 
 use anyhow::{bail, Context};
+use budget::{stage, Clock, Costs, Split};
 use candle_core::{Device, Tensor};
 use checkpoint::BEST_WEIGHTS_FILE;
 use clap::{Args, ValueEnum};
@@ -85,8 +88,9 @@ pub struct TrainArgs {
     pub max_steps: Option<u64>,
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: u64,
-    /// Train for at most this many minutes in all (resumed time counts), then write the
-    /// model as if the epochs were done: "an hour of training" on any machine.
+    /// Take at most this many minutes in all (resumed time counts), the calibration of the
+    /// decoding and the written model included: training stops early enough to leave them
+    /// their time, then the model is written as if the epochs were done.
     #[arg(long)]
     pub time_budget: Option<f64>,
     #[command(flatten)]
@@ -273,6 +277,7 @@ pub fn device(choice: DeviceChoice) -> anyhow::Result<Device> {
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
     let device = device(args.device)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
@@ -368,7 +373,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         println!("resuming at step {} (epoch {}, batch {})", state.step, state.epoch + 1, state.batch_in_epoch);
     }
     let log = Log::open(&args.out, state.step, objective.loss_names())?;
-    let run = Run { config, data, args: &args, device, checkpoint_path };
+    // A resumed run's earlier time is training time: what follows training never ran.
+    let clock = Clock::start(started, state.elapsed_seconds);
+    let run = Run { config, data, args: &args, device, checkpoint_path, clock };
     run.train(objective.as_mut(), &mut state, &mut rng, &mut order, log, &card)
 }
 
@@ -378,7 +385,16 @@ struct Run<'a> {
     args: &'a TrainArgs,
     device: Device,
     checkpoint_path: PathBuf,
+    /// The whole run's time, for `--time-budget`.
+    clock: Clock,
 }
+
+/// Files written after training besides what is timed before it: a checkpoint, its plot, a
+/// model folder (0.1–0.4 s for the models trained here), in seconds.
+const WRITING_SECONDS: f64 = 1.0;
+
+/// Phrases from the prior written before training, to time the calibration by.
+const PROBE_CHUNKS_PER_THREAD: usize = 2;
 
 /// Why the loop stopped.
 #[derive(PartialEq)]
@@ -425,6 +441,8 @@ impl Run<'_> {
             .expect("a valid template")
             .progress_chars("=> "),
         );
+        let split =
+            self.args.time_budget.map(|minutes| self.split_budget(60.0 * minutes, objective, card)).transpose()?;
         let started = Instant::now();
         let elapsed_before = state.elapsed_seconds;
         let bars_per_phrase = u64::from(self.config.shape.bars);
@@ -443,8 +461,16 @@ impl Run<'_> {
                     stop = Stop::Interrupted;
                     break 'epochs;
                 }
-                if self.args.time_budget.is_some_and(|minutes| state.elapsed_seconds >= 60.0 * minutes) {
-                    println!("the time budget is spent after {} steps ({:.0} s)", state.step, state.elapsed_seconds);
+                if let Some(split) = split.filter(|split| self.clock.spent() >= split.training_until) {
+                    progress.suspend(|| {
+                        println!(
+                            "training's share of the time budget is spent after {} steps ({:.0} s of the run's {:.0} s); {:.0} s are left for what follows",
+                            state.step,
+                            self.clock.spent(),
+                            split.budget,
+                            split.budget - self.clock.spent()
+                        )
+                    });
                     break 'epochs;
                 }
                 let chosen = &order[state.batch_in_epoch * self.config.batch
@@ -479,7 +505,8 @@ impl Run<'_> {
             state.batch_in_epoch = 0;
         }
         progress.finish();
-        self.checkpoint(objective, state, rng, order, &mut log, card)?;
+        let what = format!("validating on {} phrases and saving the last checkpoint", self.data.validation.len());
+        stage(&what, || self.checkpoint(objective, state, rng, order, &mut log, card))?;
         match stop {
             Stop::Interrupted => {
                 println!("interrupted: checkpoint saved at step {}; continue with --resume", state.step)
@@ -494,13 +521,34 @@ impl Run<'_> {
                 let mut card = card.clone();
                 if let Some((best_step, best_loss)) = state.best_validation.filter(|&(step, _)| step != state.step) {
                     let best = checkpoint::read(&self.best_path(), &self.device)?;
-                    objective.load_weights(&best.tensors)?;
+                    stage(&format!("loading the weights of step {best_step}"), || {
+                        objective.load_weights(&best.tensors)
+                    })?;
                     println!(
                         "kept the weights of step {best_step}, whose validation loss ({best_loss:.3}) was the lowest"
                     );
                     card.training.kept_step = Some(best_step as usize);
                 }
-                export::finish(objective, &self.data, &self.config, state, &card, &self.args.out, &self.device)?;
+                let calibration = match split {
+                    Some(split) => export::Calibration {
+                        plan: split.plan,
+                        until: Some(self.clock.instant_at(split.calibration_until)),
+                    },
+                    None => export::Calibration::FULL,
+                };
+                export::finish(
+                    objective,
+                    &self.data,
+                    &self.config,
+                    state,
+                    &card,
+                    &self.args.out,
+                    &self.device,
+                    calibration,
+                )?;
+                if let Some(split) = split {
+                    println!("the run took {:.0} s of its {:.0} s budget", self.clock.spent(), split.budget);
+                }
             }
         }
         Ok(())
@@ -556,11 +604,86 @@ impl Run<'_> {
         self.args.out.join(BEST_WEIGHTS_FILE)
     }
 
+    /// Shares the time budget out between the training loop and what follows it, from what
+    /// that costs on this model and data ([`Run::measure_costs`]), and says how.
+    fn split_budget(
+        &self,
+        budget: f64,
+        objective: &dyn Objective,
+        card: &dreamroll::model::ModelCard,
+    ) -> anyhow::Result<Split> {
+        let measured = Instant::now();
+        let costs = self.measure_costs(objective, card)?;
+        let split = budget::split(budget, &costs);
+        let calibration = if costs.searches > 0 {
+            format!(
+                "calibrating the decoding on {} phrases from the prior at {:.1} ms a phrase{} (the full calibration: {} phrases, {:.0} s), ",
+                split.plan.phrases_in_all(costs.searches),
+                1e3 * costs.phrase,
+                if split.plan == budget::CalibrationPlan::FULL { "" } else { ", made smaller to fit" },
+                budget::CalibrationPlan::FULL.phrases_in_all(costs.searches),
+                costs.calibration(budget::CalibrationPlan::FULL),
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "time budget {budget:.0} s: training until {:.0} s, then {:.0} s (with a margin of {:.0} %) for the last checkpoint, {calibration}the macro knobs and the model's files (measured in {:.1} s)",
+            split.training_until,
+            split.budget - split.training_until,
+            100.0 * (budget::MARGIN - 1.0),
+            measured.elapsed().as_secs_f64()
+        );
+        Ok(split)
+    }
+
+    /// What the stages after the loop cost on this run's model and data, in wall seconds: a
+    /// validation batch, a batch of the encoder's reading of training phrases and a few
+    /// phrases from the prior, each timed and scaled to the whole (their cost does not depend
+    /// on what the weights have learned), and the samples as a checkpoint writes them.
+    fn measure_costs(&self, objective: &dyn Objective, card: &dreamroll::model::ModelCard) -> anyhow::Result<Costs> {
+        fn timed(work: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+            let started = Instant::now();
+            work()?;
+            Ok(started.elapsed().as_secs_f64())
+        }
+        let scaled = |phrases: &[Roll], batch: usize, work: &dyn Fn(&[Roll]) -> anyhow::Result<()>| match phrases
+            .chunks(batch)
+            .next()
+        {
+            Some(first) => Ok(timed(|| work(first))? * phrases.len().div_ceil(batch) as f64),
+            None => Ok::<_, anyhow::Error>(0.0),
+        };
+        let batch = self.config.batch.max(1);
+        let validation =
+            scaled(&self.data.validation, batch, &|chunk| self.validate_phrases(objective, chunk).map(drop))?;
+        let codes = scaled(&self.data.train, export::CODES_BATCH, &|chunk| {
+            export::training_codes(objective, chunk, &self.device).map(drop)
+        })?;
+        let samples = timed(|| export::sample_phrases(objective, &self.data, card, 8).map(drop))?;
+        let (phrase, searches) = if card.preset == Preset::Voices {
+            let count = PROBE_CHUNKS_PER_THREAD * prior::CHUNK * prior::threads();
+            (export::calibration_phrase_seconds(objective.generator(), card, count)?, export::PART_WRITING_SEARCHES)
+        } else {
+            (0.0, 0)
+        };
+        Ok(Costs {
+            phrase,
+            searches,
+            before_calibration: validation + samples + WRITING_SECONDS,
+            after_calibration: samples + codes + WRITING_SECONDS,
+        })
+    }
+
     /// Mean validation losses over the validation phrases (weighted by batch size).
     fn validate(&self, objective: &dyn Objective) -> anyhow::Result<Vec<f64>> {
+        self.validate_phrases(objective, &self.data.validation)
+    }
+
+    fn validate_phrases(&self, objective: &dyn Objective, phrases: &[Roll]) -> anyhow::Result<Vec<f64>> {
         let mut sums = vec![0.0; objective.loss_names().len()];
         let mut count = 0usize;
-        for chunk in self.data.validation.chunks(self.config.batch.max(1)) {
+        for chunk in phrases.chunks(self.config.batch.max(1)) {
             let batch = rolls_to_tensor(&chunk.iter().collect::<Vec<_>>(), &self.device)?;
             for (sum, value) in sums.iter_mut().zip(objective.validation_losses(&batch, chunk)?) {
                 *sum += value * chunk.len() as f64;
