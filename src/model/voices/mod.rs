@@ -23,7 +23,7 @@ use crate::roll::{Representation, Roll};
 use candle_core::Result;
 use candle_nn::VarBuilder;
 use network::{VoiceNetwork, VoiceShape};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use sampler::{Given, Sampling, VoiceSampler};
 use std::sync::Arc;
 use tokens::{tokens_to_roll, tokens_to_roll_with};
@@ -197,6 +197,19 @@ impl VoiceDecoder {
             }
             tokens = self.sampler.phrase(&self.network, z, given, sampling, rng, None)?;
         }
-        self.voiced(representation, &tokens, std::slice::from_ref(&z.to_vec()), velocity, sampling.temperature, rng)
+        // The loudness has a stream of its own, seeded from one draw: a phrase takes the same
+        // draws from `rng` however many notes it strikes.
+        let loudness = &mut match self.dynamics.is_empty() || sampling.temperature <= 0.0 {
+            true => rand_chacha::ChaCha8Rng::seed_from_u64(0),
+            false => rand_chacha::ChaCha8Rng::seed_from_u64(rng.random()),
+        };
+        self.voiced(
+            representation,
+            &tokens,
+            std::slice::from_ref(&z.to_vec()),
+            velocity,
+            sampling.temperature,
+            loudness,
+        )
     }
 }

@@ -660,7 +660,7 @@ mod tests {
 
     #[test]
     fn the_part_writing_biases_are_found_again_from_phrases_made_with_them() {
-        let (card, objective) = crate::train::small_voices_objective(true, 3);
+        let (card, objective) = crate::train::small_voices_objective(true, 0, 3);
         let generator = objective.generator();
         let with_rest = |bias| DecodeOptions { rest_bias: bias, ..DecodeOptions::from_card(&card.decoding) };
         let with_crossing = |bias| DecodeOptions { crossing_bias: bias, ..DecodeOptions::from_card(&card.decoding) };
@@ -714,7 +714,7 @@ mod tests {
 
     #[test]
     fn a_calibration_finds_the_same_bias_on_one_and_two_threads_as_on_one_stream() {
-        let (card, objective) = crate::train::small_voices_objective(true, 3);
+        let (card, objective) = crate::train::small_voices_objective(true, 0, 3);
         let generator = objective.generator();
         let training = made_with_rest_bias(generator, &card, 0.7);
         // 12 chunks and a part; the full size only takes longer.
@@ -732,7 +732,7 @@ mod tests {
 
     #[test]
     fn a_search_past_its_deadline_stops_after_its_first_step_with_the_bias_it_reached() {
-        let (card, objective) = crate::train::small_voices_objective(true, 3);
+        let (card, objective) = crate::train::small_voices_objective(true, 0, 3);
         let generator = objective.generator();
         let training = made_with_rest_bias(generator, &card, 0.7);
         let progress = ProgressBar::hidden();
@@ -749,7 +749,7 @@ mod tests {
 
     #[test]
     fn the_part_writing_calibration_sets_every_bias_and_past_its_deadline_takes_a_step_for_each() {
-        let (mut card, objective) = crate::train::small_voices_objective(true, 3);
+        let (mut card, objective) = crate::train::small_voices_objective(true, 0, 3);
         let generator = objective.generator();
         let options = DecodeOptions { rest_bias: 1.0, ..DecodeOptions::from_card(&card.decoding) };
         let training = generator

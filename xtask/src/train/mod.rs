@@ -792,10 +792,12 @@ pub fn representation_of(card: &dreamroll::model::ModelCard) -> Arc<dreamroll::r
     Arc::new(card.representation.clone())
 }
 
-/// The shipped chorale model's card with small sizes, and a fresh objective for it.
+/// The shipped chorale model's card with small sizes (and `velocity_levels` loudness levels,
+/// each part's at 40, 90 and 120), and a fresh objective for it.
 #[cfg(test)]
 pub(crate) fn small_voices_objective(
     voice_leading: bool,
+    velocity_levels: usize,
     seed: u64,
 ) -> (dreamroll::model::ModelCard, Box<dyn Objective>) {
     let text =
@@ -809,8 +811,11 @@ pub(crate) fn small_voices_objective(
         context: 4,
         head: 5,
         leading: voice_leading,
-        velocity_levels: 0,
+        velocity_levels,
     });
+    if velocity_levels > 0 {
+        card.decoding.dynamics = vec![[40, 90, 120][..velocity_levels.min(3)].to_vec(); 4];
+    }
     let config = RunConfig {
         preset: card.preset,
         data: PathBuf::new(),

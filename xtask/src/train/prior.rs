@@ -23,8 +23,8 @@ pub fn threads() -> usize {
 }
 
 /// The random draws one phrase from silence takes from its stream, where that is the same
-/// for every phrase: the voice decoder draws once per voice and step when it samples, and
-/// never at temperature 0; a phrase equal to a learned one would be drawn again (a model
+/// for every phrase: the voice decoder draws once per voice and step when it samples (and
+/// once more for the stream of its loudness levels), and never at temperature 0; a phrase equal to a learned one would be drawn again (a model
 /// folder's generator; the trainer's has no learned phrases), and the other presets decode
 /// a whole batch at once.
 fn draws_per_phrase(generator: &Generator, options: &DecodeOptions) -> Option<u128> {
@@ -33,7 +33,9 @@ fn draws_per_phrase(generator: &Generator, options: &DecodeOptions) -> Option<u1
         return None;
     }
     let shape = VoiceShape::of(card)?;
-    Some(if options.temperature > 0.0 { (shape.steps() * shape.voices) as u128 } else { 0 })
+    // A decoder with loudness levels seeds their stream with one more draw (a u64: two words).
+    let loudness = if shape.velocity_levels > 0 { 2 } else { 0 };
+    Some(if options.temperature > 0.0 { (shape.steps() * shape.voices + loudness) as u128 } else { 0 })
 }
 
 /// One phrase per latent, exactly as `generator.generate(latents, options, rng)` writes them
@@ -96,7 +98,13 @@ mod tests {
 
     #[test]
     fn phrases_are_the_same_on_any_number_of_threads_and_as_written_one_after_another() {
-        let (card, objective) = crate::train::small_voices_objective(true, 5);
+        for levels in [0, 3] {
+            same_on_any_number_of_threads(levels);
+        }
+    }
+
+    fn same_on_any_number_of_threads(velocity_levels: usize) {
+        let (card, objective) = crate::train::small_voices_objective(true, velocity_levels, 5);
         let generator = objective.generator();
         // 3 chunks and a part, so that threads share the work unevenly.
         let latents = prior_latents(3 * CHUNK + 5, card.latent_size, 11);

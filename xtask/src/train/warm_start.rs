@@ -132,9 +132,9 @@ mod tests {
     #[test]
     fn a_model_without_voice_leading_starts_a_run_with_it_and_keeps_its_weights() {
         let folder = tempfile::tempdir().unwrap();
-        let (old_card, old) = objective_with(false, 1);
+        let (old_card, old) = objective_with(false, 0, 1);
         saved(&old_card, old.as_ref(), folder.path());
-        let (new_card, mut new) = objective_with(true, 2);
+        let (new_card, mut new) = objective_with(true, 0, 2);
         let warm = WarmStart::read(folder.path()).unwrap();
         warm.check_fits(&new_card).unwrap();
         let said = warm.load_into(new.as_mut()).unwrap();
@@ -154,9 +154,9 @@ mod tests {
     #[test]
     fn another_architecture_or_window_is_refused_in_words() {
         let folder = tempfile::tempdir().unwrap();
-        let (old_card, old) = objective_with(true, 1);
+        let (old_card, old) = objective_with(true, 0, 1);
         saved(&old_card, old.as_ref(), folder.path());
-        let (_, mut without) = objective_with(false, 2);
+        let (_, mut without) = objective_with(false, 0, 2);
         let refusal = WarmStart::read(folder.path()).unwrap().load_into(without.as_mut()).unwrap_err().to_string();
         assert!(refusal.contains("`decoder.leading` has no place"), "{refusal}");
         let mut other_window = old_card.clone();
