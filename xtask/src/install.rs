@@ -2,6 +2,9 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
+use dreamroll::engine::models::user_models_dir;
+use dreamroll::model::generator::{CARD_FILE, DECODER_FILE, ENCODER_FILE};
+use dreamroll::model::learned_phrases::LEARNED_PHRASES_FILE;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -12,7 +15,15 @@ pub struct InstallArgs {
     /// Where the VST3 goes [default: the platform's per-user VST3 folder].
     #[arg(long)]
     vst3_dir: Option<PathBuf>,
+    /// Where the shipped models go, for the plugin's model picker [default: the user models
+    /// folder the plugin scans, or $DREAMROLL_MODELS].
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
 }
+
+/// What a model folder needs to load (`Generator::from_dir`): its card, weights and the
+/// fingerprints of its training phrases; not its samples, logs or plots.
+const MODEL_FILES: [&str; 4] = [CARD_FILE, DECODER_FILE, ENCODER_FILE, LEARNED_PHRASES_FILE];
 
 /// The per-user plugin folders of each platform, as the CLAP and VST3 specifications name them.
 fn default_dirs() -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -50,7 +61,41 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
         replace(&from, &to).with_context(|| format!("installing {}", to.display()))?;
         println!("installed {}", to.display());
     }
+    let models = args
+        .models_dir
+        .or_else(user_models_dir)
+        .context("there is no user models folder (HOME is not set); pass --models-dir or set DREAMROLL_MODELS")?;
+    for installed in install_models(Path::new("models"), &models)? {
+        println!("installed the model {}", installed.display());
+    }
     Ok(())
+}
+
+/// Copies each model folder of `shipped` (the files it needs to load) into `into`, replacing
+/// the folder of the same name, so the plugin's picker lists every shipped model beside the
+/// one built in. Returns the folders written.
+fn install_models(shipped: &Path, into: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut installed = Vec::new();
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(shipped)
+        .with_context(|| format!("listing the shipped models in {}", shipped.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    folders.sort();
+    for folder in folders.into_iter().filter(|f| f.join(CARD_FILE).is_file()) {
+        let name = folder.file_name().context("a listed folder has a name")?;
+        let staging = into.join(name).with_extension("installing");
+        remove(&staging)?;
+        std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+        for file in MODEL_FILES.iter().map(|f| folder.join(f)).filter(|f| f.is_file()) {
+            std::fs::copy(&file, staging.join(file.file_name().expect("a model file has a name")))
+                .with_context(|| format!("copying {}", file.display()))?;
+        }
+        let to = into.join(name);
+        remove(&to)?;
+        std::fs::rename(&staging, &to).with_context(|| format!("installing {}", to.display()))?;
+        installed.push(to);
+    }
+    Ok(installed)
 }
 
 /// Copies beside the old install, then swaps, so a host never sees half a plugin.
@@ -82,5 +127,34 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         Ok(())
     } else {
         std::fs::copy(from, to).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_models_are_installed_with_what_they_need_to_load() {
+        let shipped = tempfile::tempdir().unwrap();
+        let into = tempfile::tempdir().unwrap();
+        let model = shipped.path().join("band");
+        std::fs::create_dir_all(model.join("samples")).unwrap();
+        for file in [CARD_FILE, DECODER_FILE, "train.log", "samples/seed-1.mid"] {
+            std::fs::write(model.join(file), file).unwrap();
+        }
+        std::fs::create_dir(shipped.path().join("not-a-model")).unwrap();
+        // An older install of the same model is replaced whole.
+        std::fs::create_dir_all(into.path().join("band")).unwrap();
+        std::fs::write(into.path().join("band").join(ENCODER_FILE), "old").unwrap();
+        let installed = install_models(shipped.path(), into.path()).unwrap();
+        assert_eq!(installed, vec![into.path().join("band")]);
+        let mut files: Vec<String> = std::fs::read_dir(into.path().join("band"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, vec![DECODER_FILE.to_string(), CARD_FILE.to_string()]);
+        assert!(!into.path().join("not-a-model").exists());
     }
 }

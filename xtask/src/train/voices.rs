@@ -182,14 +182,18 @@ pub fn negative_log_likelihood(scores: &Tensor, targets: &Targets) -> anyhow::Re
     Ok((chosen.mul(&targets.scored()?)?.sum_all()?.neg()? / scores.dim(0)? as f64)?)
 }
 
-/// A voice sounds one note at a time; what a part holds beyond that (a divisi, a chordal
-/// piano part) is not learned, and the user is told how much, with the preset that would.
+/// A voice sounds one note at a time; what a part holds beyond its voices (a divisi, a
+/// fifth note of a chord) is not learned, and the user is told how much, with the preset
+/// that would.
 pub fn chords_within_parts(phrases: &[Roll]) -> String {
     let dropped: usize = phrases.iter().map(|p| roll_to_tokens(p).dropped_notes).sum();
     let notes: usize = phrases.iter().map(|p| p.notes().len()).sum();
     let share = 100.0 * dropped as f64 / notes.max(1) as f64;
-    let advice = if share > 5.0 { "; for chordal parts, --preset vae learns every note" } else { "" };
-    format!("voices: {dropped} of {notes} notes ({share:.2} %) sound beside another of their part and are not learned (each part is one voice){advice}")
+    let advice = if share > 5.0 { "; --preset vae learns every note" } else { "" };
+    format!(
+        "voices: {dropped} of {notes} notes ({share:.2} %) sound beside more notes of their part \
+         (or lane) than it has voices and are not learned{advice}"
+    )
 }
 
 /// What a training phrase gives the decoder, per step and voice (true = given): nothing
