@@ -184,15 +184,12 @@ fn piece_hash(path: &Path, seed: u64) -> u64 {
 /// a kit with accents, plain hits and ghost notes gets those three. Empty when no track plays
 /// more than one velocity (a corpus that has none to learn) or `levels` is 0.
 pub fn dynamics(phrases: &[Roll], tracks: usize, levels: u8) -> Vec<Vec<u8>> {
-    let per_track: Vec<Vec<u8>> = (0..tracks)
-        .map(|track| {
-            let velocities: Vec<u8> = phrases
-                .iter()
-                .flat_map(|phrase| phrase.notes().into_iter().filter(|n| n.track == track).map(|n| n.velocity))
-                .collect();
-            loudness_levels(velocities, usize::from(levels))
-        })
-        .collect();
+    let mut velocities: Vec<Vec<u8>> = vec![Vec::new(); tracks];
+    for note in phrases.iter().flat_map(Roll::notes) {
+        velocities[note.track].push(note.velocity);
+    }
+    let per_track: Vec<Vec<u8>> =
+        velocities.into_iter().map(|track| loudness_levels(track, usize::from(levels))).collect();
     match levels > 0 && per_track.iter().any(|levels| levels.len() > 1) {
         true => per_track,
         false => Vec::new(),
