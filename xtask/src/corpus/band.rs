@@ -15,11 +15,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use dreamroll::corpus::read_score;
 use dreamroll::roll::{read_midi, Score, DRUM_CHANNEL};
 use serde::Serialize;
 use serde_json::json;
@@ -31,6 +33,8 @@ use crate::train::checkpoint::write_file_atomically;
 pub const MANIFEST: &str = "band_manifest.jsonl";
 /// Where the MMA songs' charts go, beside the sources' folders.
 const CHARTS: &str = "mma-charts";
+/// How many songs MMA may fail on before any succeeds, before it is taken for broken.
+const MMA_TRIES: usize = 10;
 
 const DEFAULT_MMA_HOMES: [&str; 2] = ["/usr/local/share/mma", "/usr/share/mma"];
 const DEFAULT_FREEDOOM: &str = "/usr/share/games/doom";
@@ -453,23 +457,38 @@ fn build_mma(home: &Path, args: &BandArgs) -> Result<(Vec<Row>, Vec<Failure>)> {
         args.jobs
     );
 
+    if !super::runs_quietly(Command::new(&args.python).arg("--version")) {
+        bail!(
+            "`{}` does not run: MMA is a Python 3 program; install Python 3 or point --python at it",
+            args.python.display()
+        );
+    }
+
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
+    let (done, made) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let results = Mutex::new(Vec::with_capacity(songs.len()));
+    // MMA that fails on its first songs fails on all of them (a Python it cannot run on, a
+    // damaged package): stop there and say why, rather than fail thousands of times.
+    let broken = || made.load(Ordering::Relaxed) == 0 && done.load(Ordering::Relaxed) >= MMA_TRIES;
     std::thread::scope(|scope| {
         for _ in 0..args.jobs {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(song) = songs.get(i) else { break };
+                let Some(song) = songs.get(i).filter(|_| !broken()) else { break };
                 let result = play(song, home, args);
+                made.fetch_add(usize::from(result.is_ok()), Ordering::Relaxed);
                 results.lock().expect("no worker panics holding the lock").push((i, result));
                 done.fetch_add(1, Ordering::Relaxed);
             });
         }
-        report_progress(&done, songs.len());
+        report_progress(&done, songs.len(), broken);
     });
 
     let mut results = results.into_inner().expect("no worker panicked");
+    if broken() {
+        let first = results.iter().find_map(|(_, r)| r.as_ref().err()).expect("failures were counted");
+        bail!("MMA failed on each of its first {MMA_TRIES} songs; the first time: {first}");
+    }
     results.sort_by_key(|(i, _)| *i);
     let (mut rows, mut failures) = (Vec::new(), Vec::new());
     for (i, result) in results {
@@ -484,11 +503,11 @@ fn build_mma(home: &Path, args: &BandArgs) -> Result<(Vec<Row>, Vec<Failure>)> {
     Ok((rows, failures))
 }
 
-/// Says how far the workers are every 10 s until they are done.
-fn report_progress(done: &AtomicUsize, total: usize) {
+/// Says how far the workers are every 10 s until they are done (or give up).
+fn report_progress(done: &AtomicUsize, total: usize, given_up: impl Fn() -> bool) {
     let started = Instant::now();
     let mut last = Instant::now();
-    while done.load(Ordering::Relaxed) < total {
+    while done.load(Ordering::Relaxed) < total && !given_up() {
         std::thread::sleep(Duration::from_millis(200));
         if last.elapsed() >= Duration::from_secs(10) {
             last = Instant::now();
@@ -517,7 +536,7 @@ fn play(song: &Song, home: &Path, args: &BandArgs) -> Result<Row, String> {
         }
         std::fs::write(&chart_path, &text).with_context(|| format!("cannot write {}", chart_path.display()))?;
         mma::render(&args.python, home, &chart_path, &midi_path)?;
-        let score = read_file(&midi_path)?;
+        let score = read_score(&midi_path)?;
         Ok(Row {
             path: relative.clone(),
             source: Source::Mma,
@@ -539,10 +558,6 @@ fn play(song: &Song, home: &Path, args: &BandArgs) -> Result<Row, String> {
         })
     };
     go().map_err(|e| format!("{e:#}"))
-}
-
-fn read_file(path: &Path) -> Result<Score> {
-    dreamroll::corpus::read_score(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The music lumps of each WAD as MIDI files, MUS converted, each song once: a lump that
@@ -652,7 +667,7 @@ fn build_openmsx(songs: &[PathBuf], out: &Path, limit: Option<usize>) -> Result<
         let file = song.file_name().expect("a listed file has a name").to_string_lossy().into_owned();
         let relative = format!("openmsx/{file}");
         let made = (|| -> Result<Row> {
-            let score = read_file(&song)?;
+            let score = read_score(&song)?;
             let to = out.join(&relative);
             std::fs::copy(&song, &to).with_context(|| format!("cannot copy {} to {}", song.display(), to.display()))?;
             Ok(Row {
@@ -892,6 +907,71 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
+    /// An MMA home whose `MMA/main.py` is the given program, with a style of two grooves.
+    fn fake_mma(root: &Path, main: &str) -> PathBuf {
+        let home = root.join("mma");
+        std::fs::create_dir_all(home.join("MMA")).unwrap();
+        std::fs::create_dir_all(home.join("lib").join("stdlib")).unwrap();
+        std::fs::write(home.join("MMA").join("main.py"), main).unwrap();
+        std::fs::write(
+            home.join("lib").join("stdlib").join("test.mma"),
+            "Author A. Player\nDefGroove Test\nDefGroove TestEnd\n",
+        )
+        .unwrap();
+        home
+    }
+
+    fn band_args(out: PathBuf, mma: PathBuf) -> BandArgs {
+        let nowhere = PathBuf::from("/nonexistent/dreamroll");
+        BandArgs {
+            out,
+            mma: Some(mma),
+            freedoom: Some(nowhere.clone()),
+            openmsx: Some(nowhere),
+            python: "python3".into(),
+            jobs: 2,
+            limit: None,
+        }
+    }
+
+    /// The launcher hands MMA its folder as MMA's own launcher does (`MMAdir` and `platform`
+    /// in `__main__`) and the song and output file as arguments: a stand-in MMA that checks
+    /// this and writes a known file gets every song listed with its chart.
+    #[test]
+    fn mma_is_run_as_its_launcher_runs_it() {
+        let root = temp("fake-mma");
+        let home = fake_mma(
+            &root,
+            "import shutil, sys\nfrom __main__ import MMAdir, platform\nassert sys.argv[1].endswith('.mma'), sys.argv\n\
+             shutil.copy(MMAdir + '/song.mid', sys.argv[sys.argv.index('-f') + 1])\n",
+        );
+        std::fs::write(home.join("song.mid"), eighths(64)).unwrap();
+        run(band_args(root.join("band"), home)).unwrap();
+        let manifest = std::fs::read_to_string(root.join("band").join(MANIFEST)).unwrap();
+        let rows: Vec<serde_json::Value> = manifest.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 2 * PROGRESSIONS.len());
+        let row = rows.iter().find(|r| r["path"] == "mma/test/Test-jazz-D.mid").expect("the third song is in D");
+        assert_eq!(row["chart"], json!(["Em7", "A7", "Dmaj7", "Bm7", "Em7", "A7", "Dmaj7", "Dmaj7"]));
+        assert_eq!(
+            (&row["licence"], &row["copyright"], &row["variant"]),
+            (&json!("GPL-2.0-or-later"), &json!("A. Player"), &json!("main"))
+        );
+        assert_eq!((&row["swing"], &row["swung_channels"]), (&json!(true), &json!([0])));
+        let chart = std::fs::read_to_string(root.join("band").join(row["chart_file"].as_str().unwrap())).unwrap();
+        assert!(chart.contains("Use stdlib/test\nGroove Test\n"), "{chart}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn an_mma_that_fails_on_every_song_is_stopped_with_its_words() {
+        let root = temp("broken-mma");
+        let home = fake_mma(&root, "import sys\nprint('Error: this MMA is broken')\nsys.exit(1)\n");
+        let error = run(band_args(root.join("band"), home)).unwrap_err().to_string();
+        assert!(error.contains(&format!("MMA failed on each of its first {MMA_TRIES} songs")), "{error}");
+        assert!(error.contains("Error: this MMA is broken"), "{error}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn each_progression_meets_every_key() {
         let styles = [
@@ -943,7 +1023,7 @@ mod tests {
         std::fs::write(&song, mma::song_text(&style, groove, blues, 5, 120)).unwrap();
         let midi = root.join("song.mid");
         mma::render(Path::new("python3"), &home, &song, &midi).unwrap();
-        let score = read_file(&midi).unwrap();
+        let score = read_score(&midi).unwrap();
         let facts = facts(&score);
         assert_eq!(
             (facts.bars, facts.meters.as_slice(), facts.drums, facts.swing),
