@@ -239,18 +239,20 @@ pub struct Facts {
 }
 
 /// The channels whose off-beat eighths land late: of the onsets a channel has on a beat's
-/// second half, most lie at 0.58-0.72 of the beat (a swung eighth at 0.6-0.67, a triplet's
-/// last third at 0.67) rather than in its middle (0.44-0.56, a straight eighth), with at least
-/// 6 in either place. A strummed chord's notes, a few ticks apart each, count once; straight
-/// sixteenths (0.75) count in neither place. Swing is a part's, not a song's: a jazz ride swings
-/// over straight comping, and a band "swings" when any part does.
+/// second half, most lie at 0.58-0.8 of the beat (a swung eighth at 0.6-0.67, a triplet's last
+/// third at 0.67, the dotted swing of older jazz at 0.75) rather than in its middle (0.44-0.56,
+/// a straight eighth), with at least 6 in either place, and the channel plays no sixteenth
+/// grid (onsets at 0.2-0.3 of the beat, which straight sixteenths at 0.75 come with; fewer
+/// than a quarter as many as the late ones). A strummed chord's notes, a few ticks apart each,
+/// count once. Swing is a part's, not a song's: a jazz ride swings over straight comping, and
+/// a band "swings" when any part does.
 fn swung_channels(score: &Score) -> Vec<u8> {
     let tpq = u64::from(score.ticks_per_quarter);
     let mut channels: Vec<u8> = score.notes.iter().map(|n| n.channel).collect();
     channels.sort_unstable();
     channels.dedup();
     channels.retain(|&channel| {
-        let (mut straight, mut late, mut last) = (0usize, 0usize, None);
+        let (mut straight, mut late, mut sixteenths, mut last) = (0usize, 0usize, 0usize, None);
         for note in score.notes.iter().filter(|n| n.channel == channel) {
             // A note within a twelfth of a beat of the one before is the same strum.
             if last.replace(note.start).is_some_and(|at| note.start < at + tpq / 12) {
@@ -259,11 +261,13 @@ fn swung_channels(score: &Score) -> Vec<u8> {
             let phase = (note.start % tpq) as f64 / tpq as f64;
             if (0.44..=0.56).contains(&phase) {
                 straight += 1;
-            } else if (0.58..=0.72).contains(&phase) {
+            } else if (0.58..=0.8).contains(&phase) {
                 late += 1;
+            } else if (0.2..=0.3).contains(&phase) {
+                sixteenths += 1;
             }
         }
-        straight + late >= 6 && late > straight
+        straight + late >= 6 && late > straight && sixteenths * 4 < late
     });
     channels
 }
@@ -773,8 +777,23 @@ mod tests {
         );
         let swung = facts(&read_midi(&eighths(64)).unwrap());
         assert!(swung.swing && swung.swung_channels == [0], "{swung:?}");
-        // Sixteenths on the last quarter of the beat are neither.
-        assert!(!facts(&read_midi(&eighths(72)).unwrap()).swing);
+        // The dotted swing of older jazz (an eighth at 0.75) swings; straight sixteenths, whose
+        // 0.75 comes with a 0.25, do not.
+        assert!(facts(&read_midi(&eighths(72)).unwrap()).swing);
+        let mut sixteenths = read_midi(&eighths(72)).unwrap();
+        let extra: Vec<ScoreNote> = (0..8u64)
+            .map(|beat| ScoreNote {
+                track: 1,
+                channel: 0,
+                pitch: 67,
+                velocity: 80,
+                start: beat * 96 + 24,
+                end: beat * 96 + 40,
+            })
+            .collect();
+        sixteenths.notes.extend(extra);
+        sixteenths.notes.sort_by_key(|n| (n.start, n.channel, n.pitch));
+        assert!(!facts(&sixteenths).swing);
         // A straight off-beat chord strummed over 16 ticks (to 0.67 of the beat) is straight.
         let mut score = read_midi(&eighths(48)).unwrap();
         let strums: Vec<ScoreNote> = (0..8u64)

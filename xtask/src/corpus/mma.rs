@@ -142,7 +142,8 @@ fn logical_lines(text: &str) -> Vec<String> {
 }
 
 /// The tempo a style's description suggests, if it names one: "120 to 150 bpm" (the middle),
-/// "around 60bpm", "at a tempo of 280", "tempos around 200".
+/// "around 60bpm", "at a tempo of 280", "tempos around 200", "200 (100) bpm" (the first: MMA's
+/// own count).
 fn suggested_tempo(doc: &str) -> Option<u32> {
     let lower = doc.to_lowercase();
     let words: Vec<&str> =
@@ -164,7 +165,13 @@ fn suggested_tempo(doc: &str) -> Option<u32> {
                 }
             }
         }
-        if bpm || is_bpm(i + 1) || words[i.saturating_sub(3)..i].iter().any(|w| w.starts_with("tempo")) {
+        // "200 (100) bpm": the tempo as written, then as a 2/4 reader would count it.
+        let before_another = words.get(i + 1).and_then(|w| number(w)).is_some() && is_bpm(i + 2);
+        if bpm
+            || is_bpm(i + 1)
+            || before_another
+            || words[i.saturating_sub(3)..i].iter().any(|w| w.starts_with("tempo"))
+        {
             return Some(n);
         }
     }
@@ -418,6 +425,7 @@ mod tests {
         assert_eq!(suggested_tempo("Best at slow tempos around 60bpm."), Some(60));
         assert_eq!(suggested_tempo("a fast (200 to 300 bpm) dance"), Some(250));
         assert_eq!(suggested_tempo("works best with tempos around 200."), Some(200));
+        assert_eq!(suggested_tempo("Written in 4. Good for pieces which are 200 (100) bpm or faster."), Some(200));
         assert_eq!(suggested_tempo("Written in 4, so double the tempo. 16 bars of it."), None);
         let style = |name: &str| Style {
             library: "stdlib".into(),
