@@ -24,7 +24,8 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Task {
-    /// Rebuild the training corpus (Bach chorales and folk melodies) from the music21 package.
+    /// Rebuild the training corpus (Bach chorales and folk melodies) from the music21 package;
+    /// `--only band`: drums, bass and comping from the mma, freedoom and openttd-openmsx packages.
     Corpus(corpus::CorpusArgs),
     /// Compute the objective metrics over a folder of MIDI files.
     Eval(eval::EvalArgs),

@@ -1,4 +1,5 @@
-//! `cargo xtask corpus`: rebuild the training corpus from the corpus inside music21.
+//! `cargo xtask corpus`: rebuild the training corpus from the corpus inside music21, and
+//! with `--only band` the band corpus from three Debian packages of free music ([`band`]).
 //!
 //! The conversion is Python (`xtask/corpus/music21_to_midi.py`) because music21 is
 //! the only reader we trust for the MusicXML and ABC sources. This side exists so
@@ -14,6 +15,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 
+mod band;
+mod mma;
+mod wad;
+
 /// The corpus is defined by the files inside this exact release; a different
 /// version could add, drop or re-encode pieces and silently change the training set.
 const MUSIC21_VERSION: &str = "10.5.1";
@@ -26,24 +31,39 @@ pub struct CorpusArgs {
     /// Output folder [default: data/corpus in the workspace]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Rebuild only one collection (the other one's files and manifest are kept)
+    /// Rebuild only one collection (the others' files and manifests are kept); `band` is
+    /// built only when asked for
     #[arg(long, value_enum)]
     only: Option<Collection>,
-    /// Convert at most N pieces per collection, for quick checks
+    /// Convert at most N pieces per collection (per source for band), for quick checks
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     /// Parallel worker processes [default: number of cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
-    /// Python interpreter that creates the private venv
+    /// Python interpreter that creates the private venv (for band: that runs MMA)
     #[arg(long, value_name = "PATH", default_value = "python3")]
     python: PathBuf,
+    /// Band: MMA's folder, holding MMA/, lib/ and includes/ [default: beside an `mma` on PATH,
+    /// /usr/local/share/mma, /usr/share/mma]
+    #[arg(long, value_name = "DIR")]
+    mma: Option<PathBuf>,
+    /// Band: the folder holding freedoom1.wad and freedoom2.wad [default: /usr/share/games/doom]
+    #[arg(long, value_name = "DIR")]
+    freedoom: Option<PathBuf>,
+    /// Band: OpenMSX's folder of .mid files [default: /usr/share/games/openttd/baseset/openmsx]
+    #[arg(long, value_name = "DIR")]
+    openmsx: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum Collection {
     Chorales,
     Folk,
+    /// Drums, bass and comping: MMA's grooves, Freedoom's and OpenMSX's songs. Opt-in: its
+    /// sources are packages the user installs, under licences of their own (GPL-2.0-only for
+    /// OpenMSX), so a plain `corpus` never takes them in unasked.
+    Band,
 }
 
 impl Collection {
@@ -51,6 +71,7 @@ impl Collection {
         match self {
             Collection::Chorales => "chorales",
             Collection::Folk => "folk",
+            Collection::Band => unreachable!("the band corpus is built here, not by the music21 script"),
         }
     }
 }
@@ -59,10 +80,6 @@ pub fn run(args: CorpusArgs) -> Result<()> {
     let started = Instant::now();
     let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let workspace = xtask_dir.parent().context("xtask is expected to sit inside the workspace")?;
-    let script = xtask_dir.join("corpus").join("music21_to_midi.py");
-    if !script.is_file() {
-        bail!("the converter script is missing: {}", script.display());
-    }
     // A relative --out is taken from the current directory, as any CLI path would be;
     // only the default is anchored to the workspace, so it works from any subfolder.
     let out = match args.out {
@@ -75,6 +92,24 @@ pub fn run(args: CorpusArgs) -> Result<()> {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    if args.only == Some(Collection::Band) {
+        return band::run(band::BandArgs {
+            out: out.join("band"),
+            mma: args.mma,
+            freedoom: args.freedoom,
+            openmsx: args.openmsx,
+            python: args.python,
+            jobs,
+            limit: args.limit,
+        });
+    }
+    if args.mma.is_some() || args.freedoom.is_some() || args.openmsx.is_some() {
+        bail!("--mma, --freedoom and --openmsx name the band corpus's sources: add `--only band`");
+    }
+    let script = xtask_dir.join("corpus").join("music21_to_midi.py");
+    if !script.is_file() {
+        bail!("the converter script is missing: {}", script.display());
+    }
 
     let venv = workspace.join("target").join("corpus-venv");
     let python = ensure_venv(&args.python, &venv)?;
