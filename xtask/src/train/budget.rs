@@ -123,12 +123,8 @@ pub struct Split {
 pub fn split(budget: f64, costs: &Costs) -> Split {
     let budget = budget.max(0.0);
     let allowed = AFTER_TRAINING_SHARE * budget;
-    let plan = (CalibrationPlan::SMALLEST.phrases..=CalibrationPlan::FULL.phrases)
-        .rev()
-        .step_by(16)
-        .map(CalibrationPlan::of)
-        .find(|&plan| MARGIN * costs.after_training(plan) <= allowed)
-        .unwrap_or(CalibrationPlan::SMALLEST);
+    let for_calibration = allowed / MARGIN - costs.before_calibration - costs.after_calibration;
+    let plan = plan_within(for_calibration, costs.phrase, costs.searches);
     let after_training = costs.after_training(plan);
     Split {
         budget,
@@ -137,6 +133,18 @@ pub fn split(budget: f64, costs: &Costs) -> Split {
         plan,
         after_training,
     }
+}
+
+/// The largest calibration whose `searches` take at most `seconds` at `phrase` seconds a
+/// phrase ([`CalibrationPlan::FULL`] at most, and [`CalibrationPlan::SMALLEST`] when not
+/// even that fits).
+pub fn plan_within(seconds: f64, phrase: f64, searches: usize) -> CalibrationPlan {
+    (CalibrationPlan::SMALLEST.phrases..=CalibrationPlan::FULL.phrases)
+        .rev()
+        .step_by(16)
+        .map(CalibrationPlan::of)
+        .find(|plan| plan.phrases_in_all(searches) as f64 * phrase <= seconds)
+        .unwrap_or(CalibrationPlan::SMALLEST)
 }
 
 /// A stage after training: says what it does, and when it is done how long it took.
@@ -188,6 +196,20 @@ mod tests {
         // Slower phrases, a smaller plan.
         let slower = super::split(240.0, &Costs { phrase: 0.04, ..COSTS });
         assert!(slower.plan.phrases < split.plan.phrases);
+    }
+
+    #[test]
+    fn the_plan_within_a_time_is_the_largest_that_fits() {
+        // 4 searches at 1/128 s a phrase: 4 x 9 x 144 = 5 184 phrases take 40.5 s exactly.
+        let phrase = 1.0 / 128.0;
+        assert_eq!(plan_within(40.5, phrase, 4), CalibrationPlan { phrases: 144, steps: 9 });
+        assert_eq!(plan_within(40.4, phrase, 4), CalibrationPlan { phrases: 128, steps: 9 });
+        assert_eq!(plan_within(1e6, phrase, 4), CalibrationPlan::FULL);
+        assert_eq!(plan_within(1.0, phrase, 4), CalibrationPlan::SMALLEST);
+        assert_eq!(plan_within(-1.0, phrase, 4), CalibrationPlan::SMALLEST);
+        // Slower phrases, a smaller plan; twice the time, a larger one.
+        assert!(plan_within(40.5, 2.0 * phrase, 4).phrases < 144);
+        assert!(plan_within(81.0, phrase, 4).phrases > 144);
     }
 
     #[test]

@@ -530,10 +530,7 @@ impl Run<'_> {
                     card.training.kept_step = Some(best_step as usize);
                 }
                 let calibration = match split {
-                    Some(split) => export::Calibration {
-                        plan: split.plan,
-                        until: Some(self.clock.instant_at(split.calibration_until)),
-                    },
+                    Some(split) => self.replan_calibration(objective, &card, split)?,
                     None => export::Calibration::FULL,
                 };
                 export::finish(
@@ -635,6 +632,32 @@ impl Run<'_> {
             measured.elapsed().as_secs_f64()
         );
         Ok(split)
+    }
+
+    /// The calibration that fits the time left for it now, at the rate phrases are written
+    /// now: the machine may have become busier or freer since the budget was shared out.
+    fn replan_calibration(
+        &self,
+        objective: &dyn Objective,
+        card: &dreamroll::model::ModelCard,
+        split: Split,
+    ) -> anyhow::Result<export::Calibration> {
+        let until = Some(self.clock.instant_at(split.calibration_until));
+        if card.preset != Preset::Voices {
+            return Ok(export::Calibration { plan: split.plan, until });
+        }
+        let count = PROBE_CHUNKS_PER_THREAD * prior::CHUNK * prior::threads();
+        let phrase = export::calibration_phrase_seconds(objective.generator(), card, count)?;
+        let left = split.calibration_until - self.clock.spent();
+        let plan = budget::plan_within(left / budget::MARGIN, phrase, export::PART_WRITING_SEARCHES);
+        println!(
+            "{:.0} s left for the calibration at {:.1} ms a phrase (measured now): {} phrases a step{}",
+            left.max(0.0),
+            1e3 * phrase,
+            plan.phrases,
+            if plan == split.plan { ", as planned".to_string() } else { format!(" (planned: {})", split.plan.phrases) }
+        );
+        Ok(export::Calibration { plan, until })
     }
 
     /// What the stages after the loop cost on this run's model and data, in wall seconds: a
