@@ -468,7 +468,7 @@ impl VoiceSampler {
     fn advance(&self, constants: &Matrix, initial: &Matrix, step: usize, states: &[VoiceState], r: &mut Recurrence) {
         let s = self.shape;
         let hidden = s.hidden;
-        if step % s.steps_per_bar == 0 {
+        if step.is_multiple_of(s.steps_per_bar) {
             r.state.copy_from_slice(initial.row(step / s.steps_per_bar));
         }
         r.gates_in.copy_from_slice(constants.row(step));
