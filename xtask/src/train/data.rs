@@ -88,7 +88,11 @@ fn fitted_window(scores: &ScoreFolder, tracks: &[TrackSpec], choice: &GridChoice
         }
         true => match tracks.iter().any(|t| !t.sounds.is_empty()) {
             true => (127, 0),
-            false => bail!("the files hold no notes in {} on the chosen parts' channels", choice.meter),
+            false => bail!(
+                "no usable {}-bar phrases in {}: the files hold no notes in that meter on the chosen parts",
+                choice.bars,
+                choice.meter
+            ),
         },
     };
     let (low, high) = sounds.fold((low, high), |(low, high), sound| (low.min(sound), high.max(sound)));
