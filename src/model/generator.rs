@@ -422,6 +422,9 @@ impl Generator {
         chords: Option<&[PitchClasses]>,
     ) -> candle_core::Result<Roll> {
         let Some(decoder) = self.voice_decoder() else { return Ok(joined) };
+        // A note the wrap's seam holds from the loop's last step into its first would be cut
+        // at the loop's end, leaving its downbeat silent: the loop plays it struck afresh.
+        let as_played = |tokens: &[Vec<u32>]| window(tokens, 0, tokens.len());
         let representation = joined.representation().clone();
         let (steps_per_bar, bars_per_phrase) =
             (representation.steps_per_bar(), usize::from(representation.bars_per_phrase));
@@ -429,32 +432,30 @@ impl Generator {
         let options = self.request_options(request);
         let mut tokens = roll_to_tokens(&joined).tokens;
         for seam in seams(loop_bars, bars_per_phrase, steps_per_bar, strong_beat_steps(&representation)) {
-            let window = window(&tokens, seam.window_start, bars_per_phrase * steps_per_bar);
-            let given = given_around(&window, &seam.rewrite);
+            let seam_window = window(&tokens, seam.window_start, bars_per_phrase * steps_per_bar);
+            let given = given_around(&seam_window, &seam.rewrite);
             let z = self.seam_latent(&given, &representation, latents, seam.phrase, options.velocity)?;
             let first_bar = seam.window_start / steps_per_bar;
             let guide = chords.map(|chords| self.chord_guide(chords, (first_bar..).map(|bar| bar % loop_bars)));
             let sampling = voice_sampling(&DecodeOptions { guide, ..options.clone() });
             let stream = &mut phrase_stream(request.seed, &z);
             // A joined phrase equal to a learned one is written again, the stream going on, as
-            // a phrase from silence is (see `VoiceDecoder::complete`).
+            // a phrase from silence is (see `VoiceDecoder::complete`). It is read as the loop
+            // plays it: a note held into it from the phrase before sounds on without a strike.
             let phrase =
                 seam.phrase * bars_per_phrase * steps_per_bar..(seam.phrase + 1) * bars_per_phrase * steps_per_bar;
             let redraws = if sampling.temperature > 0.0 { REDRAWS } else { 0 };
             for _ in 0..=redraws {
                 write_back(&mut tokens, &decoder.joined_tokens(&z, &given, sampling, stream, SEAM_CANDIDATES)?, &seam);
-                let whole =
-                    tokens.get(phrase.clone()).map(|span| tokens_to_roll(&representation, span, options.velocity));
-                if !whole.is_some_and(|whole| self.learned.contains(&whole)) {
+                let played = (phrase.end <= tokens.len()).then(|| {
+                    tokens_to_roll(&representation, &as_played(&tokens), options.velocity).slice(phrase.clone())
+                });
+                if !played.is_some_and(|played| self.learned.contains(&played)) {
                     break;
                 }
             }
         }
-        // A note the wrap's seam holds from the loop's last step into its first would be cut
-        // at the loop's end, leaving its downbeat silent: it is struck afresh there.
-        if let Some(first) = window(&tokens, 0, 1).pop() {
-            tokens[0] = first;
-        }
+        let tokens = as_played(&tokens);
         let loudness = &mut phrase_stream(request.seed ^ LOUDNESS_STREAM, &latents[0]);
         decoder.voiced(&representation, &tokens, latents, options.velocity, options.temperature, loudness)
     }
