@@ -36,6 +36,7 @@ fn render_eight_bars(c: &mut Criterion) {
                         temperature: None,
                         density: 0.0,
                         named: Vec::new(),
+                        style: None,
                     };
                     generator.render(&request).expect("renders")
                 })
@@ -92,6 +93,7 @@ fn capture_to_varied_pattern(c: &mut Criterion) {
                         temperature: None,
                         density: 0.0,
                         named: Vec::new(),
+                        style: None,
                     };
                     let clip = generator.read_take(&take, request.bars).expect("a readable take");
                     build_pattern(&generator.render_from(&request, &source, Some(&clip)).expect("renders"), &voicing)

@@ -5,6 +5,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use dreamroll::engine::pattern::{build_pattern, PatternOptions, Scale};
 use dreamroll::model::default_generator;
 use dreamroll::model::generator::RenderRequest;
+use dreamroll::roll::swing::Swing;
 use dreamroll::roll::Meter;
 use dreamroll::schedule::{Scheduler, Window};
 
@@ -20,6 +21,7 @@ fn process_block(c: &mut Criterion) {
             temperature: None,
             density: 0.0,
             named: Vec::new(),
+            style: None,
         })
         .expect("renders");
     let options = PatternOptions {
@@ -31,6 +33,7 @@ fn process_block(c: &mut Criterion) {
         seed: 1,
         channels: (0..tracks as u8).collect(),
         muted: vec![false; tracks],
+        swing: Swing::STRAIGHT,
     };
     let pattern = build_pattern(&roll, &options);
     let (rate, tempo, block) = (48_000.0, 120.0, 512u32);

@@ -332,7 +332,7 @@ impl fmt::Display for Corpus {
         write!(
             f,
             "\n{} bars; notes: {} read, {} placed, {} outside the pitch window, {} in other meters, \
-             {} with no track, {} merged, {} moved onto the grid, {} never ended",
+             {} with no track, {} merged, {} moved onto the grid, {} never ended, {} read straight from swung parts",
             grouped(self.bar_count()),
             grouped(r.notes_read),
             grouped(r.notes_placed),
@@ -342,6 +342,7 @@ impl fmt::Display for Corpus {
             grouped(r.merged),
             grouped(r.moved_to_grid),
             grouped(r.unterminated),
+            grouped(r.straightened),
         )
     }
 }

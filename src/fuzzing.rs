@@ -49,6 +49,7 @@ pub fn model_load(data: &[u8]) {
             temperature: Some(0.5),
             density: 0.3,
             named: Vec::new(),
+            style: None,
         });
     }
 }

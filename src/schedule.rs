@@ -11,6 +11,7 @@
 //! clipped at the end of its host bar; with equal meters, notes sound as written, across bar
 //! lines too.
 
+use crate::roll::swing::Swing;
 use crate::roll::Meter;
 
 /// One note of a pattern, in grid steps from the start of the loop.
@@ -38,6 +39,9 @@ pub struct Pattern {
     pub bars: u32,
     /// Sorted by start.
     pub notes: Vec<PatternNote>,
+    /// How the notes' grid positions are played (patterns from before swing play straight).
+    #[serde(default)]
+    pub swing: Swing,
 }
 
 impl Pattern {
@@ -148,17 +152,23 @@ pub fn notes_starting<'a>(
     let first_bar = bar_number + ((from - bar_start) / bar_quarters).floor() as i64;
     let last_bar = bar_number + ((to - bar_start) / bar_quarters).ceil() as i64;
     let loop_bars = i64::from(pattern.bars.max(1));
+    let swing = pattern.swing;
+    let reach_back = match swing == Swing::STRAIGHT {
+        true => 1,
+        false => 1 + (Swing::MOST_DELAY_QUARTERS / step).ceil() as u32,
+    };
     (first_bar..=last_bar)
         .flat_map(move |host_bar| {
             let host_bar_start = bar_start + (host_bar - bar_number) as f64 * bar_quarters;
             let pattern_bar = host_bar.rem_euclid(loop_bars) as u32;
             let (first_step, last_step) = (pattern_bar * steps_per_bar, (pattern_bar + 1) * steps_per_bar);
-            // Only the steps the window can reach (a step either side for rounding), found by
-            // bisection in the sorted notes: a one-sample block looks at a note or two, not all.
+            // Only the steps the window can reach (a step either side for rounding, and before
+            // it as many as swing delays a note by), found by bisection in the sorted notes: a
+            // one-sample block looks at a note or two, not all.
             let step_at = |quarters: f64| ((quarters - host_bar_start) / step).floor();
             let low = first_step + step_at(from).clamp(0.0, f64::from(steps_per_bar)) as u32;
             let high = first_step + (step_at(to) + 2.0).clamp(0.0, f64::from(steps_per_bar)) as u32;
-            let (low, high) = (low.saturating_sub(1).max(first_step), high.min(last_step));
+            let (low, high) = (low.saturating_sub(reach_back).max(first_step), high.min(last_step));
             let begin = pattern.notes.partition_point(|n| n.start < low);
             let end = pattern.notes.partition_point(|n| n.start < high).max(begin);
             pattern.notes[begin..end].iter().map(move |note| (host_bar_start, first_step, note))
@@ -169,8 +179,10 @@ pub fn notes_starting<'a>(
             if !same_meter && within >= bar_quarters - 1e-9 {
                 return None;
             }
-            let start = host_bar_start + within + f64::from(note.delay.min(MAX_DELAY)) / 256.0 * step;
-            let mut end = start + f64::from(note.length) * step;
+            let delay = f64::from(note.delay.min(MAX_DELAY)) / 256.0 * step;
+            let start = host_bar_start + swing.place(within, pattern_bar_quarters) + delay;
+            let release = within + f64::from(note.length) * step;
+            let mut end = host_bar_start + swing.place(release, pattern_bar_quarters) + delay;
             if !same_meter {
                 end = end.min(host_bar_start + bar_quarters);
             }
@@ -383,7 +395,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn four_four(notes: Vec<PatternNote>, bars: u32) -> Pattern {
-        Pattern { steps_per_beat: 4, meter: Meter::COMMON, bars, notes }
+        Pattern { steps_per_beat: 4, meter: Meter::COMMON, bars, notes, swing: Swing::STRAIGHT }
     }
 
     fn note(start: u32, length: u32, pitch: u8) -> PatternNote {

@@ -509,6 +509,27 @@ fn each_named_knob_of_the_default_model_plays_what_render_named_writes() {
 }
 
 #[test]
+fn swing_in_the_plugin_plays_what_render_swing_writes_and_moves_only_off_beats() {
+    let (clap, _) = hosts::bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let base = ["--bars", "8", "--seed", "42", "--bpm", "120"];
+    let straight = rendered_ons(dir.path(), &base);
+    let mut plugin = ClapInstance::load(clap);
+    plugin.activate(48_000.0, 512);
+    // 60 % puts every 16th on a whole tick of the file, so file and play agree to the sample.
+    let expected = rendered_ons(dir.path(), &[&base[..], &["--swing", "60"]].concat());
+    let change = plugin.change("Swing", "60");
+    set_and_reactivate(&mut plugin, &[change], 48_000.0, 512);
+    let played: Vec<Played> = eight_bars(&mut plugin).into_iter().filter(|p| p.on).collect();
+    assert_eq!(played, expected, "Swing at 60 % plays what render --swing 60 writes");
+    let beat = 24_000;
+    let on_the_beat =
+        |ons: &[Played]| -> Vec<Played> { ons.iter().filter(|p| p.sample % beat == 0).copied().collect() };
+    assert_eq!(on_the_beat(&played), on_the_beat(&straight), "notes on the beat stay");
+    assert!(played.len() == straight.len() && played != straight, "the off-beats move");
+}
+
+#[test]
 fn loops_of_every_length_come_round_in_the_plugin_as_render_writes_them() {
     let (clap, _) = hosts::bundles();
     let dir = tempfile::tempdir().unwrap();

@@ -47,9 +47,36 @@ fn bad_requests_are_refused_in_words() {
     assert!(refusal(&["render", "-o", "/tmp/x.mid", "--knob", "1=7"]).contains("-3 to 3"));
     assert!(refusal(&["render", "-o", "/tmp/x.mid", "--bars", "0"]).contains("--bars"));
     assert!(refusal(&["render", "-o", "/tmp/x.mid", "--model", "/nonexistent"]).contains("model.json: cannot read"));
+    assert!(refusal(&["render", "-o", "/tmp/x.mid", "--style", "bossanova"]).contains("has no styles"));
+    assert!(refusal(&["render", "-o", "/tmp/x.mid", "--swing", "80"]).contains("50..=75"));
+    assert!(refusal(&["render", "-o", "/tmp/x.mid", "--morph", "0.5", "--morph-to", "style=bossanova"])
+        .contains("has no styles"));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("model.json"), "{\"schema_version\": 99}").unwrap();
     assert!(refusal(&["inspect", dir.path().to_str().unwrap()]).contains("schema version 99"));
+}
+
+#[test]
+fn swing_moves_the_off_beat_eighths_of_the_file_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let onsets = |extra: &[&str]| -> Vec<u64> {
+        let score = dreamroll::roll::read_midi(&render(dir.path(), "s.mid", extra)).unwrap();
+        score.notes.iter().map(|n| n.start).collect()
+    };
+    let (straight, shuffled) = (onsets(&[]), onsets(&["--swing", "66"]));
+    assert_eq!(straight.len(), shuffled.len());
+    let mut off_beats = 0;
+    for (a, b) in straight.iter().zip(&shuffled) {
+        // 480 ticks a quarter: a shuffle's off-beat eighth lands on the triplet's last third.
+        // The beat's first half stretches over its first two thirds, the second half shrinks
+        // into the last third.
+        let within = a % 480;
+        let swung = if within < 240 { within * 4 / 3 } else { 320 + (within - 240) * 2 / 3 };
+        let expected = a - within + swung;
+        assert_eq!(*b, expected, "{a} swung");
+        off_beats += usize::from(a % 480 == 240);
+    }
+    assert!(off_beats > 0);
 }
 
 #[test]
@@ -183,5 +210,5 @@ fn named_knobs_follow_chords_and_morph_from_the_command_line() {
     assert!(refusal(&["--source", "follow-chords", "--chords", "H7"]).contains("root"));
     assert!(refusal(&["--source", "follow-chords"]).contains("follow chords needs a chord"));
     assert!(refusal(&["--morph-to", "seed=3"]).contains("--morph"));
-    assert!(refusal(&["--morph", "0.5", "--morph-to", "tempo=3"]).contains("seed=N or clip=FILE.mid"));
+    assert!(refusal(&["--morph", "0.5", "--morph-to", "tempo=3"]).contains("seed=N, style=NAME or clip=FILE.mid"));
 }

@@ -14,6 +14,7 @@ use dreamroll::metrics::chords::parse_chord;
 use dreamroll::model::generator::RenderRequest;
 use dreamroll::model::source::{Morph, MorphPoint, Source, SourceMode};
 use dreamroll::plugin::session::{Session, SESSION_VERSION};
+use dreamroll::roll::swing::Swing;
 use dreamroll::roll::{write_midi, Meter, Take, TrackToWrite, DRUM_CHANNEL};
 use dreamroll::schedule::{Pattern, PatternNote};
 use std::path::{Path, PathBuf};
@@ -199,6 +200,7 @@ fn session(source: Source, with_clip: bool) -> Session {
                 temperature: Some(0.8),
                 density: 0.1,
                 named: vec![0.0, 1.0],
+                style: None,
             },
             voicing: PatternOptions {
                 key: 7,
@@ -209,6 +211,7 @@ fn session(source: Source, with_clip: bool) -> Session {
                 seed: 7,
                 channels: vec![0, 1, 2, 3],
                 muted: vec![false, false, true, false],
+                swing: Swing::new(62),
             },
             source,
             clip: reads_clip.then(|| Arc::new(clip.clone())),
@@ -222,10 +225,11 @@ fn session(source: Source, with_clip: bool) -> Session {
                 PatternNote { start: 0, length: 4, channel: 0, pitch: 67, velocity: 98, delay: 3 },
                 PatternNote { start: 16, length: 16, channel: 3, pitch: 48, velocity: 90, delay: 0 },
             ],
+            swing: Swing::new(62),
         },
         clip: with_clip.then_some(clip.clone()),
         morph_points: [
-            Some(MorphPoint::Dream { seed: 11, knobs: vec![1.0, 0.0, -0.5], named: vec![0.5] }),
+            Some(MorphPoint::Dream { seed: 11, knobs: vec![1.0, 0.0, -0.5], named: vec![0.5], style: None }),
             with_clip.then_some(MorphPoint::Clip(clip)),
         ],
     }
@@ -246,7 +250,7 @@ fn session_seeds() -> Vec<(&'static str, Vec<u8>)> {
             session(
                 Source {
                     morph: Some(Morph {
-                        a: MorphPoint::Dream { seed: 3, knobs: vec![2.0], named: Vec::new() },
+                        a: MorphPoint::Dream { seed: 3, knobs: vec![2.0], named: Vec::new(), style: None },
                         b: clip_point,
                         amount: 0.25,
                     }),

@@ -16,6 +16,7 @@ use dreamroll::model::default_generator;
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::model::source::{Morph, MorphPoint, Source, SourceMode};
 use dreamroll::plugin::session::{read_session, Session, SessionField, SESSION_VERSION};
+use dreamroll::roll::swing::Swing;
 use dreamroll::roll::{Meter, Take};
 use dreamroll::schedule::{Pattern, Window};
 use midly::Format;
@@ -133,6 +134,7 @@ struct Knobs {
     transpose: i8,
     velocity: u8,
     humanise: f32,
+    swing: u8,
     channels: Vec<u8>,
     muted: Vec<bool>,
     mode: SourceMode,
@@ -158,6 +160,7 @@ fn knobs() -> impl Strategy<Value = Knobs> {
         -24..=24i8,
         1..=127u8,
         0.0..=1.0f32,
+        50..=75u8,
         prop::collection::vec(0..16u8, tracks),
         prop::collection::vec(any::<bool>(), tracks),
     );
@@ -169,7 +172,7 @@ fn knobs() -> impl Strategy<Value = Knobs> {
     (pattern, voicing, source).prop_map(
         |(
             (bars, seed, takes, macros, named, variation, temperature, density),
-            (key, scale, transpose, velocity, humanise, channels, muted),
+            (key, scale, transpose, velocity, humanise, swing, channels, muted),
             (mode, distance, morph),
         )| Knobs {
             bars,
@@ -185,6 +188,7 @@ fn knobs() -> impl Strategy<Value = Knobs> {
             transpose,
             velocity,
             humanise,
+            swing,
             channels,
             muted,
             mode,
@@ -219,6 +223,7 @@ fn asked(knobs: &Knobs, clip: Option<&Take>, points: &[Option<MorphPoint>; 2]) -
             temperature: Some(card.decoding.temperature * knobs.temperature),
             density: knobs.density,
             named: knobs.named.clone(),
+            style: None,
         },
         voicing: PatternOptions {
             key: knobs.key,
@@ -229,6 +234,7 @@ fn asked(knobs: &Knobs, clip: Option<&Take>, points: &[Option<MorphPoint>; 2]) -
             seed,
             channels: knobs.channels.clone(),
             muted: knobs.muted.clone(),
+            swing: Swing::new(knobs.swing),
         },
         source: Source {
             mode: knobs.mode,
@@ -270,7 +276,7 @@ proptest! {
             prop_assert_eq!(take.check(), Ok(()), "a take as made: {:?}", take);
         }
         let clip = takes.get(clip_choice % takes.len()).cloned();
-        let now = MorphPoint::Dream { seed: knobs.seed, knobs: knobs.macros.clone(), named: knobs.named.clone() };
+        let now = MorphPoint::Dream { seed: knobs.seed, knobs: knobs.macros.clone(), named: knobs.named.clone(), style: None };
         let points = [choices.0, choices.1].map(|choice| match choice {
             PointChoice::None => None,
             PointChoice::Now => Some(now.clone()),

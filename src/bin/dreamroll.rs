@@ -8,6 +8,7 @@ use dreamroll::metrics::chords::parse_chord;
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::model::source::{Morph, MorphPoint, Source, SourceMode};
 use dreamroll::plugin::params::DEFAULT_VARIATION;
+use dreamroll::roll::swing::Swing;
 use dreamroll::roll::{pattern_to_midi, Clip, Roll, Take, MOST_TAKE_BARS};
 use std::path::PathBuf;
 
@@ -37,9 +38,13 @@ enum Command {
         #[arg(long = "knob", value_name = "K=V")]
         knobs: Vec<String>,
         /// A named knob, as NAME=VALUE (-2..2): note-density, register, rhythmic-activity,
-        /// leaps, spacing or polyphony, those the model's card has; repeatable.
+        /// leaps, spacing, polyphony, intensity or fills, those the model's card has; repeatable.
         #[arg(long = "named", value_name = "NAME=V", allow_hyphen_values = true)]
         named: Vec<String>,
+        /// Dream in one of the styles the model learnt (`dreamroll info` lists them): an MMA
+        /// groove family such as bossanova or 60srock, or a sub-folder of a user's data.
+        #[arg(long)]
+        style: Option<String>,
         /// How far each phrase wanders from the one before: 0 repeats, 1 is unrelated.
         #[arg(long, default_value_t = DEFAULT_VARIATION)]
         variation: f32,
@@ -65,6 +70,10 @@ enum Command {
         /// 0..1: how much velocity and timing vary, drawn from the seed.
         #[arg(long, default_value_t = 0.0)]
         humanise: f32,
+        /// Where the off-beat eighths fall, in percent of the beat: 50 (straight) to 75; 66
+        /// is a triplet shuffle. As the plugin's *Swing*.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(50..=75))]
+        swing: u8,
         /// dream (from the latent alone), vary (the clip written again, --distance away),
         /// harmonise (keep the clip's parts and write the others around them), continue
         /// (the bars that follow the clip) or follow-chords (dream, with strong beats on
@@ -91,8 +100,9 @@ enum Command {
         /// dream: morph from this render's seed and knobs (point A) toward point B, 0..1.
         #[arg(long, requires = "morph_to")]
         morph: Option<f32>,
-        /// Point B: `seed=N` (with this render's knobs) or `clip=FILE.mid` (as the encoder reads it).
-        #[arg(long, value_name = "seed=N|clip=FILE")]
+        /// Point B: `seed=N` (with this render's knobs and style), `style=NAME` (this seed and
+        /// knobs in another style) or `clip=FILE.mid` (as the encoder reads it).
+        #[arg(long, value_name = "seed=N|style=NAME|clip=FILE")]
         morph_to: Option<String>,
         #[arg(short, long)]
         output: PathBuf,
@@ -153,19 +163,27 @@ fn parse_named(specs: &[String], card: &dreamroll::model::ModelCard) -> anyhow::
     Ok(named)
 }
 
-/// A morph point from `seed=N` or `clip=FILE.mid`.
-fn morph_point(spec: &str, request: &RenderRequest) -> anyhow::Result<MorphPoint> {
+/// A morph point from `seed=N`, `style=NAME` (this render's seed in another of the card's
+/// styles) or `clip=FILE.mid`.
+fn morph_point(spec: &str, request: &RenderRequest, card: &dreamroll::model::ModelCard) -> anyhow::Result<MorphPoint> {
     match spec.split_once('=') {
         Some(("seed", n)) => Ok(MorphPoint::Dream {
             seed: n.trim().parse().with_context(|| format!("--morph-to {spec}: `{n}` is not a seed"))?,
             knobs: request.knobs.clone(),
             named: request.named.clone(),
+            style: request.style.clone(),
+        }),
+        Some(("style", name)) => Ok(MorphPoint::Dream {
+            seed: request.seed,
+            knobs: request.knobs.clone(),
+            named: request.named.clone(),
+            style: Some(card.style(name).map_err(|e| anyhow::anyhow!("--morph-to {e}"))?.name.clone()),
         }),
         Some(("clip", path)) => Ok(MorphPoint::Clip(
             Take::from_midi_file(path.as_ref(), MOST_TAKE_BARS)
                 .with_context(|| format!("reading the morph point {path}"))?,
         )),
-        _ => bail!("--morph-to {spec}: write seed=N or clip=FILE.mid"),
+        _ => bail!("--morph-to {spec}: write seed=N, style=NAME or clip=FILE.mid"),
     }
 }
 
@@ -241,6 +259,7 @@ fn main() -> anyhow::Result<()> {
             bpm,
             knobs,
             named,
+            style,
             variation,
             temperature,
             density,
@@ -249,6 +268,7 @@ fn main() -> anyhow::Result<()> {
             transpose,
             velocity,
             humanise,
+            swing,
             source,
             distance,
             clip,
@@ -284,6 +304,12 @@ fn main() -> anyhow::Result<()> {
                 temperature,
                 density,
                 named: parse_named(&named, generator.card())?,
+                style: match style {
+                    Some(name) => {
+                        Some(generator.card().style(&name).map_err(|e| anyhow::anyhow!("--style {e}"))?.name.clone())
+                    }
+                    None => None,
+                },
             };
             let tracks = &generator.card().representation.tracks;
             let voicing = PatternOptions {
@@ -296,6 +322,7 @@ fn main() -> anyhow::Result<()> {
                 seed,
                 channels: tracks.iter().map(|t| t.channel).collect(),
                 muted: vec![false; tracks.len()],
+                swing: Swing::new(swing),
             };
             if !(-24..=24).contains(&transpose) || !(1..=127).contains(&velocity) || !(0.0..=1.0).contains(&humanise) {
                 bail!("--transpose must be -24..=24, --velocity 1..=127 and --humanise 0..=1");
@@ -316,8 +343,13 @@ fn main() -> anyhow::Result<()> {
                 (None, Some(_)) => bail!("--morph-to needs --morph AMOUNT (0 is this render, 1 is the point)"),
                 (Some(_), _) if source != SourceMode::Dream => bail!("--morph is read by --source dream"),
                 (Some(amount), to) if (0.0..=1.0).contains(&amount) => {
-                    let a = MorphPoint::Dream { seed, knobs: request.knobs.clone(), named: request.named.clone() };
-                    Some(Morph { a, b: morph_point(to.unwrap_or_default(), &request)?, amount })
+                    let a = MorphPoint::Dream {
+                        seed,
+                        knobs: request.knobs.clone(),
+                        named: request.named.clone(),
+                        style: request.style.clone(),
+                    };
+                    Some(Morph { a, b: morph_point(to.unwrap_or_default(), &request, generator.card())?, amount })
                 }
                 (Some(_), _) => bail!("--morph must be 0..=1"),
             };

@@ -182,6 +182,7 @@ impl NiceEguiApp for DreamrollEditor {
                     widgets::row(ui, &self.params.transpose, &setter);
                     widgets::row(ui, &self.params.velocity, &setter);
                     widgets::row(ui, &self.params.humanise, &setter);
+                    widgets::row(ui, &self.params.swing, &setter);
                     ui.horizontal(|ui| {
                         widgets::toggle(ui, &self.params.preview, &setter);
                         ui.add(ParamSlider::for_param(&self.params.preview_volume, &setter).with_width(80.0));
@@ -348,10 +349,36 @@ impl DreamrollEditor {
             (_, None) => "no clip: play into Dreamroll with the transport running, or load a .mid".to_string(),
         };
         ui.label(RichText::new(clip_line).color(Color32::GRAY));
+        self.style_row(ui, &params, setter);
         self.morph_row(ui, &params, setter);
         if let Some(Err(message)) = &self.clip_result {
             ui.label(RichText::new(message).color(Color32::LIGHT_RED));
         }
+    }
+
+    /// The model's styles, when it learnt several: the one *Dream* dreams in.
+    fn style_row(&self, ui: &mut egui::Ui, params: &DreamrollParams, setter: &ParamSetter) {
+        let names = params.style_names.names();
+        if names.is_empty() {
+            return;
+        }
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Style").strong());
+            let step = params.style.value();
+            egui::ComboBox::from_id_salt("style").selected_text(params.style_names.text(step)).width(200.0).show_ui(
+                ui,
+                |ui| {
+                    for (n, name) in std::iter::once("Any").chain(names.iter().map(String::as_str)).enumerate() {
+                        if ui.selectable_label(n as i32 == step, name).clicked() {
+                            setter.begin_set_parameter(&params.style);
+                            setter.set_parameter(&params.style, n as i32);
+                            setter.end_set_parameter(&params.style);
+                        }
+                    }
+                },
+            );
+            ui.label(RichText::new(format!("{} styles the model learnt", names.len())).color(Color32::GRAY));
+        });
     }
 
     /// Points A and B (what plays now, or the clip) and the Morph knob between them.
@@ -364,6 +391,7 @@ impl DreamrollEditor {
                     seed: render_seed(params.seed.value(), params.takes.load(std::sync::atomic::Ordering::Acquire)),
                     knobs: params.knobs.iter().map(|k| within_reach(k.value.value())).collect(),
                     named: params.named.iter().map(|k| within_reach(k.value.value())).collect(),
+                    style: params.style_names.name(params.style.value()),
                 };
                 if ui.button(format!("{name} = now")).on_hover_text("Store the seed and knobs playing now").clicked() {
                     params.morph_points.update(|points| points[which] = Some(now));
@@ -379,10 +407,13 @@ impl DreamrollEditor {
                         .update(|points| points[which] = clip.map(|take| MorphPoint::Clip(Take::clone(&take))));
                 }
                 let shown = match &points[which] {
-                    Some(MorphPoint::Dream { seed, .. }) => match seed >> 32 {
-                        0 => format!("{name}: seed {}", seed & u64::from(u32::MAX)),
-                        take => format!("{name}: seed {} take {take}", seed & u64::from(u32::MAX)),
-                    },
+                    Some(MorphPoint::Dream { seed, style, .. }) => {
+                        let in_style = style.as_ref().map_or(String::new(), |style| format!(", {style}"));
+                        match seed >> 32 {
+                            0 => format!("{name}: seed {}{in_style}", seed & u64::from(u32::MAX)),
+                            take => format!("{name}: seed {} take {take}{in_style}", seed & u64::from(u32::MAX)),
+                        }
+                    }
                     Some(MorphPoint::Clip(take)) => format!("{name}: clip of {} bars", take.bars),
                     None => format!("{name}: —"),
                 };

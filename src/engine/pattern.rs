@@ -2,6 +2,7 @@
 //! channels. Pure, and run off the audio thread.
 
 use crate::model::latent::unit_interval;
+use crate::roll::swing::Swing;
 use crate::roll::Roll;
 use crate::schedule::{Pattern, PatternNote, MAX_DELAY};
 use rand::{Rng, SeedableRng};
@@ -119,6 +120,8 @@ pub struct PatternOptions {
     /// Per roll track: its MIDI channel (0-based) and whether it is muted.
     pub channels: Vec<u8>,
     pub muted: Vec<bool>,
+    #[serde(default)]
+    pub swing: Swing,
 }
 
 impl PatternOptions {
@@ -135,6 +138,7 @@ impl PatternOptions {
             seed: 1,
             channels,
             muted,
+            swing: Swing::STRAIGHT,
         }
     }
 }
@@ -180,7 +184,13 @@ pub fn build_pattern(roll: &Roll, options: &PatternOptions) -> Pattern {
     }
     notes.sort_by_key(|n| (n.start, n.channel, n.pitch));
     notes.dedup_by_key(|n| (n.start, n.channel, n.pitch));
-    Pattern { steps_per_beat, meter: representation.meter, bars: (roll.steps() / steps_per_bar) as u32, notes }
+    Pattern {
+        steps_per_beat,
+        meter: representation.meter,
+        bars: (roll.steps() / steps_per_bar) as u32,
+        notes,
+        swing: options.swing,
+    }
 }
 
 #[cfg(test)]

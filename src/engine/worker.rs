@@ -560,6 +560,7 @@ pub(crate) mod tests {
     use crate::engine::pattern::Scale;
     use crate::model::default_generator;
     use crate::model::source::SourceMode;
+    use crate::roll::swing::Swing;
     use std::path::Path;
 
     fn settings(seed: u64) -> Settings {
@@ -574,6 +575,7 @@ pub(crate) mod tests {
                 temperature: None,
                 density: 0.0,
                 named: Vec::new(),
+                style: None,
             },
             voicing: PatternOptions {
                 key: 0,
@@ -584,6 +586,7 @@ pub(crate) mod tests {
                 seed,
                 channels: (0..tracks as u8).collect(),
                 muted: vec![false; tracks],
+                swing: Swing::STRAIGHT,
             },
             source: Default::default(),
             clip: None,

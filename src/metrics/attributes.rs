@@ -23,16 +23,22 @@ pub enum Attribute {
     Spacing,
     /// Parts sounding at once, over steps where any sounds.
     Polyphony,
+    /// Mean velocity of the onsets: how hard the band plays (a model that learnt loudness).
+    Intensity,
+    /// Tom hits per bar: the fills a drummer plays (a model with a drum kit).
+    Fills,
 }
 
 impl Attribute {
-    pub const ALL: [Attribute; 6] = [
+    pub const ALL: [Attribute; 8] = [
         Attribute::NoteDensity,
         Attribute::Register,
         Attribute::RhythmicActivity,
         Attribute::Leaps,
         Attribute::Spacing,
         Attribute::Polyphony,
+        Attribute::Intensity,
+        Attribute::Fills,
     ];
 
     /// What a producer sees on the knob.
@@ -44,6 +50,8 @@ impl Attribute {
             Attribute::Leaps => "Step ↔ leap",
             Attribute::Spacing => "Spacing",
             Attribute::Polyphony => "Polyphony",
+            Attribute::Intensity => "Intensity",
+            Attribute::Fills => "Fills",
         }
     }
 
@@ -57,22 +65,33 @@ impl Attribute {
     }
 
     /// The attribute of a phrase; `None` where it is undefined (no notes, no moves, never
-    /// two parts at once).
+    /// two parts at once, no toms to fill with). Pitch, leaps, spacing and polyphony are the
+    /// pitched parts': a drum's note number is its sound, not a pitch.
     pub fn measure(self, roll: &Roll) -> Option<f64> {
-        let notes = roll.notes();
+        let all_notes = roll.notes();
         let representation = roll.representation();
+        let pitched = |track: usize| !representation.tracks[track].is_drum;
+        let notes: Vec<_> = all_notes.iter().filter(|n| pitched(n.track)).collect();
         let mean = |values: &mut dyn Iterator<Item = f64>| {
             let (sum, count) = values.fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
             (count > 0).then(|| sum / count as f64)
         };
         match self {
-            Attribute::NoteDensity => Some(notes.len() as f64 / roll.bar_count().max(1) as f64),
+            Attribute::NoteDensity => Some(all_notes.len() as f64 / roll.bar_count().max(1) as f64),
             Attribute::Register => mean(&mut notes.iter().map(|n| f64::from(n.pitch))),
             Attribute::RhythmicActivity => {
                 let beat = usize::from(representation.steps_per_beat);
-                mean(&mut notes.iter().map(|n| f64::from(u8::from(n.start % beat != 0))))
+                mean(&mut all_notes.iter().map(|n| f64::from(u8::from(n.start % beat != 0))))
             }
-            Attribute::Leaps => mean(&mut (0..roll.track_count()).flat_map(|track| {
+            Attribute::Intensity => mean(&mut all_notes.iter().map(|n| f64::from(n.velocity))),
+            Attribute::Fills => {
+                let toms = |track: &crate::roll::TrackSpec| track.is_drum && track.sounds.iter().any(|&s| is_tom(s));
+                representation.tracks.iter().any(toms).then(|| {
+                    let hits = all_notes.iter().filter(|n| representation.tracks[n.track].is_drum && is_tom(n.pitch));
+                    hits.count() as f64 / roll.bar_count().max(1) as f64
+                })
+            }
+            Attribute::Leaps => mean(&mut (0..roll.track_count()).filter(|&t| pitched(t)).flat_map(|track| {
                 let notes = voice(roll, track).notes;
                 notes
                     .windows(2)
@@ -80,7 +99,8 @@ impl Attribute {
                     .collect::<Vec<_>>()
             })),
             Attribute::Spacing | Attribute::Polyphony => {
-                let voices: Vec<_> = (0..roll.track_count()).map(|track| voice(roll, track).line).collect();
+                let voices: Vec<_> =
+                    (0..roll.track_count()).filter(|&t| pitched(t)).map(|track| voice(roll, track).line).collect();
                 let sounding = |step: usize| voices.iter().filter_map(|line| line[step]).collect::<Vec<u8>>();
                 if self == Attribute::Polyphony {
                     mean(&mut (0..roll.steps()).map(sounding).filter(|s| !s.is_empty()).map(|s| s.len() as f64))
@@ -95,6 +115,11 @@ impl Attribute {
             }
         }
     }
+}
+
+/// Whether a General MIDI percussion note is a tom, the drum a fill runs over.
+fn is_tom(sound: u8) -> bool {
+    crate::roll::drums::lane_of(sound).is_some_and(|lane| crate::roll::drums::GENERAL_MIDI_LANES[lane].name == "Toms")
 }
 
 /// Spearman's rank correlation (ties share their mean rank); `None` for fewer than two
@@ -165,6 +190,36 @@ mod tests {
             "two parts for 14 steps, one for the 2 rests above"
         );
         assert_eq!(Attribute::Register.measure(&roll(&[])), None, "no notes, no register");
+    }
+
+    #[test]
+    fn a_band_is_measured_by_its_pitched_parts_its_loudness_and_its_toms() {
+        use crate::roll::{Meter, Representation, TrackSpec};
+        let representation = Arc::new(Representation {
+            steps_per_beat: 4,
+            meter: Meter::COMMON,
+            bars_per_phrase: 1,
+            lowest_pitch: 30,
+            pitch_count: 40,
+            tracks: vec![
+                TrackSpec::new("Bass", 0),
+                TrackSpec::drums("Kick", vec![36]),
+                TrackSpec::drums("Toms", vec![45, 48]),
+            ],
+        });
+        let mut band = Roll::new(representation.clone(), 32);
+        for (track, start, pitch, velocity) in
+            [(0, 0, 40, 100), (0, 8, 52, 60), (1, 0, 36, 120), (1, 8, 36, 80), (2, 28, 48, 100), (2, 30, 45, 80)]
+        {
+            band.place(GridNote { track, start, pitch, length: 1, velocity }).unwrap();
+        }
+        assert_eq!(Attribute::Register.measure(&band), Some(46.0), "the bass's pitches, not the drums' sounds");
+        assert_eq!(Attribute::Leaps.measure(&band), Some(1.0), "the bass leaps; drums have no leaps");
+        assert_eq!(Attribute::NoteDensity.measure(&band), Some(3.0), "every hit counts: six in two bars");
+        assert_eq!(Attribute::Intensity.measure(&band), Some(90.0));
+        assert_eq!(Attribute::Fills.measure(&band), Some(1.0), "two tom hits in two bars");
+        assert_eq!(Attribute::Fills.measure(&roll(&[(0, 0, 60, 4)])), None, "no toms to fill with");
+        assert_eq!(Attribute::Fills.measure(&Roll::new(representation, 16)), Some(0.0), "toms, silent");
     }
 
     #[test]

@@ -240,6 +240,25 @@ pub struct NamedKnob {
     pub rho: f64,
 }
 
+/// A style the model learnt (a folder of its training data: an MMA groove family, a game's
+/// soundtrack, a user's own sub-folder), as the region of the latent space where the encoder
+/// reads that style's phrases: their mean code and, per dimension, their spread. A groove
+/// dreamed in the style draws the prior's noise into that region, so seed, variation and the
+/// knobs keep their meaning inside it; morphing between two styles' points moves one groove
+/// into the other.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Style {
+    pub name: String,
+    pub center: Vec<f32>,
+    pub spread: Vec<f32>,
+    /// The training phrases it was read from.
+    pub phrases: usize,
+}
+
+/// The most styles a card holds: the plugin's *Style* parameter has a step for each.
+pub const MOST_STYLES: usize = 255;
+
 /// Where a model came from and what it cost, for the people who pick or retrain it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,6 +315,9 @@ pub struct ModelCard {
     /// Absent from cards made before named knobs.
     #[serde(default)]
     pub named_knobs: Vec<NamedKnob>,
+    /// Absent from cards made before styles, and from models trained on one folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub styles: Vec<Style>,
     pub training: TrainingInfo,
 }
 
@@ -520,7 +542,41 @@ impl ModelCard {
                 format!("a second knob for {:?}", twice.1.attribute),
             ));
         }
+        if self.styles.len() > MOST_STYLES {
+            return Err(field("styles", format!("{} styles; a card holds at most {MOST_STYLES}", self.styles.len())));
+        }
+        for (i, style) in self.styles.iter().enumerate() {
+            let name = format!("styles[{i}]");
+            if style.name.trim().is_empty() || self.styles[..i].iter().any(|other| other.name == style.name) {
+                return Err(field(format!("{name}.name"), format!("{:?} is empty or named twice", style.name)));
+            }
+            for (part, values) in [("center", &style.center), ("spread", &style.spread)] {
+                if values.len() != self.latent_size {
+                    return Err(field(
+                        format!("{name}.{part}"),
+                        format!("{} values for a latent of {}", values.len(), self.latent_size),
+                    ));
+                }
+                if values.iter().any(|v| !v.is_finite()) || (part == "spread" && values.iter().any(|&v| v < 0.0)) {
+                    return Err(field(format!("{name}.{part}"), "holds a value that is not a finite number (≥ 0)"));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The style named `name`, or an error that lists the model's styles.
+    pub fn style(&self, name: &str) -> Result<&Style, String> {
+        self.styles.iter().find(|style| style.name.eq_ignore_ascii_case(name.trim())).ok_or_else(|| {
+            match self.styles.is_empty() {
+                true => format!("style `{name}`: model {} has no styles", self.name),
+                false => format!(
+                    "style `{name}`: model {} has {}",
+                    self.name,
+                    self.styles.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        })
     }
 }
 
@@ -589,6 +645,10 @@ impl fmt::Display for ModelCard {
                 knob.spread,
                 knob.rho
             )?;
+        }
+        if !self.styles.is_empty() {
+            let names: Vec<&str> = self.styles.iter().map(|s| s.name.as_str()).collect();
+            writeln!(f, "  {} styles: {}", names.len(), names.join(", "))?;
         }
         let t = &self.training;
         writeln!(
@@ -672,6 +732,7 @@ pub(crate) fn test_card() -> ModelCard {
             variance_share: 0.5,
         }],
         named_knobs: Vec::new(),
+        styles: Vec::new(),
         training: TrainingInfo::default(),
     }
 }
@@ -704,6 +765,24 @@ mod tests {
             test_card(),
             "cards from before named knobs still load"
         );
+    }
+
+    #[test]
+    fn styles_are_checked_and_found_by_name_in_any_case() {
+        let style = Style { name: "bossanova".into(), center: vec![0.5; 4], spread: vec![0.8; 4], phrases: 40 };
+        let mut card = test_card();
+        card.styles = vec![style.clone(), Style { name: "60srock".into(), ..style.clone() }];
+        assert_eq!(ModelCard::from_json(&card.to_json()).unwrap(), card);
+        assert_eq!(card.style("BossaNova").unwrap().name, "bossanova");
+        assert!(card.style("polka").unwrap_err().contains("has bossanova, 60srock"));
+        assert!(test_card().style("polka").unwrap_err().contains("has no styles"));
+        assert!(refusal(|c| c.styles = vec![style.clone(), style.clone()]).contains("styles[1].name"));
+        assert!(refusal(|c| c.styles = vec![Style { center: vec![0.0; 3], ..style.clone() }])
+            .contains("styles[0].center: 3 values for a latent of 4"));
+        assert!(
+            refusal(|c| c.styles = vec![Style { spread: vec![-1.0; 4], ..style.clone() }]).contains("styles[0].spread")
+        );
+        assert!(!test_card().to_json().contains("styles"), "a card without styles says nothing of them");
     }
 
     #[test]

@@ -330,11 +330,16 @@ pub struct RenderRequest {
     /// Named-knob positions by attribute (`Attribute::ALL` order; missing ones are 0).
     #[serde(default)]
     pub named: Vec<f32>,
+    /// One of the card's styles to dream in, by name; `None` (or a name the model lacks)
+    /// dreams anywhere on the prior.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub style: Option<String>,
 }
 
 impl RenderRequest {
-    pub fn steering(&self) -> super::latent::Knobs<'_> {
-        super::latent::Knobs { macros: &self.knobs, named: &self.named }
+    pub fn steering<'a>(&'a self, card: &'a ModelCard) -> super::latent::Knobs<'a> {
+        let style = self.style.as_deref().and_then(|name| card.style(name).ok());
+        super::latent::Knobs { macros: &self.knobs, named: &self.named, style }
     }
 }
 
@@ -358,9 +363,14 @@ impl Generator {
 
     /// `bars` bars: phrases from the seed's latent walk, joined and cut to length.
     pub fn render(&self, request: &RenderRequest) -> candle_core::Result<Roll> {
-        let latents =
-            phrase_latents(&self.card, request.seed, request.steering(), request.variation, self.phrases_of(request));
+        let latents = self.dream_latents(request);
         self.render_loop(&latents, request, None)
+    }
+
+    /// The latents a request dreams its phrases from: the seed's walk, in its style, steered.
+    fn dream_latents(&self, request: &RenderRequest) -> Vec<Vec<f32>> {
+        let steering = request.steering(&self.card);
+        phrase_latents(&self.card, request.seed, steering, request.variation, self.phrases_of(request))
     }
 
     /// Phrases a request's loop takes (the last may be cut short).
@@ -623,10 +633,14 @@ impl Generator {
         count: usize,
     ) -> candle_core::Result<Vec<Vec<f32>>> {
         match point {
-            MorphPoint::Dream { seed, knobs, named } => Ok(phrase_latents(
+            MorphPoint::Dream { seed, knobs, named, style } => Ok(phrase_latents(
                 self.card(),
                 *seed,
-                super::latent::Knobs { macros: knobs, named },
+                super::latent::Knobs {
+                    macros: knobs,
+                    named,
+                    style: style.as_deref().and_then(|name| self.card().style(name).ok()),
+                },
                 request.variation,
                 count,
             )),
@@ -654,8 +668,7 @@ impl Generator {
         if chords.is_empty() {
             bail!("no chord to follow");
         }
-        let latents =
-            phrase_latents(&self.card, request.seed, request.steering(), request.variation, self.phrases_of(request));
+        let latents = self.dream_latents(request);
         self.render_loop(&latents, request, Some(chords))
     }
 
@@ -681,7 +694,7 @@ impl Generator {
         let mut written = Vec::with_capacity(phrases.len());
         let played = clip.sounding_tracks();
         for (k, (phrase, code)) in phrases.iter().zip(&codes).enumerate() {
-            let z = anchored_latent(self.card(), code, request.seed, k, request.steering(), distance);
+            let z = anchored_latent(self.card(), code, request.seed, k, request.steering(&self.card), distance);
             let kept = kept_when_varied(
                 &played,
                 usize::from(representation.bars_per_phrase),
@@ -806,8 +819,8 @@ impl Generator {
     ) -> candle_core::Result<Vec<f32>> {
         let card = self.card();
         Ok(match self.encode(&[given.of(phrase)])? {
-            Some(codes) => anchored_latent(card, &codes[0], request.seed, k, request.steering(), request.variation),
-            None => phrase_latents(card, request.seed, request.steering(), request.variation, k + 1).swap_remove(k),
+            Some(codes) => anchored_latent(card, &codes[0], request.seed, k, request.steering(card), request.variation),
+            None => phrase_latents(card, request.seed, request.steering(card), request.variation, k + 1).swap_remove(k),
         })
     }
 
@@ -877,6 +890,7 @@ mod tests {
             temperature: Some(0.0),
             density: 0.0,
             named: Vec::new(),
+            style: None,
         }
     }
 
@@ -976,6 +990,27 @@ mod tests {
     }
 
     #[test]
+    fn a_request_in_a_style_dreams_in_its_region_and_a_style_the_model_lacks_dreams_anywhere() {
+        let weights = voices_weights();
+        let mut card = crate::model::card::test_voice_card();
+        let size = card.latent_size;
+        card.styles = vec![crate::model::card::Style {
+            name: "far".into(),
+            center: vec![3.0; size],
+            spread: vec![0.2; size],
+            phrases: 20,
+        }];
+        let generator = Generator::from_bytes(&card.to_json(), &weights).unwrap();
+        let anywhere = RenderRequest { temperature: Some(0.0), ..request(3) };
+        let styled = RenderRequest { style: Some("far".into()), ..anywhere.clone() };
+        let latents = phrase_latents(generator.card(), 3, styled.steering(generator.card()), styled.variation, 1);
+        assert!(latents[0].iter().all(|z| (z - 3.0).abs() < 1.5), "{:?}", latents[0]);
+        assert_eq!(generator.render(&styled).unwrap(), generator.render(&styled).unwrap());
+        let lacking = RenderRequest { style: Some("polka".into()), ..anywhere.clone() };
+        assert_eq!(generator.render(&lacking).unwrap(), generator.render(&anywhere).unwrap());
+    }
+
+    #[test]
     fn a_voices_model_renders_one_note_at_a_time_per_voice_and_repeatably() {
         let generator = voices_generator(&voices_weights());
         let sampled = RenderRequest { temperature: Some(1.0), ..request(6) };
@@ -1013,7 +1048,7 @@ mod tests {
         let request = RenderRequest { bars: 3 * phrase_bars, ..sampled_voices() };
         let joined = roll_to_tokens(&generator.render(&request).unwrap()).tokens;
         // The same phrases from silence, as they were before their openings were joined.
-        let latents = phrase_latents(card, request.seed, request.steering(), request.variation, 3);
+        let latents = phrase_latents(card, request.seed, request.steering(card), request.variation, 3);
         let options = generator.request_options(&request);
         let representation = Arc::new(card.representation.clone());
         let phrases: Vec<Roll> = latents
@@ -1157,6 +1192,7 @@ mod source_tests {
             temperature: Some(1.0),
             density: 0.0,
             named: Vec::new(),
+            style: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Latent vectors from seeds and knobs.
 
-use super::card::ModelCard;
+use super::card::{ModelCard, Style};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -52,11 +52,13 @@ pub fn within_reach(value: f32) -> f32 {
 }
 
 /// Every knob a render can turn: the card's macro knobs in order, and the named knobs by
-/// attribute (`named[attribute.index()]`); missing values are 0.
+/// attribute (`named[attribute.index()]`); missing values are 0. With a style, the seed's
+/// noise is drawn into the style's region before the knobs move it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Knobs<'a> {
     pub macros: &'a [f32],
     pub named: &'a [f32],
+    pub style: Option<&'a Style>,
 }
 
 /// The latent for a seed's noise moved along the card's knob directions: macro knob k at v
@@ -90,9 +92,18 @@ pub fn phrase_latents(card: &ModelCard, seed: u64, knobs: Knobs, variation: f32,
             let fresh = noise_in_stream(seed, k as u64, card.latent_size);
             current = current.iter().zip(&fresh).map(|(z, e)| keep * z + variation * e).collect();
         }
-        latents.push(steer(card, &current, knobs));
+        latents.push(steer(card, &in_style(&current, knobs.style), knobs));
     }
     latents
+}
+
+/// Prior noise drawn into a style's region: its centre plus the noise scaled by its spread,
+/// so a walk on the prior stays a walk inside the style.
+fn in_style(noise: &[f32], style: Option<&Style>) -> Vec<f32> {
+    match style {
+        Some(style) => noise.iter().zip(&style.center).zip(&style.spread).map(|((z, c), s)| c + s * z).collect(),
+        None => noise.to_vec(),
+    }
 }
 
 /// The latent for phrase `k` near a given code (the encoder's reading of a producer's clip):
@@ -133,7 +144,7 @@ mod steering_tests {
     #[test]
     fn a_knob_moves_the_latent_by_its_spread_along_its_direction() {
         let card = test_card();
-        let z = steer(&card, &[0.5, 0.5, 0.5, 0.5], Knobs { macros: &[1.5, 9.0], named: &[] });
+        let z = steer(&card, &[0.5, 0.5, 0.5, 0.5], Knobs { macros: &[1.5, 9.0], named: &[], style: None });
         assert_eq!(z, vec![0.5, 0.5 + 1.5 * 2.0, 0.5, 0.5], "the second knob does not exist and is ignored");
     }
 
@@ -150,7 +161,7 @@ mod steering_tests {
         let mut named = vec![0.0; Attribute::ALL.len()];
         named[Attribute::Register.index()] = 2.0;
         named[Attribute::Leaps.index()] = -2.0;
-        let z = steer(&card, &[0.0; 4], Knobs { macros: &[], named: &named });
+        let z = steer(&card, &[0.0; 4], Knobs { macros: &[], named: &named, style: None });
         assert_eq!(
             z,
             vec![0.0, 0.0, 0.6, 0.8],
@@ -162,10 +173,10 @@ mod steering_tests {
     #[test]
     fn impossible_knob_and_share_values_give_finite_latents() {
         let card = test_card();
-        let wild = steer(&card, &[0.5; 4], Knobs { macros: &[f32::INFINITY, f32::NAN], named: &[] });
+        let wild = steer(&card, &[0.5; 4], Knobs { macros: &[f32::INFINITY, f32::NAN], named: &[], style: None });
         assert_eq!(
             wild,
-            steer(&card, &[0.5; 4], Knobs { macros: &[KNOB_REACH, 0.0], named: &[] }),
+            steer(&card, &[0.5; 4], Knobs { macros: &[KNOB_REACH, 0.0], named: &[], style: None }),
             "infinity (1e39 in a saved point) reaches as far as a knob goes; NaN is untouched"
         );
         assert!(
@@ -183,6 +194,26 @@ mod steering_tests {
     }
 
     #[test]
+    fn a_style_draws_the_walk_into_its_region_before_the_knobs_move_it() {
+        let card = test_card();
+        let style = crate::model::card::Style {
+            name: "bossa".into(),
+            center: vec![1.0, -1.0, 0.0, 2.0],
+            spread: vec![0.5, 0.5, 0.0, 1.0],
+            phrases: 20,
+        };
+        let anywhere = phrase_latents(&card, 5, Knobs::default(), 0.4, 3);
+        let in_style = phrase_latents(&card, 5, Knobs { style: Some(&style), ..Knobs::default() }, 0.4, 3);
+        for (free, styled) in anywhere.iter().zip(&in_style) {
+            let expected: Vec<f32> =
+                free.iter().zip(&style.center).zip(&style.spread).map(|((z, c), s)| c + s * z).collect();
+            assert_eq!(styled, &expected);
+        }
+        let steered = phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[], style: Some(&style) }, 0.4, 1);
+        assert_eq!(steered[0], steer(&card, &in_style[0], Knobs { macros: &[1.0], ..Knobs::default() }));
+    }
+
+    #[test]
     fn variation_walks_from_phrase_to_phrase() {
         let card = test_card();
         let strict = phrase_latents(&card, 5, Knobs::default(), 0.0, 3);
@@ -191,8 +222,8 @@ mod steering_tests {
         assert_eq!(free[0], strict[0]);
         assert_eq!(free[1], noise_in_stream(5, 1, 4));
         assert_eq!(
-            phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[] }, 0.4, 3),
-            phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[] }, 0.4, 3)
+            phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[], style: None }, 0.4, 3),
+            phrase_latents(&card, 5, Knobs { macros: &[1.0], named: &[], style: None }, 0.4, 3)
         );
     }
 }

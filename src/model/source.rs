@@ -105,7 +105,14 @@ pub struct Source {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MorphPoint {
-    Dream { seed: u64, knobs: Vec<f32>, named: Vec<f32> },
+    Dream {
+        seed: u64,
+        knobs: Vec<f32>,
+        named: Vec<f32>,
+        /// The style it was dreamed in (points from before styles have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        style: Option<String>,
+    },
     Clip(Take),
 }
 

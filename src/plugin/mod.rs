@@ -15,6 +15,7 @@ use crate::capture::CaptureTap;
 use crate::engine::models::ModelSource;
 use crate::engine::worker::{AudioSide, Engine, PatternUpdate};
 use crate::playhead::Playhead;
+use crate::roll::swing::Swing;
 use crate::roll::Meter;
 use crate::schedule::{sort_events, NoteEvent, Pattern, Scheduler, Window, MAX_EVENTS};
 use crate::synth::PreviewSynth;
@@ -77,7 +78,13 @@ impl Default for Dreamroll {
             audio: None,
             playing: None,
             incoming: None,
-            silence: Pattern { steps_per_beat: 4, meter: Meter::COMMON, bars: 1, notes: Vec::new() },
+            silence: Pattern {
+                steps_per_beat: 4,
+                meter: Meter::COMMON,
+                bars: 1,
+                notes: Vec::new(),
+                swing: Swing::STRAIGHT,
+            },
             scheduler: Box::new(Scheduler::new()),
             synth: Box::new(PreviewSynth::new(44_100.0)),
             outgoing: Box::new(
@@ -623,7 +630,8 @@ mod tests {
 
     #[test]
     fn a_new_pattern_waits_for_the_bar_line_or_the_step_inside_the_block() {
-        let pattern = Pattern { steps_per_beat: 4, meter: Meter::COMMON, bars: 1, notes: Vec::new() };
+        let pattern =
+            Pattern { steps_per_beat: 4, meter: Meter::COMMON, bars: 1, notes: Vec::new(), swing: Swing::STRAIGHT };
         // 120 BPM at 48 kHz: a quarter is 24 000 samples.
         let window = window_from(&host(Some(3.5), Some(120.0), None), 24_000);
         assert_eq!(switch_offset(&window, &pattern, SwitchAt::NextBar), Some(12_000));

@@ -3,13 +3,14 @@
 //! thread, so a parameter change costs the audio thread nothing.
 
 use super::session::SessionField;
-use super::shared::{ClipSlot, HeardChord, MorphPoints, SessionSlots};
+use super::shared::{ClipSlot, HeardChord, MorphPoints, SessionSlots, StyleNames};
 use crate::engine::pattern::{PatternOptions, Scale};
 use crate::engine::worker::Settings;
 use crate::metrics::attributes::Attribute;
-use crate::model::card::ModelCard;
+use crate::model::card::{ModelCard, MOST_STYLES};
 use crate::model::generator::RenderRequest;
 use crate::model::source::{Morph, Source, SourceMode};
+use crate::roll::swing::Swing;
 use nice_plug::prelude::*;
 use nice_plug_egui::EguiEditorState;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -68,6 +69,10 @@ pub struct DreamrollParams {
     pub velocity: IntParam,
     #[id = "humanise"]
     pub humanise: FloatParam,
+    /// Where the off-beat eighths fall, as a drum machine's swing: 50 % straight, 66 % a
+    /// shuffle (see [`crate::roll::swing`]).
+    #[id = "swing"]
+    pub swing: IntParam,
     /// Freeze: the playing pattern stays whatever the knobs do.
     #[id = "hold"]
     pub hold: BoolParam,
@@ -95,6 +100,9 @@ pub struct DreamrollParams {
     /// Dream between the stored points A (0) and B (1), once both are stored.
     #[id = "morph"]
     pub morph: FloatParam,
+    /// Which of the model's styles to dream in: 0 any, n the n-th (see [`StyleNames`]).
+    #[id = "style"]
+    pub style: IntParam,
 
     /// Presses of "new seed" so far; saved in the session.
     pub takes: Arc<AtomicU32>,
@@ -107,6 +115,8 @@ pub struct DreamrollParams {
     pub heard_chord: Arc<HeardChord>,
     /// The points Morph moves between; saved in the session.
     pub morph_points: Arc<MorphPoints>,
+    /// The loaded model's styles, as *Style* shows them.
+    pub style_names: Arc<StyleNames>,
 }
 
 #[derive(Params)]
@@ -268,6 +278,7 @@ impl TrackParams {
 impl Default for DreamrollParams {
     fn default() -> Self {
         let takes = Arc::new(AtomicU32::new(0));
+        let style_names = Arc::new(StyleNames::default());
         // The trigger counts rising edges wherever they come from (GUI, automation, a
         // controller); a callback is an atomic add, safe on the audio thread.
         let pressed = Arc::new(AtomicBool::new(false));
@@ -312,6 +323,19 @@ impl Default for DreamrollParams {
             transpose: IntParam::new("Transpose", 0, IntRange::Linear { min: -24, max: 24 }).with_unit(" st"),
             velocity: IntParam::new("Velocity", 90, IntRange::Linear { min: 1, max: 127 }),
             humanise: percent_param("Humanise", 0.0),
+            swing: IntParam::new(
+                "Swing",
+                i32::from(Swing::STRAIGHT.percent()),
+                IntRange::Linear { min: i32::from(Swing::STRAIGHT.percent()), max: i32::from(Swing::MOST) },
+            )
+            .with_value_to_string(Arc::new(|percent| match percent {
+                50 => "Straight".to_string(),
+                percent => format!("{percent} %"),
+            }))
+            .with_string_to_value(Arc::new(|s| match s.trim() {
+                s if s.eq_ignore_ascii_case("straight") => Some(50),
+                s => s.trim_end_matches('%').trim().parse().ok(),
+            })),
             hold: BoolParam::new("Hold", false),
             switch_at: EnumParam::new("Switch at", SwitchAt::NextBar),
             preview: BoolParam::new("Preview synth", false),
@@ -345,6 +369,16 @@ impl Default for DreamrollParams {
                 }))
                 .with_string_to_value(Arc::new(morph_from_text)),
             morph_points: Arc::new(MorphPoints::default()),
+            style: IntParam::new("Style", 0, IntRange::Linear { min: 0, max: MOST_STYLES as i32 })
+                .with_value_to_string({
+                    let names = style_names.clone();
+                    Arc::new(move |step| names.text(step))
+                })
+                .with_string_to_value({
+                    let names = style_names.clone();
+                    Arc::new(move |text| names.step(text))
+                }),
+            style_names,
         }
     }
 }
@@ -399,7 +433,7 @@ pub fn render_seed(seed: i32, takes: u32) -> u64 {
 pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
     let float = |p: &FloatParam| u64::from(p.value().to_bits());
     let int = |v: i32| v as u32 as u64;
-    let mut values = [0u64; KNOBS + NAMED_KNOBS + 17 + 2 * TRACK_SLOTS];
+    let mut values = [0u64; KNOBS + NAMED_KNOBS + 19 + 2 * TRACK_SLOTS];
     for (slot, knob) in
         values.iter_mut().zip(params.knobs.iter().map(|k| &k.value).chain(params.named.iter().map(|k| &k.value)))
     {
@@ -417,6 +451,7 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
         int(params.transpose.value()),
         int(params.velocity.value()),
         float(&params.humanise),
+        int(params.swing.value()),
         params.source.value().to_index() as u64,
         float(&params.distance),
         // The clip shapes the pattern only when the source reads it.
@@ -424,6 +459,7 @@ pub fn pattern_fingerprint(params: &DreamrollParams) -> u64 {
         if params.source.value().follows_chords() { params.heard_chord.packed() } else { 0 },
         float(&params.morph),
         params.morph_points.serial(),
+        int(params.style.value()),
     ];
     let tracks_from = KNOBS + NAMED_KNOBS + scalars.len();
     values[KNOBS + NAMED_KNOBS..tracks_from].copy_from_slice(&scalars);
@@ -442,6 +478,11 @@ fn named_knob_values(values: [f32; NAMED_KNOBS], card: &ModelCard) -> Vec<f32> {
         .zip(values)
         .map(|(&attribute, value)| if card.named_knobs.iter().any(|k| k.attribute == attribute) { value } else { 0.0 })
         .collect()
+}
+
+/// The card's style at *Style*'s step (0, or a step past the model's styles: any style).
+pub fn style_of(step: i32, card: &ModelCard) -> Option<String> {
+    usize::try_from(step).ok().filter(|&n| n > 0).and_then(|n| card.styles.get(n - 1)).map(|style| style.name.clone())
 }
 
 /// A float parameter's value, or its default where a host has sent something that is not a
@@ -468,6 +509,7 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
             temperature: Some(card.decoding.temperature * finite(&params.temperature)),
             density: finite(&params.density),
             named: named_knob_values(params.named.each_ref().map(|k| finite(&k.value)), card),
+            style: style_of(params.style.value(), card),
         },
         voicing: PatternOptions {
             key: params.key.value().to_index() as u8,
@@ -485,6 +527,7 @@ pub fn settings_for(params: &DreamrollParams, card: &ModelCard) -> Settings {
                 })
                 .collect(),
             muted: (0..tracks.len()).map(|i| slot(i).is_some_and(|s| s.mute.value())).collect(),
+            swing: Swing::new(params.swing.value().clamp(0, 255) as u8),
         },
         source: Source {
             mode,

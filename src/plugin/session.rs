@@ -375,6 +375,7 @@ mod tests {
     use super::*;
     use crate::engine::pattern::{PatternOptions, Scale};
     use crate::model::generator::RenderRequest;
+    use crate::roll::swing::Swing;
     use crate::roll::Meter;
     use crate::schedule::PatternNote;
 
@@ -391,6 +392,7 @@ mod tests {
                     temperature: None,
                     density: 0.0,
                     named: Vec::new(),
+                    style: None,
                 },
                 voicing: PatternOptions {
                     key: 0,
@@ -401,6 +403,7 @@ mod tests {
                     seed: 1,
                     channels: vec![0],
                     muted: vec![false],
+                    swing: Swing::new(66),
                 },
                 source: Default::default(),
                 clip: None,
@@ -411,6 +414,7 @@ mod tests {
                 meter: Meter::COMMON,
                 bars: 1,
                 notes: vec![PatternNote { start: 4, length: 2, channel: 0, pitch: 60, velocity: 90, delay: 0 }],
+                swing: Swing::new(66),
             },
             clip: None,
             morph_points: [None, None],
@@ -439,8 +443,10 @@ mod tests {
         let take = one_note_take();
         let mut with = session();
         with.clip = Some(take.clone());
-        with.morph_points =
-            [Some(MorphPoint::Dream { seed: 3, knobs: vec![1.0], named: vec![] }), Some(MorphPoint::Clip(take))];
+        with.morph_points = [
+            Some(MorphPoint::Dream { seed: 3, knobs: vec![1.0], named: vec![], style: None }),
+            Some(MorphPoint::Clip(take)),
+        ];
         assert_eq!(read_session(&serde_json::to_string(&with).unwrap()).unwrap(), (with, vec![]));
     }
 
@@ -451,8 +457,10 @@ mod tests {
         with.clip = Some(take.clone());
         let mut damaged = take.clone();
         damaged.notes[0].pitch = 200;
-        with.morph_points =
-            [Some(MorphPoint::Clip(damaged)), Some(MorphPoint::Dream { seed: 3, knobs: vec![2.5], named: vec![] })];
+        with.morph_points = [
+            Some(MorphPoint::Clip(damaged)),
+            Some(MorphPoint::Dream { seed: 3, knobs: vec![2.5], named: vec![], style: None }),
+        ];
         let text = serde_json::to_string(&with).unwrap().replace("[2.5]", "[1e39]");
         let (restored, dropped) = read_session(&text).unwrap();
         assert_eq!((restored.pattern, restored.clip), (session().pattern, Some(take.clone())), "the rest is restored");

@@ -78,3 +78,50 @@ pub struct SessionSlots {
     pub chord: Arc<HeardChord>,
     pub morph: Arc<MorphPoints>,
 }
+
+/// The loaded model's style names, for the *Style* parameter to show and read: the parameter
+/// is a number to a host, which has no list of the model's styles, and the model can change
+/// under it. Written by the engine's thread when it makes settings for a model; read where
+/// hosts ask for a parameter's text (never the audio thread).
+#[derive(Default)]
+pub struct StyleNames(Mutex<Vec<String>>);
+
+impl StyleNames {
+    pub fn show(&self, names: impl IntoIterator<Item = impl AsRef<str>>) {
+        let names: Vec<String> = names.into_iter().map(|name| name.as_ref().to_string()).collect();
+        let mut shown = lock(&self.0);
+        if *shown != names {
+            *shown = names;
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        lock(&self.0).clone()
+    }
+
+    /// Step `step` of the parameter: 0 is any style, `n` the model's n-th.
+    pub fn text(&self, step: i32) -> String {
+        match usize::try_from(step) {
+            Ok(0) | Err(_) => "Any".to_string(),
+            Ok(n) => lock(&self.0).get(n - 1).cloned().unwrap_or_else(|| format!("Style {n}")),
+        }
+    }
+
+    /// The step a text names: `Any`, a style's name (in any case), or `Style n` / `n`.
+    pub fn step(&self, text: &str) -> Option<i32> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("any") {
+            return Some(0);
+        }
+        if let Some(n) = lock(&self.0).iter().position(|name| name.eq_ignore_ascii_case(text)) {
+            return i32::try_from(n + 1).ok();
+        }
+        let number = text.strip_prefix("Style").unwrap_or(text).trim();
+        number.parse().ok()
+    }
+
+    /// The style a step names, for the model whose names are shown.
+    pub fn name(&self, step: i32) -> Option<String> {
+        usize::try_from(step).ok().filter(|&n| n > 0).and_then(|n| lock(&self.0).get(n - 1).cloned())
+    }
+}

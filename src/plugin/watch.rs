@@ -104,6 +104,7 @@ impl Watch for ParameterWatch {
     }
 
     fn settings(&mut self, card: &ModelCard) -> Settings {
+        self.params.style_names.show(card.styles.iter().map(|style| &style.name));
         params::settings_for(&self.params, card)
     }
 }

@@ -39,7 +39,8 @@ pub fn roll_to_midi(roll: &Roll, bpm: f64) -> Vec<u8> {
 }
 
 /// The pattern the plugin plays, as a file: one track per MIDI channel it uses, named from
-/// `track_names` (per channel) where known. Humanised delays are rounded to the nearest tick.
+/// `track_names` (per channel) where known, swung as it plays. Swung positions and humanised
+/// delays are rounded to the nearest tick.
 pub fn pattern_to_midi(pattern: &Pattern, bpm: f64, track_names: &[(u8, String)]) -> Vec<u8> {
     let steps_per_whole = u32::from(pattern.meter.denominator) * pattern.steps_per_beat;
     // 480 where a step is a whole number of ticks, else one tick per quarter step.
@@ -58,11 +59,17 @@ pub fn pattern_to_midi(pattern: &Pattern, bpm: f64, track_names: &[(u8, String)]
             TrackToWrite { name, channel, notes: Vec::new() }
         })
         .collect();
+    let quarters_per_step = pattern.quarters_per_step();
+    let bar_quarters = f64::from(pattern.steps_per_bar()) * quarters_per_step;
+    let tick_of = |step: u32| {
+        let quarters = pattern.swing.place(f64::from(step) * quarters_per_step, bar_quarters);
+        (quarters * f64::from(ticks_per_quarter)).round() as u64
+    };
     for note in &pattern.notes {
         let track = channels.binary_search(&note.channel).expect("every channel has a track");
         let delay = (u64::from(note.delay) * ticks_per_step + 128) / 256;
-        let start = u64::from(note.start) * ticks_per_step + delay;
-        tracks[track].notes.push((start, u64::from(note.length) * ticks_per_step, note.pitch, note.velocity));
+        let (start, end) = (tick_of(note.start) + delay, tick_of(note.start + note.length) + delay);
+        tracks[track].notes.push((start, end - start, note.pitch, note.velocity));
     }
     let microseconds_per_quarter = (60_000_000.0 / bpm.clamp(1.0, 1000.0)).round() as u32;
     let end = u64::from(pattern.bars * pattern.steps_per_bar()) * ticks_per_step;
@@ -72,6 +79,7 @@ pub fn pattern_to_midi(pattern: &Pattern, bpm: f64, track_names: &[(u8, String)]
 #[cfg(test)]
 mod pattern_tests {
     use super::*;
+    use crate::roll::swing::Swing;
     use crate::roll::{read_midi, Meter};
     use crate::schedule::PatternNote;
 
@@ -83,6 +91,7 @@ mod pattern_tests {
             meter: Meter::COMMON,
             bars: 2,
             notes: vec![note(0, 0, 60, 0), note(5, 3, 40, 128), note(31, 0, 64, 0)],
+            swing: Swing::STRAIGHT,
         };
         let score = read_midi(&pattern_to_midi(&pattern, 97.0, &[(3, "Bass".into())])).unwrap();
         let notes: Vec<(u64, u8, u8)> = score.notes.iter().map(|n| (n.start, n.channel, n.pitch)).collect();

@@ -3,6 +3,7 @@
 use super::midi_file::{Score, ScoreNote};
 use super::piano_roll::{GridNote, Roll};
 use super::representation::{Meter, Representation, DRUM_CHANNEL};
+use super::swing::{is_off_grid, straighten, swung_channels};
 use std::sync::Arc;
 
 /// How a file's notes find their roll track.
@@ -54,6 +55,8 @@ pub struct ImportReport {
     pub merged: usize,
     /// Note-ons the file never ended (closed at the end of their track).
     pub unterminated: usize,
+    /// Notes of swung parts, read straight (see [`super::swing`]).
+    pub straightened: usize,
 }
 
 impl ImportReport {
@@ -66,6 +69,7 @@ impl ImportReport {
         self.moved_to_grid += other.moved_to_grid;
         self.merged += other.merged;
         self.unterminated += other.unterminated;
+        self.straightened += other.straightened;
     }
 }
 
@@ -125,6 +129,7 @@ pub fn score_to_piece(
         ..ImportReport::default()
     };
     let track_of = track_lookup(score, representation, assignment);
+    let timing = straight_timing(score, representation);
     let steps_per_bar = representation.steps_per_bar() as u64;
     let mut segments = Vec::new();
     for span in meter_spans(score) {
@@ -145,12 +150,14 @@ pub fn score_to_piece(
                 report.outside_window += 1;
                 continue;
             }
-            if !grid.is_on_grid(note.start) {
+            let (onset, release, straightened) = timing(note);
+            report.straightened += usize::from(straightened);
+            if !grid.is_on_grid(onset) {
                 report.moved_to_grid += 1;
             }
-            let start = grid.step(note.start) - first_step;
+            let start = grid.step(onset).saturating_sub(first_step);
             // Every note lasts at least a step; none sounds past its span (into another meter).
-            let end = (grid.step(note.end) - first_step).min(span_steps).max(start + 1);
+            let end = grid.step(release).saturating_sub(first_step).min(span_steps).max(start + 1);
             placed.push(GridNote {
                 track,
                 start: start as usize,
@@ -171,10 +178,31 @@ pub fn score_to_piece(
             roll.place(note).expect("notes were fitted to the roll above");
             report.notes_placed += 1;
         }
-        tie_in_notes_from_before(score, span, grid, first_step, &track_of, &mut roll);
+        tie_in_notes_from_before(score, span, grid, first_step, &track_of, &timing, &mut roll);
         segments.push(roll);
     }
     ImportedPiece { segments, report }
+}
+
+/// A note's onset and release as the grid reads them, and whether they were straightened: a
+/// part swung off the grid (a shuffle, triplets on a 16th grid) is read straight, so that the
+/// model learns its groove rather than a 16th rhythm bent out of it, and *Swing* plays it
+/// swung again.
+fn straight_timing<'a>(
+    score: &'a Score,
+    representation: &Representation,
+) -> impl Fn(&ScoreNote) -> (u64, u64, bool) + 'a {
+    let (steps, quarters) = representation.steps_per_quarter();
+    let steps_per_quarter = steps as f64 / quarters as f64;
+    let swung: Vec<(u8, f64)> =
+        swung_channels(score).into_iter().filter(|&(_, late)| is_off_grid(late, steps_per_quarter)).collect();
+    move |note: &ScoreNote| match swung.iter().find(|(channel, _)| *channel == note.channel) {
+        Some(&(_, late)) => {
+            let tpq = score.ticks_per_quarter;
+            (straighten(note.start, tpq, late), straighten(note.end, tpq, late), true)
+        }
+        None => (note.start, note.end, false),
+    }
 }
 
 /// Two notes of one pitch quantised onto one step become one: the louder velocity and the
@@ -201,11 +229,12 @@ fn tie_in_notes_from_before(
     grid: Grid,
     first_step: u64,
     track_of: &impl Fn(&ScoreNote) -> Option<usize>,
+    timing: &impl Fn(&ScoreNote) -> (u64, u64, bool),
     roll: &mut Roll,
 ) {
     for note in score.notes.iter().filter(|note| note.start < span.start && note.end > span.start) {
         if let Some(track) = track_of(note) {
-            let length = grid.step(note.end).saturating_sub(first_step) as usize;
+            let length = grid.step(timing(note).1).saturating_sub(first_step) as usize;
             roll.place_tied_in(track, note.pitch, length);
         }
     }
@@ -441,6 +470,45 @@ mod tests {
         assert_eq!(piece.segments[0].notes(), vec![grid(0, 0, 60, 4), grid(0, 1, 64, 1), grid(0, 4, 62, 4)]);
         assert_eq!(piece.report.moved_to_grid, 2);
         assert_eq!(piece.report.notes_placed, 3);
+    }
+
+    #[test]
+    fn a_shuffled_part_is_read_straight_beside_a_straight_one_and_a_dotted_one_stays_as_written() {
+        let beat = u64::from(TPQ);
+        // Channel 0 shuffles (a triplet's first and last thirds, and once all three); channel
+        // 1 plays straight eighths; channel 2 a dotted rhythm, which the grid holds as it is.
+        let mut notes: Vec<ScoreNote> = (0..8)
+            .flat_map(|b| [note(0, 0, 60, b * beat, b * beat + 320), note(0, 0, 62, b * beat + 320, (b + 1) * beat)])
+            .collect();
+        notes.push(note(0, 0, 64, 8 * beat + 160, 8 * beat + 320));
+        notes.extend((0..16).map(|e| note(0, 1, 50, e * beat / 2, (e + 1) * beat / 2)));
+        notes.extend(
+            (0..8).flat_map(|b| {
+                [note(0, 2, 70, b * beat, b * beat + 360), note(0, 2, 72, b * beat + 360, (b + 1) * beat)]
+            }),
+        );
+        notes.sort_by_key(|n| (n.start, n.channel, n.pitch));
+        let representation = representation(vec![
+            TrackSpec::new("Shuffle", 0),
+            TrackSpec::new("Straight", 1),
+            TrackSpec::new("Dotted", 2),
+        ]);
+        let piece = score_to_piece(&score(notes, vec![]), &representation, TrackAssignment::ByChannel);
+        let roll = &piece.segments[0];
+        let onsets = |track: usize| -> Vec<usize> {
+            roll.notes().iter().filter(|n| n.track == track).map(|n| n.start % 4).collect()
+        };
+        assert!(
+            roll.notes().iter().filter(|n| n.track == 0 && n.start < 32).all(|n| n.length == 2),
+            "{:?}",
+            roll.notes()
+        );
+        assert_eq!(&onsets(0)[..16], &[0, 2].repeat(8)[..], "the shuffle's off-beats are the beats' middles");
+        assert_eq!(onsets(0)[16], 1, "a triplet's middle third is the beat's second 16th");
+        assert_eq!(onsets(1), [0, 2].repeat(8), "straight eighths are kept");
+        assert_eq!(onsets(2), [0, 3].repeat(8), "a dotted rhythm is kept");
+        assert_eq!(piece.report.straightened, 17);
+        assert_eq!(piece.report.moved_to_grid, 0, "read straight, every onset is on the grid");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod import;
 mod midi_file;
 mod piano_roll;
 mod representation;
+pub mod swing;
 
 pub use clip::{read_clip, Clip, ClipError, ClipFileError, Take, TakeNote, MOST_TAKE_BARS, MOST_TAKE_NOTES};
 pub use export::{pattern_to_midi, roll_to_midi, ticks_per_quarter_for};

@@ -377,6 +377,7 @@ fn loops_as_played(
                 temperature: args.temperature,
                 density: 0.0,
                 named: vec![],
+                style: None,
             };
             let looped = generator
                 .render_from(&request, &Source::default(), None)
@@ -536,14 +537,19 @@ fn loops_section(loops: &LoopMetrics) -> String {
 
 /// A model's training music on its grid: from `data`, or the folder `cargo xtask corpus`
 /// makes under the card's data name.
+/// The folder a model learnt from: `data`, or where `cargo xtask corpus` puts its corpus.
+pub fn training_folder(card: &dreamroll::model::ModelCard, data: Option<&Path>) -> PathBuf {
+    data.map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/corpus").join(&card.training.data),
+        Path::to_path_buf,
+    )
+}
+
 pub fn training_corpus(
     card: &dreamroll::model::ModelCard,
     data: Option<&Path>,
 ) -> anyhow::Result<dreamroll::corpus::Corpus> {
-    let data = data.map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/corpus").join(&card.training.data),
-        Path::to_path_buf,
-    );
+    let data = training_folder(card, data);
     Ok(read_folder(&data)
         .with_context(|| {
             format!("reading the training data (pass --data DIR; `cargo xtask corpus` makes {})", data.display())

@@ -15,15 +15,15 @@ use anyhow::{bail, Context};
 use clap::Args;
 use dreamroll::metrics::attributes::{spearman, Attribute};
 use dreamroll::metrics::voices::{VoiceAccumulator, VoiceStatistics};
-use dreamroll::model::card::{ModelCard, NamedKnob};
+use dreamroll::model::card::{ModelCard, NamedKnob, Style};
 use dreamroll::model::generator::{Generator, RenderRequest, CARD_FILE};
-use dreamroll::model::latent::noise;
+use dreamroll::model::latent::{noise, phrase_latents, Knobs};
 use dreamroll::model::rolls::DecodeOptions;
 use dreamroll::roll::Roll;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct KnobsArgs {
@@ -41,6 +41,79 @@ pub struct KnobsArgs {
     /// Write the knobs that pass into the model's card.
     #[arg(long)]
     write: bool,
+    /// Also learn the model's styles: each folder of the training data with at least
+    /// `MOST_STYLE_PHRASES` phrases (an MMA groove family, a game's soundtrack), as the region
+    /// where the encoder reads its phrases; checked by dreaming in each and reading back.
+    #[arg(long)]
+    styles: bool,
+}
+
+/// Fewer phrases than this say too little of a style's region to dream in.
+const LEAST_STYLE_PHRASES: usize = 16;
+
+/// The style a training file belongs to: the folder that holds it, below the data folder.
+pub fn style_of(path: &Path, root: &Path) -> Option<String> {
+    let parent = path.parent()?;
+    (parent != root && parent.starts_with(root)).then(|| parent.file_name()?.to_str().map(str::to_string)).flatten()
+}
+
+/// Each style's mean code and per-dimension spread (held to at most the prior's 1), from
+/// the codes of its phrases; styles with too few phrases are left out.
+pub fn styles_from(codes: &[(Option<String>, Vec<f32>)]) -> Vec<Style> {
+    let mut names: Vec<&String> = codes.iter().filter_map(|(style, _)| style.as_ref()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let of: Vec<&Vec<f32>> = codes.iter().filter(|(s, _)| s.as_ref() == Some(name)).map(|(_, c)| c).collect();
+            (of.len() >= LEAST_STYLE_PHRASES).then(|| {
+                let size = of[0].len();
+                let n = of.len() as f32;
+                let center: Vec<f32> = (0..size).map(|d| of.iter().map(|c| c[d]).sum::<f32>() / n).collect();
+                let spread: Vec<f32> = (0..size)
+                    .map(|d| (of.iter().map(|c| (c[d] - center[d]).powi(2)).sum::<f32>() / n).sqrt().min(1.0))
+                    .collect();
+                Style { name: name.clone(), center, spread, phrases: of.len() }
+            })
+        })
+        .collect()
+}
+
+/// The style whose region holds `code` best: the least squared distance from its centre in
+/// units of its spread (plus the log of the spread, as a Gaussian's likelihood weighs it).
+fn nearest_styles(code: &[f32], styles: &[Style]) -> Vec<usize> {
+    let mut scored: Vec<(f32, usize)> = styles
+        .iter()
+        .enumerate()
+        .map(|(i, style)| {
+            let cost = code
+                .iter()
+                .zip(&style.center)
+                .zip(&style.spread)
+                .map(|((z, c), s)| {
+                    let s = s.max(0.05);
+                    ((z - c) / s).powi(2) + 2.0 * s.ln()
+                })
+                .sum::<f32>();
+            (cost, i)
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    scored.into_iter().map(|(_, i)| i).collect()
+}
+
+/// How well the styles can be told apart: of `codes` (each with the style it should be),
+/// the share read as that style first, and among the first five.
+fn style_accuracy<'a>(codes: impl IntoIterator<Item = (usize, &'a Vec<f32>)>, styles: &[Style]) -> (f64, f64, usize) {
+    let (mut first, mut five, mut count) = (0usize, 0usize, 0usize);
+    for (truth, code) in codes {
+        let ranked = nearest_styles(code, styles);
+        first += usize::from(ranked[0] == truth);
+        five += usize::from(ranked.iter().take(5).any(|&i| i == truth));
+        count += 1;
+    }
+    (first as f64 / count.max(1) as f64, five as f64 / count.max(1) as f64, count)
 }
 
 /// Knob positions swept, in units of half the quartile gap.
@@ -104,9 +177,17 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
     let generator =
         Generator::from_dir(&args.model).with_context(|| format!("loading the model in {}", args.model.display()))?;
     let card = generator.card().clone();
-    let corpus = crate::eval::training_corpus(&card, args.data.as_deref())?;
+    let root = crate::eval::training_folder(&card, args.data.as_deref());
+    let corpus = crate::eval::training_corpus(&card, Some(&root))?;
     let bars = usize::from(card.representation.bars_per_phrase);
-    let phrases: Vec<Roll> = corpus.pieces.iter().flat_map(|(_, piece)| piece.phrases(bars, bars)).collect();
+    let (phrase_styles, phrases): (Vec<Option<String>>, Vec<Roll>) = corpus
+        .pieces
+        .iter()
+        .flat_map(|(path, piece)| {
+            let style = style_of(path, &root);
+            piece.phrases(bars, bars).into_iter().map(move |phrase| (style.clone(), phrase))
+        })
+        .unzip();
     let mut codes = Vec::with_capacity(phrases.len());
     for chunk in phrases.chunks(512) {
         match generator.encode(chunk)? {
@@ -216,11 +297,15 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
             passed,
         });
     }
+    let styles = match args.styles {
+        true => learn_styles(&generator, &phrase_styles, &codes, &args)?,
+        false => card.styles.clone(),
+    };
     let report = Report { model: card.name.clone(), corpus_phrases: phrases.len(), seeds: args.seeds, knobs: reports };
     print!("{}", markdown(&report));
     std::fs::write(args.model.join("knobs.json"), serde_json::to_string_pretty(&report)?)?;
     if args.write {
-        let card = ModelCard { named_knobs: passing, ..card };
+        let card = ModelCard { named_knobs: passing, styles, ..card };
         card.validate().context("the card with its named knobs")?;
         std::fs::write(args.model.join(CARD_FILE), card.to_json())
             .with_context(|| format!("writing {}", args.model.join(CARD_FILE).display()))?;
@@ -244,6 +329,7 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
                         temperature: None,
                         density: 0.0,
                         named: named.clone(),
+                        style: None,
                     };
                     values.extend(knob.attribute.measure(&written.render(&request)?));
                 }
@@ -258,6 +344,58 @@ pub fn run(args: KnobsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The styles of the corpus, and how far each can be told apart: the corpus's own phrases
+/// read by the nearest style region (the ceiling), then phrases dreamed in each style (one
+/// seed each) written, read back by the encoder and placed the same way.
+fn learn_styles(
+    generator: &Generator,
+    phrase_styles: &[Option<String>],
+    codes: &[Vec<f32>],
+    args: &KnobsArgs,
+) -> anyhow::Result<Vec<Style>> {
+    let labelled: Vec<(Option<String>, Vec<f32>)> = phrase_styles.iter().cloned().zip(codes.iter().cloned()).collect();
+    let styles = styles_from(&labelled);
+    if styles.len() < 2 {
+        bail!(
+            "{} style(s) with {LEAST_STYLE_PHRASES} phrases or more: styles need sub-folders of the data",
+            styles.len()
+        );
+    }
+    let index_of = |name: &str| styles.iter().position(|s| s.name == name);
+    let corpus = style_accuracy(
+        labelled.iter().filter_map(|(style, code)| style.as_deref().and_then(index_of).map(|i| (i, code))),
+        &styles,
+    );
+    let card = ModelCard { styles: styles.clone(), ..generator.card().clone() };
+    let options = DecodeOptions::from_card(&card.decoding);
+    let per_style = args.seeds.div_ceil(4).max(4);
+    let mut dreamed: Vec<(usize, Vec<f32>)> = Vec::new();
+    for (i, style) in styles.iter().enumerate() {
+        let knobs = Knobs { style: Some(style), ..Knobs::default() };
+        let latents: Vec<Vec<f32>> =
+            (0..per_style).map(|s| phrase_latents(&card, args.seed + s, knobs, 0.0, 1).swap_remove(0)).collect();
+        let written = generator.generate(&latents, &options, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
+        let read = generator.encode(&written)?.expect("a model with styles has an encoder");
+        dreamed.extend(read.into_iter().map(|code| (i, code)));
+    }
+    let written = style_accuracy(dreamed.iter().map(|(i, code)| (*i, code)), &styles);
+    println!(
+        "\n## styles: {} with {LEAST_STYLE_PHRASES}+ phrases\n\n| read back as its style | first | among the first 5 | phrases |\n|---|---|---|---|\n\
+         | the corpus's own phrases | {:.1} % | {:.1} % | {} |\n| dreamed in the style ({per_style} seeds each) | {:.1} % | {:.1} % | {} |\n\n\
+         chance: {:.1} % first, {:.1} % among 5",
+        styles.len(),
+        100.0 * corpus.0,
+        100.0 * corpus.1,
+        corpus.2,
+        100.0 * written.0,
+        100.0 * written.1,
+        written.2,
+        100.0 / styles.len() as f64,
+        500.0 / styles.len() as f64
+    );
+    Ok(styles)
 }
 
 fn markdown(report: &Report) -> String {
@@ -284,4 +422,37 @@ fn markdown(report: &Report) -> String {
         );
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_style_is_the_folder_below_the_data_that_holds_a_file() {
+        let root = Path::new("/data/band");
+        assert_eq!(style_of(&root.join("mma/bossanova/Bossa-ii-C.mid"), root).as_deref(), Some("bossanova"));
+        assert_eq!(style_of(&root.join("freedoom/D_E1M1.mid"), root).as_deref(), Some("freedoom"));
+        assert_eq!(style_of(&root.join("loose.mid"), root), None, "a file in the data folder itself has none");
+    }
+
+    #[test]
+    fn styles_are_the_mean_and_spread_of_their_codes_and_small_ones_are_left_out() {
+        let mut codes: Vec<(Option<String>, Vec<f32>)> = Vec::new();
+        for i in 0..LEAST_STYLE_PHRASES {
+            let x = if i % 2 == 0 { 1.0 } else { 3.0 };
+            codes.push((Some("rock".into()), vec![x, 0.0]));
+            codes.push((Some("bossa".into()), vec![-2.0, 10.0 * x]));
+        }
+        codes.push((Some("polka".into()), vec![0.0, 0.0]));
+        codes.push((None, vec![5.0, 5.0]));
+        let styles = styles_from(&codes);
+        assert_eq!(styles.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["bossa", "rock"]);
+        let rock = &styles[1];
+        assert_eq!((rock.center.clone(), rock.spread.clone(), rock.phrases), (vec![2.0, 0.0], vec![1.0, 0.0], 16));
+        assert_eq!(styles[0].spread, vec![0.0, 1.0], "a spread wider than the prior's is held to 1");
+        let near_rock = vec![2.1, 0.05];
+        assert_eq!(nearest_styles(&near_rock, &styles)[0], 1);
+        assert_eq!(style_accuracy([(1, &near_rock), (0, &near_rock)], &styles), (0.5, 1.0, 2));
+    }
 }

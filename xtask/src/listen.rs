@@ -102,6 +102,7 @@ fn calibrate_harmonise_biases(generator: Generator, training: &[Roll], seed: u64
                 temperature: None,
                 density: 0.0,
                 named: Vec::new(),
+                style: None,
             };
             written.push(generator.render_harmonised(&request, phrase, &[0])?);
         }
@@ -259,6 +260,7 @@ fn chord_following(generator: &Generator, renders: usize, seed: u64) -> anyhow::
             temperature: None,
             density: 0.0,
             named: Vec::new(),
+            style: None,
         };
         let (a, b) = (
             strong_beat_chord_tones(&generator.render_following(&request, &chords)?, &chords),
@@ -335,6 +337,7 @@ pub fn run(args: ListenArgs) -> anyhow::Result<()> {
         temperature,
         density: 0.0,
         named: Vec::new(),
+        style: None,
     };
 
     let latent_reconstruction_f1 = match generator.encode(&clips)? {

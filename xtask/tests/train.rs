@@ -209,6 +209,7 @@ fn the_voice_decoder_learns_and_writes_a_model_that_renders_voices() {
         temperature: None,
         density: 0.0,
         named: Vec::new(),
+        style: None,
     };
     let roll = generator.render(&request).unwrap();
     assert_eq!(roll.steps(), 6 * 16);
@@ -519,6 +520,7 @@ fn a_band_is_learned_as_lanes_a_bass_and_comping_voices_with_its_dynamics() {
         temperature: None,
         density: 0.0,
         named: Vec::new(),
+        style: None,
     };
     let roll = generator.render(&request).unwrap();
     let notes = roll.notes();

@@ -525,6 +525,7 @@ mod tests {
             temperature: None,
             density: 0.0,
             named: Vec::new(),
+            style: None,
         };
         assert!(!generator.render(&request).unwrap().notes().is_empty(), "and a model renders");
     }

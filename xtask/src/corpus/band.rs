@@ -233,43 +233,9 @@ pub struct Facts {
     pub drums: bool,
     pub channels: Vec<u8>,
     pub notes: usize,
-    /// Whether any part swings: see [`swung_channels`].
+    /// Whether any part swings: see [`dreamroll::roll::swing::swung_channels`].
     pub swing: bool,
     pub swung_channels: Vec<u8>,
-}
-
-/// The channels whose off-beat eighths land late: of the onsets a channel has on a beat's
-/// second half, most lie at 0.58-0.8 of the beat (a swung eighth at 0.6-0.67, a triplet's last
-/// third at 0.67, the dotted swing of older jazz at 0.75) rather than in its middle (0.44-0.56,
-/// a straight eighth), with at least 6 in either place, and the channel plays no sixteenth
-/// grid (onsets at 0.2-0.3 of the beat, which straight sixteenths at 0.75 come with; fewer
-/// than a quarter as many as the late ones). A strummed chord's notes, a few ticks apart each,
-/// count once. Swing is a part's, not a song's: a jazz ride swings over straight comping, and
-/// a band "swings" when any part does.
-fn swung_channels(score: &Score) -> Vec<u8> {
-    let tpq = u64::from(score.ticks_per_quarter);
-    let mut channels: Vec<u8> = score.notes.iter().map(|n| n.channel).collect();
-    channels.sort_unstable();
-    channels.dedup();
-    channels.retain(|&channel| {
-        let (mut straight, mut late, mut sixteenths, mut last) = (0usize, 0usize, 0usize, None);
-        for note in score.notes.iter().filter(|n| n.channel == channel) {
-            // A note within a twelfth of a beat of the one before is the same strum.
-            if last.replace(note.start).is_some_and(|at| note.start < at + tpq / 12) {
-                continue;
-            }
-            let phase = (note.start % tpq) as f64 / tpq as f64;
-            if (0.44..=0.56).contains(&phase) {
-                straight += 1;
-            } else if (0.58..=0.8).contains(&phase) {
-                late += 1;
-            } else if (0.2..=0.3).contains(&phase) {
-                sixteenths += 1;
-            }
-        }
-        straight + late >= 6 && late > straight && sixteenths * 4 < late
-    });
-    channels
 }
 
 pub fn facts(score: &Score) -> Facts {
@@ -288,7 +254,8 @@ pub fn facts(score: &Score) -> Facts {
     let mut channels: Vec<u8> = score.notes.iter().map(|n| n.channel).collect();
     channels.sort_unstable();
     channels.dedup();
-    let swung = swung_channels(score);
+    let swung: Vec<u8> =
+        dreamroll::roll::swing::swung_channels(score).into_iter().map(|(channel, _)| channel).collect();
     Facts {
         meters,
         tempo_bpm,

@@ -86,6 +86,7 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
         macro_knobs: Vec::new(),
         // Learned afterwards from the trained encoder: `cargo xtask knobs --write`.
         named_knobs: Vec::new(),
+        styles: Vec::new(),
         training: TrainingInfo {
             data: config.data.file_name().unwrap_or_default().to_string_lossy().into_owned(),
             terms: shape.data_terms.clone(),
