@@ -386,14 +386,17 @@ pub fn bar_chords(roll: &Roll) -> Vec<PitchClasses> {
         .collect()
 }
 
-/// Of the notes that start on a strong beat, how many are tones of their bar's chord
-/// (`chords[bar % chords.len()]`): (chord tones, notes).
+/// Of the pitched notes that start on a strong beat, how many are tones of their bar's chord
+/// (`chords[bar % chords.len()]`): (chord tones, notes). Drums have no pitch to be one.
 pub fn strong_beat_chord_tones(roll: &Roll, chords: &[PitchClasses]) -> (usize, usize) {
     if chords.is_empty() {
         return (0, 0);
     }
-    let (strong, bar) = (strong_beat_steps(roll.representation()), roll.representation().steps_per_bar());
-    roll.notes().iter().filter(|note| note.start % strong == 0).fold((0, 0), |(tones, all), note| {
+    let representation = roll.representation();
+    let (strong, bar) = (strong_beat_steps(representation), representation.steps_per_bar());
+    let on_strong_beats =
+        |note: &&crate::roll::GridNote| note.start % strong == 0 && !representation.tracks[note.track].is_drum;
+    roll.notes().iter().filter(on_strong_beats).fold((0, 0), |(tones, all), note| {
         (tones + usize::from(contains(chords[(note.start / bar) % chords.len()], note.pitch)), all + 1)
     })
 }
@@ -479,6 +482,12 @@ mod tests {
         // Strong beats: 0 (C in C), 8 (F in C: no), 16 (G in G), 24 (A in G: no); 4 is weak.
         assert_eq!(strong_beat_chord_tones(&roll, &[c, g]), (2, 4));
         assert_eq!(bar_chords(&roll), vec![pitch_classes([60, 62, 65]), pitch_classes([67, 69])]);
+        let mut kit = crate::model::card::test_card().representation;
+        kit.tracks[1] = crate::roll::TrackSpec::drums("Snare", vec![50]);
+        let mut with_drums = Roll::new(Arc::new(kit), 32);
+        with_drums.place(GridNote { track: 0, start: 0, pitch: 60, length: 4, velocity: 90 }).unwrap();
+        with_drums.place(GridNote { track: 1, start: 8, pitch: 50, length: 1, velocity: 90 }).unwrap();
+        assert_eq!(strong_beat_chord_tones(&with_drums, &[c]), (1, 1), "a drum is no chord tone, nor a wrong note");
     }
 
     /// A melody on the test grid (4/4, 4 steps a beat, pitches 48..72).

@@ -233,6 +233,8 @@ struct ChordFollowing {
     without_chords: f64,
     strong_beat_notes_with: usize,
     strong_beat_notes_without: usize,
+    /// The same, following the chords, part by part (a band's bass and comping apart).
+    by_part: Vec<(String, f64, usize)>,
 }
 
 /// The progressions followed, a chord a bar, in C; each render transposes one.
@@ -243,6 +245,10 @@ const PROGRESSIONS: [[&str; 4]; 4] =
 fn chord_following(generator: &Generator, renders: usize, seed: u64) -> anyhow::Result<ChordFollowing> {
     let bars = 8;
     let (mut with, mut without) = ((0, 0), (0, 0));
+    let representation = &generator.card().representation;
+    let parts: Vec<Vec<usize>> =
+        representation.parts().into_iter().filter(|part| !representation.tracks[part[0]].is_drum).collect();
+    let mut by_part = vec![(0, 0); parts.len()];
     for k in 0..renders {
         let shift = (k * 7 % 12) as u32;
         let chords: Vec<u16> = PROGRESSIONS[k % PROGRESSIONS.len()]
@@ -262,10 +268,15 @@ fn chord_following(generator: &Generator, renders: usize, seed: u64) -> anyhow::
             named: Vec::new(),
             style: None,
         };
+        let following = generator.render_following(&request, &chords)?;
         let (a, b) = (
-            strong_beat_chord_tones(&generator.render_following(&request, &chords)?, &chords),
+            strong_beat_chord_tones(&following, &chords),
             strong_beat_chord_tones(&generator.render(&request)?, &chords),
         );
+        for (part, sum) in parts.iter().zip(by_part.iter_mut()) {
+            let (tones, all) = strong_beat_chord_tones(&following.only_notes(|n| part.contains(&n.track)), &chords);
+            *sum = (sum.0 + tones, sum.1 + all);
+        }
         with = (with.0 + a.0, with.1 + a.1);
         without = (without.0 + b.0, without.1 + b.1);
     }
@@ -277,6 +288,11 @@ fn chord_following(generator: &Generator, renders: usize, seed: u64) -> anyhow::
         without_chords: share(without),
         strong_beat_notes_with: with.1,
         strong_beat_notes_without: without.1,
+        by_part: parts
+            .iter()
+            .zip(by_part)
+            .map(|(part, counts)| (representation.part_name(part), share(counts), counts.1))
+            .collect(),
     })
 }
 
@@ -447,6 +463,11 @@ fn markdown(report: &ListenReport) -> String {
             100.0 * f.without_chords,
             f.strong_beat_notes_without
         );
+        if f.by_part.len() > 1 {
+            for (name, share, notes) in &f.by_part {
+                text += &format!("  {name}: {:.1} % of {notes} strong-beat notes on the chord\n", 100.0 * share);
+            }
+        }
     }
     if let Some(h) = &report.harmonise {
         let ((phrases, phrase_bars), (pieces, piece_bars)) = (h.phrase_keys.share(), h.piece_keys.share());
