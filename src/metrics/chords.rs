@@ -395,7 +395,7 @@ pub fn strong_beat_chord_tones(roll: &Roll, chords: &[PitchClasses]) -> (usize, 
     let representation = roll.representation();
     let (strong, bar) = (strong_beat_steps(representation), representation.steps_per_bar());
     let on_strong_beats =
-        |note: &&crate::roll::GridNote| note.start % strong == 0 && !representation.tracks[note.track].is_drum;
+        |note: &&crate::roll::GridNote| note.start.is_multiple_of(strong) && !representation.tracks[note.track].is_drum;
     roll.notes().iter().filter(on_strong_beats).fold((0, 0), |(tones, all), note| {
         (tones + usize::from(contains(chords[(note.start / bar) % chords.len()], note.pitch)), all + 1)
     })
