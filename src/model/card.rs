@@ -81,6 +81,13 @@ impl TrackLatents {
             }
         }
     }
+
+    /// Whether a latent of `latent` splits into these latents for `tracks` tracks exactly,
+    /// each track with a private part where the mode gives one.
+    pub fn fits(self, latent: usize, tracks: usize) -> bool {
+        let (shared, private) = self.split(latent, tracks);
+        shared + private * tracks == latent && (self == TrackLatents::Composer || private > 0)
+    }
 }
 
 /// Network sizes. `patch` is the side of the square convolution patches (steps x semitones)
@@ -394,10 +401,7 @@ impl ModelCard {
             return Err(field("architecture.track_latents", "set for the musegan preset, and only for it"));
         }
         if let Some(mode) = arch.track_latents {
-            let (shared, private) = mode.split(self.latent_size, representation.track_count());
-            if shared + private * representation.track_count() != self.latent_size
-                || (mode != TrackLatents::Composer && private == 0)
-            {
+            if !mode.fits(self.latent_size, representation.track_count()) {
                 return Err(field(
                     "latent_size",
                     format!(
@@ -765,6 +769,14 @@ mod tests {
             test_card(),
             "cards from before named knobs still load"
         );
+    }
+
+    #[test]
+    fn track_latents_fit_a_latent_that_splits_evenly() {
+        assert!(TrackLatents::Hybrid.fits(30, 3) && TrackLatents::Hybrid.fits(36, 3));
+        assert!(!TrackLatents::Hybrid.fits(32, 3), "16 shared and 3 x 5 private leave one over");
+        assert!(TrackLatents::Jamming.fits(32, 4) && !TrackLatents::Jamming.fits(2, 4));
+        assert!(TrackLatents::Composer.fits(7, 3));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::budget::{stage, CalibrationPlan};
 use super::data::TrainingData;
 use super::objective::Objective;
 use super::{checkpoint, plot, prior, prior_latents, representation_of, LoopState, RunConfig};
-use anyhow::Context;
+use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
 use dreamroll::metrics::voices::{VoiceAccumulator, VoiceSummary};
 use dreamroll::model::card::BIAS_LIMIT;
@@ -99,6 +99,20 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             ..TrainingInfo::default()
         },
     };
+    if let Some(mode) = card.architecture.track_latents {
+        let tracks = card.representation.track_count();
+        if !mode.fits(card.latent_size, tracks) {
+            let near: Vec<String> = (1..=2 * card.latent_size)
+                .filter(|&latent| mode.fits(latent, tracks) && latent.abs_diff(card.latent_size) <= 12)
+                .map(|latent| latent.to_string())
+                .collect();
+            bail!(
+                "--latent {}: {mode:?} latents do not split evenly over {tracks} tracks; try --latent {}",
+                card.latent_size,
+                near.join(" or ")
+            );
+        }
+    }
     card.validate().context("the training options make an invalid model card")?;
     Ok(card)
 }
