@@ -551,7 +551,7 @@ fn loops_of_every_length_come_round_in_the_plugin_as_render_writes_them() {
 
 /// Parameters that may leave the notes and the preview's audio alone when moved from their
 /// default with nothing else changed, each with the reason. Anything not here must be heard.
-const HEARD_ONLY_WITH_MORE: [(&str, &str); 8] = [
+const HEARD_ONLY_WITH_MORE: [(&str, &str); 9] = [
     ("Hold", "freezes the pattern playing: it changes when a new pattern comes, not what plays"),
     ("Key", "the tonic of the scale notes are locked to; the default scale, Chromatic, holds every pitch on any tonic"),
     ("Source", "every source but Dream reads a clip or a held chord; with neither, the pattern playing stays"),
@@ -560,6 +560,7 @@ const HEARD_ONLY_WITH_MORE: [(&str, &str); 8] = [
     ("Take length", "the length of a take recorded from what is played in"),
     ("Distance", "how far Vary goes from the clip; Dream, the default source, has no clip"),
     ("Morph", "moves between morph points A and B, which the editor stores; none are stored here"),
+    ("Style", "dreams in one of the styles a model learnt from its data's folders; the default model has none"),
 ];
 
 /// What a few bars sound like from the song's start: the notes, and the preview's samples.

@@ -552,6 +552,31 @@ mod tests {
     use crate::model::default_generator;
 
     #[test]
+    fn style_steps_name_the_models_styles_shown_and_read_back_by_name() {
+        let generator = default_generator().unwrap();
+        let mut card = generator.card().clone();
+        let style = |name: &str| crate::model::card::Style {
+            name: name.into(),
+            center: vec![0.0; card.latent_size],
+            spread: vec![1.0; card.latent_size],
+            phrases: 20,
+        };
+        card.styles = vec![style("60srock"), style("bossanova")];
+        let params = DreamrollParams::default();
+        assert_eq!(params.style.to_string(), "Any", "before any model, and at 0");
+        params.style_names.show(card.styles.iter().map(|s| &s.name));
+        let text = |step: i32| params.style_names.text(step);
+        assert_eq!((text(0), text(2), text(3)), ("Any".into(), "bossanova".into(), "Style 3".into()));
+        assert_eq!(params.style_names.step("BossaNova"), Some(2));
+        assert_eq!(params.style_names.step("Style 7"), Some(7));
+        assert_eq!(params.style_names.step("any"), Some(0));
+        assert_eq!(style_of(2, &card).as_deref(), Some("bossanova"));
+        assert_eq!(style_of(0, &card), None);
+        assert_eq!(style_of(9, &card), None, "a step past the model's styles dreams anywhere");
+        assert_eq!(settings_for(&params, &card).request.style, None);
+    }
+
+    #[test]
     fn default_parameters_ask_for_what_render_makes_by_default() {
         let generator = default_generator().unwrap();
         let card = generator.card();
