@@ -80,6 +80,26 @@ fn swing_moves_the_off_beat_eighths_of_the_file_and_nothing_else() {
 }
 
 #[test]
+fn the_band_model_grooves_in_a_style_morphs_into_another_and_its_kit_plays_on_channel_ten() {
+    let dir = tempfile::tempdir().unwrap();
+    let band = concat!(env!("CARGO_MANIFEST_DIR"), "/models/band");
+    let base = ["--model", band, "--bars", "4", "--seed", "3", "--style", "60srock"];
+    let score = |extra: &[&str]| {
+        dreamroll::roll::read_midi(&render(dir.path(), "b.mid", &[&base[..], extra].concat())).unwrap()
+    };
+    let rock = score(&[]);
+    let kit: Vec<u8> = rock.notes.iter().filter(|n| n.channel == 9).map(|n| n.pitch).collect();
+    assert!(kit.len() >= 8 && kit.iter().all(|p| (27..=87).contains(p)), "General MIDI drums on channel 10: {kit:?}");
+    assert!(rock.notes.iter().any(|n| n.channel != 9), "and the bass and comping beside them");
+    let bossa = score(&["--morph", "1", "--morph-to", "style=bossanova"]);
+    assert_ne!(rock.notes, bossa.notes, "a morph all the way to bossanova is another groove");
+    assert_eq!(score(&["--morph", "0", "--morph-to", "style=bossanova"]).notes.len(), rock.notes.len());
+    let error = dreamroll(&[&["render", "-o", "/tmp/x.mid"], &base[..6], &["--style", "no-such-style"]].concat());
+    let said = String::from_utf8_lossy(&error.stderr);
+    assert!(!error.status.success() && said.contains("model band has") && said.contains("bossanova"), "{said}");
+}
+
+#[test]
 fn inspect_describes_a_model() {
     let output = dreamroll(&["inspect", concat!(env!("CARGO_MANIFEST_DIR"), "/models/chorales-satb")]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
