@@ -243,7 +243,7 @@ fn a_saved_project_reopens_playing_the_same_notes_even_without_its_model_folder(
     }
 
     // A project that uses the copied model: switch to it the way a host restores a project,
-    // then move knobs, take a new seed and humanise, and play.
+    // then move knobs, take a new seed, humanise and swing, and play.
     let mut original = ClapInstance::load(clap);
     let session: serde_json::Value = serde_json::json!({
         "schema_version": 1, "model": {"folder": folder}, "takes": 0,
@@ -256,6 +256,7 @@ fn a_saved_project_reopens_playing_the_same_notes_even_without_its_model_folder(
     let changes = [
         original.change("Knob 2", "-1.25"),
         original.change("Humanise", "60"),
+        original.change("Swing", "66"),
         original.change("Loop length", "4 bars"),
         original.change("New seed", "On"),
     ];
