@@ -28,16 +28,7 @@ fn render_eight_bars(c: &mut Criterion) {
             |b| {
                 b.iter(|| {
                     seed += 1;
-                    let request = RenderRequest {
-                        bars: 8,
-                        seed,
-                        knobs: vec![0.5, -1.0],
-                        variation: 0.3,
-                        temperature: None,
-                        density: 0.0,
-                        named: Vec::new(),
-                        style: None,
-                    };
+                    let request = RenderRequest { knobs: vec![0.5, -1.0], ..RenderRequest::new(8, seed) };
                     generator.render(&request).expect("renders")
                 })
             },
@@ -85,16 +76,7 @@ fn capture_to_varied_pattern(c: &mut Criterion) {
                     let take = recorder
                         .feed(CaptureEvent::BarEnded { bar: 3, meter: Meter::COMMON, whole: true })
                         .expect("the take");
-                    let request = RenderRequest {
-                        bars: 4,
-                        seed,
-                        knobs: Vec::new(),
-                        variation: 0.3,
-                        temperature: None,
-                        density: 0.0,
-                        named: Vec::new(),
-                        style: None,
-                    };
+                    let request = RenderRequest::new(4, seed);
                     let clip = generator.read_take(&take, request.bars).expect("a readable take");
                     build_pattern(&generator.render_from(&request, &source, Some(&clip)).expect("renders"), &voicing)
                 },

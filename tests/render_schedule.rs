@@ -51,16 +51,7 @@ fn file_ons(midi: &[u8], bpm: f64, rate: f64) -> Vec<(u64, u8, u8)> {
 }
 
 fn request() -> RenderRequest {
-    RenderRequest {
-        bars: 8,
-        seed: 42,
-        knobs: vec![1.0],
-        variation: 0.3,
-        temperature: None,
-        density: 0.0,
-        named: Vec::new(),
-        style: None,
-    }
+    RenderRequest { knobs: vec![1.0], ..RenderRequest::new(8, 42) }
 }
 
 fn plain_voicing(channels: Vec<u8>, swing: Swing) -> PatternOptions {

@@ -221,14 +221,8 @@ mod tests {
 
     #[test]
     fn drums_keep_their_sounds_under_transposition_and_scale_lock() {
-        let representation = Arc::new(Representation {
-            steps_per_beat: 4,
-            meter: Meter::COMMON,
-            bars_per_phrase: 1,
-            lowest_pitch: 36,
-            pitch_count: 24,
-            tracks: vec![TrackSpec::new("Bass", 0), TrackSpec::drums("Snare", vec![37, 38])],
-        });
+        let representation =
+            crate::roll::one_bar_grid(vec![TrackSpec::new("Bass", 0), TrackSpec::drums("Snare", vec![37, 38])]);
         let mut roll = Roll::new(representation, 16);
         roll.place(GridNote { track: 0, start: 0, pitch: 37, length: 2, velocity: 90 }).unwrap();
         roll.place(GridNote { track: 1, start: 4, pitch: 37, length: 1, velocity: 90 }).unwrap();

@@ -311,6 +311,10 @@ fn finite_tensors(weights: &[u8]) -> Result<std::collections::HashMap<String, Te
     Ok(tensors)
 }
 
+/// How far each phrase wanders from the one before until a producer turns it: the plugin's
+/// sound, which `dreamroll render` and `cargo xtask eval` play too.
+pub const DEFAULT_VARIATION: f32 = 0.3;
+
 /// What to make: the same request gives the same notes, in the CLI and in the plugin.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RenderRequest {
@@ -337,6 +341,21 @@ pub struct RenderRequest {
 }
 
 impl RenderRequest {
+    /// `bars` bars of `seed` as the plugin and `dreamroll render` dream them by default: no
+    /// knob turned, each phrase wandering 30 % from the one before, the model's temperature.
+    pub fn new(bars: usize, seed: u64) -> RenderRequest {
+        RenderRequest {
+            bars,
+            seed,
+            knobs: Vec::new(),
+            variation: DEFAULT_VARIATION,
+            temperature: None,
+            density: 0.0,
+            named: Vec::new(),
+            style: None,
+        }
+    }
+
     pub fn steering<'a>(&'a self, card: &'a ModelCard) -> super::latent::Knobs<'a> {
         let style = self.style.as_deref().and_then(|name| card.style(name).ok());
         super::latent::Knobs { macros: &self.knobs, named: &self.named, style }

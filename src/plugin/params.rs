@@ -8,7 +8,7 @@ use crate::engine::pattern::{PatternOptions, Scale};
 use crate::engine::worker::Settings;
 use crate::metrics::attributes::Attribute;
 use crate::model::card::{ModelCard, MOST_STYLES};
-use crate::model::generator::RenderRequest;
+use crate::model::generator::{RenderRequest, DEFAULT_VARIATION};
 use crate::model::source::{Morph, Source, SourceMode};
 use crate::roll::swing::Swing;
 use nice_plug::prelude::*;
@@ -27,10 +27,6 @@ pub const TRACK_SLOTS: usize = 8;
 /// Most seeds the seed parameter can name; large enough never to repeat by hand, small
 /// enough that a host's normalised value lands on each integer exactly.
 pub const MAX_SEED: i32 = 99_999;
-
-/// How far each phrase wanders from the one before until a producer turns it: the plugin's
-/// sound, which `dreamroll render` and `cargo xtask eval` play too.
-pub const DEFAULT_VARIATION: f32 = 0.3;
 
 #[derive(Params)]
 pub struct DreamrollParams {

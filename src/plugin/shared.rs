@@ -88,11 +88,7 @@ pub struct StyleNames(Mutex<Vec<String>>);
 
 impl StyleNames {
     pub fn show(&self, names: impl IntoIterator<Item = impl AsRef<str>>) {
-        let names: Vec<String> = names.into_iter().map(|name| name.as_ref().to_string()).collect();
-        let mut shown = lock(&self.0);
-        if *shown != names {
-            *shown = names;
-        }
+        *lock(&self.0) = names.into_iter().map(|name| name.as_ref().to_string()).collect();
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -16,6 +16,8 @@ pub use midi_file::{
     read_midi, write_midi, MidiError, Score, ScoreNote, TrackToWrite, MAX_QUARTERS, MOST_MIDI_FILE_BYTES,
 };
 pub use piano_roll::{GridNote, PlaceError, Roll};
+#[cfg(test)]
+pub(crate) use representation::one_bar_grid;
 pub use representation::{
     Meter, Representation, RepresentationError, TrackSpec, DRUM_CHANNEL, MAX_BEATS_PER_BAR, MAX_STEPS_PER_BEAT,
 };

@@ -391,14 +391,8 @@ mod tests {
 
     #[test]
     fn transposing_leaves_drums_where_they_are() {
-        let representation = Arc::new(Representation {
-            steps_per_beat: 4,
-            meter: Meter::COMMON,
-            bars_per_phrase: 1,
-            lowest_pitch: 36,
-            pitch_count: 24,
-            tracks: vec![TrackSpec::drums("Kick", vec![36]), TrackSpec::new("Bass", 0)],
-        });
+        let representation =
+            crate::roll::one_bar_grid(vec![TrackSpec::drums("Kick", vec![36]), TrackSpec::new("Bass", 0)]);
         let mut roll = Roll::new(representation, 16);
         roll.place(GridNote { track: 0, start: 0, pitch: 36, length: 1, velocity: 100 }).unwrap();
         roll.place(GridNote { track: 1, start: 0, pitch: 40, length: 4, velocity: 80 }).unwrap();

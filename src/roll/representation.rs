@@ -305,6 +305,20 @@ impl Representation {
     }
 }
 
+/// One bar of 4/4 in 16ths over pitches 36..60, with `tracks`: the small grid the tests of
+/// bands (a bass beside drum lanes) play on.
+#[cfg(test)]
+pub(crate) fn one_bar_grid(tracks: Vec<TrackSpec>) -> std::sync::Arc<Representation> {
+    std::sync::Arc::new(Representation {
+        steps_per_beat: 4,
+        meter: Meter::COMMON,
+        bars_per_phrase: 1,
+        lowest_pitch: 36,
+        pitch_count: 24,
+        tracks,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,11 +11,11 @@ use dreamroll::metrics::seams::{played_twice, JunctionAccumulator, JunctionSumma
 use dreamroll::metrics::two_sample::classifier_accuracy;
 use dreamroll::metrics::voices::{VoiceStatistics, VoiceSummary};
 use dreamroll::metrics::{copy_rate, MetricsAccumulator, MetricsSummary};
+use dreamroll::model::generator::DEFAULT_VARIATION;
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::model::latent::noise;
 use dreamroll::model::rolls::DecodeOptions;
 use dreamroll::model::source::Source;
-use dreamroll::plugin::params::DEFAULT_VARIATION;
 use dreamroll::roll::{Meter, Representation, Roll, TrackAssignment};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

@@ -94,16 +94,7 @@ fn calibrate_harmonise_biases(generator: Generator, training: &[Roll], seed: u64
     let harmonised = |generator: &Generator| -> anyhow::Result<VoiceStatistics> {
         let mut written = Vec::with_capacity(training.len());
         for (k, phrase) in training.iter().enumerate() {
-            let request = RenderRequest {
-                bars,
-                seed: seed + k as u64,
-                knobs: Vec::new(),
-                variation: 0.3,
-                temperature: None,
-                density: 0.0,
-                named: Vec::new(),
-                style: None,
-            };
+            let request = RenderRequest::new(bars, seed + k as u64);
             written.push(generator.render_harmonised(&request, phrase, &[0])?);
         }
         Ok(lower_parts(&written))
@@ -258,16 +249,7 @@ fn chord_following(generator: &Generator, renders: usize, seed: u64) -> anyhow::
             })
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?;
-        let request = RenderRequest {
-            bars,
-            seed: seed + k as u64,
-            knobs: Vec::new(),
-            variation: 0.3,
-            temperature: None,
-            density: 0.0,
-            named: Vec::new(),
-            style: None,
-        };
+        let request = RenderRequest::new(bars, seed + k as u64);
         let following = generator.render_following(&request, &chords)?;
         let (a, b) = (
             strong_beat_chord_tones(&following, &chords),

@@ -202,14 +202,8 @@ fn the_voice_decoder_learns_and_writes_a_model_that_renders_voices() {
     assert_eq!(generator.card().preset.to_string(), "voices");
     assert_eq!(generator.card().macro_knobs.len(), 8, "knobs from the encoder's means");
     let request = dreamroll::model::generator::RenderRequest {
-        bars: 6,
-        seed: 4,
         knobs: vec![1.0],
-        variation: 0.3,
-        temperature: None,
-        density: 0.0,
-        named: Vec::new(),
-        style: None,
+        ..dreamroll::model::generator::RenderRequest::new(6, 4)
     };
     let roll = generator.render(&request).unwrap();
     assert_eq!(roll.steps(), 6 * 16);
@@ -512,16 +506,7 @@ fn a_band_is_learned_as_lanes_a_bass_and_comping_voices_with_its_dynamics() {
     );
     let snare = &card.decoding.dynamics[5];
     assert!(snare.len() >= 2 && snare[0] < 50 && *snare.last().unwrap() > 90, "ghost notes and backbeats: {snare:?}");
-    let request = dreamroll::model::generator::RenderRequest {
-        bars: 8,
-        seed: 2,
-        knobs: Vec::new(),
-        variation: 0.3,
-        temperature: None,
-        density: 0.0,
-        named: Vec::new(),
-        style: None,
-    };
+    let request = dreamroll::model::generator::RenderRequest::new(8, 2);
     let roll = generator.render(&request).unwrap();
     let notes = roll.notes();
     for note in &notes {

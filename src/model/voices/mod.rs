@@ -59,7 +59,6 @@ impl VoiceShape {
 pub struct VoiceDecoder {
     pub network: VoiceNetwork,
     sampler: VoiceSampler,
-    kit: Kit,
     /// Per track, the velocity of each loudness level at `default_velocity` (the card's
     /// `decoding.dynamics`); empty for a decoder without levels.
     dynamics: Vec<Vec<u8>>,
@@ -98,13 +97,11 @@ impl VoiceDecoder {
     pub fn new(card: &ModelCard, vb: VarBuilder) -> Result<VoiceDecoder> {
         let shape =
             VoiceShape::of(card).ok_or_else(|| candle_core::Error::Msg("a voices card without voice sizes".into()))?;
-        let kit = Kit::of(&card.representation);
         let network = VoiceNetwork::new(shape, vb)?;
-        let sampler = VoiceSampler::new(&network, kit.clone())?;
+        let sampler = VoiceSampler::new(&network, Kit::of(&card.representation))?;
         Ok(VoiceDecoder {
             network,
             sampler,
-            kit,
             dynamics: card.decoding.dynamics.clone(),
             default_velocity: card.decoding.default_velocity,
         })
@@ -141,7 +138,7 @@ impl VoiceDecoder {
 
     /// The sampler reads tabulated weights: after the trainer changes them, tabulate again.
     pub fn refresh(&mut self) -> Result<()> {
-        self.sampler = VoiceSampler::new(&self.network, self.kit.clone())?;
+        self.sampler = VoiceSampler::new(&self.network, self.sampler.kit().clone())?;
         Ok(())
     }
 

@@ -200,6 +200,11 @@ pub struct VoiceSampler {
 pub type Given = [Vec<Option<u32>>];
 
 impl VoiceSampler {
+    /// The drum rows each voice may strike (`None` for a pitched voice).
+    pub fn kit(&self) -> &Kit {
+        &self.kit
+    }
+
     pub fn new(network: &VoiceNetwork, kit: Kit) -> Result<VoiceSampler> {
         let s = network.shape;
         let features = s.voice_features();
