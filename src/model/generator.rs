@@ -15,7 +15,7 @@ use super::voices::network::VoiceNetwork;
 use super::voices::sampler::Sampling;
 use super::voices::sampler::{ChordGuide, ALL_PITCH_CLASSES, GUIDE_BARS};
 use super::voices::seams::{given_around, seams, window, write_back};
-use super::voices::tokens::{roll_to_tokens, tokens_to_roll, REST};
+use super::voices::tokens::{tokens_to_roll, REST};
 use super::voices::{VoiceDecoder, DENSITY_LOGITS as VOICE_DENSITY_LOGITS};
 use crate::files::{read_limited, FileError};
 use crate::metrics::chords::{
@@ -406,33 +406,33 @@ impl Generator {
         chords: Option<&[PitchClasses]>,
     ) -> candle_core::Result<Roll> {
         let options = self.request_options(request);
-        let steps_per_bar = self.card.representation.steps_per_bar();
-        let phrases = match &self.network {
-            // Each phrase draws from a stream named by the seed and its own latent, so that the
-            // same latent plays the same phrase: with no variation the loop repeats exactly, at
-            // any temperature. Phrases start from silence, as the decoder learnt them; the
-            // seams are joined afterwards.
-            Network::Voices(decoder) => {
-                let representation = Arc::new(self.card.representation.clone());
-                let bars_per_phrase = usize::from(representation.bars_per_phrase);
-                let mut phrases = Vec::with_capacity(latents.len());
-                for (k, z) in latents.iter().enumerate() {
-                    let guide = chords.map(|chords| self.chord_guide(chords, k * bars_per_phrase..));
-                    phrases.extend(decoder.phrases(
-                        &representation,
-                        std::slice::from_ref(z),
-                        voice_sampling(&DecodeOptions { guide, ..options.clone() }),
-                        options.velocity,
-                        &self.learned,
-                        &mut phrase_stream(request.seed, z),
-                    )?);
-                }
-                phrases
-            }
-            _ => self.generate(latents, &options, &mut rand_chacha::ChaCha8Rng::seed_from_u64(request.seed))?,
+        let loop_steps = request.bars.max(1) * self.card.representation.steps_per_bar();
+        let Network::Voices(decoder) = &self.network else {
+            let phrases =
+                self.generate(latents, &options, &mut rand_chacha::ChaCha8Rng::seed_from_u64(request.seed))?;
+            return Ok(Roll::concat(&phrases).expect("at least one phrase").slice(0..loop_steps));
         };
-        let whole = Roll::concat(&phrases).expect("at least one phrase");
-        self.join_seams(whole.slice(0..request.bars.max(1) * steps_per_bar), latents, request, chords)
+        // Each phrase draws from a stream named by the seed and its own latent, so that the
+        // same latent plays the same phrase: with no variation the loop repeats exactly, at any
+        // temperature. Phrases start from silence, as the decoder learnt them; the seams are
+        // joined afterwards, and the loop is voiced once it is whole.
+        let representation = Arc::new(self.card.representation.clone());
+        let bars_per_phrase = usize::from(representation.bars_per_phrase);
+        let mut tokens = Vec::with_capacity(latents.len() * representation.steps_per_phrase());
+        for (k, z) in latents.iter().enumerate() {
+            let guide = chords.map(|chords| self.chord_guide(chords, k * bars_per_phrase..));
+            tokens.extend(decoder.unlearned_tokens(
+                &representation,
+                z,
+                &[],
+                voice_sampling(&DecodeOptions { guide, ..options.clone() }),
+                options.velocity,
+                &self.learned,
+                &mut phrase_stream(request.seed, z),
+            )?);
+        }
+        tokens.truncate(loop_steps);
+        self.join_seams(decoder, &representation, tokens, latents, request, chords)
     }
 
     /// The loop with each phrase's opening — up to its first strong beat after the downbeat —
@@ -445,25 +445,24 @@ impl Generator {
     /// cannot keep what is around a seam: their loops play as decoded.
     fn join_seams(
         &self,
-        joined: Roll,
+        decoder: &VoiceDecoder,
+        representation: &Arc<Representation>,
+        mut tokens: Vec<Vec<u32>>,
         latents: &[Vec<f32>],
         request: &RenderRequest,
         chords: Option<&[PitchClasses]>,
     ) -> candle_core::Result<Roll> {
-        let Some(decoder) = self.voice_decoder() else { return Ok(joined) };
         // A note the wrap's seam holds from the loop's last step into its first would be cut
         // at the loop's end, leaving its downbeat silent: the loop plays it struck afresh.
         let as_played = |tokens: &[Vec<u32>]| window(tokens, 0, tokens.len());
-        let representation = joined.representation().clone();
         let (steps_per_bar, bars_per_phrase) =
             (representation.steps_per_bar(), usize::from(representation.bars_per_phrase));
-        let loop_bars = joined.steps() / steps_per_bar;
+        let loop_bars = tokens.len() / steps_per_bar;
         let options = self.request_options(request);
-        let mut tokens = roll_to_tokens(&joined).tokens;
-        for seam in seams(loop_bars, bars_per_phrase, steps_per_bar, strong_beat_steps(&representation)) {
+        for seam in seams(loop_bars, bars_per_phrase, steps_per_bar, strong_beat_steps(representation)) {
             let seam_window = window(&tokens, seam.window_start, bars_per_phrase * steps_per_bar);
             let given = given_around(&seam_window, &seam.rewrite);
-            let z = self.seam_latent(&given, &representation, latents, seam.phrase, options.velocity)?;
+            let z = self.seam_latent(&given, representation, latents, seam.phrase, options.velocity)?;
             let first_bar = seam.window_start / steps_per_bar;
             let guide = chords.map(|chords| self.chord_guide(chords, (first_bar..).map(|bar| bar % loop_bars)));
             let sampling = voice_sampling(&DecodeOptions { guide, ..options.clone() });
@@ -477,7 +476,7 @@ impl Generator {
             for _ in 0..=redraws {
                 write_back(&mut tokens, &decoder.joined_tokens(&z, &given, sampling, stream, SEAM_CANDIDATES)?, &seam);
                 let played = (phrase.end <= tokens.len()).then(|| {
-                    tokens_to_roll(&representation, &as_played(&tokens), options.velocity).slice(phrase.clone())
+                    tokens_to_roll(representation, &as_played(&tokens), options.velocity).slice(phrase.clone())
                 });
                 if !played.is_some_and(|played| self.learned.contains(&played)) {
                     break;
@@ -486,7 +485,7 @@ impl Generator {
         }
         let tokens = as_played(&tokens);
         let loudness = &mut phrase_stream(request.seed ^ LOUDNESS_STREAM, &latents[0]);
-        decoder.voiced(&representation, &tokens, latents, options.velocity, options.temperature, loudness)
+        decoder.voiced(representation, &tokens, latents, options.velocity, options.temperature, loudness)
     }
 
     /// The latent a seam window is written under. The decoder's recurrent state starts every
@@ -881,6 +880,7 @@ fn phrase_stream(seed: u64, z: &[f32]) -> rand_chacha::ChaCha8Rng {
 mod tests {
     use super::*;
     use crate::model::card::test_card;
+    use crate::model::voices::tokens::roll_to_tokens;
     use candle_nn::VarMap;
     use std::collections::HashMap;
 
@@ -1070,24 +1070,25 @@ mod tests {
         let latents = phrase_latents(card, request.seed, request.steering(card), request.variation, 3);
         let options = generator.request_options(&request);
         let representation = Arc::new(card.representation.clone());
-        let phrases: Vec<Roll> = latents
+        let unjoined: Vec<Vec<u32>> = latents
             .iter()
             .flat_map(|z| {
                 let decoder = generator.voice_decoder().unwrap();
                 let sampling = voice_sampling(&options);
                 let stream = &mut phrase_stream(request.seed, z);
-                decoder.phrases(
-                    &representation,
-                    std::slice::from_ref(z),
-                    sampling,
-                    options.velocity,
-                    generator.learned_phrases(),
-                    stream,
-                )
+                decoder
+                    .unlearned_tokens(
+                        &representation,
+                        z,
+                        &[],
+                        sampling,
+                        options.velocity,
+                        generator.learned_phrases(),
+                        stream,
+                    )
+                    .unwrap()
             })
-            .flatten()
             .collect();
-        let unjoined = roll_to_tokens(&Roll::concat(&phrases).unwrap()).tokens;
         let opening = strong_beat_steps(&card.representation);
         for start in (0..3).map(|phrase| phrase * phrase_bars * bar) {
             // Past the opening and the step after it (where a note held out of it is struck

@@ -1,6 +1,7 @@
 //! Fused CPU kernels for what candle's element-wise graph makes slow in training: each is a
 //! candle custom op with its own backward, checked against candle's composite ops and
-//! against finite differences. On other devices the networks use the composite ops.
+//! against finite differences. On other devices the networks use the composite ops. Beside
+//! them, the sampler's matrix-vector product (`matvec`), which is no op of a graph.
 //!
 //! The one place in the crate where `unsafe` is allowed: SIMD intrinsics and split buffers
 //! shared between threads, each with its safety argument beside it.
@@ -11,6 +12,7 @@ pub mod choice_loss;
 pub mod dilated;
 pub mod gru;
 pub mod linear;
+pub mod matvec;
 pub mod patches;
 pub mod picked_rows;
 pub mod table_scores;
@@ -26,9 +28,9 @@ use std::ops::Range;
 /// faster at 8 or 16 lanes than at the baseline's 4. Rust never fuses a multiply and an add
 /// on its own, so every version computes the same numbers.
 macro_rules! widest_simd {
-    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
-        fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]

@@ -71,25 +71,30 @@ impl LeadingLayout {
     /// each), pushed to `out`. `last` is every voice's last pitch before the step; `now` the
     /// voices above `v` at this step (0 resting).
     pub fn candidate_entries(&self, v: usize, last: &[u32], now: &[u32], out: &mut impl Extend<u32>) {
-        let own_before = last[v];
         for candidate in 0..self.candidates() as u32 {
-            let token = if candidate == 0 { HOLD } else { NEW_NOTE + candidate - 1 };
-            // The pitch the voice would sound (hold keeps its own; a voice that rested cannot
-            // hold, and that choice is barred, so what it reads does not matter).
-            let sounding = if token == HOLD { own_before } else { candidate };
-            let motion = if token == HOLD {
-                HOLDING
-            } else if own_before == 0 {
-                FIRST_NOTE
-            } else {
-                2 + ((sounding as i32 - own_before as i32).clamp(-MOTION_RANGE, MOTION_RANGE) + MOTION_RANGE) as u32
-            };
-            out.extend([(v * MOTION_ENTRIES) as u32 + motion]);
-            for upper in 0..v {
-                let base = self.pair_base(upper, v);
-                let (parallel, spacing) = pair_entries(last[upper], own_before, now[upper], sounding);
-                out.extend([base + parallel, base + PARALLEL_ENTRIES as u32 + spacing]);
-            }
+            self.entries_of(v, candidate, last, now, out);
+        }
+    }
+
+    /// One candidate's `picks(v)` entries (see `candidate_entries`).
+    fn entries_of(&self, v: usize, candidate: u32, last: &[u32], now: &[u32], out: &mut impl Extend<u32>) {
+        let own_before = last[v];
+        let token = if candidate == 0 { HOLD } else { NEW_NOTE + candidate - 1 };
+        // The pitch the voice would sound (hold keeps its own; a voice that rested cannot
+        // hold, and that choice is barred, so what it reads does not matter).
+        let sounding = if token == HOLD { own_before } else { candidate };
+        let motion = if token == HOLD {
+            HOLDING
+        } else if own_before == 0 {
+            FIRST_NOTE
+        } else {
+            2 + ((sounding as i32 - own_before as i32).clamp(-MOTION_RANGE, MOTION_RANGE) + MOTION_RANGE) as u32
+        };
+        out.extend([(v * MOTION_ENTRIES) as u32 + motion]);
+        for upper in 0..v {
+            let base = self.pair_base(upper, v);
+            let (parallel, spacing) = pair_entries(last[upper], own_before, now[upper], sounding);
+            out.extend([base + parallel, base + PARALLEL_ENTRIES as u32 + spacing]);
         }
     }
 }
@@ -120,21 +125,27 @@ pub fn remember(last: &mut [u32], sounding: &[u32]) {
 }
 
 /// Adds voice `v`'s voice-leading scores to its `scores` over every class (rest first, which
-/// gets none), from the flat `table`.
+/// gets none), from the flat `table`. With `strikes` (a drum lane's sounds, by row), new notes
+/// at the other rows are left alone: the lane cannot play them, and a lane low in a large band
+/// relates each candidate to every voice above it, which is most of a step's scoring.
+#[allow(clippy::too_many_arguments)]
 pub fn add_scores(
     layout: &LeadingLayout,
     table: &[f32],
     v: usize,
     last: &[u32],
     now: &[u32],
+    strikes: Option<&[bool]>,
     scores: &mut [f32],
     entries: &mut Vec<u32>,
 ) {
-    entries.clear();
-    layout.candidate_entries(v, last, now, entries);
-    let picks = layout.picks(v);
-    for (score, picked) in scores[HOLD as usize..].iter_mut().zip(entries.chunks_exact(picks)) {
-        *score += picked.iter().map(|&e| table[e as usize]).sum::<f32>();
+    for (candidate, score) in scores[HOLD as usize..].iter_mut().enumerate().take(layout.candidates()) {
+        if candidate > 0 && strikes.is_some_and(|rows| !rows[candidate - 1]) {
+            continue;
+        }
+        entries.clear();
+        layout.entries_of(v, candidate as u32, last, now, entries);
+        *score += entries.iter().map(|&e| table[e as usize]).sum::<f32>();
     }
 }
 
@@ -225,12 +236,16 @@ mod tests {
         let table: Vec<f32> = (0..layout.entries()).map(|i| i as f32 * 1e-3).collect();
         let mut scores = vec![1.0f32; 2 + 3];
         let mut scratch = Vec::new();
-        add_scores(&layout, &table, 1, &[2, 1], &[3], &mut scores, &mut scratch);
+        add_scores(&layout, &table, 1, &[2, 1], &[3], None, &mut scores, &mut scratch);
         assert_eq!(scores[0], 1.0, "rest keeps its score");
         let picked = entries(&layout, 1, &[2, 1], &[3]);
         for (class, picks) in picked.iter().enumerate() {
             let expected = 1.0 + picks.iter().map(|&e| table[e as usize]).sum::<f32>();
             assert!((scores[1 + class] - expected).abs() < 1e-6);
         }
+        let mut lane = vec![1.0f32; 2 + 3];
+        add_scores(&layout, &table, 1, &[2, 1], &[3], Some(&[false, true, false]), &mut lane, &mut scratch);
+        assert_eq!([lane[0], lane[2], lane[4]], [1.0; 3], "rest, and the rows the lane cannot strike");
+        assert_eq!([lane[1], lane[3]], [scores[1], scores[3]], "hold and the lane's own sound, scored in full");
     }
 }

@@ -186,14 +186,7 @@ impl VoiceDecoder {
         learned: &LearnedPhrases,
         rng: &mut impl Rng,
     ) -> Result<Roll> {
-        let mut tokens = self.sampler.phrase(&self.network, z, given, sampling, rng, None)?;
-        let redraws = if sampling.temperature > 0.0 { REDRAWS } else { 0 };
-        for _ in 0..redraws {
-            if !learned.contains(&tokens_to_roll(representation, &tokens, velocity)) {
-                break;
-            }
-            tokens = self.sampler.phrase(&self.network, z, given, sampling, rng, None)?;
-        }
+        let tokens = self.unlearned_tokens(representation, z, given, sampling, velocity, learned, rng)?;
         // The loudness has a stream of its own, seeded from one draw: a phrase takes the same
         // draws from `rng` however many notes it strikes.
         let loudness = &mut match self.dynamics.is_empty() || sampling.temperature <= 0.0 {
@@ -208,5 +201,30 @@ impl VoiceDecoder {
             sampling.temperature,
             loudness,
         )
+    }
+
+    /// The choices of `complete`, as tokens [step][voice], for a caller that voices a longer
+    /// line once it is whole (a loop whose seams are still to be joined): voicing each phrase
+    /// first would draw every note's loudness twice.
+    #[allow(clippy::too_many_arguments)]
+    pub fn unlearned_tokens(
+        &self,
+        representation: &Arc<Representation>,
+        z: &[f32],
+        given: &Given,
+        sampling: Sampling,
+        velocity: u8,
+        learned: &LearnedPhrases,
+        rng: &mut impl Rng,
+    ) -> Result<Vec<Vec<u32>>> {
+        let mut tokens = self.sampler.phrase(&self.network, z, given, sampling, rng, None)?;
+        let redraws = if sampling.temperature > 0.0 { REDRAWS } else { 0 };
+        for _ in 0..redraws {
+            if !learned.contains(&tokens_to_roll(representation, &tokens, velocity)) {
+                break;
+            }
+            tokens = self.sampler.phrase(&self.network, z, given, sampling, rng, None)?;
+        }
+        Ok(tokens)
     }
 }

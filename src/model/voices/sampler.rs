@@ -12,6 +12,7 @@ use super::leading::{add_scores, remember, LeadingLayout};
 use super::network::{GivenView, VoiceNetwork, VoiceShape};
 use super::tokens::{given_view, VoiceState, HOLD, NEW_NOTE, REST};
 use super::Kit;
+use crate::model::kernels::matvec::multiply_add_rows;
 use candle_core::{DType, Device, Result, Tensor};
 use rand::Rng;
 
@@ -34,23 +35,13 @@ impl Matrix {
 
     /// `out += self · x`.
     fn multiply_add(&self, x: &[f32], out: &mut [f32]) {
-        for (row, value) in out.iter_mut().enumerate() {
-            *value += dot(self.row(row), x);
-        }
+        self.multiply_add_rows(0..out.len(), x, out);
     }
-}
 
-/// A dot product in eight lanes, which the compiler turns into vector instructions.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for lane in 0..8 {
-            lanes[lane] += x[lane] * y[lane];
-        }
+    fn multiply_add_rows(&self, rows: impl Iterator<Item = usize>, x: &[f32], out: &mut [f32]) {
+        debug_assert_eq!(x.len(), self.columns);
+        multiply_add_rows(&self.values, rows, x, out);
     }
-    lanes.iter().sum::<f32>() + tail
 }
 
 fn add(out: &mut [f32], x: &[f32]) {
@@ -76,6 +67,23 @@ struct HeadTables {
     above: Vec<(Matrix, Matrix)>,
     out: Matrix,
     out_bias: Vec<f32>,
+}
+
+impl HeadTables {
+    /// A drum lane's scores from its hidden layer: rest, hold and the `strikes` it can play
+    /// (by row), every other new note barred.
+    fn lane_scores(&self, hidden: &[f32], strikes: &[bool], scores: &mut [f32]) {
+        let classes = scores.len();
+        let scored = || {
+            let playable = (NEW_NOTE as usize..classes).filter(|&class| strikes[class - NEW_NOTE as usize]);
+            [REST as usize, HOLD as usize].into_iter().chain(playable)
+        };
+        scores.fill(f32::NEG_INFINITY);
+        for class in scored() {
+            scores[class] = self.out_bias[class];
+        }
+        self.out.multiply_add_rows(scored(), hidden, scores);
+    }
 }
 
 /// How choices are drawn.
@@ -187,6 +195,9 @@ pub struct VoiceSampler {
     input_age: Vec<Matrix>,
     weight_hh: Matrix,
     bias_hh: Vec<f32>,
+    /// The GRU input's weights for the conditions ([conditions, 3 hidden], on the network's
+    /// device), transposed once here rather than at every phrase: the copy is a megabyte.
+    conditioning_weight: Tensor,
     heads: Vec<HeadTables>,
     /// The voice-leading table, where the model has one.
     leading: Option<(LeadingLayout, Vec<f32>)>,
@@ -234,12 +245,16 @@ impl VoiceSampler {
                 out_bias: bias_of(head.out.bias(), s.classes())?,
             });
         }
+        let choice_columns = s.voices * s.voice_features();
+        let conditioning_weight =
+            network.gru.weight_ih.narrow(1, choice_columns, s.step_input() - choice_columns)?.t()?.contiguous()?;
         Ok(VoiceSampler {
             shape: s,
             input_pitch,
             input_age,
             weight_hh: Matrix::from_tensor(&network.gru.weight_hh)?,
             bias_hh: network.gru.bias_hh.to_dtype(DType::F32)?.to_vec1()?,
+            conditioning_weight,
             heads,
             leading: network
                 .leading
@@ -277,11 +292,7 @@ impl VoiceSampler {
             mask: Tensor::from_vec(mask, shape, device)?,
         };
         let conditions = network.step_conditions(&bar_embeddings, &network.context_of(&view)?)?.squeeze(0)?;
-        let gru = &network.gru;
-        let choice_columns = s.voices * s.voice_features();
-        let conditioning_weight =
-            gru.weight_ih.narrow(1, choice_columns, s.step_input() - choice_columns)?.t()?.contiguous()?;
-        let constants = conditions.matmul(&conditioning_weight)?.broadcast_add(&gru.bias_ih)?;
+        let constants = conditions.matmul(&self.conditioning_weight)?.broadcast_add(&network.gru.bias_ih)?;
         let initial = network.initial_state(&bar_embeddings.squeeze(0)?)?;
         Ok((Matrix::from_tensor(&constants)?, Matrix::from_tensor(&initial)?))
     }
@@ -404,16 +415,28 @@ impl VoiceSampler {
             let mut chosen = vec![0u32; s.voices];
             let forced = given.get(step);
             for (v, head) in self.heads.iter().enumerate() {
+                let forced_token = forced.and_then(|f| f.get(v).copied().flatten());
+                // A drum lane choosing strikes only its own sounds, so only those are scored; a
+                // given choice is scored in full, as the network reads it.
+                let strikes = match forced_token {
+                    Some(_) => None,
+                    None => self.kit.rows.get(v).and_then(Option::as_deref),
+                };
                 self.head_hidden(v, &recurrence.state, &states, &mut head_hidden);
-                scores.copy_from_slice(&head.out_bias);
-                head.out.multiply_add(&head_hidden, &mut scores);
+                match strikes {
+                    Some(rows) => head.lane_scores(&head_hidden, rows, &mut scores),
+                    None => {
+                        scores.copy_from_slice(&head.out_bias);
+                        head.out.multiply_add(&head_hidden, &mut scores);
+                    }
+                }
                 if let Some((layout, table)) = &self.leading {
-                    add_scores(layout, table, v, &last, &now[..v], &mut scores, &mut leading_entries);
+                    add_scores(layout, table, v, &last, &now[..v], strikes, &mut scores, &mut leading_entries);
                 }
                 if let Some(seen) = scores_seen.as_deref_mut() {
                     seen.push(scores.clone());
                 }
-                let token = match forced.and_then(|f| f.get(v).copied().flatten()) {
+                let token = match forced_token {
                     Some(token) => {
                         if made_a_choice {
                             joined += log_probability(&scores, token);
@@ -422,21 +445,18 @@ impl VoiceSampler {
                     }
                     None => {
                         made_a_choice = true;
-                        match self.kit.rows.get(v).and_then(Option::as_ref) {
-                            Some(sounds) => strike_only(sounds, &mut scores),
-                            None => {
-                                // Part-writing is among the pitched voices above: drums lead no voice.
-                                pitched_last.clear();
-                                pitched_now.clear();
-                                for u in (0..v).filter(|&u| !self.kit.is_drum(u)) {
-                                    pitched_last.push(last[u]);
-                                    pitched_now.push(now[u]);
-                                }
-                                pitched_last.push(last[v]);
-                                add_part_writing_biases(&mut scores, states[v], &pitched_last, &pitched_now, sampling);
-                                if let Some(guide) = &sampling.chords {
-                                    guide.apply(step, states[v].sounding, &mut scores);
-                                }
+                        // Part-writing is among the pitched voices above: drums lead no voice.
+                        if !self.kit.is_drum(v) {
+                            pitched_last.clear();
+                            pitched_now.clear();
+                            for u in (0..v).filter(|&u| !self.kit.is_drum(u)) {
+                                pitched_last.push(last[u]);
+                                pitched_now.push(now[u]);
+                            }
+                            pitched_last.push(last[v]);
+                            add_part_writing_biases(&mut scores, states[v], &pitched_last, &pitched_now, sampling);
+                            if let Some(guide) = &sampling.chords {
+                                guide.apply(step, states[v].sounding, &mut scores);
                             }
                         }
                         choose(&mut scores, states[v], sampling, rng)
@@ -609,15 +629,6 @@ fn add_part_writing_biases(scores: &mut [f32], voice: VoiceState, last: &[u32], 
     }
 }
 
-/// A drum lane strikes only its own sounds.
-fn strike_only(sounds: &[bool], scores: &mut [f32]) {
-    for (score, &plays) in scores[NEW_NOTE as usize..].iter_mut().zip(sounds) {
-        if !plays {
-            *score = f32::NEG_INFINITY;
-        }
-    }
-}
-
 /// A choice from one voice's scores: hold is barred for a silent voice; new notes and rest
 /// are moved by their biases, and by the short-note bias where they would end a note struck
 /// at the step before; then the likeliest, or a draw at the temperature.
@@ -673,8 +684,9 @@ mod tests {
     /// Lets the sampler write a phrase around `given`, recording its scores, then scores the
     /// same choices with the network under teacher forcing: the two must agree at every step
     /// the sampler ran, which are `ran`. Returns the tokens.
-    fn sampled_scores_match_the_network(given: &Given, ran: std::ops::Range<usize>) -> Vec<Vec<u32>> {
-        let (shape, network, sampler) = untrained();
+    fn sampled_scores_match_the_network(kit: Kit, given: &Given, ran: std::ops::Range<usize>) -> Vec<Vec<u32>> {
+        let (shape, network, _) = untrained();
+        let sampler = VoiceSampler::new(&network, kit.clone()).unwrap();
         let z = [0.4f32, -0.2, 1.1];
         let mut seen = Vec::new();
         let sampling = Sampling::unbiased(1.0);
@@ -700,8 +712,16 @@ mod tests {
         let expected = &expected[ran.start * shape.voices..ran.end * shape.voices];
         assert_eq!(seen.len(), expected.len());
         for (index, (got, want)) in seen.iter().zip(expected).enumerate() {
-            for (a, b) in got.iter().zip(want) {
-                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "score {index}: {got:?} vs {want:?}");
+            let (step, v) = (ran.start + index / shape.voices, index % shape.voices);
+            let chose = given.get(step).and_then(|g| g.get(v).copied().flatten()).is_none();
+            for (class, (a, b)) in got.iter().zip(want).enumerate() {
+                let barred = chose
+                    && class >= NEW_NOTE as usize
+                    && kit.rows.get(v).and_then(Option::as_ref).is_some_and(|rows| !rows[class - NEW_NOTE as usize]);
+                match barred {
+                    true => assert_eq!(*a, f32::NEG_INFINITY, "score {index}: a sound the lane cannot strike"),
+                    false => assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "score {index}: {got:?} vs {want:?}"),
+                }
             }
         }
         tokens
@@ -710,8 +730,19 @@ mod tests {
     #[test]
     fn the_sampler_scores_as_the_network_does() {
         let steps = small_shape().steps();
-        let tokens = sampled_scores_match_the_network(&[], 0..steps);
+        let tokens = sampled_scores_match_the_network(Kit::default(), &[], 0..steps);
         assert!(tokens.iter().flatten().any(|&t| t >= NEW_NOTE), "an untrained network still plays something");
+    }
+
+    #[test]
+    fn a_drum_lane_is_scored_as_the_network_does_at_the_sounds_it_can_strike() {
+        let shape = small_shape();
+        let lane: Vec<bool> = (0..shape.pitches).map(|row| row % 2 == 1).collect();
+        let kit = Kit { rows: vec![None, Some(lane)] };
+        // The lane's first bar is given: a given choice is scored in full, as the network reads it.
+        let given: Vec<Vec<Option<u32>>> =
+            (0..shape.steps_per_bar).map(|step| vec![None, Some(if step == 0 { NEW_NOTE } else { REST })]).collect();
+        sampled_scores_match_the_network(kit, &given, 0..shape.steps());
     }
 
     #[test]
@@ -725,7 +756,7 @@ mod tests {
                 _ => vec![Some(NEW_NOTE + 2), Some(REST)],
             })
             .collect();
-        let tokens = sampled_scores_match_the_network(&given, 4..7);
+        let tokens = sampled_scores_match_the_network(Kit::default(), &given, 4..7);
         assert_eq!(
             tokens[..4],
             [vec![NEW_NOTE + 1, NEW_NOTE + 4], vec![HOLD, REST], vec![HOLD, REST], vec![HOLD, REST]]
