@@ -642,6 +642,42 @@ fn every_automatable_parameter_changes_the_notes_or_the_audio_or_says_why_not() 
 }
 
 #[test]
+fn a_controller_gets_pages_of_the_knobs_the_pattern_the_source_and_the_key_without_setup() {
+    let (clap, _) = hosts::bundles();
+    let plugin = ClapInstance::load(clap);
+    let names: std::collections::HashMap<u32, String> = plugin.params().into_iter().map(|p| (p.id, p.name)).collect();
+    let pages = plugin.remote_control_pages();
+    let shown: Vec<(String, Vec<String>)> = pages
+        .iter()
+        .map(|page| {
+            assert_eq!(page.section, "Dreamroll");
+            let slots = page
+                .params
+                .iter()
+                .flatten()
+                .map(|id| names.get(id).unwrap_or_else(|| panic!("page {}: no parameter {id}", page.name)).clone())
+                .collect();
+            (page.name.clone(), slots)
+        })
+        .collect();
+    let page =
+        |name: &str| &shown.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no page {name}: {shown:?}")).1;
+    assert_eq!(page("Macro knobs").len(), 8);
+    assert!(page("Named knobs").contains(&"Note density".to_string()), "{:?}", page("Named knobs"));
+    for (name, wanted) in [
+        ("Pattern", ["Seed", "New seed", "Variation", "Density", "Temperature", "Swing"].as_slice()),
+        ("Source", &["Source", "Distance", "Morph", "Style"]),
+        ("Key and output", &["Key", "Scale", "Transpose"]),
+    ] {
+        for parameter in wanted {
+            assert!(page(name).iter().any(|p| p == parameter), "{parameter} on page {name}: {:?}", page(name));
+        }
+    }
+    let mapped: BTreeSet<u32> = pages.iter().flat_map(|p| p.params.iter().flatten().copied()).collect();
+    assert_eq!(mapped.len(), pages.iter().map(|p| p.params.iter().flatten().count()).sum::<usize>(), "no slot twice");
+}
+
+#[test]
 fn every_parameter_reads_back_the_text_it_shows_across_its_range() {
     use clap_sys::ext::params::CLAP_PARAM_IS_STEPPED;
     let (clap, _) = hosts::bundles();

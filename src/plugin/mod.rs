@@ -538,6 +538,47 @@ impl ClapPlugin for Dreamroll {
     const CLAP_SUPPORT_URL: Option<&'static str> = None;
     const CLAP_FEATURES: &'static [ClapFeature] =
         &[ClapFeature::NoteEffect, ClapFeature::Instrument, ClapFeature::Synthesizer, ClapFeature::Stereo];
+
+    /// Pages of eight that a hardware controller maps with no setup (Bitwig puts a device's
+    /// pages on a controller's eight knobs): what a producer turns while a loop plays first,
+    /// the knobs that steer the music, then the pattern, where the notes come from, and the
+    /// key and output.
+    fn remote_controls(&self, context: &mut impl RemoteControlsContext) {
+        let p = &self.params;
+        context.add_section("Dreamroll", |section| {
+            section.add_page("Macro knobs", |page| p.knobs.iter().for_each(|knob| page.add_param(&knob.value)));
+            section.add_page("Named knobs", |page| p.named.iter().for_each(|knob| page.add_param(&knob.value)));
+            section.add_page("Pattern", |page| {
+                page.add_param(&p.seed);
+                page.add_param(&p.new_seed);
+                page.add_param(&p.variation);
+                page.add_param(&p.density);
+                page.add_param(&p.temperature);
+                page.add_param(&p.velocity);
+                page.add_param(&p.humanise);
+                page.add_param(&p.swing);
+            });
+            section.add_page("Source", |page| {
+                page.add_param(&p.source);
+                page.add_param(&p.distance);
+                page.add_param(&p.morph);
+                page.add_param(&p.style);
+                page.add_param(&p.record);
+                page.add_param(&p.take_length);
+                page.add_param(&p.loop_bars);
+                page.add_param(&p.hold);
+            });
+            section.add_page("Key and output", |page| {
+                page.add_param(&p.key);
+                page.add_param(&p.scale);
+                page.add_param(&p.transpose);
+                page.add_param(&p.switch_at);
+                page.add_param(&p.preview);
+                page.add_param(&p.preview_volume);
+                page.add_param(&p.bypass);
+            });
+        });
+    }
 }
 
 impl Vst3Plugin for Dreamroll {

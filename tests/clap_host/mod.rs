@@ -86,6 +86,14 @@ pub struct ParamInfo {
     pub flags: u32,
 }
 
+/// A remote-controls page as a controller shows it: eight slots, `None` where one is empty.
+#[derive(Debug)]
+pub struct RemotePage {
+    pub section: String,
+    pub name: String,
+    pub params: Vec<Option<u32>>,
+}
+
 /// An event played into the plugin as a host may send it, nonsense included: a note event
 /// with any key, channel and velocity, or raw MIDI bytes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -271,6 +279,31 @@ impl ClapInstance {
                         max: info.max_value,
                         default: info.default_value,
                         flags: info.flags,
+                    }
+                })
+                .collect()
+        }
+    }
+
+    /// The pages of `clap.remote-controls`, as a host enumerates them for a controller.
+    pub fn remote_control_pages(&self) -> Vec<RemotePage> {
+        use clap_sys::ext::remote_controls::{
+            clap_plugin_remote_controls, clap_remote_controls_page, CLAP_EXT_REMOTE_CONTROLS,
+        };
+        use clap_sys::id::CLAP_INVALID_ID;
+        let text = |chars: &[c_char]| unsafe { CStr::from_ptr(chars.as_ptr()) }.to_string_lossy().into_owned();
+        unsafe {
+            let controls = ((*self.plugin).get_extension.unwrap())(self.plugin, CLAP_EXT_REMOTE_CONTROLS.as_ptr())
+                as *const clap_plugin_remote_controls;
+            assert!(!controls.is_null(), "the remote-controls extension");
+            (0..((*controls).count.unwrap())(self.plugin))
+                .map(|index| {
+                    let mut page: clap_remote_controls_page = std::mem::zeroed();
+                    assert!(((*controls).get.unwrap())(self.plugin, index, &mut page), "page {index}");
+                    RemotePage {
+                        section: text(&page.section_name),
+                        name: text(&page.page_name),
+                        params: page.param_ids.iter().map(|&id| (id != CLAP_INVALID_ID).then_some(id)).collect(),
                     }
                 })
                 .collect()
