@@ -20,6 +20,8 @@ use crate::roll::{pattern_to_midi, Take};
 use crossbeam_channel::{Receiver, Sender};
 use egui::{self, Color32, RichText};
 use nice_plug::context::gui::{GuiContext, ParamSetter};
+use nice_plug::editor::dpi::LogicalSize;
+use nice_plug::editor::{ResizeHint, SizeConstraints};
 use nice_plug::params::enums::Enum;
 use nice_plug::prelude::Param;
 use nice_plug_egui::widgets::ParamSlider;
@@ -44,6 +46,12 @@ pub const TRACK_COLOURS: [Color32; 8] = [
 const EXPORT_BPM: f64 = 120.0;
 
 const BACKGROUND: Color32 = Color32::from_rgb(24, 26, 31);
+
+/// The editor's size as it opens, and the least it can be made: the panels are laid out for
+/// it. A taller window gives the piano roll the extra height, a wider one its width.
+pub const DEFAULT_SIZE: (f32, f32) = (980.0, 760.0);
+/// The piano roll's height in a window of `DEFAULT_SIZE`.
+const ROLL_HEIGHT: f32 = 210.0;
 
 pub struct DreamrollEditor {
     params: Arc<DreamrollParams>,
@@ -86,7 +94,13 @@ pub fn create(
     create_egui_editor(
         params.editor_state.clone(),
         RepaintNotifier::new(),
-        EguiNiceSettings::new().with_tile("Dreamroll"),
+        EguiNiceSettings::new().with_tile("Dreamroll").with_resize_hint(ResizeHint {
+            can_resize: true,
+            can_resize_horizontally: true,
+            can_resize_vertically: true,
+            size_constraints: SizeConstraints::min_logical_size(LogicalSize::new(DEFAULT_SIZE.0, DEFAULT_SIZE.1)),
+            ..ResizeHint::NON_RESIZABLE
+        }),
         editor,
     )
 }
@@ -113,98 +127,115 @@ impl NiceEguiApp for DreamrollEditor {
         if self.playhead.playing.load(std::sync::atomic::Ordering::Relaxed) {
             ui.ctx().request_repaint();
         }
+        let roll_height = ROLL_HEIGHT + (ui.available_height() - DEFAULT_SIZE.1).max(0.0);
         egui::Frame::new().fill(BACKGROUND).inner_margin(10.0).show(ui, |ui| {
             self.header(ui, &published);
             ui.add_space(6.0);
-            let roll_height = 210.0;
-            let parts: Vec<String> = published
-                .model
-                .as_ref()
-                .map(|m| m.parts.iter().map(|(name, _)| name.clone()).collect())
-                .unwrap_or_default();
             let channels = published.settings.as_ref().map(|s| s.voicing.channels.clone()).unwrap_or_default();
+            // Each part's channels as its tracks go out now (a producer may have moved them).
+            let roll_parts: Vec<piano_roll::RollPart> = published
+                .model
+                .iter()
+                .flat_map(|m| &m.parts)
+                .map(|(name, tracks)| piano_roll::RollPart {
+                    name,
+                    channels: tracks.iter().filter_map(|&t| channels.get(t).copied()).collect(),
+                })
+                .collect();
             let continuing = published.settings.as_ref().is_some_and(|s| s.source.mode == SourceMode::Continue);
             let clip =
                 published.clip.as_ref().map(|c| piano_roll::ClipView { pattern: &c.pattern, before: continuing });
-            piano_roll::show(ui, published.pattern.as_deref(), clip, &channels, &self.playhead, roll_height);
+            piano_roll::show(ui, published.pattern.as_deref(), clip, &roll_parts, &self.playhead, roll_height);
             self.status_line(ui, &published);
             self.source_row(ui, &published, &setter);
             ui.add_space(6.0);
-            ui.horizontal_top(|ui| {
-                ui.vertical(|ui| {
-                    ui.set_width(250.0);
-                    ui.label(RichText::new("Macro knobs").strong());
-                    for knob in self.params.knobs.iter().take(KNOBS) {
-                        widgets::row(ui, &knob.value, &setter);
-                    }
-                    let named = published.model.as_ref().map(|m| m.named_knobs.clone()).unwrap_or_default();
-                    if !named.is_empty() {
-                        ui.add_space(4.0);
-                        ui.label(RichText::new("Named knobs").strong())
-                            .on_hover_text("Learned from the model's corpus: each moves what it names");
-                        for attribute in named {
-                            let knob = &self.params.named[attribute.index()].value;
-                            ui.horizontal(|ui| {
-                                ui.add_sized([112.0, 18.0], egui::Label::new(knob.name()).truncate());
-                                ui.add(ParamSlider::for_param(knob, &setter).with_width(96.0));
-                            });
-                        }
-                    }
-                });
-                ui.separator();
-                ui.vertical(|ui| {
-                    ui.set_width(300.0);
-                    ui.label(RichText::new("Pattern").strong());
-                    ui.horizontal(|ui| {
-                        widgets::row(ui, &self.params.seed, &setter);
-                        let takes = self.params.takes.load(std::sync::atomic::Ordering::Acquire);
-                        let label = if takes > 0 { format!("New seed ({takes})") } else { "New seed".to_string() };
-                        if ui
-                            .button(label)
-                            .on_hover_text("The next take of this seed; the number is the take playing")
-                            .clicked()
-                        {
-                            widgets::trigger(&self.params.new_seed, &setter);
-                        }
-                    });
-                    widgets::row(ui, &self.params.variation, &setter);
-                    widgets::row(ui, &self.params.loop_bars, &setter);
-                    widgets::row(ui, &self.params.density, &setter);
-                    widgets::row(ui, &self.params.temperature, &setter);
-                    widgets::row(ui, &self.params.switch_at, &setter);
-                    widgets::toggle(ui, &self.params.hold, &setter);
-                });
-                ui.separator();
-                ui.vertical(|ui| {
-                    ui.label(RichText::new("Voicing").strong());
-                    widgets::row(ui, &self.params.key, &setter);
-                    widgets::row(ui, &self.params.scale, &setter);
-                    widgets::row(ui, &self.params.transpose, &setter);
-                    widgets::row(ui, &self.params.velocity, &setter);
-                    widgets::row(ui, &self.params.humanise, &setter);
-                    widgets::row(ui, &self.params.swing, &setter);
-                    ui.horizontal(|ui| {
-                        widgets::toggle(ui, &self.params.preview, &setter);
-                        ui.add(ParamSlider::for_param(&self.params.preview_volume, &setter).with_width(80.0));
-                    });
-                    ui.add_space(4.0);
-                    ui.label(RichText::new("Tracks: mute, MIDI channel").strong());
-                    for (index, name) in parts.iter().enumerate().take(self.params.tracks.len()) {
-                        let slot = &self.params.tracks[index];
-                        ui.horizontal(|ui| {
-                            let colour = TRACK_COLOURS[index % TRACK_COLOURS.len()];
-                            ui.add_sized([72.0, 18.0], egui::Label::new(RichText::new(name).color(colour)).truncate());
-                            widgets::toggle_labelled(ui, &slot.mute, "Mute", &setter);
-                            ui.add(ParamSlider::for_param(&slot.channel, &setter).with_width(60.0));
-                        });
-                    }
-                });
-            });
+            // A model with many named knobs or styles fills more than the panels' share of a
+            // small window: what does not fit scrolls, never falls off the bottom.
+            egui::ScrollArea::vertical().auto_shrink([false, true]).show(ui, |ui| self.panels(ui, &published, &setter));
         });
     }
 }
 
 impl DreamrollEditor {
+    /// The knobs, the pattern and the voicing, side by side.
+    fn panels(&mut self, ui: &mut egui::Ui, published: &Published, setter: &ParamSetter) {
+        let parts: Vec<String> = published
+            .model
+            .as_ref()
+            .map(|m| m.parts.iter().map(|(name, _)| name.clone()).collect())
+            .unwrap_or_default();
+        ui.horizontal_top(|ui| {
+            ui.vertical(|ui| {
+                ui.set_width(250.0);
+                ui.label(RichText::new("Macro knobs").strong());
+                for knob in self.params.knobs.iter().take(KNOBS) {
+                    widgets::row(ui, &knob.value, setter);
+                }
+                let named = published.model.as_ref().map(|m| m.named_knobs.clone()).unwrap_or_default();
+                if !named.is_empty() {
+                    ui.add_space(4.0);
+                    ui.label(RichText::new("Named knobs").strong())
+                        .on_hover_text("Learned from the model's corpus: each moves what it names");
+                    for attribute in named {
+                        let knob = &self.params.named[attribute.index()].value;
+                        ui.horizontal(|ui| {
+                            ui.add_sized([112.0, 18.0], egui::Label::new(knob.name()).truncate());
+                            ui.add(ParamSlider::for_param(knob, setter).with_width(96.0));
+                        });
+                    }
+                }
+            });
+            ui.separator();
+            ui.vertical(|ui| {
+                ui.set_width(300.0);
+                ui.label(RichText::new("Pattern").strong());
+                ui.horizontal(|ui| {
+                    widgets::row(ui, &self.params.seed, setter);
+                    let takes = self.params.takes.load(std::sync::atomic::Ordering::Acquire);
+                    let label = if takes > 0 { format!("New seed ({takes})") } else { "New seed".to_string() };
+                    if ui
+                        .button(label)
+                        .on_hover_text("The next take of this seed; the number is the take playing")
+                        .clicked()
+                    {
+                        widgets::trigger(&self.params.new_seed, setter);
+                    }
+                });
+                widgets::row(ui, &self.params.variation, setter);
+                widgets::row(ui, &self.params.loop_bars, setter);
+                widgets::row(ui, &self.params.density, setter);
+                widgets::row(ui, &self.params.temperature, setter);
+                widgets::row(ui, &self.params.switch_at, setter);
+                widgets::toggle(ui, &self.params.hold, setter);
+            });
+            ui.separator();
+            ui.vertical(|ui| {
+                ui.label(RichText::new("Voicing").strong());
+                widgets::row(ui, &self.params.key, setter);
+                widgets::row(ui, &self.params.scale, setter);
+                widgets::row(ui, &self.params.transpose, setter);
+                widgets::row(ui, &self.params.velocity, setter);
+                widgets::row(ui, &self.params.humanise, setter);
+                widgets::row(ui, &self.params.swing, setter);
+                ui.horizontal(|ui| {
+                    widgets::toggle(ui, &self.params.preview, setter);
+                    ui.add(ParamSlider::for_param(&self.params.preview_volume, setter).with_width(80.0));
+                });
+                ui.add_space(4.0);
+                ui.label(RichText::new("Tracks: mute, MIDI channel").strong());
+                for (index, name) in parts.iter().enumerate().take(self.params.tracks.len()) {
+                    let slot = &self.params.tracks[index];
+                    ui.horizontal(|ui| {
+                        let colour = TRACK_COLOURS[index % TRACK_COLOURS.len()];
+                        ui.add_sized([72.0, 18.0], egui::Label::new(RichText::new(name).color(colour)).truncate());
+                        widgets::toggle_labelled(ui, &slot.mute, "Mute", setter);
+                        ui.add(ParamSlider::for_param(&slot.channel, setter).with_width(60.0));
+                    });
+                }
+            });
+        });
+    }
+
     fn header(&mut self, ui: &mut egui::Ui, published: &Published) {
         ui.horizontal(|ui| {
             ui.label(RichText::new("Dreamroll").size(20.0).strong().color(TRACK_COLOURS[0]));

@@ -289,7 +289,10 @@ impl Default for DreamrollParams {
             })
         };
         DreamrollParams {
-            editor_state: EguiEditorState::from_size(nice_plug::editor::dpi::LogicalSize::new(980.0, 760.0), 1.0),
+            editor_state: EguiEditorState::from_size(
+                nice_plug::editor::dpi::LogicalSize::new(crate::editor::DEFAULT_SIZE.0, crate::editor::DEFAULT_SIZE.1),
+                1.0,
+            ),
             session: SessionField::default(),
             knobs: std::array::from_fn(KnobParams::new),
             named: std::array::from_fn(NamedKnobParams::new),
