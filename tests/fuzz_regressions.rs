@@ -232,6 +232,7 @@ fn session(source: Source, with_clip: bool) -> Session {
             Some(MorphPoint::Dream { seed: 11, knobs: vec![1.0, 0.0, -0.5], named: vec![0.5], style: None }),
             with_clip.then_some(MorphPoint::Clip(clip)),
         ],
+        history: Default::default(),
     }
 }
 

@@ -292,7 +292,7 @@ proptest! {
                 render(&settings).expect("the seed renders")
             }
         };
-        let session = Session { schema_version: SESSION_VERSION, model: ModelSource::Embedded, settings, takes: knobs.takes, pattern, clip, morph_points: points };
+        let session = Session { schema_version: SESSION_VERSION, model: ModelSource::Embedded, settings, takes: knobs.takes, pattern, clip, morph_points: points, history: Default::default() };
         let saved = serde_json::to_string(&session).unwrap();
 
         let (reopened, dropped) = read_session(&saved).map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -173,3 +173,50 @@ fn a_damaged_clip_or_morph_point_does_not_cost_the_pattern() {
     let keys: Vec<(u8, u8)> = played.iter().filter(|p| p.on).map(|p| (p.channel, p.key)).collect();
     assert_eq!(keys, vec![(0, 101); 2], "the saved one-bar pattern, twice");
 }
+
+/// Plays two bars offline from `block`, with `changes` at their first block; returns the block
+/// after them. Offline, the plugin waits at each bar line for the engine to answer a change.
+fn two_bars_offline(plugin: &mut ClapInstance, block: u32, changes: &[(u32, u32, f64)]) -> u32 {
+    for i in 0..375u32 {
+        let beats = f64::from(block + i) * 512.0 * 2.0 / 48_000.0;
+        plugin.process(512, &Transport::four_four(beats, 120.0, true), if i == 0 { changes } else { &[] });
+    }
+    block + 375
+}
+
+fn history_labels(state: &[u8]) -> (Vec<String>, Value) {
+    let history = clap_host::session_in_state(state)["history"].clone();
+    let labels = history["moments"]
+        .as_array()
+        .map(|moments| moments.iter().map(|m| m["label"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default();
+    (labels, history["at"].clone())
+}
+
+#[test]
+fn the_patterns_a_session_made_are_saved_with_the_project_and_go_on_after_it_reopens() {
+    let (clap, _) = hosts::bundles();
+    let mut plugin = ClapInstance::load(clap);
+    plugin.set_offline();
+    plugin.activate(48_000.0, 512);
+    let (seed, new_seed) = (plugin.change("Seed", "7"), plugin.change("New seed", "On"));
+    let mut block = two_bars_offline(&mut plugin, 0, &[]);
+    block = two_bars_offline(&mut plugin, block, &[(0, seed.0, seed.1)]);
+    two_bars_offline(&mut plugin, block, &[(0, new_seed.0, new_seed.1)]);
+    let state = plugin.save_state();
+    let (labels, at) = history_labels(&state);
+    assert_eq!(labels, ["Opened", "Seed 7", "New seed, take 1"]);
+    assert_eq!(at, 2);
+
+    let mut reopened = ClapInstance::load(clap);
+    assert!(reopened.load_state(&state));
+    reopened.set_offline();
+    reopened.activate(48_000.0, 512);
+    let block = two_bars_offline(&mut reopened, 0, &[]);
+    assert_eq!(history_labels(&reopened.save_state()), (labels.clone(), at), "reopened as it was saved");
+    let other_seed = reopened.change("Seed", "9");
+    two_bars_offline(&mut reopened, block, &[(0, other_seed.0, other_seed.1)]);
+    let (more, at) = history_labels(&reopened.save_state());
+    assert_eq!(more, ["Opened", "Seed 7", "New seed, take 1", "Seed 9"]);
+    assert_eq!(at, 3);
+}

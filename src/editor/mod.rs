@@ -14,7 +14,8 @@ use crate::metrics::chords::chord_name;
 use crate::model::latent::within_reach;
 use crate::model::source::{MorphPoint, SourceMode};
 use crate::playhead::Playhead;
-use crate::plugin::params::{render_seed, DreamrollParams, KNOBS};
+use crate::plugin::history::Moment;
+use crate::plugin::params::{render_seed, DreamrollParams, ShapingVisitor, KNOBS};
 use crate::plugin::shared::ClipSlot;
 use crate::roll::{pattern_to_midi, Take};
 use crossbeam_channel::{Receiver, Sender};
@@ -146,7 +147,7 @@ impl NiceEguiApp for DreamrollEditor {
             let clip =
                 published.clip.as_ref().map(|c| piano_roll::ClipView { pattern: &c.pattern, before: continuing });
             piano_roll::show(ui, published.pattern.as_deref(), clip, &roll_parts, &self.playhead, roll_height);
-            self.status_line(ui, &published);
+            self.status_line(ui, &published, &setter);
             self.source_row(ui, &published, &setter);
             ui.add_space(6.0);
             // A model with many named knobs or styles fills more than the panels' share of a
@@ -234,6 +235,59 @@ impl DreamrollEditor {
                 }
             });
         });
+    }
+
+    /// Back, forward, and the list of the patterns this session made: choosing one sets the
+    /// parameters that made it again (one host gesture each), so it plays again and what
+    /// follows carries on from it.
+    fn history_row(&self, ui: &mut egui::Ui, setter: &ParamSetter) {
+        let (moments, at) = {
+            let history = lock(&self.params.history);
+            (history.moments().iter().map(|m| m.label.clone()).collect::<Vec<_>>(), history.at())
+        };
+        let mut chosen = None;
+        let shown = at.map_or_else(|| "—".to_string(), |at| format!("{} / {}: {}", at + 1, moments.len(), moments[at]));
+        egui::ComboBox::from_id_salt("history").width(220.0).selected_text(shown).show_ui(ui, |ui| {
+            for (index, label) in moments.iter().enumerate().rev() {
+                if ui.selectable_label(Some(index) == at, format!("{}: {label}", index + 1)).clicked() {
+                    chosen = Some(index);
+                }
+            }
+        });
+        let newer = at.is_some_and(|at| at + 1 < moments.len());
+        if ui.add_enabled(newer, egui::Button::new("Forward")).on_hover_text("The pattern after this one").clicked() {
+            chosen = at.map(|at| at + 1);
+        }
+        let older = at.is_some_and(|at| at > 0);
+        if ui.add_enabled(older, egui::Button::new("Back")).on_hover_text("The pattern before this one").clicked() {
+            chosen = at.and_then(|at| at.checked_sub(1));
+        }
+        ui.label("History").on_hover_text(
+            "Every pattern this session made (new seeds, takes, knob moves), saved with the project: \
+             bring one back to play it again",
+        );
+        let now = std::time::Instant::now();
+        let Some(moment) = chosen.and_then(|index| lock(&self.params.history).recall(index, now).cloned()) else {
+            return;
+        };
+        struct Recall<'a> {
+            setter: &'a ParamSetter<'a>,
+            moment: &'a Moment,
+        }
+        impl ShapingVisitor for Recall<'_> {
+            fn visit<P: Param>(&mut self, id: &str, param: &P) {
+                match self.moment.values.get(id) {
+                    Some(&value) if value != param.unmodulated_normalized_value() => {
+                        self.setter.begin_set_parameter(param);
+                        self.setter.set_parameter_normalized(param, value);
+                        self.setter.end_set_parameter(param);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.params.visit_shaping(&mut Recall { setter, moment: &moment });
+        self.params.takes.store(moment.takes, std::sync::atomic::Ordering::Release);
     }
 
     fn header(&mut self, ui: &mut egui::Ui, published: &Published) {
@@ -460,8 +514,11 @@ impl DreamrollEditor {
         });
     }
 
-    fn status_line(&self, ui: &mut egui::Ui, published: &Published) {
-        ui.label(RichText::new(&published.message).color(Color32::GRAY));
+    fn status_line(&self, ui: &mut egui::Ui, published: &Published, setter: &ParamSetter) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(&published.message).color(Color32::GRAY));
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| self.history_row(ui, setter));
+        });
         if let Some(problem) = &published.problem {
             ui.label(RichText::new(problem).color(Color32::LIGHT_RED));
         }

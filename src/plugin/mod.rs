@@ -6,6 +6,7 @@
 //! through a wait-free ring, used ones leave through another, and everything the editor sees
 //! of playback is a handful of atomics.
 
+pub mod history;
 pub mod params;
 pub mod session;
 pub mod shared;

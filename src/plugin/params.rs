@@ -2,8 +2,9 @@
 //! them. Everything the engine needs is read from here by [`settings_for`], on the engine
 //! thread, so a parameter change costs the audio thread nothing.
 
+use super::history::Moment;
 use super::session::SessionField;
-use super::shared::{ClipSlot, HeardChord, MorphPoints, SessionSlots, StyleNames};
+use super::shared::{ClipSlot, HeardChord, HistorySlot, MorphPoints, SessionSlots, StyleNames};
 use crate::engine::pattern::{PatternOptions, Scale};
 use crate::engine::worker::Settings;
 use crate::metrics::attributes::Attribute;
@@ -113,6 +114,8 @@ pub struct DreamrollParams {
     pub morph_points: Arc<MorphPoints>,
     /// The loaded model's styles, as *Style* shows them.
     pub style_names: Arc<StyleNames>,
+    /// The patterns this session made; saved in the session.
+    pub history: Arc<HistorySlot>,
 }
 
 #[derive(Params)]
@@ -378,6 +381,7 @@ impl Default for DreamrollParams {
                     Arc::new(move |text| names.step(text))
                 }),
             style_names,
+            history: Arc::default(),
         }
     }
 }
@@ -409,8 +413,79 @@ impl DreamrollParams {
             clip: self.clip.clone(),
             chord: self.heard_chord.clone(),
             morph: self.morph_points.clone(),
+            history: self.history.clone(),
         }
     }
+
+    /// Shows `visitor` every parameter that shapes the notes, by a stable ID: what a history
+    /// moment keeps. Left out are the ones that change when or whether a pattern plays, not
+    /// which (hold, switch at, bypass, the preview), and the recorder's.
+    pub fn visit_shaping(&self, visitor: &mut impl ShapingVisitor) {
+        for (i, knob) in self.knobs.iter().enumerate() {
+            visitor.visit(&format!("knob_{}", i + 1), &knob.value);
+        }
+        for (i, knob) in self.named.iter().enumerate() {
+            visitor.visit(&format!("named_{}", i + 1), &knob.value);
+        }
+        visitor.visit("seed", &self.seed);
+        visitor.visit("variation", &self.variation);
+        visitor.visit("loop-bars", &self.loop_bars);
+        visitor.visit("density", &self.density);
+        visitor.visit("temperature", &self.temperature);
+        visitor.visit("key", &self.key);
+        visitor.visit("scale", &self.scale);
+        visitor.visit("transpose", &self.transpose);
+        visitor.visit("velocity", &self.velocity);
+        visitor.visit("humanise", &self.humanise);
+        visitor.visit("swing", &self.swing);
+        visitor.visit("source", &self.source);
+        visitor.visit("distance", &self.distance);
+        visitor.visit("morph", &self.morph);
+        visitor.visit("style", &self.style);
+        for (i, track) in self.tracks.iter().enumerate() {
+            visitor.visit(&format!("mute_{}", i + 1), &track.mute);
+            visitor.visit(&format!("channel_{}", i + 1), &track.channel);
+        }
+    }
+
+    /// What the parameters ask for now, as a history moment (unlabelled).
+    pub fn moment(&self) -> Moment {
+        struct Values(std::collections::BTreeMap<String, f32>);
+        impl ShapingVisitor for Values {
+            fn visit<P: Param>(&mut self, id: &str, param: &P) {
+                self.0.insert(id.to_string(), param.unmodulated_normalized_value());
+            }
+        }
+        let mut values = Values(Default::default());
+        self.visit_shaping(&mut values);
+        Moment { values: values.0, takes: self.takes.load(Ordering::Acquire), label: String::new() }
+    }
+
+    /// Shaping parameter `id` at normalised `value`, as a host shows it ("Seed 43").
+    pub fn shaping_text(&self, id: &str, value: f32) -> Option<String> {
+        struct Text<'a> {
+            id: &'a str,
+            value: f32,
+            found: Option<String>,
+        }
+        impl ShapingVisitor for Text<'_> {
+            fn visit<P: Param>(&mut self, id: &str, param: &P) {
+                if id == self.id {
+                    self.found =
+                        Some(format!("{} {}", param.name(), param.normalized_value_to_string(self.value, true)));
+                }
+            }
+        }
+        let mut text = Text { id, value, found: None };
+        self.visit_shaping(&mut text);
+        text.found
+    }
+}
+
+/// Something done with each parameter that shapes the notes (see
+/// [`DreamrollParams::visit_shaping`]).
+pub trait ShapingVisitor {
+    fn visit<P: Param>(&mut self, id: &str, param: &P);
 }
 
 /// A 0..1 amount shown and typed as a percentage.

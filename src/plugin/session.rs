@@ -12,7 +12,8 @@ use crate::engine::models::ModelSource;
 use crate::engine::worker::{lock, Command, Published, Settings};
 use crate::model::latent::KNOB_REACH;
 use crate::model::source::MorphPoint;
-use crate::plugin::shared::{ClipSlot, HeardChord, MorphPoints, SessionSlots};
+use crate::plugin::history::History;
+use crate::plugin::shared::{ClipSlot, HeardChord, HistorySlot, MorphPoints, SessionSlots};
 use crate::roll::Take;
 use crate::roll::{MAX_BEATS_PER_BAR, MAX_STEPS_PER_BEAT};
 use crate::schedule::{Pattern, MAX_DELAY};
@@ -47,6 +48,9 @@ pub struct Session {
     /// Morph points A and B.
     #[serde(default)]
     pub morph_points: [Option<MorphPoint>; 2],
+    /// The patterns the session made, to step back through.
+    #[serde(default)]
+    pub history: History,
 }
 
 /// A session as saved, its clip and morph points left as text to be read one by one.
@@ -62,6 +66,8 @@ struct Saved<'a> {
     clip: Option<&'a RawValue>,
     #[serde(default, borrow)]
     morph_points: [Option<&'a RawValue>; 2],
+    #[serde(default, borrow)]
+    history: Option<&'a RawValue>,
 }
 
 /// Only the version, read first: whatever else a newer Dreamroll saves, it should say so.
@@ -152,6 +158,12 @@ pub fn read_session(text: &str) -> Result<(Session, Vec<String>), SessionError> 
         let name = ["A", "B"][which];
         point.map_err(|reason| dropped.push(format!("morph point {name} was damaged and is left out ({reason})"))).ok()
     });
+    let history = saved.history.map_or_else(History::default, |raw| {
+        serde_json::from_str::<History>(raw.get()).map(History::sanitised).unwrap_or_else(|reason| {
+            dropped.push(format!("the pattern history was damaged and is left out ({reason})"));
+            History::default()
+        })
+    });
     let session = Session {
         schema_version: saved.schema_version,
         model: saved.model,
@@ -160,6 +172,7 @@ pub fn read_session(text: &str) -> Result<(Session, Vec<String>), SessionError> 
         pattern,
         clip,
         morph_points,
+        history,
     };
     Ok((session, dropped))
 }
@@ -225,6 +238,7 @@ struct Link {
     clip: Option<Arc<ClipSlot>>,
     chord: Option<Arc<HeardChord>>,
     morph: Option<Arc<MorphPoints>>,
+    history: Option<Arc<HistorySlot>>,
     /// The session the host loaded last, as its exact text. Hosts save right after loading
     /// (a project opened on a frozen track, an undo snapshot, a duplicated track) before the
     /// engine has run, and must get back exactly what they gave.
@@ -252,6 +266,7 @@ struct Targets<'a> {
     clip: &'a ClipSlot,
     chord: &'a HeardChord,
     morph: &'a MorphPoints,
+    history: &'a HistorySlot,
 }
 
 /// Hands a session to the engine; returns the extras' serial with its clip and points in.
@@ -259,6 +274,7 @@ fn restore(targets: Targets, session: Session, serial: u64) -> u64 {
     targets.takes.store(session.takes, Ordering::Release);
     targets.clip.set(session.clip.map(Arc::new));
     targets.morph.set(session.morph_points);
+    *lock(targets.history) = session.history;
     // The chord a project followed is heard again, so its settings are what the parameters ask.
     targets.chord.set(session.settings.source.chords.first().map(|&classes| (classes, None)));
     let extras_serial = targets.clip.serial() + targets.morph.serial();
@@ -274,11 +290,18 @@ fn restore(targets: Targets, session: Session, serial: u64) -> u64 {
 impl SessionField {
     /// Connects the field to a running engine; a session loaded before it started goes to it now.
     pub fn connect(&self, published: Arc<Mutex<Published>>, commands: Sender<Command>, slots: SessionSlots) {
-        let SessionSlots { takes, clip, chord, morph } = slots;
+        let SessionSlots { takes, clip, chord, morph, history } = slots;
         let mut link = lock(&self.inner);
         if let Some((session, serial)) = link.waiting.take() {
             let extras_serial = restore(
-                Targets { commands: &commands, takes: &takes, clip: &clip, chord: &chord, morph: &morph },
+                Targets {
+                    commands: &commands,
+                    takes: &takes,
+                    clip: &clip,
+                    chord: &chord,
+                    morph: &morph,
+                    history: &history,
+                },
                 session,
                 serial,
             );
@@ -292,6 +315,7 @@ impl SessionField {
         link.clip = Some(clip);
         link.chord = Some(chord);
         link.morph = Some(morph);
+        link.history = Some(history);
     }
 
     /// Why the project's session, or a part of it, could not be used, for the editor.
@@ -327,6 +351,7 @@ impl SessionField {
                 pattern: Pattern::clone(published.pattern.as_ref()?),
                 clip: link.clip.as_ref().and_then(|slot| slot.get()).map(Arc::unwrap_or_clone),
                 morph_points: link.morph.as_ref().map(|points| points.get()).unwrap_or_default(),
+                history: link.history.as_ref().map(|history| lock(history).clone()).unwrap_or_default(),
             })
         })();
         session.and_then(|s| serde_json::to_string(&s).ok()).unwrap_or_default()
@@ -340,15 +365,16 @@ impl SessionField {
                 link.problem = (!dropped.is_empty()).then(|| dropped.join("; "));
                 link.loads += 1;
                 let serial = link.loads;
-                let extras_serial = match (&link.commands, &link.takes, &link.clip, &link.chord, &link.morph) {
-                    (Some(commands), Some(takes), Some(clip), Some(chord), Some(morph)) => {
-                        Some(restore(Targets { commands, takes, clip, chord, morph }, session, serial))
-                    }
-                    _ => {
-                        link.waiting = Some((session, serial));
-                        None
-                    }
-                };
+                let extras_serial =
+                    match (&link.commands, &link.takes, &link.clip, &link.chord, &link.morph, &link.history) {
+                        (Some(commands), Some(takes), Some(clip), Some(chord), Some(morph), Some(history)) => {
+                            Some(restore(Targets { commands, takes, clip, chord, morph, history }, session, serial))
+                        }
+                        _ => {
+                            link.waiting = Some((session, serial));
+                            None
+                        }
+                    };
                 link.loaded = Some(Loaded { text: text.to_string(), serial, extras_serial });
             }
             Err(error) => link.problem = Some(format!("{error}; starting from the project's parameter values")),
@@ -375,9 +401,11 @@ mod tests {
     use super::*;
     use crate::engine::pattern::{PatternOptions, Scale};
     use crate::model::generator::RenderRequest;
+    use crate::plugin::history::Moment;
     use crate::roll::swing::Swing;
     use crate::roll::Meter;
     use crate::schedule::PatternNote;
+    use std::time::Instant;
 
     fn session() -> Session {
         Session {
@@ -418,6 +446,14 @@ mod tests {
             },
             clip: None,
             morph_points: [None, None],
+            history: {
+                let mut history = History::default();
+                for (seed, takes) in [(0.2, 0), (0.2, 1), (0.7, 1)] {
+                    let values = [("seed".to_string(), seed), ("knob_1".to_string(), 0.5)].into();
+                    history.record(Moment { values, takes, label: format!("{seed} {takes}") }, Instant::now());
+                }
+                history.sanitised()
+            },
         }
     }
 
@@ -425,6 +461,23 @@ mod tests {
     fn a_session_survives_a_round_trip() {
         let text = serde_json::to_string(&session()).unwrap();
         assert_eq!(parse_session(&text).unwrap(), session());
+        assert_eq!(session().history.moments().len(), 3, "with its history");
+    }
+
+    #[test]
+    fn a_damaged_history_is_dropped_alone_in_words() {
+        let mut saved: serde_json::Value = serde_json::to_value(session()).unwrap();
+        saved["history"]["moments"][1]["takes"] = serde_json::json!("two");
+        let (restored, dropped) = read_session(&saved.to_string()).unwrap();
+        assert_eq!(restored.history, History::default());
+        assert_eq!(restored.pattern, session().pattern, "the rest is restored");
+        assert!(dropped.len() == 1 && dropped[0].starts_with("the pattern history was damaged"), "{dropped:?}");
+        let old: serde_json::Value = {
+            let mut old = serde_json::to_value(session()).unwrap();
+            old.as_object_mut().unwrap().remove("history");
+            old
+        };
+        assert_eq!(parse_session(&old.to_string()).unwrap().history, History::default(), "a project from before");
     }
 
     fn one_note_take() -> Take {

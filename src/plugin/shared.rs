@@ -3,6 +3,7 @@
 //! and restores them, the engine reads them and the editor sets them; living here, below all
 //! of those, none of them has to import another for them.
 
+use super::history::History;
 use crate::engine::worker::lock;
 use crate::model::source::MorphPoint;
 use crate::roll::Take;
@@ -70,14 +71,20 @@ pub type ClipSlot = Shared<Option<Arc<Take>>>;
 pub type MorphPoints = Shared<[Option<MorphPoint>; 2]>;
 
 /// What a saved session restores beyond parameter values, handed to it by the plugin: the
-/// seed's take count, the clip, the chord followed and the morph points.
+/// seed's take count, the clip, the chord followed, the morph points and the history.
 #[derive(Clone, Default)]
 pub struct SessionSlots {
     pub takes: Arc<AtomicU32>,
     pub clip: Arc<ClipSlot>,
     pub chord: Arc<HeardChord>,
     pub morph: Arc<MorphPoints>,
+    pub history: Arc<HistorySlot>,
 }
+
+/// The patterns this session made (see [`History`]): written by the engine's thread as the
+/// parameters ask for new ones and by the editor as it steps through them. Not a [`Shared`]:
+/// it changes with every pattern, which the audio thread's fingerprint must not count.
+pub type HistorySlot = Mutex<History>;
 
 /// The loaded model's style names, for the *Style* parameter to show and read: the parameter
 /// is a number to a host, which has no list of the model's styles, and the model can change

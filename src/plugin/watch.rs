@@ -1,12 +1,14 @@
 //! What the engine thread reads from the plugin: the parameters, and the notes played in,
 //! which reach it through a ring the audio thread fills without ever waiting.
 
+use super::history;
 use super::params::{self, DreamrollParams};
 use crate::capture::{CaptureEvent, Recorder};
-use crate::engine::worker::{Polled, Settings, Watch};
+use crate::engine::worker::{lock, Polled, Settings, Watch};
 use crate::model::card::ModelCard;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Capture events in flight: a bar of dense playing is a few hundred; the engine drains the
 /// ring every few milliseconds.
@@ -78,6 +80,17 @@ pub fn capture_line(params: Arc<DreamrollParams>, capacity: usize) -> (CaptureLi
     (line, ParameterWatch { params, captured, recorder, heard, lost, lost_told: 0, lost_in_gap: 0 })
 }
 
+impl ParameterWatch {
+    /// The parameters ask for a new pattern: a moment of the history, named by what changed
+    /// since the one playing.
+    fn remember_moment(&self) {
+        let mut now = self.params.moment();
+        let mut history = lock(&self.params.history);
+        now.label = history::label(history.playing(), &now, |id, value| self.params.shaping_text(id, value));
+        history.record(now, Instant::now());
+    }
+}
+
 impl Watch for ParameterWatch {
     fn poll(&mut self) -> Polled {
         let params = &self.params;
@@ -105,6 +118,7 @@ impl Watch for ParameterWatch {
 
     fn settings(&mut self, card: &ModelCard) -> Settings {
         self.params.style_names.show(card.styles.iter().map(|style| &style.name));
+        self.remember_moment();
         params::settings_for(&self.params, card)
     }
 }
