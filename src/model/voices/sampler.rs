@@ -171,7 +171,11 @@ impl ChordGuide {
     }
 
     /// Moves the scores of a step's choices; `holding` is the row + 1 the voice sounds (0 resting).
+    /// The new notes' share of the choice stays as the model had it: the guide decides which
+    /// notes a voice strikes, not whether it strikes one — a penalty alone would hand the
+    /// off-chord notes' share to rest, and a part following chords would fall silent for bars.
     fn apply(&self, step: usize, holding: u32, scores: &mut [f32]) {
+        let new_notes_before = log_sum_exp(&scores[NEW_NOTE as usize..]);
         let bar = (step / self.steps_per_bar).min(GUIDE_BARS - 1);
         let chord = if step.is_multiple_of(self.strong_steps) { self.bars[bar] } else { ALL_PITCH_CLASSES };
         let penalty = |row: u32| {
@@ -182,10 +186,23 @@ impl ChordGuide {
         for (row, score) in scores[NEW_NOTE as usize..].iter_mut().enumerate() {
             *score += penalty(row as u32);
         }
+        let lift = new_notes_before - log_sum_exp(&scores[NEW_NOTE as usize..]);
+        if lift.is_finite() {
+            scores[NEW_NOTE as usize..].iter_mut().for_each(|score| *score += lift);
+        }
         if holding > 0 {
             scores[HOLD as usize] += penalty(holding - 1);
         }
     }
+}
+
+/// ln Σ e^x, safe for large and infinite scores.
+fn log_sum_exp(scores: &[f32]) -> f32 {
+    let top = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !top.is_finite() {
+        return top;
+    }
+    top + scores.iter().map(|x| (x - top).exp()).sum::<f32>().ln()
 }
 
 pub struct VoiceSampler {
@@ -938,6 +955,27 @@ mod tests {
             choose(&mut silent, VoiceState::SILENT, sampling, &mut rng),
             REST,
             "a silent voice has no note to end"
+        );
+    }
+
+    #[test]
+    fn a_chord_guide_chooses_which_notes_a_voice_strikes_not_whether_it_strikes_one() {
+        let guide =
+            ChordGuide { bias: -6.0, bars: [0b1001_0001; GUIDE_BARS], ..ChordGuide::scale_only(0xfff, 16, 60, 0.0) };
+        let before: Vec<f32> = (0..NEW_NOTE as usize + 13).map(|i| ((i * 7) % 5) as f32 * 0.4 - 0.5).collect();
+        let mut after = before.clone();
+        guide.apply(0, 0, &mut after);
+        let share_of_new_notes = |scores: &[f32]| {
+            let total = log_sum_exp(scores);
+            scores[NEW_NOTE as usize..].iter().map(|x| (x - total).exp()).sum::<f32>()
+        };
+        assert!((share_of_new_notes(&before) - share_of_new_notes(&after)).abs() < 1e-5);
+        assert_eq!(after[..NEW_NOTE as usize], before[..NEW_NOTE as usize], "rest and hold keep their scores");
+        let chord_tones =
+            [0usize, 4, 7, 12].map(|row| after[NEW_NOTE as usize + row] - before[NEW_NOTE as usize + row]);
+        assert!(
+            chord_tones.iter().all(|&lift| lift > 0.0),
+            "the chord's notes take the others' share: {chord_tones:?}"
         );
     }
 
