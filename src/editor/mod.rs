@@ -14,8 +14,8 @@ use crate::metrics::chords::chord_name;
 use crate::model::latent::within_reach;
 use crate::model::source::{MorphPoint, SourceMode};
 use crate::playhead::Playhead;
-use crate::plugin::history::Moment;
 use crate::plugin::params::{render_seed, DreamrollParams, ShapingVisitor, KNOBS};
+use crate::plugin::presets::{self, Preset};
 use crate::plugin::shared::ClipSlot;
 use crate::roll::{pattern_to_midi, Take};
 use crossbeam_channel::{Receiver, Sender};
@@ -70,7 +70,19 @@ pub struct DreamrollEditor {
     clip_result: Option<Result<String, String>>,
     /// A clip being read, and where its outcome arrives.
     clip_loading: Option<(PathBuf, Receiver<Result<String, String>>)>,
+    /// The factory presets, then the producer's own (the flag), read when the editor opens
+    /// and after each save.
+    presets: Vec<(Preset, bool)>,
+    /// The name typed for "Save preset", and what the last preset action came to.
+    preset_name: String,
+    preset_result: Option<Result<String, String>>,
+    /// A preset chosen for another model: applied once that model is loaded (its values may
+    /// name the model's styles), given up on after `PRESET_PATIENCE`.
+    pending_preset: Option<(Preset, std::time::Instant)>,
 }
+
+/// How long a preset waits for its model to load before it says why it could not be applied.
+const PRESET_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub fn create(
     params: Arc<DreamrollParams>,
@@ -91,6 +103,10 @@ pub fn create(
         clip_path: String::new(),
         clip_result: None,
         clip_loading: None,
+        presets: Vec::new(),
+        preset_name: String::new(),
+        preset_result: None,
+        pending_preset: None,
     };
     create_egui_editor(
         params.editor_state.clone(),
@@ -117,6 +133,7 @@ impl NiceEguiApp for DreamrollEditor {
         egui_ctx.set_visuals(egui::Visuals::dark());
         self.gui = Some(gui);
         let _ = self.commands.send(Command::ScanModels(user_models_dir()));
+        self.read_presets();
         Ok(())
     }
 
@@ -131,6 +148,7 @@ impl NiceEguiApp for DreamrollEditor {
         let roll_height = ROLL_HEIGHT + (ui.available_height() - DEFAULT_SIZE.1).max(0.0);
         egui::Frame::new().fill(BACKGROUND).inner_margin(10.0).show(ui, |ui| {
             self.header(ui, &published);
+            self.preset_row(ui, &published, &setter);
             ui.add_space(6.0);
             let channels = published.settings.as_ref().map(|s| s.voicing.channels.clone()).unwrap_or_default();
             // Each part's channels as its tracks go out now (a producer may have moved them).
@@ -270,24 +288,106 @@ impl DreamrollEditor {
         let Some(moment) = chosen.and_then(|index| lock(&self.params.history).recall(index, now).cloned()) else {
             return;
         };
-        struct Recall<'a> {
-            setter: &'a ParamSetter<'a>,
-            moment: &'a Moment,
+        set_shaping(&self.params, setter, &moment.values);
+        self.params.takes.store(moment.takes, std::sync::atomic::Ordering::Release);
+    }
+
+    fn read_presets(&mut self) {
+        self.presets = presets::factory().into_iter().map(|preset| (preset, false)).collect();
+        if let Some(dir) = presets::user_presets_dir() {
+            let (own, problems) = presets::read_user_presets(&dir);
+            self.presets.extend(own.into_iter().map(|preset| (preset, true)));
+            if !problems.is_empty() {
+                self.preset_result = Some(Err(problems.join("; ")));
+            }
         }
-        impl ShapingVisitor for Recall<'_> {
-            fn visit<P: Param>(&mut self, id: &str, param: &P) {
-                match self.moment.values.get(id) {
-                    Some(&value) if value != param.unmodulated_normalized_value() => {
-                        self.setter.begin_set_parameter(param);
-                        self.setter.set_parameter_normalized(param, value);
-                        self.setter.end_set_parameter(param);
+    }
+
+    /// Choose a preset (the loaded model's first, then the others', which load their model),
+    /// or save the parameters as one of the producer's own.
+    fn preset_row(&mut self, ui: &mut egui::Ui, published: &Published, setter: &ParamSetter) {
+        let current = published.model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        self.apply_pending_preset(published, setter);
+        ui.horizontal(|ui| {
+            ui.label("Preset");
+            let mut chosen = None;
+            egui::ComboBox::from_id_salt("preset").width(260.0).selected_text("Choose a preset").show_ui(ui, |ui| {
+                let this_model_first = self.presets.iter().filter(|(p, _)| p.model == current);
+                let others = self.presets.iter().filter(|(p, _)| p.model != current);
+                for (preset, own) in this_model_first.chain(others) {
+                    let label = format!("{} ({}{})", preset.name, preset.model, if *own { ", yours" } else { "" });
+                    if ui.selectable_label(false, label).on_hover_text(&preset.description).clicked() {
+                        chosen = Some(preset.clone());
                     }
-                    _ => {}
+                }
+            });
+            if let Some(preset) = chosen {
+                self.choose_preset(preset, published);
+            }
+            ui.add(egui::TextEdit::singleline(&mut self.preset_name).hint_text("name").desired_width(140.0));
+            if ui.button("Save preset").on_hover_text("The model and every knob, as one of your presets").clicked() {
+                self.preset_result = Some(self.save_preset(&current));
+            }
+            // One line however long the description: the whole of it on hover.
+            if let Some(result) = &self.preset_result {
+                let (message, colour) = match result {
+                    Ok(message) => (message, Color32::GRAY),
+                    Err(message) => (message, Color32::LIGHT_RED),
+                };
+                ui.add(egui::Label::new(RichText::new(message).color(colour)).truncate()).on_hover_text(message);
+            }
+        });
+    }
+
+    fn choose_preset(&mut self, preset: Preset, published: &Published) {
+        let loaded = published.model.as_ref().is_some_and(|m| m.name == preset.model);
+        if !loaded {
+            let installed =
+                published.models.iter().find(|entry| entry.status.as_ref().is_ok_and(|n| *n == preset.model));
+            match installed {
+                Some(entry) => {
+                    let _ = self.commands.send(Command::LoadModel(entry.source.clone()));
+                }
+                None => {
+                    self.preset_result = Some(Err(format!(
+                        "preset {:?} is for the model {:?}, which is not installed here",
+                        preset.name, preset.model
+                    )));
+                    return;
                 }
             }
         }
-        self.params.visit_shaping(&mut Recall { setter, moment: &moment });
-        self.params.takes.store(moment.takes, std::sync::atomic::Ordering::Release);
+        self.pending_preset = Some((preset, std::time::Instant::now()));
+    }
+
+    /// Sets the chosen preset's values once its model is the one loaded.
+    fn apply_pending_preset(&mut self, published: &Published, setter: &ParamSetter) {
+        let Some((preset, since)) = self.pending_preset.take() else { return };
+        let loaded = published.model.as_ref().is_some_and(|m| m.name == preset.model);
+        let values = if loaded { Some(self.params.preset_values(&preset)) } else { None };
+        match values {
+            Some(Ok(values)) => {
+                set_shaping(&self.params, setter, &values);
+                self.params.takes.store(preset.take, std::sync::atomic::Ordering::Release);
+                self.preset_result = Some(Ok(format!("{}: {}", preset.name, preset.description)));
+            }
+            // The model's style names reach the parameters a moment after the model.
+            _ if since.elapsed() < PRESET_PATIENCE => self.pending_preset = Some((preset, since)),
+            Some(Err(problem)) => self.preset_result = Some(Err(problem)),
+            None => {
+                self.preset_result =
+                    Some(Err(format!("preset {:?}: the model {:?} did not load", preset.name, preset.model)))
+            }
+        }
+    }
+
+    fn save_preset(&mut self, model: &str) -> Result<String, String> {
+        let dir = presets::user_presets_dir().ok_or("there is no user folder to keep presets in")?;
+        let name = self.preset_name.trim();
+        let preset = self.params.preset_of_now(name, &format!("{model}, saved from the editor"), model);
+        let path = presets::save_user_preset(&dir, &preset)?;
+        self.read_presets();
+        Ok(format!("saved {}", path.display()))
     }
 
     fn header(&mut self, ui: &mut egui::Ui, published: &Published) {
@@ -535,6 +635,28 @@ impl DreamrollEditor {
             None => {}
         }
     }
+}
+
+/// Sets the shaping parameters to `values` (normalised, by ID), each changed one as a host
+/// gesture, so the host's undo and automation see it.
+fn set_shaping(params: &DreamrollParams, setter: &ParamSetter, values: &std::collections::BTreeMap<String, f32>) {
+    struct Set<'a> {
+        setter: &'a ParamSetter<'a>,
+        values: &'a std::collections::BTreeMap<String, f32>,
+    }
+    impl ShapingVisitor for Set<'_> {
+        fn visit<P: Param>(&mut self, id: &str, param: &P) {
+            match self.values.get(id) {
+                Some(&value) if value != param.unmodulated_normalized_value() => {
+                    self.setter.begin_set_parameter(param);
+                    self.setter.set_parameter_normalized(param, value);
+                    self.setter.end_set_parameter(param);
+                }
+                _ => {}
+            }
+        }
+    }
+    params.visit_shaping(&mut Set { setter, values });
 }
 
 /// Reads a MIDI file into the clip slot on a thread of its own, so that a large, slow or

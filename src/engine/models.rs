@@ -47,18 +47,23 @@ pub const MODELS_DIR_VARIABLE: &str = "DREAMROLL_MODELS";
 
 /// The folder the plugin looks in for models, per platform convention.
 pub fn user_models_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os(MODELS_DIR_VARIABLE) {
-        return Some(PathBuf::from(dir));
+    match std::env::var_os(MODELS_DIR_VARIABLE) {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => user_data_dir().map(|dir| dir.join("models")),
     }
+}
+
+/// Dreamroll's folder in the user's data folder, as each OS keeps one.
+pub fn user_data_dir() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     if cfg!(target_os = "windows") {
-        std::env::var_os("APPDATA").map(|d| PathBuf::from(d).join("Dreamroll").join("models"))
+        std::env::var_os("APPDATA").map(|d| PathBuf::from(d).join("Dreamroll"))
     } else if cfg!(target_os = "macos") {
-        home.map(|h| h.join("Library/Application Support/Dreamroll/models"))
+        home.map(|h| h.join("Library/Application Support/Dreamroll"))
     } else {
         let data =
             std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).or_else(|| home.map(|h| h.join(".local/share")));
-        data.map(|d| d.join("dreamroll/models"))
+        data.map(|d| d.join("dreamroll"))
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod history;
 pub mod params;
+pub mod presets;
 pub mod session;
 pub mod shared;
 pub mod watch;
