@@ -5,7 +5,8 @@
 //! on the [`engine`] thread; the [`plugin`] plays them through the [`schedule`]r in time with a
 //! host, audible through the [`synth`], and the [`editor`] shows them.
 
-// `unsafe` only where a kernel needs it (src/model/kernels/ allows it, nothing else does).
+// `unsafe` only where a kernel needs it (src/model/kernels/), where the CLAP ABI does
+// (src/plugin/clap_entry.rs), and to set a parameter set of its own (presets::set_and_list).
 #![deny(unsafe_code)]
 
 pub mod capture;

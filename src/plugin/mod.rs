@@ -6,6 +6,7 @@
 //! through a wait-free ring, used ones leave through another, and everything the editor sees
 //! of playback is a handful of atomics.
 
+mod clap_entry;
 pub mod history;
 pub mod params;
 pub mod presets;
@@ -588,7 +589,6 @@ impl Vst3Plugin for Dreamroll {
     const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] = &[Vst3SubCategory::Instrument, Vst3SubCategory::Generator];
 }
 
-nice_export_clap!(Dreamroll);
 nice_export_vst3!(Dreamroll);
 
 #[cfg(test)]

@@ -3,10 +3,24 @@
 //! preset file reads like the editor and survives a parameter's range changing. The factory
 //! presets are data (`bundled/presets.json`, built into the plugin); a producer's own are
 //! files in the user presets folder, saved from the editor.
+//!
+//! A host loads a preset as plugin state ([`preset_state`]): the parameters and a session with
+//! the preset's pattern already written, the same state a project saved with that preset
+//! holds. CLAP's preset-load and the `.vstpreset` files `cargo xtask install` writes both
+//! carry it, so every host hears the same notes the editor's preset menu gives.
 
-use super::params::{DreamrollParams, ShapingVisitor};
-use crate::engine::models::user_data_dir;
-use nice_plug::prelude::Param;
+use super::params::{settings_for, DreamrollParams, ShapingVisitor};
+use super::session::{parse_session, Session, SESSION_FIELD, SESSION_VERSION};
+use super::Dreamroll;
+use crate::engine::models::{scan_models, user_data_dir, ModelSource};
+use crate::engine::pattern::build_pattern;
+use crate::engine::worker::clip_for;
+use crate::model::completion::SourceError;
+use crate::roll::Roll;
+use nice_plug::params::internals::ParamPtr;
+use nice_plug::params::persist::{deserialize_field, serialize_field};
+use nice_plug::plugin::{ParamValue, PluginState};
+use nice_plug::prelude::{Param, Params, Plugin, Vst3Plugin};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,14 +69,20 @@ pub fn read_user_presets(dir: &Path) -> (Vec<Preset>, Vec<String>) {
         if path.extension().is_none_or(|extension| extension != EXTENSION) {
             continue;
         }
-        let read = std::fs::read_to_string(&path).map_err(|e| e.to_string());
-        match read.and_then(|text| serde_json::from_str::<Preset>(&text).map_err(|e| e.to_string())) {
+        match read_preset_file(&path) {
             Ok(preset) => presets.push(preset),
-            Err(reason) => problems.push(format!("{} is no Dreamroll preset ({reason})", path.display())),
+            Err(problem) => problems.push(problem),
         }
     }
     presets.sort_by_key(|preset| preset.name.to_lowercase());
     (presets, problems)
+}
+
+/// The preset in the file at `path`, or why it is not one.
+pub fn read_preset_file(path: &Path) -> Result<Preset, String> {
+    let read = std::fs::read_to_string(path).map_err(|e| e.to_string());
+    read.and_then(|text| serde_json::from_str::<Preset>(&text).map_err(|e| e.to_string()))
+        .map_err(|reason| format!("{} is no Dreamroll preset ({reason})", path.display()))
 }
 
 /// Writes `preset` into `dir` (made if missing) as a file named after it; returns its path.
@@ -104,27 +124,36 @@ impl DreamrollParams {
 
     /// `preset`'s values as normalised parameter values, read as the parameters read typed
     /// text (for the model loaded now: a style is one of its names); the values this Dreamroll
-    /// has no parameter for, or cannot read, in words.
+    /// has no parameter for, or cannot read, in words. A preset is a whole sound, so a shaping
+    /// parameter it does not name is at its default, the same whatever played before; only
+    /// the parts' routing (mute, MIDI channel) is the producer's setup and stays unless named.
     pub fn preset_values(&self, preset: &Preset) -> Result<BTreeMap<String, f32>, String> {
         struct Read<'a> {
             preset: &'a Preset,
             values: BTreeMap<String, f32>,
             unread: Vec<String>,
+            named: usize,
         }
         impl ShapingVisitor for Read<'_> {
             fn visit<P: Param>(&mut self, id: &str, param: &P) {
-                let Some(text) = self.preset.values.get(id) else { return };
+                let Some(text) = self.preset.values.get(id) else {
+                    if !is_routing(id) {
+                        self.values.insert(id.to_string(), param.default_normalized_value());
+                    }
+                    return;
+                };
                 match param.string_to_normalized_value(text) {
                     Some(value) => {
                         self.values.insert(id.to_string(), value);
+                        self.named += 1;
                     }
                     None => self.unread.push(format!("{} {text:?}", param.name())),
                 }
             }
         }
-        let mut read = Read { preset, values: BTreeMap::new(), unread: Vec::new() };
+        let mut read = Read { preset, values: BTreeMap::new(), unread: Vec::new(), named: 0 };
         self.visit_shaping(&mut read);
-        let unknown = preset.values.keys().filter(|id| !read.values.contains_key(*id)).count() - read.unread.len();
+        let unknown = preset.values.len() - read.named - read.unread.len();
         if unknown > 0 {
             read.unread.push(format!("{unknown} values for parameters this Dreamroll does not have"));
         }
@@ -133,6 +162,162 @@ impl DreamrollParams {
             false => Err(format!("preset {:?} cannot be read: {}", preset.name, read.unread.join(", "))),
         }
     }
+}
+
+/// A part's mute and MIDI channel: how the producer wired Dreamroll into the song.
+fn is_routing(id: &str) -> bool {
+    id.starts_with("mute_") || id.starts_with("channel_")
+}
+
+/// The installed model named `name`: the built-in one or a folder of `models` (the folder the
+/// model picker lists).
+pub fn installed_model(name: &str, models: Option<&Path>) -> Option<ModelSource> {
+    let mut found = None;
+    scan_models(models, &std::sync::atomic::AtomicBool::new(false), |entry| {
+        if found.is_none() && entry.status.as_deref() == Ok(name) {
+            found = Some(entry.source);
+        }
+    });
+    found
+}
+
+/// The plugin state that plays `preset`: its parameter values, and a session holding its model
+/// and the pattern it writes, so the notes are there the moment the host loads it. `live` is
+/// the state of the instance loading it, whose clip, morph points and history are the
+/// producer's and stay; without it (a preset file for any instance) there are none. The model
+/// is looked for in `models` (see [`installed_model`]).
+pub fn preset_state(preset: &Preset, live: Option<&PluginState>, models: Option<&Path>) -> Result<PluginState, String> {
+    let source = installed_model(&preset.model, models).ok_or_else(|| {
+        format!("preset {:?} is for the model {:?}, which is not installed here", preset.name, preset.model)
+    })?;
+    let generator = source.load().map_err(|e| format!("preset {:?}: {e}", preset.name))?;
+    let card = generator.card();
+    let params = DreamrollParams::default();
+    params.style_names.show(card.styles.iter().map(|style| &style.name));
+    let values = params.preset_values(preset)?;
+    // A persisted field is kept as JSON of its value, here the session's own text.
+    let live_session = live.and_then(|state| state.fields.get(SESSION_FIELD));
+    let live_session = live_session.and_then(|field| deserialize_field::<String>(field).ok()).filter(|t| !t.is_empty());
+    let kept = match live_session {
+        Some(text) => {
+            Some(parse_session(&text).map_err(|e| format!("preset {:?} cannot keep the clip: {e}", preset.name))?)
+        }
+        None => None,
+    };
+    if let Some(kept) = &kept {
+        params.clip.set(kept.clip.clone().map(std::sync::Arc::new));
+        params.morph_points.set(kept.morph_points.clone());
+    }
+    params.takes.store(preset.take, std::sync::atomic::Ordering::Release);
+    let state_params = set_and_list(&params, &values);
+    let settings = settings_for(&params, card);
+    let clip = clip_for(&generator, &settings)
+        .map_err(|e| format!("preset {:?}: the clip cannot be used: {e}", preset.name))?;
+    let roll = match generator.render_from(&settings.request, &settings.source, clip.as_ref()) {
+        Ok(roll) => roll,
+        // A preset that answers what the producer plays (Follow chords, a clip source) is
+        // silent until they do, as a fresh instance in that mode is.
+        Err(SourceError::NoChord | SourceError::NoClip(_)) => {
+            let representation = std::sync::Arc::new(card.representation.clone());
+            Roll::new(representation, settings.request.bars * card.representation.steps_per_bar())
+        }
+        Err(e) => return Err(format!("preset {:?} cannot be written: {e}", preset.name)),
+    };
+    let pattern = build_pattern(&roll, &settings.voicing);
+    let (clip, morph_points, history) = match kept {
+        Some(kept) => (kept.clip, kept.morph_points, kept.history),
+        None => Default::default(),
+    };
+    let session = Session {
+        schema_version: SESSION_VERSION,
+        model: source,
+        settings,
+        takes: preset.take,
+        pattern,
+        clip,
+        morph_points,
+        history,
+    };
+    let session = serde_json::to_string(&session)
+        .and_then(|text| serialize_field(&text))
+        .map_err(|e| format!("preset {:?}: {e}", preset.name))?;
+    Ok(PluginState {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        params: state_params,
+        fields: BTreeMap::from([(SESSION_FIELD.to_string(), session)]),
+    })
+}
+
+/// Sets `values` (normalised, by shaping ID) on `params`, a set of its own no host sees, and
+/// lists them as plugin state lists parameters: plain values under the host-facing IDs.
+/// nice-plug sets a parameter only from a host or an editor, or through its raw pointer.
+#[allow(unsafe_code)]
+fn set_and_list(params: &DreamrollParams, values: &BTreeMap<String, f32>) -> BTreeMap<String, ParamValue> {
+    struct Set<'a> {
+        values: &'a BTreeMap<String, f32>,
+        set: Vec<(ParamPtr, f32)>,
+    }
+    impl ShapingVisitor for Set<'_> {
+        fn visit<P: Param>(&mut self, id: &str, param: &P) {
+            if let Some(&value) = self.values.get(id) {
+                self.set.push((param.as_ptr(), value));
+            }
+        }
+    }
+    let mut set = Set { values, set: Vec::new() };
+    params.visit_shaping(&mut set);
+    let host_ids: std::collections::HashMap<ParamPtr, String> =
+        params.param_map().into_iter().map(|(id, ptr, _)| (ptr, id)).collect();
+    set.set
+        .into_iter()
+        .filter_map(|(ptr, value)| {
+            // SAFETY: `ptr` points into `params`, borrowed for this whole call, and no other
+            // thread has it.
+            let (plain, enum_id) = unsafe {
+                ptr._internal_set_normalized_value(value);
+                let enum_id = match ptr {
+                    ParamPtr::EnumParam(param) => (*param).unmodulated_plain_id().map(str::to_string),
+                    _ => None,
+                };
+                (ptr.unmodulated_plain_value(), enum_id)
+            };
+            // As nice-plug saves them, so a preset file reads like a saved project.
+            let saved = match (ptr, enum_id) {
+                (ParamPtr::FloatParam(_), _) => ParamValue::F32(plain),
+                (ParamPtr::EnumParam(_), Some(id)) => ParamValue::String(id),
+                (ParamPtr::IntParam(_) | ParamPtr::EnumParam(_), _) => ParamValue::I32(plain.round() as i32),
+                (ParamPtr::BoolParam(_), _) => ParamValue::Bool(plain > 0.5),
+            };
+            Some((host_ids.get(&ptr)?.clone(), saved))
+        })
+        .collect()
+}
+
+/// Dreamroll's folder in a VST3 preset folder, `<root>/<vendor>/<plugin>` as the SDK lays out.
+pub fn vst3_preset_folder(root: &Path) -> PathBuf {
+    root.join(<Dreamroll as Plugin>::VENDOR).join(<Dreamroll as Plugin>::NAME)
+}
+
+/// A VST3 preset file (Steinberg's `.vstpreset`: a header with the plugin's class ID, the
+/// component's state as a chunk, and a chunk list) holding `state`. The state is nice-plug's,
+/// as its VST3 `getState` writes it: the plugin state as JSON.
+pub fn vst3_preset_file(state: &PluginState) -> Vec<u8> {
+    let class_id = <Dreamroll as Vst3Plugin>::VST3_CLASS_ID;
+    const HEADER_BYTES: u64 = 4 + 4 + 32 + 8;
+    let chunk = serde_json::to_vec(state).expect("plugin state is plain data");
+    let list_at = HEADER_BYTES + chunk.len() as u64;
+    let mut file = Vec::with_capacity(list_at as usize + 32);
+    file.extend_from_slice(b"VST3");
+    file.extend_from_slice(&1i32.to_le_bytes());
+    file.extend(class_id.iter().flat_map(|byte| format!("{byte:02X}").into_bytes()));
+    file.extend_from_slice(&(list_at as i64).to_le_bytes());
+    file.extend_from_slice(&chunk);
+    file.extend_from_slice(b"List");
+    file.extend_from_slice(&1i32.to_le_bytes());
+    file.extend_from_slice(b"Comp");
+    file.extend_from_slice(&(HEADER_BYTES as i64).to_le_bytes());
+    file.extend_from_slice(&(chunk.len() as i64).to_le_bytes());
+    file
 }
 
 #[cfg(test)]
@@ -160,7 +345,11 @@ mod tests {
             let params = DreamrollParams::default();
             params.style_names.show(generator.card().styles.iter().map(|style| &style.name));
             let values = params.preset_values(preset).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(values.len(), preset.values.len());
+            assert!(preset.values.keys().all(|id| values.contains_key(id)), "{}: every value read", preset.name);
+            assert!(!values.keys().any(|id| is_routing(id) && !preset.values.contains_key(id)), "routing stays");
+            if !preset.values.contains_key("humanise") {
+                assert_eq!(values["humanise"], params.humanise.default_normalized_value(), "unnamed: the default");
+            }
         }
         let models: std::collections::BTreeSet<&str> = presets.iter().map(|p| p.model.as_str()).collect();
         assert_eq!(models.len(), 5, "every shipped model has presets: {models:?}");

@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub const SESSION_VERSION: u32 = 1;
+/// The session's key among the plugin state's persisted fields (`#[persist]` in the parameters).
+pub const SESSION_FIELD: &str = "session";
 
 /// Longest loop a session may hold, and most notes: far past anything the plugin makes, and a
 /// bound on what a hostile blob can make the audio thread walk.

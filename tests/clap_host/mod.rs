@@ -12,17 +12,21 @@ use clap_sys::ext::audio_ports_config::{
     clap_audio_ports_config, clap_plugin_audio_ports_config, CLAP_EXT_AUDIO_PORTS_CONFIG,
 };
 use clap_sys::ext::params::{clap_param_info, clap_plugin_params, CLAP_EXT_PARAMS};
+use clap_sys::ext::preset_load::{clap_host_preset_load, clap_plugin_preset_load, CLAP_EXT_PRESET_LOAD};
 use clap_sys::ext::state::{clap_plugin_state, CLAP_EXT_STATE};
 use clap_sys::factory::plugin_factory::{clap_plugin_factory, CLAP_PLUGIN_FACTORY_ID};
+use clap_sys::factory::preset_discovery::*;
 use clap_sys::fixedpoint::{CLAP_BEATTIME_FACTOR, CLAP_SECTIME_FACTOR};
 use clap_sys::host::clap_host;
 use clap_sys::plugin::clap_plugin;
 use clap_sys::process::clap_process;
 use clap_sys::stream::{clap_istream, clap_ostream};
+use clap_sys::universal_plugin_id::clap_universal_plugin_id;
 use clap_sys::version::CLAP_VERSION;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// The transport a block is played under.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -104,10 +108,49 @@ pub enum HostInput {
 
 struct HostData {
     callback_requested: AtomicBool,
+    /// What the plugin told the host's preset-load extension: "loaded NAME" or "error MESSAGE".
+    preset_news: Mutex<Vec<String>>,
 }
 
-unsafe extern "C" fn get_extension(_host: *const clap_host, _id: *const c_char) -> *const c_void {
-    std::ptr::null()
+unsafe extern "C" fn get_extension(_host: *const clap_host, id: *const c_char) -> *const c_void {
+    match unsafe { CStr::from_ptr(id) } == CLAP_EXT_PRESET_LOAD {
+        true => &HOST_PRESET_LOAD as *const clap_host_preset_load as *const c_void,
+        false => std::ptr::null(),
+    }
+}
+
+static HOST_PRESET_LOAD: clap_host_preset_load =
+    clap_host_preset_load { on_error: Some(preset_error), loaded: Some(preset_loaded) };
+
+fn tell_host(host: *const clap_host, news: String) {
+    unsafe { (*((*host).host_data as *const HostData)).preset_news.lock().unwrap().push(news) };
+}
+
+fn text_or_null(text: *const c_char) -> String {
+    match text.is_null() {
+        true => "null".to_string(),
+        false => unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned(),
+    }
+}
+
+unsafe extern "C" fn preset_error(
+    host: *const clap_host,
+    _kind: u32,
+    _location: *const c_char,
+    _load_key: *const c_char,
+    _os_error: i32,
+    message: *const c_char,
+) {
+    tell_host(host, format!("error {}", text_or_null(message)));
+}
+
+unsafe extern "C" fn preset_loaded(
+    host: *const clap_host,
+    _kind: u32,
+    location: *const c_char,
+    load_key: *const c_char,
+) {
+    tell_host(host, format!("loaded {} {}", text_or_null(location), text_or_null(load_key)));
 }
 unsafe extern "C" fn request_nothing(_host: *const clap_host) {}
 unsafe extern "C" fn request_callback(host: *const clap_host) {
@@ -217,7 +260,8 @@ impl ClapInstance {
             let descriptor = ((*factory).get_plugin_descriptor.unwrap())(factory, 0);
             let names =
                 [c"dreamroll-test-host".to_owned(), c"Dreamroll tests".to_owned(), c"".to_owned(), c"1.0".to_owned()];
-            let host_data = Box::new(HostData { callback_requested: AtomicBool::new(false) });
+            let host_data =
+                Box::new(HostData { callback_requested: AtomicBool::new(false), preset_news: Mutex::new(Vec::new()) });
             let host = Box::new(clap_host {
                 clap_version: CLAP_VERSION,
                 host_data: &*host_data as *const HostData as *mut c_void,
@@ -611,6 +655,231 @@ impl ClapInstance {
         let accepted = unsafe { ((*self.state).load.unwrap())(self.plugin, &stream) };
         self.pump_main_thread();
         accepted
+    }
+}
+
+/// A preset as a host's browser lists it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListedPreset {
+    pub name: String,
+    pub load_key: Option<String>,
+    pub kind: u32,
+    /// The file, for a preset in a file location.
+    pub location: Option<String>,
+    pub description: String,
+    pub plugin_ids: Vec<String>,
+    pub flags: u32,
+    pub features: Vec<String>,
+}
+
+/// What a provider declared to the indexer, and the presets its locations hold.
+#[derive(Debug, Default)]
+pub struct PresetCrawl {
+    pub filetypes: Vec<String>,
+    /// (name, kind, location, flags) of each declared location.
+    pub locations: Vec<(String, u32, Option<String>, u32)>,
+    pub presets: Vec<ListedPreset>,
+    pub errors: Vec<String>,
+}
+
+unsafe extern "C" fn declare_filetype(
+    indexer: *const clap_preset_discovery_indexer,
+    filetype: *const clap_preset_discovery_filetype,
+) -> bool {
+    let crawl = unsafe { &mut *((*indexer).indexer_data as *mut PresetCrawl) };
+    crawl.filetypes.push(text_or_null(unsafe { (*filetype).file_extension }));
+    true
+}
+
+unsafe extern "C" fn declare_location(
+    indexer: *const clap_preset_discovery_indexer,
+    location: *const clap_preset_discovery_location,
+) -> bool {
+    let crawl = unsafe { &mut *((*indexer).indexer_data as *mut PresetCrawl) };
+    let location = unsafe { &*location };
+    let place = (!location.location.is_null()).then(|| text_or_null(location.location));
+    crawl.locations.push((text_or_null(location.name), location.kind, place, location.flags));
+    true
+}
+
+unsafe extern "C" fn declare_soundpack(
+    _indexer: *const clap_preset_discovery_indexer,
+    _soundpack: *const clap_preset_discovery_soundpack,
+) -> bool {
+    true
+}
+
+unsafe extern "C" fn indexer_extension(
+    _indexer: *const clap_preset_discovery_indexer,
+    _id: *const c_char,
+) -> *const c_void {
+    std::ptr::null()
+}
+
+/// The receiver's data: the presets found so far and where they are.
+struct Receiving<'a> {
+    crawl: &'a mut PresetCrawl,
+    kind: u32,
+    location: Option<String>,
+}
+
+fn receiving<'a>(receiver: *const clap_preset_discovery_metadata_receiver) -> &'a mut Receiving<'a> {
+    unsafe { &mut *((*receiver).receiver_data as *mut Receiving) }
+}
+
+fn current(receiver: *const clap_preset_discovery_metadata_receiver) -> &'static mut ListedPreset {
+    let receiving = receiving(receiver);
+    let preset = receiving.crawl.presets.last_mut().expect("begin_preset comes first");
+    unsafe { &mut *(preset as *mut ListedPreset) }
+}
+
+unsafe extern "C" fn receive_error(
+    receiver: *const clap_preset_discovery_metadata_receiver,
+    _os: i32,
+    message: *const c_char,
+) {
+    receiving(receiver).crawl.errors.push(text_or_null(message));
+}
+unsafe extern "C" fn begin_preset(
+    receiver: *const clap_preset_discovery_metadata_receiver,
+    name: *const c_char,
+    load_key: *const c_char,
+) -> bool {
+    let receiving = receiving(receiver);
+    let load_key = (!load_key.is_null()).then(|| text_or_null(load_key));
+    let (kind, location) = (receiving.kind, receiving.location.clone());
+    receiving.crawl.presets.push(ListedPreset {
+        name: text_or_null(name),
+        load_key,
+        kind,
+        location,
+        ..Default::default()
+    });
+    true
+}
+unsafe extern "C" fn add_plugin_id(
+    receiver: *const clap_preset_discovery_metadata_receiver,
+    id: *const clap_universal_plugin_id,
+) {
+    let id = unsafe { &*id };
+    current(receiver).plugin_ids.push(format!("{}:{}", text_or_null(id.abi), text_or_null(id.id)));
+}
+unsafe extern "C" fn set_soundpack_id(_receiver: *const clap_preset_discovery_metadata_receiver, _id: *const c_char) {}
+unsafe extern "C" fn set_flags(receiver: *const clap_preset_discovery_metadata_receiver, flags: u32) {
+    current(receiver).flags = flags;
+}
+unsafe extern "C" fn add_creator(_receiver: *const clap_preset_discovery_metadata_receiver, _creator: *const c_char) {}
+unsafe extern "C" fn set_description(receiver: *const clap_preset_discovery_metadata_receiver, text: *const c_char) {
+    current(receiver).description = text_or_null(text);
+}
+unsafe extern "C" fn set_timestamps(
+    _receiver: *const clap_preset_discovery_metadata_receiver,
+    _created: u64,
+    _modified: u64,
+) {
+}
+unsafe extern "C" fn add_feature(receiver: *const clap_preset_discovery_metadata_receiver, feature: *const c_char) {
+    current(receiver).features.push(text_or_null(feature));
+}
+unsafe extern "C" fn add_extra_info(
+    _receiver: *const clap_preset_discovery_metadata_receiver,
+    _key: *const c_char,
+    _value: *const c_char,
+) {
+}
+
+impl ClapInstance {
+    /// Crawls the plugin's presets as a host's browser does: the preset-discovery factory's
+    /// first provider, its declared locations, and for a folder each file of a declared type.
+    pub fn crawl_presets(&self) -> PresetCrawl {
+        let mut crawl = PresetCrawl::default();
+        unsafe {
+            let factory = ((*self.entry).get_factory.unwrap())(CLAP_PRESET_DISCOVERY_FACTORY_ID.as_ptr())
+                as *const clap_preset_discovery_factory;
+            assert!(!factory.is_null(), "no preset-discovery factory");
+            assert_eq!(((*factory).count.unwrap())(factory), 1, "one preset provider");
+            let descriptor = ((*factory).get_descriptor.unwrap())(factory, 0);
+            let names = [c"dreamroll-test-host", c"Dreamroll tests", c"", c"1.0"];
+            let indexer = clap_preset_discovery_indexer {
+                clap_version: CLAP_VERSION,
+                name: names[0].as_ptr(),
+                vendor: names[1].as_ptr(),
+                url: names[2].as_ptr(),
+                version: names[3].as_ptr(),
+                indexer_data: &mut crawl as *mut PresetCrawl as *mut c_void,
+                declare_filetype: Some(declare_filetype),
+                declare_location: Some(declare_location),
+                declare_soundpack: Some(declare_soundpack),
+                get_extension: Some(indexer_extension),
+            };
+            let provider = ((*factory).create.unwrap())(factory, &indexer, (*descriptor).id);
+            assert!(!provider.is_null(), "the provider is made");
+            assert!(((*provider).init.unwrap())(provider), "the provider starts");
+            let mut places = Vec::new();
+            for (_, kind, location, _) in crawl.locations.clone() {
+                match (kind, location) {
+                    (CLAP_PRESET_DISCOVERY_LOCATION_FILE, Some(dir)) => {
+                        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+                        files.sort();
+                        let wanted = |path: &Path| {
+                            crawl.filetypes.iter().any(|ext| path.extension().is_some_and(|e| e == ext.as_str()))
+                        };
+                        places.extend(
+                            files.into_iter().filter(|f| wanted(f)).map(|f| (kind, Some(f.display().to_string()))),
+                        );
+                    }
+                    other => places.push(other),
+                }
+            }
+            for (kind, location) in places {
+                let mut receiving = Receiving { crawl: &mut crawl, kind, location: location.clone() };
+                let receiver = clap_preset_discovery_metadata_receiver {
+                    receiver_data: &mut receiving as *mut Receiving as *mut c_void,
+                    on_error: Some(receive_error),
+                    begin_preset: Some(begin_preset),
+                    add_plugin_id: Some(add_plugin_id),
+                    set_soundpack_id: Some(set_soundpack_id),
+                    set_flags: Some(set_flags),
+                    add_creator: Some(add_creator),
+                    set_description: Some(set_description),
+                    set_timestamps: Some(set_timestamps),
+                    add_feature: Some(add_feature),
+                    add_extra_info: Some(add_extra_info),
+                };
+                let location = location.map(|l| CString::new(l).unwrap());
+                let answered = ((*provider).get_metadata.unwrap())(
+                    provider,
+                    kind,
+                    location.as_ref().map_or(std::ptr::null(), |l| l.as_ptr()),
+                    &receiver,
+                );
+                if !answered {
+                    crawl.errors.push(format!("get_metadata refused {location:?}"));
+                }
+            }
+            ((*provider).destroy.unwrap())(provider);
+        }
+        crawl
+    }
+
+    /// Loads `preset` through the plugin's preset-load extension, as a browser does on a
+    /// double-click; whether the plugin says it loaded, and what it told the host.
+    pub fn load_preset(&mut self, preset: &ListedPreset) -> (bool, Vec<String>) {
+        let location = preset.location.as_ref().map(|l| CString::new(l.as_str()).unwrap());
+        let load_key = preset.load_key.as_ref().map(|k| CString::new(k.as_str()).unwrap());
+        let loaded = unsafe {
+            let extension = ((*self.plugin).get_extension.unwrap())(self.plugin, CLAP_EXT_PRESET_LOAD.as_ptr())
+                as *const clap_plugin_preset_load;
+            assert!(!extension.is_null(), "the plugin offers preset-load");
+            ((*extension).from_location.unwrap())(
+                self.plugin,
+                preset.kind,
+                location.as_ref().map_or(std::ptr::null(), |l| l.as_ptr()),
+                load_key.as_ref().map_or(std::ptr::null(), |k| k.as_ptr()),
+            )
+        };
+        self.pump_main_thread();
+        (loaded, std::mem::take(&mut *self.host_data.preset_news.lock().unwrap()))
     }
 }
 

@@ -5,6 +5,7 @@ use clap::Args;
 use dreamroll::engine::models::user_models_dir;
 use dreamroll::model::generator::{CARD_FILE, DECODER_FILE, ENCODER_FILE};
 use dreamroll::model::learned_phrases::LEARNED_PHRASES_FILE;
+use dreamroll::plugin::presets;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -19,6 +20,10 @@ pub struct InstallArgs {
     /// folder the plugin scans, or $DREAMROLL_MODELS].
     #[arg(long)]
     models_dir: Option<PathBuf>,
+    /// Where the factory presets go as .vstpreset files [default: the platform's per-user
+    /// VST3 preset folder, <presets>/Dreamroll/Dreamroll].
+    #[arg(long)]
+    vst3_presets_dir: Option<PathBuf>,
 }
 
 /// What a model folder needs to load (`Generator::from_dir`): its card, weights and the
@@ -68,7 +73,44 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
     for installed in install_models(Path::new("models"), &models)? {
         println!("installed the model {}", installed.display());
     }
+    let presets = args.vst3_presets_dir.map_or_else(default_vst3_presets_dir, Ok)?;
+    // The presets name the models just installed, which the plugin finds in the same folder.
+    let written = write_vst3_presets(&presets, &models)?;
+    println!("installed {written} VST3 presets in {}", presets.display());
     Ok(())
+}
+
+/// Where VST3 hosts look for a plugin's presets, per user, as Steinberg's SDK names them:
+/// `<presets>/<vendor>/<plugin>/`.
+fn default_vst3_presets_dir() -> anyhow::Result<PathBuf> {
+    let user = |variable: &str| {
+        std::env::var_os(variable).map(PathBuf::from).with_context(|| {
+            format!("{variable} is not set, so there is no per-user preset folder; pass --vst3-presets-dir")
+        })
+    };
+    let root = if cfg!(target_os = "windows") {
+        user("USERPROFILE")?.join("Documents/VST3 Presets")
+    } else if cfg!(target_os = "macos") {
+        user("HOME")?.join("Library/Audio/Presets")
+    } else {
+        user("HOME")?.join(".vst3/presets")
+    };
+    Ok(presets::vst3_preset_folder(&root))
+}
+
+/// Writes each factory preset as a `.vstpreset` into `dir` (its old ones replaced); returns
+/// how many. A preset plays its pattern the moment a host loads it, so each is rendered here.
+fn write_vst3_presets(dir: &Path, models: &Path) -> anyhow::Result<usize> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = 0;
+    for preset in presets::factory() {
+        let state = presets::preset_state(&preset, None, Some(models)).map_err(anyhow::Error::msg)?;
+        let path = dir.join(format!("{}.vstpreset", preset.name.replace(['/', '\\', ':'], "-")));
+        std::fs::write(&path, presets::vst3_preset_file(&state))
+            .with_context(|| format!("writing {}", path.display()))?;
+        written += 1;
+    }
+    Ok(written)
 }
 
 /// Copies each model folder of `shipped` (the files it needs to load) into `into`, replacing
