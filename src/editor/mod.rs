@@ -4,11 +4,13 @@
 //! It reads what the engine published (a brief lock, never held by the audio thread) and the
 //! playhead atomics; it writes only through the host's parameter setter and engine commands.
 
+#[cfg(target_os = "linux")]
+pub mod drag_out;
 mod piano_roll;
 mod widgets;
 
 use crate::capture::MOST_BARS;
-use crate::engine::models::{user_models_dir, ModelSource};
+use crate::engine::models::{user_data_dir, user_models_dir, ModelSource};
 use crate::engine::worker::{lock, Command, Published};
 use crate::metrics::chords::chord_name;
 use crate::model::latent::within_reach;
@@ -65,6 +67,12 @@ pub struct DreamrollEditor {
     /// Where "Export .mid" writes, and what happened last time.
     export_path: String,
     export_result: Option<Result<String, String>>,
+    /// A drag of the loop out of the editor, and where its outcome arrives in words.
+    dragging: Option<Receiver<Result<String, String>>>,
+    /// An open file dialog: what its file is for, and where the chosen path arrives.
+    dialog: Option<(Browse, Receiver<Option<PathBuf>>)>,
+    /// What the last file dialog came to, when it chose nothing.
+    dialog_result: Option<String>,
     /// The MIDI file typed into "Load clip", and what happened last time.
     clip_path: String,
     clip_result: Option<Result<String, String>>,
@@ -100,6 +108,9 @@ pub fn create(
         model_path: String::new(),
         export_path: export_path.display().to_string(),
         export_result: None,
+        dragging: None,
+        dialog: None,
+        dialog_result: None,
         clip_path: String::new(),
         clip_result: None,
         clip_loading: None,
@@ -145,6 +156,7 @@ impl NiceEguiApp for DreamrollEditor {
         if self.playhead.playing.load(std::sync::atomic::Ordering::Relaxed) {
             ui.ctx().request_repaint();
         }
+        self.take_chosen_file(ui.ctx(), &published);
         let roll_height = ROLL_HEIGHT + (ui.available_height() - DEFAULT_SIZE.1).max(0.0);
         egui::Frame::new().fill(BACKGROUND).inner_margin(10.0).show(ui, |ui| {
             self.header(ui, &published);
@@ -324,18 +336,22 @@ impl DreamrollEditor {
             if let Some(preset) = chosen {
                 self.choose_preset(preset, published);
             }
+            self.browse_button(ui, Browse::Preset);
             ui.add(egui::TextEdit::singleline(&mut self.preset_name).hint_text("name").desired_width(140.0));
             if ui.button("Save preset").on_hover_text("The model and every knob, as one of your presets").clicked() {
                 self.preset_result = Some(self.save_preset(&current));
             }
-            // One line however long the description: the whole of it on hover.
-            if let Some(result) = &self.preset_result {
-                let (message, colour) = match result {
-                    Ok(message) => (message, Color32::GRAY),
-                    Err(message) => (message, Color32::LIGHT_RED),
-                };
-                ui.add(egui::Label::new(RichText::new(message).color(colour)).truncate()).on_hover_text(message);
-            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                self.loop_out(ui, published);
+                // One line however long the description, in the room left: all of it on hover.
+                if let Some(result) = &self.preset_result {
+                    let (message, colour) = match result {
+                        Ok(message) => (message, Color32::GRAY),
+                        Err(message) => (message, Color32::LIGHT_RED),
+                    };
+                    ui.add(egui::Label::new(RichText::new(message).color(colour)).truncate()).on_hover_text(message);
+                }
+            });
         });
     }
 
@@ -424,30 +440,110 @@ impl DreamrollEditor {
                 },
             );
             ui.add(egui::TextEdit::singleline(&mut self.model_path).hint_text("model folder").desired_width(180.0));
+            self.browse_button(ui, Browse::ModelFolder);
             if ui.button("Load folder").clicked() && !self.model_path.trim().is_empty() {
                 let _ =
                     self.commands.send(Command::LoadModel(ModelSource::Folder(PathBuf::from(self.model_path.trim()))));
             }
-            ui.add(egui::TextEdit::singleline(&mut self.export_path).desired_width(150.0));
-            if ui.button("Export .mid").clicked() {
-                self.export_result = Some(self.export(published));
-            }
         });
     }
 
-    fn export(&self, published: &Published) -> Result<String, String> {
-        let pattern = published.pattern.as_ref().ok_or("there is no pattern yet")?;
-        let names: Vec<(u8, String)> = match (&published.model, &published.settings) {
-            (Some(model), Some(settings)) => {
-                model.parts.iter().map(|(name, tracks)| (settings.voicing.channels[tracks[0]], name.clone())).collect()
-            }
-            _ => Vec::new(),
+    /// The loop out of the plugin: dragged onto a track, or written where the producer says.
+    fn loop_out(&mut self, ui: &mut egui::Ui, published: &Published) {
+        let drag = ui
+            .add_enabled(self.dragging.is_none(), egui::Button::new("Drag loop out").sense(egui::Sense::drag()))
+            .on_hover_text("Hold and drag onto a track in your DAW's arrangement: the loop as a MIDI clip, kept in Dreamroll's dragged folder");
+        if drag.drag_started() {
+            self.start_drag(published);
+        }
+        if let Some(outcome) = self.dragging.as_ref().and_then(|dragging| dragging.try_recv().ok()) {
+            self.export_result = Some(outcome);
+            self.dragging = None;
+        }
+        if ui.button("Export .mid").clicked() {
+            let path = PathBuf::from(self.export_path.trim());
+            self.export_result = Some(write_loop(published, &path));
+        }
+        self.browse_button(ui, Browse::Export);
+        ui.add(egui::TextEdit::singleline(&mut self.export_path).desired_width(150.0));
+    }
+
+    fn load_clip(&mut self, path: PathBuf, ctx: &egui::Context) {
+        let repaint = ctx.clone();
+        let outcome =
+            load_clip_in_background(path.clone(), self.params.clip.clone(), move || repaint.request_repaint());
+        self.clip_loading = Some((path, outcome));
+        self.clip_result = None;
+    }
+
+    /// "…": the OS's own file dialog for `purpose`, the typed path beside it staying as the
+    /// other way.
+    fn browse_button(&mut self, ui: &mut egui::Ui, purpose: Browse) {
+        let button = ui
+            .add_enabled(self.dialog.is_none(), egui::Button::new("…"))
+            .on_hover_text(format!("{} with the system's file dialog", purpose.title()));
+        if button.clicked() {
+            self.dialog = Some((purpose, open_file_dialog(purpose, ui.ctx().clone())));
+            self.dialog_result = None;
+        }
+    }
+
+    /// Acts on the file a dialog chose, as its button beside the typed path would.
+    fn take_chosen_file(&mut self, ctx: &egui::Context, published: &Published) {
+        let Some((purpose, answer)) = &self.dialog else { return };
+        let (purpose, chosen) = match answer.try_recv() {
+            Ok(chosen) => (*purpose, chosen),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => (*purpose, None),
+            Err(crossbeam_channel::TryRecvError::Empty) => return,
         };
-        let tempo = EXPORT_BPM;
-        let path = PathBuf::from(self.export_path.trim());
-        std::fs::write(&path, pattern_to_midi(pattern, tempo, &names))
-            .map_err(|e| format!("could not write {}: {e}", path.display()))?;
-        Ok(format!("wrote {} ({} notes at {tempo:.0} BPM)", path.display(), pattern.notes.len()))
+        self.dialog = None;
+        let Some(path) = chosen else {
+            self.dialog_result = Some(format!(
+                "{}: no file chosen (if no dialog opened, this desktop has no file-dialog portal: type the path instead)",
+                purpose.title()
+            ));
+            return;
+        };
+        let shown = path.display().to_string();
+        match purpose {
+            Browse::Clip => {
+                self.clip_path = shown;
+                self.load_clip(path, ctx);
+            }
+            Browse::ModelFolder => {
+                self.model_path = shown;
+                let _ = self.commands.send(Command::LoadModel(ModelSource::Folder(path)));
+            }
+            Browse::Export => {
+                self.export_path = shown;
+                self.export_result = Some(write_loop(published, &path));
+            }
+            Browse::Preset => match presets::read_preset_file(&path) {
+                Ok(preset) => self.choose_preset(preset, published),
+                Err(problem) => self.preset_result = Some(Err(problem)),
+            },
+        }
+    }
+
+    /// Writes the loop into the dragged folder, where a host that refers to a dropped file
+    /// rather than copying it keeps finding it, and drags it on a thread of its own.
+    fn start_drag(&mut self, published: &Published) {
+        let written = dragged_file(published).and_then(|path| write_loop(published, &path).map(|_| path));
+        let path = match written {
+            Ok(path) => path,
+            Err(problem) => {
+                self.export_result = Some(Err(problem));
+                return;
+            }
+        };
+        let (send, outcome) = crossbeam_channel::bounded(1);
+        let spawned = std::thread::Builder::new().name("dreamroll drag".into()).spawn(move || {
+            let _ = send.send(drag_loop(&path));
+        });
+        match spawned {
+            Ok(_) => self.dragging = Some(outcome),
+            Err(e) => self.export_result = Some(Err(format!("the drag could not start: {e}"))),
+        }
     }
 
     /// Where the notes come from, and the clip the producer gives: recorded or loaded.
@@ -500,13 +596,9 @@ impl DreamrollEditor {
                 .on_hover_text("Its first 8 bars become the clip (until a new take is recorded)")
                 .clicked();
             if clicked && !self.clip_path.trim().is_empty() {
-                let path = PathBuf::from(self.clip_path.trim());
-                let repaint = ui.ctx().clone();
-                let outcome =
-                    load_clip_in_background(path.clone(), params.clip.clone(), move || repaint.request_repaint());
-                self.clip_loading = Some((path, outcome));
-                self.clip_result = None;
+                self.load_clip(PathBuf::from(self.clip_path.trim()), ui.ctx());
             }
+            self.browse_button(ui, Browse::Clip);
             if let Some((path, _)) = &self.clip_loading {
                 ui.label(RichText::new(format!("reading {}…", path.display())).color(Color32::GRAY));
             }
@@ -625,6 +717,9 @@ impl DreamrollEditor {
         if let Some(problem) = self.params.session.problem() {
             ui.label(RichText::new(problem).color(Color32::LIGHT_RED));
         }
+        if let Some(message) = &self.dialog_result {
+            ui.label(RichText::new(message).color(Color32::GRAY));
+        }
         match &self.export_result {
             Some(Ok(message)) => {
                 ui.label(RichText::new(message).color(Color32::GRAY));
@@ -635,6 +730,95 @@ impl DreamrollEditor {
             None => {}
         }
     }
+}
+
+/// What a file dialog chooses a file for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Browse {
+    Clip,
+    ModelFolder,
+    Export,
+    Preset,
+}
+
+impl Browse {
+    fn title(self) -> &'static str {
+        match self {
+            Browse::Clip => "Load a clip",
+            Browse::ModelFolder => "Load a model folder",
+            Browse::Export => "Export the loop",
+            Browse::Preset => "Open a preset file",
+        }
+    }
+}
+
+/// Opens the OS's file dialog for `purpose` (on Linux the desktop's file-chooser portal, so no
+/// GUI toolkit is loaded into the host) and waits for it on a thread of its own: the editor
+/// keeps drawing and the host keeps running while it is open. The path chosen, or none,
+/// arrives on the returned channel.
+fn open_file_dialog(purpose: Browse, repaint: egui::Context) -> Receiver<Option<PathBuf>> {
+    let dialog = rfd::AsyncFileDialog::new().set_title(purpose.title());
+    let midi = ["mid", "midi"];
+    // The dialog is made here, on the editor's thread (macOS wants its windows made on the
+    // main thread), and only waited for elsewhere.
+    let chosen: std::pin::Pin<Box<dyn std::future::Future<Output = Option<rfd::FileHandle>> + Send>> = match purpose {
+        Browse::Clip => Box::pin(dialog.add_filter("MIDI file", &midi).pick_file()),
+        Browse::ModelFolder => Box::pin(dialog.pick_folder()),
+        Browse::Export => {
+            Box::pin(dialog.add_filter("MIDI file", &midi).set_file_name("dreamroll-loop.mid").save_file())
+        }
+        Browse::Preset => Box::pin(dialog.add_filter("Dreamroll preset", &[presets::EXTENSION]).pick_file()),
+    };
+    let (send, answer) = crossbeam_channel::bounded(1);
+    // A thread that cannot start drops the sender, which reads as nothing chosen.
+    let _ = std::thread::Builder::new().name("dreamroll file dialog".into()).spawn(move || {
+        let _ = send.send(pollster::block_on(chosen).map(|file| file.path().to_path_buf()));
+        repaint.request_repaint();
+    });
+    answer
+}
+
+/// Writes the loop playing now to `path` as a MIDI file, a track per part.
+fn write_loop(published: &Published, path: &Path) -> Result<String, String> {
+    let pattern = published.pattern.as_ref().ok_or("there is no pattern yet")?;
+    let names: Vec<(u8, String)> = match (&published.model, &published.settings) {
+        (Some(model), Some(settings)) => {
+            model.parts.iter().map(|(name, tracks)| (settings.voicing.channels[tracks[0]], name.clone())).collect()
+        }
+        _ => Vec::new(),
+    };
+    let tempo = EXPORT_BPM;
+    std::fs::write(path, pattern_to_midi(pattern, tempo, &names))
+        .map_err(|e| format!("could not write {}: {e}", path.display()))?;
+    Ok(format!("wrote {} ({} notes at {tempo:.0} BPM)", path.display(), pattern.notes.len()))
+}
+
+/// Where a dragged loop is kept: a file of its own in the dragged folder, named by the model
+/// and the seed and told apart by its notes, so an arrangement's clips never change under it.
+fn dragged_file(published: &Published) -> Result<PathBuf, String> {
+    let dir = user_data_dir().ok_or("there is no user folder to keep dragged loops in")?.join("dragged");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    let pattern = published.pattern.as_ref().ok_or("there is no pattern yet")?;
+    let model = published.model.as_ref().map_or("loop", |model| model.name.as_str());
+    let seed = published.settings.as_ref().map_or(0, |settings| settings.request.seed);
+    let notes = pattern.notes.iter().flat_map(|note| [note.start.to_le_bytes(), note.length.to_le_bytes()]).flatten();
+    let notes = crate::hash::fnv1a(notes.chain(pattern.notes.iter().map(|note| note.pitch)));
+    Ok(dir.join(format!("Dreamroll {model} seed {seed} {:06x}.mid", notes & 0xff_ffff)))
+}
+
+#[cfg(target_os = "linux")]
+fn drag_loop(path: &Path) -> Result<String, String> {
+    match drag_out::drag_file(path)? {
+        drag_out::DragOutcome::Dropped => Ok(format!("dragged out {}", path.display())),
+        drag_out::DragOutcome::NotTaken => {
+            Ok(format!("let go where nothing takes MIDI files; the loop is kept at {}", path.display()))
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drag_loop(path: &Path) -> Result<String, String> {
+    Err(format!("dragging out works on Linux (X11) in this version; the loop is written to {}: drag it from there, or use Export .mid", path.display()))
 }
 
 /// Sets the shaping parameters to `values` (normalised, by ID), each changed one as a host
