@@ -61,7 +61,7 @@ struct Seen {
 
 /// A top-level window at `(x, y)`, 300 × 200, that takes `text/uri-list` drops, answering
 /// until a drop is finished or `until` passes.
-fn drop_target(display: &str, (x, y): (i16, i16), ready: mpsc::Sender<()>, until: Duration) -> Seen {
+fn drop_target(display: &str, (x, y): (i16, i16), ready: mpsc::Sender<Window>, until: Duration) -> Seen {
     let (connection, screen) = x11rb::connect(Some(display)).unwrap();
     let root = connection.setup().roots[screen].root;
     let atoms = Atoms::new(&connection).unwrap().reply().unwrap();
@@ -71,7 +71,7 @@ fn drop_target(display: &str, (x, y): (i16, i16), ready: mpsc::Sender<()>, until
     connection.change_property32(PropMode::REPLACE, window, atoms.XdndAware, AtomEnum::ATOM, &[5]).unwrap();
     connection.map_window(window).unwrap();
     connection.get_input_focus().unwrap().reply().unwrap();
-    ready.send(()).unwrap();
+    ready.send(window).unwrap();
     let mut seen = Seen::default();
     let mut source = 0;
     let started = Instant::now();
@@ -160,7 +160,7 @@ fn a_loop_dragged_onto_a_window_that_takes_files_is_dropped_there_as_the_files_u
     // Pressed on the plugin's window (here: anywhere outside the target), dragged in, let go.
     press_at(&hand_connection, root, 40, 40);
     let dragged = file.clone();
-    let drag = std::thread::spawn(move || drag_file(&dragged));
+    let drag = std::thread::spawn(move || drag_file(&dragged, None));
     std::thread::sleep(Duration::from_millis(100));
     hand(&hand_connection, root, &[(120, 120), (250, 220), (350, 260), (420, 300), (430, 310)]);
     let outcome = drag.join().unwrap();
@@ -174,7 +174,7 @@ fn a_loop_dragged_onto_a_window_that_takes_files_is_dropped_there_as_the_files_u
     // Let go over nothing that takes files: nothing is dropped, and the drag says so.
     press_at(&hand_connection, root, 40, 40);
     let again = file.clone();
-    let drag = std::thread::spawn(move || drag_file(&again));
+    let drag = std::thread::spawn(move || drag_file(&again, None));
     std::thread::sleep(Duration::from_millis(100));
     hand(&hand_connection, root, &[(60, 500), (100, 550)]);
     assert_eq!(drag.join().unwrap(), Ok(DragOutcome::NotTaken));
@@ -184,9 +184,9 @@ fn a_loop_dragged_onto_a_window_that_takes_files_is_dropped_there_as_the_files_u
     let (ready, own_ready) = mpsc::channel();
     let own_display = display.clone();
     let own = std::thread::spawn(move || drop_target(&own_display, (0, 0), ready, Duration::from_secs(3)));
-    own_ready.recv().unwrap();
+    let own_window = own_ready.recv().unwrap();
     press_at(&hand_connection, root, 40, 40);
-    let drag = std::thread::spawn(move || drag_file(&file));
+    let drag = std::thread::spawn(move || drag_file(&file, Some(own_window)));
     std::thread::sleep(Duration::from_millis(100));
     hand(&hand_connection, root, &[(80, 80), (120, 100)]);
     assert_eq!(drag.join().unwrap(), Ok(DragOutcome::NotTaken));

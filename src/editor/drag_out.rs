@@ -69,18 +69,18 @@ pub fn file_uri(path: &Path) -> String {
 }
 
 /// Drags the file at `path` from wherever the pointer is, with its first button held, to where
-/// it is let go. Blocks until then: call it on a thread of its own.
-pub fn drag_file(path: &Path) -> Result<DragOutcome, String> {
+/// it is let go; never onto `own` (Dreamroll's window: baseview takes file drops too). Blocks
+/// until then: call it on a thread of its own.
+pub fn drag_file(path: &Path, own: Option<Window>) -> Result<DragOutcome, String> {
     let (connection, screen) = x11rb::connect(None).map_err(|e| format!("no X display to drag on: {e}"))?;
-    Drag::new(connection, screen, path)?.run()
+    Drag::new(connection, screen, path, own.unwrap_or(NONE))?.run()
 }
 
 struct Drag {
     connection: RustConnection,
     root: Window,
     source: Window,
-    /// The window the drag started in, Dreamroll's own (baseview takes file drops too): not a
-    /// place to drop the loop.
+    /// Dreamroll's own window (or none): not a place to drop the loop.
     own: Window,
     atoms: Atoms,
     /// What the target is given: the file's URI and a line end, as `text/uri-list` has it.
@@ -97,7 +97,7 @@ struct Target {
 }
 
 impl Drag {
-    fn new(connection: RustConnection, screen: usize, path: &Path) -> Result<Drag, String> {
+    fn new(connection: RustConnection, screen: usize, path: &Path, own: Window) -> Result<Drag, String> {
         let fail = |e: &dyn std::fmt::Display| format!("the X display refused the drag: {e}");
         let root = connection.setup().roots[screen].root;
         let atoms = Atoms::new(&connection).map_err(|e| fail(&e))?.reply().map_err(|e| fail(&e))?;
@@ -109,13 +109,6 @@ impl Drag {
         connection.set_selection_owner(source, atoms.XdndSelection, CURRENT_TIME).map_err(|e| fail(&e))?;
         connection.flush().map_err(|e| fail(&e))?;
         let data = format!("{}\r\n", file_uri(path)).into_bytes();
-        let mut own = root;
-        for _ in 0..MOST_DEPTH {
-            match connection.query_pointer(own).map_err(|e| fail(&e))?.reply().map_err(|e| fail(&e))?.child {
-                NONE => break,
-                child => own = child,
-            }
-        }
         Ok(Drag { connection, root, source, own, atoms, data })
     }
 
@@ -194,7 +187,7 @@ impl Drag {
     /// `child` of the root down as XDND has it, with its XDND version; none over Dreamroll's own.
     fn aware_window_under(&self, mut window: Window) -> Result<Option<(Window, u32)>, Box<dyn std::error::Error>> {
         for _ in 0..MOST_DEPTH {
-            if window == NONE || window == self.source || window == self.own {
+            if window == NONE || window == self.source || (window == self.own && self.own != NONE) {
                 return Ok(None);
             }
             let aware =

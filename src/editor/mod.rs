@@ -29,6 +29,9 @@ use nice_plug::params::enums::Enum;
 use nice_plug::prelude::Param;
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{create_egui_editor, EguiEditor, EguiNiceSettings, NiceEguiApp, RepaintNotifier};
+use raw_window_handle::HasWindowHandle;
+#[cfg(target_os = "linux")]
+use raw_window_handle::RawWindowHandle;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -148,7 +151,7 @@ impl NiceEguiApp for DreamrollEditor {
         Ok(())
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut nice_plug_egui::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut nice_plug_egui::Frame) {
         let Some(gui) = self.gui.clone() else { return };
         let setter = gui.param_setter();
         let published = lock(&self.published).clone();
@@ -160,7 +163,7 @@ impl NiceEguiApp for DreamrollEditor {
         let roll_height = ROLL_HEIGHT + (ui.available_height() - DEFAULT_SIZE.1).max(0.0);
         egui::Frame::new().fill(BACKGROUND).inner_margin(10.0).show(ui, |ui| {
             self.header(ui, &published);
-            self.preset_row(ui, &published, &setter);
+            self.preset_row(ui, &published, &setter, frame.baseview_window());
             ui.add_space(6.0);
             let channels = published.settings.as_ref().map(|s| s.voicing.channels.clone()).unwrap_or_default();
             // Each part's channels as its tracks go out now (a producer may have moved them).
@@ -317,7 +320,13 @@ impl DreamrollEditor {
 
     /// Choose a preset (the loaded model's first, then the others', which load their model),
     /// or save the parameters as one of the producer's own.
-    fn preset_row(&mut self, ui: &mut egui::Ui, published: &Published, setter: &ParamSetter) {
+    fn preset_row(
+        &mut self,
+        ui: &mut egui::Ui,
+        published: &Published,
+        setter: &ParamSetter,
+        window: &impl HasWindowHandle,
+    ) {
         let current = published.model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
         self.apply_pending_preset(published, setter);
         ui.horizontal(|ui| {
@@ -342,7 +351,7 @@ impl DreamrollEditor {
                 self.preset_result = Some(self.save_preset(&current));
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                self.loop_out(ui, published);
+                self.loop_out(ui, published, window);
                 // One line however long the description, in the room left: all of it on hover.
                 if let Some(result) = &self.preset_result {
                     let (message, colour) = match result {
@@ -449,12 +458,12 @@ impl DreamrollEditor {
     }
 
     /// The loop out of the plugin: dragged onto a track, or written where the producer says.
-    fn loop_out(&mut self, ui: &mut egui::Ui, published: &Published) {
+    fn loop_out(&mut self, ui: &mut egui::Ui, published: &Published, window: &impl HasWindowHandle) {
         let drag = ui
             .add_enabled(self.dragging.is_none(), egui::Button::new("Drag loop out").sense(egui::Sense::drag()))
             .on_hover_text("Hold and drag onto a track in your DAW's arrangement: the loop as a MIDI clip, kept in Dreamroll's dragged folder");
         if drag.drag_started() {
-            self.start_drag(published);
+            self.start_drag(published, window);
         }
         if let Some(outcome) = self.dragging.as_ref().and_then(|dragging| dragging.try_recv().ok()) {
             self.export_result = Some(outcome);
@@ -526,8 +535,9 @@ impl DreamrollEditor {
     }
 
     /// Writes the loop into the dragged folder, where a host that refers to a dropped file
-    /// rather than copying it keeps finding it, and drags it on a thread of its own.
-    fn start_drag(&mut self, published: &Published) {
+    /// rather than copying it keeps finding it, and starts the OS's drag of it from `window`
+    /// (the editor's); what it comes to arrives in words.
+    fn start_drag(&mut self, published: &Published, window: &impl HasWindowHandle) {
         let written = dragged_file(published).and_then(|path| write_loop(published, &path).map(|_| path));
         let path = match written {
             Ok(path) => path,
@@ -537,12 +547,9 @@ impl DreamrollEditor {
             }
         };
         let (send, outcome) = crossbeam_channel::bounded(1);
-        let spawned = std::thread::Builder::new().name("dreamroll drag".into()).spawn(move || {
-            let _ = send.send(drag_loop(&path));
-        });
-        match spawned {
-            Ok(_) => self.dragging = Some(outcome),
-            Err(e) => self.export_result = Some(Err(format!("the drag could not start: {e}"))),
+        match drag_loop(path, window, send) {
+            Ok(()) => self.dragging = Some(outcome),
+            Err(problem) => self.export_result = Some(Err(problem)),
         }
     }
 
@@ -806,20 +813,59 @@ fn dragged_file(published: &Published) -> Result<PathBuf, String> {
     Ok(dir.join(format!("Dreamroll {model} seed {seed} {:06x}.mid", notes & 0xff_ffff)))
 }
 
-#[cfg(target_os = "linux")]
-fn drag_loop(path: &Path) -> Result<String, String> {
-    match drag_out::drag_file(path)? {
-        drag_out::DragOutcome::Dropped => Ok(format!("dragged out {}", path.display())),
-        drag_out::DragOutcome::NotTaken => {
-            Ok(format!("let go where nothing takes MIDI files; the loop is kept at {}", path.display()))
-        }
+/// What a drag of `path` came to, in words.
+fn drag_outcome(path: &Path, dropped: bool) -> String {
+    match dropped {
+        true => format!("dragged out {}", path.display()),
+        false => format!("let go where nothing takes MIDI files; the loop is kept at {}", path.display()),
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-fn drag_loop(path: &Path) -> Result<String, String> {
-    Err(format!("dragging out works on Linux (X11) in this version; the loop is written to {}: drag it from there, or use Export .mid", path.display()))
+/// X11: the drag follows the pointer on a thread of its own (see [`drag_out`]), never over
+/// Dreamroll's own window.
+#[cfg(target_os = "linux")]
+fn drag_loop(path: PathBuf, window: &impl HasWindowHandle, done: Sender<Result<String, String>>) -> Result<(), String> {
+    let own = match window.window_handle().map(|handle| handle.as_raw()) {
+        Ok(RawWindowHandle::Xlib(handle)) => Some(handle.window as u32),
+        Ok(RawWindowHandle::Xcb(handle)) => Some(handle.window.get()),
+        _ => None,
+    };
+    std::thread::Builder::new()
+        .name("dreamroll drag".into())
+        .spawn(move || {
+            let outcome =
+                drag_out::drag_file(&path, own).map(|o| drag_outcome(&path, o == drag_out::DragOutcome::Dropped));
+            let _ = done.send(outcome);
+        })
+        .map(|_| ())
+        .map_err(|e| format!("the drag could not start: {e}"))
 }
+
+/// macOS and Windows: the OS's own drag session, started from the editor's window while the
+/// mouse is down (Windows runs it to the drop here; macOS calls back when it ends).
+#[cfg(any(target_os = "macos", target_os = "windows"))]
+fn drag_loop(path: PathBuf, window: &impl HasWindowHandle, done: Sender<Result<String, String>>) -> Result<(), String> {
+    let image = drag::Image::Raw(DRAG_IMAGE.to_vec());
+    let shown = path.clone();
+    let ended = move |result: drag::DragResult, _: drag::CursorPosition| {
+        let _ = done.send(Ok(drag_outcome(&shown, matches!(result, drag::DragResult::Dropped))));
+    };
+    drag::start_drag(window, drag::DragItem::Files(vec![path]), image, ended, drag::Options::default())
+        .map_err(|e| format!("the drag could not start: {e}; use Export .mid"))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+fn drag_loop(
+    path: PathBuf,
+    _window: &impl HasWindowHandle,
+    _done: Sender<Result<String, String>>,
+) -> Result<(), String> {
+    Err(format!("dragging out is not made for this system; the loop is written to {}", path.display()))
+}
+
+/// The picture under the pointer while a loop is dragged (macOS and Windows draw one).
+#[cfg(any(target_os = "macos", target_os = "windows"))]
+const DRAG_IMAGE: &[u8] = include_bytes!("../../bundled/drag-clip.png");
 
 /// Sets the shaping parameters to `values` (normalised, by ID), each changed one as a host
 /// gesture, so the host's undo and automation see it.
