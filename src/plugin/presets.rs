@@ -373,6 +373,74 @@ mod tests {
         assert!(save_user_preset(dir.path(), &Preset { name: " / ".into(), ..preset }).is_err());
     }
 
+    fn shipped_models() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+    }
+
+    /// The session a preset's state carries, read as the plugin reads a project's.
+    fn session_of(state: &PluginState) -> Session {
+        let text: String = deserialize_field(&state.fields[SESSION_FIELD]).unwrap();
+        parse_session(&text).unwrap()
+    }
+
+    #[test]
+    fn a_preset_state_sets_its_values_and_carries_its_model_and_the_pattern_they_write() {
+        let factory = factory();
+        let bossa = factory.iter().find(|p| p.name == "Bossa nova").unwrap();
+        let state = preset_state(bossa, None, Some(&shipped_models())).unwrap();
+        assert!(matches!(state.params["seed"], ParamValue::I32(2)), "{:?}", state.params["seed"]);
+        assert!(matches!(&state.params["source"], ParamValue::String(_) | ParamValue::I32(0)), "Dream");
+        assert!(!state.params.contains_key("channel_1"), "routing stays as the producer set it");
+        let session = session_of(&state);
+        assert!(matches!(&session.model, ModelSource::Folder(dir) if dir.ends_with("band")), "{:?}", session.model);
+        assert_eq!(session.settings.request.style.as_deref(), Some("bossanova"));
+        assert!(!session.pattern.notes.is_empty());
+        assert_eq!(session.pattern, session_of(&preset_state(bossa, None, Some(&shipped_models())).unwrap()).pattern);
+
+        // Following chords with none held yet: silent until the producer plays one.
+        let on_chords = factory.iter().find(|p| p.values.get("source").is_some_and(|s| s == "Follow chords")).unwrap();
+        let session = session_of(&preset_state(on_chords, None, Some(&shipped_models())).unwrap());
+        assert!(session.pattern.notes.is_empty() && session.pattern.bars > 0, "{:?}", session.pattern.bars);
+
+        let missing = Preset { model: "no-such-model".into(), ..bossa.clone() };
+        let error = preset_state(&missing, None, Some(&shipped_models())).unwrap_err();
+        assert!(error.contains("\"no-such-model\", which is not installed here"), "{error}");
+    }
+
+    #[test]
+    fn a_preset_loaded_into_an_instance_keeps_its_clip() {
+        let factory = factory();
+        let bossa = factory.iter().find(|p| p.name == "Bossa nova").unwrap();
+        let clip = crate::plugin::session::tests::one_note_take();
+        let chorale = factory.iter().find(|p| p.model == "chorales-satb").unwrap();
+        let mut live = preset_state(chorale, None, Some(&shipped_models())).unwrap();
+        let mut session = session_of(&live);
+        session.clip = Some(clip.clone());
+        let text = serde_json::to_string(&session).unwrap();
+        live.fields.insert(SESSION_FIELD.into(), serialize_field(&text).unwrap());
+        let loaded = session_of(&preset_state(bossa, Some(&live), Some(&shipped_models())).unwrap());
+        assert_eq!(loaded.clip, Some(clip), "the producer's clip stays");
+        assert_eq!(loaded.settings.request.style.as_deref(), Some("bossanova"));
+    }
+
+    #[test]
+    fn a_vst3_preset_file_has_the_sdks_header_chunk_and_chunk_list() {
+        let state = PluginState { version: "1".into(), params: BTreeMap::new(), fields: BTreeMap::new() };
+        let file = vst3_preset_file(&state);
+        let chunk = serde_json::to_vec(&state).unwrap();
+        assert_eq!(&file[..4], b"VST3");
+        assert_eq!(i32::from_le_bytes(file[4..8].try_into().unwrap()), 1);
+        assert_eq!(&file[8..40], b"447265616D726F6C6C4D69646947656E", "the class ID, as hex of its 16 bytes");
+        let list_at = i64::from_le_bytes(file[40..48].try_into().unwrap()) as usize;
+        assert_eq!(&file[48..list_at], chunk.as_slice(), "the component state: nice-plug's JSON");
+        assert_eq!(&file[list_at..list_at + 8], b"List\x01\0\0\0");
+        assert_eq!(&file[list_at + 8..list_at + 12], b"Comp");
+        assert_eq!(i64::from_le_bytes(file[list_at + 12..list_at + 20].try_into().unwrap()), 48);
+        assert_eq!(i64::from_le_bytes(file[list_at + 20..list_at + 28].try_into().unwrap()) as usize, chunk.len());
+        assert_eq!(file.len(), list_at + 28);
+        assert!(vst3_preset_folder(Path::new("/p")).ends_with("Dreamroll/Dreamroll"));
+    }
+
     #[test]
     fn a_preset_with_values_this_dreamroll_cannot_read_says_which() {
         let params = DreamrollParams::default();

@@ -399,7 +399,7 @@ impl<'a> PersistentField<'a, String> for SessionField {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::engine::pattern::{PatternOptions, Scale};
     use crate::model::generator::RenderRequest;
@@ -482,7 +482,7 @@ mod tests {
         assert_eq!(parse_session(&old.to_string()).unwrap().history, History::default(), "a project from before");
     }
 
-    fn one_note_take() -> Take {
+    pub(crate) fn one_note_take() -> Take {
         let file = crate::roll::write_midi(
             480,
             500_000,
