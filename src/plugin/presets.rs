@@ -300,7 +300,9 @@ pub fn vst3_preset_folder(root: &Path) -> PathBuf {
 
 /// A VST3 preset file (Steinberg's `.vstpreset`: a header with the plugin's class ID, the
 /// component's state as a chunk, and a chunk list) holding `state`. The state is nice-plug's,
-/// as its VST3 `getState` writes it: the plugin state as JSON.
+/// as its VST3 `getState` writes it: the plugin state as JSON. The class ID is written as the
+/// hex of its 16 bytes on every OS: nice-plug shuffles the ID's bytes on Windows so that the
+/// SDK's COM-ordered string of them is this same text there.
 pub fn vst3_preset_file(state: &PluginState) -> Vec<u8> {
     let class_id = <Dreamroll as Vst3Plugin>::VST3_CLASS_ID;
     const HEADER_BYTES: u64 = 4 + 4 + 32 + 8;
