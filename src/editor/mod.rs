@@ -538,7 +538,10 @@ impl DreamrollEditor {
     /// rather than copying it keeps finding it, and starts the OS's drag of it from `window`
     /// (the editor's); what it comes to arrives in words.
     fn start_drag(&mut self, published: &Published, window: &impl HasWindowHandle) {
-        let written = dragged_file(published).and_then(|path| write_loop(published, &path).map(|_| path));
+        let written = loop_midi(published).and_then(|(midi, notes)| {
+            let path = dragged_file(published, &midi)?;
+            write_midi_file(&path, &midi, notes).map(|_| path)
+        });
         let path = match written {
             Ok(path) => path,
             Err(problem) => {
@@ -785,8 +788,8 @@ fn open_file_dialog(purpose: Browse, repaint: egui::Context) -> Receiver<Option<
     answer
 }
 
-/// Writes the loop playing now to `path` as a MIDI file, a track per part.
-fn write_loop(published: &Published, path: &Path) -> Result<String, String> {
+/// The loop playing now as a MIDI file, a track per part, and how many notes it holds.
+fn loop_midi(published: &Published) -> Result<(Vec<u8>, usize), String> {
     let pattern = published.pattern.as_ref().ok_or("there is no pattern yet")?;
     let names: Vec<(u8, String)> = match (&published.model, &published.settings) {
         (Some(model), Some(settings)) => {
@@ -794,23 +797,31 @@ fn write_loop(published: &Published, path: &Path) -> Result<String, String> {
         }
         _ => Vec::new(),
     };
-    let tempo = EXPORT_BPM;
-    std::fs::write(path, pattern_to_midi(pattern, tempo, &names))
-        .map_err(|e| format!("could not write {}: {e}", path.display()))?;
-    Ok(format!("wrote {} ({} notes at {tempo:.0} BPM)", path.display(), pattern.notes.len()))
+    Ok((pattern_to_midi(pattern, EXPORT_BPM, &names), pattern.notes.len()))
 }
 
-/// Where a dragged loop is kept: a file of its own in the dragged folder, named by the model
-/// and the seed and told apart by its notes, so an arrangement's clips never change under it.
-fn dragged_file(published: &Published) -> Result<PathBuf, String> {
+/// Writes `midi` (of `notes` notes) to `path`; what was written, in words.
+fn write_midi_file(path: &Path, midi: &[u8], notes: usize) -> Result<String, String> {
+    std::fs::write(path, midi).map_err(|e| format!("could not write {}: {e}", path.display()))?;
+    Ok(format!("wrote {} ({notes} notes at {EXPORT_BPM:.0} BPM)", path.display()))
+}
+
+/// Writes the loop playing now to `path`.
+fn write_loop(published: &Published, path: &Path) -> Result<String, String> {
+    let (midi, notes) = loop_midi(published)?;
+    write_midi_file(path, &midi, notes)
+}
+
+/// Where a dragged loop of file contents `midi` is kept: a file of its own in the dragged
+/// folder, named by the model and the seed and told apart by its contents, so an
+/// arrangement's clips never change under it.
+fn dragged_file(published: &Published, midi: &[u8]) -> Result<PathBuf, String> {
     let dir = user_data_dir().ok_or("there is no user folder to keep dragged loops in")?.join("dragged");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-    let pattern = published.pattern.as_ref().ok_or("there is no pattern yet")?;
     let model = published.model.as_ref().map_or("loop", |model| model.name.as_str());
     let seed = published.settings.as_ref().map_or(0, |settings| settings.request.seed);
-    let notes = pattern.notes.iter().flat_map(|note| [note.start.to_le_bytes(), note.length.to_le_bytes()]).flatten();
-    let notes = crate::hash::fnv1a(notes.chain(pattern.notes.iter().map(|note| note.pitch)));
-    Ok(dir.join(format!("Dreamroll {model} seed {seed} {:06x}.mid", notes & 0xff_ffff)))
+    let contents = crate::hash::fnv1a(midi.iter().copied()) & 0xff_ffff;
+    Ok(dir.join(format!("Dreamroll {model} seed {seed} {contents:06x}.mid")))
 }
 
 /// What a drag of `path` came to, in words.

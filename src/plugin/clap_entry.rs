@@ -12,7 +12,7 @@
 // The CLAP ABI is C: raw pointers from the host, and `extern "C"` calls back into it.
 #![allow(unsafe_code)]
 
-use super::presets::{self, installed_model, Preset};
+use super::presets::{self, installed_models, Preset};
 use super::Dreamroll;
 use crate::engine::models::user_models_dir;
 use crate::engine::worker::lock;
@@ -398,15 +398,8 @@ unsafe extern "C" fn get_metadata(
         _ => return false,
     };
     // A preset whose model is not installed could not load, so a browser does not list it.
-    let mut installed: HashMap<String, bool> = HashMap::new();
-    let models = user_models_dir();
-    for (preset, factory) in presets {
-        if !*installed
-            .entry(preset.model.clone())
-            .or_insert_with(|| installed_model(&preset.model, models.as_deref()).is_some())
-        {
-            continue;
-        }
+    let installed = installed_models(user_models_dir().as_deref());
+    for (preset, factory) in presets.into_iter().filter(|(preset, _)| installed.contains_key(&preset.model)) {
         // SAFETY: the receiver's own calls, with strings that live through them.
         if !unsafe { describe(receiver, &preset, factory) } {
             break;

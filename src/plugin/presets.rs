@@ -169,13 +169,14 @@ fn is_routing(id: &str) -> bool {
     id.starts_with("mute_") || id.starts_with("channel_")
 }
 
-/// The installed model named `name`: the built-in one or a folder of `models` (the folder the
-/// model picker lists).
-pub fn installed_model(name: &str, models: Option<&Path>) -> Option<ModelSource> {
-    let mut found = None;
+/// The installed models by name: the built-in one and the folders of `models` (the folder the
+/// model picker lists), the first of each name as the picker lists them. Only their cards are
+/// read.
+pub fn installed_models(models: Option<&Path>) -> BTreeMap<String, ModelSource> {
+    let mut found = BTreeMap::new();
     scan_models(models, &std::sync::atomic::AtomicBool::new(false), |entry| {
-        if found.is_none() && entry.status.as_deref() == Ok(name) {
-            found = Some(entry.source);
+        if let Ok(name) = entry.status {
+            found.entry(name).or_insert(entry.source);
         }
     });
     found
@@ -185,9 +186,9 @@ pub fn installed_model(name: &str, models: Option<&Path>) -> Option<ModelSource>
 /// and the pattern it writes, so the notes are there the moment the host loads it. `live` is
 /// the state of the instance loading it, whose clip, morph points and history are the
 /// producer's and stay; without it (a preset file for any instance) there are none. The model
-/// is looked for in `models` (see [`installed_model`]).
+/// is looked for in `models` (see [`installed_models`]).
 pub fn preset_state(preset: &Preset, live: Option<&PluginState>, models: Option<&Path>) -> Result<PluginState, String> {
-    let source = installed_model(&preset.model, models).ok_or_else(|| {
+    let source = installed_models(models).remove(&preset.model).ok_or_else(|| {
         format!("preset {:?} is for the model {:?}, which is not installed here", preset.name, preset.model)
     })?;
     let generator = source.load().map_err(|e| format!("preset {:?}: {e}", preset.name))?;
