@@ -145,6 +145,10 @@ pub const MOST_VELOCITY_LEVELS: usize = 8;
 /// all but never does the thing, or all but always does.
 pub const BIAS_LIMIT: f32 = 6.0;
 
+/// The most a seam opening's own likelihood may count beside what follows it: past a few
+/// times, what follows no longer has a say and the opening is simply the likeliest.
+pub const MOST_SEAM_OPENING_WEIGHT: f32 = 4.0;
+
 /// How probabilities become notes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -218,6 +222,15 @@ pub struct Decoding {
     /// composer's. 0 in models before it.
     #[serde(default)]
     pub harmonise_leap_bias: f32,
+    /// Voice decoder, seams: of the openings drawn for a seam, the one kept is the one with the
+    /// highest likelihood of the given notes after it plus this share of the likelihood of its
+    /// own choices. At 0 the notes after it choose alone, and an opening may leap from the
+    /// phrase before it as often as the model leaps anywhere; at 1 the likeliest window is
+    /// kept, which joins more smoothly than its corpus's phrases may. Chosen per model from
+    /// its loops' seams and wrap beside the corpus's phrase starts (`cargo xtask eval
+    /// --seam-opening-weight`). 0 in models before it.
+    #[serde(default)]
+    pub seam_opening_weight: f32,
 }
 
 /// One macro knob: a direction in latent space and the corpus spread along it, so that a
@@ -476,6 +489,14 @@ impl ModelCard {
                 return Err(field(name, format!("{bias} is not within ±{BIAS_LIMIT}")));
             }
         }
+        if !(decoding.seam_opening_weight.is_finite()
+            && (0.0..=MOST_SEAM_OPENING_WEIGHT).contains(&decoding.seam_opening_weight))
+        {
+            return Err(field(
+                "decoding.seam_opening_weight",
+                format!("{} is not 0..={MOST_SEAM_OPENING_WEIGHT}", decoding.seam_opening_weight),
+            ));
+        }
         let levels = self.architecture.voice.as_ref().map_or(0, |voice| voice.velocity_levels);
         if levels > MOST_VELOCITY_LEVELS {
             return Err(field(
@@ -727,6 +748,7 @@ pub(crate) fn test_card() -> ModelCard {
             harmonise_rest_bias: 0.0,
             harmonise_repeat_bias: 0.0,
             harmonise_leap_bias: 0.0,
+            seam_opening_weight: 0.0,
         },
         latent_center: vec![0.0; 4],
         macro_knobs: vec![MacroKnob {

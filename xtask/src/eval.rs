@@ -11,6 +11,7 @@ use dreamroll::metrics::seams::{played_twice, JunctionAccumulator, JunctionSumma
 use dreamroll::metrics::two_sample::classifier_accuracy;
 use dreamroll::metrics::voices::{VoiceStatistics, VoiceSummary};
 use dreamroll::metrics::{copy_rate, MetricsAccumulator, MetricsSummary};
+use dreamroll::model::card::Decoding;
 use dreamroll::model::generator::DEFAULT_VARIATION;
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::model::latent::noise;
@@ -62,6 +63,11 @@ pub struct EvalArgs {
     /// 1..=N, for the seams, the wrap and the cadences.
     #[arg(long, default_value_t = 125, value_parser = clap::value_parser!(u64).range(1..))]
     loops: u64,
+    /// How much a seam opening's own likelihood counts beside the notes after it when --model
+    /// joins its loops' phrases (0 to 4) [default: the card's `seam_opening_weight`]: to
+    /// measure a model's seams and wrap at other weights before setting its card.
+    #[arg(long, requires = "model")]
+    seam_opening_weight: Option<f32>,
 }
 
 /// Bars per phrase of the two-sample test for --midi (a model's tests use its phrase length).
@@ -279,8 +285,14 @@ struct LoopJunctions {
 }
 
 fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
-    let generator =
+    let mut generator =
         Generator::from_dir(folder).with_context(|| format!("loading the model in {}", folder.display()))?;
+    if let Some(weight) = args.seam_opening_weight {
+        let carded = generator.card().decoding.seam_opening_weight;
+        let decoding = Decoding { seam_opening_weight: weight, ..generator.card().decoding.clone() };
+        generator = generator.with_decoding(decoding).context("--seam-opening-weight")?;
+        println!("seam openings chosen with their own likelihood weighted {weight} (the card has {carded})");
+    }
     let card = generator.card().clone();
     let representation = Arc::new(card.representation.clone());
     let bars_per_phrase = usize::from(representation.bars_per_phrase);

@@ -24,7 +24,7 @@ use candle_core::Result;
 use candle_nn::VarBuilder;
 use network::{VoiceNetwork, VoiceShape};
 use rand::{Rng, SeedableRng};
-use sampler::{Given, Sampling, VoiceSampler};
+use sampler::{Given, JoinDraws, Sampling, VoiceSampler};
 use std::sync::Arc;
 use tokens::{tokens_to_roll, tokens_to_roll_with};
 
@@ -156,19 +156,20 @@ impl VoiceDecoder {
     }
 
     /// The choices of one phrase written under latent `z` around the `given` ones, as tokens,
-    /// for callers that splice a span of them into a longer line: of `candidates` drawn, the
-    /// one the given choices after it follow from best (see `VoiceSampler::best_joined`). At
-    /// temperature 0 every draw is the likeliest, so one is drawn.
+    /// for callers that splice a span of them into a longer line: of the `draws`, the one the
+    /// given choices after it follow from best, its own choices' likelihood counting too (see
+    /// `VoiceSampler::best_joined`). At temperature 0 every draw is the likeliest, so one is
+    /// drawn.
     pub fn joined_tokens(
         &self,
         z: &[f32],
         given: &Given,
         sampling: Sampling,
         rng: &mut impl Rng,
-        candidates: usize,
+        draws: JoinDraws,
     ) -> Result<Vec<Vec<u32>>> {
-        let candidates = if sampling.temperature > 0.0 { candidates } else { 1 };
-        self.sampler.best_joined(&self.network, z, given, sampling, rng, candidates)
+        let candidates = if sampling.temperature > 0.0 { draws.candidates } else { 1 };
+        self.sampler.best_joined(&self.network, z, given, sampling, rng, JoinDraws { candidates, ..draws })
     }
 
     /// A phrase written under latent `z` around the `given` choices ([step][voice]; `None` or

@@ -227,6 +227,15 @@ pub struct VoiceSampler {
 /// model's to make.
 pub type Given = [Vec<Option<u32>>];
 
+/// How a span written between two given sides is chosen (`VoiceSampler::best_joined`): of
+/// `candidates` drawn, the one that scores best, its own choices' likelihood counting
+/// `own_weight` beside that of the given choices after it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JoinDraws {
+    pub candidates: usize,
+    pub own_weight: f32,
+}
+
 impl VoiceSampler {
     /// The drum rows each voice may strike (`None` for a pitched voice).
     pub fn kit(&self) -> &Kit {
@@ -336,13 +345,15 @@ impl VoiceSampler {
         self.check_given(given)?;
         let (constants, initial) = self.phrase_constants(network, z, given)?;
         let run = self.run_span(given, false);
-        Ok(self.write(&constants, &initial, given, run, sampling, rng, scores_seen).0)
+        Ok(self.write(&constants, &initial, given, run, sampling, rng, 0.0, scores_seen).0)
     }
 
-    /// The likeliest-joined of `candidates` phrases written around `given` (see `phrase`):
-    /// each is scored by how likely the network finds the given choices that follow what it
-    /// wrote, to the end of that bar, so that a span written between two given sides is one
-    /// the side after it follows from, not only one that follows the side before it. The
+    /// The likeliest-joined of `draws.candidates` phrases written around `given` (see
+    /// `phrase`): each is scored by how likely the network finds the given choices that follow
+    /// what it wrote, to the end of that bar, so that a span written between two given sides is
+    /// one the side after it follows from, not only one that follows the side before it; plus
+    /// `draws.own_weight` times how likely it finds the candidate's own choices (as biased
+    /// before the draw), so that of openings the side after fits alike the smoother is kept. The
     /// network's recurrent state starts afresh each bar, so the rest of the phrase scores the
     /// same after every candidate. The candidates draw from `rng` one after another.
     pub fn best_joined(
@@ -352,14 +363,15 @@ impl VoiceSampler {
         given: &Given,
         sampling: Sampling,
         rng: &mut impl Rng,
-        candidates: usize,
+        draws: JoinDraws,
     ) -> Result<Vec<Vec<u32>>> {
         self.check_given(given)?;
         let (constants, initial) = self.phrase_constants(network, z, given)?;
         let run = self.run_span(given, true);
         let mut best: Option<(Vec<Vec<u32>>, f32)> = None;
-        for _ in 0..candidates.max(1) {
-            let (tokens, joined) = self.write(&constants, &initial, given, run.clone(), sampling, rng, None);
+        for _ in 0..draws.candidates.max(1) {
+            let (tokens, joined) =
+                self.write(&constants, &initial, given, run.clone(), sampling, rng, draws.own_weight, None);
             if best.as_ref().is_none_or(|(_, most)| joined > *most) {
                 best = Some((tokens, joined));
             }
@@ -391,7 +403,8 @@ impl VoiceSampler {
 
     /// Writes the phrase, running the network over `run` (the steps outside it are given
     /// whole); returns the tokens and the log-likelihood the network gives the given choices
-    /// it runs over after the first choice it makes.
+    /// it runs over after the first choice it makes, plus `own_weight` times that of the
+    /// choices it makes.
     #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
@@ -401,6 +414,7 @@ impl VoiceSampler {
         run: std::ops::Range<usize>,
         sampling: Sampling,
         rng: &mut impl Rng,
+        own_weight: f32,
         mut scores_seen: Option<&mut Vec<Vec<f32>>>,
     ) -> (Vec<Vec<u32>>, f32) {
         let s = self.shape;
@@ -410,6 +424,8 @@ impl VoiceSampler {
         let mut recurrence = Recurrence::new(s.hidden);
         let mut head_hidden = vec![0f32; s.head];
         let mut scores = vec![0f32; s.classes()];
+        // The scores a choice is drawn from, before the draw reshapes them.
+        let mut drawn_from = vec![0f32; if own_weight > 0.0 { s.classes() } else { 0 }];
         // Each voice's last pitch before the step, and its pitch at this step once chosen.
         let mut last = vec![0u32; s.voices];
         let mut now = vec![0u32; s.voices];
@@ -476,7 +492,14 @@ impl VoiceSampler {
                                 guide.apply(step, states[v].sounding, &mut scores);
                             }
                         }
-                        choose(&mut scores, states[v], sampling, rng)
+                        if own_weight > 0.0 {
+                            drawn_from.copy_from_slice(&scores);
+                        }
+                        let token = choose(&mut scores, states[v], sampling, rng);
+                        if own_weight > 0.0 {
+                            joined += own_weight * log_probability(&drawn_from, token);
+                        }
+                        token
                     }
                 };
                 chosen[v] = token;
@@ -940,6 +963,46 @@ mod tests {
             moved(&[30, 0], -2.0).is_empty() && moved(&[30, 0], -1.0).is_empty(),
             "a voice's first note neither repeats nor leaps"
         );
+    }
+
+    #[test]
+    fn the_kept_opening_is_the_one_whose_own_and_following_likelihood_score_best() {
+        let (shape, network, sampler) = untrained();
+        let z = [0.4f32, -0.2, 1.1];
+        let sampling = Sampling::unbiased(1.0);
+        let phrase = sampler.phrase(&network, &z, &[], sampling, &mut ChaCha8Rng::seed_from_u64(5), None).unwrap();
+        // The first half of the second bar is left to write; the rest is given.
+        let bar = shape.steps_per_bar;
+        let given: Vec<Vec<Option<u32>>> = phrase
+            .iter()
+            .enumerate()
+            .map(|(step, row)| row.iter().map(|&t| (!(bar..bar + bar / 2).contains(&step)).then_some(t)).collect())
+            .collect();
+        let (constants, initial) = sampler.phrase_constants(&network, &z, &given).unwrap();
+        let run = sampler.run_span(&given, true);
+        // Each candidate as `best_joined` draws it, scored without and with its own choices.
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let candidates: Vec<(Vec<Vec<u32>>, f32, f32)> = (0..6)
+            .map(|_| {
+                let with_own =
+                    sampler.write(&constants, &initial, &given, run.clone(), sampling, &mut rng.clone(), 1.0, None);
+                let (tokens, following) =
+                    sampler.write(&constants, &initial, &given, run.clone(), sampling, &mut rng, 0.0, None);
+                assert_eq!(tokens, with_own.0, "weighing a candidate draws nothing");
+                (tokens, following, with_own.1 - following)
+            })
+            .collect();
+        assert!(candidates.iter().all(|(_, _, own)| *own < 0.0), "a log-likelihood of choices made");
+        for weight in [0.0f32, 1.0, 3.0] {
+            let best = candidates
+                .iter()
+                .max_by(|a, b| (a.1 + weight * a.2).total_cmp(&(b.1 + weight * b.2)))
+                .map(|(tokens, _, _)| tokens.clone());
+            let draws = JoinDraws { candidates: 6, own_weight: weight };
+            let kept =
+                sampler.best_joined(&network, &z, &given, sampling, &mut ChaCha8Rng::seed_from_u64(9), draws).unwrap();
+            assert_eq!(Some(kept), best, "own weight {weight}");
+        }
     }
 
     #[test]
