@@ -440,11 +440,15 @@ fn is_band(representation: &Representation) -> bool {
 /// them.
 fn band_section(band: &[BandSummary; 2]) -> String {
     let [loops, pieces] = band;
-    let mut out = String::from("\n## How the band plays (loops as played | training pieces)\n\n");
-    out += "| lane | hits per bar, loops | pieces | velocity spread, loops | pieces |\n|---|---|---|---|---|\n";
+    let mut out = String::from("\n## How the band plays (loops as played | training pieces)\n");
     let spread = |lane: Option<&LaneSummary>| {
         lane.and_then(|l| l.velocity_spread).map_or("–".to_string(), |v| format!("{v:.1}"))
     };
+    // A model with a bass and no drum lanes (a chorale's bass voice, a bass-and-keys model)
+    // has no lanes to list and no drum rows to fill: only what applies is shown.
+    if !pieces.lanes.is_empty() {
+        out += "\n| lane | hits per bar, loops | pieces | velocity spread, loops | pieces |\n|---|---|---|---|---|\n";
+    }
     for lane in &pieces.lanes {
         let played = loops.lanes.iter().find(|l| l.lane == lane.lane);
         out += &format!(
@@ -463,7 +467,10 @@ fn band_section(band: &[BandSummary; 2]) -> String {
         ("fills: last bar of a phrase", loops.fills_at_phrase_ends, pieces.fills_at_phrase_ends),
         ("fills: other bars", loops.fills_elsewhere, pieces.fills_elsewhere),
         ("bass on a chord tone of the comping, strong beats", loops.bass_on_chord_tones, pieces.bass_on_chord_tones),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(_, played, heard)| played.is_some() || heard.is_some())
+    {
         out += &format!("| {name} | {} | {} |\n", cell(played, true), cell(heard, true));
     }
     out
