@@ -459,6 +459,7 @@ impl Generator {
             (representation.steps_per_bar(), usize::from(representation.bars_per_phrase));
         let loop_bars = tokens.len() / steps_per_bar;
         let options = self.request_options(request);
+        let draws = JoinDraws { candidates: SEAM_CANDIDATES, own_weight: self.card.decoding.seam_opening_weight };
         for seam in seams(loop_bars, bars_per_phrase, steps_per_bar, strong_beat_steps(representation)) {
             let seam_window = window(&tokens, seam.window_start, bars_per_phrase * steps_per_bar);
             let given = given_around(&seam_window, &seam.rewrite);
@@ -474,8 +475,6 @@ impl Generator {
                 seam.phrase * bars_per_phrase * steps_per_bar..(seam.phrase + 1) * bars_per_phrase * steps_per_bar;
             let redraws = if sampling.temperature > 0.0 { REDRAWS } else { 0 };
             for _ in 0..=redraws {
-                let draws =
-                    JoinDraws { candidates: SEAM_CANDIDATES, own_weight: self.card.decoding.seam_opening_weight };
                 let written = decoder.joined_tokens(&z, &given, sampling, stream, draws)?;
                 write_back(&mut tokens, &written, &seam);
                 let played = (phrase.end <= tokens.len()).then(|| {

@@ -198,11 +198,19 @@ impl ChordGuide {
 
 /// ln Σ e^x, safe for large and infinite scores.
 fn log_sum_exp(scores: &[f32]) -> f32 {
+    let (top, log_total) = top_and_log_total(scores);
+    top + log_total
+}
+
+/// The largest score, and the log of the sum of every score's exp taken from it (0 when no
+/// score is finite): log-sum-exp in two parts, so that it neither overflows nor is rounded
+/// differently where a single choice's log-probability is taken from it.
+fn top_and_log_total(scores: &[f32]) -> (f32, f32) {
     let top = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if !top.is_finite() {
-        return top;
+        return (top, 0.0);
     }
-    top + scores.iter().map(|x| (x - top).exp()).sum::<f32>().ln()
+    (top, scores.iter().map(|x| (x - top).exp()).sum::<f32>().ln())
 }
 
 pub struct VoiceSampler {
@@ -424,8 +432,9 @@ impl VoiceSampler {
         let mut recurrence = Recurrence::new(s.hidden);
         let mut head_hidden = vec![0f32; s.head];
         let mut scores = vec![0f32; s.classes()];
-        // The scores a choice is drawn from, before the draw reshapes them.
-        let mut drawn_from = vec![0f32; if own_weight > 0.0 { s.classes() } else { 0 }];
+        // The scores a choice is drawn from, before the draw reshapes them, where the choices'
+        // own likelihood counts.
+        let mut drawn_from = (own_weight > 0.0).then(|| vec![0f32; s.classes()]);
         // Each voice's last pitch before the step, and its pitch at this step once chosen.
         let mut last = vec![0u32; s.voices];
         let mut now = vec![0u32; s.voices];
@@ -492,12 +501,12 @@ impl VoiceSampler {
                                 guide.apply(step, states[v].sounding, &mut scores);
                             }
                         }
-                        if own_weight > 0.0 {
+                        if let Some(drawn_from) = drawn_from.as_mut() {
                             drawn_from.copy_from_slice(&scores);
                         }
                         let token = choose(&mut scores, states[v], sampling, rng);
-                        if own_weight > 0.0 {
-                            joined += own_weight * log_probability(&drawn_from, token);
+                        if let Some(drawn_from) = &drawn_from {
+                            joined += own_weight * log_probability(drawn_from, token);
                         }
                         token
                     }
@@ -606,9 +615,8 @@ impl VoiceSampler {
 
 /// log softmax(scores)[token]: how likely the network finds a choice, before any bias.
 fn log_probability(scores: &[f32], token: u32) -> f32 {
-    let top = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let total: f32 = scores.iter().map(|x| (x - top).exp()).sum();
-    scores[token as usize] - top - total.ln()
+    let (top, log_total) = top_and_log_total(scores);
+    scores[token as usize] - top - log_total
 }
 
 fn bias_of(bias: Option<&Tensor>, size: usize) -> Result<Vec<f32>> {
