@@ -116,6 +116,10 @@ fn drop_target(display: &str, (x, y): (i16, i16), ready: mpsc::Sender<Window>, u
                     .unwrap();
                 seen.dropped = Some(property.value);
                 reply(source, atoms.XdndFinished, [window, 1, atoms.XdndActionCopy, 0, 0]);
+                // A round trip before this connection closes: the server drops what a closing
+                // client sent and it had not read yet (a DAW's window stays open; this one
+                // does not), and under load the finish was lost that way.
+                connection.get_input_focus().unwrap().reply().unwrap();
                 return seen;
             }
             _ => {}
