@@ -25,7 +25,8 @@ use crate::roll::{Clip, ClipError, Take, MOST_TAKE_BARS};
 use crate::roll::{Representation, Roll};
 use candle_core::{bail, DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -238,29 +239,84 @@ impl Generator {
         Ok(logits.flatten_all()?.to_vec1::<f32>()?.chunks(per_phrase).map(<[f32]>::to_vec).collect())
     }
 
-    /// One phrase per latent.
+    /// One phrase per latent, on every core candle computes with (see [`Self::generate_on`]).
     pub fn generate(
         &self,
         latents: &[Vec<f32>],
         options: &DecodeOptions,
-        rng: &mut impl Rng,
+        rng: &mut ChaCha8Rng,
+    ) -> candle_core::Result<Vec<Roll>> {
+        self.generate_on(latents, options, rng, candle_core::utils::get_num_threads())
+    }
+
+    /// One phrase per latent, on up to `threads` threads. The phrases, and where `rng` is
+    /// left, are those of writing them one after another. Each thread's share starts at the
+    /// word of the stream where the phrases before it would leave it if each took the usual
+    /// draws; a share is kept only if the phrases before it did (a phrase drawn again for
+    /// equalling a learned one takes more), and the rest are written again from where they
+    /// really start.
+    pub fn generate_on(
+        &self,
+        latents: &[Vec<f32>],
+        options: &DecodeOptions,
+        rng: &mut ChaCha8Rng,
+        threads: usize,
     ) -> candle_core::Result<Vec<Roll>> {
         let representation = Arc::new(self.card.representation.clone());
         if let Network::Voices(decoder) = &self.network {
-            return decoder.phrases(
-                &representation,
-                latents,
-                voice_sampling(options),
-                options.velocity,
-                &self.learned,
-                rng,
-            );
+            let write = |latents: &[Vec<f32>], rng: &mut ChaCha8Rng| {
+                decoder.phrases(&representation, latents, voice_sampling(options), options.velocity, &self.learned, rng)
+            };
+            let Some(draws) = self.draws_per_phrase(options).filter(|_| threads > 1 && latents.len() > 1) else {
+                return write(latents, rng);
+            };
+            let mut written = Vec::with_capacity(latents.len());
+            while written.len() < latents.len() {
+                let rest = &latents[written.len()..];
+                let at = rng.get_word_pos();
+                let per_share = rest.len().div_ceil(threads.min(rest.len()));
+                // Each share: where it started, its phrases, and where it left its stream.
+                let share = |(share, latents): (usize, &[Vec<f32>])| {
+                    let mut rng = rng.clone();
+                    let start = at + (share * per_share) as u128 * draws;
+                    rng.set_word_pos(start);
+                    (start, write(latents, &mut rng), rng.get_word_pos())
+                };
+                // The first share on this thread, the others on threads of their own.
+                let shares = std::thread::scope(|scope| {
+                    let others: Vec<_> =
+                        rest.chunks(per_share).enumerate().skip(1).map(|s| scope.spawn(move || share(s))).collect();
+                    let mut shares = vec![share((0, &rest[..per_share]))];
+                    shares.extend(others.into_iter().map(|other| other.join().expect("a phrase writer panicked")));
+                    shares
+                });
+                for (start, phrases, end) in shares {
+                    if start != rng.get_word_pos() {
+                        break;
+                    }
+                    written.extend(phrases?);
+                    rng.set_word_pos(end);
+                }
+            }
+            return Ok(written);
         }
         Ok(self
             .phrase_logits(latents)?
             .iter()
             .map(|phrase| logits_to_roll(&representation, phrase, options, rng))
             .collect())
+    }
+
+    /// The random draws one phrase from silence usually takes from its stream: the voice
+    /// decoder draws once per voice and step when it samples (and once more for the stream of
+    /// its loudness levels), and never at temperature 0. A phrase equal to a learned one is
+    /// drawn again, taking more; the other presets decode a whole batch at once (`None`).
+    pub fn draws_per_phrase(&self, options: &DecodeOptions) -> Option<u128> {
+        let Network::Voices(decoder) = &self.network else { return None };
+        let shape = decoder.network.shape;
+        // A decoder with loudness levels seeds their stream with one more draw (a u64: two words).
+        let loudness = if shape.velocity_levels > 0 { 2 } else { 0 };
+        Some(if options.temperature > 0.0 { (shape.steps() * shape.voices + loudness) as u128 } else { 0 })
     }
 }
 
@@ -902,6 +958,37 @@ mod tests {
         let path = dir.path().join("w.safetensors");
         candle_core::safetensors::save(tensors, &path).unwrap();
         std::fs::read(path).unwrap()
+    }
+
+    /// Phrases written side by side are those written one after another, and leave the
+    /// stream where they would, also when a phrase is drawn again for equalling a learned one
+    /// (so the shares after it started at the wrong word and are written again).
+    #[test]
+    fn phrases_written_side_by_side_are_those_written_one_after_another() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/folk-melody");
+        let generator = Generator::from_dir(&folder).unwrap();
+        let options = DecodeOptions::from_card(&generator.card().decoding);
+        let latents: Vec<Vec<f32>> = (0..7)
+            .map(|k| (0..generator.card().latent_size).map(|i| ((k * 31 + i) as f32 * 0.37).sin()).collect())
+            .collect();
+        let one_after_another = |generator: &Generator| {
+            let mut rng = ChaCha8Rng::seed_from_u64(4);
+            let phrases = generator.generate_on(&latents, &options, &mut rng, 1).unwrap();
+            (phrases, rng.get_word_pos())
+        };
+        let (plain, plain_end) = one_after_another(&generator);
+        let draws = generator.draws_per_phrase(&options).unwrap();
+        assert_eq!(plain_end, latents.len() as u128 * draws, "no phrase of these was drawn again");
+        // Phrase 3 learned: it is drawn again, and every phrase after it moves along the stream.
+        let generator = generator.with_learned_phrases(LearnedPhrases::of([&plain[3]]));
+        let (expected, expected_end) = one_after_another(&generator);
+        assert!(expected_end > plain_end && expected[..3] == plain[..3] && expected[3] != plain[3]);
+        for threads in [2, 3, 4, 8] {
+            let mut rng = ChaCha8Rng::seed_from_u64(4);
+            let phrases = generator.generate_on(&latents, &options, &mut rng, threads).unwrap();
+            assert!(phrases == expected, "{threads} threads wrote other phrases");
+            assert_eq!(rng.get_word_pos(), expected_end, "{threads} threads left the stream elsewhere");
+        }
     }
 
     fn request(seed: u64) -> RenderRequest {

@@ -2,16 +2,45 @@
 """PyTorch twin of Dreamroll's shipped presets (`vae`, `voices`), for `cargo xtask bench --vs-pytorch`.
 
 Built from a model folder's `model.json`, loading the same `encoder.safetensors` and
-`decoder.safetensors` under the same weight names, and written the way a PyTorch user would
-write it (cuDNN-style fused GRU, conv layers, log_softmax): the fair opponent for candle.
+`decoder.safetensors` under the same weight names. It runs the same algebra as candle: the
+voices decoder's GRU input is a sum of rows picked from tables of projected embeddings plus a
+projection per bar, not a product of the concatenated input (a third fewer multiply-adds), and
+its sampler decodes from the same tables. Two flavours:
 
-  twin.py parity --model DIR --fixture F   one training step against candle's numbers
-  twin.py worker --model DIR --fixture F --job decode|train ...   timings as one JSON line
+  eager    plain eager PyTorch: `torch.no_grad`, `torch.multinomial`, Adam (foreach)
+  expert   what an expert adds: the training step's loss under `torch.compile` (inductor),
+           fused Adam, `torch.inference_mode`, the decoding step compiled, head tables for the
+           voices above and an inverse-CDF draw from uniforms like candle's sampler
+
+  twin.py parity --model DIR --fixture F [--flavour F]   one training step against candle's numbers
+  twin.py sampler-parity --fixture F                      the same uniforms give candle's choices
+  twin.py worker --model DIR --fixture F --job decode|train --flavour F ...   timings as one JSON line
+  twin.py config                                          torch's build, the CPU and glibc, as JSON
+  twin.py flops --model DIR --fixture F                   a training step's matrix-product work
+  twin.py gemm --threads N                                MKL's sgemm speed, the CPU's peak
 """
+
+import ctypes
+import ctypes.util
+
+
+def keep_freed_memory():
+    """The allocator settings candle's process runs with (xtask's `keep_freed_memory`): freed
+    blocks stay in the heap rather than going back to the kernel and coming back as fresh
+    zeroed pages every step. Set before torch allocates anything, as there."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+
+keep_freed_memory()
 
 import argparse
 import json
 import math
+import os
+import platform
 import resource
 import sys
 import time
@@ -125,13 +154,18 @@ class CellDecoder(nn.Module):
         # binary_cross_entropy_with_logits is PyTorch's fused, stable form of the same loss.
         return logits, F.binary_cross_entropy_with_logits(logits, inputs["batch"], reduction="sum") / z.shape[0]
 
-    @torch.no_grad()
-    def decode(self, z, generator):
-        """Onsets and sustains by threshold, as rolls of 0/1: what the plugin plays."""
+    def decode(self, z, generator, expert, compiled=None):
+        """Onsets drawn as candle draws them (one uniform per cell against the sigmoid of the
+        logit over the threshold's, at the card's temperature), sustains by threshold, as rolls
+        of 0/1. `compiled` is `forward` compiled, if it is."""
         c = self.c
-        probabilities = torch.sigmoid(self.forward(z))
-        onsets = probabilities[:, : c.tracks] > c.onset_threshold
-        sustains = probabilities[:, c.tracks :] > c.sustain_threshold
+        logits = (compiled or self.forward)(z)
+        onset_logits = logits[:, : c.tracks] - math.log(c.onset_threshold / (1 - c.onset_threshold))
+        if c.temperature > 0:
+            onsets = torch.rand(onset_logits.shape, generator=generator) < torch.sigmoid(onset_logits / c.temperature)
+        else:
+            onsets = onset_logits >= 0
+        sustains = torch.sigmoid(logits[:, c.tracks :]) > c.sustain_threshold
         return (onsets | sustains).numpy()
 
 
@@ -230,22 +264,68 @@ class VoiceDecoder(nn.Module):
     def features(self, sounding, age):
         return torch.cat([self.pitch(sounding), self.age(age)], -1)
 
+    def input_split(self):
+        """W_ih's columns in candle's order: voices' states, position, bar, context."""
+        c = self.c
+        states = c.tracks * c.voice_features
+        bar_at = states + c.position_embed
+        return states, bar_at, bar_at + c.bar_hidden
+
+    def state_tables(self):
+        """Per voice, its pitch and age embeddings projected by W_ih: [voices × (pitches + 1 +
+        ages), 3H], the rows a voice's state picks (candle's `state_tables`)."""
+        c, w = self.c, self.gru.weight_ih_l0
+        tables = []
+        for v in range(c.tracks):
+            at = v * c.voice_features
+            tables.append(self.pitch.weight @ w[:, at : at + c.embed].T)
+            tables.append(self.age.weight @ w[:, at + c.embed : at + c.voice_features].T)
+        return torch.cat(tables, 0)
+
+    def state_picks(self, sounding, age):
+        """The rows of `state_tables` that voices in states (sounding, age) [..., voices] pick:
+        [..., 2 × voices]."""
+        c = self.c
+        pitch_rows, age_rows = c.pitches + 1, c.max_age + 1
+        base = torch.arange(c.tracks) * (pitch_rows + age_rows)
+        return torch.stack([base + sounding, base + pitch_rows + age], -1).flatten(-2)
+
+    def step_constants(self, bar_embeddings, context):
+        """W_ih's product with what does not depend on the choices — position and context per
+        step, the bar once per bar — plus b_ih: [batch, steps, 3H]."""
+        c, w = self.c, self.gru.weight_ih_l0
+        states, bar_at, context_at = self.input_split()
+        b = bar_embeddings.shape[0]
+        per_step = torch.cat([self.position.weight.repeat(c.bars, 1).expand(b, -1, -1), context], -1)
+        per_step = per_step @ torch.cat([w[:, states:bar_at], w[:, context_at:]], 1).T
+        per_bar = bar_embeddings @ w[:, bar_at:context_at].T + self.gru.bias_ih_l0
+        return (per_step.reshape(b, c.bars, c.steps_per_bar, -1) + per_bar.unsqueeze(2)).reshape(b, c.steps, -1)
+
+    def gru_sequence(self, gates_in, initial):
+        """The states after each step [rows, steps, H] from the input's projection `gates_in`
+        [rows, steps, 3H] and the first state [rows, H] (candle's `GruWeights::sequence`)."""
+        gru, state, states = self.gru, initial, []
+        for step in range(gates_in.shape[1]):
+            state = gru_step(gates_in[:, step], state, gru.weight_hh_l0, gru.bias_hh_l0)
+            states.append(state)
+        return torch.stack(states, 1)
+
     def forward(self, z, inputs):
         """Teacher-forced scores [batch, steps, voices, classes], as the trainer computes them."""
         c, b = self.c, z.shape[0]
-        current = self.features(inputs["sounding"], inputs["age"])
+        sounding, age = inputs["sounding"], inputs["age"]
+        current = self.features(sounding, age)
         context = self.context(self.features(inputs["given_sounding"], inputs["given_age"]), inputs["given_mask"])
         bar_embeddings = self.conductor(z)
-        silence = self.features(*(torch.zeros(b, 1, c.tracks, dtype=torch.long),) * 2)
-        before = torch.cat([silence, current[:, :-1]], 1).reshape(b, c.steps, -1)
-        position = self.position.weight.unsqueeze(0).repeat(b, c.bars, 1)
-        per_step = bar_embeddings.unsqueeze(2).expand(b, c.bars, c.steps_per_bar, c.bar_hidden).reshape(b, c.steps, c.bar_hidden)
-        inputs_per_step = torch.cat([before, position, per_step, context], -1)
+        # The GRU's input per step: the rows the voices' states before it pick from their
+        # tables (silence before the first step), plus the choice-free part.
+        silence = torch.zeros(b, 1, c.tracks, dtype=torch.long)
+        picks = self.state_picks(torch.cat([silence, sounding[:, :-1]], 1), torch.cat([silence, age[:, :-1]], 1))
+        from_states = F.embedding_bag(picks.reshape(b * c.steps, -1), self.state_tables(), mode="sum")
+        gates_in = from_states.reshape(b, c.steps, -1) + self.step_constants(bar_embeddings, context)
         rows = b * c.bars
         initial = torch.tanh(self.initial(bar_embeddings.reshape(rows, c.bar_hidden)))
-        states, _ = self.gru(inputs_per_step.reshape(rows, c.steps_per_bar, c.step_input), initial.unsqueeze(0))
-        states = states.reshape(b, c.steps, c.hidden)
-        sounding = inputs["sounding"]
+        states = self.gru_sequence(gates_in.reshape(rows, c.steps_per_bar, -1), initial).reshape(b, c.steps, c.hidden)
         # Each voice's last pitch before each step, across rests.
         steps = torch.arange(c.steps).view(1, -1, 1).expand_as(sounding)
         latest, _ = torch.cummax(torch.where(sounding > 0, steps, -1), 1)
@@ -266,58 +346,135 @@ class VoiceDecoder(nn.Module):
         chosen = log_probabilities.gather(-1, inputs["tokens"].unsqueeze(-1)).squeeze(-1)
         return scores, -(chosen * inputs["scored"]).sum() / z.shape[0]
 
-    @torch.no_grad()
-    def decode(self, z, generator):
-        """Phrases from silence, step by step and voice by voice, every phrase of the batch at once."""
+    def decoding_tables(self, expert):
+        """What decoding reads at every step: the state tables, W_hh, and per voice its head's
+        hidden layer — as candle's sampler has it, the voices above through tables of their
+        projected embeddings (expert), or as the layer itself (eager)."""
+        c = self.c
+        tables = {"states": self.state_tables(), "heads": []}
+        for v in range(c.tracks):
+            head = getattr(self, f"head{v}")
+            w = head.hidden.weight
+            above = None
+            if expert and v > 0:
+                above = torch.cat(
+                    [
+                        torch.cat([self.pitch.weight @ w[:, at : at + c.embed].T, self.age.weight @ w[:, at + c.embed : at + c.voice_features].T], 0)
+                        for at in (c.hidden + u * c.voice_features for u in range(v))
+                    ],
+                    0,
+                )
+            tables["heads"].append((w[:, : c.hidden].T.contiguous() if expert else None, above))
+        return tables
+
+    def head_hidden(self, v, state, sounding, age, tables):
+        """Voice v's head's hidden layer from the step's state and the voices above."""
+        c = self.c
+        head = getattr(self, f"head{v}")
+        from_state, above = tables["heads"][v]
+        if above is None:
+            x = state if v == 0 else torch.cat([state, self.features(sounding[:, :v], age[:, :v]).reshape(state.shape[0], -1)], -1)
+            return F.relu(head.hidden(x))
+        pitch_rows, age_rows = c.pitches + 1, c.max_age + 1
+        base = torch.arange(v) * (pitch_rows + age_rows)
+        picks = torch.stack([base + sounding[:, :v], base + pitch_rows + age[:, :v]], -1).flatten(1)
+        return F.relu(torch.addmm(head.hidden.bias, state, from_state) + F.embedding_bag(picks, above, mode="sum"))
+
+    def decode_step(self, state, gates_constant, sounding, age, last, uniforms, tables, expert):
+        """One step of every voice: the GRU, then each voice's choice given those above it.
+        Returns the new state, the tokens [batch, voices] and the voices' new (sounding, age,
+        last pitch). Expert draws by inverse CDF from `uniforms` [batch, voices] (candle's
+        `draw`); eager by `torch.multinomial`."""
+        c, b = self.c, state.shape[0]
+        gru = self.gru
+        gates_in = F.embedding_bag(self.state_picks(sounding, age), tables["states"], mode="sum") + gates_constant
+        state = gru_step(gates_in, state, gru.weight_hh_l0, gru.bias_hh_l0)
+        sounding, age = sounding.clone(), age.clone()
+        tokens = []
+        for v in range(c.tracks):
+            scores = getattr(self, f"head{v}").out(self.head_hidden(v, state, sounding, age, tables))
+            if c.leading:
+                scores = scores + self.leading_scores(last, sounding, v)
+            rest = torch.zeros_like(scores)
+            rest[:, REST] = c.rest_bias
+            scores = scores + rest
+            if v > 0 and c.crossing_bias != 0.0:
+                # A pitch above the lowest sounding voice above crosses it (pitches are row + 1, 0 silent).
+                above = sounding[:, :v]
+                lowest = torch.where(above > 0, above, torch.full_like(above, 1 << 20)).min(1).values
+                pitches = torch.arange(1, c.pitches + 1)
+                crossing = torch.cat([torch.zeros(b, 1), (sounding[:, v] > lowest).float().unsqueeze(1), (pitches[None, :] > lowest[:, None]).float()], 1)
+                scores = scores + c.crossing_bias * crossing
+            if v > 0 and c.parallel_bias != 0.0:
+                # New notes moving with a voice above from a perfect fifth or octave to the same class.
+                own = last[:, v]
+                pitches = torch.arange(1, c.pitches + 1)
+                parallel = torch.zeros(b, c.pitches, dtype=torch.bool)
+                for u in range(v):
+                    before, now = last[:, u], sounding[:, u]
+                    interval = (before - own) % 12
+                    perfect = (own > 0) & (before > 0) & (now > 0) & (now != before) & ((interval == 0) | (interval == 7))
+                    with_it = torch.where((now > before)[:, None], pitches[None, :] > own[:, None], pitches[None, :] < own[:, None])
+                    kept = ((now[:, None] - pitches[None, :]) % 12) == interval[:, None]
+                    parallel = parallel | (perfect[:, None] & with_it & kept)
+                scores = scores + c.parallel_bias * torch.cat([torch.zeros(b, NEW_NOTE), parallel.float()], 1)
+            silent = torch.zeros_like(scores, dtype=torch.bool)
+            silent[:, HOLD] = sounding[:, v] == 0
+            scores = scores.masked_fill(silent, -math.inf) / max(c.temperature, 1e-3)
+            if expert:
+                token = inverse_cdf(scores, uniforms[:, v])
+            else:
+                token = torch.multinomial(F.softmax(scores, -1), 1).squeeze(1)
+            tokens.append(token)
+            held = (token == HOLD) & (sounding[:, v] > 0)
+            new = token >= NEW_NOTE
+            sounding[:, v] = torch.where(new, token - NEW_NOTE + 1, torch.where(held, sounding[:, v], torch.zeros_like(token)))
+            age[:, v] = torch.where(new, torch.ones_like(token), torch.where(held, (age[:, v] + 1).clamp(max=c.max_age), torch.zeros_like(token)))
+        last = torch.where(sounding > 0, sounding, last)
+        return state, torch.stack(tokens, 1), sounding, age, last
+
+    def decode(self, z, generator, expert, compiled=None):
+        """Phrases from silence, step by step and voice by voice, every phrase of the batch at
+        once. `compiled` is `decode_step` compiled, if it is."""
         c, b = self.c, z.shape[0]
+        step = compiled or self.decode_step
         given = torch.zeros(b, c.steps, c.tracks, dtype=torch.long)
         context = self.context(self.features(given, given), given.float())
         bar_embeddings = self.conductor(z)
+        constants = self.step_constants(bar_embeddings, context)
         initial = torch.tanh(self.initial(bar_embeddings))
+        tables = self.decoding_tables(expert)
         sounding = torch.zeros(b, c.tracks, dtype=torch.long)
-        age = torch.zeros(b, c.tracks, dtype=torch.long)
-        gru = self.gru
-        tokens = torch.zeros(b, c.steps, c.tracks, dtype=torch.long)
-        last = torch.zeros(b, c.tracks, dtype=torch.long)
-        for step in range(c.steps):
-            bar, position = divmod(step, c.steps_per_bar)
+        age, last = torch.zeros_like(sounding), torch.zeros_like(sounding)
+        uniforms = torch.rand(c.steps, b, c.tracks, generator=generator)
+        tokens = []
+        for at in range(c.steps):
+            bar, position = divmod(at, c.steps_per_bar)
             if position == 0:
                 state = initial[:, bar]
-            x = torch.cat([self.features(sounding, age).reshape(b, -1), self.position.weight[position].expand(b, -1), bar_embeddings[:, bar], context[:, step]], -1)
-            state = torch.gru_cell(x, state, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
-            for v in range(c.tracks):
-                x = state if v == 0 else torch.cat([state, self.features(sounding[:, :v], age[:, :v]).reshape(b, -1)], -1)
-                scores = getattr(self, f"head{v}")(x)
-                if c.leading:
-                    scores = scores + self.leading_scores(last, sounding, v)
-                scores[:, REST] += c.rest_bias
-                if v > 0 and c.crossing_bias != 0.0:
-                    # A pitch above the lowest sounding voice above crosses it (pitches are row + 1, 0 silent).
-                    above = sounding[:, :v]
-                    lowest = torch.where(above > 0, above, torch.full_like(above, 1 << 20)).min(1).values
-                    pitches = torch.arange(1, scores.shape[1] - NEW_NOTE + 1)
-                    scores[:, NEW_NOTE:] += c.crossing_bias * (pitches[None, :] > lowest[:, None])
-                    scores[:, HOLD] += c.crossing_bias * (sounding[:, v] > lowest)
-                if v > 0 and c.parallel_bias != 0.0:
-                    # New notes moving with a voice above from a perfect fifth or octave to the same class.
-                    own = last[:, v]
-                    pitches = torch.arange(1, scores.shape[1] - NEW_NOTE + 1)
-                    for u in range(v):
-                        before, now = last[:, u], sounding[:, u]
-                        interval = (before - own) % 12
-                        perfect = (own > 0) & (before > 0) & (now > 0) & (now != before) & ((interval == 0) | (interval == 7))
-                        with_it = torch.where((now > before)[:, None], pitches[None, :] > own[:, None], pitches[None, :] < own[:, None])
-                        kept = ((now[:, None] - pitches[None, :]) % 12) == interval[:, None]
-                        scores[:, NEW_NOTE:] += c.parallel_bias * (perfect[:, None] & with_it & kept)
-                scores[:, HOLD] = torch.where(sounding[:, v] > 0, scores[:, HOLD], torch.full_like(scores[:, HOLD], -math.inf))
-                token = torch.multinomial(F.softmax(scores / max(c.temperature, 1e-3), -1), 1, generator=generator).squeeze(1)
-                tokens[:, step, v] = token
-                held = (token == HOLD) & (sounding[:, v] > 0)
-                new = token >= NEW_NOTE
-                sounding[:, v] = torch.where(new, token - NEW_NOTE + 1, torch.where(held, sounding[:, v], torch.zeros_like(token)))
-                age[:, v] = torch.where(new, torch.ones_like(token), torch.where(held, (age[:, v] + 1).clamp(max=c.max_age), torch.zeros_like(token)))
-            last = torch.where(sounding > 0, sounding, last)
-        return tokens.numpy()
+            state, chosen, sounding, age, last = step(state, constants[:, at], sounding, age, last, uniforms[at], tables, expert)
+            tokens.append(chosen)
+        return torch.stack(tokens, 1).numpy()
+
+
+def inverse_cdf(scores, uniforms):
+    """Per row of `scores` [rows, classes] (already divided by the temperature), the first
+    class whose running sum of weights reaches the row's uniform times their total: candle's
+    `draw`, so that the same uniforms give the same choices."""
+    weights = torch.exp(scores - scores.max(1, keepdim=True).values)
+    cumulative = weights.cumsum(1)
+    pick = uniforms.unsqueeze(1) * cumulative[:, -1:]
+    return torch.searchsorted(cumulative, pick).squeeze(1).clamp(max=scores.shape[1] - 1)
+
+
+def gru_step(gates_in, state, weight_hh, bias_hh):
+    """PyTorch's GRU cell from the input's projection `gates_in` (W_ih x + b_ih)."""
+    reset_in, update_in, candidate_in = gates_in.chunk(3, 1)
+    reset_state, update_state, candidate_state = F.linear(state, weight_hh, bias_hh).chunk(3, 1)
+    reset = torch.sigmoid(reset_in + reset_state)
+    update = torch.sigmoid(update_in + update_state)
+    candidate = torch.tanh(candidate_in + reset * candidate_state)
+    return candidate + update * (state - candidate)
 
 
 class Twin(nn.Module):
@@ -358,10 +515,23 @@ def relative(ours, theirs):
     return float((ours.double() - theirs.double()).norm() / theirs.double().norm().clamp(min=1e-12))
 
 
+def loss_function(twin, flavour):
+    """The training step's loss, compiled by inductor for the expert."""
+    def loss(inputs):
+        return twin.loss(inputs)["loss"]
+
+    return torch.compile(loss, dynamic=False) if flavour == "expert" else loss
+
+
 def parity(args):
     twin = Twin(args.model)
     inputs, reference = read_fixture(args.fixture)
-    outputs = twin.loss(inputs)
+    if args.flavour == "expert":
+        # The compiled graph returns the loss alone; the other outputs are the eager ones.
+        outputs = {k: v for k, v in twin.loss(inputs).items() if k != "loss"}
+        outputs["loss"] = loss_function(twin, "expert")(inputs)
+    else:
+        outputs = twin.loss(inputs)
     outputs["loss"].backward()
     differences = {f"output.{k}": relative(v.detach().reshape(-1), reference[f"output.{k}"].reshape(-1)) for k, v in outputs.items()}
     for name, parameter in twin.named_parameters():
@@ -376,8 +546,59 @@ def parity(args):
     print(json.dumps({"max_relative": differences[worst], "worst": worst, "tensors": len(differences)}))
 
 
+def sampler_parity(args):
+    """Candle's draws (`sampler.choices`) from scores and uniforms, against `inverse_cdf`."""
+    tensors = load_file(args.fixture)
+    scores = tensors["sampler.scores"] / float(tensors["sampler.temperature"][0])
+    choices = inverse_cdf(scores, tensors["sampler.uniforms"])
+    theirs = tensors["sampler.choices"].long()
+    differing = int((choices != theirs).sum())
+    print(json.dumps({"draws": len(theirs), "differing": differing}))
+
+
+def config(_args):
+    """What the twin runs on, for the report."""
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    print(json.dumps({
+        "torch": torch.__version__,
+        "torch_config": torch.__config__.show(),
+        "torch_parallel": torch.__config__.parallel_info(),
+        "cpu": model,
+        "glibc": " ".join(platform.libc_ver()),
+        "python": platform.python_version(),
+    }))
+
+
+def flops(args):
+    """The multiply-adds (×2) of one training step's matrix products and convolutions,
+    forward and backward, as torch's flop counter counts them. The twin runs candle's
+    algebra, so this is candle's step's work too."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    twin = Twin(args.model)
+    inputs, _ = read_fixture(args.fixture)
+    with FlopCounterMode(display=False) as counter:
+        twin.loss(inputs)["loss"].backward()
+    by_op = {str(op): count / 1e9 for op, count in counter.get_flop_counts()["Global"].items()}
+    print(json.dumps({"gflop": counter.get_total_flops() / 1e9, "by_op": by_op}))
+
+
+def gemm(args):
+    """The best of `--repeats` square f32 products of side `--size` on `--threads` threads."""
+    torch.set_num_threads(args.threads)
+    a, b = torch.randn(args.size, args.size), torch.randn(args.size, args.size)
+    out = torch.empty(args.size, args.size)
+    best = math.inf
+    for _ in range(args.repeats + 2):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    print(json.dumps({"gflops": 2 * args.size**3 / best / 1e9}))
+
+
 def worker(args):
     torch.set_num_threads(args.threads)
+    expert = args.flavour == "expert"
     twin = Twin(args.model)
     seconds = {}
 
@@ -397,18 +618,28 @@ def worker(args):
     if args.job == "decode":
         twin.eval()
         generator = torch.Generator().manual_seed(0)
+        decoder = twin.decoder
+        compiled = None
+        if expert:
+            compiled = torch.compile(decoder.decode_step if isinstance(decoder, VoiceDecoder) else decoder.forward, dynamic=False)
+        no_grad = torch.inference_mode if expert else torch.no_grad
         for batch in (1, 16):
             z = torch.randn(batch, twin.c.latent, generator=generator)
-            timed(f"decode_{batch}", lambda: twin.decoder.decode(z, generator))
+
+            def decode():
+                with no_grad():
+                    decoder.decode(z, generator, expert, compiled)
+
+            timed(f"decode_{batch}", decode)
     else:
         inputs, _ = read_fixture(args.fixture)
-        optimiser = torch.optim.Adam(twin.parameters(), lr=1e-3)
+        loss = loss_function(twin, args.flavour)
+        optimiser = torch.optim.Adam(twin.parameters(), lr=1e-3, **({"fused": True} if expert else {"foreach": True}))
 
         def step():
             optimiser.zero_grad(set_to_none=True)
-            loss = twin.loss(inputs)["loss"]
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(twin.parameters(), 5.0)
+            loss(inputs).backward()
+            torch.nn.utils.clip_grad_norm_(twin.parameters(), 5.0, foreach=True)
             optimiser.step()
 
         timed("train_step", step)
@@ -422,18 +653,29 @@ def main():
     p = commands.add_parser("parity")
     p.add_argument("--model", required=True)
     p.add_argument("--fixture", required=True)
+    p.add_argument("--flavour", choices=["eager", "expert"], default="eager")
     p.add_argument("--verbose", action="store_true")
+    commands.add_parser("sampler-parity").add_argument("--fixture", required=True)
+    commands.add_parser("config")
+    f = commands.add_parser("flops")
+    f.add_argument("--model", required=True)
+    f.add_argument("--fixture", required=True)
+    g = commands.add_parser("gemm")
+    g.add_argument("--threads", type=int, default=2)
+    g.add_argument("--size", type=int, default=2048)
+    g.add_argument("--repeats", type=int, default=10)
     w = commands.add_parser("worker")
     w.add_argument("--model", required=True)
     w.add_argument("--fixture", required=True)
     w.add_argument("--job", choices=["decode", "train"], required=True)
+    w.add_argument("--flavour", choices=["eager", "expert"], default="eager")
     w.add_argument("--batch", type=int, default=64)
     w.add_argument("--repeats", type=int, default=10)
     w.add_argument("--warmup", type=int, default=2)
     w.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.manual_seed(0)
-    parity(args) if args.command == "parity" else worker(args)
+    {"parity": parity, "sampler-parity": sampler_parity, "config": config, "flops": flops, "gemm": gemm, "worker": worker}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -101,11 +101,27 @@ fn parallel_for(items: usize, cost_per_item: usize, work: impl Fn(Range<usize>) 
 /// worker pool (see [`parallel_for`]), `offset` being where the piece starts: an
 /// element-wise update in place, shared out safely.
 pub fn for_each_piece(values: &mut [f32], cost_per_element: usize, work: impl Fn(usize, &mut [f32]) + Sync) {
-    let len = values.len();
+    for_each_record(values, 1, cost_per_element, work);
+}
+
+/// [`for_each_piece`] for `values` made of records of `record_len` elements each, cut only
+/// between records: `work(first, piece)` writes records `first..` (a phrase's entries, say,
+/// that depend on the phrase's steps before them but on no other phrase).
+pub fn for_each_record<T: Send>(
+    values: &mut [T],
+    record_len: usize,
+    cost_per_record: usize,
+    work: impl Fn(usize, &mut [T]) + Sync,
+) {
+    assert!(
+        record_len > 0 && values.len().is_multiple_of(record_len),
+        "{} values in records of {record_len}",
+        values.len()
+    );
     let all_values = DisjointWrites::new(values);
-    parallel_for(len, cost_per_element, |part| {
-        // SAFETY: the parts of `parallel_for` are disjoint ranges of elements.
-        work(part.start, unsafe { all_values.part(part) });
+    parallel_for(all_values.len / record_len, cost_per_record, |records| {
+        // SAFETY: the parts of `parallel_for` are disjoint ranges of records.
+        work(records.start, unsafe { all_values.part(records.start * record_len..records.end * record_len) });
     });
 }
 

@@ -13,6 +13,7 @@
 
 use super::leading::{remember, LeadingLayout};
 use super::tokens::{classes, HOLD};
+use crate::model::kernels::for_each_record;
 use crate::model::kernels::picked_rows::RowPicks;
 use crate::model::kernels::table_scores::{add_table_sums, TablePicks};
 use crate::model::layers::{linear_over_last, linear_relu_over_last, linear_tanh_over_last};
@@ -491,17 +492,40 @@ impl VoiceNetwork {
     fn with_leading_scores(&self, scores: &Tensor, table: &Tensor, sounding: &[u32], v: usize) -> Result<Tensor> {
         let s = self.shape;
         let layout = s.leading_layout();
-        let cells = sounding.len() / s.voices;
-        let mut last = vec![0u32; s.voices];
-        let mut indices = Vec::with_capacity(cells * layout.candidates() * layout.picks(v));
-        for (cell, now) in sounding.chunks_exact(s.voices).enumerate() {
-            if cell % s.steps() == 0 {
-                last.fill(0);
+        let per_phrase = s.steps() * layout.candidates() * layout.picks(v);
+        let mut indices = vec![0u32; sounding.len() / s.voices / s.steps() * per_phrase];
+        // Phrase by phrase on the worker pool: each phrase's entries read its own steps only
+        // (every voice's last pitch starts afresh), and built on one thread they were a
+        // twentieth of a training step while the other thread waited.
+        for_each_record(&mut indices, per_phrase, per_phrase, |first, phrases| {
+            let mut last = vec![0u32; s.voices];
+            let mut out = Written { to: phrases, at: 0 };
+            let steps = &sounding[first * s.steps() * s.voices..];
+            for (cell, now) in steps.chunks_exact(s.voices).take(out.to.len() / per_phrase * s.steps()).enumerate() {
+                if cell % s.steps() == 0 {
+                    last.fill(0);
+                }
+                layout.candidate_entries(v, &last, &now[..v], &mut out);
+                remember(&mut last, now);
             }
-            layout.candidate_entries(v, &last, &now[..v], &mut indices);
-            remember(&mut last, now);
-        }
+            assert_eq!(out.at, out.to.len(), "every entry written");
+        });
         add_table_sums(scores, table, TablePicks { indices, picks: layout.picks(v), first_column: HOLD as usize })
+    }
+}
+
+/// Entries written into a slice in order, as `candidate_entries` pushes them to a `Vec`.
+struct Written<'a> {
+    to: &'a mut [u32],
+    at: usize,
+}
+
+impl Extend<u32> for Written<'_> {
+    fn extend<I: IntoIterator<Item = u32>>(&mut self, entries: I) {
+        for entry in entries {
+            self.to[self.at] = entry;
+            self.at += 1;
+        }
     }
 }
 

@@ -692,6 +692,12 @@ fn choose(scores: &mut [f32], voice: VoiceState, sampling: Sampling, rng: &mut i
 
 /// The likeliest of `scores` at temperature 0, else a draw from their softmax at `temperature`.
 fn draw(scores: &mut [f32], temperature: f32, rng: &mut impl Rng) -> u32 {
+    draw_at(scores, temperature, || rng.random::<f32>())
+}
+
+/// [`draw`] with its uniform in [0, 1) from `uniform`, asked for only when there is a draw to
+/// make: the PyTorch twin's sampler is checked against it with the same uniforms.
+pub fn draw_at(scores: &mut [f32], temperature: f32, uniform: impl FnOnce() -> f32) -> u32 {
     let best = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
     if temperature <= 0.0 {
         return best as u32;
@@ -702,7 +708,7 @@ fn draw(scores: &mut [f32], temperature: f32, rng: &mut impl Rng) -> u32 {
         *x = ((*x - top) / temperature).exp();
         total += *x;
     }
-    let mut pick = rng.random::<f32>() * total;
+    let mut pick = uniform() * total;
     for (i, weight) in scores.iter().enumerate() {
         pick -= weight;
         if pick <= 0.0 && *weight > 0.0 {

@@ -180,13 +180,20 @@ pub enum Job {
     Decode,
     /// Training steps at the given batch.
     Train,
+    /// Square f32 matrix products of side `GEMM_SIDE` (the CPU's peak as candle reaches it).
+    Gemm,
 }
+
+/// The side of the square products `Job::Gemm` times: large enough that the product, not
+/// its setup, is timed.
+pub const GEMM_SIDE: usize = 2048;
 
 /// `cargo xtask bench-worker`: one side's timings, printed as one JSON line.
 #[derive(Args)]
 pub struct WorkerArgs {
+    /// The model folder (the decode and train jobs).
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     #[arg(long, value_enum)]
     pub job: Job,
     #[arg(long, default_value_t = 64)]
@@ -233,10 +240,11 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         timings.seconds.insert(name.to_string(), seconds);
         Ok(())
     };
+    let model = || args.model.as_deref().context("--model: the decode and train jobs read a model folder");
     match args.job {
         Job::Decode => {
             // What the plugin loads, and nothing more: this process's memory is an inference's.
-            let generator = Generator::from_dir(&args.model)?;
+            let generator = Generator::from_dir(model()?)?;
             let card = generator.card();
             let options = DecodeOptions::from_card(&card.decoding);
             let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -248,8 +256,17 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
                 })?;
             }
         }
+        Job::Gemm => {
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let a = objective::gaussian(&mut rng, GEMM_SIDE, GEMM_SIDE, &Device::Cpu)?;
+            let b = objective::gaussian(&mut rng, GEMM_SIDE, GEMM_SIDE, &Device::Cpu)?;
+            time("gemm", args.repeats, args.warmup, &mut || {
+                std::hint::black_box(a.matmul(&b)?);
+                Ok(())
+            })?;
+        }
         Job::Train => {
-            let model = TrainedModel::load(&args.model)?;
+            let model = TrainedModel::load(model()?)?;
             let phrases = model.phrases(args.batch)?;
             let batch = rolls_to_tensor(&phrases.iter().collect::<Vec<_>>(), &Device::Cpu)?;
             let mut objective = model.objective(args.batch)?;

@@ -4,8 +4,6 @@
 
 use dreamroll::model::generator::Generator;
 use dreamroll::model::rolls::DecodeOptions;
-use dreamroll::model::voices::network::VoiceShape;
-use dreamroll::model::Preset;
 use dreamroll::roll::Roll;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -22,22 +20,6 @@ pub fn threads() -> usize {
     candle_core::utils::get_num_threads().max(1)
 }
 
-/// The random draws one phrase from silence takes from its stream, where that is the same
-/// for every phrase: the voice decoder draws once per voice and step when it samples (and
-/// once more for the stream of its loudness levels), and never at temperature 0; a phrase equal to a learned one would be drawn again (a model
-/// folder's generator; the trainer's has no learned phrases), and the other presets decode
-/// a whole batch at once.
-fn draws_per_phrase(generator: &Generator, options: &DecodeOptions) -> Option<u128> {
-    let card = generator.card();
-    if card.preset != Preset::Voices || !generator.learned_phrases().is_empty() {
-        return None;
-    }
-    let shape = VoiceShape::of(card)?;
-    // A decoder with loudness levels seeds their stream with one more draw (a u64: two words).
-    let loudness = if shape.velocity_levels > 0 { 2 } else { 0 };
-    Some(if options.temperature > 0.0 { (shape.steps() * shape.voices + loudness) as u128 } else { 0 })
-}
-
 /// One phrase per latent, exactly as `generator.generate(latents, options, rng)` writes them
 /// with `rng` a ChaCha8 stream seeded with `seed`, on up to `threads` threads: each chunk of
 /// [`CHUNK`] phrases starts at the word of that stream where the phrases before it leave it.
@@ -51,7 +33,8 @@ pub fn generate(
     threads: usize,
     done: &(dyn Fn(usize) + Sync),
 ) -> anyhow::Result<Vec<Roll>> {
-    let Some(draws) = draws_per_phrase(generator, options) else {
+    // A phrase equal to a learned one is drawn again, so with learned phrases the draws vary.
+    let Some(draws) = generator.draws_per_phrase(options).filter(|_| generator.learned_phrases().is_empty()) else {
         let phrases = generator.generate(latents, options, &mut ChaCha8Rng::seed_from_u64(seed))?;
         done(phrases.len());
         return Ok(phrases);
@@ -66,7 +49,8 @@ pub fn generate(
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let first = (index * CHUNK) as u128;
         rng.set_word_pos(first * draws);
-        match generator.generate(chunk, options, &mut rng) {
+        // This thread's chunk on this thread alone: the others take the other chunks.
+        match generator.generate_on(chunk, options, &mut rng, 1) {
             Ok(phrases) => {
                 debug_assert_eq!(rng.get_word_pos(), (first + chunk.len() as u128) * draws, "draws per phrase");
                 done(phrases.len());
