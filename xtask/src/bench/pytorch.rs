@@ -37,8 +37,7 @@ pub struct VsPytorch {
     pub scaling: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
     Candle,
     /// The twin in plain eager PyTorch.
@@ -504,11 +503,10 @@ fn report(
                 parity.tensors, parity.max_relative, parity.worst
             );
         }
-        let median_step = |side: Side| {
-            result.samples.get(side.name()).and_then(|s| s.get("train_step")).map(|s| quartiles(&s.seconds).0)
-        };
+        let samples = |side: Side, measure: &str| result.samples.get(side.name()).and_then(|s| s.get(measure));
+        let median = |side: Side, measure: &str| samples(side, measure).map(|s| quartiles(&s.seconds).0);
         if let (Some(work), Some(steps)) =
-            (&result.work, Side::ALL.iter().map(|&side| median_step(side)).collect::<Option<Vec<_>>>())
+            (&result.work, Side::ALL.iter().map(|&side| median(side, "train_step")).collect::<Option<Vec<_>>>())
         {
             let achieved = steps.iter().map(|seconds| work.gflop / seconds).collect::<Vec<_>>();
             let _ = writeln!(
@@ -526,9 +524,7 @@ fn report(
             "\n| measure | candle: median (p25–p75) | eager | expert | candle / eager time | candle / expert time |"
         );
         let _ = writeln!(text, "|---|---|---|---|---|---|");
-        let samples = |side: Side, measure: &str| result.samples.get(side.name()).and_then(|s| s.get(measure));
         let bars_per_step = (result.batch * result.bars_per_phrase) as f64;
-        let median = |side: Side, measure: &str| samples(side, measure).map(|s| quartiles(&s.seconds).0);
         for (measure, label) in [
             ("decode_1", "decode one phrase, batch 1"),
             ("decode_16", "decode, batch 16 (all 16 phrases)"),
