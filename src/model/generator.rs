@@ -311,7 +311,7 @@ impl Generator {
     /// decoder draws once per voice and step when it samples (and once more for the stream of
     /// its loudness levels), and never at temperature 0. A phrase equal to a learned one is
     /// drawn again, taking more; the other presets decode a whole batch at once (`None`).
-    pub fn draws_per_phrase(&self, options: &DecodeOptions) -> Option<u128> {
+    fn draws_per_phrase(&self, options: &DecodeOptions) -> Option<u128> {
         let Network::Voices(decoder) = &self.network else { return None };
         let shape = decoder.network.shape;
         // A decoder with loudness levels seeds their stream with one more draw (a u64: two words).

@@ -1,17 +1,13 @@
 //! Phrases from the prior, written on every core: the calibrations after training write
-//! thousands of them, one step and one voice at a time, and each phrase is independent of
-//! the others once its place in the random stream is known.
+//! thousands of them, one step and one voice at a time, and report their progress.
 
 use dreamroll::model::generator::Generator;
 use dreamroll::model::rolls::DecodeOptions;
 use dreamroll::roll::Roll;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
-/// Phrases in the unit of work a thread takes. The split is fixed, whatever the number of
-/// threads, so the phrases never depend on it.
+/// Phrases written between two progress reports, shared among the threads.
 pub const CHUNK: usize = 16;
 
 /// Threads to write phrases on: as many as candle computes with (`RAYON_NUM_THREADS`, else
@@ -21,10 +17,9 @@ pub fn threads() -> usize {
 }
 
 /// One phrase per latent, exactly as `generator.generate(latents, options, rng)` writes them
-/// with `rng` a ChaCha8 stream seeded with `seed`, on up to `threads` threads: each chunk of
-/// [`CHUNK`] phrases starts at the word of that stream where the phrases before it leave it.
-/// `done` hears of every chunk written (its phrase count), from whichever thread wrote it.
-/// Where phrases do not take a fixed number of draws, they are written one after another.
+/// with `rng` a ChaCha8 stream seeded with `seed`, on up to `threads` threads (see
+/// `Generator::generate_on`), [`CHUNK`] phrases at a time. `done` hears of every chunk
+/// written (its phrase count).
 pub fn generate(
     generator: &Generator,
     latents: &[Vec<f32>],
@@ -33,52 +28,20 @@ pub fn generate(
     threads: usize,
     done: &(dyn Fn(usize) + Sync),
 ) -> anyhow::Result<Vec<Roll>> {
-    // A phrase equal to a learned one is drawn again, so with learned phrases the draws vary.
-    let Some(draws) = generator.draws_per_phrase(options).filter(|_| generator.learned_phrases().is_empty()) else {
-        let phrases = generator.generate(latents, options, &mut ChaCha8Rng::seed_from_u64(seed))?;
-        done(phrases.len());
-        return Ok(phrases);
-    };
-    let chunks: Vec<&[Vec<f32>]> = latents.chunks(CHUNK).collect();
-    let written: Mutex<Vec<Option<Vec<Roll>>>> = Mutex::new(vec![None; chunks.len()]);
-    let next = AtomicUsize::new(0);
-    let failure: Mutex<Option<candle_core::Error>> = Mutex::new(None);
-    let work = || loop {
-        let index = next.fetch_add(1, Ordering::Relaxed);
-        let Some(chunk) = chunks.get(index) else { break };
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let first = (index * CHUNK) as u128;
-        rng.set_word_pos(first * draws);
-        // This thread's chunk on this thread alone: the others take the other chunks.
-        match generator.generate_on(chunk, options, &mut rng, 1) {
-            Ok(phrases) => {
-                debug_assert_eq!(rng.get_word_pos(), (first + chunk.len() as u128) * draws, "draws per phrase");
-                done(phrases.len());
-                written.lock().expect("no thread panics holding it")[index] = Some(phrases);
-            }
-            Err(error) => {
-                failure.lock().expect("no thread panics holding it").get_or_insert(error);
-                // The other threads find no more work.
-                next.store(chunks.len(), Ordering::Relaxed);
-            }
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads.clamp(1, chunks.len().max(1)) {
-            scope.spawn(work);
-        }
-        work();
-    });
-    if let Some(error) = failure.into_inner().expect("no thread panicked") {
-        return Err(error.into());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut phrases = Vec::with_capacity(latents.len());
+    for chunk in latents.chunks(CHUNK) {
+        phrases.extend(generator.generate_on(chunk, options, &mut rng, threads)?);
+        done(chunk.len());
     }
-    Ok(written.into_inner().expect("no thread panicked").into_iter().flat_map(|c| c.expect("every chunk")).collect())
+    Ok(phrases)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::train::prior_latents;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn phrases_are_the_same_on_any_number_of_threads_and_as_written_one_after_another() {
