@@ -8,7 +8,7 @@ use super::layers::Shape;
 use super::learned_phrases::{LearnedPhrases, LEARNED_PHRASES_FILE, REDRAWS};
 use super::midinet::{MidinetGenerator, CHORD_SIZE};
 use super::musegan::MuseganGenerator;
-use super::rolls::{logits_to_roll, DecodeOptions};
+use super::rolls::{logits_to_rolls, DecodeOptions};
 use super::source::{Morph, MorphPoint, Source, SourceMode};
 use super::vae::{Decoder, Encoder};
 use super::voices::network::VoiceNetwork;
@@ -230,13 +230,18 @@ impl Generator {
         }
     }
 
-    /// One phrase's logits per latent, as host data laid out as [`logits_to_roll`] reads them.
+    /// One phrase's logits per latent, as host data laid out as [`super::rolls::logits_to_roll`] reads them.
     pub fn phrase_logits(&self, latents: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let logits = self.batch_logits(latents)?;
+        let per_phrase = logits.len() / latents.len().max(1);
+        Ok(logits.chunks(per_phrase.max(1)).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Every latent's phrase logits one after another, as [`logits_to_rolls`] reads them.
+    fn batch_logits(&self, latents: &[Vec<f32>]) -> candle_core::Result<Vec<f32>> {
         let flat: Vec<f32> = latents.iter().flat_map(|z| z.iter().copied()).collect();
         let z = Tensor::from_vec(flat, (latents.len(), self.card.latent_size), &self.device)?;
-        let logits = self.logits(&z)?.to_dtype(DType::F32)?;
-        let per_phrase = logits.elem_count() / latents.len().max(1);
-        Ok(logits.flatten_all()?.to_vec1::<f32>()?.chunks(per_phrase).map(<[f32]>::to_vec).collect())
+        self.logits(&z)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
     }
 
     /// One phrase per latent, on every core candle computes with (see [`Self::generate_on`]).
@@ -300,11 +305,7 @@ impl Generator {
             }
             return Ok(written);
         }
-        Ok(self
-            .phrase_logits(latents)?
-            .iter()
-            .map(|phrase| logits_to_roll(&representation, phrase, options, rng))
-            .collect())
+        Ok(logits_to_rolls(&representation, &self.batch_logits(latents)?, latents.len(), options, rng))
     }
 
     /// The random draws one phrase from silence usually takes from its stream: the voice

@@ -1,7 +1,8 @@
 //! Fused CPU kernels for what candle's element-wise graph makes slow in training: each is a
 //! candle custom op with its own backward, checked against candle's composite ops and
 //! against finite differences. On other devices the networks use the composite ops. Beside
-//! them, the sampler's matrix-vector product (`matvec`), which is no op of a graph.
+//! them, the sampler's matrix-vector product (`matvec`) and the piano-roll decoder's onset
+//! cutoffs (`onset_cutoffs`), which are no ops of a graph.
 //!
 //! The one place in the crate where `unsafe` is allowed: SIMD intrinsics and split buffers
 //! shared between threads, each with its safety argument beside it.
@@ -13,6 +14,7 @@ pub mod dilated;
 pub mod gru;
 pub mod linear;
 pub mod matvec;
+pub mod onset_cutoffs;
 pub mod patches;
 pub mod picked_rows;
 pub mod table_scores;
