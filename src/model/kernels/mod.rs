@@ -327,6 +327,15 @@ fn product_gradients(x: &Tensor, weight: &Tensor, g: &[f32], op: &str) -> Result
     Ok((d_x, d_weight))
 }
 
+/// Runs `read` on a CPU tensor's values, borrowed from its storage (the tensor made
+/// contiguous first only where it is not): a backward pass reads its large inputs without
+/// a copy of each.
+fn with_values<R>(t: &Tensor, op: &str, read: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    Ok(read(cpu_values(&storage, layout, op)?))
+}
+
 /// A tensor's values on the host, in order, for a backward pass.
 fn host(t: &Tensor) -> Result<Vec<f32>> {
     t.contiguous()?.flatten_all()?.to_vec1::<f32>()

@@ -8,8 +8,12 @@
 //! bar by bar straight from its own layout, so no permuted copy of it (and in backward no
 //! zero-filled gradient for each reshape and permute) is made.
 
-use super::{column_sums, contiguous, host, matmul, Strided};
+use super::{column_sums, contiguous, filled, for_each_record, matmul, with_values, Strided};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use std::ops::Range;
+
+/// The ops' name in their errors.
+const OP: &str = "patch convolutions";
 
 /// [phrases, in, bars·H, W] -> [phrases·bars, out, H / p, W / p] with `weight` [out, in, p,
 /// p], `bias` [out]: each phrase cut into `bars` equal bars along its height (time), every
@@ -50,12 +54,19 @@ impl Patches {
         self.fine * self.p * self.p
     }
 
-    /// Calls `copy(patch_matrix_offset, fine_offset)` for every run of `p` elements that lie
-    /// together in both layouts: a patch's row in the fine tensor [batch, fine, H, W].
-    fn for_each_run(&self, mut copy: impl FnMut(usize, usize)) {
+    /// Elements of one phrase, in the fine tensor and in each layout of the patch matrix
+    /// alike: each layout holds a phrase's elements together, one phrase after another.
+    fn per_phrase(&self) -> usize {
+        self.bars * self.h * self.w * self.patch_size()
+    }
+
+    /// Calls `copy(patch_matrix_offset, fine_offset)` for every run of `p` elements of
+    /// `phrases` that lie together in both layouts (a patch's row in the fine tensor
+    /// [phrases, fine, H, W]), both offsets counted from the first of `phrases`.
+    fn for_each_run(&self, phrases: Range<usize>, mut copy: impl FnMut(usize, usize)) {
         let (p, width, bar_height) = (self.p, self.w * self.p, self.h * self.p);
         let columns = self.patch_size();
-        for n in 0..self.batch {
+        for n in 0..phrases.len() * self.bars {
             let (phrase, bar) = (n / self.bars, n % self.bars);
             for i in 0..self.h {
                 for j in 0..self.w {
@@ -74,42 +85,65 @@ impl Patches {
         }
     }
 
-    /// The fine tensor as the patch matrix [cells, fine·p·p].
+    /// The fine tensor as the patch matrix [cells, fine·p·p], phrase by phrase on the
+    /// worker pool's threads.
     fn gather_fine(&self, fine: &[f32]) -> Vec<f32> {
-        let p = self.p;
-        let mut matrix = vec![0f32; self.cells() * self.patch_size()];
-        self.for_each_run(|to, from| copy_run(&mut matrix[to..to + p], &fine[from..from + p]));
+        let (p, per_phrase) = (self.p, self.per_phrase());
+        let mut matrix = filled(self.cells() * self.patch_size(), 0.0);
+        for_each_record(&mut matrix, per_phrase, per_phrase, |first, part| {
+            let (phrases, fine) = (first..first + part.len() / per_phrase, &fine[first * per_phrase..]);
+            self.for_each_run(phrases, |to, from| copy_run(&mut part[to..to + p], &fine[from..from + p]));
+        });
         matrix
     }
 
-    /// The patch matrix back into the fine layout.
+    /// The patch matrix back into the fine layout, phrase by phrase on the worker pool's
+    /// threads.
     fn scatter_fine(&self, matrix: &[f32]) -> Vec<f32> {
-        let p = self.p;
-        let mut fine = vec![0f32; self.cells() * self.patch_size()];
-        self.for_each_run(|from, to| copy_run(&mut fine[to..to + p], &matrix[from..from + p]));
+        let (p, per_phrase) = (self.p, self.per_phrase());
+        let mut fine = filled(self.cells() * self.patch_size(), 0.0);
+        for_each_record(&mut fine, per_phrase, per_phrase, |first, part| {
+            let (phrases, matrix) = (first..first + part.len() / per_phrase, &matrix[first * per_phrase..]);
+            self.for_each_run(phrases, |from, to| copy_run(&mut part[to..to + p], &matrix[from..from + p]));
+        });
         fine
     }
 
-    /// Index in the coarse tensor [batch, coarse, h, w] of (cell, coarse channel).
+    /// Index in the coarse tensor [batch, coarse, h, w] of (cell, coarse channel), both
+    /// counted from the same item.
     fn coarse_index(&self, cell: usize, channel: usize) -> usize {
         let (n, rest) = (cell / (self.h * self.w), cell % (self.h * self.w));
         (n * self.coarse + channel) * self.h * self.w + rest
     }
 
-    /// The coarse tensor as a matrix [cells, coarse].
+    /// Elements of one item in the coarse tensor and in the matrix [cells, coarse] alike.
+    fn per_item(&self) -> usize {
+        self.h * self.w * self.coarse
+    }
+
+    /// The coarse tensor as a matrix [cells, coarse], item by item on the worker pool's
+    /// threads.
     fn gather_coarse(&self, coarse: &[f32]) -> Vec<f32> {
-        let mut matrix = vec![0f32; self.cells() * self.coarse];
-        for (cell, row) in matrix.chunks_exact_mut(self.coarse).enumerate() {
-            row.iter_mut().enumerate().for_each(|(channel, x)| *x = coarse[self.coarse_index(cell, channel)]);
-        }
+        let per_item = self.per_item();
+        let mut matrix = filled(self.cells() * self.coarse, 0.0);
+        for_each_record(&mut matrix, per_item, per_item, |first, part| {
+            let coarse = &coarse[first * per_item..];
+            for (cell, row) in part.chunks_exact_mut(self.coarse).enumerate() {
+                row.iter_mut().enumerate().for_each(|(channel, x)| *x = coarse[self.coarse_index(cell, channel)]);
+            }
+        });
         matrix
     }
 
     fn scatter_coarse(&self, matrix: &[f32]) -> Vec<f32> {
-        let mut coarse = vec![0f32; self.cells() * self.coarse];
-        for (cell, row) in matrix.chunks_exact(self.coarse).enumerate() {
-            row.iter().enumerate().for_each(|(channel, &x)| coarse[self.coarse_index(cell, channel)] = x);
-        }
+        let per_item = self.per_item();
+        let mut coarse = filled(self.cells() * self.coarse, 0.0);
+        for_each_record(&mut coarse, per_item, per_item, |first, part| {
+            let matrix = &matrix[first * per_item..first * per_item + part.len()];
+            for (cell, row) in matrix.chunks_exact(self.coarse).enumerate() {
+                row.iter().enumerate().for_each(|(channel, &x)| part[self.coarse_index(cell, channel)] = x);
+            }
+        });
         coarse
     }
 
@@ -163,11 +197,7 @@ impl CustomOp3 for PatchEmbed {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let sizes = self.sizes(l1.dims(), l2.dims(), l3.dims())?;
-        let (x, weight, bias) = (
-            contiguous(s1, l1, "patch convolutions")?,
-            contiguous(s2, l2, "patch convolutions")?,
-            contiguous(s3, l3, "patch convolutions")?,
-        );
+        let (x, weight, bias) = (contiguous(s1, l1, OP)?, contiguous(s2, l2, OP)?, contiguous(s3, l3, OP)?);
         let patches = sizes.gather_fine(x);
         let mut out = bias.repeat(sizes.cells());
         // [cells, in·p·p] x [out, in·p·p]^T
@@ -192,26 +222,28 @@ impl CustomOp3 for PatchEmbed {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let sizes = self.sizes(x.dims(), weight.dims(), bias.dims())?;
-        let d_out = sizes.gather_coarse(&host(grad)?);
+        let d_out = with_values(grad, OP, |grad| sizes.gather_coarse(grad))?;
         let (cells, columns) = (sizes.cells(), sizes.patch_size());
         let device = x.device();
         let d_x = if x.track_op() {
-            let mut d_patches = vec![0f32; cells * columns];
-            matmul(
-                &mut d_patches,
-                Strided::row_major(cells, columns),
-                &d_out,
-                Strided::row_major(cells, sizes.coarse),
-                &host(weight)?,
-                Strided::row_major(sizes.coarse, columns),
-                false,
-            );
+            let mut d_patches = filled(cells * columns, 0.0);
+            with_values(weight, OP, |weight| {
+                matmul(
+                    &mut d_patches,
+                    Strided::row_major(cells, columns),
+                    &d_out,
+                    Strided::row_major(cells, sizes.coarse),
+                    weight,
+                    Strided::row_major(sizes.coarse, columns),
+                    false,
+                )
+            })?;
             Some(Tensor::from_vec(sizes.scatter_fine(&d_patches), sizes.fine_shape(), device)?)
         } else {
             None
         };
         let d_weight = if weight.track_op() {
-            let patches = sizes.gather_fine(&host(x)?);
+            let patches = with_values(x, OP, |x| sizes.gather_fine(x))?;
             let mut d_weight = vec![0f32; sizes.coarse * columns];
             matmul(
                 &mut d_weight,
@@ -266,11 +298,7 @@ impl CustomOp3 for PatchUnembed {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let sizes = self.sizes(l1.dims(), l2.dims(), l3.dims())?;
-        let (x, weight, bias) = (
-            contiguous(s1, l1, "patch convolutions")?,
-            contiguous(s2, l2, "patch convolutions")?,
-            contiguous(s3, l3, "patch convolutions")?,
-        );
+        let (x, weight, bias) = (contiguous(s1, l1, OP)?, contiguous(s2, l2, OP)?, contiguous(s3, l3, OP)?);
         let (cells, columns) = (sizes.cells(), sizes.patch_size());
         // Every row of the patch matrix starts as the bias of each place of each channel: one
         // row built, then copied (an iterator of iterators per element was slower than the
@@ -300,19 +328,21 @@ impl CustomOp3 for PatchUnembed {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let sizes = self.sizes(x.dims(), weight.dims(), bias.dims())?;
         let (cells, columns) = (sizes.cells(), sizes.patch_size());
-        let d_out = sizes.gather_fine(&host(grad)?);
+        let d_out = with_values(grad, OP, |grad| sizes.gather_fine(grad))?;
         let device = x.device();
         let d_x = if x.track_op() {
-            let mut d_matrix = vec![0f32; cells * sizes.coarse];
-            matmul(
-                &mut d_matrix,
-                Strided::row_major(cells, sizes.coarse),
-                &d_out,
-                Strided::row_major(cells, columns),
-                &host(weight)?,
-                Strided::row_major(sizes.coarse, columns).t(),
-                false,
-            );
+            let mut d_matrix = filled(cells * sizes.coarse, 0.0);
+            with_values(weight, OP, |weight| {
+                matmul(
+                    &mut d_matrix,
+                    Strided::row_major(cells, sizes.coarse),
+                    &d_out,
+                    Strided::row_major(cells, columns),
+                    weight,
+                    Strided::row_major(sizes.coarse, columns).t(),
+                    false,
+                )
+            })?;
             Some(Tensor::from_vec(sizes.scatter_coarse(&d_matrix), sizes.coarse_shape(), device)?)
         } else {
             None
@@ -322,7 +352,7 @@ impl CustomOp3 for PatchUnembed {
             matmul(
                 &mut d_weight,
                 Strided::row_major(sizes.coarse, columns),
-                &sizes.gather_coarse(&host(x)?),
+                &with_values(x, OP, |x| sizes.gather_coarse(x))?,
                 Strided::row_major(cells, sizes.coarse).t(),
                 &d_out,
                 Strided::row_major(cells, columns),
@@ -365,28 +395,43 @@ mod tests {
         norm(&(a - b).unwrap()) / norm(b).max(1e-12)
     }
 
-    /// Both ops against candle's convolutions, values and every gradient.
+    /// Both ops against candle's convolutions, values and every gradient: at a small size,
+    /// and at one where every rearrangement is shared out on the worker pool.
     #[test]
     fn patch_convolutions_match_candles_convolutions() {
-        let p = 2;
-        let (x, w, b) = (random(&[3, 4, 6, 8], 1), random(&[5, 4, p, p], 2), random(&[5], 3));
-        let fused = patch_embed(&x, &w, &b, 1).unwrap();
-        let reference = x.conv2d(&w, 0, p, 1, 1).unwrap().broadcast_add(&b.reshape((1, 5, 1, 1)).unwrap()).unwrap();
-        assert!(relative(&fused, &reference) < 1e-6);
-        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
-        for var in [&x, &w, &b] {
-            assert!(relative(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-5);
-        }
+        // The bias gradients sum a channel's every cell, 49 152 of them at the larger size,
+        // in another order than candle's: f32 rounding apart, hence the wider tolerance.
+        for (phrases, fine, coarse, height, width, p, tolerance) in
+            [(3, 4, 5, 6, 8, 2, 1e-5), (16, 4, 16, 64, 48, 4, 1e-4)]
+        {
+            let (x, w, b) =
+                (random(&[phrases, fine, height, width], 1), random(&[coarse, fine, p, p], 2), random(&[coarse], 3));
+            let fused = patch_embed(&x, &w, &b, 1).unwrap();
+            let reference =
+                x.conv2d(&w, 0, p, 1, 1).unwrap().broadcast_add(&b.reshape((1, coarse, 1, 1)).unwrap()).unwrap();
+            assert!(relative(&fused, &reference) < 1e-6);
+            let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+            for var in [&x, &w, &b] {
+                assert!(relative(g1.get(var).unwrap(), g2.get(var).unwrap()) < tolerance);
+            }
 
-        let (x, w, b) = (random(&[3, 5, 3, 4], 4), random(&[5, 4, p, p], 5), random(&[4], 6));
-        let fused = patch_unembed(&x, &w, &b, 1).unwrap();
-        let reference =
-            x.conv_transpose2d(&w, 0, 0, p, 1).unwrap().broadcast_add(&b.reshape((1, 4, 1, 1)).unwrap()).unwrap();
-        assert_eq!(fused.dims(), &[3, 4, 6, 8]);
-        assert!(relative(&fused, &reference) < 1e-6);
-        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
-        for var in [&x, &w, &b] {
-            assert!(relative(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-5);
+            let (x, w, b) = (
+                random(&[phrases, coarse, height / p, width / p], 4),
+                random(&[coarse, fine, p, p], 5),
+                random(&[fine], 6),
+            );
+            let fused = patch_unembed(&x, &w, &b, 1).unwrap();
+            let reference = x
+                .conv_transpose2d(&w, 0, 0, p, 1)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, fine, 1, 1)).unwrap())
+                .unwrap();
+            assert_eq!(fused.dims(), &[phrases, fine, height, width]);
+            assert!(relative(&fused, &reference) < 1e-6);
+            let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&reference).backward().unwrap());
+            for var in [&x, &w, &b] {
+                assert!(relative(g1.get(var).unwrap(), g2.get(var).unwrap()) < tolerance);
+            }
         }
     }
 
