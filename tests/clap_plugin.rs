@@ -121,6 +121,7 @@ fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging
     let temperatures: Vec<(u32, f64)> =
         ["Strict", "1", "2.5"].iter().map(|t| plugin.change("Temperature", t)).collect();
     let folk = concat!(env!("CARGO_MANIFEST_DIR"), "/models/folk-melody");
+    let folk_vae = concat!(env!("CARGO_MANIFEST_DIR"), "/models/folk-melody-vae");
     let session_for_folk = format!(
         r#"{{"schema_version":1,"model":{{"folder":"{folk}"}},"settings":{{"request":{{"bars":1,"seed":1,"knobs":[],"variation":0.0,"temperature":null,"density":0.0}},"voicing":{{"key":0,"scale":"Major","transpose":0,"velocity":90,"humanise":0.0,"seed":1,"channels":[0],"muted":[false]}}}},"takes":0,"pattern":{{"steps_per_beat":4,"meter":{{"numerator":4,"denominator":4}},"bars":1,"notes":[{{"start":0,"length":4,"channel":0,"pitch":60,"velocity":90}}]}}}}"#
     );
@@ -169,14 +170,22 @@ fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging
             }
             18 if dice.below(8) == 0 => {
                 // A model change, the way a host makes one: loading a project that uses another model.
-                // Alternately the folk model's folder and the built-in model.
-                let (session, model) = if model_changes.is_multiple_of(2) {
-                    (session_for_folk.clone(), serde_json::json!({ "folder": folk }))
-                } else {
+                // In turn the folk model's folder, the one-voice VAE's (whose phrases decode from
+                // per-cell logits) and the built-in model.
+                let folder_of = |folder: &str| {
                     (
+                        session_for_folk
+                            .replace(&format!(r#"{{"folder":"{folk}"}}"#), &format!(r#"{{"folder":"{folder}"}}"#)),
+                        serde_json::json!({ "folder": folder }),
+                    )
+                };
+                let (session, model) = match model_changes % 3 {
+                    0 => folder_of(folk),
+                    1 => folder_of(folk_vae),
+                    _ => (
                         session_for_folk.replace(&format!(r#"{{"folder":"{folk}"}}"#), r#""embedded""#),
                         serde_json::json!("embedded"),
-                    )
+                    ),
                 };
                 let state = clap_host::state_with_session(&plugin.save_state(), &session);
                 assert!(plugin.load_state(&state));
@@ -214,7 +223,7 @@ fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging
     }
     assert!(sounding.is_empty(), "notes left hanging: {sounding:?}");
     assert!(notes > 500, "the session played {notes} notes");
-    assert!(model_changes > 0, "the session changed models");
+    assert!(model_changes >= 3, "the session changed to each model in turn");
     eprintln!(
         "20 000 blocks, {notes} notes, {model_changes} model changes in {:.1} s",
         started.elapsed().as_secs_f64()
