@@ -291,35 +291,35 @@ fn assert_gradients_match_finite_differences(
 fn product_gradients(x: &Tensor, weight: &Tensor, g: &[f32], op: &str) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let ((rows, inputs), outputs) = (x.dims2()?, weight.dim(0)?);
     let d_x = if x.track_op() {
-        let weight = weight.contiguous()?;
-        let (storage, layout) = weight.storage_and_layout();
         let mut d_x = filled(rows * inputs, 0.0);
-        matmul(
-            &mut d_x,
-            Strided::row_major(rows, inputs),
-            g,
-            Strided::row_major(rows, outputs),
-            cpu_values(&storage, layout, op)?,
-            Strided::row_major(outputs, inputs),
-            false,
-        );
+        with_values(weight, op, |weight| {
+            matmul(
+                &mut d_x,
+                Strided::row_major(rows, inputs),
+                g,
+                Strided::row_major(rows, outputs),
+                weight,
+                Strided::row_major(outputs, inputs),
+                false,
+            )
+        })?;
         Some(Tensor::from_vec(d_x, (rows, inputs), x.device())?)
     } else {
         None
     };
     let d_weight = if weight.track_op() {
-        let x = x.contiguous()?;
-        let (storage, layout) = x.storage_and_layout();
         let mut d_weight = vec![0f32; outputs * inputs];
-        matmul(
-            &mut d_weight,
-            Strided::row_major(outputs, inputs),
-            g,
-            Strided::row_major(rows, outputs).t(),
-            cpu_values(&storage, layout, op)?,
-            Strided::row_major(rows, inputs),
-            false,
-        );
+        with_values(x, op, |x| {
+            matmul(
+                &mut d_weight,
+                Strided::row_major(outputs, inputs),
+                g,
+                Strided::row_major(rows, outputs).t(),
+                x,
+                Strided::row_major(rows, inputs),
+                false,
+            )
+        })?;
         Some(Tensor::from_vec(d_weight, (outputs, inputs), x.device())?)
     } else {
         None
