@@ -478,18 +478,41 @@ impl Generator {
         let mut tokens = Vec::with_capacity(latents.len() * representation.steps_per_phrase());
         for (k, z) in latents.iter().enumerate() {
             let guide = chords.map(|chords| self.chord_guide(chords, k * bars_per_phrase..));
-            tokens.extend(decoder.unlearned_tokens(
-                &representation,
-                z,
-                &[],
-                voice_sampling(&DecodeOptions { guide, ..options.clone() }),
-                options.velocity,
-                &self.learned,
-                &mut phrase_stream(request.seed, z),
-            )?);
+            let sampling = voice_sampling(&DecodeOptions { guide, ..options.clone() });
+            let stream = &mut phrase_stream(request.seed, z);
+            let phrase =
+                decoder.unlearned_tokens(&representation, z, &[], sampling, options.velocity, &self.learned, stream)?;
+            tokens.extend(self.closed(decoder, &representation, phrase, z, sampling, stream)?);
         }
         tokens.truncate(loop_steps);
         self.join_seams(decoder, &representation, tokens, latents, request, chords)
+    }
+
+    /// The phrase with its close, from its last strong beat, the likeliest of the card's
+    /// `cadence_candidates` draws (see `Decoding::cadence_candidates`), the stream going on
+    /// from the phrase's own draws. Only the phrase before it is given: the next phrase's
+    /// opening is written afterwards to follow the close (`join_seams`), since a close drawn
+    /// to reach given notes after it leaps onto them.
+    fn closed(
+        &self,
+        decoder: &VoiceDecoder,
+        representation: &Representation,
+        phrase: Vec<Vec<u32>>,
+        z: &[f32],
+        sampling: Sampling,
+        stream: &mut impl rand::Rng,
+    ) -> candle_core::Result<Vec<Vec<u32>>> {
+        let candidates = usize::from(self.card.decoding.cadence_candidates);
+        if candidates <= 1 {
+            return Ok(phrase);
+        }
+        let close_from = phrase.len().saturating_sub(strong_beat_steps(representation));
+        let given: Vec<Vec<Option<u32>>> = phrase
+            .iter()
+            .enumerate()
+            .map(|(step, choices)| choices.iter().map(|&token| (step < close_from).then_some(token)).collect())
+            .collect();
+        decoder.joined_tokens(z, &given, sampling, stream, JoinDraws { candidates, own_weight: 1.0 })
     }
 
     /// The loop with each phrase's opening — up to its first strong beat after the downbeat —
@@ -1191,9 +1214,45 @@ mod tests {
         assert_ne!(joined, unjoined, "the openings were written again");
     }
 
+    /// The test card drawing each phrase's close five times.
+    fn closing_voices_generator(weights: &[u8]) -> Generator {
+        let mut card = crate::model::card::test_voice_card();
+        card.decoding.cadence_candidates = 5;
+        Generator::from_bytes(&card.to_json(), weights).unwrap()
+    }
+
+    #[test]
+    fn a_phrase_close_is_drawn_again_and_nothing_before_it_changes() {
+        let weights = voices_weights();
+        let (once, closing) = (voices_generator(&weights), closing_voices_generator(&weights));
+        let representation = &once.card().representation;
+        let phrase = representation.steps_per_phrase();
+        let (opening, close) = (strong_beat_steps(representation) + 1, strong_beat_steps(representation));
+        let request = RenderRequest { bars: 3 * usize::from(representation.bars_per_phrase), ..sampled_voices() };
+        let tokens = |generator: &Generator| roll_to_tokens(&generator.render(&request).unwrap()).tokens;
+        let (drawn_once, closed) = (tokens(&once), tokens(&closing));
+        let mut closes_changed = 0;
+        for start in (0..3).map(|k| k * phrase) {
+            // Between the phrase's opening (written to follow the close before it) and its
+            // own close, the phrase is the one drawn from silence.
+            let kept = start + opening..start + phrase - close;
+            assert_eq!(closed[kept.clone()], drawn_once[kept], "phrase at step {start}");
+            let close = start + phrase - close..start + phrase;
+            closes_changed += usize::from(closed[close.clone()] != drawn_once[close]);
+        }
+        assert!(closes_changed > 0, "of five draws the likeliest close is not always the first");
+        assert_eq!(closing.render(&request).unwrap(), closing.render(&request).unwrap(), "the same notes");
+    }
+
     #[test]
     fn joined_loops_of_every_length_repeat_exactly_without_variation() {
-        let generator = voices_generator(&voices_weights());
+        let weights = voices_weights();
+        for generator in [voices_generator(&weights), closing_voices_generator(&weights)] {
+            joined_loops_repeat_exactly_without_variation(&generator);
+        }
+    }
+
+    fn joined_loops_repeat_exactly_without_variation(generator: &Generator) {
         let bar = generator.card().representation.steps_per_bar();
         for bars in [1, 2, 3, 4, 5, 8] {
             let request = RenderRequest { bars, ..sampled_voices() };

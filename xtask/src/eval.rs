@@ -68,6 +68,12 @@ pub struct EvalArgs {
     /// measure a model's seams and wrap at other weights before setting its card.
     #[arg(long, requires = "model")]
     seam_opening_weight: Option<f32>,
+    /// Draws of each phrase's close (from its last strong beat) when --model renders its
+    /// loops, the likeliest kept (0 or 1: one draw) [default: the card's
+    /// `cadence_candidates`]: to measure a model's cadences and seams at other counts before
+    /// setting its card.
+    #[arg(long, requires = "model")]
+    cadence_candidates: Option<u8>,
 }
 
 /// Bars per phrase of the two-sample test for --midi (a model's tests use its phrase length).
@@ -292,6 +298,12 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         let decoding = Decoding { seam_opening_weight: weight, ..generator.card().decoding.clone() };
         generator = generator.with_decoding(decoding).context("--seam-opening-weight")?;
         println!("seam openings chosen with their own likelihood weighted {weight} (the card has {carded})");
+    }
+    if let Some(candidates) = args.cadence_candidates {
+        let carded = generator.card().decoding.cadence_candidates;
+        let decoding = Decoding { cadence_candidates: candidates, ..generator.card().decoding.clone() };
+        generator = generator.with_decoding(decoding).context("--cadence-candidates")?;
+        println!("each phrase's close drawn {candidates} time(s), the likeliest kept (the card has {carded})");
     }
     let card = generator.card().clone();
     let representation = Arc::new(card.representation.clone());
