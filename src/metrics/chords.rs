@@ -3,6 +3,7 @@
 //! how well generated music follows them (the share of strong-beat notes that are chord tones).
 
 use crate::roll::{Representation, Roll};
+use serde::Serialize;
 
 pub type PitchClasses = u16;
 
@@ -114,8 +115,8 @@ const MAJOR_PROFILE: [f64; 12] =
 const MINOR_PROFILE: [f64; 12] =
     [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623];
 
-/// What a melody's phrase ending on a key's tonic adds to the key's score, and ending on its
-/// fifth (the fifth's share). Sounding time alone often takes a melody for its relative
+/// How much a lone part's phrase ends count in reading its key: what ending on a key's tonic
+/// adds to the key's score, and the share of that which ending on its fifth adds. Sounding time alone often takes a melody for its relative
 /// minor or its dominant's key, and where the melody closes tells them apart: Bach's chorale
 /// sopranos end on the tonic in 273 of the 329 training pieces (on the fifth in 28). Chosen
 /// on those pieces from a grid (each weight 0.1 to 0.5, the fifth's share 0.3 or 0.6, the
@@ -124,8 +125,25 @@ const MINOR_PROFILE: [f64; 12] =
 /// close their key less often. Only a lone part's cadences count: read from all four parts,
 /// the key by sounding time alone is the key of the signature in all 364 pieces, and 348
 /// with cadences weighed, as the bass's roots already carry the tonic's weight.
-const CADENCE_WEIGHT: f64 = 0.1;
-const FIFTH_AT_CADENCE: f64 = 0.3;
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CadenceWeights {
+    pub tonic: f64,
+    pub fifth_share: f64,
+}
+
+impl CadenceWeights {
+    pub const CHOSEN: CadenceWeights = CadenceWeights { tonic: 0.1, fifth_share: 0.3 };
+
+    /// The weights `CHOSEN` was chosen from (tonic 0.1 to 0.5, the fifth's share 0.3 or 0.6;
+    /// the third's share, which the choice left at 0, aside), so that a reading can be
+    /// measured with its weights chosen again without the pieces it is measured on (`cargo
+    /// xtask listen`).
+    pub fn grid() -> impl Iterator<Item = CadenceWeights> {
+        (1..=5).flat_map(|tenths| {
+            [0.3, 0.6].map(|fifth_share| CadenceWeights { tonic: f64::from(tenths) / 10.0, fifth_share })
+        })
+    }
+}
 
 /// Bars either side of a bar whose notes decide its own key: five bars hold enough notes
 /// to name a key (a chorale phrase is two), and are few enough to follow a modulation.
@@ -174,11 +192,11 @@ impl Key {
         cov / (vw * vp).sqrt().max(f64::MIN_POSITIVE)
     }
 
-    /// How much a phrase that ends on `pitch_class` says it is in this key.
-    fn cadence_on(self, pitch_class: u8) -> f64 {
+    /// How much a phrase that ends on `pitch_class` says it is in this key, of the tonic's.
+    fn cadence_on(self, pitch_class: u8, fifth_share: f64) -> f64 {
         match (pitch_class + 12 - self.tonic) % 12 {
             0 => 1.0,
-            7 => FIFTH_AT_CADENCE,
+            7 => fifth_share,
             _ => 0.0,
         }
     }
@@ -227,7 +245,7 @@ impl KeyEvidence {
         let mut cadences = vec![Vec::new(); bars];
         if notes.iter().any(|note| note.track != notes[0].track) {
             // Several parts: their harmony's sounding time carries the tonic and dominant's
-            // weight already (see `CADENCE_WEIGHT`).
+            // weight already (see `CadenceWeights`).
             return Some(KeyEvidence { time, cadences, finals: Vec::new() });
         }
         let closes = |note: &crate::roll::GridNote| {
@@ -249,7 +267,7 @@ impl KeyEvidence {
 
     /// How well the bars `from..to` fit `key`: their sounding time against its profile, and
     /// their phrase ends on its tonic or fifth.
-    fn score(&self, key: Key, from: usize, to: usize) -> f64 {
+    fn score(&self, key: Key, from: usize, to: usize, weights: CadenceWeights) -> f64 {
         let mut time = [0f64; 12];
         for bar in &self.time[from..to] {
             for (sum, t) in time.iter_mut().zip(bar) {
@@ -257,7 +275,8 @@ impl KeyEvidence {
             }
         }
         let mean = |classes: &mut dyn Iterator<Item = u8>| {
-            let (sum, count) = classes.fold((0.0, 0), |(sum, count), c| (sum + key.cadence_on(c), count + 1));
+            let (sum, count) =
+                classes.fold((0.0, 0), |(sum, count), c| (sum + key.cadence_on(c, weights.fifth_share), count + 1));
             if count == 0 {
                 0.0
             } else {
@@ -266,24 +285,24 @@ impl KeyEvidence {
         };
         let finals = mean(&mut self.finals.iter().filter(|(bar, _)| (from..to).contains(bar)).map(|&(_, c)| c));
         let cadences = mean(&mut self.cadences[from..to].iter().flatten().copied());
-        key.fit(&time) + CADENCE_WEIGHT * (finals + cadences)
+        key.fit(&time) + weights.tonic * (finals + cadences)
     }
 
     /// The whole roll's key.
-    fn key(&self) -> Key {
-        best_key(|key| self.score(key, 0, self.time.len()))
+    fn key(&self, weights: CadenceWeights) -> Key {
+        best_key(|key| self.score(key, 0, self.time.len(), weights))
     }
 
     /// Each bar's key: the key of the bars around it, smoothed (the path of keys that scores
     /// best, each bar scoring its window's fit, a bonus for the whole roll's key, less a cost
     /// for each change of key).
     fn bar_keys(&self) -> Vec<Key> {
-        let whole = self.key();
+        let whole = self.key(CadenceWeights::CHOSEN);
         let keys: Vec<Key> = Key::all().collect();
         let local = |bar: usize, key: Key| {
             let from = bar.saturating_sub(KEY_WINDOW_BARS);
             let to = (bar + KEY_WINDOW_BARS + 1).min(self.time.len());
-            self.score(key, from, to) + if key == whole { CLIP_KEY_PRIOR } else { 0.0 }
+            self.score(key, from, to, CadenceWeights::CHOSEN) + if key == whole { CLIP_KEY_PRIOR } else { 0.0 }
         };
         let best_of =
             |totals: &[f64]| (0..totals.len()).max_by(|&a, &b| totals[a].total_cmp(&totals[b])).expect("keys");
@@ -316,7 +335,12 @@ impl KeyEvidence {
 /// their sounding time per pitch class (the Krumhansl–Schmuckler method) and, of a lone
 /// part, whose tonic or fifth its phrases end on. `None` when the tracks are silent.
 pub fn key(roll: &Roll, tracks: &[usize]) -> Option<Key> {
-    KeyEvidence::of(roll, tracks).map(|evidence| evidence.key())
+    key_weighing_cadences(roll, tracks, CadenceWeights::CHOSEN)
+}
+
+/// [`key`] with a lone part's phrase ends weighed by `weights`.
+pub fn key_weighing_cadences(roll: &Roll, tracks: &[usize], weights: CadenceWeights) -> Option<Key> {
+    KeyEvidence::of(roll, tracks).map(|evidence| evidence.key(weights))
 }
 
 /// The scale ([`Key::scale`]) of the [`key`] of `tracks` of `roll`.
