@@ -116,13 +116,14 @@ const MINOR_PROFILE: [f64; 12] =
     [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623];
 
 /// How much a lone part's phrase ends count in reading its key: what ending on a key's tonic
-/// adds to the key's score, and the share of that which ending on its fifth adds. Sounding time alone often takes a melody for its relative
-/// minor or its dominant's key, and where the melody closes tells them apart: Bach's chorale
-/// sopranos end on the tonic in 273 of the 329 training pieces (on the fifth in 28). Chosen
-/// on those pieces from a grid (each weight 0.1 to 0.5, the fifth's share 0.3 or 0.6, the
-/// third's 0 or 0.3): the whole soprano's key is then the four parts' key in 294 of 329, 261
-/// by sounding time alone; larger weights read more 4-bar phrases wrong, whose long notes
-/// close their key less often. Only a lone part's cadences count: read from all four parts,
+/// adds to the key's score, and the share of that which ending on its fifth adds. Sounding
+/// time alone often takes a melody for its relative minor or its dominant's key, and where
+/// the melody closes tells them apart: Bach's chorale sopranos end on the tonic in 273 of
+/// the 329 training pieces (on the fifth in 28). Chosen on those pieces from a grid (each
+/// weight 0.1 to 0.5, the fifth's share 0.3 or 0.6, the third's 0 or 0.3): the whole
+/// soprano's key is then the four parts' key in 294 of 329, 261 by sounding time alone;
+/// larger weights read more 4-bar phrases wrong, whose long notes close their key less
+/// often. Chosen again in ten folds over all 364 pieces, they read 321 right (88.2 %). Only a lone part's cadences count: read from all four parts,
 /// the key by sounding time alone is the key of the signature in all 364 pieces, and 348
 /// with cadences weighed, as the bass's roots already carry the tonic's weight.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -492,7 +492,8 @@ impl Generator {
     /// `cadence_candidates` draws (see `Decoding::cadence_candidates`), the stream going on
     /// from the phrase's own draws. Only the phrase before it is given: the next phrase's
     /// opening is written afterwards to follow the close (`join_seams`), since a close drawn
-    /// to reach given notes after it leaps onto them.
+    /// to reach given notes after it leaps onto them. At temperature 0 every draw is the
+    /// phrase's own likeliest close: there is nothing to choose.
     fn closed(
         &self,
         decoder: &VoiceDecoder,
@@ -503,7 +504,7 @@ impl Generator {
         stream: &mut impl rand::Rng,
     ) -> candle_core::Result<Vec<Vec<u32>>> {
         let candidates = usize::from(self.card.decoding.cadence_candidates);
-        if candidates <= 1 {
+        if candidates <= 1 || sampling.temperature <= 0.0 {
             return Ok(phrase);
         }
         let close_from = phrase.len().saturating_sub(strong_beat_steps(representation));
