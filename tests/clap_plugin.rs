@@ -172,21 +172,12 @@ fn a_long_session_never_allocates_on_the_audio_thread_and_leaves_no_note_hanging
                 // A model change, the way a host makes one: loading a project that uses another model.
                 // In turn the folk model's folder, the one-voice VAE's (whose phrases decode from
                 // per-cell logits) and the built-in model.
-                let folder_of = |folder: &str| {
-                    (
-                        session_for_folk
-                            .replace(&format!(r#"{{"folder":"{folk}"}}"#), &format!(r#"{{"folder":"{folder}"}}"#)),
-                        serde_json::json!({ "folder": folder }),
-                    )
+                let model = match model_changes % 3 {
+                    0 => serde_json::json!({ "folder": folk }),
+                    1 => serde_json::json!({ "folder": folk_vae }),
+                    _ => serde_json::json!("embedded"),
                 };
-                let (session, model) = match model_changes % 3 {
-                    0 => folder_of(folk),
-                    1 => folder_of(folk_vae),
-                    _ => (
-                        session_for_folk.replace(&format!(r#"{{"folder":"{folk}"}}"#), r#""embedded""#),
-                        serde_json::json!("embedded"),
-                    ),
-                };
+                let session = session_for_folk.replace(&format!(r#"{{"folder":"{folk}"}}"#), &model.to_string());
                 let state = clap_host::state_with_session(&plugin.save_state(), &session);
                 assert!(plugin.load_state(&state));
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

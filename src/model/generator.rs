@@ -507,12 +507,8 @@ impl Generator {
         if candidates <= 1 || sampling.temperature <= 0.0 {
             return Ok(phrase);
         }
-        let close_from = phrase.len().saturating_sub(strong_beat_steps(representation));
-        let given: Vec<Vec<Option<u32>>> = phrase
-            .iter()
-            .enumerate()
-            .map(|(step, choices)| choices.iter().map(|&token| (step < close_from).then_some(token)).collect())
-            .collect();
+        let close = phrase.len().saturating_sub(strong_beat_steps(representation))..phrase.len();
+        let given = given_around(&phrase, &close);
         decoder.joined_tokens(z, &given, sampling, stream, JoinDraws { candidates, own_weight: 1.0 })
     }
 

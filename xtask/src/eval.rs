@@ -11,7 +11,6 @@ use dreamroll::metrics::seams::{played_twice, JunctionAccumulator, JunctionSumma
 use dreamroll::metrics::two_sample::classifier_accuracy;
 use dreamroll::metrics::voices::{VoiceStatistics, VoiceSummary};
 use dreamroll::metrics::{copy_rate, MetricsAccumulator, MetricsSummary};
-use dreamroll::model::card::Decoding;
 use dreamroll::model::generator::DEFAULT_VARIATION;
 use dreamroll::model::generator::{Generator, RenderRequest};
 use dreamroll::model::latent::noise;
@@ -293,17 +292,21 @@ struct LoopJunctions {
 fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let mut generator =
         Generator::from_dir(folder).with_context(|| format!("loading the model in {}", folder.display()))?;
+    // The decoding flags, each beside what the card has, checked as a card's would be.
+    let carded = generator.card().decoding.clone();
+    let mut decoding = carded.clone();
     if let Some(weight) = args.seam_opening_weight {
-        let carded = generator.card().decoding.seam_opening_weight;
-        let decoding = Decoding { seam_opening_weight: weight, ..generator.card().decoding.clone() };
-        generator = generator.with_decoding(decoding).context("--seam-opening-weight")?;
+        decoding.seam_opening_weight = weight;
+        let carded = carded.seam_opening_weight;
         println!("seam openings chosen with their own likelihood weighted {weight} (the card has {carded})");
     }
     if let Some(candidates) = args.cadence_candidates {
-        let carded = generator.card().decoding.cadence_candidates;
-        let decoding = Decoding { cadence_candidates: candidates, ..generator.card().decoding.clone() };
-        generator = generator.with_decoding(decoding).context("--cadence-candidates")?;
+        decoding.cadence_candidates = candidates;
+        let carded = carded.cadence_candidates;
         println!("each phrase's close drawn {candidates} time(s), the likeliest kept (the card has {carded})");
+    }
+    if decoding != carded {
+        generator = generator.with_decoding(decoding).context("--seam-opening-weight or --cadence-candidates")?;
     }
     let card = generator.card().clone();
     let representation = Arc::new(card.representation.clone());

@@ -553,7 +553,8 @@ mod tests {
     use std::sync::Arc;
 
     /// Two parts: a scale up from `tonic` and down, closing on it for a bar (sung by the top
-    /// part, or by nobody when `sung` is false), over the tonic and then its fifth in every bar of the bass.
+    /// part, or by nobody when `sung` is false), over the tonic and then its fifth in every
+    /// bar of the bass.
     fn piece(tonic: u8, sung: bool) -> Roll {
         let representation = Arc::new(Representation {
             steps_per_beat: 4,
