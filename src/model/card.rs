@@ -235,6 +235,16 @@ pub struct Decoding {
     /// --seam-opening-weight`). 0 in models before it.
     #[serde(default)]
     pub seam_opening_weight: f32,
+    /// Voice decoder, seams: added (in logits) to every new note of a seam's opening that
+    /// lies more than a fifth from its voice's last note. The opening is written under the
+    /// encoder's reading of its window as first drawn, so that it moves with the rhythm of a
+    /// phrase start; that reading also carries the first-drawn opening's pitches, which may
+    /// lie far from the phrase before it, and this keeps the voices near the phrase before as
+    /// the corpus's phrase starts keep near theirs. Chosen per model with its loops' seams and
+    /// wrap beside the corpus's phrase starts (`cargo xtask eval --seam-leap-bias`). 0 in
+    /// models before it.
+    #[serde(default)]
+    pub seam_leap_bias: f32,
     /// Voice decoder, cadences: each phrase of a loop has its close, from its last strong
     /// beat, drawn this many times, and the draw the network finds likeliest is kept (0 or 1:
     /// the phrase as first drawn). A single draw at the model's temperature ends a phrase on a
@@ -499,6 +509,7 @@ impl ModelCard {
             ("decoding.harmonise_rest_bias", decoding.harmonise_rest_bias),
             ("decoding.harmonise_repeat_bias", decoding.harmonise_repeat_bias),
             ("decoding.harmonise_leap_bias", decoding.harmonise_leap_bias),
+            ("decoding.seam_leap_bias", decoding.seam_leap_bias),
         ] {
             if !(bias.is_finite() && (-BIAS_LIMIT..=BIAS_LIMIT).contains(&bias)) {
                 return Err(field(name, format!("{bias} is not within ±{BIAS_LIMIT}")));
@@ -770,6 +781,7 @@ pub(crate) fn test_card() -> ModelCard {
             harmonise_repeat_bias: 0.0,
             harmonise_leap_bias: 0.0,
             seam_opening_weight: 0.0,
+            seam_leap_bias: 0.0,
             cadence_candidates: 0,
         },
         latent_center: vec![0.0; 4],

@@ -67,6 +67,12 @@ pub struct EvalArgs {
     /// measure a model's seams and wrap at other weights before setting its card.
     #[arg(long, requires = "model")]
     seam_opening_weight: Option<f32>,
+    /// Logits added to a seam opening's every new note more than a fifth from its voice's
+    /// last when --model joins its loops' phrases (within ±6; negative leaps less) [default:
+    /// the card's `seam_leap_bias`]: to measure a model's seams and wrap at other biases
+    /// before setting its card.
+    #[arg(long, requires = "model", allow_negative_numbers = true)]
+    seam_leap_bias: Option<f32>,
     /// Draws of each phrase's close (from its last strong beat) when --model renders its
     /// loops, the likeliest kept (0 or 1: one draw) [default: the card's
     /// `cadence_candidates`]: to measure a model's cadences and seams at other counts before
@@ -300,13 +306,20 @@ fn eval_model(folder: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         let carded = carded.seam_opening_weight;
         println!("seam openings chosen with their own likelihood weighted {weight} (the card has {carded})");
     }
+    if let Some(bias) = args.seam_leap_bias {
+        decoding.seam_leap_bias = bias;
+        let carded = carded.seam_leap_bias;
+        println!("seam openings' leaps past a fifth moved by {bias} logits (the card has {carded})");
+    }
     if let Some(candidates) = args.cadence_candidates {
         decoding.cadence_candidates = candidates;
         let carded = carded.cadence_candidates;
         println!("each phrase's close drawn {candidates} time(s), the likeliest kept (the card has {carded})");
     }
     if decoding != carded {
-        generator = generator.with_decoding(decoding).context("--seam-opening-weight or --cadence-candidates")?;
+        generator = generator
+            .with_decoding(decoding)
+            .context("--seam-opening-weight, --seam-leap-bias or --cadence-candidates")?;
     }
     let card = generator.card().clone();
     let representation = Arc::new(card.representation.clone());
@@ -391,7 +404,10 @@ fn loops_as_played(
 ) -> anyhow::Result<LoopMetrics> {
     let bars_per_phrase = usize::from(generator.card().representation.bars_per_phrase);
     let mut generated = Vec::new();
-    let mut windows_by_loop: Vec<Vec<Roll>> = Vec::new();
+    // A seed's loops of every length begin with the same phrases (one latent walk, one stream
+    // per phrase), so their windows are near twins: they are one group, or a classifier that
+    // has learnt one recognises its twin in another fold and the test scores memory.
+    let mut windows_by_seed: Vec<Vec<Roll>> = vec![Vec::new(); args.loops as usize];
     let (mut band_loops, mut band_pieces) = (BandAccumulator::default(), BandAccumulator::default());
     for bars in LOOP_BARS {
         let mut junctions = JunctionAccumulator::default();
@@ -411,7 +427,11 @@ fn loops_as_played(
                 .with_context(|| format!("rendering the {bars}-bar loop of seed {seed}"))?;
             junctions.add_loop(&looped);
             band_loops.add(&looped, bars_per_phrase);
-            windows_by_loop.push(seam_windows(&played_twice(&looped), bars_per_phrase, looped.steps()));
+            windows_by_seed[(seed - 1) as usize].extend(seam_windows(
+                &played_twice(&looped),
+                bars_per_phrase,
+                looped.steps(),
+            ));
         }
         generated.push(LoopJunctions { bars, junctions: junctions.summary() });
     }
@@ -426,7 +446,7 @@ fn loops_as_played(
     }
     let seam_test = two_sample_test(
         [
-            Side { name: "generated loops", groups: by_piece(&windows_by_loop), transpose: false },
+            Side { name: "generated loops", groups: by_piece(&windows_by_seed), transpose: false },
             Side { name: "training", groups: by_piece(&windows_by_piece), transpose: true },
         ],
         args.test_phrases,

@@ -82,6 +82,7 @@ pub fn initial_card(config: &RunConfig, data: &TrainingData, out: &Path) -> anyh
             harmonise_repeat_bias: 0.0,
             harmonise_leap_bias: 0.0,
             seam_opening_weight: 0.0,
+            seam_leap_bias: 0.0,
             cadence_candidates: 0,
         },
         latent_center: vec![0.0; shape.latent],
