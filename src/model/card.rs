@@ -250,9 +250,10 @@ pub struct Decoding {
     /// the phrase as first drawn). A single draw at the model's temperature ends a phrase on a
     /// passing or incomplete chord more often than its corpus does, and the likeliest of a few
     /// is the close the model learned most: the chorale model's loops end their phrases on a
-    /// triad 41–42 % of the time with one draw, 52–53 % with five (Bach: 52.2 %). More draws
-    /// overshoot the corpus, and a close that is too settled leaves the next phrase's opening
-    /// further to go. Chosen per model with `cargo xtask eval --cadence-candidates`. 0 in
+    /// triad 41–42 % of the time with one draw, 52–53 % with five and 54–55 % with six, its
+    /// card's (Bach: 52.2 %), the root in the bass more often with each. More draws overshoot
+    /// the corpus, and a close that is too settled leaves the next phrase's opening further
+    /// to go. Chosen per model with `cargo xtask eval --cadence-candidates`. 0 in
     /// models before it.
     #[serde(default)]
     pub cadence_candidates: u8,
