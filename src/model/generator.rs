@@ -544,8 +544,8 @@ impl Generator {
             let z = self.seam_latent(&seam_window, representation, latents, seam.phrase, options.velocity)?;
             let first_bar = seam.window_start / steps_per_bar;
             let guide = chords.map(|chords| self.chord_guide(chords, (first_bar..).map(|bar| bar % loop_bars)));
-            let sampling = voice_sampling(&DecodeOptions { guide, ..options.clone() });
-            let sampling = Sampling { leap_bias: sampling.leap_bias + self.card.decoding.seam_leap_bias, ..sampling };
+            let leap_bias = options.leap_bias + self.card.decoding.seam_leap_bias;
+            let sampling = voice_sampling(&DecodeOptions { guide, leap_bias, ..options.clone() });
             let stream = &mut phrase_stream(request.seed, &z);
             // A joined phrase equal to a learned one is written again, the stream going on, as
             // a phrase from silence is (see `VoiceDecoder::complete`). It is read as the loop
@@ -1216,11 +1216,16 @@ mod tests {
         assert_ne!(joined, unjoined, "the openings were written again");
     }
 
+    /// The test card with its decoding changed by `change`.
+    fn voices_generator_decoding(weights: &[u8], change: impl FnOnce(&mut crate::model::card::Decoding)) -> Generator {
+        let mut card = crate::model::card::test_voice_card();
+        change(&mut card.decoding);
+        Generator::from_bytes(&card.to_json(), weights).unwrap()
+    }
+
     /// The test card drawing each phrase's close five times.
     fn closing_voices_generator(weights: &[u8]) -> Generator {
-        let mut card = crate::model::card::test_voice_card();
-        card.decoding.cadence_candidates = 5;
-        Generator::from_bytes(&card.to_json(), weights).unwrap()
+        voices_generator_decoding(weights, |decoding| decoding.cadence_candidates = 5)
     }
 
     #[test]
@@ -1251,9 +1256,8 @@ mod tests {
         use crate::metrics::seams::JunctionAccumulator;
         let weights = voices_weights();
         let free = voices_generator(&weights);
-        let mut card = crate::model::card::test_voice_card();
-        card.decoding.seam_leap_bias = -crate::model::card::BIAS_LIMIT;
-        let held = Generator::from_bytes(&card.to_json(), &weights).unwrap();
+        let held =
+            voices_generator_decoding(&weights, |decoding| decoding.seam_leap_bias = -crate::model::card::BIAS_LIMIT);
         let representation = &free.card().representation;
         let (phrase, opening) = (representation.steps_per_phrase(), strong_beat_steps(representation) + 1);
         let bars = 4 * usize::from(representation.bars_per_phrase);
